@@ -1,0 +1,212 @@
+--- Access tokens: a static token, or OAuth refresh (reference §4).
+--
+-- Refresh happens when a token is first needed, ahead of expiry, and once after
+-- a 401 INVALID_TOKEN. It is single-flight: however many calls need a token at
+-- once, one refresh request is made and the others wait for its answer. Zoho
+-- allows 10 refreshes per 10 minutes per refresh token (§4.2); the client never
+-- sends an 11th, it answers with a `REFRESH_LIMIT` error instead.
+
+local cjson = require "cjson.safe"
+local core = require "zcrm.core"
+local dc = require "zcrm.dc"
+
+local M = {}
+
+local REFRESH_WINDOW, REFRESH_MAX = 600, 10
+local TOKEN_EVENT = "zcrm.token"
+
+-- Refresh times per refresh token, shared by every client in this Lua state:
+-- Zoho counts per refresh token, not per client object.
+local refresh_times = {}
+
+local function form_escape(s)
+  return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
+-- FNV-1a: a short fingerprint that ties a token cache to its credentials
+-- without storing them.
+local function fingerprint(s)
+  local h = 2166136261
+  for i = 1, #s do
+    h = ((h ~ s:byte(i)) * 16777619) & 0xffffffff
+  end
+  return string.format("%08x", h)
+end
+
+local function auth_error(code, message, extra)
+  local e = { kind = "auth", code = code, message = message }
+  for k, v in pairs(extra or {}) do e[k] = v end
+  return core.error(e)
+end
+
+-- Hints for the token endpoint's errors (reference §4.3).
+local TOKEN_ERRORS = {
+  invalid_client = "Check client_id and client_secret, and that the accounts server (dc) is the one the client was registered in.",
+  invalid_code = "The refresh token is revoked, expired or wrong: generate a new one in the API console (Self Client).",
+  ["Access Denied"] = "Zoho throttled token refreshes (at most 10 per 10 minutes per refresh token): wait, then retry.",
+  access_denied = "Access was denied: check the scopes granted to this client.",
+}
+
+-- {==== token cache file
+
+local function cache_key(o)
+  return o.client_id .. ":" .. fingerprint(o.refresh_token)
+end
+
+--- Reads the token cache named in `o.token_cache`. Returns true, or nil, err when
+-- the file is unsafe (readable by group or others).
+function M.load_cache(client)
+  local o = client.oauth
+  local path = o and o.token_cache
+  if not path then return true end
+  local mode = core.file_mode(path)
+  if not mode then return true end -- no cache yet
+  if mode & 0x3f ~= 0 then -- any group or other bit (077)
+    return nil, core.error {
+      kind = "config", code = "UNSAFE_TOKEN_CACHE",
+      message = string.format("token cache %s has mode %03o: it must be readable by its owner only (chmod 600 %s)",
+        path, mode, path),
+    }
+  end
+  local f = io.open(path, "rb")
+  if not f then return true end
+  local doc = cjson.decode(f:read("a") or "")
+  f:close()
+  if type(doc) == "table" and doc.key == cache_key(o) and type(doc.access_token) == "string"
+      and type(doc.expires_at) == "number" then
+    local left = doc.expires_at - os.time()
+    if left > 0 then
+      o.access_token = doc.access_token
+      o.expires_at = core.now() + left
+      o.ttl = doc.ttl or left
+      client:_add_secret(doc.access_token)
+    end
+  end
+  return true
+end
+
+local function save_cache(client)
+  local o = client.oauth
+  if not o.token_cache then return end
+  local doc = cjson.encode {
+    key = cache_key(o), access_token = o.access_token, ttl = o.ttl,
+    expires_at = os.time() + math.floor(o.expires_at - core.now()),
+  }
+  local ok, err = core.write_private_file(o.token_cache, doc)
+  if not ok then client:_log("warn", "token cache not written: " .. tostring(err)) end
+end
+
+-- }====
+
+-- Seconds of validity in a token answer: `expires_in_sec` means `expires_in` is
+-- in milliseconds (the SDK's rule, reference §4.1); else `expires_in` is seconds.
+local function lifetime(doc)
+  local sec = tonumber(doc.expires_in_sec)
+  if sec then return sec end
+  local v = tonumber(doc.expires_in)
+  if v then return v end
+  return 3600
+end
+M.lifetime = lifetime
+
+local function note_refresh(o)
+  local key = o.refresh_token
+  local times = refresh_times[key] or {}
+  refresh_times[key] = times
+  local t = core.now()
+  while times[1] and times[1] <= t - REFRESH_WINDOW do table.remove(times, 1) end
+  if #times >= (o.refresh_limit or REFRESH_MAX) then
+    return nil, auth_error("REFRESH_LIMIT",
+      string.format("%d token refreshes in the last 10 minutes for this refresh token; Zoho allows %d. Wait %.0f s.",
+        #times, o.refresh_limit or REFRESH_MAX, times[1] + REFRESH_WINDOW - t),
+      { retryable = true, details = { retry_after = times[1] + REFRESH_WINDOW - t } })
+  end
+  times[#times + 1] = t
+  return true
+end
+
+-- Runs inside an operation: one refresh request, its answer read and stored.
+local function refresh(client)
+  local o = client.oauth
+  local ok, lerr = note_refresh(o)
+  if not ok then return nil, lerr end
+  client.token_refreshes = client.token_refreshes + 1
+  local body = table.concat({
+    "grant_type=refresh_token",
+    "client_id=" .. form_escape(o.client_id),
+    "client_secret=" .. form_escape(o.client_secret),
+    "refresh_token=" .. form_escape(o.refresh_token),
+  }, "&")
+  local status, raw = coroutine.yield("http", {
+    method = "POST", url = o.accounts_url .. "/oauth/v2/token", body = body,
+    headers = { "Content-Type: application/x-www-form-urlencoded", "Accept: application/json" },
+    timeout = client.timeout, connect_timeout = client.connect_timeout,
+    bypass_limit = true, -- the accounts server is not the CRM API's concurrency pool
+  })
+  if status == nil then return nil, raw end
+  local doc = cjson.decode(raw or "")
+  if type(doc) ~= "table" then
+    return nil, auth_error("UNEXPECTED_RESPONSE",
+      string.format("token endpoint answered HTTP %d with no JSON object", status),
+      { status = status, retryable = status >= 500 })
+  end
+  -- Zoho answers token errors with HTTP 200 and an `error` key (reference §4.3).
+  if doc.error ~= nil or type(doc.access_token) ~= "string" then
+    local code = type(doc.error) == "string" and doc.error or "UNEXPECTED_RESPONSE"
+    local desc = type(doc.error_description) == "string" and doc.error_description or nil
+    return nil, auth_error(code == "Access Denied" and "ACCESS_DENIED" or code,
+      "token refresh failed: " .. code .. (desc and (" (" .. client:_redact(desc) .. ")") or ""),
+      { status = status, resolution = TOKEN_ERRORS[code], retryable = code == "Access Denied" })
+  end
+  local ttl = lifetime(doc)
+  o.access_token = doc.access_token
+  o.ttl = ttl
+  o.expires_at = core.now() + ttl
+  client:_add_secret(doc.access_token)
+  if type(doc.api_domain) == "string" and doc.api_domain ~= client.api_domain then
+    if not client.api_domain_explicit and dc.belongs(doc.api_domain, client.dc, client.environment) then
+      client.api_domain = doc.api_domain
+    else
+      client:_log("warn", string.format("token response names api_domain %s, which is not this client's (%s, %s/%s); keeping %s",
+        doc.api_domain, client.api_domain, client.dc or "?", client.environment or "?", client.api_domain))
+    end
+  end
+  save_cache(client)
+  return o.access_token
+end
+
+--- Returns a usable access token (refreshing when needed), or nil, err. Runs
+-- inside an operation's coroutine.
+function M.access_token(client)
+  local o = client.oauth
+  if not o then return client.access_token end
+  while true do
+    if o.access_token then
+      local margin = math.min(o.refresh_margin, (o.ttl or 3600) / 2)
+      if core.now() < o.expires_at - margin then return o.access_token end
+    end
+    if o.refreshing then
+      local token, err = coroutine.yield("wait", TOKEN_EVENT)
+      if not token then return nil, err end
+      return token
+    end
+    o.refreshing = true
+    local token, err = refresh(client)
+    o.refreshing = false
+    client:_signal(TOKEN_EVENT, token, err)
+    if not token then return nil, err end
+    return token
+  end
+end
+
+--- Forgets `token` after the server refused it, unless a newer one is in use.
+function M.invalidate(client, token)
+  local o = client.oauth
+  if o and o.access_token == token then
+    o.access_token = nil
+  end
+end
+
+M.fingerprint = fingerprint
+
+return M

@@ -1,0 +1,339 @@
+--- The non-blocking engine: every client call runs as a coroutine that yields
+-- what it waits for (a transfer, a delay, an event such as "a token is ready"),
+-- and `poll` resumes it once libcurl or the clock has the answer. Blocking calls
+-- are `submit` followed by `wait`.
+--
+-- Nothing here runs inside libcurl: `multi:perform` returns the finished
+-- transfers, and only then are coroutines resumed and callbacks called.
+
+local core = require "zcrm.core"
+
+local now = core.now
+local unpack = table.unpack
+local pack = table.pack
+
+local M = {}
+
+-- {==== request objects
+
+local Request = {}
+Request.__index = Request
+Request.__name = "zcrm.request"
+
+function Request:__tostring()
+  return string.format("zcrm.request %s (%s)", self.method, self._done and "done" or "pending")
+end
+
+--- True once the request has a result (success or failure).
+function Request:done()
+  return self._done == true
+end
+
+--- The call's results (`res` or `nil, err`) once done; nothing before.
+function Request:result()
+  if not self._done then return nil end
+  return unpack(self._res, 1, self._res.n)
+end
+
+--- Calls `fn(res, err)` from `poll` once the request is done (also when it is
+-- done already). Errors raised by `fn` are logged and kept in
+-- `client.callback_errors`; they never break the engine.
+function Request:on_done(fn)
+  assert(type(fn) == "function", "on_done expects a function")
+  self._on_done = fn
+  if self._done then self.client._to_notify[#self.client._to_notify + 1] = self end
+  return self
+end
+
+--- Stops the request: a transfer in flight is aborted, a queued one is never
+-- sent. The result becomes `nil, err` with code CANCELLED. Idempotent.
+function Request:cancel()
+  if self._done then return false end
+  self.client:_cancel(self)
+  return true
+end
+
+M.Request = Request
+
+-- }====
+
+-- {==== engine methods, mixed into the client class
+
+local E = {}
+
+function E:_engine_init(opts)
+  self.concurrency = opts.concurrency or 10
+  self.multi = core.new_multi {
+    ca_file = opts.ca_file, proxy = opts.proxy, user_agent = opts.user_agent,
+    max_response_bytes = opts.max_response_bytes,
+  }
+  self._live = {}         -- request -> true, until done
+  self._queue = {}        -- transfers waiting for a concurrency slot (FIFO)
+  self._qhead = 1
+  self._inflight = 0      -- API transfers in flight (counted against concurrency)
+  self._transfers = {}    -- core request -> owning zcrm.request
+  self._timers = {}       -- { at =, req = }, kept sorted by `at`
+  self._waiters = {}      -- event name -> list of requests
+  self._ready = {}        -- { req, args } to resume at the next step
+  self._to_notify = {}    -- done requests whose callback has not run yet
+  self.callback_errors = {}
+  self.max_in_flight_seen = 0
+end
+
+local function finish(self, req, ...)
+  req._done = true
+  req._res = pack(...)
+  req.co = nil
+  self._live[req] = nil
+  if req._on_done then self._to_notify[#self._to_notify + 1] = req end
+end
+
+-- Resumes `req`'s coroutine with the given values and acts on what it yields.
+function E:_step(req, ...)
+  local co = req.co
+  if not co then return end
+  local ok, what, a, b = coroutine.resume(co, ...)
+  if not ok then
+    -- A bug in zcrm itself or a misuse caught deep down: report it, never lose it.
+    self:_log("error", "internal error in " .. req.method .. ": " .. tostring(what))
+    return finish(self, req, nil, core.error {
+      kind = "internal", code = "INTERNAL_CLIENT_ERROR",
+      message = "zcrm internal error: " .. tostring(what),
+    })
+  end
+  if coroutine.status(co) == "dead" then
+    local r = pack(what, a, b)
+    return finish(self, req, unpack(r, 1, r.n))
+  end
+  if what == "http" then
+    req._spec = a
+    if a.bypass_limit or self._inflight < self.concurrency then
+      self:_start(req, a)
+    else
+      self._queue[#self._queue + 1] = req
+    end
+  elseif what == "sleep" then
+    local t = { at = now() + a, req = req }
+    local timers = self._timers
+    local i = #timers
+    while i > 0 and timers[i].at > t.at do i = i - 1 end
+    table.insert(timers, i + 1, t)
+  elseif what == "wait" then
+    local list = self._waiters[a]
+    if not list then list = {}; self._waiters[a] = list end
+    list[#list + 1] = req
+  else
+    error("engine: unexpected yield " .. tostring(what))
+  end
+end
+
+function E:_start(req, spec)
+  if spec.before_start then
+    local ok, err = spec.before_start(self, spec)
+    if not ok then
+      self._ready[#self._ready + 1] = { req, pack(nil, err) }
+      return
+    end
+  end
+  local creq, err = self.multi:start(spec)
+  if not creq then
+    if spec.after then spec.after(self, spec, nil, err) end
+    self._ready[#self._ready + 1] = { req, pack(nil, err) }
+    return
+  end
+  if not spec.bypass_limit then
+    self._inflight = self._inflight + 1
+    if self._inflight > self.max_in_flight_seen then self.max_in_flight_seen = self._inflight end
+  end
+  req._creq = creq
+  self._transfers[creq] = req
+end
+
+-- Starts queued transfers while slots are free.
+function E:_fill()
+  local q = self._queue
+  while self._inflight < self.concurrency and self._qhead <= #q do
+    local req = q[self._qhead]
+    q[self._qhead] = nil
+    self._qhead = self._qhead + 1
+    if req._spec and not req._done then self:_start(req, req._spec) end
+  end
+  if self._qhead > #q then self._queue = {}; self._qhead = 1 end
+end
+
+function E:_cancel(req)
+  local creq = req._creq
+  if creq then
+    self._transfers[creq] = nil
+    creq:cancel()
+    req._creq = nil
+    if not (req._spec and req._spec.bypass_limit) then self._inflight = self._inflight - 1 end
+  end
+  for i = #self._timers, 1, -1 do
+    if self._timers[i].req == req then table.remove(self._timers, i) end
+  end
+  finish(self, req, nil, core.error {
+    kind = "transport", code = "CANCELLED", message = "the request was cancelled",
+    retryable = false,
+  })
+end
+
+--- Wakes every request waiting on `event`, passing them `...`.
+function E:_signal(event, ...)
+  local list = self._waiters[event]
+  if not list then return end
+  self._waiters[event] = nil
+  local args = pack(...)
+  for _, req in ipairs(list) do self._ready[#self._ready + 1] = { req, args } end
+end
+
+-- Resumes what is ready (finished transfers, due timers, signalled events) until
+-- nothing more is, then starts queued transfers.
+function E:_run_ready()
+  while true do
+    local ready = self._ready
+    if #ready == 0 then
+      local timers = self._timers
+      local t = now()
+      while timers[1] and timers[1].at <= t do
+        local timer = table.remove(timers, 1)
+        ready[#ready + 1] = { timer.req, pack() }
+      end
+      if #ready == 0 then break end
+    end
+    self._ready = {}
+    for _, item in ipairs(ready) do
+      self:_step(item[1], unpack(item[2], 1, item[2].n))
+    end
+    self:_fill()
+  end
+  self:_fill()
+end
+
+function E:_notify()
+  local list = self._to_notify
+  if #list == 0 then return 0 end
+  self._to_notify = {}
+  for _, req in ipairs(list) do
+    local fn = req._on_done
+    if fn and not req._notified then
+      req._notified = true
+      local ok, err = pcall(fn, req:result())
+      if not ok then
+        local e = core.error {
+          kind = "callback", code = "CALLBACK_ERROR",
+          message = "error in on_done callback of " .. req.method .. ": " .. tostring(err),
+        }
+        self.callback_errors[#self.callback_errors + 1] = e
+        self:_log("error", e.message)
+      end
+    end
+  end
+  return #list
+end
+
+--- Starts `method` (the name of any blocking client method) with its arguments
+-- and returns a request object at once.
+function E:submit(method, ...)
+  local op = self._ops[method]
+  if not op then error("zcrm: unknown method '" .. tostring(method) .. "'", 2) end
+  local req = setmetatable({ client = self, method = method }, Request)
+  local client = self
+  req.co = coroutine.create(function(...) return op(client, ...) end)
+  self._live[req] = true
+  self:_step(req, ...)
+  self:_run_ready()
+  return req
+end
+
+--- Does what can be done without waiting longer than `timeout` seconds
+-- (default 0: never blocks). Finished requests get their results, and their
+-- callbacks run here. Returns the number of callbacks run.
+function E:poll(timeout)
+  timeout = timeout or 0
+  self:_run_ready()
+  local wait = timeout
+  local next_timer = self._timers[1]
+  if next_timer then wait = math.max(0, math.min(wait, next_timer.at - now())) end
+  if #self._ready > 0 or #self._to_notify > 0 then wait = 0 end
+  if self.multi:running() == 0 then
+    if wait > 0 then core.sleep(wait) end
+  else
+    for _, creq in ipairs(self.multi:perform(wait)) do
+      local req = self._transfers[creq]
+      if req then
+        self._transfers[creq] = nil
+        req._creq = nil
+        local spec = req._spec
+        if not spec.bypass_limit then self._inflight = self._inflight - 1 end
+        local r = pack(creq:result())
+        if spec.after then spec.after(self, spec, unpack(r, 1, r.n)) end
+        self._ready[#self._ready + 1] = { req, r }
+      end
+    end
+  end
+  self:_run_ready()
+  return self:_notify()
+end
+
+--- Seconds a host may sleep before calling `poll` again; nil when idle.
+function E:timeout()
+  if #self._ready > 0 or #self._to_notify > 0 then return 0 end
+  local t = self.multi:timeout()
+  local timer = self._timers[1]
+  if timer then
+    local dt = math.max(0, timer.at - now())
+    t = t and math.min(t, dt) or dt
+  end
+  return t
+end
+
+--- File descriptors libcurl waits on: { { fd =, read =, write = }, ... }.
+function E:fds()
+  return self.multi:fds()
+end
+
+--- Number of requests not yet done.
+function E:pending()
+  local n = 0
+  for _ in pairs(self._live) do n = n + 1 end
+  return n
+end
+
+--- Drives the engine until `req` is done and returns its result. Inside a
+-- coroutine that the host resumes (coroutine.isyieldable()), it yields instead
+-- of blocking, so `apply`-style code can run under a host scheduler.
+function E:wait(req, opts)
+  local yield = opts and opts.yield
+  while not req._done do
+    if yield and coroutine.isyieldable() then
+      coroutine.yield(req)
+      self:poll(0)
+    else
+      self:poll(0.05)
+    end
+  end
+  self:_notify()
+  return req:result()
+end
+
+--- Like `wait`, but yields to the host between polls when running in a coroutine.
+function E:await(req)
+  return self:wait(req, { yield = true })
+end
+
+--- Runs until no request is pending (or `timeout` seconds pass).
+function E:drain(timeout)
+  local deadline = timeout and now() + timeout
+  while next(self._live) or #self._to_notify > 0 do
+    if deadline and now() >= deadline then return false end
+    self:poll(0.05)
+  end
+  return true
+end
+
+M.methods = E
+
+-- }====
+
+return M

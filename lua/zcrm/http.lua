@@ -1,0 +1,181 @@
+--- One CRM API call as seen from inside an operation's coroutine: the auth
+-- header, credits, the transfer, reading Zoho's two error shapes, and the retry
+-- policy (429, 5xx and connection failures; backoff with full jitter).
+--
+-- Source of the shapes: ../shared/reference/zoho-crm-v8.md §7; of the limits: §8.
+
+local cjson = require "cjson.safe"
+local core = require "zcrm.core"
+local auth = require "zcrm.auth"
+
+local M = {}
+
+-- Credits each call costs (reference §8.1); `credit_costs` in zcrm.new overrides.
+M.DEFAULT_COSTS = { read = 1, update_module = 5, create_module = 500, token = 0 }
+
+local function unexpected(status, why)
+  return core.error {
+    kind = "transport", code = "UNEXPECTED_RESPONSE", status = status,
+    message = string.format("unexpected response (HTTP %s): %s", tostring(status), why),
+    retryable = status ~= nil and (status == 429 or status >= 500),
+  }
+end
+M.unexpected = unexpected
+
+-- Decodes a JSON object body; anything else is nil, reason.
+local function decode(raw)
+  if raw == nil or raw == "" then return nil, "empty body" end
+  local doc, err = cjson.decode(raw)
+  if doc == nil then return nil, "body is not JSON (" .. tostring(err) .. ")" end
+  if type(doc) ~= "table" then return nil, "body is not a JSON object" end
+  return doc
+end
+M.decode = decode
+
+-- Builds the error object for a Zoho error answer, whichever shape it has
+-- (A: top-level `code`; B: an item under `key`), or an UNEXPECTED_RESPONSE.
+local function api_error(client, status, doc, why, key)
+  local item
+  if doc then
+    if type(doc.code) == "string" then
+      item = doc
+    elseif key and type(doc[key]) == "table" then
+      for _, it in ipairs(doc[key]) do
+        if type(it) == "table" and it.status == "error" and type(it.code) == "string" then
+          item = it
+          break
+        end
+      end
+    end
+  end
+  if not item then
+    return unexpected(status, why or "no Zoho error object in the body")
+  end
+  local details = type(item.details) == "table" and item.details or nil
+  local message = type(item.message) == "string" and item.message or nil
+  return core.error {
+    code = item.code, status = status,
+    message = message and client:_redact(message),
+    details = details,
+    retryable = (status == 429 or status >= 500) or nil,
+  }
+end
+M.api_error = api_error
+
+local function backoff(client, attempt, retry_after)
+  local cap = math.min(client.retry_max_delay, client.retry_base * 2 ^ attempt)
+  local delay = math.random() * cap -- full jitter
+  if retry_after and retry_after > delay then delay = math.min(retry_after, client.retry_max_delay) end
+  return delay
+end
+
+local function parse_retry_after(v)
+  local n = v and tonumber(v)
+  if n and n >= 0 then return n end
+  return nil
+end
+
+-- Credits: reserved when a transfer starts, refunded when no charge can have
+-- happened (nothing answered, or 429).
+local function credits_before(client, spec)
+  local cost = spec.cost or 0
+  if client.max_credits and client.credits_spent + cost > client.max_credits then
+    return nil, core.error {
+      kind = "limit", code = "CREDIT_LIMIT",
+      message = string.format("this call costs %d credits; %d of max_credits %d are spent",
+        cost, client.credits_spent, client.max_credits),
+      details = { cost = cost, spent = client.credits_spent, max_credits = client.max_credits },
+    }
+  end
+  client.credits_spent = client.credits_spent + cost
+  return true
+end
+
+local function credits_after(client, spec, status, _, headers)
+  if status == nil or status == 429 then
+    client.credits_spent = client.credits_spent - (spec.cost or 0)
+  end
+  local remaining = headers and tonumber(headers["x-api-credits-remaining"])
+  if remaining then client.credits_remaining = remaining end
+end
+
+local function escape_query(s)
+  return (tostring(s):gsub("[^%w%-%._~,]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
+--- Performs one API call from inside an operation. Returns `status, doc,
+-- headers` for 2xx and 304 (`doc` is nil for 204 and 304), or `nil, err`.
+-- opts: query (table), body (Lua table, JSON-encoded), key (resource key of
+-- shape-B answers), cost (credits), headers (list), idempotent (default: not POST).
+function M.call(client, method, path, opts)
+  opts = opts or {}
+  local url = client.api_domain .. "/crm/" .. client.version .. "/" .. path
+  if opts.query then
+    local parts = {}
+    for k, v in pairs(opts.query) do parts[#parts + 1] = escape_query(k) .. "=" .. escape_query(v) end
+    table.sort(parts)
+    if #parts > 0 then url = url .. "?" .. table.concat(parts, "&") end
+  end
+  local body
+  if opts.body ~= nil then
+    local err
+    body, err = cjson.encode(opts.body)
+    if not body then
+      return nil, core.error { kind = "validation", code = "INVALID_DATA", message = "cannot encode body: " .. tostring(err) }
+    end
+  end
+  local idempotent = opts.idempotent
+  if idempotent == nil then idempotent = method ~= "POST" end
+  local attempt, reauthed = 0, false
+  while true do
+    local token, terr = auth.access_token(client)
+    if not token then return nil, terr end
+    local headers = {
+      "Authorization: Zoho-oauthtoken " .. token,
+      "Accept: application/json",
+    }
+    if body then headers[#headers + 1] = "Content-Type: application/json" end
+    for _, h in ipairs(opts.headers or {}) do headers[#headers + 1] = h end
+    local status, raw, rheaders = coroutine.yield("http", {
+      method = method, url = url, headers = headers, body = body,
+      timeout = client.timeout, connect_timeout = client.connect_timeout,
+      cost = opts.cost, before_start = credits_before, after = credits_after,
+    })
+    local err, retry_after
+    if status == nil then
+      err = raw
+      -- A POST that never connected was never sent: safe to retry.
+      if not idempotent and err.code ~= "CONNECTION_FAILED" then return nil, err end
+    elseif status == 204 or status == 304 then
+      return status, nil, rheaders
+    else
+      local doc, why = decode(raw)
+      if status >= 200 and status < 300 then
+        if not doc then return nil, unexpected(status, why) end
+        return status, doc, rheaders
+      end
+      err = api_error(client, status, doc, why, opts.key)
+      if status == 401 and (err.code == "INVALID_TOKEN" or err.code == "INVALID_OAUTHTOKEN")
+          and client.oauth and not reauthed then
+        -- The token died early (revoked, or more than 15 issued): refresh once, retry once.
+        reauthed = true
+        auth.invalidate(client, token)
+        err = nil
+      elseif status == 429 then
+        retry_after = parse_retry_after(rheaders and rheaders["retry-after"])
+      elseif not idempotent then
+        return nil, err
+      end
+    end
+    if err then
+      if not err.retryable or attempt >= client.max_retries then return nil, err end
+      attempt = attempt + 1
+      local delay = backoff(client, attempt, retry_after)
+      client:_log("info", string.format("%s %s: %s; retry %d/%d in %.2fs",
+        method, path, err.code, attempt, client.max_retries, delay))
+      coroutine.yield("sleep", delay)
+    end
+  end
+end
+
+return M

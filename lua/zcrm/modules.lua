@@ -1,0 +1,196 @@
+--- The settings endpoints: modules and profiles (reference §2, §3). Each
+-- function here is an operation: it runs inside the engine's coroutine, and the
+-- client exposes it both as a blocking method and through `submit`.
+
+local core = require "zcrm.core"
+local http = require "zcrm.http"
+
+local M = {}
+
+local PROFILES_EVENT = "zcrm.profiles"
+
+local function id_string(v)
+  if math.type(v) == "integer" then return string.format("%d", v) end
+  return v
+end
+
+-- Ids are kept as strings (reference §1); a server that sent numbers is mended.
+local function normalise_ids(list)
+  for _, item in ipairs(list) do
+    if type(item) == "table" then
+      item.id = id_string(item.id)
+      if type(item.profiles) == "table" then
+        for _, p in ipairs(item.profiles) do
+          if type(p) == "table" then p.id = id_string(p.id) end
+        end
+      end
+    end
+  end
+  return list
+end
+
+local function list_of(doc, key, status)
+  local list = doc[key]
+  if type(list) ~= "table" then
+    return nil, http.unexpected(status, "no '" .. key .. "' array in the body")
+  end
+  return normalise_ids(list)
+end
+
+-- {==== profiles
+
+local function fetch_profiles(client)
+  local all, page = {}, 1
+  while true do
+    local status, doc = http.call(client, "GET", "settings/profiles",
+      { query = page > 1 and { page = page } or nil, key = "profiles", cost = client.credit_costs.read })
+    if not status then return nil, doc end
+    if status == 204 then break end
+    local list, err = list_of(doc, "profiles", status)
+    if not list then return nil, err end
+    for _, p in ipairs(list) do all[#all + 1] = p end
+    local info = doc.info
+    if not (type(info) == "table" and info.more_records == true) then break end
+    page = page + 1
+  end
+  return all
+end
+
+--- get_profiles(): every profile of the org, ids as strings.
+function M.get_profiles(client)
+  return fetch_profiles(client)
+end
+
+-- The profile list, read once per client (single-flight, like token refresh).
+local function cached_profiles(client)
+  if client._profiles then return client._profiles end
+  if client._profiles_loading then
+    return coroutine.yield("wait", PROFILES_EVENT)
+  end
+  client._profiles_loading = true
+  local list, err = fetch_profiles(client)
+  client._profiles_loading = false
+  if list then client._profiles = list end
+  client:_signal(PROFILES_EVENT, list, err)
+  return list, err
+end
+
+local function name_fault(i, message, name)
+  return core.error {
+    kind = "validation", code = "INVALID_DATA", field = string.format("profiles[%d].name", i),
+    message = message,
+    details = { api_name = "name", json_path = string.format("$.modules[0].profiles[%d].name", i - 1), name = name },
+  }
+end
+
+-- Replaces `{ name = ... }` entries by ids. Unknown or ambiguous names are errors.
+local function resolve_names(client, clean)
+  local needs = false
+  for _, p in ipairs(clean.profiles or {}) do
+    if p.name then needs = true break end
+  end
+  if not needs then return clean end
+  local profiles, err = cached_profiles(client)
+  if not profiles then return nil, err end
+  local by_name = {}
+  for _, p in ipairs(profiles) do
+    if type(p.name) == "string" then
+      local seen = by_name[p.name]
+      by_name[p.name] = seen and "ambiguous" or p.id
+    end
+  end
+  local seen = {}
+  for i, p in ipairs(clean.profiles) do
+    if p.name then
+      local id = by_name[p.name]
+      if id == nil then
+        return nil, name_fault(i, string.format("no profile named '%s'", p.name), p.name)
+      elseif id == "ambiguous" then
+        return nil, name_fault(i, string.format("more than one profile is named '%s'; use its id", p.name), p.name)
+      end
+      p.id, p.name = id, nil
+    end
+    if seen[p.id] then
+      return nil, name_fault(i, string.format("profile %s is given twice", p.id), p.id)
+    end
+    seen[p.id] = true
+  end
+  return clean
+end
+
+-- }====
+
+-- {==== modules
+
+--- update_module(module, update) -> { id, code, message, status, details } or nil, err.
+-- Validates locally first: an invalid update or module sends nothing.
+function M.update_module(client, module, update)
+  local segment, merr = core.check_module(module)
+  if not segment then return nil, merr end
+  local clean, verr = core.prepare_update(update)
+  if not clean then return nil, verr end
+  clean, verr = resolve_names(client, clean)
+  if not clean then return nil, verr end
+  local status, doc = http.call(client, "PUT", "settings/modules/" .. segment,
+    { body = { modules = { clean } }, key = "modules", cost = client.credit_costs.update_module })
+  if not status then return nil, doc end
+  local item = type(doc) == "table" and type(doc.modules) == "table" and doc.modules[1]
+  if type(item) ~= "table" or type(item.code) ~= "string" then
+    return nil, http.unexpected(status, "no result item under 'modules'")
+  end
+  if item.status ~= "success" then
+    return nil, http.api_error(client, status, doc, nil, "modules")
+  end
+  local details = type(item.details) == "table" and item.details or {}
+  return {
+    id = id_string(details.id), code = item.code, message = item.message,
+    status = item.status, details = details,
+  }
+end
+
+local function http_date(t)
+  if type(t) == "number" then return os.date("!%a, %d %b %Y %H:%M:%S GMT", t) end
+  return t
+end
+
+--- get_modules{ status =, if_modified_since = } -> list of modules. When nothing
+-- changed since `if_modified_since` (HTTP 304), an empty list with
+-- `not_modified = true`.
+function M.get_modules(client, opts)
+  opts = opts or {}
+  local headers
+  if opts.if_modified_since then
+    headers = { "If-Modified-Since: " .. http_date(opts.if_modified_since) }
+  end
+  local status, doc = http.call(client, "GET", "settings/modules", {
+    query = opts.status and { status = opts.status } or nil, headers = headers,
+    key = "modules", cost = client.credit_costs.read,
+  })
+  if not status then return nil, doc end
+  if status == 304 then return { not_modified = true } end
+  if status == 204 then return {} end
+  return list_of(doc, "modules", status)
+end
+
+--- get_module(id_or_api_name) -> the module's full metadata.
+function M.get_module(client, module)
+  local segment, merr = core.check_module(module)
+  if not segment then return nil, merr end
+  local status, doc = http.call(client, "GET", "settings/modules/" .. segment,
+    { key = "modules", cost = client.credit_costs.read })
+  if not status then return nil, doc end
+  if status == 204 then
+    return nil, core.error { kind = "api", code = "NOT_SUPPORTED", status = 204,
+      message = "the module exists but this endpoint does not expose it (HTTP 204)" }
+  end
+  local list, err = list_of(doc, "modules", status)
+  if not list then return nil, err end
+  if type(list[1]) ~= "table" then return nil, http.unexpected(status, "empty 'modules' array") end
+  return list[1]
+end
+
+-- }====
+
+M.resolve_names = resolve_names
+
+return M
