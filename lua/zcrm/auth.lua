@@ -15,8 +15,8 @@ local M = {}
 local REFRESH_WINDOW, REFRESH_MAX = 600, 10
 local TOKEN_EVENT = "zcrm.token"
 
--- Refresh times per refresh token, shared by every client in this Lua state:
--- Zoho counts per refresh token, not per client object.
+-- Refresh times per accounts server and refresh token, shared by every client
+-- in this Lua state: Zoho counts per refresh token, not per client object.
 local refresh_times = {}
 
 local function form_escape(s)
@@ -110,7 +110,7 @@ end
 M.lifetime = lifetime
 
 local function note_refresh(o)
-  local key = o.refresh_token
+  local key = o.accounts_url .. "\0" .. o.refresh_token
   local times = refresh_times[key] or {}
   refresh_times[key] = times
   local t = core.now()

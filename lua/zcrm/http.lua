@@ -106,7 +106,8 @@ end
 --- Performs one API call from inside an operation. Returns `status, doc,
 -- headers` for 2xx and 304 (`doc` is nil for 204 and 304), or `nil, err`.
 -- opts: query (table), body (Lua table, JSON-encoded), key (resource key of
--- shape-B answers), cost (credits), headers (list), idempotent (default: not POST).
+-- shape-B answers), cost (credits), headers (list), idempotent (default: not POST),
+-- auth (false: send no Authorization header).
 function M.call(client, method, path, opts)
   opts = opts or {}
   local url = client.api_domain .. "/crm/" .. client.version .. "/" .. path
@@ -128,12 +129,13 @@ function M.call(client, method, path, opts)
   if idempotent == nil then idempotent = method ~= "POST" end
   local attempt, reauthed = 0, false
   while true do
-    local token, terr = auth.access_token(client)
-    if not token then return nil, terr end
-    local headers = {
-      "Authorization: Zoho-oauthtoken " .. token,
-      "Accept: application/json",
-    }
+    local token, terr = true, nil
+    local headers = { "Accept: application/json" }
+    if opts.auth ~= false then
+      token, terr = auth.access_token(client)
+      if not token then return nil, terr end
+      headers[2] = "Authorization: Zoho-oauthtoken " .. token
+    end
     if body then headers[#headers + 1] = "Content-Type: application/json" end
     for _, h in ipairs(opts.headers or {}) do headers[#headers + 1] = h end
     local status, raw, rheaders = coroutine.yield("http", {

@@ -11,6 +11,7 @@ local engine = require "zcrm.engine"
 local http = require "zcrm.http"
 local auth = require "zcrm.auth"
 local modules = require "zcrm.modules"
+local plan = require "zcrm.plan"
 
 local zcrm = {}
 
@@ -47,6 +48,7 @@ Client._ops = {
   get_modules = modules.get_modules,
   get_module = modules.get_module,
   get_profiles = modules.get_profiles,
+  request = modules.request,
 }
 
 for name in pairs(Client._ops) do
@@ -86,6 +88,9 @@ function Client:_log(level, message)
   if not logger then return end
   pcall(logger, level, self:_redact(message))
 end
+
+--- apply(plan, opts): bulk apply; see lua/zcrm/plan.lua.
+Client.apply = plan.apply
 
 --- Credits spent by this client so far, and the server's last
 -- X-API-CREDITS-REMAINING (nil until Zoho sends it).

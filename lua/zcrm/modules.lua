@@ -191,6 +191,23 @@ end
 
 -- }====
 
+--- request(method, path, opts) -> status, doc, headers, or nil, err: any CRM
+-- call (`path` after /crm/{version}/) with zcrm's auth, retries and error
+-- reading. opts: query, body (Lua table), key, cost (default 1), headers.
+function M.request(client, method, path, opts)
+  if type(method) ~= "string" or not method:match("^%u+$") then
+    error("request: method must be an upper-case HTTP method", 3)
+  end
+  if type(path) ~= "string" or path:find("[%c%s?#]") or path:find("%.%.") then
+    return nil, core.error { kind = "validation", code = "INVALID_URL_PATTERN",
+      message = "request: path must be a plain path such as 'settings/modules'" }
+  end
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  o.cost = o.cost or client.credit_costs.read
+  return http.call(client, method, (path:gsub("^/", "")), o)
+end
+
 M.resolve_names = resolve_names
 
 return M

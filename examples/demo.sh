@@ -1,0 +1,18 @@
+#!/bin/sh
+# make demo: start the emulator on a free loopback port, run the main job against
+# it, stop the emulator. Nothing leaves this machine.
+set -eu
+cd "$(dirname "$0")/.."
+log=$(mktemp)
+bin/zcrm-emulator --port 0 >"$log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$log"' EXIT INT TERM
+i=0
+until grep -q '^listening on ' "$log"; do
+  i=$((i + 1)); [ $i -gt 100 ] && { cat "$log" >&2; echo "emulator did not start" >&2; exit 1; }
+  sleep 0.05
+done
+url=$(sed -n 's/^listening on //p' "$log" | head -n 1)
+echo "emulator: $url"
+echo "applying the Update Custom Module page's sample change with zcrm:"
+ZOHO_API_DOMAIN=$url ZOHO_ACCESS_TOKEN=emulator-token lua5.4 examples/update_module.lua

@@ -1,0 +1,315 @@
+-- OAuth refresh, data centres, credentials from the environment, the token
+-- cache, reads, profile names and redaction, against the emulator.
+local zcrm = require "zcrm"
+local core = require "zcrm.core"
+local emulator = require "spec.support.emulator"
+
+-- Recognisable secrets: the redaction test looks for them everywhere.
+local CLIENT_ID = "1000.CLIENTIDXYZ"
+local SECRET = "s3cr3t-CLIENT-SECRET-7f9a"
+local REFRESH = "1000.REFRESHTOKEN.abcdef123456"
+
+local OAUTH_ARGS = { "--client-id", CLIENT_ID, "--client-secret", SECRET, "--refresh-token", REFRESH,
+                     "--refresh-rate-limit", "1000" }
+
+local function args(extra)
+  local a = {}
+  for _, v in ipairs(OAUTH_ARGS) do a[#a + 1] = v end
+  for _, v in ipairs(extra or {}) do a[#a + 1] = v end
+  return a
+end
+
+-- Everything a test's clients logged or returned as an error, for the leak check.
+local captured = {}
+local function logger(level, message) captured[#captured + 1] = level .. " " .. message end
+local function keep(...)
+  for i = 1, select("#", ...) do
+    local v = select(i, ...)
+    if zcrm.is_error(v) then
+      captured[#captured + 1] = tostring(v)
+      captured[#captured + 1] = tostring(v.message)
+      for k, d in pairs(v.details or {}) do captured[#captured + 1] = tostring(k) .. "=" .. tostring(d) end
+    end
+  end
+  return ...
+end
+
+local function oauth_client(emu, extra)
+  local o = {
+    api_domain = emu.url, env = false, logger = logger, retry_base = 0.01,
+    oauth = { client_id = CLIENT_ID, client_secret = SECRET, refresh_token = REFRESH,
+              accounts_url = emu.url, refresh_limit = 1000 },
+  }
+  for k, v in pairs(extra or {}) do
+    if k == "oauth" then for ok, ov in pairs(v) do o.oauth[ok] = ov end else o[k] = v end
+  end
+  local c, err = zcrm.new(o)
+  keep(err)
+  captured[#captured + 1] = tostring(c)
+  return assert(c, err)
+end
+
+describe("auth", function()
+  local emu
+  setup(function() emu = emulator.start(args { "--token-ttl", "3600" }) end)
+  teardown(function() emu:stop() end)
+  before_each(function() emu:reset() end)
+
+  it("fetches a token when first needed and reuses it", function()
+    local c = oauth_client(emu)
+    assert.equal(0, emu:stats().token_refreshes)
+    assert.truthy(keep(c:get_module("Digital_Marketing")))
+    assert.truthy(keep(c:get_profiles()))
+    assert.equal(1, emu:stats().token_refreshes)
+  end)
+
+  it("refreshes once and retries once after 401 INVALID_TOKEN", function()
+    local c = oauth_client(emu)
+    assert.truthy(keep(c:get_module("Digital_Marketing")))
+    emu:expire_tokens()
+    local res = keep(c:update_module("Digital_Marketing", { plural_label = "After Expiry" }))
+    assert.equal("SUCCESS", res.code)
+    local stats = emu:stats()
+    assert.equal(2, stats.token_refreshes)
+    assert.equal(1, stats.responses["401"])
+  end)
+
+  it("does not loop when the fresh token is refused too", function()
+    local c = oauth_client(emu)
+    -- every API call answers 401 INVALID_TOKEN, whatever the token
+    emu:script("status:401", 10)
+    local _, err = keep(c:get_module("Digital_Marketing"))
+    assert.equal("INVALID_TOKEN", err.code)
+    assert.equal("auth", err.kind)
+    assert.equal(2, emu:stats().requests.by_route["GET /crm/v8/settings/modules/{module}"])
+  end)
+
+  it("makes one refresh for 50 concurrent calls needing a token", function()
+    local c = oauth_client(emu, { concurrency = 10 })
+    local reqs = {}
+    for i = 1, 50 do reqs[i] = c:submit("get_module", "Digital_Marketing") end
+    assert.is_true(c:drain(30))
+    for _, r in ipairs(reqs) do assert.truthy(keep(r:result())) end
+    assert.equal(1, emu:stats().token_refreshes)
+    -- and again when they all find their token expired at once
+    emu:expire_tokens()
+    for i = 1, 50 do reqs[i] = c:submit("get_module", "Digital_Marketing") end
+    assert.is_true(c:drain(30))
+    for _, r in ipairs(reqs) do assert.truthy(keep(r:result())) end
+    assert.equal(2, emu:stats().token_refreshes)
+  end)
+
+  it("refreshes ahead of expiry during a run", function()
+    local short = emulator.start(args { "--token-ttl", "2" })
+    local c = oauth_client(short, { oauth = { refresh_margin = 0.5 } })
+    local t0 = core.now()
+    while core.now() - t0 < 3.5 do
+      assert.truthy(keep(c:get_module("Digital_Marketing")))
+      core.sleep(0.2)
+    end
+    local stats = short:stats()
+    short:stop()
+    assert.is_true(stats.token_refreshes >= 3, "refreshes: " .. stats.token_refreshes)
+    assert.is_nil(stats.responses["401"])
+  end)
+
+  it("reads expires_in as milliseconds when expires_in_sec is present", function()
+    local quirky = emulator.start(args { "--token-ttl", "3600", "--expires-in-ms" })
+    local c = oauth_client(quirky)
+    assert.truthy(keep(c:get_module("Digital_Marketing")))
+    quirky:stop()
+    assert.equal(3600, c.oauth.ttl)
+  end)
+
+  it("reports a revoked refresh token as invalid_code with a hint", function()
+    local c = oauth_client(emu, { oauth = { refresh_token = "1000.revoked.token" } })
+    local _, err = keep(c:get_module("Digital_Marketing"))
+    assert.equal("auth", err.kind)
+    assert.equal("invalid_code", err.code)
+    assert.matches("refresh token", err.resolution)
+    assert.is_nil(tostring(err):find("1000.revoked.token", 1, true))
+  end)
+
+  it("reports a wrong client secret as invalid_client with a hint", function()
+    local c = oauth_client(emu, { oauth = { client_secret = "wrong-secret-value" } })
+    local _, err = keep(c:get_module("Digital_Marketing"))
+    assert.equal("invalid_client", err.code)
+    assert.equal("auth", err.kind)
+    assert.matches("client_secret", err.resolution)
+  end)
+
+  it("reports Zoho's refresh throttle as a retryable ACCESS_DENIED", function()
+    local throttled = emulator.start(args { "--refresh-rate-limit", "1" })
+    local c = oauth_client(throttled)
+    assert.truthy(keep(c:get_module("Digital_Marketing")))
+    throttled:expire_tokens()
+    local _, err = keep(c:get_module("Digital_Marketing"))
+    throttled:stop()
+    assert.equal("ACCESS_DENIED", err.code)
+    assert.is_true(err.retryable)
+  end)
+
+  it("never sends more refreshes than its refresh_limit allows", function()
+    local own = emulator.start(args {}) -- its own accounts URL, so earlier refreshes do not count
+    local c = oauth_client(own, { oauth = { refresh_limit = 2 } })
+    for _ = 1, 2 do
+      assert.truthy(keep(c:get_module("Digital_Marketing")))
+      own:expire_tokens()
+    end
+    local _, err = keep(c:get_module("Digital_Marketing"))
+    local stats = own:stats()
+    own:stop()
+    assert.equal("REFRESH_LIMIT", err.code)
+    assert.equal("auth", err.kind)
+    assert.is_true(err.retryable)
+    assert.equal(2, stats.token_refreshes)
+  end)
+
+  it("keeps its own api_domain when a token answer names another environment's", function()
+    local prod = emulator.start(args { "--token-api-domain", "https://www.zohoapis.com" })
+    local logs = {}
+    local c = oauth_client(prod, { environment = "sandbox",
+      logger = function(level, m) logs[#logs + 1] = m; logger(level, m) end })
+    assert.truthy(keep(c:get_module("Digital_Marketing")))
+    prod:stop()
+    assert.equal(prod.url, c.api_domain)
+    assert.matches("keeping " .. prod.url, table.concat(logs, "\n"), 1, true)
+  end)
+
+  describe("data centres", function()
+    it("resolves every dc and environment from one table", function()
+      local cases = {
+        { "us", "production", "https://www.zohoapis.com", "https://accounts.zoho.com" },
+        { "eu", "sandbox", "https://sandbox.zohoapis.eu", "https://accounts.zoho.eu" },
+        { "in", "developer", "https://developer.zohoapis.in", "https://accounts.zoho.in" },
+        { "au", "production", "https://www.zohoapis.com.au", "https://accounts.zoho.com.au" },
+        { "jp", "production", "https://www.zohoapis.jp", "https://accounts.zoho.jp" },
+        { "ca", "production", "https://www.zohoapis.ca", "https://accounts.zohocloud.ca" },
+        { "sa", "production", "https://www.zohoapis.sa", "https://accounts.zoho.sa" },
+        { "cn", "sandbox", "https://sandbox.zohoapis.com.cn", "https://accounts.zoho.com.cn" },
+      }
+      for _, case in ipairs(cases) do
+        local c = assert(zcrm.new { dc = case[1], environment = case[2], env = false,
+          oauth = { client_id = "a", client_secret = "b", refresh_token = "c" } })
+        assert.equal(case[3], c.api_domain)
+        assert.equal(case[4], c.oauth.accounts_url)
+      end
+    end)
+
+    it("refuses an unknown dc, listing the valid ones", function()
+      local c, err = zcrm.new { dc = "xx", access_token = "t", env = false }
+      assert.is_nil(c)
+      assert.equal("config", err.kind)
+      assert.matches("au, ca, cn, eu, in, jp, sa, us", err.message, 1, true)
+    end)
+
+    it("lets api_domain and accounts_url override the table", function()
+      local c = assert(zcrm.new { dc = "eu", api_domain = "https://crm.example.test", env = false,
+        oauth = { client_id = "a", client_secret = "b", refresh_token = "c", accounts_url = "https://acc.example.test/" } })
+      assert.equal("https://crm.example.test", c.api_domain)
+      assert.equal("https://acc.example.test", c.oauth.accounts_url)
+    end)
+  end)
+
+  describe("token cache", function()
+    local path
+    before_each(function() path = os.tmpname(); os.remove(path) end)
+    after_each(function() os.remove(path) end)
+
+    it("is written with mode 0600 and spares the next client a refresh", function()
+      local c = oauth_client(emu, { oauth = { token_cache = path } })
+      assert.truthy(keep(c:get_module("Digital_Marketing")))
+      assert.equal(tonumber("600", 8), core.file_mode(path))
+      local c2 = oauth_client(emu, { oauth = { token_cache = path } })
+      assert.truthy(keep(c2:get_module("Digital_Marketing")))
+      assert.equal(1, emu:stats().token_refreshes)
+    end)
+
+    it("is refused when group or others can read it", function()
+      local f = assert(io.open(path, "w")); f:write("{}"); f:close()
+      os.execute("chmod 644 " .. path)
+      local c, err = zcrm.new { api_domain = emu.url, env = false,
+        oauth = { client_id = CLIENT_ID, client_secret = SECRET, refresh_token = REFRESH,
+                  accounts_url = emu.url, token_cache = path } }
+      assert.is_nil(c)
+      assert.equal("config", err.kind)
+      assert.equal("UNSAFE_TOKEN_CACHE", err.code)
+      assert.matches("chmod 600", err.message, 1, true)
+    end)
+  end)
+
+  describe("reads", function()
+    it("lists modules with a status filter, ids as strings", function()
+      local c = oauth_client(emu)
+      local mods = assert(keep(c:get_modules { status = "visible" }))
+      assert.is_true(#mods > 10)
+      for _, m in ipairs(mods) do
+        assert.is_string(m.id)
+        assert.equal("visible", m.status)
+      end
+    end)
+
+    it("returns 'not modified' for If-Modified-Since in the future", function()
+      local c = oauth_client(emu)
+      local mods = assert(keep(c:get_modules { if_modified_since = os.time() + 86400 }))
+      assert.is_true(mods.not_modified)
+      assert.equal(0, #mods)
+    end)
+
+    it("lists profiles", function()
+      local c = oauth_client(emu)
+      local profiles = assert(keep(c:get_profiles()))
+      local names = {}
+      for _, p in ipairs(profiles) do names[p.name] = p.id end
+      assert.equal("2423488000000015972", names.Administrator)
+      assert.equal("2423488000000015975", names.Standard)
+    end)
+  end)
+
+  describe("profiles by name", function()
+    it("resolves names with one profiles read per client", function()
+      local c = oauth_client(emu)
+      assert.truthy(keep(c:update_module("Digital_Marketing", { profiles = { { name = "Standard" } } })))
+      assert.truthy(keep(c:update_module("Digital_Marketing", { profiles = { { name = "Standard" }, { name = "Administrator", _delete = true } } })))
+      local by_route = emu:stats().requests.by_route
+      assert.equal(1, by_route["GET /crm/v8/settings/profiles"])
+      local mod = assert(c:get_module("Digital_Marketing"))
+      for _, p in ipairs(mod.profiles) do assert.not_equal("Administrator", p.name) end
+    end)
+
+    it("refuses an unknown name before sending the update", function()
+      local c = oauth_client(emu)
+      local _, err = keep(c:update_module("Digital_Marketing", { profiles = { { name = "Nobody" } } }))
+      assert.equal("INVALID_DATA", err.code)
+      assert.equal("validation", err.kind)
+      assert.equal("profiles[1].name", err.field)
+      assert.matches("Nobody", err.message)
+      assert.is_nil(emu:stats().requests.by_route["PUT /crm/v8/settings/modules/{module}"])
+    end)
+  end)
+
+  describe("credentials from the environment", function()
+    it("runs the example with OAuth settings only in ZOHO_* variables", function()
+      local cmd = string.format(
+        "ZOHO_CLIENT_ID='%s' ZOHO_CLIENT_SECRET='%s' ZOHO_REFRESH_TOKEN='%s' ZOHO_API_DOMAIN='%s' ZOHO_ACCOUNTS_URL='%s' lua5.4 examples/update_module.lua 2>&1",
+        CLIENT_ID, SECRET, REFRESH, emu.url, emu.url)
+      local p = assert(io.popen(cmd))
+      local out = p:read("a")
+      local ok = p:close()
+      captured[#captured + 1] = out
+      assert.is_true(ok, out)
+      assert.matches('"code":"SUCCESS"', out, 1, true)
+      assert.equal(1, emu:stats().token_refreshes)
+    end)
+  end)
+
+  it("lets no secret into logs, errors or printed objects", function()
+    -- runs last: everything the tests above captured
+    local text = table.concat(captured, "\n")
+    assert.is_true(#captured > 10)
+    for _, secret in ipairs { SECRET, REFRESH } do
+      assert.is_nil(text:find(secret, 1, true), "secret leaked: " .. secret)
+    end
+    assert.is_nil(text:find("1000%.%x+%.%x+"), "an access token leaked")
+  end)
+end)

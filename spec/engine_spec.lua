@@ -1,0 +1,198 @@
+-- The non-blocking engine: submit/poll, the concurrency cap, retries, credits,
+-- callbacks and cancellation, against the emulator over loopback.
+local zcrm = require "zcrm"
+local core = require "zcrm.core"
+local emulator = require "spec.support.emulator"
+
+local function bulk_update(i, tag)
+  return string.format("Bulk_Module_%d", i), {
+    plural_label = string.format("%s Items %d", tag, i),
+    singular_label = string.format("%s Item %d", tag, i),
+  }
+end
+
+local function new_client(emu, opts)
+  local o = { api_domain = emu.url, access_token = "emulator-token", retry_base = 0.02, env = false }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return assert(zcrm.new(o))
+end
+
+local function submit_bulk(client, n, tag)
+  local reqs = {}
+  for i = 1, n do reqs[i] = client:submit("update_module", bulk_update(i, tag)) end
+  return reqs
+end
+
+local function all_succeeded(reqs)
+  for i, r in ipairs(reqs) do
+    local res, err = r:result()
+    assert(res, "request " .. i .. " failed: " .. tostring(err))
+    assert.equal("SUCCESS", res.code)
+  end
+end
+
+describe("engine", function()
+  describe("with an emulator capped at 10 in flight and 50 ms latency", function()
+    local emu
+    setup(function()
+      emu = emulator.start { "--concurrency", "10", "--latency-ms", "50", "--extra-modules", "120" }
+    end)
+    teardown(function() emu:stop() end)
+    before_each(function() emu:reset() end)
+
+    it("keeps at most `concurrency` calls in flight and gets no 429", function()
+      local client = new_client(emu, { concurrency = 10 })
+      local reqs = submit_bulk(client, 100, "Capped")
+      assert.is_true(client:drain(60))
+      all_succeeded(reqs)
+      local stats = emu:stats()
+      assert.equal(100, stats.updates_applied)
+      assert.is_true(stats.max_in_flight <= 10, "max_in_flight " .. stats.max_in_flight)
+      assert.is_nil(stats.responses["429"])
+      assert.is_true(client.max_in_flight_seen <= 10)
+    end)
+
+    it("retries the server's 429s to success when its cap is below the client's", function()
+      local tight = emulator.start { "--concurrency", "4", "--latency-ms", "50", "--extra-modules", "60" }
+      local client = new_client(tight, { concurrency = 10, max_retries = 10 })
+      local reqs = submit_bulk(client, 60, "Tight")
+      assert.is_true(client:drain(60))
+      local stats = tight:stats()
+      tight:stop()
+      all_succeeded(reqs)
+      assert.equal(60, stats.updates_applied)
+      assert.is_true((stats.responses["429"] or 0) > 0, "expected the server to refuse some calls")
+    end)
+
+    it("never blocks in poll(0) while slow calls are in flight", function()
+      local client = new_client(emu, { concurrency = 10 })
+      local reqs = submit_bulk(client, 20, "Poll")
+      local worst, polls = 0, 0
+      while client:pending() > 0 do
+        local t0 = core.now()
+        client:poll(0)
+        local dt = core.now() - t0
+        if dt > worst then worst = dt end
+        polls = polls + 1
+        core.sleep(0.002)
+      end
+      all_succeeded(reqs)
+      assert.is_true(polls > 20)
+      assert.is_true(worst < 0.04, string.format("poll(0) took %.3f s", worst))
+    end)
+
+    it("runs callbacks from poll, once each, and survives a failing one", function()
+      local client = new_client(emu)
+      local calls = {}
+      local reqs = submit_bulk(client, 5, "Cb")
+      for i, r in ipairs(reqs) do
+        r:on_done(function(res)
+          calls[i] = (calls[i] or 0) + 1
+          if i == 3 then error("boom in callback") end
+          assert(res)
+        end)
+      end
+      assert.is_true(client:drain(20))
+      for i = 1, 5 do assert.equal(1, calls[i]) end
+      assert.equal(1, #client.callback_errors)
+      assert.matches("boom in callback", client.callback_errors[1].message, 1, true)
+      assert.is_true(zcrm.is_error(client.callback_errors[1]))
+    end)
+
+    it("cancels queued and in-flight requests", function()
+      local client = new_client(emu, { concurrency = 2 })
+      local reqs = submit_bulk(client, 6, "Cancel")
+      client:poll(0)
+      for _, r in ipairs(reqs) do r:cancel() end
+      assert.is_true(client:drain(5))
+      for _, r in ipairs(reqs) do
+        local res, err = r:result()
+        assert.is_nil(res)
+        assert.equal("CANCELLED", err.code)
+      end
+      assert.equal(0, client.multi:running())
+    end)
+
+    it("lets finished requests be collected", function()
+      local client = new_client(emu)
+      local weak = setmetatable({}, { __mode = "v" })
+      for i, r in ipairs(submit_bulk(client, 5, "Gc")) do weak[i] = r end
+      assert.is_true(client:drain(10))
+      collectgarbage(); collectgarbage()
+      assert.is_nil(next(weak))
+    end)
+
+    it("survives a client dropped with calls in flight", function()
+      local client = new_client(emu)
+      submit_bulk(client, 5, "Drop")
+      client:poll(0)
+      client = nil -- luacheck: ignore
+      collectgarbage(); collectgarbage()
+      -- the emulator is still healthy and a new client works
+      local c2 = new_client(emu)
+      assert.truthy(c2:get_module("Bulk_Module_1"))
+    end)
+
+    it("yields inside a coroutine while waiting (await)", function()
+      local client = new_client(emu)
+      local yields = 0
+      local co = coroutine.create(function()
+        local req = client:submit("get_module", "Digital_Marketing")
+        return client:await(req)
+      end)
+      local ok, res
+      repeat
+        ok, res = coroutine.resume(co)
+        assert.is_true(ok, tostring(res))
+        if coroutine.status(co) ~= "dead" then
+          yields = yields + 1
+          client:poll(0.01)
+        end
+      until coroutine.status(co) == "dead"
+      assert.is_true(yields > 0)
+      assert.equal("Digital_Marketing", res.api_name)
+    end)
+  end)
+
+  describe("faults", function()
+    it("recovers from a storm of 500, 503, resets and 429 on idempotent updates", function()
+      local emu = emulator.start { "--fault-rate", "0.3", "--faults", "500,503,reset,429",
+                                   "--seed", "7", "--extra-modules", "40" }
+      local client = new_client(emu, { max_retries = 10, retry_base = 0.01 })
+      local reqs = submit_bulk(client, 40, "Storm")
+      assert.is_true(client:drain(60))
+      local stats = emu:stats()
+      emu:stop()
+      all_succeeded(reqs)
+      assert.is_true(stats.requests.total > 40, "the storm injected no fault")
+    end)
+  end)
+
+  describe("credits", function()
+    local emu
+    setup(function() emu = emulator.start { "--credits", "40" } end)
+    teardown(function() emu:stop() end)
+    before_each(function() emu:reset() end)
+
+    it("refuses a call that would pass max_credits, sending nothing", function()
+      local client = new_client(emu, { max_credits = 12 })
+      assert.truthy(client:update_module("Digital_Marketing", { plural_label = "Credit Ones" }))
+      assert.truthy(client:update_module("Digital_Marketing", { plural_label = "Credit Twos" }))
+      local _, err = client:update_module("Digital_Marketing", { plural_label = "Credit Threes" })
+      assert.equal("limit", err.kind)
+      assert.equal("CREDIT_LIMIT", err.code)
+      assert.equal(10, client:credits())
+      assert.equal(2, emu:stats().requests.by_route["PUT /crm/v8/settings/modules/{module}"])
+    end)
+
+    it("reads X-API-CREDITS-REMAINING once Zoho sends it", function()
+      local client = new_client(emu)
+      for i = 1, 5 do
+        assert.truthy(client:update_module("Digital_Marketing", { plural_label = "Remaining " .. ("ABCDE"):sub(i, i) }))
+      end
+      local spent, remaining = client:credits()
+      assert.equal(25, spent)
+      assert.equal(15, remaining)
+    end)
+  end)
+end)
