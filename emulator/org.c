@@ -1,0 +1,637 @@
+/*
+** org.c: the emulated org (modules and profiles), its indexes, its JSON
+** form, and --state persistence.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "emu.h"
+
+
+/* {==================================================================
+** Seed data. Ids follow the Update Custom Module page's org
+** (2423488000000...); custom labels of Digital_Marketing differ from the
+** page's sample so that sending the sample is a real change.
+** =================================================================== */
+
+typedef struct seed_profile {
+  const char *id, *name, *description;
+  int custom;
+} seed_profile;
+
+static const seed_profile seed_profiles[] = {
+  { "2423488000000015972", "Administrator", "This profile will have all the "
+    "permissions. Users with Administrator profile will be able to view and "
+    "manage all the data within the organization account by default.", 0 },
+  { "2423488000000015975", "Standard", "This profile will have all the "
+    "permissions except administrative privileges.", 0 },
+  { "2423488000000015978", "Sales", "Sales representatives", 1 },
+  { "2423488000000015981", "Support", "Customer support agents", 1 },
+  { "2423488000000015984", "Contractor", "External contractors with "
+    "limited access", 1 },
+  { "2423488000000015987", "Marketing", "Marketing team", 1 },
+};
+
+typedef struct seed_module {
+  const char *id, *api_name, *module_name, *plural, *singular, *status;
+} seed_module;
+
+static const seed_module seed_standard[] = {
+  { "2423488000000002175", "Leads", "Leads", "Leads", "Lead", "visible" },
+  { "2423488000000002177", "Contacts", "Contacts", "Contacts", "Contact",
+    "visible" },
+  { "2423488000000002179", "Accounts", "Accounts", "Accounts", "Account",
+    "visible" },
+  { "2423488000000002181", "Deals", "Potentials", "Deals", "Deal",
+    "visible" },
+  { "2423488000000002183", "Tasks", "Tasks", "Tasks", "Task", "visible" },
+  { "2423488000000002185", "Events", "Meetings", "Meetings", "Meeting",
+    "visible" },
+  { "2423488000000002187", "Calls", "Calls", "Calls", "Call", "visible" },
+  { "2423488000000002189", "Products", "Products", "Products", "Product",
+    "visible" },
+  { "2423488000000002191", "Quotes", "Quotes", "Quotes", "Quote",
+    "visible" },
+  { "2423488000000002193", "Sales_Orders", "SalesOrders", "Sales Orders",
+    "Sales Order", "visible" },
+  { "2423488000000002195", "Purchase_Orders", "PurchaseOrders",
+    "Purchase Orders", "Purchase Order", "visible" },
+  { "2423488000000002197", "Invoices", "Invoices", "Invoices", "Invoice",
+    "visible" },
+  { "2423488000000002199", "Campaigns", "Campaigns", "Campaigns",
+    "Campaign", "visible" },
+  { "2423488000000002201", "Vendors", "Vendors", "Vendors", "Vendor",
+    "visible" },
+  { "2423488000000002203", "Price_Books", "PriceBooks", "Price Books",
+    "Price Book", "visible" },
+  { "2423488000000002205", "Cases", "Cases", "Cases", "Case", "visible" },
+  { "2423488000000002207", "Solutions", "Solutions", "Solutions",
+    "Solution", "visible" },
+};
+
+static const seed_module seed_custom[] = {
+  { "2423488000000834002", "Digital_Marketing", NULL, "Campaign Assets",
+    "Campaign Asset", "visible" },
+  { "2423488000000834005", "Projects", NULL, "Projects", "Project",
+    "visible" },
+  { "2423488000000834008", "Invoices_Custom", NULL, "Custom Invoices",
+    "Custom Invoice", "visible" },
+  { "2423488000000834011", "Shipments", NULL, "Shipments", "Shipment",
+    "visible" },
+  { "2423488000000834014", "Suppliers", NULL, "Suppliers", "Supplier",
+    "visible" },
+  { "2423488000000834017", "Assets", NULL, "Assets", "Asset", "visible" },
+  { "2423488000000834020", "Trainings", NULL, "Trainings", "Training",
+    "visible" },
+  { "2423488000000834023", "Tickets", NULL, "Tickets", "Ticket", "visible" },
+  { "2423488000000834026", "Contracts", NULL, "Contracts", "Contract",
+    "visible" },
+  { "2423488000000834029", "Events_Custom", NULL, "Company Events",
+    "Company Event", "visible" },
+  { "2423488000000834032", "Properties", NULL, "Properties", "Property",
+    "visible" },
+  { "2423488000000834035", "Vehicles", NULL, "Vehicles", "Vehicle",
+    "visible" },
+  /* one hidden module, so the status filter has something to filter */
+  { "2423488000000834038", "Memberships", NULL, "Memberships", "Membership",
+    "user_hidden" },
+};
+
+#define NELEM(a) (sizeof (a) / sizeof (a)[0])
+#define SEED_MODIFIED "2025-06-02T10:15:00+05:30"
+#define BULK_ID_BASE 2423488000010000000ULL
+#define CREATE_ID_BASE 2423488000000900001ULL
+#define ADMIN_USER "{\"name\":\"Emulator Admin\",\"id\":\"2423488000000102001\"}"
+
+/* }================================================================== */
+
+
+/* {==================================================================
+** Construction and indexes
+** =================================================================== */
+
+static void module_free (module *m) {
+  if (m == NULL) return;
+  free(m->id); free(m->api_name); free(m->module_name);
+  free(m->plural); free(m->singular);
+  free(m->generated_type); free(m->status);
+  free(m);
+}
+
+void org_free (zc_org *o) {
+  size_t i;
+  if (o == NULL) return;
+  for (i = 0; i < o->n; i++) module_free(o->mods[i]);
+  free(o->mods);
+  for (i = 0; i < o->nprof; i++) {
+    free(o->prof[i].id); free(o->prof[i].name); free(o->prof[i].description);
+  }
+  sm_free(o->by_id); sm_free(o->by_api);
+  sm_free(o->by_plural); sm_free(o->by_singular);
+  free(o);
+}
+
+static zc_org *org_empty (void) {
+  zc_org *o = (zc_org *)calloc(1, sizeof *o);
+  if (o == NULL) return NULL;
+  o->by_id = sm_new(); o->by_api = sm_new();
+  o->by_plural = sm_new(); o->by_singular = sm_new();
+  o->next_id = CREATE_ID_BASE;
+  o->next_custom = 1;
+  if (!o->by_id || !o->by_api || !o->by_plural || !o->by_singular) {
+    org_free(o);
+    return NULL;
+  }
+  return o;
+}
+
+static int index_label (strmap *m, const char *label, size_t i) {
+  char *k = label_fold(label);
+  int rc;
+  if (k == NULL) return -1;
+  rc = sm_put(m, k, i);
+  free(k);
+  return rc;
+}
+
+static void unindex_label (strmap *m, const char *label, size_t i) {
+  char *k = label_fold(label);
+  size_t at;
+  if (k == NULL) return;
+  if (sm_get(m, k, &at) && at == i) sm_del(m, k);
+  free(k);
+}
+
+/* Takes the strings' copies; returns the module or NULL on oom. */
+static module *add_module (zc_org *o, const char *id, const char *api_name,
+                           const char *module_name, const char *plural,
+                           const char *singular, const char *gtype,
+                           const char *status, uint64_t profiles) {
+  module *m;
+  size_t i = o->n;
+  if (o->n == o->cap) {
+    size_t cap = o->cap ? o->cap * 2 : 64;
+    module **mods = (module **)realloc(o->mods, cap * sizeof *mods);
+    if (mods == NULL) return NULL;
+    o->mods = mods;
+    o->cap = cap;
+  }
+  m = (module *)calloc(1, sizeof *m);
+  if (m == NULL) return NULL;
+  m->id = xstrdup(id); m->api_name = xstrdup(api_name);
+  m->module_name = xstrdup(module_name);
+  m->plural = xstrdup(plural); m->singular = xstrdup(singular);
+  m->generated_type = xstrdup(gtype); m->status = xstrdup(status);
+  m->profiles = profiles;
+  m->sequence = (int)i + 1;
+  m->api_supported = 1;
+  if (!m->id || !m->api_name || !m->module_name || !m->plural
+      || !m->singular || !m->generated_type || !m->status
+      || sm_put(o->by_id, id, i) || sm_put(o->by_api, api_name, i)
+      || index_label(o->by_plural, plural, i)
+      || index_label(o->by_singular, singular, i)) {
+    module_free(m);
+    return NULL;
+  }
+  o->mods[o->n++] = m;
+  if (strcmp(gtype, "custom") == 0) o->next_custom++;
+  o->version++;
+  return m;
+}
+
+static int add_profile (zc_org *o, const char *id, const char *name,
+                        const char *description, int custom) {
+  profile *p;
+  if (o->nprof >= ORG_MAX_PROFILES) return -1;
+  p = &o->prof[o->nprof];
+  p->id = xstrdup(id);
+  p->name = xstrdup(name);
+  p->description = description ? xstrdup(description) : NULL;
+  p->custom = custom;
+  o->nprof++;
+  if (!p->id || !p->name || (description && !p->description)) return -1;
+  return 0;
+}
+
+zc_org *org_seed (long extra) {
+  zc_org *o = org_empty();
+  uint64_t all, two = 3;          /* Administrator and Standard */
+  size_t i;
+  long k;
+  char id[32], api[64], plural[64], singular[64], mname[64];
+  if (o == NULL) return NULL;
+  for (i = 0; i < NELEM(seed_profiles); i++)
+    if (add_profile(o, seed_profiles[i].id, seed_profiles[i].name,
+                    seed_profiles[i].description, seed_profiles[i].custom))
+      goto oom;
+  all = (((uint64_t)1) << o->nprof) - 1;
+  for (i = 0; i < NELEM(seed_standard); i++) {
+    const seed_module *s = &seed_standard[i];
+    if (!add_module(o, s->id, s->api_name, s->module_name, s->plural,
+                    s->singular, "default", s->status, all))
+      goto oom;
+  }
+  for (i = 0; i < NELEM(seed_custom); i++) {
+    const seed_module *s = &seed_custom[i];
+    module *m;
+    snprintf(mname, sizeof mname, "CustomModule%ld", o->next_custom);
+    m = add_module(o, s->id, s->api_name, mname, s->plural, s->singular,
+                   "custom", s->status, two);
+    if (m == NULL) goto oom;
+    strcpy(m->modified_time, SEED_MODIFIED);
+  }
+  for (k = 1; k <= extra; k++) {
+    module *m;
+    snprintf(id, sizeof id, "%llu",
+             (unsigned long long)(BULK_ID_BASE + (uint64_t)k));
+    snprintf(api, sizeof api, "Bulk_Module_%ld", k);
+    snprintf(plural, sizeof plural, "Bulk Modules %ld", k);
+    snprintf(singular, sizeof singular, "Bulk Module %ld", k);
+    snprintf(mname, sizeof mname, "CustomModule%ld", o->next_custom);
+    m = add_module(o, id, api, mname, plural, singular, "custom", "visible",
+                   two);
+    if (m == NULL) goto oom;
+    strcpy(m->modified_time, SEED_MODIFIED);
+  }
+  return o;
+oom:
+  org_free(o);
+  return NULL;
+}
+
+/* }================================================================== */
+
+
+/* {==================================================================
+** Queries and changes
+** =================================================================== */
+
+static int all_digits (const char *s) {
+  if (*s == '\0') return 0;
+  for (; *s; s++) if (*s < '0' || *s > '9') return 0;
+  return 1;
+}
+
+module *org_find (const zc_org *o, const char *key) {
+  size_t i;
+  if (all_digits(key)) {
+    if (sm_get(o->by_id, key, &i)) return o->mods[i];
+    return NULL;
+  }
+  if (sm_get(o->by_api, key, &i)) return o->mods[i];
+  return NULL;
+}
+
+int org_profile_index (const zc_org *o, const char *id) {
+  size_t i;
+  for (i = 0; i < o->nprof; i++)
+    if (strcmp(o->prof[i].id, id) == 0) return (int)i;
+  return -1;
+}
+
+module *org_label_owner (const zc_org *o, int plural, const char *label) {
+  char *k = label_fold(label);
+  size_t i;
+  int found;
+  if (k == NULL) return NULL;
+  found = sm_get(plural ? o->by_plural : o->by_singular, k, &i);
+  free(k);
+  return found ? o->mods[i] : NULL;
+}
+
+static size_t index_of (const zc_org *o, const module *m) {
+  size_t i;
+  if (sm_get(o->by_id, m->id, &i)) return i;
+  return 0;
+}
+
+int org_set_label (zc_org *o, module *m, int plural, const char *label) {
+  strmap *map = plural ? o->by_plural : o->by_singular;
+  char **slot = plural ? &m->plural : &m->singular;
+  size_t i = index_of(o, m);
+  char *copy = xstrdup(label);
+  if (copy == NULL) return -1;
+  unindex_label(map, *slot, i);
+  free(*slot);
+  *slot = copy;
+  o->version++;
+  return index_label(map, copy, i);
+}
+
+void org_touch (module *m) {
+  time_t now = time(NULL);
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  strftime(m->modified_time, sizeof m->modified_time,
+           "%Y-%m-%dT%H:%M:%S+00:00", &tm);
+}
+
+/* Zoho's rule for API names: letters, digits and '_', starting with a
+** letter, no "__", no trailing '_', at most 50 characters. */
+int org_api_name_ok (const char *s) {
+  size_t n = strlen(s), i;
+  if (n == 0 || n > 50) return 0;
+  if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
+    return 0;
+  for (i = 0; i < n; i++) {
+    char c = s[i];
+    int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+          || (c >= '0' && c <= '9') || c == '_';
+    if (!ok) return 0;
+    if (c == '_' && s[i + 1] == '_') return 0;
+  }
+  return s[n - 1] != '_';
+}
+
+module *org_create (zc_org *o, const char *api_name, const char *plural,
+                    const char *singular, uint64_t profiles) {
+  char id[32], mname[64];
+  module *m;
+  size_t dummy;
+  do {
+    snprintf(id, sizeof id, "%llu", (unsigned long long)o->next_id++);
+  } while (sm_get(o->by_id, id, &dummy));
+  snprintf(mname, sizeof mname, "CustomModule%ld", o->next_custom);
+  m = add_module(o, id, api_name, mname, plural, singular, "custom",
+                 "visible", profiles);
+  if (m) org_touch(m);
+  return m;
+}
+
+/* }================================================================== */
+
+
+/* {==================================================================
+** JSON output
+** =================================================================== */
+
+static void kv_bool (jbuf *b, const char *k, int v) {
+  jb_raw(b, ",", 1);
+  jb_key(b, k);
+  jb_lit(b, v ? "true" : "false");
+}
+
+/* The field set of the reference's list example (zoho-crm-v8.md §2.1). */
+void org_write_module (jbuf *b, const zc_org *o, const module *m) {
+  int custom = strcmp(m->generated_type, "custom") == 0;
+  int leads = strcmp(m->api_name, "Leads") == 0;
+  size_t i, count = 0;
+  jb_lit(b, "{");
+  jb_key(b, "id"); jb_str(b, m->id);
+  jb_lit(b, ","); jb_key(b, "api_name"); jb_str(b, m->api_name);
+  jb_lit(b, ","); jb_key(b, "module_name"); jb_str(b, m->module_name);
+  jb_lit(b, ","); jb_key(b, "plural_label"); jb_str(b, m->plural);
+  jb_lit(b, ","); jb_key(b, "singular_label"); jb_str(b, m->singular);
+  jb_lit(b, ","); jb_key(b, "actual_plural_label"); jb_str(b, m->plural);
+  jb_lit(b, ","); jb_key(b, "actual_singular_label");
+  jb_str(b, m->singular);
+  jb_lit(b, ","); jb_key(b, "generated_type"); jb_str(b, m->generated_type);
+  kv_bool(b, "api_supported", m->api_supported);
+  kv_bool(b, "creatable", 1);
+  kv_bool(b, "editable", 1);
+  kv_bool(b, "deletable", 1);
+  kv_bool(b, "viewable", 1);
+  kv_bool(b, "convertable", leads);
+  kv_bool(b, "quick_create", 1);
+  kv_bool(b, "lookupable", 1);
+  kv_bool(b, "global_search_supported", 1);
+  kv_bool(b, "recycle_bin_on_delete", 1);
+  kv_bool(b, "isBlueprintSupported", 1);
+  kv_bool(b, "presence_sub_menu", !custom);
+  kv_bool(b, "sub_menu_available", 1);
+  kv_bool(b, "feeds_required", 0);
+  kv_bool(b, "public_fields_configured", 0);
+  kv_bool(b, "show_as_tab", strcmp(m->status, "visible") == 0);
+  jb_lit(b, ","); jb_key(b, "visibility"); jb_int(b, 1);
+  jb_lit(b, ","); jb_key(b, "status"); jb_str(b, m->status);
+  jb_lit(b, ","); jb_key(b, "sequence_number"); jb_int(b, m->sequence);
+  jb_lit(b, ","); jb_key(b, "access_type"); jb_str(b, "org_based");
+  jb_lit(b, ","); jb_key(b, "private_profile"); jb_lit(b, "null");
+  jb_lit(b, ","); jb_key(b, "profiles"); jb_lit(b, "[");
+  for (i = 0; i < o->nprof; i++) {
+    if (!(m->profiles & (((uint64_t)1) << i))) continue;
+    if (count++) jb_lit(b, ",");
+    jb_lit(b, "{"); jb_key(b, "name"); jb_str(b, o->prof[i].name);
+    jb_lit(b, ","); jb_key(b, "id"); jb_str(b, o->prof[i].id);
+    jb_lit(b, "}");
+  }
+  jb_lit(b, "]");
+  jb_lit(b, ","); jb_key(b, "profile_count"); jb_int(b, (long long)count);
+  kv_bool(b, "has_more_profiles", 0);
+  jb_lit(b, ","); jb_key(b, "modified_time");
+  if (m->modified_time[0]) {
+    jb_str(b, m->modified_time);
+    jb_lit(b, ","); jb_key(b, "modified_by"); jb_lit(b, ADMIN_USER);
+  } else {
+    jb_lit(b, "null,"); jb_key(b, "modified_by"); jb_lit(b, "null");
+  }
+  jb_lit(b, ","); jb_key(b, "parent_module"); jb_lit(b, "{}");
+  jb_lit(b, ","); jb_key(b, "web_link"); jb_lit(b, "null");
+  jb_lit(b, ","); jb_key(b, "arguments"); jb_lit(b, "[]");
+  jb_lit(b, ","); jb_key(b, "description"); jb_lit(b, "null");
+  jb_lit(b, ","); jb_key(b, "business_card_field_limit"); jb_int(b, 5);
+  jb_lit(b, "}");
+}
+
+static void write_profile (jbuf *b, const profile *p) {
+  jb_lit(b, "{");
+  jb_key(b, "id"); jb_str(b, p->id);
+  jb_lit(b, ","); jb_key(b, "name"); jb_str(b, p->name);
+  jb_lit(b, ","); jb_key(b, "display_label"); jb_str(b, p->name);
+  jb_lit(b, ","); jb_key(b, "api_name"); jb_str(b, p->name);
+  jb_lit(b, ","); jb_key(b, "type"); jb_str(b, "normal_profile");
+  kv_bool(b, "custom", p->custom);
+  kv_bool(b, "default", !p->custom);
+  jb_lit(b, ","); jb_key(b, "description"); jb_str(b, p->description);
+  jb_lit(b, ","); jb_key(b, "created_time"); jb_lit(b, "null");
+  jb_lit(b, ","); jb_key(b, "modified_time"); jb_str(b, SEED_MODIFIED);
+  jb_lit(b, ","); jb_key(b, "created_by"); jb_lit(b, "null");
+  jb_lit(b, ","); jb_key(b, "modified_by"); jb_lit(b, ADMIN_USER);
+  jb_lit(b, "}");
+}
+
+static void write_profile_array (jbuf *b, const zc_org *o) {
+  size_t i;
+  jb_lit(b, "[");
+  for (i = 0; i < o->nprof; i++) {
+    if (i) jb_lit(b, ",");
+    write_profile(b, &o->prof[i]);
+  }
+  jb_lit(b, "]");
+}
+
+void org_write_profiles (jbuf *b, const zc_org *o) {
+  jb_lit(b, "{\"profiles\":");
+  write_profile_array(b, o);
+  jb_lit(b, ",\"info\":{\"page\":1,\"per_page\":200,\"count\":");
+  jb_int(b, (long long)o->nprof);
+  jb_lit(b, ",\"more_records\":false,\"license_limit\":200}}");
+}
+
+void org_write_state (jbuf *b, const zc_org *o) {
+  size_t i;
+  jb_lit(b, "{\"modules\":[");
+  for (i = 0; i < o->n; i++) {
+    if (i) jb_lit(b, ",");
+    org_write_module(b, o, o->mods[i]);
+  }
+  jb_lit(b, "],\"profiles\":");
+  write_profile_array(b, o);
+  jb_lit(b, "}");
+}
+
+/* }================================================================== */
+
+
+/* {==================================================================
+** --state: load and atomic save
+** =================================================================== */
+
+/* Write text to path through a temporary file and rename(), which is
+** atomic: a reader sees the old file or the new one, never half. */
+int org_write_file (const char *path, const char *text, size_t len) {
+  char tmp[4096];
+  FILE *f;
+  int ok;
+  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+  f = fopen(tmp, "wb");
+  if (f == NULL) return -1;
+  ok = fwrite(text, 1, len, f) == len;
+  ok = (fflush(f) == 0) && ok;
+  ok = (fsync(fileno(f)) == 0) && ok;
+  ok = (fclose(f) == 0) && ok;
+  if (!ok || rename(tmp, path) != 0) { remove(tmp); return -1; }
+  return 0;
+}
+
+char *org_state_text (const zc_org *o, size_t *len) {
+  jbuf b;
+  jb_init(&b);
+  org_write_state(&b, o);
+  jb_lit(&b, "\n");
+  return jb_take(&b, len);
+}
+
+static const char *jstr (const cJSON *obj, const char *key) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static char *read_file (const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  char *buf = NULL;
+  size_t cap = 0, n = 0;
+  if (f == NULL) return NULL;
+  for (;;) {
+    size_t got;
+    if (n + 65536 > cap) {
+      char *p;
+      cap = cap ? cap * 2 : 65536;
+      p = (char *)realloc(buf, cap);
+      if (p == NULL) { free(buf); fclose(f); return NULL; }
+      buf = p;
+    }
+    got = fread(buf + n, 1, cap - n, f);
+    n += got;
+    if (got == 0) break;
+  }
+  fclose(f);
+  *len = n;
+  return buf;
+}
+
+static int load_profiles (zc_org *o, const cJSON *arr, char *err, size_t elen) {
+  const cJSON *p;
+  cJSON_ArrayForEach(p, arr) {
+    const char *id = jstr(p, "id"), *name = jstr(p, "name");
+    if (!id || !name) {
+      snprintf(err, elen, "a profile lacks id or name");
+      return -1;
+    }
+    if (add_profile(o, id, name, jstr(p, "description"),
+                    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "custom")))) {
+      snprintf(err, elen, "too many profiles (at most %d)", ORG_MAX_PROFILES);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static int load_modules (zc_org *o, const cJSON *arr, char *err, size_t elen) {
+  const cJSON *j;
+  cJSON_ArrayForEach(j, arr) {
+    const char *id = jstr(j, "id"), *api = jstr(j, "api_name");
+    const char *pl = jstr(j, "plural_label"), *sg = jstr(j, "singular_label");
+    const char *mn = jstr(j, "module_name"), *gt = jstr(j, "generated_type");
+    const char *st = jstr(j, "status"), *mt = jstr(j, "modified_time");
+    const cJSON *profs = cJSON_GetObjectItemCaseSensitive(j, "profiles");
+    const cJSON *p, *seq = cJSON_GetObjectItemCaseSensitive(j, "sequence_number");
+    const cJSON *sup = cJSON_GetObjectItemCaseSensitive(j, "api_supported");
+    uint64_t bits = 0;
+    module *m;
+    size_t dummy;
+    if (!id || !api || !pl || !sg) {
+      snprintf(err, elen, "a module lacks id, api_name or a label");
+      return -1;
+    }
+    if (sm_get(o->by_id, id, &dummy) || sm_get(o->by_api, api, &dummy)) {
+      snprintf(err, elen, "module %s appears twice", id);
+      return -1;
+    }
+    cJSON_ArrayForEach(p, profs) {
+      const char *pid = jstr(p, "id");
+      int k = pid ? org_profile_index(o, pid) : -1;
+      if (k >= 0) bits |= ((uint64_t)1) << k;
+    }
+    m = add_module(o, id, api, mn ? mn : api, pl, sg,
+                   gt ? gt : "custom", st ? st : "visible", bits);
+    if (m == NULL) { snprintf(err, elen, "out of memory"); return -1; }
+    if (cJSON_IsNumber(seq)) m->sequence = seq->valueint;
+    if (cJSON_IsBool(sup)) m->api_supported = cJSON_IsTrue(sup);
+    if (mt) snprintf(m->modified_time, sizeof m->modified_time, "%s", mt);
+  }
+  return 0;
+}
+
+/* NULL with err set when the file is unreadable or not a state file. */
+zc_org *org_load (const char *path, char *err, size_t elen) {
+  size_t len, i;
+  char *text = read_file(path, &len);
+  cJSON *root;
+  zc_org *o;
+  if (text == NULL) { snprintf(err, elen, "cannot read %s", path); return NULL; }
+  root = cJSON_ParseWithLength(text, len);
+  free(text);
+  if (!cJSON_IsObject(root)
+      || !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(root, "modules"))
+      || !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(root, "profiles"))) {
+    snprintf(err, elen, "%s is not a state file ({\"modules\":[...],"
+             "\"profiles\":[...]})", path);
+    cJSON_Delete(root);
+    return NULL;
+  }
+  o = org_empty();
+  if (o == NULL) { snprintf(err, elen, "out of memory"); cJSON_Delete(root); return NULL; }
+  if (load_profiles(o, cJSON_GetObjectItemCaseSensitive(root, "profiles"),
+                    err, elen)
+      || load_modules(o, cJSON_GetObjectItemCaseSensitive(root, "modules"),
+                      err, elen)) {
+    cJSON_Delete(root);
+    org_free(o);
+    return NULL;
+  }
+  cJSON_Delete(root);
+  /* created ids continue after the highest one in use */
+  for (i = 0; i < o->n; i++) {
+    unsigned long long v = strtoull(o->mods[i]->id, NULL, 10);
+    if (v >= o->next_id && v < BULK_ID_BASE) o->next_id = v + 1;
+  }
+  return o;
+}
+
+/* }================================================================== */

@@ -1,0 +1,715 @@
+/*
+** routes.c: the Zoho CRM settings routes (modules, profiles) and the
+** test hooks under /__emulator/. Error bodies follow the two shapes of
+** zoho-crm-v8.md §7: top-level {code,details,message,status} for the
+** request as a whole, per-item inside {"modules":[...]} for the body.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "emu.h"
+
+#define API_PREFIX "/crm/v8/settings/"
+#define HOOK_PREFIX "/__emulator/"
+
+static const char *const scope_modules_read[] = {
+  "ZohoCRM.settings.ALL", "ZohoCRM.settings.modules.ALL",
+  "ZohoCRM.settings.modules.READ", NULL
+};
+static const char *const scope_modules_update[] = {
+  "ZohoCRM.settings.ALL", "ZohoCRM.settings.modules.ALL",
+  "ZohoCRM.settings.modules.UPDATE", NULL
+};
+static const char *const scope_modules_create[] = {
+  "ZohoCRM.settings.ALL", "ZohoCRM.settings.modules.ALL",
+  "ZohoCRM.settings.modules.CREATE", NULL
+};
+static const char *const scope_profiles_read[] = {
+  "ZohoCRM.settings.ALL", "ZohoCRM.settings.profiles.ALL",
+  "ZohoCRM.settings.profiles.READ", NULL
+};
+
+static const char *const statuses[] = {
+  "visible", "user_hidden", "system_hidden", "scheduled_for_deletion"
+};
+
+
+/* {==================================================================
+** Replies
+** =================================================================== */
+
+void reply_json (reply *r, int status, jbuf *b) {
+  free(r->body);
+  r->body = jb_take(b, &r->len);
+  if (r->body == NULL) {          /* out of memory: say so, briefly */
+    r->status = 500;
+    r->len = 0;
+  } else r->status = status;
+  r->ctype = "application/json;charset=utf-8";
+}
+
+/* Shape A. details is a JSON object text. */
+void reply_error (reply *r, int status, const char *code,
+                  const char *details, const char *message) {
+  jbuf b;
+  jb_init(&b);
+  jb_lit(&b, "{"); jb_key(&b, "code"); jb_str(&b, code);
+  jb_lit(&b, ","); jb_key(&b, "details"); jb_lit(&b, details);
+  jb_lit(&b, ","); jb_key(&b, "message"); jb_str(&b, message);
+  jb_lit(&b, ","); jb_key(&b, "status"); jb_str(&b, "error");
+  jb_lit(&b, "}");
+  reply_json(r, status, &b);
+}
+
+/* Shape B, one item: details are api_name and json_path, plus extra
+** (",\"maximum_length\":25" and the like) when given. */
+static void item_error (reply *r, const char *code, const char *api_name,
+                        const char *json_path, const char *extra,
+                        const char *message) {
+  jbuf b;
+  jb_init(&b);
+  jb_lit(&b, "{\"modules\":[{"); jb_key(&b, "code"); jb_str(&b, code);
+  jb_lit(&b, ",\"details\":{"); jb_key(&b, "api_name"); jb_str(&b, api_name);
+  jb_lit(&b, ","); jb_key(&b, "json_path"); jb_str(&b, json_path);
+  if (extra) jb_lit(&b, extra);
+  jb_lit(&b, "},"); jb_key(&b, "message"); jb_str(&b, message);
+  jb_lit(&b, ","); jb_key(&b, "status"); jb_str(&b, "error");
+  jb_lit(&b, "}]}");
+  reply_json(r, 400, &b);
+}
+
+static void item_success (reply *r, int status, const char *id,
+                          const char *message) {
+  jbuf b;
+  jb_init(&b);
+  jb_lit(&b, "{\"modules\":[{\"code\":\"SUCCESS\",\"details\":{\"id\":");
+  jb_str(&b, id);
+  jb_lit(&b, "},\"message\":"); jb_str(&b, message);
+  jb_lit(&b, ",\"status\":\"success\"}]}");
+  reply_json(r, status, &b);
+}
+
+static void invalid_module (reply *r) {
+  reply_error(r, 400, "INVALID_MODULE", "{\"resource_path_index\":2}",
+              "the module name given seems to be invalid");
+}
+
+static void bad_method (reply *r) {
+  reply_error(r, 400, "INVALID_REQUEST_METHOD", "{}",
+              "The http request method type is not a valid one");
+}
+
+static void bad_url (reply *r) {
+  reply_error(r, 404, "INVALID_URL_PATTERN", "{}",
+              "Please check if the URL trying to access is a correct one");
+}
+
+/* }================================================================== */
+
+
+/* {==================================================================
+** Classification
+** =================================================================== */
+
+int routes_is_hook (const char *url) {
+  return strncmp(url, HOOK_PREFIX, sizeof HOOK_PREFIX - 1) == 0;
+}
+
+int routes_is_accounts (const char *url) {
+  return strcmp(url, "/oauth/v2/token") == 0
+      || strcmp(url, "/oauth/v2/token/revoke") == 0;
+}
+
+/* The module segment of /crm/v8/settings/modules/{x}, or NULL. */
+static const char *module_segment (const char *url) {
+  static const char p[] = API_PREFIX "modules/";
+  const char *seg;
+  if (strncmp(url, p, sizeof p - 1) != 0) return NULL;
+  seg = url + sizeof p - 1;
+  if (*seg == '\0' || strchr(seg, '/')) return NULL;
+  return seg;
+}
+
+int routes_classify (const char *method, const char *url) {
+  int get = strcmp(method, "GET") == 0;
+  if (strcmp(url, API_PREFIX "modules") == 0) {
+    if (get) return ROUTE_LIST;
+    if (strcmp(method, "POST") == 0) return ROUTE_POST;
+  } else if (module_segment(url)) {
+    if (get) return ROUTE_GET;
+    if (strcmp(method, "PUT") == 0) return ROUTE_PUT;
+  } else if (strcmp(url, API_PREFIX "profiles") == 0) {
+    if (get) return ROUTE_PROFILES;
+  } else if (strcmp(url, "/oauth/v2/token") == 0) {
+    if (strcmp(method, "POST") == 0) return ROUTE_TOKEN;
+  }
+  return ROUTE_OTHER;
+}
+
+static int known_path (const char *url) {
+  return strcmp(url, API_PREFIX "modules") == 0 || module_segment(url)
+      || strcmp(url, API_PREFIX "profiles") == 0;
+}
+
+/* }================================================================== */
+
+
+/* {==================================================================
+** Body checks shared by create and update
+** =================================================================== */
+
+/* Parse the body and check the {"modules":[ one object ]} frame. Returns
+** the item, or NULL with r set. *root must be freed by the caller. */
+static cJSON *module_item (const request *q, cJSON **root, const char *verb,
+                           reply *r) {
+  const cJSON *arr;
+  cJSON *item;
+  size_t i;
+  char msg[80];
+  *root = NULL;
+  for (i = 0; i < q->len && (q->body[i] == ' ' || q->body[i] == '\n'
+                             || q->body[i] == '\r' || q->body[i] == '\t');
+       i++) {}
+  if (i == q->len) {
+    reply_error(r, 400, "MANDATORY_NOT_FOUND",
+                "{\"api_name\":\"modules\",\"json_path\":\"$.modules\"}",
+                "required field not found");
+    return NULL;
+  }
+  *root = cJSON_ParseWithLength(q->body, q->len);
+  if (*root == NULL) {
+    reply_error(r, 400, "INVALID_DATA", "{}",
+                "the request body is not valid JSON");
+    return NULL;
+  }
+  if (!cJSON_IsObject(*root)) {
+    reply_error(r, 400, "INVALID_DATA", "{\"expected_data_type\":"
+                "\"jsonobject\"}", "invalid data");
+    return NULL;
+  }
+  arr = cJSON_GetObjectItemCaseSensitive(*root, "modules");
+  if (arr == NULL || cJSON_IsNull(arr)
+      || (cJSON_IsArray(arr) && cJSON_GetArraySize(arr) == 0)) {
+    reply_error(r, 400, "MANDATORY_NOT_FOUND",
+                "{\"api_name\":\"modules\",\"json_path\":\"$.modules\"}",
+                "required field not found");
+    return NULL;
+  }
+  if (!cJSON_IsArray(arr)) {
+    reply_error(r, 400, "INVALID_DATA", "{\"api_name\":\"modules\","
+                "\"json_path\":\"$.modules\",\"expected_data_type\":"
+                "\"jsonarray\"}", "invalid data");
+    return NULL;
+  }
+  if (cJSON_GetArraySize(arr) > 1) {
+    snprintf(msg, sizeof msg, "only one module can be %s per request", verb);
+    reply_error(r, 400, "LIMIT_EXCEEDED", "{\"api_name\":\"modules\","
+                "\"json_path\":\"$.modules\",\"limit\":1}", msg);
+    return NULL;
+  }
+  item = cJSON_GetArrayItem(arr, 0);
+  if (!cJSON_IsObject(item)) {
+    item_error(r, "INVALID_DATA", "modules", "$.modules[0]",
+               ",\"expected_data_type\":\"jsonobject\"", "invalid data");
+    return NULL;
+  }
+  return item;
+}
+
+/* Check item[key] as a label when present. 1 = fine or absent. */
+static int check_label (const cJSON *item, const char *key, reply *r) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(item, key);
+  char path[64], msg[80];
+  const char *what = strcmp(key, "plural_label") == 0 ? "plural" : "singular";
+  if (v == NULL) return 1;
+  snprintf(path, sizeof path, "$.modules[0].%s", key);
+  if (!cJSON_IsString(v)) {
+    item_error(r, "INVALID_DATA", key, path,
+               ",\"expected_data_type\":\"text\"", "invalid data");
+    return 0;
+  }
+  switch (label_check(v->valuestring)) {
+    case LABEL_OK: return 1;
+    case LABEL_TOO_LONG:
+      item_error(r, "INVALID_DATA", key, path, ",\"maximum_length\":25",
+                 "invalid data");
+      return 0;
+    case LABEL_EMPTY:
+      snprintf(msg, sizeof msg, "Module %s name cannot be empty", what);
+      item_error(r, "INVALID_DATA", key, path, NULL, msg);
+      return 0;
+    case LABEL_BAD_UTF8:
+      item_error(r, "INVALID_DATA", key, path, NULL, "invalid data");
+      return 0;
+    default:
+      snprintf(msg, sizeof msg, "Special characters in module %s name", what);
+      item_error(r, "INVALID_DATA", key, path, NULL, msg);
+      return 0;
+  }
+}
+
+static int check_duplicates (const zc_org *o, const cJSON *item,
+                             const module *self, reply *r) {
+  static const char *const keys[2] = { "plural_label", "singular_label" };
+  int k;
+  for (k = 0; k < 2; k++) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(item, keys[k]);
+    module *owner;
+    char path[64];
+    if (!cJSON_IsString(v)) continue;
+    owner = org_label_owner(o, k == 0, v->valuestring);
+    if (owner == NULL || owner == self) continue;
+    snprintf(path, sizeof path, "$.modules[0].%s", keys[k]);
+    item_error(r, "DUPLICATE_DATA", keys[k], path, NULL,
+               k == 0 ? "Module plural name duplicate"
+                      : "Module singular name duplicate");
+    return 0;
+  }
+  return 1;
+}
+
+/* Apply the profiles delta of item to *bits: an entry adds its profile,
+** one with "_delete": null removes it. 1 = fine or absent. */
+static int check_profiles (const zc_org *o, const cJSON *item, uint64_t *bits,
+                           reply *r) {
+  const cJSON *arr = cJSON_GetObjectItemCaseSensitive(item, "profiles");
+  const cJSON *p;
+  int i = 0;
+  char path[96];
+  if (arr == NULL) return 1;
+  if (cJSON_IsNull(arr)
+      || (cJSON_IsArray(arr) && cJSON_GetArraySize(arr) == 0)) {
+    item_error(r, "MINIMUM_DATA_NOT_FOUND", "profiles",
+               "$.modules[0].profiles", NULL, "At least one profile needed");
+    return 0;
+  }
+  if (!cJSON_IsArray(arr)) {
+    item_error(r, "INVALID_DATA", "profiles", "$.modules[0].profiles",
+               ",\"expected_data_type\":\"jsonarray\"", "invalid data");
+    return 0;
+  }
+  cJSON_ArrayForEach(p, arr) {
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(p, "id");
+    const cJSON *del = cJSON_GetObjectItemCaseSensitive(p, "_delete");
+    int k;
+    if (!cJSON_IsObject(p)) {
+      snprintf(path, sizeof path, "$.modules[0].profiles[%d]", i);
+      item_error(r, "INVALID_DATA", "profiles", path,
+                 ",\"expected_data_type\":\"jsonobject\"", "invalid data");
+      return 0;
+    }
+    snprintf(path, sizeof path, "$.modules[0].profiles[%d].id", i);
+    if (id == NULL || cJSON_IsNull(id)) {
+      item_error(r, "MANDATORY_NOT_FOUND", "id", path, NULL,
+                 "required field not found");
+      return 0;
+    }
+    if (!cJSON_IsString(id)) {    /* a number would lose 64-bit precision */
+      item_error(r, "INVALID_DATA", "id", path,
+                 ",\"expected_data_type\":\"bigint\"", "invalid data");
+      return 0;
+    }
+    k = org_profile_index(o, id->valuestring);
+    if (k < 0) {
+      item_error(r, "INVALID_DATA", "id", path, NULL,
+                 "Invalid profile id passed");
+      return 0;
+    }
+    if (del != NULL && !cJSON_IsNull(del)) {
+      snprintf(path, sizeof path, "$.modules[0].profiles[%d]._delete", i);
+      item_error(r, "INVALID_DATA", "_delete", path,
+                 ",\"expected_data_type\":\"jsonobject\"", "invalid data");
+      return 0;
+    }
+    if (del) *bits &= ~(((uint64_t)1) << k);
+    else *bits |= ((uint64_t)1) << k;
+    i++;
+  }
+  if (*bits == 0) {
+    item_error(r, "MINIMUM_DATA_NOT_FOUND", "profiles",
+               "$.modules[0].profiles", NULL, "At least one profile needed");
+    return 0;
+  }
+  return 1;
+}
+
+/* }================================================================== */
+
+
+/* {==================================================================
+** Module handlers (called with the org lock held)
+** =================================================================== */
+
+static int status_wanted (const char *filter, const char *status) {
+  const char *p = filter;
+  size_t n = strlen(status);
+  while (*p) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if (len == n && memcmp(p, status, n) == 0) return 1;
+    if (!end) break;
+    p = end + 1;
+  }
+  return 0;
+}
+
+static void list_modules (emu *e, const request *q, reply *r) {
+  const char *filter = q->query ? q->query(q->ctx, "status") : NULL;
+  const zc_org *o = e->org;
+  size_t i, count = 0;
+  jbuf b;
+  if (filter) {                   /* every item must be a known status */
+    const char *p = filter;
+    int index = 0;
+    for (;;) {
+      const char *end = strchr(p, ',');
+      size_t len = end ? (size_t)(end - p) : strlen(p), k;
+      int ok = 0;
+      for (k = 0; k < 4; k++)
+        if (strlen(statuses[k]) == len && memcmp(statuses[k], p, len) == 0)
+          ok = 1;
+      if (!ok) {
+        char details[256];
+        snprintf(details, sizeof details, "{\"index\":%d,\"supported_values\""
+                 ":[\"visible\",\"user_hidden\",\"system_hidden\","
+                 "\"scheduled_for_deletion\"],\"param_name\":\"status\"}",
+                 index);
+        reply_error(r, 400, "INVALID_DATA", details,
+                    "The status given is invalid.");
+        return;
+      }
+      if (!end) break;
+      p = end + 1;
+      index++;
+    }
+  }
+  jb_init(&b);
+  jb_lit(&b, "{\"modules\":[");
+  for (i = 0; i < o->n; i++) {
+    const module *m = o->mods[i];
+    if (filter && !status_wanted(filter, m->status)) continue;
+    if (count++) jb_lit(&b, ",");
+    org_write_module(&b, o, m);
+  }
+  jb_lit(&b, "]}");
+  if (count == 0) {               /* Zoho: nothing matched, no body */
+    jb_free(&b);
+    r->status = 204;
+    return;
+  }
+  reply_json(r, 200, &b);
+}
+
+static void get_module (emu *e, const char *seg, reply *r) {
+  const module *m = org_find(e->org, seg);
+  jbuf b;
+  if (m == NULL) { invalid_module(r); return; }
+  if (!m->api_supported) { r->status = 204; return; }
+  jb_init(&b);
+  jb_lit(&b, "{\"modules\":[");
+  org_write_module(&b, e->org, m);
+  jb_lit(&b, "]}");
+  reply_json(r, 200, &b);
+}
+
+static int update_module (emu *e, const request *q, const char *seg,
+                          reply *r) {
+  zc_org *o = e->org;
+  module *m = org_find(o, seg);
+  cJSON *root, *item;
+  const cJSON *v;
+  uint64_t bits;
+  int touched = 0;
+  if (m == NULL) { invalid_module(r); return 0; }
+  if (strcmp(m->generated_type, "custom") != 0) {
+    /* only custom modules can be changed through this API */
+    reply_error(r, 400, "NOT_SUPPORTED", "{\"resource_path_index\":2}",
+                "the module name given seems to be invalid");
+    return 0;
+  }
+  item = module_item(q, &root, "updated", r);
+  if (item == NULL) goto done;
+  v = cJSON_GetObjectItemCaseSensitive(item, "api_name");
+  if (v && !(cJSON_IsString(v) && strcmp(v->valuestring, m->api_name) == 0)) {
+    item_error(r, "NOT_ALLOWED", "api_name", "$.modules[0].api_name", NULL,
+               "Api name update not allowed");
+    goto done;
+  }
+  if (cJSON_GetObjectItemCaseSensitive(item, "access_type")) {
+    item_error(r, "NOT_ALLOWED", "access_type", "$.modules[0].access_type",
+               NULL, "access type update not allowed");
+    goto done;
+  }
+  v = cJSON_GetObjectItemCaseSensitive(item, "id");
+  if (v && !cJSON_IsString(v)) {
+    item_error(r, "INVALID_DATA", "id", "$.modules[0].id",
+               ",\"expected_data_type\":\"bigint\"", "invalid data");
+    goto done;
+  }
+  if (v && strcmp(v->valuestring, m->id) != 0) {
+    item_error(r, "INVALID_DATA", "id", "$.modules[0].id", NULL,
+               "the id given seems to be invalid");
+    goto done;
+  }
+  if (!check_label(item, "plural_label", r)
+      || !check_label(item, "singular_label", r))
+    goto done;
+  bits = m->profiles;
+  if (!check_profiles(o, item, &bits, r)) goto done;
+  if (!cJSON_GetObjectItemCaseSensitive(item, "plural_label")
+      && !cJSON_GetObjectItemCaseSensitive(item, "singular_label")
+      && !cJSON_GetObjectItemCaseSensitive(item, "profiles")) {
+    item_error(r, "MANDATORY_NOT_FOUND", "plural_label",
+               "$.modules[0].plural_label", NULL, "required field not found");
+    goto done;
+  }
+  if (!check_duplicates(o, item, m, r)) goto done;
+  v = cJSON_GetObjectItemCaseSensitive(item, "plural_label");
+  if (v && org_set_label(o, m, 1, v->valuestring)) goto oom;
+  v = cJSON_GetObjectItemCaseSensitive(item, "singular_label");
+  if (v && org_set_label(o, m, 0, v->valuestring)) goto oom;
+  m->profiles = bits;
+  org_touch(m);
+  o->version++;
+  touched = 1;
+  item_success(r, 200, m->id, "module updated successfully");
+  goto done;
+oom:
+  reply_error(r, 500, "INTERNAL_ERROR", "{}", "Internal Server Error");
+done:
+  cJSON_Delete(root);
+  return touched;
+}
+
+/* An API name from the plural label: ASCII letters and digits, spaces
+** as '_', then a suffix if it is taken. */
+static void make_api_name (const zc_org *o, const char *label, char *out,
+                           size_t outlen) {
+  size_t n = 0, base;
+  int k;
+  const char *p;
+  for (p = label; *p && n + 1 < outlen && n < 40; p++) {
+    char c = *p;
+    int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+             || (c >= '0' && c <= '9');
+    if (alnum && (n > 0 || !(c >= '0' && c <= '9'))) out[n++] = c;
+    else if (c == ' ' && n > 0 && out[n - 1] != '_') out[n++] = '_';
+  }
+  while (n > 0 && out[n - 1] == '_') n--;
+  out[n] = '\0';
+  if (n == 0) snprintf(out, outlen, "CustomModule%ld", o->next_custom);
+  base = strlen(out);
+  for (k = 1; org_find(o, out) && k < 1000000; k++)
+    snprintf(out + base, outlen - base, "_%d", k);
+}
+
+static int create_module (emu *e, const request *q, reply *r) {
+  static const char *const need[3] = {
+    "plural_label", "singular_label", "profiles"
+  };
+  zc_org *o = e->org;
+  cJSON *root, *item;
+  const cJSON *api;
+  char name[64], path[64];
+  uint64_t bits = 0;
+  module *m;
+  int k, made = 0;
+  item = module_item(q, &root, "created", r);
+  if (item == NULL) goto done;
+  for (k = 0; k < 3; k++) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(item, need[k]);
+    if (v == NULL || (cJSON_IsNull(v) && k < 2)) {
+      snprintf(path, sizeof path, "$.modules[0].%s", need[k]);
+      item_error(r, "MANDATORY_NOT_FOUND", need[k], path, NULL,
+                 "required field not found");
+      goto done;
+    }
+  }
+  if (!check_label(item, "plural_label", r)
+      || !check_label(item, "singular_label", r)
+      || !check_profiles(o, item, &bits, r))
+    goto done;
+  api = cJSON_GetObjectItemCaseSensitive(item, "api_name");
+  if (api && !(cJSON_IsString(api) && org_api_name_ok(api->valuestring))) {
+    item_error(r, "INVALID_DATA", "api_name", "$.modules[0].api_name", NULL,
+               "invalid data");
+    goto done;
+  }
+  if (api && org_find(o, api->valuestring)) {
+    item_error(r, "DUPLICATE_DATA", "api_name", "$.modules[0].api_name",
+               NULL, "duplicate data");
+    goto done;
+  }
+  if (!check_duplicates(o, item, NULL, r)) goto done;
+  if (api) snprintf(name, sizeof name, "%s", api->valuestring);
+  else make_api_name(o, cJSON_GetObjectItemCaseSensitive(item,
+                     "plural_label")->valuestring, name, sizeof name);
+  m = org_create(o, name,
+                 cJSON_GetObjectItemCaseSensitive(item, "plural_label")->valuestring,
+                 cJSON_GetObjectItemCaseSensitive(item, "singular_label")->valuestring,
+                 bits);
+  if (m == NULL) {
+    reply_error(r, 500, "INTERNAL_ERROR", "{}", "Internal Server Error");
+    goto done;
+  }
+  made = 1;
+  item_success(r, 201, m->id, "module created successfully");
+done:
+  cJSON_Delete(root);
+  return made;
+}
+
+/* }================================================================== */
+
+
+/* {==================================================================
+** API dispatch: path, method, auth, credits, handler
+** =================================================================== */
+
+void routes_api (emu *e, const request *q, reply *r) {
+  const char *seg = module_segment(q->url);
+  const char *const *scopes;
+  int route = routes_classify(q->method, q->url), changed = 0;
+  long long cost = 1, left;
+  if (!known_path(q->url)) { bad_url(r); return; }
+  switch (route) {
+    case ROUTE_LIST: case ROUTE_GET: scopes = scope_modules_read; break;
+    case ROUTE_PUT: scopes = scope_modules_update; cost = 5; break;
+    case ROUTE_POST:
+      scopes = scope_modules_create;
+      cost = e->cfg.create_credits;
+      break;
+    case ROUTE_PROFILES: scopes = scope_profiles_read; break;
+    default: bad_method(r); return;
+  }
+  if (!auth_check(e, q->authorization, scopes, r)) return;
+  left = stats_charge(&e->st, e->cfg.credits, cost);
+  if (left < 0) {
+    reply_error(r, 429, "TOO_MANY_REQUESTS", "{}",
+                "You have exhausted the API credits of your org");
+    return;
+  }
+  pthread_mutex_lock(&e->org_lock);
+  switch (route) {
+    case ROUTE_LIST: list_modules(e, q, r); break;
+    case ROUTE_GET: get_module(e, seg, r); break;
+    case ROUTE_PUT: changed = update_module(e, q, seg, r); break;
+    case ROUTE_POST: changed = create_module(e, q, r); break;
+    default: {
+      jbuf b;
+      jb_init(&b);
+      org_write_profiles(&b, e->org);
+      reply_json(r, 200, &b);
+    }
+  }
+  pthread_mutex_unlock(&e->org_lock);
+  if (changed && route == ROUTE_PUT)
+    stats_add(&e->st, &e->st.updates_applied, 1);
+  if (changed) emu_save(e);
+  /* Zoho adds the header once half of the day's credits are used */
+  if ((e->cfg.credits - left) * 2 >= e->cfg.credits) r->credits_left = left;
+}
+
+/* }================================================================== */
+
+
+/* {==================================================================
+** Test hooks: no token, never counted
+** =================================================================== */
+
+static void ok_json (reply *r) {
+  jbuf b;
+  jb_init(&b);
+  jb_lit(&b, "{\"status\":\"success\"}");
+  reply_json(r, 200, &b);
+}
+
+static void hook_script (emu *e, const request *q, reply *r) {
+  cJSON *root = cJSON_ParseWithLength(q->body ? q->body : "", q->len);
+  const cJSON *mode = cJSON_GetObjectItemCaseSensitive(root, "mode");
+  const cJSON *count = cJSON_GetObjectItemCaseSensitive(root, "count");
+  const cJSON *route = cJSON_GetObjectItemCaseSensitive(root, "route");
+  int where = FAULT_API;
+  long n = 1;
+  fault ft;
+  if (!cJSON_IsString(mode) || !fault_parse(mode->valuestring, &ft)) {
+    reply_error(r, 400, "INVALID_DATA", "{\"api_name\":\"mode\"}",
+                "mode: empty, html, garbage, truncated, huge, deep, nonutf8, "
+                "wrongtype, gzip, drip, reset, slow or status:NNN");
+    cJSON_Delete(root);
+    return;
+  }
+  if (cJSON_IsNumber(count)) n = (long)count->valuedouble;
+  if (cJSON_IsString(route)) {
+    if (strcmp(route->valuestring, "token") == 0) where = FAULT_TOKEN;
+    else if (strcmp(route->valuestring, "any") == 0) where = FAULT_ANY;
+    else if (strcmp(route->valuestring, "api") != 0) n = 0;
+  }
+  cJSON_Delete(root);
+  if (n < 1 || (count && !cJSON_IsNumber(count))) {
+    reply_error(r, 400, "INVALID_DATA", "{\"api_name\":\"count\"}",
+                "count must be a number >= 1; route api, token or any");
+    return;
+  }
+  if (!faults_script(e->faults, &ft, n, where)) {
+    reply_error(r, 400, "LIMIT_EXCEEDED", "{\"limit\":32}",
+                "too many scripted entries queued");
+    return;
+  }
+  ok_json(r);
+}
+
+static void hook_reset (emu *e, reply *r) {
+  zc_org *fresh = org_seed(e->cfg.extra_modules), *old;
+  if (fresh == NULL) {
+    reply_error(r, 500, "INTERNAL_ERROR", "{}", "out of memory");
+    return;
+  }
+  pthread_mutex_lock(&e->org_lock);
+  old = e->org;
+  /* keep versions rising so --state saves the reset zc_org */
+  fresh->version = old->version + 1;
+  e->org = fresh;
+  pthread_mutex_unlock(&e->org_lock);
+  org_free(old);
+  stats_reset(&e->st);
+  auth_reset(e->auth);
+  faults_clear(e->faults);
+  emu_save(e);
+  ok_json(r);
+}
+
+void routes_hook (emu *e, const request *q, reply *r) {
+  const char *name = q->url + sizeof HOOK_PREFIX - 1;
+  int get = strcmp(q->method, "GET") == 0;
+  int post = strcmp(q->method, "POST") == 0;
+  jbuf b;
+  if (strcmp(name, "stats") == 0) {
+    if (!get) { bad_method(r); return; }
+    jb_init(&b);
+    stats_write(&e->st, &b, e->cfg.credits);
+    reply_json(r, 200, &b);
+  } else if (strcmp(name, "state") == 0) {
+    if (!get) { bad_method(r); return; }
+    jb_init(&b);
+    pthread_mutex_lock(&e->org_lock);
+    org_write_state(&b, e->org);
+    pthread_mutex_unlock(&e->org_lock);
+    reply_json(r, 200, &b);
+  } else if (strcmp(name, "reset") == 0) {
+    if (!post) { bad_method(r); return; }
+    hook_reset(e, r);
+  } else if (strcmp(name, "expire-tokens") == 0) {
+    if (!post) { bad_method(r); return; }
+    auth_expire_all(e->auth);
+    ok_json(r);
+  } else if (strcmp(name, "script") == 0) {
+    if (!post) { bad_method(r); return; }
+    hook_script(e, q, r);
+  } else bad_url(r);
+}
+
+/* }================================================================== */

@@ -1,0 +1,392 @@
+/*
+** server.c: the HTTP side on libmicrohttpd. One thread per connection,
+** so --latency-ms, slow answers and drips sleep in their own thread and
+** hold up no one else; keep-alive is MHD's HTTP/1.1 default.
+*/
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <microhttpd.h>
+
+#include "emu.h"
+
+#define DRIP_MS 50
+#define SLOW_MS 5000
+
+typedef struct conn_ctx {
+  char *body;
+  size_t len, cap;
+  int too_big;
+  int answered;
+} conn_ctx;
+
+typedef struct drip {
+  emu *e;
+  char *body;
+  size_t len;
+} drip;
+
+
+/* {==================================================================
+** Sleeping and saving
+** =================================================================== */
+
+/* Sleep, but wake at once when the emulator shuts down. */
+void emu_sleep_ms (emu *e, long ms) {
+  struct timespec until;
+  if (ms <= 0) return;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_sec += ms / 1000;
+  until.tv_nsec += (ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&e->stop_lock);
+  while (!e->stopping)
+    if (pthread_cond_timedwait(&e->stop_cond, &e->stop_lock, &until)
+        == ETIMEDOUT)
+      break;
+  pthread_mutex_unlock(&e->stop_lock);
+}
+
+static int stopping (emu *e) {
+  int s;
+  pthread_mutex_lock(&e->stop_lock);
+  s = e->stopping;
+  pthread_mutex_unlock(&e->stop_lock);
+  return s;
+}
+
+/* --state: write the org when it changed since the last save. The text
+** is made under the org lock; the slow write happens outside it. */
+void emu_save (emu *e) {
+  char *text;
+  size_t len;
+  uint64_t v;
+  if (e->cfg.state_file == NULL) return;
+  pthread_mutex_lock(&e->save_lock);
+  pthread_mutex_lock(&e->org_lock);
+  v = e->org->version;
+  text = v != e->saved_version ? org_state_text(e->org, &len) : NULL;
+  pthread_mutex_unlock(&e->org_lock);
+  if (text) {
+    if (org_write_file(e->cfg.state_file, text, len) == 0)
+      e->saved_version = v;
+    else
+      fprintf(stderr, "zcrm-emulator: cannot save %s\n", e->cfg.state_file);
+    free(text);
+  }
+  pthread_mutex_unlock(&e->save_lock);
+}
+
+/* }================================================================== */
+
+
+/* {==================================================================
+** Sending a reply
+** =================================================================== */
+
+static ssize_t drip_read (void *cls, uint64_t pos, char *buf, size_t max) {
+  drip *d = (drip *)cls;
+  (void)max;
+  if (pos >= d->len) return MHD_CONTENT_READER_END_OF_STREAM;
+  emu_sleep_ms(d->e, DRIP_MS);
+  if (stopping(d->e)) return MHD_CONTENT_READER_END_WITH_ERROR;
+  buf[0] = d->body[pos];
+  return 1;
+}
+
+static void drip_free (void *cls) {
+  drip *d = (drip *)cls;
+  free(d->body);
+  free(d);
+}
+
+static struct MHD_Response *make_response (emu *e, reply *r) {
+  struct MHD_Response *resp;
+  if (r->drip && r->len > 0) {
+    drip *d = (drip *)malloc(sizeof *d);
+    if (d == NULL) return NULL;
+    d->e = e;
+    d->body = r->body;
+    d->len = r->len;
+    resp = MHD_create_response_from_callback(r->len, 1, drip_read, d,
+                                             drip_free);
+    if (resp == NULL) { free(d); return NULL; }
+    r->body = NULL;               /* the response owns it now */
+    return resp;
+  }
+  if (r->body == NULL)
+    return MHD_create_response_from_buffer(0, (void *)"",
+                                           MHD_RESPMEM_PERSISTENT);
+  resp = MHD_create_response_from_buffer(r->len, r->body,
+                                         MHD_RESPMEM_MUST_FREE);
+  if (resp) r->body = NULL;
+  return resp;
+}
+
+static enum MHD_Result send_reply (emu *e, struct MHD_Connection *c,
+                                   reply *r, int counted) {
+  struct MHD_Response *resp;
+  enum MHD_Result ret;
+  if (r->hang_up) {               /* returning MHD_NO closes the socket */
+    free(r->body);
+    return MHD_NO;
+  }
+  resp = make_response(e, r);
+  free(r->body);
+  r->body = NULL;
+  if (resp == NULL) return MHD_NO;
+  if (r->ctype && r->status != 204 && r->status != 304)
+    MHD_add_response_header(resp, "Content-Type", r->ctype);
+  if (r->gzip) MHD_add_response_header(resp, "Content-Encoding", "gzip");
+  if (r->credits_left >= 0) {
+    char v[32];
+    snprintf(v, sizeof v, "%lld", r->credits_left);
+    MHD_add_response_header(resp, "X-API-CREDITS-REMAINING", v);
+  }
+  ret = MHD_queue_response(c, (unsigned)r->status, resp);
+  MHD_destroy_response(resp);
+  if (counted) stats_response(&e->st, r->status);
+  return ret;
+}
+
+/* }================================================================== */
+
+
+/* {==================================================================
+** One request
+** =================================================================== */
+
+static const char *query_value (void *ctx, const char *key) {
+  return MHD_lookup_connection_value((struct MHD_Connection *)ctx,
+                                     MHD_GET_ARGUMENT_KIND, key);
+}
+
+static enum MHD_Result handle (emu *e, struct MHD_Connection *c,
+                               const char *url, const char *method,
+                               conn_ctx *x) {
+  request q;
+  reply r;
+  fault ft;
+  int accounts, have, route;
+  enum MHD_Result ret;
+  memset(&q, 0, sizeof q);
+  memset(&r, 0, sizeof r);
+  r.status = 500;
+  r.credits_left = -1;
+  q.method = method;
+  q.url = url;
+  q.body = x->body;
+  q.len = x->too_big ? 0 : x->len;
+  q.too_big = x->too_big;
+  q.authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                "Authorization");
+  q.query = query_value;
+  q.ctx = c;
+  x->answered = 1;
+  if (routes_is_hook(url)) {
+    routes_hook(e, &q, &r);
+    return send_reply(e, c, &r, 0);
+  }
+  route = routes_classify(method, url);
+  stats_request(&e->st, method, route);
+  accounts = routes_is_accounts(url);
+  /* in flight from arrival until the answer is queued; the accounts
+  ** server is another host and has no such cap */
+  if (!accounts && !stats_enter(&e->st, e->cfg.concurrency)) {
+    reply_error(&r, 429, "TOO_MANY_REQUESTS", "{}",
+                "You have reached the maximum number of concurrent API "
+                "calls");
+    return send_reply(e, c, &r, 1);
+  }
+  have = faults_take(e->faults, accounts ? FAULT_TOKEN : FAULT_API, &ft);
+  emu_sleep_ms(e, e->cfg.latency_ms
+                  + (have && ft.kind == F_SLOW ? SLOW_MS : 0));
+  if (have && !faults_processes(&ft))
+    faults_build(&ft, &r);
+  else {
+    if (x->too_big) {
+      char details[64];
+      snprintf(details, sizeof details, "{\"maximum_length\":%lu}",
+               (unsigned long)e->cfg.max_body);
+      reply_error(&r, 413, "REQUEST_ENTITY_TOO_LARGE", details,
+                  "the request body is too large");
+    } else if (accounts) {
+      if (strcmp(method, "POST") == 0) auth_token_endpoint(e, &q, &r);
+      else reply_error(&r, 400, "INVALID_REQUEST_METHOD", "{}",
+                       "The http request method type is not a valid one");
+    } else routes_api(e, &q, &r);
+    if (have) faults_transform(&ft, &r);
+  }
+  if (e->cfg.verbose)
+    fprintf(stderr, "zcrm-emulator: %s %s -> %d%s\n", method, url,
+            r.hang_up ? 0 : r.status, have ? " (fault)" : "");
+  ret = send_reply(e, c, &r, 1);
+  if (!accounts) stats_leave(&e->st);
+  return ret;
+}
+
+static enum MHD_Result on_request (void *cls, struct MHD_Connection *c,
+                                   const char *url, const char *method,
+                                   const char *version,
+                                   const char *upload_data,
+                                   size_t *upload_size, void **con_cls) {
+  emu *e = (emu *)cls;
+  conn_ctx *x = (conn_ctx *)*con_cls;
+  (void)version;
+  if (x == NULL) {                /* headers are in; the body may follow */
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                 "Content-Length");
+    x = (conn_ctx *)calloc(1, sizeof *x);
+    if (x == NULL) return MHD_NO;
+    *con_cls = x;
+    if (cl && strtoull(cl, NULL, 10) > e->cfg.max_body) {
+      x->too_big = 1;             /* answer now; MHD skips the body */
+      return handle(e, c, url, method, x);
+    }
+    return MHD_YES;
+  }
+  if (x->answered) { *upload_size = 0; return MHD_YES; }
+  if (*upload_size) {
+    size_t n = *upload_size;
+    if (!x->too_big && x->len + n > e->cfg.max_body) {
+      x->too_big = 1;             /* keep reading, keep nothing */
+      free(x->body);
+      x->body = NULL;
+      x->len = x->cap = 0;
+    }
+    if (!x->too_big) {
+      if (x->len + n + 1 > x->cap) {
+        size_t cap = x->cap ? x->cap : 1024;
+        char *p;
+        while (cap < x->len + n + 1) cap *= 2;
+        p = (char *)realloc(x->body, cap);
+        if (p == NULL) return MHD_NO;
+        x->body = p;
+        x->cap = cap;
+      }
+      memcpy(x->body + x->len, upload_data, n);
+      x->len += n;
+      x->body[x->len] = '\0';
+    }
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  return handle(e, c, url, method, x);
+}
+
+static void on_completed (void *cls, struct MHD_Connection *c,
+                          void **con_cls,
+                          enum MHD_RequestTerminationCode toe) {
+  conn_ctx *x = (conn_ctx *)*con_cls;
+  (void)cls; (void)c; (void)toe;
+  if (x == NULL) return;
+  free(x->body);
+  free(x);
+  *con_cls = NULL;
+}
+
+/* }================================================================== */
+
+
+/* {==================================================================
+** Daemon
+** =================================================================== */
+
+static char *slurp (const char *path) {
+  FILE *f = fopen(path, "rb");
+  char *buf;
+  long n;
+  if (f == NULL) return NULL;
+  if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0
+      || fseek(f, 0, SEEK_SET) != 0
+      || (buf = (char *)malloc((size_t)n + 1)) == NULL) {
+    fclose(f);
+    return NULL;
+  }
+  if (fread(buf, 1, (size_t)n, f) != (size_t)n) { free(buf); buf = NULL; }
+  else buf[n] = '\0';
+  fclose(f);
+  return buf;
+}
+
+struct MHD_Daemon *server_start (emu *e, char *err, size_t errlen) {
+  struct sockaddr_in a4;
+  struct sockaddr_in6 a6;
+  struct sockaddr *addr;
+  struct MHD_Daemon *d;
+  const union MHD_DaemonInfo *info;
+  const char *host = e->cfg.host;
+  unsigned flags = MHD_USE_THREAD_PER_CONNECTION
+                 | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
+  int tls = e->cfg.tls_cert != NULL, v6 = 0;
+  char *cert = NULL, *key = NULL;
+  memset(&a4, 0, sizeof a4);
+  memset(&a6, 0, sizeof a6);
+  if (strcmp(host, "localhost") == 0) host = "127.0.0.1";
+  if (inet_pton(AF_INET, host, &a4.sin_addr) == 1) {
+    a4.sin_family = AF_INET;
+    a4.sin_port = htons((uint16_t)e->cfg.port);
+    addr = (struct sockaddr *)&a4;
+  } else if (inet_pton(AF_INET6, host, &a6.sin6_addr) == 1) {
+    a6.sin6_family = AF_INET6;
+    a6.sin6_port = htons((uint16_t)e->cfg.port);
+    addr = (struct sockaddr *)&a6;
+    flags |= MHD_USE_IPv6;
+    v6 = 1;
+  } else {
+    snprintf(err, errlen, "--host %s: not an IPv4 or IPv6 address", host);
+    return NULL;
+  }
+  if (tls) {
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+      snprintf(err, errlen, "this libmicrohttpd has no TLS support");
+      return NULL;
+    }
+    cert = slurp(e->cfg.tls_cert);
+    key = slurp(e->cfg.tls_key);
+    if (cert == NULL || key == NULL) {
+      snprintf(err, errlen, "cannot read %s", cert ? e->cfg.tls_key
+                                                   : e->cfg.tls_cert);
+      free(cert); free(key);
+      return NULL;
+    }
+    flags |= MHD_USE_TLS;
+  }
+  if (e->cfg.verbose) flags |= MHD_USE_ERROR_LOG;
+  d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, e,
+        MHD_OPTION_SOCK_ADDR, addr,
+        MHD_OPTION_CONNECTION_TIMEOUT, e->cfg.idle_timeout,
+        MHD_OPTION_CONNECTION_LIMIT, e->cfg.max_connections,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, e,
+        tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert,
+        MHD_OPTION_HTTPS_MEM_KEY, key,
+        MHD_OPTION_END);
+  /* kept until the daemon stops: MHD holds the pointers */
+  e->tls_pem[0] = cert;
+  e->tls_pem[1] = key;
+  if (d == NULL) {
+    snprintf(err, errlen, "cannot listen on %s port %d", host, e->cfg.port);
+    return NULL;
+  }
+  info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+  snprintf(e->base_url, sizeof e->base_url, "%s://%s%s%s:%u",
+           tls ? "https" : "http", v6 ? "[" : "", host, v6 ? "]" : "",
+           info ? (unsigned)info->port : (unsigned)e->cfg.port);
+  return d;
+}
+
+void server_stop (struct MHD_Daemon *d) {
+  MHD_stop_daemon(d);
+}
+
+/* }================================================================== */

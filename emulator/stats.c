@@ -1,0 +1,147 @@
+/*
+** stats.c: the counters behind GET /__emulator/stats. Hooks are never
+** counted; every other request is, whatever its answer.
+*/
+#include <string.h>
+#include <stdio.h>
+
+#include "emu.h"
+
+static const char *const method_names[] = {
+  "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "OTHER"
+};
+
+static const char *const route_names[ROUTE_N] = {
+  "GET /crm/v8/settings/modules",
+  "GET /crm/v8/settings/modules/{module}",
+  "PUT /crm/v8/settings/modules/{module}",
+  "POST /crm/v8/settings/modules",
+  "GET /crm/v8/settings/profiles",
+  "POST /oauth/v2/token",
+  "other",
+};
+
+/* Codes always listed, so a spec can compare with 0 instead of nil. */
+static const int usual_codes[] = { 200, 201, 204, 400, 401, 404, 413, 429,
+                                   500, 503 };
+
+void stats_init (stats *s) {
+  memset(s, 0, sizeof *s);
+  pthread_mutex_init(&s->lock, NULL);
+}
+
+void stats_destroy (stats *s) {
+  pthread_mutex_destroy(&s->lock);
+}
+
+/* in_flight survives a reset: requests still running will leave. */
+void stats_reset (stats *s) {
+  pthread_mutex_lock(&s->lock);
+  s->total = 0;
+  memset(s->by_method, 0, sizeof s->by_method);
+  memset(s->by_route, 0, sizeof s->by_route);
+  memset(s->responses, 0, sizeof s->responses);
+  s->credits_used = 0;
+  s->max_in_flight = s->in_flight;
+  s->updates_applied = s->token_refreshes = s->tokens_issued = 0;
+  pthread_mutex_unlock(&s->lock);
+}
+
+void stats_request (stats *s, const char *method, int route) {
+  size_t m;
+  for (m = 0; m < 7; m++) if (strcmp(method, method_names[m]) == 0) break;
+  pthread_mutex_lock(&s->lock);
+  s->total++;
+  s->by_method[m]++;
+  s->by_route[route]++;
+  pthread_mutex_unlock(&s->lock);
+}
+
+void stats_response (stats *s, int status) {
+  if (status < 100 || status > 599) return;
+  pthread_mutex_lock(&s->lock);
+  s->responses[status]++;
+  pthread_mutex_unlock(&s->lock);
+}
+
+int stats_enter (stats *s, int cap) {
+  int ok;
+  pthread_mutex_lock(&s->lock);
+  ok = s->in_flight < cap;
+  if (ok) {
+    s->in_flight++;
+    if (s->in_flight > s->max_in_flight) s->max_in_flight = s->in_flight;
+  }
+  pthread_mutex_unlock(&s->lock);
+  return ok;
+}
+
+void stats_leave (stats *s) {
+  pthread_mutex_lock(&s->lock);
+  s->in_flight--;
+  pthread_mutex_unlock(&s->lock);
+}
+
+void stats_add (stats *s, long long *field, long long n) {
+  pthread_mutex_lock(&s->lock);
+  *field += n;
+  pthread_mutex_unlock(&s->lock);
+}
+
+/* Charge cost against budget. Returns the credits left afterwards, or
+** -1 when the budget cannot cover the call (nothing is charged then). */
+long long stats_charge (stats *s, long long budget, long long cost) {
+  long long left;
+  pthread_mutex_lock(&s->lock);
+  if (s->credits_used + cost > budget) left = -1;
+  else {
+    s->credits_used += cost;
+    left = budget - s->credits_used;
+  }
+  pthread_mutex_unlock(&s->lock);
+  return left;
+}
+
+static void kv (jbuf *b, const char *k, long long v, int comma) {
+  if (comma) jb_lit(b, ",");
+  jb_key(b, k);
+  jb_int(b, v);
+}
+
+void stats_write (stats *s, jbuf *b, long long budget) {
+  size_t i;
+  int code, first = 1;
+  pthread_mutex_lock(&s->lock);
+  jb_lit(b, "{\"requests\":{");
+  kv(b, "total", s->total, 0);
+  jb_lit(b, ",\"by_method\":{");
+  for (i = 0; i < 8; i++) {
+    /* the five API verbs always, the rest once seen */
+    if (i >= 5 && s->by_method[i] == 0) continue;
+    kv(b, method_names[i], s->by_method[i], i > 0);
+  }
+  jb_lit(b, "},\"by_route\":{");
+  for (i = 0; i < ROUTE_N; i++) kv(b, route_names[i], s->by_route[i], i > 0);
+  jb_lit(b, "}},\"responses\":{");
+  for (code = 100; code < 600; code++) {
+    char name[8];
+    size_t u;
+    int usual = 0;
+    for (u = 0; u < sizeof usual_codes / sizeof usual_codes[0]; u++)
+      if (usual_codes[u] == code) usual = 1;
+    if (!usual && s->responses[code] == 0) continue;
+    snprintf(name, sizeof name, "%d", code);
+    kv(b, name, s->responses[code], !first);
+    first = 0;
+  }
+  jb_lit(b, "}");
+  kv(b, "credits_used", s->credits_used, 1);
+  kv(b, "credits_remaining", budget - s->credits_used, 1);
+  kv(b, "max_in_flight", s->max_in_flight, 1);
+  kv(b, "in_flight", s->in_flight, 1);
+  kv(b, "updates_applied", s->updates_applied, 1);
+  kv(b, "token_refreshes", s->token_refreshes, 1);
+  kv(b, "tokens_issued", s->tokens_issued, 1);
+  jb_lit(b, "}");
+  pthread_mutex_unlock(&s->lock);
+}
