@@ -11,10 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lua.h"
-#include "lauxlib.h"
-
-int zc_open_sys(lua_State *L);
+#include "zcrm.h"
 
 /* {==== clock */
 

@@ -1,0 +1,43 @@
+/*
+** core.c: `require "zcrm.core"`. The only exported symbol of the module.
+**
+** luaopen_zcrm_core may run more than once in one state (busted insulates
+** each spec file by clearing package.loaded): metatables are looked up
+** by name and reused, so objects made by an earlier load keep working and
+** pass is_error.
+*/
+#include <pthread.h>
+
+#include "zcrm.h"
+
+/* curl_global_init is not thread-safe before libcurl 7.84 and must run
+** once per process: pthread_once, with the result stored and raised only
+** after leaving the once-routine (luaossl `initall`). These two are the
+** only C globals, and they are written once. */
+static pthread_once_t zc_once = PTHREAD_ONCE_INIT;
+static CURLcode zc_global_rc = CURLE_OK;
+
+static void zc_global_init(void) {
+  zc_global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+ZCRM_API int luaopen_zcrm_core(lua_State *L);
+
+ZCRM_API int luaopen_zcrm_core(lua_State *L) {
+  if (pthread_once(&zc_once, zc_global_init) != 0)
+    return luaL_error(L, "zcrm.core: pthread_once failed");
+  if (zc_global_rc != CURLE_OK)
+    return luaL_error(L, "zcrm.core: curl_global_init failed: %s",
+                      curl_easy_strerror(zc_global_rc));
+  lua_newtable(L);
+  zc_open_error(L);
+  zc_open_validate(L);
+  zc_open_request(L);
+  zc_open_client(L);
+  zc_open_sys(L);
+  lua_pushliteral(L, ZCRM_CORE_VERSION);
+  lua_setfield(L, -2, "_VERSION");
+  lua_pushstring(L, curl_version());
+  lua_setfield(L, -2, "curl_version");
+  return 1;
+}

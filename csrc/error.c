@@ -1,0 +1,253 @@
+/*
+** error.c: the `zcrm.error` type and the catalogue of errors.h.
+**
+** An error object is a plain table holding its fields (kind, code, status,
+** message, details, field, retryable, resolution) with the metatable
+** registered as "zcrm.error" (__name, __tostring). Shape after Lua-cURL
+** lcerror.c and lua-http h2_error.lua; fields per architecture.md.
+*/
+#include <string.h>
+
+#include "zcrm.h"
+#include "errors.h"
+
+/* {==== catalogue */
+
+#define ZC_CAT_ENTRY(code, status, kind, retryable, message, resolution) \
+  { code, status, kind, retryable, message, resolution },
+
+static const zc_catentry zc_catalogue[] = {
+  ZC_ERRORS(ZC_CAT_ENTRY)
+  { NULL, 0, NULL, 0, NULL, NULL }
+};
+
+#undef ZC_CAT_ENTRY
+
+const zc_catentry *zc_catalogue_find(const char *code) {
+  const zc_catentry *e;
+  if (code == NULL) return NULL;
+  for (e = zc_catalogue; e->code != NULL; e++)
+    if (strcmp(e->code, code) == 0) return e;
+  return NULL;
+}
+
+static int zc_default_retryable(lua_Integer status) {
+  return status == 429 || status >= 500;
+}
+
+/* }==== */
+
+/* {==== building error objects from C */
+
+static void zc_setstr(lua_State *L, const char *k, const char *v) {
+  if (v == NULL) return;
+  lua_pushstring(L, v);
+  lua_setfield(L, -2, k);
+}
+
+void zc_error_new(lua_State *L, const char *code, const char *kind,
+                  int status, const char *field) {
+  const zc_catentry *e = zc_catalogue_find(code);
+  int retryable;
+  lua_createtable(L, 0, 8);                   /* message err */
+  lua_pushstring(L, code);
+  lua_setfield(L, -2, "code");
+  if (kind == NULL) kind = e ? e->kind : "api";
+  zc_setstr(L, "kind", kind);
+  if (status > 0) {
+    lua_pushinteger(L, status);
+    lua_setfield(L, -2, "status");
+  }
+  if (strcmp(kind, "validation") == 0) retryable = 0;
+  else retryable = e ? e->retryable : zc_default_retryable(status);
+  lua_pushboolean(L, retryable);
+  lua_setfield(L, -2, "retryable");
+  if (lua_type(L, -2) == LUA_TSTRING) lua_pushvalue(L, -2);
+  else lua_pushstring(L, e ? e->message : code);
+  lua_setfield(L, -2, "message");
+  zc_setstr(L, "field", field);
+  if (e) zc_setstr(L, "resolution", e->resolution);
+  luaL_setmetatable(L, ZC_ERROR_MT);
+  lua_remove(L, -2);                          /* err */
+}
+
+void zc_error_details(lua_State *L, const char *api_name,
+                      const char *json_path, lua_Integer maxlen) {
+  lua_createtable(L, 0, 3);
+  zc_setstr(L, "api_name", api_name);
+  zc_setstr(L, "json_path", json_path);
+  if (maxlen >= 0) {
+    lua_pushinteger(L, maxlen);
+    lua_setfield(L, -2, "maximum_length");
+  }
+  lua_setfield(L, -2, "details");
+}
+
+int zc_fail(lua_State *L) {
+  lua_pushnil(L);
+  lua_insert(L, -2);
+  return 2;
+}
+
+/* }==== */
+
+/* {==== Lua functions */
+
+/***
+ * Builds an error object from a table of fields, filling `kind`,
+ * `retryable`, `resolution`, `status` and `message` from the catalogue
+ * where absent.
+ * @function error
+ * @tparam table fields at least `code` (a string)
+ * @treturn table the error object
+ */
+static int zc_l_error(lua_State *L) {
+  const zc_catentry *e;
+  const char *code;
+  lua_Integer status = 0;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_getfield(L, 1, "code");
+  code = lua_tostring(L, -1);
+  if (lua_type(L, -1) != LUA_TSTRING)
+    return luaL_argerror(L, 1, "field 'code' must be a string");
+  e = zc_catalogue_find(code);
+  lua_createtable(L, 0, 8);                   /* code err */
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {                    /* copy every field */
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+  lua_getfield(L, -1, "status");
+  if (lua_type(L, -1) == LUA_TNIL && e && e->status > 0) {
+    lua_pushinteger(L, e->status);
+    lua_setfield(L, -3, "status");
+    status = e->status;
+  }
+  else
+    status = lua_tointegerx(L, -1, NULL);     /* 0 unless an integer */
+  lua_pop(L, 1);
+  lua_getfield(L, -1, "kind");
+  if (lua_isnil(L, -1)) {
+    lua_pushstring(L, e ? e->kind : "api");
+    lua_setfield(L, -3, "kind");
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, -1, "retryable");
+  if (lua_isnil(L, -1)) {
+    lua_pushboolean(L, e ? e->retryable : zc_default_retryable(status));
+    lua_setfield(L, -3, "retryable");
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, -1, "message");
+  if (lua_isnil(L, -1)) {
+    lua_pushstring(L, e ? e->message : code);
+    lua_setfield(L, -3, "message");
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, -1, "resolution");
+  if (lua_isnil(L, -1) && e && e->resolution) {
+    lua_pushstring(L, e->resolution);
+    lua_setfield(L, -3, "resolution");
+  }
+  lua_pop(L, 1);
+  luaL_setmetatable(L, ZC_ERROR_MT);
+  return 1;
+}
+
+/***
+ * True when `v` is an error object (from any copy of this module loaded in
+ * the same state).
+ * @function is_error
+ * @param v any value
+ * @treturn boolean
+ */
+static int zc_l_is_error(lua_State *L) {
+  int r = 0;
+  if (lua_getmetatable(L, 1)) {
+    luaL_getmetatable(L, ZC_ERROR_MT);
+    r = lua_rawequal(L, -1, -2);
+  }
+  lua_pushboolean(L, r);
+  return 1;
+}
+
+/* `CODE (HTTP 400): message`, `CODE: message`, `CODE: field: message`. */
+static int zc_error_tostring(lua_State *L) {
+  luaL_Buffer b;
+  const char *field, *msg;
+  size_t flen = 0;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_getfield(L, 1, "code");                 /* 2 */
+  lua_getfield(L, 1, "status");               /* 3 */
+  lua_getfield(L, 1, "field");                /* 4 */
+  lua_getfield(L, 1, "message");              /* 5 */
+  field = lua_type(L, 4) == LUA_TSTRING ? lua_tolstring(L, 4, &flen) : NULL;
+  msg = lua_type(L, 5) == LUA_TSTRING ? lua_tostring(L, 5) : NULL;
+  luaL_buffinit(L, &b);
+  if (lua_type(L, 2) == LUA_TSTRING) luaL_addstring(&b, lua_tostring(L, 2));
+  else luaL_addstring(&b, "ERROR");
+  if (lua_type(L, 3) == LUA_TNUMBER) {
+    int isint;
+    lua_Integer st = lua_tointegerx(L, 3, &isint);
+    if (isint) lua_pushfstring(L, " (HTTP %I)", (LUAI_UACINT)st);
+    else lua_pushfstring(L, " (HTTP %f)", (LUAI_UACNUMBER)lua_tonumber(L, 3));
+    luaL_addvalue(&b);
+  }
+  luaL_addstring(&b, ":");
+  /* Our validation messages already start with the field name. */
+  if (field && !(msg && strncmp(msg, field, flen) == 0 &&
+                 (msg[flen] == ' ' || msg[flen] == '\0'))) {
+    luaL_addstring(&b, " ");
+    luaL_addlstring(&b, field, flen);
+    luaL_addstring(&b, ":");
+  }
+  if (msg) {
+    luaL_addstring(&b, " ");
+    luaL_addstring(&b, msg);
+  }
+  luaL_pushresult(&b);
+  return 1;
+}
+
+static void zc_push_catalogue(lua_State *L) {
+  const zc_catentry *e;
+  lua_newtable(L);
+  for (e = zc_catalogue; e->code != NULL; e++) {
+    lua_createtable(L, 0, 5);
+    if (e->status > 0) {
+      lua_pushinteger(L, e->status);
+      lua_setfield(L, -2, "status");
+    }
+    lua_pushstring(L, e->kind);
+    lua_setfield(L, -2, "kind");
+    lua_pushboolean(L, e->retryable);
+    lua_setfield(L, -2, "retryable");
+    lua_pushstring(L, e->message);
+    lua_setfield(L, -2, "message");
+    if (e->resolution) {
+      lua_pushstring(L, e->resolution);
+      lua_setfield(L, -2, "resolution");
+    }
+    lua_setfield(L, -2, e->code);
+  }
+}
+
+void zc_open_error(lua_State *L) {
+  static const luaL_Reg funcs[] = {
+    { "error", zc_l_error },
+    { "is_error", zc_l_is_error },
+    { NULL, NULL }
+  };
+  /* luaL_newmetatable returns 0 when a previous load registered it: reuse
+  ** it, so errors from both loads pass is_error. */
+  luaL_newmetatable(L, ZC_ERROR_MT);
+  lua_pushcfunction(L, zc_error_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  luaL_setfuncs(L, funcs, 0);
+  zc_push_catalogue(L);
+  lua_setfield(L, -2, "catalogue");
+}
+
+/* }==== */

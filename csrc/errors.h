@@ -1,0 +1,159 @@
+/*
+** errors.h: the one error catalogue of zcrm, as an X-macro list.
+**
+**   X(code, status, kind, retryable, message, resolution)
+**
+** status 0: no HTTP status (a failure before or without a response).
+** Sources: [SEED] = ../shared/reference/000_1f7a8f2fd1d9f25a.txt ("Possible
+** Errors" of the Update Custom Module page; messages and resolutions are
+** quoted from it), [REF §n] = ../shared/reference/zoho-crm-v8.md.
+** Expanded by error.c into a static table (and `core.catalogue`).
+*/
+#ifndef ZCRM_ERRORS_H
+#define ZCRM_ERRORS_H
+
+#define ZC_ERRORS(X) \
+  /* ---- the nine errors of the Update Custom Module page [SEED] ---- */ \
+  X("INVALID_MODULE", 400, "api", 0, \
+    "The URL contains invalid module data", \
+    "Specify the correct API name or module ID in the URL. Refer to the GET " \
+    "Modules API to retrieve the module details.") \
+  X("NOT_ALLOWED", 400, "api", 0, \
+    "API name cannot be updated for module", \
+    "The module API name can be updated only through the UI.") \
+  X("MINIMUM_DATA_NOT_FOUND", 400, "api", 0, \
+    "Minimum one profile is needed", \
+    "The profile key should not be empty or null. Assign atleast one " \
+    "profile to update a module.") \
+  X("INVALID_REQUEST_METHOD", 400, "api", 0, \
+    "The http request method type is not a valid one", \
+    "You have specified an invalid HTTP method to access the API URL. " \
+    "Specify a valid request method. Refer to the Endpoints section.") \
+  X("MANDATORY_NOT_FOUND", 400, "api", 0, \
+    "Mandatory fields are missing", \
+    "Specify all the mandatory fields to create a custom module. Refer to " \
+    "the Input JSON section for more details.") \
+  X("OAUTH_SCOPE_MISMATCH", 401, "auth", 0, \
+    "Unauthorized", \
+    "The client does not have a valid scope to update a custom module. " \
+    "Create a new token with the required scopes. Refer to the Scope " \
+    "section.") \
+  X("AUTHENTICATION_FAILURE", 401, "auth", 0, \
+    "Authentication failed", \
+    "Pass the access token in the request header of the API call.") \
+  X("INVALID_URL_PATTERN", 404, "api", 0, \
+    "Please check if the URL trying to access is a correct one", \
+    "The request URL specified is incorrect. Specify a valid request URL. " \
+    "Refer to the Request URL section at the beginning of this page for " \
+    "more details.") \
+  X("INTERNAL_ERROR", 500, "api", 1, \
+    "Internal Server Error", \
+    "Unexpected and unhandled exception in the server. Contact support " \
+    "team.") \
+  /* ---- auth codes seen on the wire [REF §4.4, §7 catalogue] ---- */ \
+  X("INVALID_TOKEN", 401, "auth", 0, \
+    "invalid oauth token", \
+    "Refresh the access token (the client does it once by itself) and " \
+    "retry.") \
+  X("INVALID_OAUTHTOKEN", 401, "auth", 0, /* docs' name for INVALID_TOKEN */ \
+    "invalid oauth token", \
+    "Refresh the access token (the client does it once by itself) and " \
+    "retry.") \
+  X("AUTHENTICATION_FAILED", 401, "auth", 0, /* Kaizen #25's spelling */ \
+    "Authentication failed", \
+    "Pass the access token in the request header of the API call.") \
+  /* ---- other Zoho codes [REF §2.4, §7 catalogue] ---- */ \
+  X("INVALID_DATA", 400, "api", 0, \
+    "Invalid data", \
+    "Correct the value named in details (api_name, json_path) and send " \
+    "the request again.") \
+  X("DUPLICATE_DATA", 400, "api", 0, \
+    "Duplicate data", \
+    "Another module already uses this singular or plural label; choose " \
+    "another label.") \
+  X("NO_PERMISSION", 403, "api", 0, \
+    "permission denied", \
+    "The user's profile lacks the CRM permission named in " \
+    "details.permissions; ask an administrator to grant it.") \
+  X("TOO_MANY_REQUESTS", 429, "limit", 1, \
+    "Too many requests", \
+    "The org's API credits or concurrency limit are used up; wait, then " \
+    "retry with fewer calls in flight.") \
+  X("NOT_SUPPORTED", 400, "api", 0, \
+    "The module or operation is not supported through the API", \
+    "Check that the module is API-supported (api_supported in GET " \
+    "Modules).") \
+  X("API_NOT_SUPPORTED", 400, "api", 0, \
+    "The API version is not supported for this operation", \
+    "Use the API version in details.supported_version or a newer one.") \
+  X("INVALID_REQUEST", 400, "api", 0, \
+    "Invalid request", \
+    "Check the request URL and body against the API documentation.") \
+  X("LIMIT_EXCEEDED", 400, "api", 0, \
+    "Limit exceeded", \
+    "The edition's limit (details.limit) is reached; remove something or " \
+    "upgrade the edition.") \
+  /* ---- transport failures: ours, no HTTP status (csrc/API.md) ---- */ \
+  X("TIMEOUT", 0, "transport", 1, \
+    "the request timed out", \
+    "Retry later, or raise the timeout.") \
+  X("CONNECTION_FAILED", 0, "transport", 1, \
+    "could not connect to the server", \
+    "Check the network, the API domain and any proxy, then retry.") \
+  X("DNS_ERROR", 0, "transport", 1, \
+    "could not resolve the host name", \
+    "Check the API domain (data centre) and the DNS setup, then retry.") \
+  X("TLS_ERROR", 0, "transport", 0, \
+    "TLS handshake or certificate verification failed", \
+    "Check the system CA bundle or the ca_file option; never turn " \
+    "verification off.") \
+  X("SEND_ERROR", 0, "transport", 1, \
+    "failed sending the request", \
+    "Retry; the connection broke while sending.") \
+  X("RECV_ERROR", 0, "transport", 1, \
+    "failed receiving the response", \
+    "Retry; the connection broke before the response was complete.") \
+  X("RESPONSE_TOO_LARGE", 0, "transport", 0, \
+    "the response is larger than max_response_bytes", \
+    "Raise max_response_bytes if the response is expected to be this " \
+    "large.") \
+  X("CANCELLED", 0, "transport", 0, \
+    "the request was cancelled", \
+    NULL) \
+  X("TRANSPORT_ERROR", 0, "transport", 1, \
+    "transfer failed", \
+    "Retry; if it persists, run with verbose = true to see the exchange.") \
+  X("UNEXPECTED_RESPONSE", 0, "transport", 0, \
+    "the response body is empty, not JSON, or not in the documented shape", \
+    "Check that the API domain points at Zoho CRM (or the emulator).") \
+  /* ---- configuration and local limits: ours ---- */ \
+  X("INVALID_URL", 0, "config", 0, \
+    "invalid URL", \
+    "Use https://host[:port] (plain http:// only for 127.0.0.0/8, ::1 or " \
+    "localhost), without path, user info, query or fragment.") \
+  X("INVALID_TOKEN_FORMAT", 0, "config", 0, \
+    "invalid token format", \
+    "Pass the token exactly as Zoho issued it: printable ASCII, no " \
+    "spaces or line breaks.") \
+  X("INVALID_HEADER", 0, "config", 0, \
+    "invalid request header", \
+    "Header lines are \"Name: value\" with no CR, LF or NUL.") \
+  X("CREDIT_LIMIT", 0, "limit", 0, \
+    "the call would exceed max_credits", \
+    "Raise max_credits or wait until spent credits come back (rolling " \
+    "24 hours).") \
+  /* ---- OAuth token endpoint errors (HTTP 200 + "error") [REF §4.3] ---- */ \
+  X("invalid_client", 0, "auth", 0, \
+    "invalid client id or secret, or the wrong data centre's accounts " \
+    "server", \
+    "Check client_id, client_secret and the accounts server of the org's " \
+    "data centre.") \
+  X("invalid_code", 0, "auth", 0, \
+    "the grant code or refresh token is invalid, expired or revoked", \
+    "Generate a new grant token and exchange it for a new refresh token.") \
+  X("ACCESS_DENIED", 0, "auth", 1, \
+    "too many token requests; try again after some time", \
+    "Reuse access tokens until they expire; at most 10 refreshes per 10 " \
+    "minutes per refresh token.")
+
+#endif
