@@ -1,0 +1,986 @@
+/*
+** validate.c: local checks of everything the docs state, before a request
+** exists: update tables, module path segments, base URLs, tokens.
+**
+** Sources cited in comments:
+**   [SEED]  ../shared/reference/000_1f7a8f2fd1d9f25a.txt, the Update Custom
+**           Module page (line numbers of that file, "Lnnn").
+**   [REF §] ../shared/reference/zoho-crm-v8.md, section number.
+** Every validation error has kind "validation", retryable false, no status,
+** and uses the code the server documents for the same fault
+** (architecture.md, "Error objects").
+*/
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <utf8proc.h>
+
+#include "zcrm.h"
+
+/* [SEED] L331, L337: "A maximum of 25 characters, including spaces". */
+#define ZC_LABEL_MAX 25
+/* [REF §8.4] "Module profiles[]: up to 203 per module ([OAS+])", and §2.1
+** (`profiles` array (<=203)). */
+#define ZC_MAX_PROFILES 203
+/* [REF §3] profile `name`: string <= 50. */
+#define ZC_PROFILE_NAME_MAX 50
+/* [REF §2.1] `api_name`: string <= 50. */
+#define ZC_API_NAME_MAX 50
+/* Zoho access and refresh tokens are ~70 bytes; anything near this is not
+** a token, and it keeps a header line bounded. */
+#define ZC_TOKEN_MAX 4096
+
+/* {==== helpers */
+
+static int zc_isnull(lua_State *L, int idx) {
+  return lua_type(L, idx) == LUA_TLIGHTUSERDATA &&
+         lua_touserdata(L, idx) == NULL;
+}
+
+/* t[k] without metamethods: no user code runs while we validate, so the
+** strings we point at stay reachable from the tables being checked. */
+static int zc_rawfield(lua_State *L, int t, const char *k) {
+  t = lua_absindex(L, t);
+  lua_pushstring(L, k);
+  return lua_rawget(L, t);
+}
+
+/* A type name for messages: "float" and "integer" for numbers, "null" for
+** the JSON null. */
+static const char *zc_typename(lua_State *L, int idx) {
+  if (lua_type(L, idx) == LUA_TNUMBER)
+    return lua_isinteger(L, idx) ? "integer" : "float";
+  if (zc_isnull(L, idx)) return "null";
+  return luaL_typename(L, idx);
+}
+
+/* Pushes a printable, quoted, bounded rendering of a user string for a
+** message: 'abc', bytes outside printable ASCII as \xNN, at most 40 bytes. */
+static const char *zc_pushquoted(lua_State *L, const char *s, size_t len) {
+  static const char hex[] = "0123456789ABCDEF";
+  luaL_Buffer b;
+  size_t i, n = len > 40 ? 40 : len;
+  luaL_buffinit(L, &b);
+  luaL_addchar(&b, '\'');
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'')
+      luaL_addchar(&b, (char)c);
+    else {
+      luaL_addchar(&b, '\\');
+      luaL_addchar(&b, 'x');
+      luaL_addchar(&b, hex[c >> 4]);
+      luaL_addchar(&b, hex[c & 15]);
+    }
+  }
+  luaL_addchar(&b, '\'');
+  if (n < len) luaL_addstring(&b, "...");
+  luaL_pushresult(&b);
+  return lua_tostring(L, -1);
+}
+
+/*
+** Pushes a validation error object (kind "validation") and returns 1.
+** api_name/json_path NULL: no details. maxlen < 0: no maximum_length.
+*/
+static int zc_verr(lua_State *L, const char *code, const char *field,
+                   const char *api_name, const char *json_path,
+                   lua_Integer maxlen, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  zc_error_new(L, code, "validation", 0, field);
+  if (api_name || json_path) zc_error_details(L, api_name, json_path, maxlen);
+  return 1;
+}
+
+/*
+** Strict UTF-8 on top of utf8proc_iterate: the code point must be encoded
+** in the shortest form (no overlongs such as C0 AF), not be a surrogate
+** (ED A0 80) and be at most U+10FFFF. utf8proc 2.x checks all of this too;
+** checking again keeps the rule independent of the library version.
+*/
+static utf8proc_ssize_t zc_utf8_next(const char *s, size_t len,
+                                     utf8proc_int32_t *cp) {
+  utf8proc_ssize_t n = utf8proc_iterate((const utf8proc_uint8_t *)s,
+                                        (utf8proc_ssize_t)len, cp);
+  utf8proc_ssize_t want;
+  if (n <= 0 || *cp < 0) return -1;
+  if (*cp < 0x80) want = 1;
+  else if (*cp < 0x800) want = 2;
+  else if (*cp < 0x10000) want = 3;
+  else if (*cp <= 0x10FFFF) want = 4;
+  else return -1;
+  if (*cp >= 0xD800 && *cp <= 0xDFFF) return -1;
+  return n == want ? n : -1;
+}
+
+/*
+** Parses a Zoho id: 1-19 ASCII digits ([REF §1]: "IDs are 64-bit integers
+** sent as JSON strings of 1-19 digits (pattern ^[0-9]{1,19}$)"), value at
+** most INT64_MAX (9223372036854775807). We also refuse a leading zero (and
+** so 0): Zoho ids never have one, and "015" would be a second spelling of
+** the id 15 that the server may not accept. Returns NULL or a reason.
+*/
+static const char *zc_parse_id(const char *s, size_t len,
+                               unsigned long long *out) {
+  static const char maxid[] = "9223372036854775807";
+  size_t i;
+  unsigned long long v = 0;
+  if (len == 0) return "is empty (an id is 1 to 19 digits)";
+  for (i = 0; i < len; i++)
+    if (s[i] < '0' || s[i] > '9')
+      return "must contain only digits (an id is 1 to 19 digits)";
+  if (len > 19) return "has more than 19 digits";
+  if (s[0] == '0') return "must not start with 0";
+  if (len == 19 && memcmp(s, maxid, 19) > 0)
+    return "is larger than 9223372036854775807, the largest 64-bit id";
+  for (i = 0; i < len; i++) v = v * 10 + (unsigned long long)(s[i] - '0');
+  *out = v;
+  return NULL;
+}
+
+/*
+** Finds the unknown key of table `t` (keys not in `allowed`). Several
+** unknown keys: the smallest string key, so the report does not depend on
+** table traversal order. Pushes a printable name for the key and returns
+** 1, or returns 0 when every key is allowed. *isstr tells whether the key
+** was a string (then the pushed value is the raw key).
+*/
+static int zc_unknown_key(lua_State *L, int t, const char *const allowed[],
+                          int *isstr) {
+  int found = 0;
+  t = lua_absindex(L, t);
+  lua_pushnil(L);                             /* [best] nil */
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    int ok = 0, i;
+    lua_pop(L, 1);                            /* [best] key */
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      const char *k = lua_tostring(L, -1);
+      for (i = 0; allowed[i]; i++)
+        if (strcmp(k, allowed[i]) == 0) { ok = 1; break; }
+      if (!ok && (!found || !*isstr ||
+                  lua_compare(L, -1, -2, LUA_OPLT))) {
+        lua_pushvalue(L, -1);
+        lua_replace(L, -3);
+        found = 1;
+        *isstr = 1;
+      }
+    }
+    else if (!found) {                        /* non-string key */
+      if (lua_isinteger(L, -1))
+        lua_pushfstring(L, "[%I]", (LUAI_UACINT)lua_tointeger(L, -1));
+      else
+        lua_pushfstring(L, "(a %s key)", zc_typename(L, -1));
+      lua_replace(L, -3);
+      found = 1;
+      *isstr = 0;
+    }
+  }
+  if (!found) lua_pop(L, 1);
+  return found;
+}
+
+/* }==== */
+
+/* {==== labels */
+
+/* Describes a refused character for a message (pushes a string). Visible
+** punctuation and symbols are quoted; invisible ones (controls, format and
+** bidi characters, other spaces, marks) are only named by code point. */
+static const char *zc_pushcharname(lua_State *L, const char *s, size_t n,
+                                   utf8proc_int32_t cp) {
+  char hex[16];
+  const char *what;
+  int show = 0;
+  snprintf(hex, sizeof hex, "U+%04lX", (unsigned long)cp);
+  switch (utf8proc_category(cp)) {
+    case UTF8PROC_CATEGORY_PC: case UTF8PROC_CATEGORY_PD:
+    case UTF8PROC_CATEGORY_PS: case UTF8PROC_CATEGORY_PE:
+    case UTF8PROC_CATEGORY_PI: case UTF8PROC_CATEGORY_PF:
+    case UTF8PROC_CATEGORY_PO:
+      what = "punctuation"; show = 1; break;
+    case UTF8PROC_CATEGORY_SM: case UTF8PROC_CATEGORY_SC:
+    case UTF8PROC_CATEGORY_SK: case UTF8PROC_CATEGORY_SO:
+      what = "a symbol"; show = 1; break;
+    case UTF8PROC_CATEGORY_NO:
+      what = "a number form that is not a decimal digit"; show = 1; break;
+    case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_MC:
+      what = "a combining mark not following a letter"; break;
+    case UTF8PROC_CATEGORY_ME: what = "an enclosing mark"; break;
+    case UTF8PROC_CATEGORY_ZS: what = "a space other than U+0020"; break;
+    case UTF8PROC_CATEGORY_ZL: case UTF8PROC_CATEGORY_ZP:
+      what = "a line or paragraph separator"; break;
+    case UTF8PROC_CATEGORY_CC: what = "a control character"; break;
+    case UTF8PROC_CATEGORY_CF:
+      what = "an invisible format character"; break;
+    case UTF8PROC_CATEGORY_CO: what = "a private-use character"; break;
+    default: what = "an unassigned code point"; break;
+  }
+  if (show)
+    return lua_pushfstring(L, "%s '%s' (%s)", hex,
+                           lua_pushlstring(L, s, n), what);
+  return lua_pushfstring(L, "%s (%s)", hex, what);
+}
+
+/*
+** A module label ([SEED] L327-337, plural_label and singular_label):
+** "A maximum of 25 characters, including spaces, is allowed. Note that the
+** value of this field should not be empty, and only letters, numbers, and
+** spaces are supported."
+**
+** - a string of valid UTF-8 (strict: no overlongs, surrogates, > U+10FFFF);
+** - characters, counted as code points, from utf8proc's categories:
+**   letters L* (Lu Ll Lt Lm Lo; Lm is needed for Japanese, e.g. U+30FC in
+**   katakana words), decimal digits Nd, letter numbers Nl (Roman numerals,
+**   U+3007 ideographic zero: "numbers" that are written like letters), and
+**   U+0020 as the only space;
+** - combining marks Mn and Mc only right after a letter (or after marks
+**   that follow a letter): scripts such as Devanagari, Bengali or Thai
+**   write vowel signs and viramas as marks, and "letters" in the doc's
+**   sense must include them. Enclosing marks Me are refused;
+** - refused: punctuation, symbols (emoji are So), No (superscripts,
+**   fractions, circled digits: decorations, not digits), any other space
+**   (NBSP, ideographic space), controls (CR, LF, NUL, TAB), format
+**   characters (zero-width space/joiners U+200B-U+200D, bidi controls such
+**   as U+202E; this also refuses ZWNJ spellings of some Persian and Indic
+**   words, a deliberate choice for "letters, numbers and spaces"),
+**   private use, unassigned code points;
+** - not empty, not only spaces; at most 25 code points.
+** Fault: INVALID_DATA, details { api_name, json_path, maximum_length = 25
+** for the length fault } like the server's ([REF §2.3]).
+*/
+static int zc_check_label(lua_State *L, int idx, const char *key) {
+  const char *s;
+  size_t len, pos = 0;
+  lua_Integer count = 0, bad_at = 0;
+  utf8proc_int32_t cp, bad_cp = -1;
+  size_t bad_pos = 0, bad_n = 0;
+  int nonspace = 0, after_letter = 0;
+  const char *path;
+  int top;
+  idx = lua_absindex(L, idx);
+  path = lua_pushfstring(L, "$.modules[0].%s", key);
+  top = lua_gettop(L);
+  if (lua_type(L, idx) != LUA_TSTRING)
+    return zc_verr(L, "INVALID_DATA", key, key, path, -1,
+                   "%s must be a string, got %s", key, zc_typename(L, idx));
+  s = lua_tolstring(L, idx, &len);
+  if (len == 0)
+    return zc_verr(L, "INVALID_DATA", key, key, path, -1,
+                   "%s must not be empty", key);
+  while (pos < len) {
+    utf8proc_ssize_t n = zc_utf8_next(s + pos, len - pos, &cp);
+    int ok = 0;
+    if (n < 0)
+      return zc_verr(L, "INVALID_DATA", key, key, path, -1,
+                     "%s is not valid UTF-8 (bad byte sequence at byte %d)",
+                     key, (int)pos + 1);
+    count++;
+    if (cp == 0x20) {
+      ok = 1;
+      after_letter = 0;
+    }
+    else switch (utf8proc_category(cp)) {
+      case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL:
+      case UTF8PROC_CATEGORY_LT: case UTF8PROC_CATEGORY_LM:
+      case UTF8PROC_CATEGORY_LO:
+        ok = nonspace = after_letter = 1;
+        break;
+      case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_NL:
+        ok = nonspace = 1;
+        after_letter = 0;
+        break;
+      case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_MC:
+        ok = after_letter;                    /* stays after a letter */
+        break;
+      default:
+        break;
+    }
+    if (!ok && bad_cp < 0) {
+      bad_cp = cp;
+      bad_at = count;
+      bad_pos = pos;
+      bad_n = (size_t)n;
+    }
+    pos += (size_t)n;
+  }
+  if (bad_cp >= 0) {
+    const char *what = zc_pushcharname(L, s + bad_pos, bad_n, bad_cp);
+    return zc_verr(L, "INVALID_DATA", key, key, path, -1,
+                   "%s contains %s at character %I; only letters, digits "
+                   "and spaces are allowed", key, what, (LUAI_UACINT)bad_at);
+  }
+  if (!nonspace)
+    return zc_verr(L, "INVALID_DATA", key, key, path, -1,
+                   "%s must not be only spaces", key);
+  if (count > ZC_LABEL_MAX)
+    return zc_verr(L, "INVALID_DATA", key, key, path, ZC_LABEL_MAX,
+                   "%s has %I characters; at most %d allowed", key,
+                   (LUAI_UACINT)count, ZC_LABEL_MAX);
+  lua_settop(L, top - 1);                     /* drop path */
+  return 0;
+}
+
+/* }==== */
+
+/* {==== profiles */
+
+typedef struct zc_profile_key {
+  unsigned long long id;                      /* 0: a name entry */
+  const char *name;
+  size_t namelen;
+} zc_profile_key;
+
+/* A profile name ([REF §3]: string <= 50): a non-empty string of at most
+** 50 bytes of valid UTF-8 without control characters. Returns NULL or a
+** reason. */
+static const char *zc_check_name(const char *s, size_t len) {
+  size_t pos = 0;
+  utf8proc_int32_t cp;
+  if (len == 0) return "must not be empty";
+  if (len > ZC_PROFILE_NAME_MAX) return "is longer than 50 bytes";
+  while (pos < len) {
+    utf8proc_ssize_t n = zc_utf8_next(s + pos, len - pos, &cp);
+    if (n < 0) return "is not valid UTF-8";
+    if (utf8proc_category(cp) == UTF8PROC_CATEGORY_CC)
+      return "must not contain control characters";
+    pos += (size_t)n;
+  }
+  return NULL;
+}
+
+/*
+** One entry of `profiles` ([SEED] L339-343 and sample L368-382; [REF §2.4]
+** delta semantics): a table with exactly one of `id` or `name`, and
+** optional `_delete`. Leaves nothing on the stack on success; on failure
+** pushes the error and returns 1. *pk gets the identity for duplicates,
+** *revoke the meaning of `_delete`.
+*/
+static const char *const zc_profile_keys[] = { "id", "name", "_delete", NULL };
+
+static int zc_check_profile(lua_State *L, int e, int i, zc_profile_key *pk,
+                            int *revoke) {
+  int top = lua_gettop(L), isstr = 0, tid, tname, tdel;
+  const char *field, *path, *idfield, *idpath;
+  e = lua_absindex(L, e);
+  field = lua_pushfstring(L, "profiles[%d]", i);
+  path = lua_pushfstring(L, "$.modules[0].profiles[%d]", i - 1);
+  idfield = lua_pushfstring(L, "%s.id", field);
+  idpath = lua_pushfstring(L, "%s.id", path);
+  if (!lua_istable(L, e))
+    return zc_verr(L, "INVALID_DATA", field, "profiles", path, -1,
+                   "%s must be a table like { id = \"...\" }, got %s",
+                   field, zc_typename(L, e));
+  if (zc_unknown_key(L, e, zc_profile_keys, &isstr)) {
+    const char *k = isstr ? zc_pushquoted(L, lua_tostring(L, -1),
+                                          lua_rawlen(L, -1))
+                          : lua_tostring(L, -1);
+    return zc_verr(L, "INVALID_DATA", field, "profiles", path, -1,
+                   "%s has an unknown key %s (allowed: id, name, _delete)",
+                   field, k);
+  }
+  tid = zc_rawfield(L, e, "id");             /* -3 */
+  tname = zc_rawfield(L, e, "name");         /* -2 */
+  tdel = zc_rawfield(L, e, "_delete");       /* -1 */
+  if (tid != LUA_TNIL && tname != LUA_TNIL)
+    return zc_verr(L, "INVALID_DATA", field, "profiles", path, -1,
+                   "%s has both id and name; give one of them", field);
+  if (tid == LUA_TNIL && tname == LUA_TNIL)
+    /* [REF §2.3]: a missing profiles[].id is MANDATORY_NOT_FOUND. */
+    return zc_verr(L, "MANDATORY_NOT_FOUND", idfield, "id", idpath, -1,
+                   "%s is missing (each profile needs an id or a name)",
+                   idfield);
+  pk->id = 0;
+  pk->name = NULL;
+  pk->namelen = 0;
+  if (tid == LUA_TNUMBER) {
+    if (!lua_isinteger(L, -3))
+      return zc_verr(L, "INVALID_DATA", idfield, "id", idpath, -1,
+                     "%s must be a string of digits or an integer, not the "
+                     "float %f", idfield, (LUAI_UACNUMBER)lua_tonumber(L, -3));
+    if (lua_tointeger(L, -3) <= 0)
+      return zc_verr(L, "INVALID_DATA", idfield, "id", idpath, -1,
+                     "%s must be positive, got %I", idfield,
+                     (LUAI_UACINT)lua_tointeger(L, -3));
+    pk->id = (unsigned long long)lua_tointeger(L, -3);
+  }
+  else if (tid == LUA_TSTRING) {
+    size_t len;
+    const char *s = lua_tolstring(L, -3, &len);
+    const char *why = zc_parse_id(s, len, &pk->id);
+    if (why)
+      return zc_verr(L, "INVALID_DATA", idfield, "id", idpath, -1,
+                     "%s %s", idfield, why);
+  }
+  else if (tid != LUA_TNIL)
+    return zc_verr(L, "INVALID_DATA", idfield, "id", idpath, -1,
+                   "%s must be a string of digits or an integer, got %s",
+                   idfield, zc_typename(L, -3));
+  else {
+    const char *nfield = lua_pushfstring(L, "%s.name", field);
+    const char *npath = lua_pushfstring(L, "%s.name", path);
+    const char *why;
+    if (tname != LUA_TSTRING)
+      return zc_verr(L, "INVALID_DATA", nfield, "name", npath, -1,
+                     "%s must be a string, got %s", nfield,
+                     zc_typename(L, -4));
+    pk->name = lua_tolstring(L, -4, &pk->namelen);
+    why = zc_check_name(pk->name, pk->namelen);
+    if (why)
+      return zc_verr(L, "INVALID_DATA", nfield, "name", npath,
+                     pk->namelen > ZC_PROFILE_NAME_MAX ? ZC_PROFILE_NAME_MAX
+                                                       : -1,
+                     "%s %s", nfield, why);
+    lua_pop(L, 2);
+  }
+  /* [SEED] sample L371-372 and [REF §2.4]: "_delete": null revokes. */
+  if (tdel == LUA_TNIL || (tdel == LUA_TBOOLEAN && !lua_toboolean(L, -1)))
+    *revoke = 0;
+  else if (tdel == LUA_TBOOLEAN || zc_isnull(L, -1))
+    *revoke = 1;
+  else {
+    const char *dfield = lua_pushfstring(L, "%s._delete", field);
+    const char *dpath = lua_pushfstring(L, "%s._delete", path);
+    return zc_verr(L, "INVALID_DATA", dfield, "_delete", dpath, -1,
+                   "%s must be true or zcrm.null (revoke), or false or "
+                   "absent (grant), got %s", dfield, zc_typename(L, -3));
+  }
+  lua_settop(L, top);
+  return 0;
+}
+
+/*
+** `profiles` ([SEED] L339-343: "Specify the profiles that should have
+** access to the module. It is mandatory to specify at least one profile";
+** L352 "Assign at least one profile to each module"; error
+** MINIMUM_DATA_NOT_FOUND L413-419: "The profile key should not be empty or
+** null"): a non-empty sequence of at most 203 entries ([REF §8.4]), no
+** duplicated id or name ([REF §2.3] "no duplicates").
+** out > 0: appends the clean entries to the list at `out`.
+*/
+static int zc_check_profiles(lua_State *L, int idx, int out) {
+  static const char path[] = "$.modules[0].profiles";
+  zc_profile_key keys[ZC_MAX_PROFILES];
+  lua_Integer n = 0, maxkey = 0, i;
+  int bad = 0;
+  idx = lua_absindex(L, idx);
+  if (zc_isnull(L, idx))
+    return zc_verr(L, "MINIMUM_DATA_NOT_FOUND", "profiles", "profiles", path,
+                   -1, "profiles must not be null; at least one profile is "
+                   "needed");
+  if (!lua_istable(L, idx))
+    return zc_verr(L, "INVALID_DATA", "profiles", "profiles", path, -1,
+                   "profiles must be a list of { id = ... } tables, got %s",
+                   zc_typename(L, idx));
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    n++;
+    if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1) {
+      if (lua_tointeger(L, -1) > maxkey) maxkey = lua_tointeger(L, -1);
+    }
+    else bad = 1;
+  }
+  if (n == 0)
+    return zc_verr(L, "MINIMUM_DATA_NOT_FOUND", "profiles", "profiles", path,
+                   -1, "profiles is empty; at least one profile is needed");
+  if (bad || maxkey != n)
+    return zc_verr(L, "INVALID_DATA", "profiles", "profiles", path, -1,
+                   "profiles must be a sequence (a list indexed 1..n)");
+  if (n > ZC_MAX_PROFILES)
+    return zc_verr(L, "INVALID_DATA", "profiles", "profiles", path,
+                   ZC_MAX_PROFILES, "profiles has %I entries; at most %d "
+                   "allowed", (LUAI_UACINT)n, ZC_MAX_PROFILES);
+  for (i = 1; i <= n; i++) {
+    zc_profile_key *pk = &keys[i - 1];
+    int revoke = 0, j;
+    lua_rawgeti(L, idx, i);
+    if (zc_check_profile(L, -1, (int)i, pk, &revoke)) return 1;
+    for (j = 0; j < i - 1; j++) {
+      const zc_profile_key *q = &keys[j];
+      if (pk->id != 0 && q->id == pk->id)
+        return zc_verr(L, "INVALID_DATA",
+                       lua_pushfstring(L, "profiles[%d].id", (int)i), "id",
+                       lua_pushfstring(L, "%s[%d].id", path, (int)i - 1), -1,
+                       "profiles[%d].id duplicates profiles[%d].id",
+                       (int)i, j + 1);
+      if (pk->name != NULL && q->name != NULL &&
+          q->namelen == pk->namelen &&
+          memcmp(q->name, pk->name, pk->namelen) == 0)
+        return zc_verr(L, "INVALID_DATA",
+                       lua_pushfstring(L, "profiles[%d].name", (int)i),
+                       "name",
+                       lua_pushfstring(L, "%s[%d].name", path, (int)i - 1),
+                       -1, "profiles[%d].name duplicates profiles[%d].name",
+                       (int)i, j + 1);
+    }
+    if (out) {
+      lua_createtable(L, 0, 2);
+      if (pk->name) {
+        lua_pushlstring(L, pk->name, pk->namelen);
+        lua_setfield(L, -2, "name");
+      }
+      else {
+        lua_pushfstring(L, "%I", (LUAI_UACINT)pk->id);
+        lua_setfield(L, -2, "id");
+      }
+      if (revoke) {
+        lua_pushlightuserdata(L, NULL);       /* core.null == cjson.null */
+        lua_setfield(L, -2, "_delete");
+      }
+      lua_rawseti(L, out, i);
+    }
+    lua_pop(L, 1);      /* the entry stays reachable from `profiles` */
+  }
+  return 0;
+}
+
+/* }==== */
+
+/* {==== update tables */
+
+static const char *const zc_update_keys[] = {
+  "plural_label", "singular_label", "profiles", NULL
+};
+
+/*
+** The update table (issue 2, part 2). Checks in a fixed order, so that the
+** reported fault does not depend on table traversal: type, keys the API
+** refuses (NOT_ALLOWED), unknown keys, nothing to update, then each field.
+** out > 0: fills the clean table at `out`.
+*/
+static int zc_check_update(lua_State *L, int idx, int out) {
+  int isstr = 0, any = 0;
+  if (!lua_istable(L, idx))
+    return zc_verr(L, "INVALID_DATA", NULL, NULL, NULL, -1,
+                   "the update must be a table, got %s", zc_typename(L, idx));
+  /* [SEED] L349 "The module API name can be updated only through the
+  ** UI", and NOT_ALLOWED L405-411 "API name cannot be updated for module". */
+  if (zc_rawfield(L, idx, "api_name") != LUA_TNIL)
+    return zc_verr(L, "NOT_ALLOWED", "api_name", "api_name",
+                   "$.modules[0].api_name", -1,
+                   "api_name cannot be updated through the API; change it "
+                   "in the UI");
+  lua_pop(L, 1);
+  /* [REF §2.4] ([OAS+]): "access_type must not be sent ("access type
+  ** update not allowed")". */
+  if (zc_rawfield(L, idx, "access_type") != LUA_TNIL)
+    return zc_verr(L, "NOT_ALLOWED", "access_type", "access_type",
+                   "$.modules[0].access_type", -1,
+                   "access_type cannot be changed after the module is "
+                   "created");
+  lua_pop(L, 1);
+  /* [SEED] L323-343 lists the Input JSON keys: plural_label,
+  ** singular_label, profiles. Anything else (e.g. the typo plural_lable)
+  ** is refused, never silently sent or dropped (issue 2). */
+  if (zc_unknown_key(L, idx, zc_update_keys, &isstr)) {
+    if (isstr) {
+      size_t klen;
+      const char *k = lua_tolstring(L, -1, &klen);
+      const char *q = zc_pushquoted(L, k, klen);
+      const char *path = lua_pushfstring(L, "$.modules[0].%s", k);
+      return zc_verr(L, "INVALID_DATA", k, k, path, -1,
+                     "unknown key %s in the update (allowed: plural_label, "
+                     "singular_label, profiles)", q);
+    }
+    return zc_verr(L, "INVALID_DATA", lua_tostring(L, -1), NULL, NULL, -1,
+                   "unknown key %s in the update (allowed: plural_label, "
+                   "singular_label, profiles)", lua_tostring(L, -1));
+  }
+  /* [SEED] MANDATORY_NOT_FOUND L429-435 "Mandatory fields are missing":
+  ** an update with none of the three keys has nothing to send. */
+  {
+    int i;
+    for (i = 0; zc_update_keys[i]; i++) {
+      if (zc_rawfield(L, idx, zc_update_keys[i]) != LUA_TNIL) any = 1;
+      lua_pop(L, 1);
+    }
+  }
+  if (!any) {
+    int i;
+    zc_verr(L, "MANDATORY_NOT_FOUND", NULL, NULL, NULL, -1,
+            "the update has none of plural_label, singular_label, profiles");
+    lua_createtable(L, 0, 1);                 /* details.expected_fields */
+    lua_createtable(L, 3, 0);
+    for (i = 0; zc_update_keys[i]; i++) {
+      lua_createtable(L, 0, 2);
+      lua_pushstring(L, zc_update_keys[i]);
+      lua_setfield(L, -2, "api_name");
+      lua_pushfstring(L, "$.modules[0].%s", zc_update_keys[i]);
+      lua_setfield(L, -2, "json_path");
+      lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "expected_fields");
+    lua_setfield(L, -2, "details");
+    return 1;
+  }
+  {
+    int i;
+    for (i = 0; i < 2; i++) {                 /* the two labels */
+      const char *k = zc_update_keys[i];
+      if (zc_rawfield(L, idx, k) != LUA_TNIL) {
+        if (zc_check_label(L, -1, k)) return 1;
+        if (out) lua_setfield(L, out, k);
+        else lua_pop(L, 1);
+      }
+      else lua_pop(L, 1);
+    }
+  }
+  if (zc_rawfield(L, idx, "profiles") != LUA_TNIL) {
+    int list = 0;
+    if (out) {
+      lua_newtable(L);
+      list = lua_gettop(L);
+    }
+    if (zc_check_profiles(L, -1 - (out != 0), list)) return 1;
+    if (out) lua_setfield(L, out, "profiles");
+  }
+  lua_pop(L, 1);
+  return 0;
+}
+
+/***
+ * Checks an update table and returns a clean copy for
+ * `cjson.encode({ modules = { clean } })`.
+ * @function prepare_update
+ * @tparam table update
+ * @treturn table|nil clean table, or nil and an error object
+ */
+static int zc_l_prepare_update(lua_State *L) {
+  int out;
+  lua_settop(L, 1);
+  lua_newtable(L);
+  out = lua_gettop(L);
+  if (zc_check_update(L, 1, out)) return zc_fail(L);
+  lua_settop(L, out);
+  return 1;
+}
+
+/***
+ * Checks an update table without copying it.
+ * @function validate_update
+ * @tparam table update
+ * @treturn true|nil true, or nil and an error object
+ */
+static int zc_l_validate_update(lua_State *L) {
+  lua_settop(L, 1);
+  if (zc_check_update(L, 1, 0)) return zc_fail(L);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* }==== */
+
+/* {==== modules */
+
+/*
+** The module path segment ([SEED] L300-308: PUT /settings/modules/{module_ID}
+** or /{module_API_name}): an id (1-19 digits, see zc_parse_id, or a
+** positive Lua integer) or an API name ([REF §2.1] api_name: "Letters,
+** digits and _; starts with a letter; no __; no trailing _", <= 50).
+** Fault: INVALID_MODULE with details.resource_path_index = 2, the shape of
+** the server's own answer ([REF §2.2]).
+*/
+static int zc_module_err(lua_State *L, const char *fmt, const char *arg) {
+  lua_pushfstring(L, fmt, arg);
+  zc_error_new(L, "INVALID_MODULE", "validation", 0, "module");
+  lua_createtable(L, 0, 1);
+  lua_pushinteger(L, 2);
+  lua_setfield(L, -2, "resource_path_index");
+  lua_setfield(L, -2, "details");
+  return zc_fail(L);
+}
+
+/***
+ * Returns the module path segment: an id as its decimal string, or the API
+ * name.
+ * @function check_module
+ * @param module id (string of digits or integer) or API name
+ * @treturn string|nil the segment, or nil and an error object
+ */
+static int zc_l_check_module(lua_State *L) {
+  static const char rule[] = " is not a module id (1 to 19 digits) or API "
+    "name (a letter, then letters, digits or _, at most 50, no __, no "
+    "trailing _)";
+  int t = lua_type(L, 1);
+  lua_settop(L, 1);
+  if (t == LUA_TNUMBER) {
+    if (!lua_isinteger(L, 1))
+      return zc_module_err(L, "module id must be an integer, not the float %s",
+                           luaL_tolstring(L, 1, NULL));
+    if (lua_tointeger(L, 1) <= 0)
+      return zc_module_err(L, "module id %s must be positive",
+                           luaL_tolstring(L, 1, NULL));
+    lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, 1));
+    return 1;
+  }
+  if (t == LUA_TSTRING) {
+    size_t len, i;
+    const char *s = lua_tolstring(L, 1, &len);
+    unsigned long long v;
+    int ok = 1;
+    if (len > 0 && s[0] >= '0' && s[0] <= '9') {
+      const char *why = zc_parse_id(s, len, &v);
+      if (why) {
+        lua_pushfstring(L, "module id %%s %s", why);
+        return zc_module_err(L, lua_tostring(L, -1),
+                             zc_pushquoted(L, s, len));
+      }
+      lua_pushvalue(L, 1);
+      return 1;
+    }
+    if (len == 0 || len > ZC_API_NAME_MAX) ok = 0;
+    else if (!((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z')))
+      ok = 0;
+    for (i = 0; ok && i < len; i++) {
+      char c = s[i];
+      if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+            (c >= '0' && c <= '9') || c == '_')) ok = 0;
+      else if (c == '_' && (i + 1 == len || s[i + 1] == '_')) ok = 0;
+    }
+    if (!ok) {
+      lua_pushfstring(L, "module %%s%s", rule);
+      return zc_module_err(L, lua_tostring(L, -1),
+                           zc_pushquoted(L, s, len));
+    }
+    lua_pushvalue(L, 1);
+    return 1;
+  }
+  lua_pushfstring(L, "module %%s%s", rule);
+  return zc_module_err(L, lua_tostring(L, -1),
+                       lua_pushfstring(L, "(a %s)", zc_typename(L, 1)));
+}
+
+/* }==== */
+
+/* {==== base URLs and tokens */
+
+static int zc_url_err(lua_State *L, const char *why) {
+  lua_pushfstring(L, "invalid base URL: %s", why);
+  zc_error_new(L, "INVALID_URL", "config", 0, NULL);
+  return zc_fail(L);
+}
+
+static int zc_lower(int c) {
+  return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
+}
+
+static int zc_ieq(const char *a, size_t alen, const char *b) {
+  size_t i;
+  if (alen != strlen(b)) return 0;
+  for (i = 0; i < alen; i++)
+    if (zc_lower((unsigned char)a[i]) != b[i]) return 0;
+  return 1;
+}
+
+/* Loopback per issue 2 part 3: 127.0.0.0/8, ::1 (also ::ffff:127.x.y.z),
+** localhost. The host is already checked for its characters. */
+static int zc_is_loopback(const char *host, size_t len, int bracketed) {
+  char buf[64];
+  if (len >= sizeof buf) return 0;
+  memcpy(buf, host, len);
+  buf[len] = '\0';
+  if (bracketed) {
+    unsigned char a[16];
+    static const unsigned char one[16] = { 0,0,0,0, 0,0,0,0, 0,0,0,0, 0,0,0,1 };
+    static const unsigned char mapped[12] = { 0,0,0,0, 0,0,0,0, 0,0,0xff,0xff };
+    if (inet_pton(AF_INET6, buf, a) != 1) return 0;
+    return memcmp(a, one, 16) == 0 ||
+           (memcmp(a, mapped, 12) == 0 && a[12] == 127);
+  }
+  else {
+    unsigned char a[4];
+    if (inet_pton(AF_INET, buf, a) == 1) return a[0] == 127;
+    return zc_ieq(host, len, "localhost");
+  }
+}
+
+/***
+ * Checks and normalises an API base URL (`https://host[:port]`, or
+ * `http://` with a loopback host).
+ * @function check_base_url
+ * @tparam string url
+ * @treturn string|nil the URL without a trailing `/`, or nil and an error
+ */
+static int zc_l_check_base_url(lua_State *L) {
+  size_t len, i, hlen, plen = 0;
+  const char *s = luaL_checklstring(L, 1, &len);
+  const char *p, *end = s + len, *host, *port = NULL;
+  int https, bracketed = 0;
+  luaL_Buffer b;
+  /* Never echo the URL: it may carry a password in its user info. */
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '\r' || c == '\n' || c == '\0')
+      return zc_url_err(L, "it contains CR, LF or NUL");
+    if (c <= 0x20 || c >= 0x7f)
+      return zc_url_err(L, "it contains a space, control character or "
+                           "non-ASCII byte (use the punycode host name)");
+  }
+  if (len >= 8 && zc_ieq(s, 8, "https://")) { https = 1; p = s + 8; }
+  else if (len >= 7 && zc_ieq(s, 7, "http://")) { https = 0; p = s + 7; }
+  else return zc_url_err(L, "it must start with https:// (or http:// for a "
+                            "loopback host)");
+  if (memchr(p, '?', (size_t)(end - p)) || memchr(p, '#', (size_t)(end - p)))
+    return zc_url_err(L, "it must not have a query or fragment");
+  if (memchr(p, '@', (size_t)(end - p)))
+    return zc_url_err(L, "it must not contain user info (user@ or "
+                         "user:password@)");
+  host = p;
+  if (p < end && *p == '[') {
+    const char *rb = (const char *)memchr(p, ']', (size_t)(end - p));
+    if (!rb) return zc_url_err(L, "unterminated [IPv6] host");
+    host = p + 1;
+    hlen = (size_t)(rb - host);
+    bracketed = 1;
+    for (i = 0; i < hlen; i++) {
+      char c = host[i];
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+            (c >= 'A' && c <= 'F') || c == ':' || c == '.'))
+        return zc_url_err(L, "invalid [IPv6] host");
+    }
+    if (!zc_is_loopback(host, hlen, 1)) {
+      unsigned char a[16];
+      char buf[64];
+      if (hlen >= sizeof buf) return zc_url_err(L, "invalid [IPv6] host");
+      memcpy(buf, host, hlen);
+      buf[hlen] = '\0';
+      if (inet_pton(AF_INET6, buf, a) != 1)
+        return zc_url_err(L, "invalid [IPv6] host");
+    }
+    p = rb + 1;
+  }
+  else {
+    while (p < end && *p != ':' && *p != '/') p++;
+    hlen = (size_t)(p - host);
+    for (i = 0; i < hlen; i++) {
+      char c = host[i];
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+            (c >= 'A' && c <= 'Z') || c == '-' || c == '.'))
+        return zc_url_err(L, "the host name may contain only letters, "
+                             "digits, '-' and '.'");
+    }
+    if (hlen > 253) return zc_url_err(L, "the host name is too long");
+  }
+  if (hlen == 0) return zc_url_err(L, "the host is empty");
+  if (p < end && *p == ':') {
+    unsigned long v = 0;
+    port = ++p;
+    while (p < end && *p >= '0' && *p <= '9') {
+      v = v * 10 + (unsigned long)(*p - '0');
+      if (v > 65535) return zc_url_err(L, "the port must be 1 to 65535");
+      p++;
+    }
+    plen = (size_t)(p - port);
+    if (plen == 0 || v == 0) return zc_url_err(L, "the port must be 1 to 65535");
+  }
+  if (p < end && !(*p == '/' && p + 1 == end))
+    return zc_url_err(L, "it must not have a path (give only "
+                         "scheme://host[:port])");
+  if (!https && !zc_is_loopback(host, hlen, bracketed))
+    return zc_url_err(L, "plain http:// is allowed only for a loopback host "
+                         "(127.0.0.0/8, [::1], localhost); use https://");
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, https ? "https://" : "http://");
+  if (bracketed) luaL_addchar(&b, '[');
+  for (i = 0; i < hlen; i++) luaL_addchar(&b, (char)zc_lower((unsigned char)host[i]));
+  if (bracketed) luaL_addchar(&b, ']');
+  if (port) {
+    luaL_addchar(&b, ':');
+    luaL_addlstring(&b, port, plen);
+  }
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/***
+ * Checks a token's format (issue 2 part 3: "a token ... containing CR, LF,
+ * NUL or spaces is refused before any request"): a non-empty string of
+ * printable ASCII without spaces. The message names `what`, never the value.
+ * @function check_token
+ * @param s the token
+ * @tparam[opt="token"] string what its name for messages
+ * @treturn true|nil true, or nil and an error object
+ */
+static int zc_l_check_token(lua_State *L) {
+  const char *what = luaL_optstring(L, 2, "token");
+  const char *why = NULL;
+  size_t len = 0, i;
+  if (lua_type(L, 1) != LUA_TSTRING)
+    lua_pushfstring(L, "%s must be a string, got %s", what,
+                    zc_typename(L, 1));
+  else {
+    const char *s = lua_tolstring(L, 1, &len);
+    if (len == 0) why = "is empty";
+    else if (len > ZC_TOKEN_MAX) why = "is longer than 4096 bytes";
+    for (i = 0; !why && i < len; i++) {
+      unsigned char c = (unsigned char)s[i];
+      if (c == '\r' || c == '\n') why = "contains CR or LF";
+      else if (c == '\0') why = "contains NUL";
+      else if (c == ' ' || c == '\t') why = "contains a space";
+      else if (c < 0x20 || c >= 0x7f)
+        why = "contains a byte that is not printable ASCII";
+    }
+    if (!why) {
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+    lua_pushfstring(L, "%s %s", what, why);
+  }
+  zc_error_new(L, "INVALID_TOKEN_FORMAT", "config", 0, NULL);
+  return zc_fail(L);
+}
+
+/***
+ * Percent-encodes a string for a URL query or form body (RFC 3986: all but
+ * unreserved characters A-Z a-z 0-9 - . _ ~).
+ * @function url_escape
+ * @tparam string s
+ * @treturn string
+ */
+static int zc_l_url_escape(lua_State *L) {
+  static const char hex[] = "0123456789ABCDEF";
+  size_t len, i;
+  const char *s = luaL_checklstring(L, 1, &len);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+        (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+        c == '~')
+      luaL_addchar(&b, (char)c);
+    else {
+      luaL_addchar(&b, '%');
+      luaL_addchar(&b, hex[c >> 4]);
+      luaL_addchar(&b, hex[c & 15]);
+    }
+  }
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* }==== */
+
+void zc_open_validate(lua_State *L) {
+  static const luaL_Reg funcs[] = {
+    { "prepare_update", zc_l_prepare_update },
+    { "validate_update", zc_l_validate_update },
+    { "check_module", zc_l_check_module },
+    { "check_base_url", zc_l_check_base_url },
+    { "check_token", zc_l_check_token },
+    { "url_escape", zc_l_url_escape },
+    { NULL, NULL }
+  };
+  luaL_setfuncs(L, funcs, 0);
+  /* The JSON null: the same light userdata (NULL) as cjson.null. */
+  lua_pushlightuserdata(L, NULL);
+  lua_setfield(L, -2, "null");
+}
