@@ -1,0 +1,673 @@
+/*
+** request.c: `zcrm.request`, one transfer on a libcurl easy handle.
+**
+** - The userdata is created (zeroed, metatable set, state ZC_IDLE) before
+**   curl_easy_init; everything malloc'd afterwards (easy handle, header
+**   list, buffers) is owned by it and freed by its __gc, so a Lua error at
+**   any point leaks nothing.
+** - User value 1: the request body (a Lua string libcurl reads through
+**   CURLOPT_POSTFIELDS, kept alive here), later the received body string.
+**   User value 2: the multi userdata while running (cancel() needs its
+**   anchor table).
+** - The write and header callbacks only copy bytes into C buffers with a
+**   cap; they never call Lua.
+** - On completion (zc_request_finish) the facts are copied out and the easy
+**   handle is cleaned up at once, so a done request holds no libcurl state.
+*/
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "zcrm.h"
+
+/* libcurl caps one header line at 100 KiB; we cap all of them together. */
+#define ZC_MAX_HEADER_BYTES (256u * 1024u)
+#define ZC_DEFAULT_TIMEOUT 30.0
+#define ZC_DEFAULT_CONNECT_TIMEOUT 10.0
+
+static zc_request *zc_request_check(lua_State *L, int idx) {
+  return (zc_request *)luaL_checkudata(L, idx, ZC_REQUEST_MT);
+}
+
+/* {==== buffers and libcurl callbacks (C only: no Lua calls here) */
+
+/* Appends n bytes, growing geometrically, never beyond `max`. Returns 0, or
+** -1 with *too_large or *oom set. */
+static int zc_buf_add(zc_buf *b, const char *p, size_t n, size_t max,
+                      int *too_large, int *oom) {
+  if (n > max || b->len > max - n) {
+    *too_large = 1;
+    return -1;
+  }
+  if (b->len + n > b->cap) {
+    size_t ncap = b->cap ? b->cap : 1024;
+    char *np;
+    while (ncap < b->len + n) ncap = ncap > max / 2 ? max : ncap * 2;
+    np = (char *)realloc(b->data, ncap);
+    if (np == NULL) {
+      *oom = 1;
+      return -1;
+    }
+    b->data = np;
+    b->cap = ncap;
+  }
+  memcpy(b->data + b->len, p, n);
+  b->len += n;
+  return 0;
+}
+
+static void zc_buf_free(zc_buf *b) {
+  free(b->data);
+  b->data = NULL;
+  b->len = b->cap = 0;
+}
+
+static size_t zc_write_cb(char *p, size_t size, size_t nmemb, void *ud) {
+  zc_request *r = (zc_request *)ud;
+  size_t n = size * nmemb;
+  if (zc_buf_add(&r->body, p, n, r->max_bytes, &r->too_large, &r->oom))
+    return 0;                     /* != n: CURLE_WRITE_ERROR */
+  return n;
+}
+
+static size_t zc_header_cb(char *p, size_t size, size_t nitems, void *ud) {
+  zc_request *r = (zc_request *)ud;
+  size_t n = size * nitems;
+  /* A status line starts a new response (after a 1xx or a proxy's CONNECT
+  ** answer): keep only the headers of the last one. */
+  if (n >= 5 && memcmp(p, "HTTP/", 5) == 0) r->head.len = 0;
+  if (zc_buf_add(&r->head, p, n, ZC_MAX_HEADER_BYTES, &r->too_large,
+                 &r->oom))
+    return 0;
+  return n;
+}
+
+/* verbose = true: the exchange on stderr, with credentials redacted. */
+static int zc_debug_cb(CURL *easy, curl_infotype type, char *data,
+                       size_t size, void *ud) {
+  const char *prefix;
+  size_t i = 0;
+  (void)easy;
+  (void)ud;
+  switch (type) {
+    case CURLINFO_TEXT: prefix = "* "; break;
+    case CURLINFO_HEADER_IN: prefix = "< "; break;
+    case CURLINFO_HEADER_OUT: prefix = "> "; break;
+    default: return 0;            /* bodies and TLS data: not shown */
+  }
+  while (i < size) {
+    size_t j = i, k;
+    while (j < size && data[j] != '\n') j++;
+    k = j;
+    while (k > i && (data[k - 1] == '\r')) k--;
+    if (k > i) {
+      static const char *const secret[] = {
+        "authorization:", "proxy-authorization:", "cookie:", "set-cookie:",
+        NULL
+      };
+      int s, hide = 0;
+      for (s = 0; secret[s] && !hide; s++) {
+        size_t sl = strlen(secret[s]), c;
+        if (k - i < sl) continue;
+        for (c = 0; c < sl; c++) {
+          char ch = data[i + c];
+          if (ch >= 'A' && ch <= 'Z') ch = (char)(ch - 'A' + 'a');
+          if (ch != secret[s][c]) break;
+        }
+        if (c == sl) {
+          fprintf(stderr, "%s%.*s <redacted>\n", prefix, (int)sl, data + i);
+          hide = 1;
+        }
+      }
+      if (!hide) fprintf(stderr, "%s%.*s\n", prefix, (int)(k - i), data + i);
+    }
+    i = j + 1;
+  }
+  return 0;
+}
+
+/* }==== */
+
+/* {==== release, finish, detach */
+
+/* Removes the transfer from its multi and frees all libcurl state. */
+static void zc_request_release(zc_request *r, int state) {
+  zc_multi *m = r->multi;
+  if (m) {
+    if (r->prev) r->prev->next = r->next;
+    else m->running = r->next;
+    if (r->next) r->next->prev = r->prev;
+    r->prev = r->next = NULL;
+    m->nrunning--;
+    if (m->multi && r->easy) curl_multi_remove_handle(m->multi, r->easy);
+    r->multi = NULL;
+  }
+  if (r->easy) {
+    curl_easy_cleanup(r->easy);
+    r->easy = NULL;
+  }
+  curl_slist_free_all(r->headers);
+  r->headers = NULL;
+  r->state = state;
+}
+
+void zc_request_finish(zc_request *r, CURLcode rc) {
+  long v = 0;
+  curl_off_t t = 0;
+  r->result = rc;
+  if (curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &v) == CURLE_OK)
+    r->status = v;
+  if (curl_easy_getinfo(r->easy, CURLINFO_HTTP_VERSION, &v) == CURLE_OK)
+    r->http_version = v;
+  if (curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME_T, &t) == CURLE_OK)
+    r->total_us = t;
+  if (curl_easy_getinfo(r->easy, CURLINFO_CONNECT_TIME_T, &t) == CURLE_OK)
+    r->connect_us = t;
+  if (curl_easy_getinfo(r->easy, CURLINFO_STARTTRANSFER_TIME_T, &t) ==
+      CURLE_OK)
+    r->starttransfer_us = t;
+  zc_request_release(r, ZC_DONE);
+}
+
+void zc_request_detach(zc_request *r) {
+  r->detached = 1;
+  zc_request_release(r, ZC_CANCELLED);
+  zc_buf_free(&r->body);
+  zc_buf_free(&r->head);
+}
+
+/* }==== */
+
+/* {==== start */
+
+/* RFC 9110 token characters (header names, methods). */
+static int zc_tchar(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9') || (c != 0 && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* "Name: value", or "Name:" (which removes a header libcurl would add).
+** The value may hold TAB but no CR, LF, NUL or other control byte. */
+static int zc_header_ok(const char *s, size_t len) {
+  size_t i = 0;
+  while (i < len && zc_tchar((unsigned char)s[i])) i++;
+  if (i == 0 || i == len || s[i] != ':') return 0;
+  for (i++; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return 0;
+  }
+  return 1;
+}
+
+static long zc_ms_field(lua_State *L, int t, const char *k, double def) {
+  double secs = def, ms;
+  if (lua_getfield(L, t, k) != LUA_TNIL) {
+    if (lua_type(L, -1) != LUA_TNUMBER)
+      luaL_error(L, "bad field '%s' (number of seconds expected)", k);
+    secs = lua_tonumber(L, -1);
+    if (!(secs > 0) || secs > 86400.0 * 365)
+      luaL_error(L, "bad field '%s' (must be > 0 seconds)", k);
+  }
+  lua_pop(L, 1);
+  ms = ceil(secs * 1000.0);
+  return ms < 1 ? 1 : (long)ms;
+}
+
+static int zc_start_err(lua_State *L, const char *code, const char *msg) {
+  lua_pushstring(L, msg);
+  zc_error_new(L, code, NULL, 0, NULL);
+  return zc_fail(L);
+}
+
+/***
+ * Starts a transfer: adds it to the multi at once; nothing is performed
+ * until `perform`. Never follows redirects.
+ * @function multi:start
+ * @tparam table req `method`, `url`, `headers` (list of "Name: value"),
+ *   `body` (string), `timeout`, `connect_timeout` (seconds; default 30, 10)
+ * @treturn zcrm.request|nil the request, or nil and an error object
+ */
+int zc_multi_start(lua_State *L) {
+  zc_multi *m = zc_multi_check(L, 1);
+  zc_request *r;
+  const char *method, *url, *body = NULL, *s;
+  size_t mlen, ulen, blen = 0, i;
+  lua_Integer nh = 0, h;
+  long timeout_ms, connect_ms;
+  CURL *e;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  if (m->multi == NULL) return luaL_error(L, "attempt to use a closed zcrm.multi");
+  /* 3: method, 4: url, 5: body, 6: headers */
+  lua_getfield(L, 2, "method");
+  method = lua_tolstring(L, 3, &mlen);
+  if (lua_type(L, 3) != LUA_TSTRING || mlen == 0 || mlen > 16)
+    return luaL_argerror(L, 2, "field 'method' must be an HTTP method name");
+  for (i = 0; i < mlen; i++)
+    if (method[i] < 'A' || method[i] > 'Z')
+      return luaL_argerror(L, 2, "field 'method' must be upper-case letters");
+  lua_getfield(L, 2, "url");
+  if (lua_type(L, 4) != LUA_TSTRING)
+    return luaL_argerror(L, 2, "field 'url' must be a string");
+  url = lua_tolstring(L, 4, &ulen);
+  if (lua_getfield(L, 2, "body") != LUA_TNIL) {
+    if (lua_type(L, 5) != LUA_TSTRING)
+      return luaL_argerror(L, 2, "field 'body' must be a string");
+    body = lua_tolstring(L, 5, &blen);
+  }
+  if (lua_getfield(L, 2, "headers") != LUA_TNIL) {
+    if (!lua_istable(L, 6))
+      return luaL_argerror(L, 2, "field 'headers' must be a list of strings");
+    nh = (lua_Integer)lua_rawlen(L, 6);
+    for (h = 1; h <= nh; h++) {
+      if (lua_rawgeti(L, 6, h) != LUA_TSTRING)
+        return luaL_argerror(L, 2, "field 'headers' must be a list of strings");
+      lua_pop(L, 1);
+    }
+  }
+  timeout_ms = zc_ms_field(L, 2, "timeout", ZC_DEFAULT_TIMEOUT);
+  connect_ms = zc_ms_field(L, 2, "connect_timeout", ZC_DEFAULT_CONNECT_TIMEOUT);
+  /* Runtime faults: nil, err (the values may come from data). Never put
+  ** the URL or a header in a message: they may carry secrets. */
+  for (i = 0; i < ulen; i++) {
+    unsigned char c = (unsigned char)url[i];
+    if (c <= 0x20 || c >= 0x7f)
+      return zc_start_err(L, "INVALID_URL", "the request URL contains a "
+                          "space, control character or non-ASCII byte");
+  }
+  for (h = 1; h <= nh; h++) {
+    size_t hl;
+    lua_rawgeti(L, 6, h);
+    s = lua_tolstring(L, -1, &hl);
+    if (!zc_header_ok(s, hl)) {
+      lua_pushfstring(L, "header %d is not \"Name: value\" without CR, LF "
+                      "or NUL", (int)h);
+      zc_error_new(L, "INVALID_HEADER", NULL, 0, NULL);
+      return zc_fail(L);
+    }
+    lua_pop(L, 1);
+  }
+
+  /* The userdata first (7), zeroed and idle, then libcurl. */
+  r = (zc_request *)lua_newuserdatauv(L, sizeof *r, 2);
+  memset(r, 0, sizeof *r);
+  luaL_setmetatable(L, ZC_REQUEST_MT);
+  r->state = ZC_IDLE;
+  r->max_bytes = m->max_response_bytes;
+  lua_pushvalue(L, 5);                        /* the body stays alive */
+  lua_setiuservalue(L, 7, 1);
+  r->easy = e = curl_easy_init();
+  if (e == NULL) return luaL_error(L, "curl_easy_init failed");
+  for (h = 1; h <= nh; h++) {
+    struct curl_slist *nl;
+    lua_rawgeti(L, 6, h);
+    nl = curl_slist_append(r->headers, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    if (nl == NULL) return luaL_error(L, "not enough memory");
+    r->headers = nl;
+  }
+  {
+    /* Expect: 100-continue would cost a round trip on every PUT. */
+    struct curl_slist *nl = curl_slist_append(r->headers, "Expect:");
+    if (nl == NULL) return luaL_error(L, "not enough memory");
+    r->headers = nl;
+  }
+  curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)r);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_SHARE, m->share);
+  if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK)
+    return zc_start_err(L, "INVALID_URL", "the request URL is malformed");
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+  /* No CURLOPT_ACCEPT_ENCODING: no Accept-Encoding header (identity). */
+  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
+                   (curl_off_t)r->max_bytes);
+  curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);  /* prefer multiplexing */
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, zc_write_cb);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)r);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, zc_header_cb);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)r);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+  if (m->verbose) {
+    curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, zc_debug_cb);
+    curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+  }
+  lua_getiuservalue(L, 1, 2);                 /* 8: the multi's options */
+  if (lua_getfield(L, 8, "ca_file") == LUA_TSTRING)
+    curl_easy_setopt(e, CURLOPT_CAINFO, lua_tostring(L, -1));
+  lua_pop(L, 1);
+  if (lua_getfield(L, 8, "proxy") == LUA_TSTRING)
+    curl_easy_setopt(e, CURLOPT_PROXY, lua_tostring(L, -1));
+  lua_pop(L, 1);
+  lua_getfield(L, 8, "user_agent");
+  curl_easy_setopt(e, CURLOPT_USERAGENT, lua_type(L, -1) == LUA_TSTRING
+                   ? lua_tostring(L, -1) : ZCRM_CORE_VERSION);
+  lua_pop(L, 2);
+  /* The method. A body goes through CURLOPT_POSTFIELDS (not copied: user
+  ** value 1 keeps the string alive); PUT and PATCH without a body send an
+  ** empty one, so Content-Length: 0 is set. */
+  if (strcmp(method, "GET") == 0 && body == NULL)
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  else if (strcmp(method, "HEAD") == 0 && body == NULL)
+    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+  else {
+    if (body != NULL || strcmp(method, "POST") == 0 ||
+        strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0) {
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");
+    }
+    if (strcmp(method, "POST") != 0)
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+  }
+  /* Anchor before adding: if anchoring raises (memory), libcurl never saw
+  ** the handle. */
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, 7, 2);
+  lua_getiuservalue(L, 1, 1);                 /* 8: anchors */
+  lua_pushvalue(L, 7);
+  lua_rawsetp(L, 8, r);
+  if (curl_multi_add_handle(m->multi, e) != CURLM_OK) {
+    lua_pushnil(L);
+    lua_rawsetp(L, 8, r);
+    return zc_start_err(L, "TRANSPORT_ERROR", "curl_multi_add_handle failed");
+  }
+  r->multi = m;
+  r->next = m->running;
+  if (m->running) m->running->prev = r;
+  m->running = r;
+  m->nrunning++;
+  r->state = ZC_RUNNING;
+  lua_settop(L, 7);
+  return 1;
+}
+
+/* }==== */
+
+/* {==== results */
+
+/*
+** curl's error text, without anything that could be a secret: URL-like
+** words lose their user info, path and query; any word with '?' loses
+** what follows it. (libcurl's messages name hosts, ports and times, not
+** header values; this is a second line of defence.)
+*/
+static void zc_push_scrubbed(lua_State *L, const char *s) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  while (*s) {
+    const char *w = s, *we, *sch;
+    while (*s && *s != ' ') s++;
+    we = s;
+    sch = NULL;
+    {
+      const char *p;
+      for (p = w; p + 2 < we; p++)
+        if (p[0] == ':' && p[1] == '/' && p[2] == '/') { sch = p; break; }
+    }
+    if (sch) {                                /* scheme://[user@]host... */
+      const char *host = sch + 3, *p, *hend;
+      for (p = host; p < we && *p != '/' && *p != '?' && *p != '#'; p++)
+        if (*p == '@') host = p + 1;
+      hend = p;
+      luaL_addlstring(&b, w, (size_t)(sch + 3 - w));
+      luaL_addlstring(&b, host, (size_t)(hend - host));
+      if (hend < we) luaL_addstring(&b, "/...");
+    }
+    else {
+      const char *q = (const char *)memchr(w, '?', (size_t)(we - w));
+      if (q) {
+        luaL_addlstring(&b, w, (size_t)(q - w));
+        luaL_addstring(&b, "?...");
+      }
+      else luaL_addlstring(&b, w, (size_t)(we - w));
+    }
+    while (*s == ' ') {
+      luaL_addchar(&b, ' ');
+      s++;
+    }
+  }
+  luaL_pushresult(&b);
+}
+
+static const char *zc_transport_code(zc_request *r) {
+  switch (r->result) {
+    case CURLE_OPERATION_TIMEDOUT: return "TIMEOUT";
+    case CURLE_COULDNT_CONNECT: return "CONNECTION_FAILED";
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY: return "DNS_ERROR";
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CLIENTCERT:
+    case CURLE_USE_SSL_FAILED: return "TLS_ERROR";
+    case CURLE_SEND_ERROR: return "SEND_ERROR";
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE: return "RECV_ERROR";
+    case CURLE_FILESIZE_EXCEEDED: return "RESPONSE_TOO_LARGE";
+    case CURLE_WRITE_ERROR:
+      return r->too_large ? "RESPONSE_TOO_LARGE" : "TRANSPORT_ERROR";
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT: return "INVALID_URL";
+    default: return "TRANSPORT_ERROR";
+  }
+}
+
+/* Pushes the lower-cased name -> value table (last occurrence wins). */
+static void zc_push_headers(lua_State *L, const zc_buf *hb) {
+  size_t i = 0;
+  const char *d = hb->data;
+  lua_newtable(L);
+  while (i < hb->len) {
+    size_t j = i, c, v, ve;
+    while (j < hb->len && d[j] != '\n') j++;
+    ve = j;
+    while (ve > i && (d[ve - 1] == '\r' || d[ve - 1] == '\n')) ve--;
+    for (c = i; c < ve && d[c] != ':'; c++) {}
+    if (c < ve && c > i && !(ve - i >= 5 && memcmp(d + i, "HTTP/", 5) == 0)) {
+      luaL_Buffer b;
+      size_t k;
+      char *p;
+      for (v = c + 1; v < ve && (d[v] == ' ' || d[v] == '\t'); v++) {}
+      while (ve > v && (d[ve - 1] == ' ' || d[ve - 1] == '\t')) ve--;
+      p = luaL_buffinitsize(L, &b, c - i);
+      for (k = 0; k < c - i; k++) {
+        char ch = d[i + k];
+        p[k] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+      }
+      luaL_pushresultsize(&b, c - i);
+      lua_pushlstring(L, d + v, ve - v);
+      lua_rawset(L, -3);
+    }
+    i = j + 1;
+  }
+}
+
+/***
+ * The outcome once done: `status, body, headers`, or nil and an error
+ * object for a transport failure (or cancellation). Before completion:
+ * nil alone.
+ * @function request:result
+ */
+static int zc_request_result(lua_State *L) {
+  zc_request *r = zc_request_check(L, 1);
+  if (r->state == ZC_CANCELLED) {
+    lua_pushstring(L, r->detached ? "the request was cancelled: its "
+                   "zcrm.multi was closed" : "the request was cancelled");
+    zc_error_new(L, "CANCELLED", "transport", 0, NULL);
+    return zc_fail(L);
+  }
+  if (r->state != ZC_DONE) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (r->oom || r->result == CURLE_OUT_OF_MEMORY)
+    return luaL_error(L, "not enough memory");
+  if (r->result != CURLE_OK) {
+    const char *code = zc_transport_code(r);
+    const zc_catentry *ce = zc_catalogue_find(code);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, ce ? ce->message : "transfer failed");
+    if (strcmp(code, "RESPONSE_TOO_LARGE") == 0) {
+      lua_pushfstring(L, " (%I bytes)", (LUAI_UACINT)r->max_bytes);
+      luaL_addvalue(&b);
+    }
+    luaL_addstring(&b, ": ");
+    if (r->errbuf[0]) {
+      r->errbuf[sizeof r->errbuf - 1] = '\0';
+      zc_push_scrubbed(L, r->errbuf);
+      luaL_addvalue(&b);
+    }
+    else luaL_addstring(&b, curl_easy_strerror(r->result));
+    lua_pushfstring(L, " (curl error %d)", (int)r->result);
+    luaL_addvalue(&b);
+    luaL_pushresult(&b);
+    zc_error_new(L, code, NULL, 0, NULL);
+    lua_createtable(L, 0, 1);
+    lua_pushinteger(L, (lua_Integer)r->result);
+    lua_setfield(L, -2, "curl_code");
+    lua_setfield(L, -2, "details");
+    return zc_fail(L);
+  }
+  lua_pushinteger(L, (lua_Integer)r->status);
+  if (!r->body_cached) {
+    lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, 1);   /* the request body is no longer needed */
+    zc_buf_free(&r->body);
+    r->body_cached = 1;
+  }
+  else lua_getiuservalue(L, 1, 1);
+  zc_push_headers(L, &r->head);
+  return 3;
+}
+
+/***
+ * True once the request completed or was cancelled.
+ * @function request:done
+ */
+static int zc_request_done(lua_State *L) {
+  zc_request *r = zc_request_check(L, 1);
+  lua_pushboolean(L, r->state == ZC_DONE || r->state == ZC_CANCELLED);
+  return 1;
+}
+
+static void zc_set_secs(lua_State *L, const char *k, curl_off_t us) {
+  lua_pushnumber(L, (lua_Number)us / 1e6);
+  lua_setfield(L, -2, k);
+}
+
+/***
+ * Timing facts of a completed request: `total_time`, `connect_time`,
+ * `starttransfer_time` (seconds), `http_version` ("1.0", "1.1", "2", "3"),
+ * `status`. Empty before completion.
+ * @function request:info
+ */
+static int zc_request_info(lua_State *L) {
+  zc_request *r = zc_request_check(L, 1);
+  lua_createtable(L, 0, 5);
+  if (r->state != ZC_DONE) return 1;
+  zc_set_secs(L, "total_time", r->total_us);
+  zc_set_secs(L, "connect_time", r->connect_us);
+  zc_set_secs(L, "starttransfer_time", r->starttransfer_us);
+  switch (r->http_version) {
+    case CURL_HTTP_VERSION_1_0: lua_pushliteral(L, "1.0"); break;
+    case CURL_HTTP_VERSION_1_1: lua_pushliteral(L, "1.1"); break;
+    case CURL_HTTP_VERSION_2_0: lua_pushliteral(L, "2"); break;
+    case CURL_HTTP_VERSION_3: lua_pushliteral(L, "3"); break;
+    default: lua_pushnil(L); break;
+  }
+  lua_setfield(L, -2, "http_version");
+  if (r->status > 0) {
+    lua_pushinteger(L, (lua_Integer)r->status);
+    lua_setfield(L, -2, "status");
+  }
+  return 1;
+}
+
+/***
+ * Removes the request from its multi and frees its handle; result() then
+ * gives CANCELLED. Idempotent; no effect on a completed request.
+ * @function request:cancel
+ */
+static int zc_request_cancel(lua_State *L) {
+  zc_request *r = zc_request_check(L, 1);
+  if (r->state == ZC_RUNNING && r->multi) {
+    lua_getiuservalue(L, 1, 2);               /* the multi */
+    if (lua_type(L, -1) == LUA_TUSERDATA) {
+      lua_getiuservalue(L, -1, 1);            /* its anchors */
+      if (lua_istable(L, -1)) {
+        lua_pushnil(L);
+        lua_rawsetp(L, -2, r);
+      }
+    }
+    zc_request_release(r, ZC_CANCELLED);
+    zc_buf_free(&r->body);
+    zc_buf_free(&r->head);
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, 2);
+  }
+  else if (r->state == ZC_IDLE) {
+    zc_request_release(r, ZC_CANCELLED);
+  }
+  return 0;
+}
+
+/* __gc: C cleanup only. A running request reaches here only when its multi
+** is unreachable too (it anchors running requests); its memory stays valid
+** until its own __gc ran, and that __gc would have detached us. */
+static int zc_request_gc(lua_State *L) {
+  zc_request *r = zc_request_check(L, 1);
+  zc_request_release(r, r->state == ZC_DONE ? ZC_DONE : ZC_CANCELLED);
+  zc_buf_free(&r->body);
+  zc_buf_free(&r->head);
+  return 0;
+}
+
+static int zc_request_tostring(lua_State *L) {
+  zc_request *r = zc_request_check(L, 1);
+  static const char *const names[] = { "idle", "running", "done", "cancelled" };
+  lua_pushfstring(L, "zcrm.request (%p, %s)", (void *)r, names[r->state]);
+  return 1;
+}
+
+/* }==== */
+
+void zc_open_request(lua_State *L) {
+  static const luaL_Reg meta[] = {
+    { "__gc", zc_request_gc },
+    { "__close", zc_request_cancel },
+    { "__tostring", zc_request_tostring },
+    { "__index", NULL },
+    { NULL, NULL }
+  };
+  static const luaL_Reg methods[] = {
+    { "done", zc_request_done },
+    { "result", zc_request_result },
+    { "cancel", zc_request_cancel },
+    { "info", zc_request_info },
+    { NULL, NULL }
+  };
+  luaL_newmetatable(L, ZC_REQUEST_MT);
+  luaL_setfuncs(L, meta, 0);
+  luaL_newlib(L, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
