@@ -5,8 +5,9 @@
 **
 ** status 0: no HTTP status (a failure before or without a response).
 ** Sources: [SEED] = ../shared/reference/000_1f7a8f2fd1d9f25a.txt ("Possible
-** Errors" of the Update Custom Module page; messages and resolutions are
-** quoted from it), [REF §n] = ../shared/reference/zoho-crm-v8.md.
+** Errors", L551-625, of the Update Custom Module page; messages and
+** resolutions are quoted from it, links dropped),
+** [REF §n] = ../shared/reference/zoho-crm-v8.md.
 ** Expanded by error.c into a static table (and `core.catalogue`).
 */
 #ifndef ZCRM_ERRORS_H

@@ -21,7 +21,7 @@
 
 #include "zcrm.h"
 
-/* [SEED] L331, L337: "A maximum of 25 characters, including spaces". */
+/* [SEED] L502, L508: "A maximum of 25 characters, including spaces". */
 #define ZC_LABEL_MAX 25
 /* [REF §8.4] "Module profiles[]: up to 203 per module ([OAS+])", and §2.1
 ** (`profiles` array (<=203)). */
@@ -230,7 +230,7 @@ static const char *zc_pushcharname(lua_State *L, const char *s, size_t n,
 }
 
 /*
-** A module label ([SEED] L327-337, plural_label and singular_label):
+** A module label ([SEED] L498-508, plural_label and singular_label):
 ** "A maximum of 25 characters, including spaces, is allowed. Note that the
 ** value of this field should not be empty, and only letters, numbers, and
 ** spaces are supported."
@@ -357,7 +357,7 @@ static const char *zc_check_name(const char *s, size_t len) {
 }
 
 /*
-** One entry of `profiles` ([SEED] L339-343 and sample L368-382; [REF §2.4]
+** One entry of `profiles` ([SEED] L510-514 and sample L526-548; [REF §2.4]
 ** delta semantics): a table with exactly one of `id` or `name`, and
 ** optional `_delete`. Leaves nothing on the stack on success; on failure
 ** pushes the error and returns 1. *pk gets the identity for duplicates,
@@ -440,7 +440,7 @@ static int zc_check_profile(lua_State *L, int e, int i, zc_profile_key *pk,
                      "%s %s", nfield, why);
     lua_pop(L, 2);
   }
-  /* [SEED] sample L371-372 and [REF §2.4]: "_delete": null revokes. */
+  /* [SEED] sample L537-538 and [REF §2.4]: "_delete": null revokes. */
   if (tdel == LUA_TNIL || (tdel == LUA_TBOOLEAN && !lua_toboolean(L, -1)))
     *revoke = 0;
   else if (tdel == LUA_TBOOLEAN || zc_isnull(L, -1))
@@ -457,10 +457,10 @@ static int zc_check_profile(lua_State *L, int e, int i, zc_profile_key *pk,
 }
 
 /*
-** `profiles` ([SEED] L339-343: "Specify the profiles that should have
+** `profiles` ([SEED] L510-514: "Specify the profiles that should have
 ** access to the module. It is mandatory to specify at least one profile";
-** L352 "Assign at least one profile to each module"; error
-** MINIMUM_DATA_NOT_FOUND L413-419: "The profile key should not be empty or
+** L523 "Assign at least one profile to each module"; error
+** MINIMUM_DATA_NOT_FOUND L569-575: "The profile key should not be empty or
 ** null"): a non-empty sequence of at most 203 entries ([REF §8.4]), no
 ** duplicated id or name ([REF §2.3] "no duplicates").
 ** out > 0: appends the clean entries to the list at `out`.
@@ -561,8 +561,8 @@ static int zc_check_update(lua_State *L, int idx, int out) {
   if (!lua_istable(L, idx))
     return zc_verr(L, "INVALID_DATA", NULL, NULL, NULL, -1,
                    "the update must be a table, got %s", zc_typename(L, idx));
-  /* [SEED] L349 "The module API name can be updated only through the
-  ** UI", and NOT_ALLOWED L405-411 "API name cannot be updated for module". */
+  /* [SEED] L520 "The module API name can be updated only through the
+  ** UI", and NOT_ALLOWED L561-567 "API name cannot be updated for module". */
   if (zc_rawfield(L, idx, "api_name") != LUA_TNIL)
     return zc_verr(L, "NOT_ALLOWED", "api_name", "api_name",
                    "$.modules[0].api_name", -1,
@@ -577,7 +577,7 @@ static int zc_check_update(lua_State *L, int idx, int out) {
                    "access_type cannot be changed after the module is "
                    "created");
   lua_pop(L, 1);
-  /* [SEED] L323-343 lists the Input JSON keys: plural_label,
+  /* [SEED] L496-514 lists the Input JSON keys: plural_label,
   ** singular_label, profiles. Anything else (e.g. the typo plural_lable)
   ** is refused, never silently sent or dropped (issue 2). */
   if (zc_unknown_key(L, idx, zc_update_keys, &isstr)) {
@@ -594,7 +594,7 @@ static int zc_check_update(lua_State *L, int idx, int out) {
                    "unknown key %s in the update (allowed: plural_label, "
                    "singular_label, profiles)", lua_tostring(L, -1));
   }
-  /* [SEED] MANDATORY_NOT_FOUND L429-435 "Mandatory fields are missing":
+  /* [SEED] MANDATORY_NOT_FOUND L587-593 "Mandatory fields are missing":
   ** an update with none of the three keys has nothing to send. */
   {
     int i;
@@ -681,7 +681,7 @@ static int zc_l_validate_update(lua_State *L) {
 /* {==== modules */
 
 /*
-** The module path segment ([SEED] L300-308: PUT /settings/modules/{module_ID}
+** The module path segment ([SEED] L464-473: PUT /settings/modules/{module_ID}
 ** or /{module_API_name}): an id (1-19 digits, see zc_parse_id, or a
 ** positive Lua integer) or an API name ([REF §2.1] api_name: "Letters,
 ** digits and _; starts with a letter; no __; no trailing _", <= 50).
