@@ -228,6 +228,8 @@ int main (int argc, char **argv) {
   }
   /* Every thread inherits this mask; main alone takes the signals, with
   ** sigwait, so shutdown runs as ordinary code. */
+  signal(SIGINT, SIG_DFL);        /* a shell's "cmd &" starts us ignoring it */
+  signal(SIGTERM, SIG_DFL);
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);

@@ -21,10 +21,6 @@ static const char *const route_names[ROUTE_N] = {
   "other",
 };
 
-/* Codes always listed, so a spec can compare with 0 instead of nil. */
-static const int usual_codes[] = { 200, 201, 204, 400, 401, 404, 413, 429,
-                                   500, 503 };
-
 void stats_init (stats *s) {
   memset(s, 0, sizeof *s);
   pthread_mutex_init(&s->lock, NULL);
@@ -108,31 +104,28 @@ static void kv (jbuf *b, const char *k, long long v, int comma) {
   jb_int(b, v);
 }
 
+/* Zero counts are left out of by_method, by_route and responses: specs
+** test a count that never happened with is_nil. */
 void stats_write (stats *s, jbuf *b, long long budget) {
   size_t i;
-  int code, first = 1;
+  int code, n = 0;
   pthread_mutex_lock(&s->lock);
   jb_lit(b, "{\"requests\":{");
   kv(b, "total", s->total, 0);
   jb_lit(b, ",\"by_method\":{");
-  for (i = 0; i < 8; i++) {
-    /* the five API verbs always, the rest once seen */
-    if (i >= 5 && s->by_method[i] == 0) continue;
-    kv(b, method_names[i], s->by_method[i], i > 0);
-  }
+  for (i = 0; i < 8; i++)
+    if (s->by_method[i]) kv(b, method_names[i], s->by_method[i], n++ > 0);
   jb_lit(b, "},\"by_route\":{");
-  for (i = 0; i < ROUTE_N; i++) kv(b, route_names[i], s->by_route[i], i > 0);
+  n = 0;
+  for (i = 0; i < ROUTE_N; i++)
+    if (s->by_route[i]) kv(b, route_names[i], s->by_route[i], n++ > 0);
   jb_lit(b, "}},\"responses\":{");
+  n = 0;
   for (code = 100; code < 600; code++) {
     char name[8];
-    size_t u;
-    int usual = 0;
-    for (u = 0; u < sizeof usual_codes / sizeof usual_codes[0]; u++)
-      if (usual_codes[u] == code) usual = 1;
-    if (!usual && s->responses[code] == 0) continue;
+    if (s->responses[code] == 0) continue;
     snprintf(name, sizeof name, "%d", code);
-    kv(b, name, s->responses[code], !first);
-    first = 0;
+    kv(b, name, s->responses[code], n++ > 0);
   }
   jb_lit(b, "}");
   kv(b, "credits_used", s->credits_used, 1);

@@ -1,0 +1,894 @@
+-- bin/zcrm-emulator over real HTTP (the system curl): routes, errors in Zoho's
+-- two shapes, OAuth quirks, limits, faults, hooks, robustness, persistence.
+local cjson = require "cjson.safe"
+local emulator = require "spec.support.emulator"
+
+local TOKEN = "Zoho-oauthtoken emulator-token"
+local PAGE_MODULE = "2423488000000834002"
+local ADMIN, STANDARD, SALES = "2423488000000015972", "2423488000000015975", "2423488000000015978"
+local BIN = os.getenv("ZCRM_EMULATOR") or "bin/zcrm-emulator"
+local q = emulator.quote
+
+-- One API call; returns status, decoded body (or the raw text), headers, curl rc.
+local function call(emu, method, path, body, opts)
+  opts = opts or {}
+  local headers = opts.headers or { Authorization = opts.auth == nil and TOKEN or opts.auth or nil }
+  local status, text, hdrs, rc = emu:request(method, path, {
+    headers = headers, body = type(body) == "table" and cjson.encode(body) or body,
+    timeout = opts.timeout, curl_args = opts.curl_args, insecure = opts.insecure,
+  })
+  local decoded = cjson.decode(text)
+  return status, decoded == nil and text or decoded, hdrs, rc
+end
+
+local function put(emu, module, item, opts)
+  return call(emu, "PUT", "/crm/v8/settings/modules/" .. module, { modules = { item } }, opts)
+end
+
+local function module_in(state, api_name)
+  for _, m in ipairs(state.modules) do if m.api_name == api_name then return m end end
+end
+
+local function profile_ids(m)
+  local ids = {}
+  for _, p in ipairs(m.profiles) do ids[#ids + 1] = p.id end
+  table.sort(ids)
+  return ids
+end
+
+local function shell(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return out, ok and 0 or code
+end
+
+-- Run n copies of one request at once with curl --parallel; returns the statuses.
+local function parallel(emu, n, path, extra)
+  local cfg = os.tmpname()
+  local f = assert(io.open(cfg, "w"))
+  for _ = 1, n do
+    f:write(string.format('url = "%s%s"\noutput = "/dev/null"\n', emu.url, path))
+  end
+  f:close()
+  local out = shell(string.format("curl -s -Z --parallel-immediate --parallel-max %d -K %s -H %s %s "
+    .. "-w '%%{http_code}\\n' 2>/dev/null", n, q(cfg), q("Authorization: " .. TOKEN), extra or ""))
+  os.remove(cfg)
+  local codes = {}
+  for c in out:gmatch("%d+") do codes[#codes + 1] = tonumber(c) end
+  return codes
+end
+
+local function count(list, v)
+  local n = 0
+  for _, x in ipairs(list) do if x == v then n = n + 1 end end
+  return n
+end
+
+local function now()
+  local p = assert(io.popen("date +%s.%N"))
+  local t = tonumber(p:read("a"))
+  p:close()
+  return t
+end
+
+local function shape_a(body, code)
+  assert.equal(code, body.code)
+  assert.equal("error", body.status)
+  assert.is_string(body.message)
+  assert.is_table(body.details)
+end
+
+local function shape_b(body, code, api_name, json_path)
+  assert.is_table(body.modules, "expected {\"modules\":[...]}")
+  assert.equal(1, #body.modules)
+  local item = body.modules[1]
+  assert.equal(code, item.code)
+  assert.equal("error", item.status)
+  assert.is_string(item.message)
+  if api_name then assert.equal(api_name, item.details.api_name) end
+  if json_path then assert.equal(json_path, item.details.json_path) end
+  return item
+end
+
+describe("zcrm-emulator", function()
+  local emu
+
+  setup(function() emu = emulator.start {} end)
+  teardown(function() emu:stop() end)
+  before_each(function() emu:reset() end)
+
+  describe("command line", function()
+    it("prints the listening line first and a port it picked", function()
+      assert.matches("^http://127%.0%.0%.1:%d+$", emu.url)
+      assert.is_true(emu.port > 0)
+    end)
+
+    it("documents every flag in --help", function()
+      local out, code = shell(q(BIN) .. " --help")
+      assert.equal(0, code)
+      for _, flag in ipairs { "--port", "--host", "--latency-ms", "--concurrency", "--credits",
+          "--access-token", "--scopes", "--client-id", "--client-secret", "--refresh-token",
+          "--token-ttl", "--expires-in-ms", "--token-api-domain", "--refresh-rate-limit",
+          "--fault-rate", "--faults", "--seed", "--tls-cert", "--tls-key", "--state",
+          "--extra-modules", "--max-body" } do
+        assert.truthy(out:find(flag, 1, true), flag)
+      end
+    end)
+
+    it("refuses unknown flags and bad values", function()
+      local _, code = shell(q(BIN) .. " --bogus 1 2>/dev/null")
+      assert.equal(2, code)
+      _, code = shell(q(BIN) .. " --port nope 2>/dev/null")
+      assert.equal(2, code)
+      _, code = shell(q(BIN) .. " --faults 500,nonsense --port 0 2>/dev/null")
+      assert.equal(1, code)
+    end)
+
+    it("exits 0 on SIGINT as on SIGTERM", function()
+      local e = emulator.start {}
+      os.execute("kill -INT " .. e.pid)
+      assert.equal(0, e:stop())
+    end)
+  end)
+
+  describe("modules and profiles", function()
+    it("lists the seeded org with string ids", function()
+      local status, body = call(emu, "GET", "/crm/v8/settings/modules")
+      assert.equal(200, status)
+      local by = {}
+      for _, m in ipairs(body.modules) do
+        assert.is_string(m.id)
+        assert.matches("^%d+$", m.id)
+        by[m.api_name] = m
+      end
+      assert.equal(PAGE_MODULE, by.Digital_Marketing.id)
+      assert.equal("custom", by.Digital_Marketing.generated_type)
+      assert.equal("Campaign Assets", by.Digital_Marketing.plural_label)
+      assert.same({ ADMIN, STANDARD }, profile_ids(by.Digital_Marketing))
+      for _, std in ipairs { "Leads", "Contacts", "Accounts", "Deals", "Tasks", "Calls", "Products" } do
+        assert.equal("default", by[std].generated_type, std)
+      end
+      assert.equal("Meetings", by.Events.plural_label)
+      assert.equal("Meetings", by.Events.module_name)
+      local custom = 0
+      for _, m in pairs(by) do if m.generated_type == "custom" then custom = custom + 1 end end
+      assert.is_true(custom >= 10)
+    end)
+
+    it("filters by status and refuses an unknown status", function()
+      local status, body = call(emu, "GET", "/crm/v8/settings/modules?status=user_hidden")
+      assert.equal(200, status)
+      for _, m in ipairs(body.modules) do assert.equal("user_hidden", m.status) end
+      assert.equal(1, #body.modules)
+      status, body = call(emu, "GET", "/crm/v8/settings/modules?status=visible,user_hidden")
+      assert.equal(200, status)
+      assert.is_true(#body.modules > 20)
+      status = call(emu, "GET", "/crm/v8/settings/modules?status=scheduled_for_deletion")
+      assert.equal(204, status)
+      status, body = call(emu, "GET", "/crm/v8/settings/modules?status=visible,gone")
+      assert.equal(400, status)
+      shape_a(body, "INVALID_DATA")
+      assert.equal("status", body.details.param_name)
+      assert.equal(1, body.details.index)
+    end)
+
+    it("gets one module by id or API name", function()
+      local s1, b1 = call(emu, "GET", "/crm/v8/settings/modules/" .. PAGE_MODULE)
+      local s2, b2 = call(emu, "GET", "/crm/v8/settings/modules/Digital_Marketing")
+      assert.equal(200, s1)
+      assert.equal(200, s2)
+      assert.same(b1, b2)
+      assert.equal(1, #b1.modules)
+      assert.equal("Digital_Marketing", b1.modules[1].api_name)
+    end)
+
+    it("answers INVALID_MODULE for an unknown module, top-level", function()
+      for _, m in ipairs { "Nope", "9999999999999999999", "digital_marketing" } do
+        local status, body = call(emu, "GET", "/crm/v8/settings/modules/" .. m)
+        assert.equal(400, status)
+        shape_a(body, "INVALID_MODULE")
+        assert.equal(2, body.details.resource_path_index)
+      end
+    end)
+
+    it("lists profiles", function()
+      local status, body = call(emu, "GET", "/crm/v8/settings/profiles")
+      assert.equal(200, status)
+      local names = {}
+      for _, p in ipairs(body.profiles) do names[p.id] = p.name end
+      assert.equal("Administrator", names[ADMIN])
+      assert.equal("Standard", names[STANDARD])
+      assert.is_true(#body.profiles >= 4)
+      assert.equal(#body.profiles, body.info.count)
+    end)
+  end)
+
+  describe("the Update Custom Module page's sample", function()
+    it("sent as the page shows it, answers with the page's sample response", function()
+      local input = os.tmpname()
+      local f = assert(io.open(input, "w"))
+      f:write([[
+{
+    "modules": [
+        {
+             "plural_label": "Digital Marketings",
+             "singular_label": "Digital Marketing",
+
+            "profiles": [
+                {
+                    "id": "2423488000000015972",
+                      "_delete": null
+                },
+
+                {
+                    "id": "2423488000000015975"
+                }
+
+        ]
+    }
+]
+}
+]])
+      f:close()
+      local out = shell(string.format('curl -s "%s/crm/v8/settings/modules/2423488000000834002" -X PUT -d "@%s" '
+        .. '-H "Authorization: Zoho-oauthtoken emulator-token"', emu.url, input))
+      os.remove(input)
+      assert.same({ modules = { { code = "SUCCESS", details = { id = PAGE_MODULE },
+        message = "module updated successfully", status = "success" } } }, cjson.decode(out))
+      local m = module_in(emu:state(), "Digital_Marketing")
+      assert.equal("Digital Marketings", m.plural_label)
+      assert.equal("Digital Marketing", m.singular_label)
+      assert.same({ STANDARD }, profile_ids(m))
+      assert.equal(1, emu:stats().updates_applied)
+    end)
+  end)
+
+  describe("PUT /crm/v8/settings/modules/{module}", function()
+    it("updates by API name and grants a profile", function()
+      local status, body = put(emu, "Tickets", { profiles = { { id = SALES } } })
+      assert.equal(200, status)
+      assert.equal("SUCCESS", body.modules[1].code)
+      assert.same({ ADMIN, STANDARD, SALES }, profile_ids(module_in(emu:state(), "Tickets")))
+    end)
+
+    it("accepts 25 Unicode letters, digits and spaces", function()
+      for _, label in ipairs { "Ünïcödé Prøjects 2024", "Проекты", "项目管理", "परियोजनाएं",
+                               string.rep("a", 25) } do
+        local status, body = put(emu, "Projects", { plural_label = label })
+        assert.equal(200, status, label .. ": " .. cjson.encode(body))
+      end
+    end)
+
+    local cases = {
+      { "26 characters", { plural_label = string.rep("x", 26) }, "INVALID_DATA", "plural_label",
+        "$.modules[0].plural_label", function(item) assert.equal(25, item.details.maximum_length) end },
+      { "26 Unicode characters", { singular_label = string.rep("é", 26) }, "INVALID_DATA",
+        "singular_label", "$.modules[0].singular_label",
+        function(item) assert.equal(25, item.details.maximum_length) end },
+      { "special characters", { plural_label = "Assets!" }, "INVALID_DATA", "plural_label",
+        "$.modules[0].plural_label" },
+      { "an underscore", { singular_label = "Asset_Item" }, "INVALID_DATA", "singular_label",
+        "$.modules[0].singular_label" },
+      { "an empty label", { plural_label = "" }, "INVALID_DATA", "plural_label", "$.modules[0].plural_label" },
+      { "a label that is not a string", { plural_label = 12 }, "INVALID_DATA", "plural_label",
+        "$.modules[0].plural_label" },
+      { "a plural label another module has", { plural_label = "Projects" }, "DUPLICATE_DATA",
+        "plural_label", "$.modules[0].plural_label" },
+      { "a singular label in another case", { singular_label = "PROJECT" }, "DUPLICATE_DATA",
+        "singular_label", "$.modules[0].singular_label" },
+      { "empty profiles", '{"profiles":[]}', "MINIMUM_DATA_NOT_FOUND", "profiles", "$.modules[0].profiles" },
+      { "null profiles", { profiles = cjson.null }, "MINIMUM_DATA_NOT_FOUND", "profiles",
+        "$.modules[0].profiles" },
+      { "revoking every profile", { profiles = { { id = ADMIN, _delete = cjson.null },
+        { id = STANDARD, _delete = cjson.null } } }, "MINIMUM_DATA_NOT_FOUND", "profiles",
+        "$.modules[0].profiles" },
+      { "an api_name change", { api_name = "Digital_Marketing2" }, "NOT_ALLOWED", "api_name",
+        "$.modules[0].api_name" },
+      { "an unknown profile id", { profiles = { { id = "2423488000000099999" } } }, "INVALID_DATA", "id",
+        "$.modules[0].profiles[0].id" },
+      { "a profile id as a JSON number", { profiles = { { id = STANDARD }, { id = 2423488000000015972 } } },
+        "INVALID_DATA", "id", "$.modules[0].profiles[1].id",
+        function(item) assert.is_string(item.details.expected_data_type) end },
+      { "a profile without id", { profiles = { { name = "Standard" } } }, "MANDATORY_NOT_FOUND", "id",
+        "$.modules[0].profiles[0].id" },
+      { "_delete that is not null", { profiles = { { id = ADMIN, _delete = true }, { id = SALES } } },
+        "INVALID_DATA", "_delete", "$.modules[0].profiles[0]._delete" },
+      { "the module id as a JSON number", { id = 2423488000000834002, plural_label = "Numbers" },
+        "INVALID_DATA", "id", "$.modules[0].id",
+        function(item) assert.is_string(item.details.expected_data_type) end },
+      { "nothing to update", { foo = 1 }, "MANDATORY_NOT_FOUND" },
+    }
+    for _, c in ipairs(cases) do
+      it("refuses " .. c[1] .. " with " .. c[3] .. " per item, changing nothing", function()
+        local before = module_in(emu:state(), "Digital_Marketing")
+        local status, body
+        if type(c[2]) == "string" then   -- lua-cjson 2.1 cannot encode []
+          status, body = call(emu, "PUT", "/crm/v8/settings/modules/Digital_Marketing",
+                              '{"modules":[' .. c[2] .. ']}')
+        else
+          status, body = put(emu, "Digital_Marketing", c[2])
+        end
+        assert.equal(400, status)
+        local item = shape_b(body, c[3], c[4], c[5])
+        if c[6] then c[6](item) end
+        assert.same(before, module_in(emu:state(), "Digital_Marketing"))
+        assert.equal(0, emu:stats().updates_applied)
+      end)
+    end
+
+    it("refuses bad UTF-8 in a label", function()
+      local status, body = call(emu, "PUT", "/crm/v8/settings/modules/Digital_Marketing",
+        '{"modules":[{"plural_label":"Bad \xff\xfe Label"}]}')
+      assert.equal(400, status)
+      shape_b(body, "INVALID_DATA", "plural_label", "$.modules[0].plural_label")
+    end)
+
+    it("answers INVALID_MODULE top-level for an unknown module", function()
+      local status, body = put(emu, "No_Such_Module", { plural_label = "Whatever" })
+      assert.equal(400, status)
+      shape_a(body, "INVALID_MODULE")
+      assert.equal(2, body.details.resource_path_index)
+    end)
+
+    it("refuses a standard module", function()
+      local status, body = put(emu, "Leads", { plural_label = "Prospects" })
+      assert.equal(400, status)
+      shape_a(body, "NOT_SUPPORTED")
+      assert.equal("Leads", module_in(emu:state(), "Leads").plural_label)
+    end)
+
+    it("refuses more than one module per call", function()
+      local status, body = call(emu, "PUT", "/crm/v8/settings/modules/Digital_Marketing",
+        { modules = { { plural_label = "One Thing" }, { plural_label = "Two Things" } } })
+      assert.equal(400, status)
+      shape_a(body, "LIMIT_EXCEEDED")
+    end)
+
+    it("answers MANDATORY_NOT_FOUND for empty or missing modules", function()
+      for _, b in ipairs { '{"modules":[]}', '{}', '{"modules":null}', '' } do
+        local status, body = call(emu, "PUT", "/crm/v8/settings/modules/Digital_Marketing", b)
+        assert.equal(400, status, b)
+        shape_a(body, "MANDATORY_NOT_FOUND")
+        assert.equal("$.modules", body.details.json_path)
+      end
+    end)
+
+    it("answers INVALID_DATA for malformed JSON or a wrong frame", function()
+      for _, b in ipairs { '{"modules":[{', 'not json', '[1,2]', '{"modules":"x"}', '{"modules":[5]}' } do
+        local status, body = call(emu, "PUT", "/crm/v8/settings/modules/Digital_Marketing", b)
+        assert.equal(400, status, b)
+        local code = body.code or body.modules[1].code
+        assert.equal("INVALID_DATA", code, b)
+      end
+    end)
+
+    it("keeps labels unique after a rename frees one", function()
+      assert.equal(200, (put(emu, "Projects", { plural_label = "Old Projects" })))
+      assert.equal(200, (put(emu, "Tickets", { plural_label = "Projects" })))
+      local status, body = put(emu, "Assets", { plural_label = "Old Projects" })
+      assert.equal(400, status)
+      shape_b(body, "DUPLICATE_DATA", "plural_label")
+    end)
+  end)
+
+  describe("POST /crm/v8/settings/modules", function()
+    it("creates a custom module, one per call, for 500 credits", function()
+      local status, body = call(emu, "POST", "/crm/v8/settings/modules", { modules = { {
+        plural_label = "Drones", singular_label = "Drone", profiles = { { id = ADMIN } } } } })
+      assert.equal(201, status)
+      local item = body.modules[1]
+      assert.equal("SUCCESS", item.code)
+      assert.equal("module created successfully", item.message)
+      assert.matches("^%d+$", item.details.id)
+      local s2, b2 = call(emu, "GET", "/crm/v8/settings/modules/Drones")
+      assert.equal(200, s2)
+      assert.equal(item.details.id, b2.modules[1].id)
+      assert.equal("custom", b2.modules[1].generated_type)
+      assert.equal(501, emu:stats().credits_used)
+    end)
+
+    it("checks mandatory fields, api_name and duplicates", function()
+      local status, body = call(emu, "POST", "/crm/v8/settings/modules",
+        { modules = { { plural_label = "Drones", profiles = { { id = ADMIN } } } } })
+      assert.equal(400, status)
+      shape_b(body, "MANDATORY_NOT_FOUND", "singular_label", "$.modules[0].singular_label")
+      status, body = call(emu, "POST", "/crm/v8/settings/modules", { modules = { {
+        plural_label = "Drones", singular_label = "Drone", api_name = "Tickets", profiles = { { id = ADMIN } } } } })
+      assert.equal(400, status)
+      shape_b(body, "DUPLICATE_DATA", "api_name")
+      status, body = call(emu, "POST", "/crm/v8/settings/modules", { modules = { {
+        plural_label = "Drones", singular_label = "Drone", api_name = "bad__name", profiles = { { id = ADMIN } } } } })
+      assert.equal(400, status)
+      shape_b(body, "INVALID_DATA", "api_name")
+      status, body = call(emu, "POST", "/crm/v8/settings/modules", { modules = { {
+        plural_label = "Vehicles", singular_label = "Drone", profiles = { { id = ADMIN } } } } })
+      assert.equal(400, status)
+      shape_b(body, "DUPLICATE_DATA", "plural_label")
+    end)
+  end)
+
+  describe("auth", function()
+    it("answers 401 AUTHENTICATION_FAILURE without a usable header", function()
+      for _, h in ipairs { false, "Bearer emulator-token", "Zoho-oauthtoken " } do
+        local status, body = call(emu, "GET", "/crm/v8/settings/modules", nil, { auth = h })
+        assert.equal(401, status)
+        shape_a(body, "AUTHENTICATION_FAILURE")
+      end
+    end)
+
+    it("answers 401 INVALID_TOKEN for an unknown token", function()
+      local status, body = call(emu, "GET", "/crm/v8/settings/modules", nil,
+        { auth = "Zoho-oauthtoken 1000.unknown.token" })
+      assert.equal(401, status)
+      shape_a(body, "INVALID_TOKEN")
+    end)
+
+    it("answers 401 OAUTH_SCOPE_MISMATCH when the token lacks the scope", function()
+      local ro = emulator.start { "--scopes", "ZohoCRM.settings.modules.READ" }
+      local s1 = call(ro, "GET", "/crm/v8/settings/modules/Tickets")
+      local s2, b2 = put(ro, "Tickets", { plural_label = "Read Only" })
+      local s3, b3 = call(ro, "GET", "/crm/v8/settings/profiles")
+      ro:stop()
+      assert.equal(200, s1)
+      assert.equal(401, s2)
+      shape_a(b2, "OAUTH_SCOPE_MISMATCH")
+      assert.equal(401, s3)
+      shape_a(b3, "OAUTH_SCOPE_MISMATCH")
+    end)
+
+    it("answers INVALID_REQUEST_METHOD (400) and INVALID_URL_PATTERN (404)", function()
+      local status, body = call(emu, "DELETE", "/crm/v8/settings/modules/Tickets")
+      assert.equal(400, status)
+      shape_a(body, "INVALID_REQUEST_METHOD")
+      status, body = call(emu, "PATCH", "/crm/v8/settings/profiles")
+      assert.equal(400, status)
+      shape_a(body, "INVALID_REQUEST_METHOD")
+      for _, path in ipairs { "/crm/v8/settings/fields", "/crm/v2/settings/modules", "/", "/crm/v8/settings/modules/a/b" } do
+        status, body = call(emu, "GET", path)
+        assert.equal(404, status, path)
+        shape_a(body, "INVALID_URL_PATTERN")
+      end
+    end)
+  end)
+
+  describe("OAuth token endpoint", function()
+    local FORM = "grant_type=refresh_token&client_id=emulator-client-id"
+      .. "&client_secret=emulator-client-secret&refresh_token=emulator-refresh-token"
+
+    local function token(e, body, query)
+      local status, text, hdrs = e:request("POST", "/oauth/v2/token" .. (query or ""), {
+        body = body, headers = { "Content-Type: application/x-www-form-urlencoded" } })
+      return status, cjson.decode(text), hdrs
+    end
+
+    it("issues a working access token with api_domain and expires_in in seconds", function()
+      local status, body = token(emu, FORM)
+      assert.equal(200, status)
+      assert.matches("^1000%.%x+%.%x+$", body.access_token)
+      assert.equal(emu.url, body.api_domain)
+      assert.equal(3600, body.expires_in)
+      assert.is_nil(body.expires_in_sec)
+      assert.equal("Bearer", body.token_type)
+      assert.is_string(body.scope)
+      local s2 = call(emu, "GET", "/crm/v8/settings/modules/Tickets", nil,
+        { auth = "Zoho-oauthtoken " .. body.access_token })
+      assert.equal(200, s2)
+      local stats = emu:stats()
+      assert.equal(1, stats.token_refreshes)
+      assert.equal(1, stats.tokens_issued)
+      assert.equal(1, stats.requests.by_route["POST /oauth/v2/token"])
+    end)
+
+    it("takes the parameters from the query string too", function()
+      local status, body = token(emu, nil, "?" .. FORM)
+      assert.equal(200, status)
+      assert.is_string(body.access_token)
+    end)
+
+    it("answers errors with HTTP 200 and an error key", function()
+      local s1, b1 = token(emu, (FORM:gsub("emulator%-client%-secret", "wrong")))
+      assert.equal(200, s1)
+      assert.same({ error = "invalid_client" }, b1)
+      local s2, b2 = token(emu, (FORM:gsub("emulator%-refresh%-token", "1000.revoked.token")))
+      assert.equal(200, s2)
+      assert.same({ error = "invalid_code" }, b2)
+      local s3, b3 = token(emu, (FORM:gsub("refresh_token&", "password&", 1)))
+      assert.equal(200, s3)
+      assert.is_string(b3.error)
+      assert.equal(0, emu:stats().tokens_issued)
+    end)
+
+    it("throttles past the refresh limit with Zoho's Access Denied", function()
+      local e = emulator.start { "--refresh-rate-limit", "3" }
+      for _ = 1, 3 do assert.is_string(select(2, token(e, FORM)).access_token) end
+      local status, body = token(e, FORM)
+      local stats = e:stats()
+      e:stop()
+      assert.equal(200, status)
+      assert.same({ error_description = "You have made too many requests continuously. Please try again after some time.",
+                    error = "Access Denied", status = "failure" }, body)
+      assert.equal(4, stats.token_refreshes)
+      assert.equal(3, stats.tokens_issued)
+    end)
+
+    it("honours --expires-in-ms, --token-api-domain and --token-ttl", function()
+      local e = emulator.start { "--expires-in-ms", "--token-ttl", "1",
+                                 "--token-api-domain", "https://www.zohoapis.com" }
+      local _, body = token(e, FORM)
+      local auth = "Zoho-oauthtoken " .. body.access_token
+      local s1 = call(e, "GET", "/crm/v8/settings/modules/Tickets", nil, { auth = auth })
+      os.execute("sleep 1.2")
+      local s2, b2 = call(e, "GET", "/crm/v8/settings/modules/Tickets", nil, { auth = auth })
+      e:stop()
+      assert.equal(1, body.expires_in_sec)
+      assert.equal(1000, body.expires_in)
+      assert.equal("https://www.zohoapis.com", body.api_domain)
+      assert.equal(200, s1)
+      assert.equal(401, s2)
+      shape_a(b2, "INVALID_TOKEN")
+    end)
+
+    it("expires issued tokens on the hook but keeps the static one", function()
+      local _, body = token(emu, FORM)
+      local auth = "Zoho-oauthtoken " .. body.access_token
+      emu:expire_tokens()
+      local s1, b1 = call(emu, "GET", "/crm/v8/settings/profiles", nil, { auth = auth })
+      assert.equal(401, s1)
+      shape_a(b1, "INVALID_TOKEN")
+      assert.equal(200, (call(emu, "GET", "/crm/v8/settings/profiles")))
+    end)
+
+    it("keeps at most 15 live access tokens per refresh token", function()
+      local e = emulator.start { "--refresh-rate-limit", "100" }
+      local first = select(2, token(e, FORM)).access_token
+      for _ = 1, 15 do token(e, FORM) end
+      local status = call(e, "GET", "/crm/v8/settings/profiles", nil, { auth = "Zoho-oauthtoken " .. first })
+      e:stop()
+      assert.equal(401, status)
+    end)
+
+    it("forgets revoked refresh tokens", function()
+      local status = emu:request("POST", "/oauth/v2/token/revoke?token=emulator-refresh-token")
+      assert.equal(200, status)
+      assert.same({ error = "invalid_code" }, select(2, token(emu, FORM)))
+      emu:reset()
+      assert.is_string(select(2, token(emu, FORM)).access_token)
+    end)
+  end)
+
+  describe("limits", function()
+    it("answers exactly the excess over --concurrency with 429, max_in_flight at the cap", function()
+      local e = emulator.start { "--concurrency", "10", "--latency-ms", "500" }
+      local codes = parallel(e, 50, "/crm/v8/settings/modules/Tickets")
+      local stats = e:stats()
+      local status, body = call(e, "GET", "/__emulator/stats")
+      e:stop()
+      assert.equal(50, #codes)
+      assert.equal(10, count(codes, 200))
+      assert.equal(40, count(codes, 429))
+      assert.equal(10, stats.max_in_flight)
+      assert.equal(40, stats.responses["429"])
+      assert.equal(0, stats.in_flight)
+      assert.equal(200, status)
+      assert.is_table(body.requests)
+    end)
+
+    it("answers a concurrency 429 in Zoho's shape", function()
+      local e = emulator.start { "--concurrency", "0" }
+      local status, body = call(e, "GET", "/crm/v8/settings/profiles")
+      e:stop()
+      assert.equal(429, status)
+      assert.same({}, body.details)
+      shape_a(body, "TOO_MANY_REQUESTS")
+    end)
+
+    it("adds --latency-ms without holding up other connections", function()
+      local e = emulator.start { "--latency-ms", "400" }
+      local t0 = now()
+      local codes = parallel(e, 15, "/crm/v8/settings/profiles")
+      local elapsed = now() - t0
+      e:stop()
+      assert.equal(15, count(codes, 200))
+      assert.is_true(elapsed >= 0.4, "too fast: " .. elapsed)
+      assert.is_true(elapsed < 2.0, "serialised: " .. elapsed)
+    end)
+
+    it("charges credits, shows X-API-CREDITS-REMAINING from half, then answers 429", function()
+      local e = emulator.start { "--credits", "12" }
+      local _, _, h1 = call(e, "GET", "/crm/v8/settings/modules/Tickets")        -- 1 used
+      local s2, _, h2 = put(e, "Tickets", { plural_label = "Credit Tickets" })  -- 6 used
+      local s3, _, h3 = put(e, "Tickets", { plural_label = "Credit Ticketz" })  -- 11 used
+      local s4, b4 = put(e, "Tickets", { plural_label = "Credit Tickety" })     -- needs 16
+      local s5, _, h5 = call(e, "GET", "/crm/v8/settings/profiles")             -- 12 used
+      local stats = e:stats()
+      e:stop()
+      assert.is_nil(h1["x-api-credits-remaining"])
+      assert.equal(200, s2)
+      assert.equal("6", h2["x-api-credits-remaining"])
+      assert.equal(200, s3)
+      assert.equal("1", h3["x-api-credits-remaining"])
+      assert.equal(429, s4)
+      shape_a(b4, "TOO_MANY_REQUESTS")
+      assert.equal(200, s5)
+      assert.equal("0", h5["x-api-credits-remaining"])
+      assert.equal(12, stats.credits_used)
+      assert.equal(0, stats.credits_remaining)
+    end)
+  end)
+
+  describe("scripted faults", function()
+    local function get(opts)
+      return call(emu, "GET", "/crm/v8/settings/modules/Tickets", nil, opts)
+    end
+
+    it("empty, html, garbage, wrongtype, nonutf8, deep, huge", function()
+      emu:script("empty", 1)
+      local status, body = get()
+      assert.equal(200, status); assert.equal("", body)
+      emu:script("html", 1)
+      status, body, _ = get()
+      assert.equal(502, status); assert.matches("<html>", body)
+      emu:script("garbage", 1)
+      status, body = get()
+      assert.equal(200, status); assert.is_string(body)
+      emu:script("wrongtype", 1)
+      status, body = get()
+      assert.equal(200, status); assert.same({ modules = "x" }, body)
+      emu:script("nonutf8", 1)
+      local s, text = emu:request("GET", "/crm/v8/settings/modules/Tickets", { headers = { Authorization = TOKEN } })
+      assert.equal(200, s); assert.truthy(text:find("\xff", 1, true))
+      emu:script("deep", 1)
+      s, text = emu:request("GET", "/crm/v8/settings/modules/Tickets", { headers = { Authorization = TOKEN } })
+      assert.equal(200, s); assert.equal(string.rep("[", 10000) .. string.rep("]", 10000), text)
+      emu:script("huge", 1)
+      s, text = emu:request("GET", "/crm/v8/settings/modules/Tickets", { headers = { Authorization = TOKEN } })
+      assert.equal(200, s); assert.is_true(#text >= 10 * 1024 * 1024)
+      assert.is_table(cjson.decode(text))
+      status = get()
+      assert.equal(200, status)
+    end)
+
+    it("truncated: a JSON prefix with a matching Content-Length; the update still applies", function()
+      emu:script("truncated", 1)
+      local s, text, h = emu:request("PUT", "/crm/v8/settings/modules/Tickets",
+        { headers = { Authorization = TOKEN }, body = cjson.encode { modules = { { plural_label = "Cut Tickets" } } } })
+      assert.equal(200, s)
+      assert.equal(tostring(#text), h["content-length"])
+      assert.is_nil(cjson.decode(text))
+      assert.equal('{"modules":[', text:sub(1, 12))
+      assert.equal("Cut Tickets", module_in(emu:state(), "Tickets").plural_label)
+    end)
+
+    it("gzip: Content-Encoding gzip over a valid answer", function()
+      emu:script("gzip", 1)
+      local s, text, h = emu:request("GET", "/crm/v8/settings/modules/Tickets",
+        { headers = { Authorization = TOKEN }, curl_args = { "--compressed" } })
+      assert.equal(200, s)
+      assert.equal("gzip", h["content-encoding"])
+      assert.equal("Tickets", cjson.decode(text).modules[1].api_name)
+      emu:script("gzip", 1)
+      local _, raw = emu:request("GET", "/crm/v8/settings/modules/Tickets", { headers = { Authorization = TOKEN } })
+      assert.equal("\x1f\x8b", raw:sub(1, 2))
+    end)
+
+    it("drip: one byte every 50 ms", function()
+      emu:script("drip", 1)
+      local s, text, _, rc = emu:request("GET", "/crm/v8/settings/modules/Tickets",
+        { headers = { Authorization = TOKEN }, timeout = 1 })
+      assert.equal(28, rc)   -- curl's timeout
+      assert.is_true(#text >= 5 and #text <= 25, "bytes: " .. #text)
+      assert.equal(200, s)
+    end)
+
+    it("reset closes the connection; slow waits 5 s holding no one else up", function()
+      emu:script("reset", 1)
+      local s, _, _, rc = emu:request("GET", "/crm/v8/settings/profiles", { headers = { Authorization = TOKEN } })
+      assert.equal(0, s)
+      assert.equal(52, rc)   -- empty reply
+      emu:script("slow", 1)
+      local s2, _, _, rc2 = emu:request("GET", "/crm/v8/settings/profiles",
+        { headers = { Authorization = TOKEN }, timeout = 1 })
+      assert.equal(28, rc2)
+      assert.equal(0, s2)
+      local t0 = now()
+      assert.equal(200, (call(emu, "GET", "/crm/v8/settings/profiles")))
+      assert.is_true(now() - t0 < 1)
+    end)
+
+    it("status:NNN answers Zoho's top-level error for that status, count times", function()
+      emu:script("status:500", 2)
+      emu:script("status:503", 1)
+      emu:script("status:429", 1)
+      local s1, b1 = get(); local s2 = get(); local s3, b3 = get(); local s4, b4 = get(); local s5 = get()
+      assert.equal(500, s1); shape_a(b1, "INTERNAL_ERROR")
+      assert.equal(500, s2)
+      assert.equal(503, s3); shape_a(b3, "SERVICE_UNAVAILABLE")
+      assert.equal(429, s4); shape_a(b4, "TOO_MANY_REQUESTS")
+      assert.equal(200, s5)
+    end)
+
+    it("hostile answers replace the update: nothing applied", function()
+      emu:script("status:500", 1)
+      local s = put(emu, "Tickets", { plural_label = "Never Applied" })
+      assert.equal(500, s)
+      assert.equal("Tickets", module_in(emu:state(), "Tickets").plural_label)
+      assert.equal(0, emu:stats().updates_applied)
+    end)
+
+    it("route token scripts the token endpoint only", function()
+      emu:script("status:503", 1, "token")
+      assert.equal(200, (get()))
+      local s = emu:request("POST", "/oauth/v2/token", { body = "grant_type=refresh_token" })
+      assert.equal(503, s)
+      local s2, text = emu:request("POST", "/oauth/v2/token", { body = "grant_type=refresh_token" })
+      assert.equal(200, s2)
+      assert.is_string(cjson.decode(text).error)
+    end)
+
+    it("refuses an unknown mode", function()
+      local s = emu:request("POST", "/__emulator/script", { body = '{"mode":"explode"}' })
+      assert.equal(400, s)
+    end)
+  end)
+
+  describe("random faults", function()
+    local function run(seed)
+      local e = emulator.start { "--fault-rate", "0.5", "--faults", "500,503,429", "--seed", seed }
+      local codes = {}
+      for i = 1, 30 do codes[i] = (call(e, "GET", "/crm/v8/settings/profiles")) end
+      e:stop()
+      return table.concat(codes, ",")
+    end
+
+    it("are reproducible with --seed", function()
+      local a, b, c = run("7"), run("7"), run("8")
+      assert.equal(a, b)
+      assert.not_equal(a, c)
+      assert.truthy(a:find("200")); assert.truthy(a:find("50[03]") or a:find("429"))
+    end)
+  end)
+
+  describe("hooks", function()
+    it("are not counted and need no token; every other request is", function()
+      call(emu, "GET", "/crm/v8/settings/modules/Tickets", nil, { auth = false })  -- 401
+      call(emu, "GET", "/nowhere")                                                 -- 404
+      emu:request("POST", "/oauth/v2/token", { body = "grant_type=refresh_token" })
+      call(emu, "PUT", "/crm/v8/settings/modules/Tickets", { modules = { { plural_label = "Hooked" } } })
+      emu:state(); emu:stats()
+      local stats = emu:stats()
+      assert.equal(4, stats.requests.total)
+      assert.equal(1, stats.requests.by_method.PUT)
+      assert.equal(2, stats.requests.by_method.GET)
+      assert.equal(1, stats.requests.by_route["POST /oauth/v2/token"])
+      assert.equal(1, stats.requests.by_route["other"])
+      assert.equal(1, stats.responses["401"])
+      assert.equal(1, stats.responses["404"])
+      assert.equal(2, stats.responses["200"])
+      assert.equal(1, stats.updates_applied)
+      -- a slow answer of an earlier test may still be in flight
+      assert.is_true(stats.max_in_flight >= 1)
+      for _, k in ipairs { "credits_used", "credits_remaining", "token_refreshes", "tokens_issued" } do
+        assert.is_number(stats[k], k)
+      end
+    end)
+
+    it("reset restores the seeded org, zeroes counters and clears scripts", function()
+      put(emu, "Tickets", { plural_label = "Changed Tickets" })
+      emu:script("status:500", 5)
+      emu:reset()
+      assert.equal("Tickets", module_in(emu:state(), "Tickets").plural_label)
+      local stats = emu:stats()
+      assert.equal(0, stats.requests.total)
+      assert.equal(0, stats.credits_used)
+      assert.equal(200, (call(emu, "GET", "/crm/v8/settings/profiles")))
+    end)
+
+    it("state returns full modules and profiles", function()
+      local state = emu:state()
+      assert.is_true(#state.modules > 25)
+      assert.is_true(#state.profiles >= 4)
+      assert.is_string(module_in(state, "Digital_Marketing").singular_label)
+    end)
+  end)
+
+  describe("robustness", function()
+    it("answers 413 over the body cap, by Content-Length or chunked", function()
+      local e = emulator.start { "--max-body", "1000" }
+      local big = '{"modules":[{"plural_label":"' .. string.rep("x", 2000) .. '"}]}'
+      local s1, b1 = call(e, "PUT", "/crm/v8/settings/modules/Tickets", big)
+      local s2 = call(e, "PUT", "/crm/v8/settings/modules/Tickets", big,
+        { curl_args = { "-H", "Transfer-Encoding: chunked" } })
+      local s3 = call(e, "GET", "/crm/v8/settings/profiles")
+      e:stop()
+      assert.equal(413, s1)
+      shape_a(b1, "REQUEST_ENTITY_TOO_LARGE")
+      assert.equal(413, s2)
+      assert.equal(200, s3)
+    end)
+
+    it("survives absurd paths, methods, headers and slow senders", function()
+      local long = "/crm/v8/settings/modules/" .. string.rep("A", 20000)
+      local s1 = call(emu, "GET", long)
+      assert.is_true(s1 == 414 or s1 == 431 or s1 == 400 or s1 == 404 or s1 == 0, tostring(s1))
+      local s2 = call(emu, "GET", "/crm/v8/settings/modules/%ff%fe%00x")
+      assert.is_true(s2 == 400 or s2 == 404, tostring(s2))
+      local s3 = call(emu, "BREW", "/crm/v8/settings/modules")
+      assert.equal(400, s3)
+      local s4 = call(emu, "GET", "/crm/v8/settings/modules", nil,
+        { headers = { Authorization = TOKEN, ["X-Big"] = string.rep("h", 100000) } })
+      assert.is_true(s4 >= 400 or s4 == 0, tostring(s4))
+      local s5 = call(emu, "PUT", "/crm/v8/settings/modules/Tickets",
+        cjson.encode { modules = { { plural_label = "Slow Tickets" } } },
+        { curl_args = { "--limit-rate", "40" } })
+      assert.equal(200, s5)
+      local s6 = call(emu, "PUT", "/crm/v8/settings/modules/Tickets", "\0\1\2\255{{{[[[")
+      assert.equal(400, s6)
+      assert.equal(200, (call(emu, "GET", "/crm/v8/settings/profiles")))
+    end)
+  end)
+
+  describe("--extra-modules", function()
+    it("seeds Bulk_Module_1..N visible to Administrator and Standard", function()
+      local e = emulator.start { "--extra-modules", "2000" }
+      local s1, b1 = call(e, "GET", "/crm/v8/settings/modules/Bulk_Module_2000")
+      local s2 = put(e, "Bulk_Module_1500", { plural_label = "Bulk Renamed" })
+      local s3, b3 = put(e, "Bulk_Module_7", { singular_label = "Bulk Module 8" })
+      e:stop()
+      assert.equal(200, s1)
+      local m = b1.modules[1]
+      assert.equal("Bulk Module 2000", m.singular_label)
+      assert.equal("Bulk Modules 2000", m.plural_label)
+      assert.equal("custom", m.generated_type)
+      assert.same({ ADMIN, STANDARD }, profile_ids(m))
+      assert.equal(200, s2)
+      assert.equal(400, s3)
+      shape_b(b3, "DUPLICATE_DATA", "singular_label")
+    end)
+  end)
+
+  describe("--state", function()
+    it("saves on change atomically and loads at start", function()
+      local path = os.tmpname()
+      os.remove(path)
+      local e = emulator.start { "--state", path }
+      assert.equal(200, (put(e, "Tickets", { plural_label = "Saved Tickets" })))
+      local saved = cjson.decode(assert(io.open(path)):read("a"))
+      assert.equal("Saved Tickets", module_in(saved, "Tickets").plural_label)
+      e:stop()
+      local again = emulator.start { "--state", path }
+      local _, body = call(again, "GET", "/crm/v8/settings/modules/Tickets")
+      again:stop()
+      assert.equal("Saved Tickets", body.modules[1].plural_label)
+      local leftovers = shell("ls " .. q(path) .. ".tmp.* 2>/dev/null")
+      assert.equal("", leftovers)
+      os.remove(path)
+    end)
+
+    it("refuses a file that is not a state file", function()
+      local path = os.tmpname()
+      local f = assert(io.open(path, "w")); f:write("{not json"); f:close()
+      local ok, err = pcall(emulator.start, { "--state", path })
+      os.remove(path)
+      assert.is_false(ok)
+      assert.matches("not a state file", err)
+    end)
+  end)
+
+  describe("TLS", function()
+    it("serves HTTPS with --tls-cert and --tls-key", function()
+      local dir = os.tmpname()
+      os.remove(dir)
+      assert.truthy(os.execute("mkdir -p " .. q(dir)))
+      local _, code = shell(string.format("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+        .. "-keyout %s/key.pem -out %s/cert.pem >/dev/null 2>&1", q(dir), q(dir)))
+      if code ~= 0 then pending("openssl is not available") return end
+      local e = emulator.start { "--tls-cert", dir .. "/cert.pem", "--tls-key", dir .. "/key.pem" }
+      local status = call(e, "GET", "/crm/v8/settings/profiles", nil, { insecure = true })
+      e:stop()
+      os.execute("rm -rf " .. q(dir))
+      assert.matches("^https://", e.url)
+      assert.equal(200, status)
+    end)
+  end)
+end)

@@ -1,0 +1,166 @@
+-- Start and drive bin/zcrm-emulator from specs, over real HTTP with the system curl.
+--
+--   local emulator = require "spec.support.emulator"
+--   local emu = emulator.start({ "--latency-ms", "50" })  -- always adds --port 0
+--   emu.url, emu.port
+--   emu:stats(), emu:state(), emu:reset(), emu:expire_tokens(), emu:script(mode, count [, route])
+--   emu:request(method, path, { headers = {...}, body = "...", timeout = s }) --> status, body, headers
+--   emu:stop()   -- SIGTERM, waits for the exit; safe to call twice
+--
+-- Environment: ZCRM_EMULATOR (binary, default bin/zcrm-emulator) and
+-- ZCRM_EMULATOR_WRAPPER (a command prefix, e.g. "valgrind -q --error-exitcode=99").
+-- Uses only io.popen/os.execute, curl and lua-cjson.
+local cjson = require "cjson"
+
+local M = {}
+local Emu = {}
+Emu.__index = Emu
+
+local function quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function sh(cmd)
+  local ok = os.execute(cmd)
+  return ok == true or ok == 0
+end
+
+local function slurp(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function spit(path, s)
+  local f = assert(io.open(path, "wb"))
+  f:write(s)
+  f:close()
+end
+
+local function sleep(s) sh("sleep " .. s) end
+
+local function alive(pid) return sh("kill -0 " .. pid .. " 2>/dev/null") end
+
+local function tail(s, n)
+  s = s or ""
+  return #s > n and s:sub(-n) or s
+end
+
+--- Start an emulator. `args` are extra command-line arguments.
+function M.start(args)
+  args = args or {}
+  local bin = os.getenv("ZCRM_EMULATOR") or "bin/zcrm-emulator"
+  local wrapper = os.getenv("ZCRM_EMULATOR_WRAPPER") or ""
+  local f = io.open(bin, "rb")
+  if not f then error("zcrm-emulator not found at " .. bin .. ": run make first", 2) end
+  f:close()
+  local self = setmetatable({
+    out = os.tmpname(), err = os.tmpname(), pidfile = os.tmpname(), rcfile = os.tmpname(),
+    slow = wrapper ~= "",
+  }, Emu)
+  local parts = { wrapper, quote(bin), "--port", "0" }
+  for _, a in ipairs(args) do parts[#parts + 1] = quote(a) end
+  -- The subshell records the emulator's own pid ($! of a simple command is
+  -- the exec'd program) and, once it exits, its exit status.
+  local cmd = string.format("( %s >%s 2>%s & echo $! >%s; wait $!; echo $? >%s ) >/dev/null 2>&1 &",
+    table.concat(parts, " "), quote(self.out), quote(self.err), quote(self.pidfile), quote(self.rcfile))
+  spit(self.rcfile, "")
+  if not sh(cmd) then error("cannot start " .. bin, 2) end
+  local deadline = os.time() + (self.slow and 60 or 10)
+  while true do
+    local pid = tonumber(slurp(self.pidfile) or "")
+    local line = (slurp(self.out) or ""):match("^listening on (%S+)\n")
+    if pid and line then
+      self.pid, self.url = pid, line
+      self.port = tonumber(line:match(":(%d+)$"))
+      return self
+    end
+    local rc = slurp(self.rcfile) or ""
+    if rc:match("%d") or os.time() > deadline then
+      if pid then sh("kill -KILL " .. pid .. " 2>/dev/null") end
+      error(string.format("zcrm-emulator did not start (%s): %s", rc:match("%d+") and ("exit " .. rc:match("%d+"))
+        or "timeout", tail(slurp(self.err), 2000)), 2)
+    end
+    sleep(0.02)
+  end
+end
+
+--- One HTTP request with curl. Returns status (0 when no answer came), body,
+--- headers (lower-case names), curl's exit code.
+function Emu:request(method, path, opts)
+  opts = opts or {}
+  local bodyf, hdrf = os.tmpname(), os.tmpname()
+  local parts = { "curl -s -o", quote(bodyf), "-D", quote(hdrf), "-w '%{http_code}'",
+                  "--max-time", tostring(opts.timeout or 30), "-X", quote(method) }
+  if opts.insecure then parts[#parts + 1] = "-k" end
+  for k, v in pairs(opts.headers or {}) do
+    local h = type(k) == "number" and v or (k .. ": " .. v)
+    parts[#parts + 1] = "-H " .. quote(h)
+  end
+  local reqf
+  if opts.body then
+    reqf = os.tmpname()
+    spit(reqf, opts.body)
+    parts[#parts + 1] = "--data-binary @" .. quote(reqf)
+  end
+  for _, a in ipairs(opts.curl_args or {}) do parts[#parts + 1] = quote(a) end
+  parts[#parts + 1] = quote((opts.base or self.url) .. path)
+  local p = assert(io.popen(table.concat(parts, " ") .. " 2>/dev/null"))
+  local code = p:read("a")
+  local _, _, rc = p:close()
+  local body = slurp(bodyf) or ""
+  local headers = {}
+  for line in (slurp(hdrf) or ""):gmatch("[^\r\n]+") do
+    local k, v = line:match("^([^:]+):%s*(.-)%s*$")
+    if k then headers[k:lower()] = v end
+  end
+  os.remove(bodyf)
+  os.remove(hdrf)
+  if reqf then os.remove(reqf) end
+  return tonumber(code) or 0, body, headers, rc
+end
+
+local function hook(self, method, name, body)
+  local status, text = self:request(method, "/__emulator/" .. name, { body = body })
+  if status ~= 200 then
+    error(string.format("emulator hook %s answered %d: %s", name, status, text), 3)
+  end
+  return cjson.decode(text)
+end
+
+function Emu:stats() return hook(self, "GET", "stats") end
+function Emu:state() return hook(self, "GET", "state") end
+function Emu:reset() hook(self, "POST", "reset") end
+function Emu:expire_tokens() hook(self, "POST", "expire-tokens") end
+
+--- Make the next `count` (default 1) answers hostile; route "api" (default), "token" or "any".
+function Emu:script(mode, count, route)
+  hook(self, "POST", "script", cjson.encode { mode = mode, count = count or 1, route = route or "api" })
+end
+
+--- SIGTERM, wait for the exit. Raises if the emulator exits with a non-zero
+--- status (a crash, or the wrapper's error exit code).
+function Emu:stop()
+  if self.stopped then return self.exit_code end
+  self.stopped = true
+  sh("kill -TERM " .. self.pid .. " 2>/dev/null")
+  local deadline = os.time() + (self.slow and 60 or 15)
+  local rc
+  repeat
+    rc = (slurp(self.rcfile) or ""):match("%d+")
+    if not rc then sleep(0.02) end
+  until rc or os.time() > deadline
+  if not rc then sh("kill -KILL " .. self.pid .. " 2>/dev/null") end
+  local errtext = slurp(self.err)
+  for _, path in ipairs { self.out, self.err, self.pidfile, self.rcfile } do os.remove(path) end
+  self.exit_code = tonumber(rc)
+  if self.exit_code ~= 0 then
+    error(string.format("zcrm-emulator exited with %s: %s", rc or "no status (killed)", tail(errtext, 4000)), 2)
+  end
+  return 0
+end
+
+M.quote = quote
+return M
