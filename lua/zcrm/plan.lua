@@ -178,17 +178,19 @@ function M.read_csv(path)
   return records
 end
 
--- What a plan function receives.
+-- What a plan function receives: client (absent offline), dir (the plan file's
+-- directory), args, read_csv, and path(p) for a file beside the plan.
 local function context(ctx)
   local c = {}
   for k, v in pairs(ctx or {}) do c[k] = v end
   c.args = c.args or {}
-  c.read_csv = function(path) return M.read_csv(resolve_path(c.dir, path)) end
+  c.read_csv = M.read_csv
+  c.path = function(p) return resolve_path(c.dir, p) end
   return c
 end
 
 --- build(plan, ctx) -> list, or nil, err. A plan is a list of entries, or a
--- function(ctx) returning one; ctx has client (absent offline), dir, args, read_csv.
+-- function(ctx) returning one; see `context` for what ctx holds.
 function M.build(plan, ctx)
   if type(plan) == "function" then
     local ok, list, ferr = pcall(plan, context(ctx))
@@ -513,8 +515,8 @@ local function check_against_state(item, state)
   end
   item.current = snapshot(m)
   if m.generated_type ~= nil and m.generated_type ~= "custom" then
-    return nil, plan_error("NOT_ALLOWED", string.format(
-      "%s is not a custom module (generated_type '%s'); only custom modules can be updated",
+    return nil, plan_error("NOT_SUPPORTED", string.format(
+      "%s is not a custom module (generated_type '%s'); only custom modules can be updated through the API",
       m.api_name, tostring(m.generated_type)), "module")
   end
   local ok, perr = resolve_profiles(item, state)
@@ -658,6 +660,7 @@ end
 local KNOWN_OPTIONS = {
   dry_run = "boolean", diff = "boolean", undo_file = "string", journal = "string",
   partial = "boolean", concurrency = "number", on_result = "function", on_progress = "function",
+  on_plan = "function",
   read_state = "boolean", args = "table", dir = "string",
 }
 
@@ -859,14 +862,12 @@ function M.apply(client, plan, opts)
   local undo_notes
   if state then report.undo, undo_notes = undo_entries(items, state, journal) end
   local work = plan_work(items, opts, journal, report)
-
-  if opts.dry_run then
-    report.would_send = {}
-    for _, item in ipairs(work) do
-      report.would_send[#report.would_send + 1] = { index = item.index, module = item.module, update = item.send }
-    end
-    return finish(client, report, t0, credits0)
+  report.would_send = {}
+  for _, item in ipairs(work) do
+    report.would_send[#report.would_send + 1] = { index = item.index, module = item.module, update = item.send }
   end
+  call_back(report, opts.on_plan, report)
+  if opts.dry_run then return finish(client, report, t0, credits0) end
 
   if state and journal and not journal.state then
     local ok, werr = journal:write(state_record(items))
