@@ -328,7 +328,12 @@ int zc_multi_start(lua_State *L) {
   /* No CURLOPT_ACCEPT_ENCODING: no Accept-Encoding header (identity). */
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
                    (curl_off_t)r->max_bytes);
-  curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);  /* prefer multiplexing */
+  /* https: wait for the first connection's ALPN answer and multiplex on it
+  ** (HTTP/2) rather than open parallel connections. Not for plain http:
+  ** libcurl only learns that an HTTP/1.1 connection cannot multiplex from
+  ** its first response, so later requests would queue behind it. */
+  if (ulen >= 8 && strncmp(url, "https://", 8) == 0)
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, zc_write_cb);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)r);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, zc_header_cb);
