@@ -694,7 +694,8 @@ local function call_back(report, fn, ...)
   if not ok then report.callback_errors[#report.callback_errors + 1] = tostring(err) end
 end
 
--- Runs the checks; returns the valid items, or nil, err.
+-- Runs the checks; returns the valid items, or nil, err. Duplicates are looked
+-- for among all entries that name a module, even those invalid for another reason.
 local function prepare(client, list, opts, report)
   local items, faults = check_all(list)
   local state
@@ -702,12 +703,10 @@ local function prepare(client, list, opts, report)
     local err
     state, err = read_state(client, items)
     if not state then return nil, err end
-    local valid = {}
     for _, item in ipairs(items) do
       local ok, serr = check_against_state(item, state)
-      if ok then valid[#valid + 1] = item else faults[#faults + 1] = entry_fault(item, serr) end
+      if not ok then faults[#faults + 1] = entry_fault(item, serr) end
     end
-    items = valid
   end
   check_duplicates(items, faults)
   if #faults == 0 then return items, nil, state end
