@@ -1,6 +1,8 @@
 #!/bin/sh
-# make demo: start the emulator on a free loopback port, run the main job against
-# it, stop the emulator. Nothing leaves this machine.
+# make demo: start the emulator on a free loopback port, apply the relabel plan
+# (a dozen custom modules relabelled, Contractor revoked everywhere, Marketing
+# granted on the marketing modules) with a diff, print the report, stop the
+# emulator. Nothing leaves this machine.
 set -eu
 cd "$(dirname "$0")/.."
 log=$(mktemp)
@@ -13,6 +15,7 @@ until grep -q '^listening on ' "$log"; do
   sleep 0.05
 done
 url=$(sed -n 's/^listening on //p' "$log" | head -n 1)
-echo "emulator: $url"
-echo "applying the Update Custom Module page's sample change with zcrm:"
-ZOHO_API_DOMAIN=$url ZOHO_ACCESS_TOKEN=emulator-token lua5.4 examples/update_module.lua
+echo "emulator: $url (a local stand-in for Zoho CRM, seeded org)"
+echo "\$ zcrm apply examples/plans/relabel.lua --diff"
+echo
+ZOHO_API_DOMAIN=$url ZOHO_ACCESS_TOKEN=emulator-token bin/zcrm apply examples/plans/relabel.lua --diff

@@ -346,7 +346,8 @@ local function result_printer(flags, total_ref, index_of)
     elseif err then
       error_line(string.format("%s failed", module), err)
     elseif total_ref.plain then
-      out(string.format("  applied %d/%d  %s\n", done, total_ref.total, module))
+      local width = #tostring(total_ref.total)
+      out(string.format("  applied %" .. width .. "d/%d  %s\n", done, total_ref.total, module))
     end
   end
 end
@@ -386,7 +387,14 @@ local function show_plan(report, flags, heading)
     return
   end
   out(heading, "\n")
-  if flags.diff then print_changes(report.changes) end
+  if flags.diff then
+    print_changes(report.changes)
+    local same = {}
+    for _, sk in ipairs(report.skipped) do
+      if sk.reason == "no change" then same[#same + 1] = sk.module end
+    end
+    if #same > 0 then out("Already as planned: ", table.concat(same, ", "), "\n") end
+  end
   if report.dry_run then
     for _, w in ipairs(report.would_send) do
       out(string.format("  would send  %-22s %s\n", w.module, cjson.encode(w.update)))
