@@ -113,7 +113,14 @@ end
 local function error_json(err)
   if not zcrm.is_error(err) then return { message = tostring(err) } end
   return { kind = err.kind, code = err.code, status = err.status, message = err.message,
-           field = err.field, resolution = err.resolution, details = err.details }
+           field = err.field, resolution = err.resolution,
+           details = err.code ~= "INVALID_PLAN" and err.details or nil } -- INVALID_PLAN: one event per entry
+end
+
+-- lua-cjson 2.1 writes an empty table as {}: empty lists are left out instead.
+local function list_or_nil(t)
+  if type(t) == "table" and next(t) ~= nil then return t end
+  return nil
 end
 
 local function is_tty(fd)
@@ -374,7 +381,7 @@ local function show_plan(report, flags, heading)
     for _, c in ipairs(report.changes) do
       json_line { event = "change", index = c.index, module = c.module, id = c.id,
                   plural_label = c.plural_label, singular_label = c.singular_label,
-                  granted = c.granted, revoked = c.revoked }
+                  granted = list_or_nil(c.granted), revoked = list_or_nil(c.revoked) }
     end
     for _, s in ipairs(report.skipped) do
       json_line { event = "skipped", index = s.index, module = s.module, reason = s.reason }
@@ -503,7 +510,7 @@ local function cmd_modules(flags)
     if flags.json then
       json_line { id = m.id, api_name = m.api_name, generated_type = m.generated_type,
                   plural_label = m.plural_label, singular_label = m.singular_label,
-                  status = m.status, profiles = m.profiles }
+                  status = m.status, profiles = list_or_nil(m.profiles) }
     else
       out(string.format("%-24s %-20s %-8s %-26s %-26s %s\n", m.api_name, m.id, m.generated_type or "?",
         m.plural_label or "", m.singular_label or "", profile_names(m)))
