@@ -270,7 +270,8 @@ describe("auth", function()
     it("resolves names with one profiles read per client", function()
       local c = oauth_client(emu)
       assert.truthy(keep(c:update_module("Digital_Marketing", { profiles = { { name = "Standard" } } })))
-      assert.truthy(keep(c:update_module("Digital_Marketing", { profiles = { { name = "Standard" }, { name = "Administrator", _delete = true } } })))
+      assert.truthy(keep(c:update_module("Digital_Marketing",
+        { profiles = { { name = "Standard" }, { name = "Administrator", _delete = true } } })))
       local by_route = emu:stats().requests.by_route
       assert.equal(1, by_route["GET /crm/v8/settings/profiles"])
       local mod = assert(c:get_module("Digital_Marketing"))
@@ -291,7 +292,8 @@ describe("auth", function()
   describe("credentials from the environment", function()
     it("runs the example with OAuth settings only in ZOHO_* variables", function()
       local cmd = string.format(
-        "ZOHO_CLIENT_ID='%s' ZOHO_CLIENT_SECRET='%s' ZOHO_REFRESH_TOKEN='%s' ZOHO_API_DOMAIN='%s' ZOHO_ACCOUNTS_URL='%s' lua5.4 examples/update_module.lua 2>&1",
+        "ZOHO_CLIENT_ID='%s' ZOHO_CLIENT_SECRET='%s' ZOHO_REFRESH_TOKEN='%s' "
+          .. "ZOHO_API_DOMAIN='%s' ZOHO_ACCOUNTS_URL='%s' lua5.4 examples/update_module.lua 2>&1",
         CLIENT_ID, SECRET, REFRESH, emu.url, emu.url)
       local p = assert(io.popen(cmd))
       local out = p:read("a")

@@ -226,7 +226,7 @@ describe("zcrm client against the emulator", function()
     end)
 
     it("MANDATORY_NOT_FOUND for a body without modules", function()
-      local _, err = client:request("PUT", "settings/modules/" .. PAGE_MODULE, { body = { modules = {} } })
+      local _, err = client:request("PUT", "settings/modules/" .. PAGE_MODULE, { body = { note = "no modules key" } })
       assert.equal("MANDATORY_NOT_FOUND", err.code)
     end)
 

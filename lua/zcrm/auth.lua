@@ -180,23 +180,19 @@ end
 function M.access_token(client)
   local o = client.oauth
   if not o then return client.access_token end
-  while true do
-    if o.access_token then
-      local margin = math.min(o.refresh_margin, (o.ttl or 3600) / 2)
-      if core.now() < o.expires_at - margin then return o.access_token end
-    end
-    if o.refreshing then
-      local token, err = coroutine.yield("wait", TOKEN_EVENT)
-      if not token then return nil, err end
-      return token
-    end
-    o.refreshing = true
-    local token, err = refresh(client)
-    o.refreshing = false
-    client:_signal(TOKEN_EVENT, token, err)
-    if not token then return nil, err end
-    return token
+  if o.access_token then
+    local margin = math.min(o.refresh_margin, (o.ttl or 3600) / 2)
+    if core.now() < o.expires_at - margin then return o.access_token end
   end
+  if o.refreshing then
+    -- Another call is refreshing: wait for its answer (single flight).
+    return coroutine.yield("wait", TOKEN_EVENT)
+  end
+  o.refreshing = true
+  local token, err = refresh(client)
+  o.refreshing = false
+  client:_signal(TOKEN_EVENT, token, err)
+  return token, err
 end
 
 --- Forgets `token` after the server refused it, unless a newer one is in use.

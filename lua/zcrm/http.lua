@@ -129,9 +129,10 @@ function M.call(client, method, path, opts)
   if idempotent == nil then idempotent = method ~= "POST" end
   local attempt, reauthed = 0, false
   while true do
-    local token, terr = true, nil
+    local token
     local headers = { "Accept: application/json" }
     if opts.auth ~= false then
+      local terr
       token, terr = auth.access_token(client)
       if not token then return nil, terr end
       headers[2] = "Authorization: Zoho-oauthtoken " .. token

@@ -259,7 +259,8 @@ function zcrm.new(opts)
     self.access_token = opts.access_token
     self:_add_secret(opts.access_token)
   else
-    return nil, config_error("no credentials: give access_token or oauth (or set ZOHO_ACCESS_TOKEN, or ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET and ZOHO_REFRESH_TOKEN)", "access_token")
+    return nil, config_error("no credentials: give access_token or oauth (or set ZOHO_ACCESS_TOKEN, "
+      .. "or ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET and ZOHO_REFRESH_TOKEN)", "access_token")
   end
 
   if opts.user_agent ~= nil then
