@@ -71,6 +71,9 @@ $(EMU_BIN): $(EMU_OBJS)
 test: deps all
 	$(BUSTED)
 
+bench: deps all
+	@sh bench/run.sh
+
 lint: deps
 	luacheck lua spec bin/zcrm examples bench
 
@@ -81,10 +84,12 @@ install: $(CORE_SO)
 	install -d $(DESTDIR)$(LIBDIR)/zcrm $(DESTDIR)$(LUADIR)/zcrm $(DESTDIR)$(BINDIR)
 	install -m 0755 $(CORE_SO) $(DESTDIR)$(LIBDIR)/zcrm/core.so
 	install -m 0644 lua/zcrm/*.lua $(DESTDIR)$(LUADIR)/zcrm/
-	if [ -f bin/zcrm ]; then install -m 0755 bin/zcrm $(DESTDIR)$(BINDIR)/zcrm; fi
+	install -m 0755 bin/zcrm $(DESTDIR)$(BINDIR)/zcrm
+	if [ -f $(EMU_BIN) ]; then install -m 0755 $(EMU_BIN) $(DESTDIR)$(BINDIR)/zcrm-emulator; fi
 
 uninstall:
-	rm -rf $(DESTDIR)$(LIBDIR)/zcrm $(DESTDIR)$(LUADIR)/zcrm $(DESTDIR)$(BINDIR)/zcrm
+	rm -rf $(DESTDIR)$(LIBDIR)/zcrm $(DESTDIR)$(LUADIR)/zcrm $(DESTDIR)$(BINDIR)/zcrm \
+	  $(DESTDIR)$(BINDIR)/zcrm-emulator
 
 clean:
 	rm -f csrc/*.o emulator/*.o $(CORE_SO) $(EMU_BIN)

@@ -91,6 +91,7 @@ end
 
 --- apply(plan, opts): bulk apply; see lua/zcrm/plan.lua.
 Client.apply = plan.apply
+zcrm.plan = plan
 
 --- Credits spent by this client so far, and the server's last
 -- X-API-CREDITS-REMAINING (nil until Zoho sends it).
