@@ -98,6 +98,7 @@ typedef struct zc_org {
   uint64_t next_id;               /* for created modules */
   long next_custom;               /* CustomModuleN */
   uint64_t version;               /* bumped on every change */
+  long long modified;             /* time() of the last change */
 } zc_org;
 
 zc_org *org_seed (long extra);
@@ -228,6 +229,7 @@ typedef struct request {
   size_t len;
   int too_big;
   const char *authorization;
+  const char *if_modified_since;
   const char *(*query) (void *ctx, const char *key);
   void *ctx;
 } request;

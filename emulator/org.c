@@ -143,6 +143,7 @@ static zc_org *org_empty (void) {
   o->by_plural = sm_new(); o->by_singular = sm_new();
   o->next_id = CREATE_ID_BASE;
   o->next_custom = 1;
+  o->modified = (long long)time(NULL);
   if (!o->by_id || !o->by_api || !o->by_plural || !o->by_singular) {
     org_free(o);
     return NULL;
@@ -201,6 +202,7 @@ static module *add_module (zc_org *o, const char *id, const char *api_name,
   o->mods[o->n++] = m;
   if (strcmp(gtype, "custom") == 0) o->next_custom++;
   o->version++;
+  o->modified = (long long)time(NULL);
   return m;
 }
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -356,6 +357,38 @@ static int status_wanted (const char *filter, const char *status) {
   return 0;
 }
 
+/* If-Modified-Since as an HTTP date or ISO 8601 with an offset; -1 when
+** unreadable (then the header is ignored, as HTTP says). */
+static long long parse_time (const char *s) {
+  struct tm tm;
+  const char *end;
+  long long t;
+  memset(&tm, 0, sizeof tm);
+  end = strptime(s, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (end && *end == '\0') return (long long)timegm(&tm);
+  memset(&tm, 0, sizeof tm);
+  end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+  if (end == NULL) return -1;
+  t = (long long)timegm(&tm);
+  if (*end == 'Z' && end[1] == '\0') return t;
+  if ((*end == '+' || *end == '-') && strlen(end) == 6 && end[3] == ':') {
+    long long off = ((end[1] - '0') * 10 + (end[2] - '0')) * 3600
+                  + ((end[4] - '0') * 10 + (end[5] - '0')) * 60;
+    return *end == '+' ? t - off : t + off;
+  }
+  return -1;
+}
+
+/* 304 when nothing changed since If-Modified-Since */
+static int not_modified (const zc_org *o, const request *q, reply *r) {
+  long long since;
+  if (q->if_modified_since == NULL) return 0;
+  since = parse_time(q->if_modified_since);
+  if (since < 0 || o->modified > since) return 0;
+  r->status = 304;
+  return 1;
+}
+
 static void list_modules (emu *e, const request *q, reply *r) {
   const char *filter = q->query ? q->query(q->ctx, "status") : NULL;
   const zc_org *o = e->org;
@@ -386,6 +419,7 @@ static void list_modules (emu *e, const request *q, reply *r) {
       index++;
     }
   }
+  if (not_modified(o, q, r)) return;
   jb_init(&b);
   jb_lit(&b, "{\"modules\":[");
   for (i = 0; i < o->n; i++) {
@@ -403,10 +437,12 @@ static void list_modules (emu *e, const request *q, reply *r) {
   reply_json(r, 200, &b);
 }
 
-static void get_module (emu *e, const char *seg, reply *r) {
+static void get_module (emu *e, const request *q, const char *seg,
+                        reply *r) {
   const module *m = org_find(e->org, seg);
   jbuf b;
   if (m == NULL) { invalid_module(r); return; }
+  if (not_modified(e->org, q, r)) return;
   if (!m->api_supported) { r->status = 204; return; }
   jb_init(&b);
   jb_lit(&b, "{\"modules\":[");
@@ -474,6 +510,7 @@ static int update_module (emu *e, const request *q, const char *seg,
   m->profiles = bits;
   org_touch(m);
   o->version++;
+  o->modified = (long long)time(NULL);
   touched = 1;
   item_success(r, 200, m->id, "module updated successfully");
   goto done;
@@ -595,7 +632,7 @@ void routes_api (emu *e, const request *q, reply *r) {
   pthread_mutex_lock(&e->org_lock);
   switch (route) {
     case ROUTE_LIST: list_modules(e, q, r); break;
-    case ROUTE_GET: get_module(e, seg, r); break;
+    case ROUTE_GET: get_module(e, q, seg, r); break;
     case ROUTE_PUT: changed = update_module(e, q, seg, r); break;
     case ROUTE_POST: changed = create_module(e, q, r); break;
     default: {

@@ -189,6 +189,8 @@ static enum MHD_Result handle (emu *e, struct MHD_Connection *c,
   q.too_big = x->too_big;
   q.authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                 "Authorization");
+  q.if_modified_since = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                    "If-Modified-Since");
   q.query = query_value;
   q.ctx = c;
   x->answered = 1;

@@ -173,6 +173,21 @@ describe("zcrm-emulator", function()
       assert.equal(1, body.details.index)
     end)
 
+    it("answers 304 for If-Modified-Since at or after the last change", function()
+      local function ims(t, fmt)
+        return call(emu, "GET", "/crm/v8/settings/modules", nil,
+          { headers = { Authorization = TOKEN, ["If-Modified-Since"] = os.date(fmt, t) } })
+      end
+      local http, iso = "!%a, %d %b %Y %H:%M:%S GMT", "!%Y-%m-%dT%H:%M:%S+00:00"
+      local s1, b1 = ims(os.time() + 86400, http)
+      assert.equal(304, s1)
+      assert.equal("", b1)
+      assert.equal(304, (ims(os.time() + 86400, iso)))
+      assert.equal(200, (ims(os.time() - 86400, http)))
+      assert.equal(200, (call(emu, "GET", "/crm/v8/settings/modules", nil,
+        { headers = { Authorization = TOKEN, ["If-Modified-Since"] = "yesterday-ish" } })))
+    end)
+
     it("gets one module by id or API name", function()
       local s1, b1 = call(emu, "GET", "/crm/v8/settings/modules/" .. PAGE_MODULE)
       local s2, b2 = call(emu, "GET", "/crm/v8/settings/modules/Digital_Marketing")
