@@ -669,7 +669,7 @@ static void hook_script (emu *e, const request *q, reply *r) {
   const cJSON *mode = cJSON_GetObjectItemCaseSensitive(root, "mode");
   const cJSON *count = cJSON_GetObjectItemCaseSensitive(root, "count");
   const cJSON *route = cJSON_GetObjectItemCaseSensitive(root, "route");
-  int where = FAULT_API;
+  int where = FAULT_API, bad_count = count && !cJSON_IsNumber(count);
   long n = 1;
   fault ft;
   if (!cJSON_IsString(mode) || !fault_parse(mode->valuestring, &ft)) {
@@ -686,7 +686,7 @@ static void hook_script (emu *e, const request *q, reply *r) {
     else if (strcmp(route->valuestring, "api") != 0) n = 0;
   }
   cJSON_Delete(root);
-  if (n < 1 || (count && !cJSON_IsNumber(count))) {
+  if (n < 1 || bad_count) {
     reply_error(r, 400, "INVALID_DATA", "{\"api_name\":\"count\"}",
                 "count must be a number >= 1; route api, token or any");
     return;
