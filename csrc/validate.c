@@ -688,8 +688,11 @@ static int zc_l_validate_update(lua_State *L) {
 ** Fault: INVALID_MODULE with details.resource_path_index = 2, the shape of
 ** the server's own answer ([REF §2.2]).
 */
-static int zc_module_err(lua_State *L, const char *fmt, const char *arg) {
+static int zc_module_err(lua_State *L, const char *fmt, const char *arg,
+                         const char *tail) {
   lua_pushfstring(L, fmt, arg);
+  lua_pushstring(L, tail);
+  lua_concat(L, 2);
   zc_error_new(L, "INVALID_MODULE", "validation", 0, "module");
   lua_createtable(L, 0, 1);
   lua_pushinteger(L, 2);
@@ -714,10 +717,10 @@ static int zc_l_check_module(lua_State *L) {
   if (t == LUA_TNUMBER) {
     if (!lua_isinteger(L, 1))
       return zc_module_err(L, "module id must be an integer, not the float %s",
-                           luaL_tolstring(L, 1, NULL));
+                           luaL_tolstring(L, 1, NULL), "");
     if (lua_tointeger(L, 1) <= 0)
       return zc_module_err(L, "module id %s must be positive",
-                           luaL_tolstring(L, 1, NULL));
+                           luaL_tolstring(L, 1, NULL), "");
     lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, 1));
     return 1;
   }
@@ -729,9 +732,8 @@ static int zc_l_check_module(lua_State *L) {
     if (len > 0 && s[0] >= '0' && s[0] <= '9') {
       const char *why = zc_parse_id(s, len, &v);
       if (why) {
-        lua_pushfstring(L, "module id %%s %s", why);
-        return zc_module_err(L, lua_tostring(L, -1),
-                             zc_pushquoted(L, s, len));
+        const char *q = zc_pushquoted(L, s, len);
+        return zc_module_err(L, "module id %s ", q, why);
       }
       lua_pushvalue(L, 1);
       return 1;
@@ -746,16 +748,16 @@ static int zc_l_check_module(lua_State *L) {
       else if (c == '_' && (i + 1 == len || s[i + 1] == '_')) ok = 0;
     }
     if (!ok) {
-      lua_pushfstring(L, "module %%s%s", rule);
-      return zc_module_err(L, lua_tostring(L, -1),
-                           zc_pushquoted(L, s, len));
+      const char *q = zc_pushquoted(L, s, len);
+      return zc_module_err(L, "module %s", q, rule);
     }
     lua_pushvalue(L, 1);
     return 1;
   }
-  lua_pushfstring(L, "module %%s%s", rule);
-  return zc_module_err(L, lua_tostring(L, -1),
-                       lua_pushfstring(L, "(a %s)", zc_typename(L, 1)));
+  {
+    const char *what = lua_pushfstring(L, "(a %s)", zc_typename(L, 1));
+    return zc_module_err(L, "module %s", what, rule);
+  }
 }
 
 /* }==== */

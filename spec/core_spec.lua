@@ -485,10 +485,23 @@ describe("zcrm.core", function()
                            "99999999999999999999", "9223372036854775808", 1.5, 3.0, 2^63, 0, -1,
                            true, {}, core.null } do
         local e = vfails("INVALID_MODULE", "module", core.check_module(m))
+        assert.matches("^module ", e.message)
         assert.equal(2, e.details.resource_path_index)
         assert.matches("Specify the correct API name or module ID", e.resolution)
       end
       vfails("INVALID_MODULE", "module", core.check_module())
+    end)
+
+    it("names the rule and quotes the value (even with % in it)", function()
+      local e = fails("INVALID_MODULE", core.check_module("Le%ds_"))
+      assert.equal("module 'Le%ds_' is not a module id (1 to 19 digits) or API name (a letter, then "
+                   .. "letters, digits or _, at most 50, no __, no trailing _)", e.message)
+      e = fails("INVALID_MODULE", core.check_module("12%s"))
+      assert.equal("module id '12%s' must contain only digits (an id is 1 to 19 digits)", e.message)
+      e = fails("INVALID_MODULE", core.check_module(-3))
+      assert.equal("module id -3 must be positive", e.message)
+      e = fails("INVALID_MODULE", core.check_module(true))
+      assert.matches("^module %(a boolean%) is not a module id", e.message)
     end)
 
     it("never puts raw control bytes into the message", function()
@@ -690,8 +703,8 @@ s.serve_forever()
         assert.same({}, m:fds())
         local t0 = core.now()
         assert.same({}, m:perform(0))
-        assert.same({}, m:perform(0.5))          -- nothing running: never waits
-        assert.is_true(core.now() - t0 < 0.1)
+        assert.same({}, m:perform(2))            -- nothing running: never waits
+        assert.is_true(core.now() - t0 < 0.5)
         m:close()
         m:close()
         assert.equal("zcrm.multi (closed)", tostring(m))
@@ -864,19 +877,20 @@ s.serve_forever()
       it("perform(0) never blocks; perform(wait) waits at most about `wait`", function()
         if not need_server() then return end
         local m = core.new_multi {}
-        local r = assert(m:start { method = "GET", url = server.url .. "/slow?ms=1500", timeout = 5 })
+        local r = assert(m:start { method = "GET", url = server.url .. "/slow?ms=4000", timeout = 10 })
         local worst = 0
         for _ = 1, 20 do
           local t0 = core.now()
           assert.same({}, m:perform(0))
           worst = math.max(worst, core.now() - t0)
         end
-        assert.is_true(worst < 0.05, "perform(0) took " .. worst)
+        -- far below the 4 s the server takes (generous for valgrind runs)
+        assert.is_true(worst < 0.25, "perform(0) took " .. worst)
         assert.is_false(r:done())
         assert.is_nil(r:result())
         local t = m:timeout()
         assert.is_number(t)
-        assert.is_true(t >= 0 and t <= 5)
+        assert.is_true(t >= 0 and t <= 10)
         local fds = m:fds()
         assert.equal(1, #fds)
         assert.is_number(fds[1].fd)
