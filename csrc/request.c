@@ -120,7 +120,18 @@ static int zc_debug_cb(CURL *easy, curl_infotype type, char *data,
           hide = 1;
         }
       }
-      if (!hide) fprintf(stderr, "%s%.*s\n", prefix, (int)(k - i), data + i);
+      if (!hide) {                /* query strings may hold tokens (revoke) */
+        size_t c = i;
+        fputs(prefix, stderr);
+        while (c < k) {
+          if (data[c] == '?') {
+            fputs("?<redacted>", stderr);
+            while (c < k && data[c] != ' ') c++;
+          }
+          else fputc(data[c++], stderr);
+        }
+        fputc('\n', stderr);
+      }
     }
     i = j + 1;
   }

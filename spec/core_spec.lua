@@ -1023,7 +1023,7 @@ s.serve_forever()
 package.cpath = "./csrc/?.so;" .. package.cpath
 local core = require "zcrm.core"
 local m = core.new_multi { verbose = true }
-local r = m:start { method = "PUT", url = arg[1], body = "{}",
+local r = m:start { method = "PUT", url = arg[1] .. "?token=sekrit", body = "{}",
                     headers = { "Authorization: Zoho-oauthtoken sekrit-token", "Cookie: c=sekrit" } }
 while not r:done() do m:perform(0.05) end
 io.stdout:write("status ", (r:result()), "\n")
@@ -1034,7 +1034,7 @@ io.stdout:write("status ", (r:result()), "\n")
         p:close()
         os.remove(script)
         assert.matches("status 200", out, 1, true)
-        assert.matches("> PUT /verbose HTTP/1.1", out, 1, true)
+        assert.matches("> PUT /verbose?<redacted> HTTP/1.1", out, 1, true)
         assert.matches("> Authorization: <redacted>", out, 1, true)
         assert.matches("> Cookie: <redacted>", out, 1, true)
         assert.matches("< HTTP/1.1 200 OK", out, 1, true)
