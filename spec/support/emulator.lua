@@ -41,8 +41,6 @@ end
 
 local function sleep(s) sh("sleep " .. s) end
 
-local function alive(pid) return sh("kill -0 " .. pid .. " 2>/dev/null") end
-
 local function tail(s, n)
   s = s or ""
   return #s > n and s:sub(-n) or s
