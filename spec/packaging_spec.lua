@@ -1,0 +1,41 @@
+-- Packaging: the rockspec and `make install` give a module that loads from
+-- outside the repository. Both install into temporary trees.
+local function run(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local out = p:read("a")
+  local ok = p:close()
+  return ok, out
+end
+
+local function loads_from(tree, luadir, libdir)
+  return run(string.format(
+    "cd /tmp && LUA_PATH='%s/%s/?.lua;%s/%s/?/init.lua;;' LUA_CPATH='%s/%s/?.so;;' "
+      .. "lua5.4 -e 'local z = require \"zcrm\"; assert(z.validate_update{ plural_label = \"Équipes\" }); "
+      .. "print(z._VERSION, package.searchpath(\"zcrm.core\", package.cpath))'",
+    tree, luadir, tree, luadir, tree, libdir))
+end
+
+describe("packaging", function()
+  it("luarocks make --deps-mode=none installs a loadable module and the zcrm command", function()
+    local tree = os.tmpname(); os.remove(tree)
+    local ok, out = run("luarocks-5.4 make --deps-mode=none --tree " .. tree .. " zcrm-scm-1.rockspec")
+    assert.is_true(ok, out)
+    local lok, lout = loads_from(tree, "share/lua/5.4", "lib/lua/5.4")
+    assert.is_true(lok, lout)
+    assert.matches("zcrm 0.1.0\t" .. tree, lout, 1, true)
+    local cok, cout = run(string.format("LUA_PATH='%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua;;' LUA_CPATH='%s/lib/lua/5.4/?.so;;' %s/bin/zcrm --help",
+      tree, tree, tree, tree))
+    assert.is_true(cok, cout)
+    run("rm -rf " .. tree)
+  end)
+
+  it("make install honours PREFIX, LUADIR and LIBDIR", function()
+    local tree = os.tmpname(); os.remove(tree)
+    local ok, out = run(string.format("make -s install PREFIX=%s LUADIR=%s/lua LIBDIR=%s/lib", tree, tree, tree))
+    assert.is_true(ok, out)
+    local lok, lout = loads_from(tree, "lua", "lib")
+    assert.is_true(lok, lout)
+    assert.matches(tree .. "/lib/zcrm/core.so", lout, 1, true)
+    run("rm -rf " .. tree)
+  end)
+end)
