@@ -1,0 +1,73 @@
+-- Figure 4: memory against plan size. Peak RSS (wait4's ru_maxrss, through
+-- bench/.build/rusage) of `bin/zcrm apply bench/plans/n_updates.lua N` for N =
+-- 100, 1,000 and 10,000 against an emulator with --extra-modules 10000,
+-- latency 0; stdout (one line per update) goes to /dev/null. Each size runs
+-- ROUNDS times; the median counts. Target: RSS(10,000) / RSS(100) <= 1.5.
+-- Then bench/memory_profile.lua says where the Lua heap goes at 10,000.
+--
+-- usage: lua5.4 bench/memory.lua [ROUNDS]
+package.path = "./lua/?.lua;./lua/?/init.lua;./?.lua;" .. package.path
+package.cpath = "./csrc/?.so;" .. package.cpath
+
+local emulator = require "spec.support.emulator"
+local quote = emulator.quote
+
+local ROUNDS = tonumber(arg[1]) or 3
+local SIZES = { 100, 1000, 10000 }
+local RUSAGE = "bench/.build/rusage"
+
+local function sh(cmd)
+  local ok = os.execute(cmd)
+  return ok == true or ok == 0
+end
+
+local function median(t)
+  table.sort(t)
+  return t[(#t + 1) // 2]
+end
+
+local emu = emulator.start { "--latency-ms", "0", "--concurrency", "1000", "--credits", "100000000",
+                             "--extra-modules", "10000" }
+local tmp = os.tmpname()
+
+local rss, cpu = {}, {}
+for _, n in ipairs(SIZES) do
+  rss[n], cpu[n] = {}, {}
+  for _ = 1, ROUNDS do
+    emu:reset()
+    os.remove(tmp)
+    local cmd = string.format("ZOHO_API_DOMAIN=%s ZOHO_ACCESS_TOKEN=emulator-token %s -o %s bin/zcrm apply "
+      .. "bench/plans/n_updates.lua %d >/dev/null 2>%s.err", quote(emu.url), RUSAGE, quote(tmp), n, quote(tmp))
+    local ok = sh(cmd)
+    local f = io.open(tmp, "rb")
+    local line = f and f:read("l") or ""
+    if f then f:close() end
+    local u, s, m, _, code = line:match("^(%S+) (%S+) (%S+) (%S+) (%S+)")
+    if not ok or code ~= "0" then
+      local e = io.open(tmp .. ".err", "rb")
+      error(string.format("zcrm apply of %d updates failed (exit %s): %s", n, tostring(code), e and e:read("a") or ""))
+    end
+    local puts = emu:stats().requests.by_route["PUT /crm/v8/settings/modules/{module}"] or 0
+    assert(puts == n, string.format("%d updates: the emulator saw %d PUTs", n, puts))
+    table.insert(rss[n], tonumber(m))
+    table.insert(cpu[n], tonumber(u) + tonumber(s))
+  end
+end
+os.remove(tmp)
+os.remove(tmp .. ".err")
+
+print(string.format("memory: peak RSS of bin/zcrm apply, N updates (median of %d runs)", ROUNDS))
+local base = median(rss[SIZES[1]])
+for _, n in ipairs(SIZES) do
+  local m = median(rss[n])
+  print(string.format("memory: %6d updates  %7.1f MB  x%.2f of %d  (%+.0f bytes/update over %d; CPU %.2f s)", n, m / 1024,
+    m / base, SIZES[1], (m - base) * 1024 / (n - SIZES[1] > 0 and n - SIZES[1] or 1), SIZES[1], median(cpu[n])))
+end
+local ratio = median(rss[10000]) / base
+print(string.format("memory: ratio 10,000 / 100 = %.2f (target <= 1.5: %s)", ratio, ratio <= 1.5 and "met" or "MISSED"))
+
+-- Where it goes: the Lua heap of client:apply at each stage.
+local p = io.popen("lua5.4 bench/memory_profile.lua " .. quote(emu.url) .. " 10000 2>&1")
+io.write(p:read("a"))
+p:close()
+emu:stop()
