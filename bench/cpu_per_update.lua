@@ -15,6 +15,7 @@ package.path = "./lua/?.lua;./lua/?/init.lua;./?.lua;" .. package.path
 package.cpath = "./csrc/?.so;" .. package.cpath
 
 local emulator = require "spec.support.emulator"
+local support = require "bench.support"
 
 local N, ROUNDS, use_sdk = 2000, 7, true
 do
@@ -28,19 +29,7 @@ local C = 10
 local RUSAGE = "bench/.build/rusage"
 local quote = emulator.quote
 
-local function sh(cmd)
-  local ok = os.execute(cmd)
-  return ok == true or ok == 0
-end
-
-local function median(t)
-  local s = {}
-  for i, v in ipairs(t) do s[i] = v end
-  table.sort(s)
-  local n = #s
-  if n % 2 == 1 then return s[(n + 1) // 2] end
-  return (s[n // 2] + s[n // 2 + 1]) / 2
-end
+local sh, median = support.sh, support.median
 
 assert(io.open(RUSAGE, "rb"), RUSAGE .. " missing: run bench/run.sh (it builds it)"):close()
 if use_sdk and not (io.open("bench/node_modules/@zohocrm/nodejs-sdk-8.0/package.json", "rb")
@@ -53,22 +42,8 @@ local emu = emulator.start { "--latency-ms", "0", "--concurrency", "1000", "--cr
                              "--extra-modules", tostring(N) }
 local tmp = os.tmpname()
 
--- curl's config file: one block per PUT, "next" between them so that headers
--- do not pile up, the same body zcrm sends.
 local function curl_config(n)
-  local path = tmp .. ".curl" .. n
-  local f = assert(io.open(path, "wb"))
-  for i = 1, n do
-    if i > 1 then f:write("next\n") end
-    f:write(string.format('url = "%s/crm/v8/settings/modules/Bulk_Module_%d"\n', emu.url, i),
-      'request = "PUT"\n',
-      'header = "Authorization: Zoho-oauthtoken emulator-token"\n',
-      'header = "Content-Type: application/json"\n',
-      string.format('data = "{\\"modules\\":[{\\"plural_label\\":\\"Bench Items %d\\",\\"singular_label\\":\\"Bench Item %d\\"}]}"\n', i, i),
-      'output = "/dev/null"\n')
-  end
-  f:close()
-  return path
+  return support.curl_config(tmp .. ".curl" .. n, emu.url, n)
 end
 
 local clients = {

@@ -16,15 +16,13 @@ package.path = "./lua/?.lua;./lua/?/init.lua;./?.lua;" .. package.path
 package.cpath = "./csrc/?.so;" .. package.cpath
 
 local emulator = require "spec.support.emulator"
+local support = require "bench.support"
 local quote = emulator.quote
 
 local N = tonumber(arg[1]) or 200
 local OUT_PREFIX = os.getenv("ZCRM_BENCH_CALLGRIND") -- keep the profiles here when set
 
-local function sh(cmd)
-  local ok = os.execute(cmd)
-  return ok == true or ok == 0
-end
+local sh = support.sh
 
 if not sh("command -v valgrind >/dev/null 2>&1") then
   print("instructions: valgrind is not installed: figure skipped")
@@ -36,19 +34,7 @@ local emu = emulator.start { "--latency-ms", "0", "--concurrency", "1000", "--cr
 local tmp = os.tmpname()
 
 local function curl_config(n)
-  local path = tmp .. ".curl" .. n
-  local f = assert(io.open(path, "wb"))
-  for i = 1, n do
-    if i > 1 then f:write("next\n") end
-    f:write(string.format('url = "%s/crm/v8/settings/modules/Bulk_Module_%d"\n', emu.url, i),
-      'request = "PUT"\n',
-      'header = "Authorization: Zoho-oauthtoken emulator-token"\n',
-      'header = "Content-Type: application/json"\n',
-      string.format('data = "{\\"modules\\":[{\\"plural_label\\":\\"Bench Items %d\\",\\"singular_label\\":\\"Bench Item %d\\"}]}"\n', i, i),
-      'output = "/dev/null"\n')
-  end
-  f:close()
-  return path
+  return support.curl_config(tmp .. ".curl" .. n, emu.url, n)
 end
 
 -- Runs cmd under callgrind; returns the total instruction count and the

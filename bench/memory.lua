@@ -10,21 +10,14 @@ package.path = "./lua/?.lua;./lua/?/init.lua;./?.lua;" .. package.path
 package.cpath = "./csrc/?.so;" .. package.cpath
 
 local emulator = require "spec.support.emulator"
+local support = require "bench.support"
 local quote = emulator.quote
 
 local ROUNDS = tonumber(arg[1]) or 3
 local SIZES = { 100, 1000, 10000 }
 local RUSAGE = "bench/.build/rusage"
 
-local function sh(cmd)
-  local ok = os.execute(cmd)
-  return ok == true or ok == 0
-end
-
-local function median(t)
-  table.sort(t)
-  return t[(#t + 1) // 2]
-end
+local sh, median = support.sh, support.median
 
 local emu = emulator.start { "--latency-ms", "0", "--concurrency", "1000", "--credits", "100000000",
                              "--extra-modules", "10000" }

@@ -1,0 +1,37 @@
+--- Helpers shared by the bench drivers (figures 2 to 4).
+local M = {}
+
+function M.sh(cmd)
+  local ok = os.execute(cmd)
+  return ok == true or ok == 0
+end
+
+function M.median(t)
+  local s = {}
+  for i, v in ipairs(t) do s[i] = v end
+  table.sort(s)
+  local n = #s
+  if n % 2 == 1 then return s[(n + 1) // 2] end
+  return (s[n // 2] + s[n // 2 + 1]) / 2
+end
+
+--- Writes a curl config file at `path` sending the n PUTs zcrm sends for
+-- Bulk_Module_1..n: one block each, "next" between them so that headers do
+-- not pile up from one transfer to the next; answers go to /dev/null.
+function M.curl_config(path, url, n)
+  local f = assert(io.open(path, "wb"))
+  for i = 1, n do
+    if i > 1 then f:write("next\n") end
+    f:write(string.format('url = "%s/crm/v8/settings/modules/Bulk_Module_%d"\n', url, i),
+      'request = "PUT"\n',
+      'header = "Authorization: Zoho-oauthtoken emulator-token"\n',
+      'header = "Content-Type: application/json"\n',
+      string.format('data = "{\\"modules\\":[{\\"plural_label\\":\\"Bench Items %d\\",'
+        .. '\\"singular_label\\":\\"Bench Item %d\\"}]}"\n', i, i),
+      'output = "/dev/null"\n')
+  end
+  f:close()
+  return path
+end
+
+return M
