@@ -102,6 +102,13 @@ static const seed_module seed_custom[] = {
     "user_hidden" },
 };
 
+/* Custom modules the Contractor profile may also see, so that a plan revoking
+** it has real work to do (the demo's relabel plan does). */
+static const char *const seed_contractor_modules[] = {
+  "Projects", "Shipments", "Tickets", "Contracts", "Memberships",
+};
+#define CONTRACTOR_PROFILE 4        /* index in seed_profiles */
+
 #define NELEM(a) (sizeof (a) / sizeof (a)[0])
 #define SEED_MODIFIED "2025-06-02T10:15:00+05:30"
 #define BULK_ID_BASE 2423488000010000000ULL
@@ -240,10 +247,15 @@ zc_org *org_seed (long extra) {
   }
   for (i = 0; i < NELEM(seed_custom); i++) {
     const seed_module *s = &seed_custom[i];
+    uint64_t seen_by = two;
     module *m;
+    size_t j;
+    for (j = 0; j < NELEM(seed_contractor_modules); j++)
+      if (strcmp(s->api_name, seed_contractor_modules[j]) == 0)
+        seen_by |= ((uint64_t)1) << CONTRACTOR_PROFILE;
     snprintf(mname, sizeof mname, "CustomModule%ld", o->next_custom);
     m = add_module(o, s->id, s->api_name, mname, s->plural, s->singular,
-                   "custom", s->status, two);
+                   "custom", s->status, seen_by);
     if (m == NULL) goto oom;
     strcpy(m->modified_time, SEED_MODIFIED);
   }

@@ -261,10 +261,10 @@ describe("zcrm-emulator", function()
 
   describe("PUT /crm/v8/settings/modules/{module}", function()
     it("updates by API name and grants a profile", function()
-      local status, body = put(emu, "Tickets", { profiles = { { id = SALES } } })
+      local status, body = put(emu, "Assets", { profiles = { { id = SALES } } })
       assert.equal(200, status)
       assert.equal("SUCCESS", body.modules[1].code)
-      assert.same({ ADMIN, STANDARD, SALES }, profile_ids(module_in(emu:state(), "Tickets")))
+      assert.same({ ADMIN, STANDARD, SALES }, profile_ids(module_in(emu:state(), "Assets")))
     end)
 
     it("accepts 25 Unicode letters, digits and spaces", function()
