@@ -54,12 +54,14 @@
   /* ---- auth codes seen on the wire [REF §4.4, §7 catalogue] ---- */ \
   X("INVALID_TOKEN", 401, "auth", 0, \
     "invalid oauth token", \
-    "Refresh the access token (the client does it once by itself) and " \
-    "retry.") \
+    "The access token expired or was revoked. With oauth settings zcrm " \
+    "refreshes it and retries once by itself; with a static access_token, " \
+    "get a new token.") \
   X("INVALID_OAUTHTOKEN", 401, "auth", 0, /* docs' name for INVALID_TOKEN */ \
     "invalid oauth token", \
-    "Refresh the access token (the client does it once by itself) and " \
-    "retry.") \
+    "The access token expired or was revoked. With oauth settings zcrm " \
+    "refreshes it and retries once by itself; with a static access_token, " \
+    "get a new token.") \
   X("AUTHENTICATION_FAILED", 401, "auth", 0, /* Kaizen #25's spelling */ \
     "Authentication failed", \
     "Pass the access token in the request header of the API call.") \
@@ -143,6 +145,36 @@
     "the call would exceed max_credits", \
     "Raise max_credits or wait until spent credits come back (rolling " \
     "24 hours).") \
+  X("INVALID_CONFIG", 0, "config", 0, \
+    "invalid option", \
+    "Check the option named in field against the README's zcrm.new " \
+    "options.") \
+  X("UNSAFE_TOKEN_CACHE", 0, "config", 0, \
+    "the token cache is readable by group or others", \
+    "chmod 600 the token cache file.") \
+  X("UNSAFE_CONFIG", 0, "config", 0, \
+    "a config file holding a secret is readable by group or others", \
+    "chmod 600 the config file.") \
+  X("REFRESH_LIMIT", 0, "auth", 1, \
+    "too many token refreshes for this refresh token", \
+    "Zoho allows 10 refreshes per 10 minutes per refresh token; wait " \
+    "details.retry_after seconds.") \
+  /* ---- plans and the client itself: ours ---- */ \
+  X("INVALID_PLAN", 0, "validation", 0, \
+    "the plan has invalid entries", \
+    "Fix every entry listed in details.errors; nothing was sent.") \
+  X("JOURNAL_ERROR", 0, "io", 0, \
+    "the journal could not be read or written", \
+    "Check the journal path, its permissions and free disk space.") \
+  X("UNDO_FILE_ERROR", 0, "io", 0, \
+    "the undo plan could not be written", \
+    "Check the undo file path, its permissions and free disk space.") \
+  X("CALLBACK_ERROR", 0, "callback", 0, \
+    "a user callback raised an error", \
+    "Fix the callback; the run itself went on.") \
+  X("INTERNAL_CLIENT_ERROR", 0, "internal", 0, \
+    "zcrm internal error", \
+    "Please report it with the message; the call was not completed.") \
   /* ---- OAuth token endpoint errors (HTTP 200 + "error") [REF §4.3] ---- */ \
   X("invalid_client", 0, "auth", 0, \
     "invalid client id or secret, or the wrong data centre's accounts " \
@@ -155,6 +187,10 @@
   X("ACCESS_DENIED", 0, "auth", 1, \
     "too many token requests; try again after some time", \
     "Reuse access tokens until they expire; at most 10 refreshes per 10 " \
-    "minutes per refresh token.")
+    "minutes per refresh token.") \
+  X("access_denied", 0, "auth", 0, \
+    "access was denied", \
+    "Check the scopes granted to this client, and that the grant was not " \
+    "refused.")
 
 #endif

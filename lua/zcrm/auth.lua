@@ -39,14 +39,6 @@ local function auth_error(code, message, extra)
   return core.error(e)
 end
 
--- Hints for the token endpoint's errors (reference §4.3).
-local TOKEN_ERRORS = {
-  invalid_client = "Check client_id and client_secret, and that the accounts server (dc) is the one the client was registered in.",
-  invalid_code = "The refresh token is revoked, expired or wrong: generate a new one in the API console (Self Client).",
-  ["Access Denied"] = "Zoho throttled token refreshes (at most 10 per 10 minutes per refresh token): wait, then retry.",
-  access_denied = "Access was denied: check the scopes granted to this client.",
-}
-
 -- {==== token cache file
 
 local function cache_key(o)
@@ -156,7 +148,7 @@ local function refresh(client)
     local desc = type(doc.error_description) == "string" and doc.error_description or nil
     return nil, auth_error(code == "Access Denied" and "ACCESS_DENIED" or code,
       "token refresh failed: " .. code .. (desc and (" (" .. client:_redact(desc) .. ")") or ""),
-      { status = status, resolution = TOKEN_ERRORS[code], retryable = code == "Access Denied" })
+      { status = status, retryable = code == "Access Denied" })
   end
   local ttl = lifetime(doc)
   o.access_token = doc.access_token
