@@ -3,7 +3,6 @@
 -- here; the transport tests are pending when python3 is missing).
 local core = require "zcrm.core"
 
-local unpack = table.unpack
 
 -- {==== helpers
 

@@ -23,7 +23,8 @@ describe("packaging", function()
     local lok, lout = loads_from(tree, "share/lua/5.4", "lib/lua/5.4")
     assert.is_true(lok, lout)
     assert.matches("zcrm 0.1.0\t" .. tree, lout, 1, true)
-    local cok, cout = run(string.format("LUA_PATH='%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua;;' LUA_CPATH='%s/lib/lua/5.4/?.so;;' %s/bin/zcrm --help",
+    local cok, cout = run(string.format(
+      "LUA_PATH='%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua;;' LUA_CPATH='%s/lib/lua/5.4/?.so;;' %s/bin/zcrm --help",
       tree, tree, tree, tree))
     assert.is_true(cok, cout)
     run("rm -rf " .. tree)
