@@ -1,5 +1,6 @@
 #!/bin/sh
-# make demo: start the emulator on a free loopback port, apply the relabel plan
+# make demo: start the emulator on a free loopback port, send the docs' sample
+# update, apply the relabel plan
 # (a dozen custom modules relabelled, Contractor revoked everywhere, Marketing
 # granted on the marketing modules) with a diff, print the report, stop the
 # emulator. Nothing leaves this machine.
@@ -16,6 +17,13 @@ until grep -q '^listening on ' "$log"; do
 done
 url=$(sed -n 's/^listening on //p' "$log" | head -n 1)
 echo "emulator: $url (a local stand-in for Zoho CRM, seeded org)"
+export ZOHO_API_DOMAIN="$url" ZOHO_ACCESS_TOKEN=emulator-token
+echo
+echo "1. One update: the Update Custom Module page's sample request, and Zoho's answer"
+echo "\$ lua5.4 examples/update_module.lua"
+lua5.4 examples/update_module.lua
+echo
+echo "2. A bulk plan: a dozen modules relabelled, Contractor revoked everywhere"
 echo "\$ zcrm apply examples/plans/relabel.lua --diff"
 echo
-ZOHO_API_DOMAIN=$url ZOHO_ACCESS_TOKEN=emulator-token bin/zcrm apply examples/plans/relabel.lua --diff
+bin/zcrm apply examples/plans/relabel.lua --diff

@@ -30,5 +30,7 @@ if not res then
   os.exit(1)
 end
 
-local cjson = require "cjson"
-print(cjson.encode { modules = { { code = res.code, details = res.details, message = res.message, status = res.status } } })
+-- Printed in the page's own key order, so it reads like its Sample Response.
+local q = require("cjson").encode
+print(string.format('{"modules":[{"code":%s,"details":{"id":%s},"message":%s,"status":%s}]}',
+  q(res.code), q(res.id), q(res.message), q(res.status)))
