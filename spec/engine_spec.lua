@@ -168,6 +168,24 @@ describe("engine", function()
     end)
   end)
 
+  describe("queue", function()
+    it("loses no queued call when retries re-enter the queue", function()
+      -- A regression spec: the queue once lost calls when retried ones were
+      -- appended after its front had been emptied. Ten seeded runs caught it.
+      for seed = 1, 10 do
+        local emu = emulator.start { "--fault-rate", "0.3", "--faults", "503", "--seed", tostring(seed),
+                                     "--extra-modules", "100" }
+        local client = new_client(emu, { concurrency = 3, max_retries = 20, retry_base = 0.001 })
+        local reqs = submit_bulk(client, 100, "Queue")
+        local drained = client:drain(20)
+        emu:stop()
+        assert.is_true(drained, "calls were lost from the queue (seed " .. seed .. ")")
+        all_succeeded(reqs)
+        assert.equal(0, client:queued())
+      end
+    end)
+  end)
+
   describe("credits", function()
     local emu
     setup(function() emu = emulator.start { "--credits", "40" } end)

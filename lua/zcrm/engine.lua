@@ -68,8 +68,10 @@ function E:_engine_init(opts)
     max_response_bytes = opts.max_response_bytes,
   }
   self._live = {}         -- request -> true, until done
-  self._queue = {}        -- transfers waiting for a concurrency slot (FIFO)
-  self._qhead = 1
+  -- Transfers waiting for a concurrency slot: a FIFO with explicit ends, since
+  -- `#` is unreliable on a table whose front has been emptied.
+  self._queue = {}
+  self._qhead, self._qtail = 1, 0
   self._inflight = 0      -- API transfers in flight (counted against concurrency)
   self._transfers = {}    -- core request -> owning zcrm.request
   self._timers = {}       -- { at =, req = }, kept sorted by `at`
@@ -110,7 +112,8 @@ function E:_step(req, ...)
     if a.bypass_limit or self._inflight < self.concurrency then
       self:_start(req, a)
     else
-      self._queue[#self._queue + 1] = req
+      self._qtail = self._qtail + 1
+      self._queue[self._qtail] = req
     end
   elseif what == "sleep" then
     local t = { at = now() + a, req = req }
@@ -152,13 +155,17 @@ end
 -- Starts queued transfers while slots are free.
 function E:_fill()
   local q = self._queue
-  while self._inflight < self.concurrency and self._qhead <= #q do
+  while self._inflight < self.concurrency and self._qhead <= self._qtail do
     local req = q[self._qhead]
     q[self._qhead] = nil
     self._qhead = self._qhead + 1
-    if req._spec and not req._done then self:_start(req, req._spec) end
+    if not req._done then self:_start(req, req._spec) end
   end
-  if self._qhead > #q then self._queue = {}; self._qhead = 1 end
+end
+
+--- Number of transfers waiting for a concurrency slot.
+function E:queued()
+  return self._qtail - self._qhead + 1
 end
 
 function E:_cancel(req)
