@@ -7,19 +7,14 @@ local quote = emulator.quote
 local PUT_ROUTE = "PUT /crm/v8/settings/modules/{module}"
 local TOKEN = "emulator-token"
 
+local files = require "spec.support.files"
+local spit = files.write
+
+-- Reads a captured output file and removes it.
 local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
+  local s = files.read(path) or ""
   os.remove(path)
   return s
-end
-
-local function spit(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
 end
 
 -- Runs bin/zcrm with `args` (a list) in a clean environment plus `env`.

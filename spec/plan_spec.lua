@@ -19,19 +19,8 @@ local function puts(emu)
   return emu:stats().requests.by_route[PUT_ROUTE] or 0
 end
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function spit(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local files = require "spec.support.files"
+local slurp, spit = files.read, files.write
 
 local function by_api_name(state)
   local t = {}

@@ -25,19 +25,8 @@ local function sh(cmd)
   return ok == true or ok == 0
 end
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function spit(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local files = require "spec.support.files"
+local slurp, spit = files.read, files.write
 
 local function sleep(s) sh("sleep " .. s) end
 
