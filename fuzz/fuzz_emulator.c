@@ -1,0 +1,240 @@
+/*
+** fuzz_emulator.c: the emulator's request handling (emulator/routes.c,
+** auth.c, faults.c, org.c, stats.c, text.c, strmap.c, jbuf.c), linked
+** without main.c and server.c (libmicrohttpd). `handle` below mirrors
+** server.c's static `handle` minus the MHD calls: hooks, classification,
+** the concurrency cap, faults, the token endpoint, the API routes.
+**
+** Input (text, so seeds read like HTTP):
+**   [!key=value ... \n]          optional: rate=P faults=LIST credits=N
+**                                scopes=LIST create=N conc=N maxbody=N extra=N
+**   METHOD URL[?query]\n         one request
+**   Header: value\n ...          Authorization, If-Modified-Since, others ignored
+**   \n
+**   body
+**   \n%%\n                       separates up to 8 requests (state carries over)
+** Every input gets a freshly seeded org, token store, fault queue and
+** counters, and frees them at the end, so LSan sees any leak.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../emulator/emu.h"
+
+/* server.c's, without the daemon: nothing sleeps, nothing is saved */
+void emu_sleep_ms (emu *e, long ms) { (void)e; (void)ms; }
+void emu_save (emu *e) { (void)e; }
+
+typedef struct query_ctx {
+  char *q;                        /* the raw query string, or NULL */
+  char val[4096];
+} query_ctx;
+
+static int hexval (int c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* MHD_lookup_connection_value(GET_ARGUMENT_KIND): first `key=`, decoded. */
+static const char *query_value (void *ctx, const char *key) {
+  query_ctx *x = (query_ctx *)ctx;
+  size_t kl = strlen(key);
+  const char *p = x->q;
+  while (p && *p) {
+    const char *end = strchr(p, '&');
+    size_t n = end ? (size_t)(end - p) : strlen(p);
+    if (n >= kl && strncmp(p, key, kl) == 0 && (n == kl || p[kl] == '=')) {
+      size_t i, o = 0;
+      for (i = kl + 1; i < n && o + 1 < sizeof x->val; i++) {
+        int h, l;
+        if (p[i] == '+') x->val[o++] = ' ';
+        else if (p[i] == '%' && i + 2 < n + 1 && (h = hexval(p[i + 1])) >= 0
+                 && (l = hexval(p[i + 2])) >= 0) {
+          x->val[o++] = (char)(h * 16 + l);
+          i += 2;
+        } else x->val[o++] = p[i];
+      }
+      x->val[o] = '\0';
+      return x->val;
+    }
+    p = end ? end + 1 : NULL;
+  }
+  return NULL;
+}
+
+/* Mirror of server.c handle(): returns the reply's status (0 = hung up). */
+static int handle (emu *e, request *q, int too_big) {
+  reply r;
+  fault ft;
+  int accounts, have, status;
+  memset(&r, 0, sizeof r);
+  r.status = 500;
+  r.credits_left = -1;
+  q->too_big = too_big;
+  if (routes_is_hook(q->url)) {
+    routes_hook(e, q, &r);
+    free(r.body);
+    return r.status;
+  }
+  stats_request(&e->st, q->method, routes_classify(q->method, q->url));
+  accounts = routes_is_accounts(q->url);
+  if (!accounts && !stats_enter(&e->st, e->cfg.concurrency)) {
+    reply_error(&r, 429, "TOO_MANY_REQUESTS", "{}", "over the cap");
+    stats_response(&e->st, r.status);
+    free(r.body);
+    return 429;
+  }
+  have = faults_take(e->faults, accounts ? FAULT_TOKEN : FAULT_API, &ft);
+  if (have && !faults_processes(&ft))
+    faults_build(&ft, &r);
+  else {
+    if (too_big) {
+      reply_error(&r, 413, "REQUEST_ENTITY_TOO_LARGE", "{\"maximum_length\":1}",
+                  "the request body is too large");
+    } else if (accounts) {
+      if (strcmp(q->method, "POST") == 0) auth_token_endpoint(e, q, &r);
+      else reply_error(&r, 400, "INVALID_REQUEST_METHOD", "{}", "bad method");
+    } else routes_api(e, q, &r);
+    if (have) faults_transform(&ft, &r);
+  }
+  /* what MHD would be handed: a status it can send, a body of len bytes */
+  if (!r.hang_up && (r.status < 100 || r.status > 999)) abort();
+  if (r.body == NULL && r.len != 0) abort();
+  status = r.hang_up ? 0 : r.status;
+  stats_response(&e->st, r.status);
+  free(r.body);
+  if (!accounts) stats_leave(&e->st);
+  return status;
+}
+
+static void configure (emu_config *c, char *line) {
+  char *tok, *save = NULL;
+  for (tok = strtok_r(line, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+    char *eq = strchr(tok, '=');
+    if (eq == NULL) continue;
+    *eq++ = '\0';
+    if (strcmp(tok, "rate") == 0) c->fault_rate = atof(eq) >= 0 && atof(eq) <= 1 ? atof(eq) : 0;
+    else if (strcmp(tok, "faults") == 0) c->faults = eq;
+    else if (strcmp(tok, "credits") == 0) c->credits = atoll(eq) & 0xffff;
+    else if (strcmp(tok, "create") == 0) c->create_credits = atoll(eq) & 0xffff;
+    else if (strcmp(tok, "scopes") == 0) c->scopes = eq;
+    else if (strcmp(tok, "conc") == 0) c->concurrency = atoi(eq) & 0xff;
+    else if (strcmp(tok, "maxbody") == 0) c->max_body = (size_t)(atoll(eq) & 0xfffff);
+    else if (strcmp(tok, "extra") == 0) c->extra_modules = atol(eq) & 0x3f;
+    else if (strcmp(tok, "seed") == 0) c->seed = (uint64_t)atoll(eq);
+  }
+}
+
+static void defaults (emu_config *c) {
+  memset(c, 0, sizeof *c);
+  c->host = "127.0.0.1";
+  c->port = 8089;
+  c->concurrency = 20;
+  c->credits = 1000000;
+  c->create_credits = 500;
+  c->access_token = "emulator-token";
+  c->scopes = "ZohoCRM.settings.ALL";
+  c->client_id = "emulator-client-id";
+  c->client_secret = "emulator-client-secret";
+  c->refresh_token = "emulator-refresh-token";
+  c->token_ttl = 3600;
+  c->refresh_rate_limit = 10;
+  c->faults = "500,503,reset,slow,429,garbage";
+  c->seed = 1;
+  c->max_body = 1048576;
+  c->idle_timeout = 30;
+  c->max_connections = 1000;
+}
+
+/* One request from `s` (NUL-terminated, modified in place). */
+static void one_request (emu *e, char *s) {
+  request q;
+  query_ctx qx;
+  char *nl, *sp, *url, *line, *body;
+  memset(&q, 0, sizeof q);
+  memset(&qx, 0, sizeof qx);
+  nl = strchr(s, '\n');
+  if (nl) *nl = '\0';
+  sp = strchr(s, ' ');
+  if (sp == NULL) return;
+  *sp = '\0';
+  url = sp + 1;
+  q.method = s;
+  if ((qx.q = strchr(url, '?')) != NULL) *qx.q++ = '\0';
+  q.url = url;
+  q.query = query_value;
+  q.ctx = &qx;
+  body = NULL;
+  line = nl ? nl + 1 : NULL;
+  while (line && *line) {         /* headers until an empty line */
+    char *end;
+    if (*line == '\n') { body = line + 1; break; }
+    end = strchr(line, '\n');
+    if (end) *end = '\0';
+    if (strncasecmp(line, "Authorization: ", 15) == 0) q.authorization = line + 15;
+    else if (strncasecmp(line, "If-Modified-Since: ", 19) == 0) q.if_modified_since = line + 19;
+    line = end ? end + 1 : NULL;
+  }
+  if (body) { q.body = body; q.len = strlen(body); }
+  handle(e, &q, q.len > e->cfg.max_body);
+}
+
+int LLVMFuzzerInitialize (int *argc, char ***argv);
+int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize (int *argc, char ***argv) {
+  (void)argc; (void)argv;
+  text_init();
+  return 0;
+}
+
+int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size) {
+  static emu e;
+  char *buf, *p, err[256];
+  int n;
+  if (size > 1 << 20) return 0;
+  buf = (char *)malloc(size + 1);
+  if (buf == NULL) return 0;
+  memcpy(buf, data, size);
+  buf[size] = '\0';
+  memset(&e, 0, sizeof e);
+  defaults(&e.cfg);
+  p = buf;
+  if (*p == '!') {
+    char *nl = strchr(p, '\n');
+    if (nl) *nl = '\0';
+    configure(&e.cfg, p + 1);
+    p = nl ? nl + 1 : p + strlen(p);
+  }
+  snprintf(e.base_url, sizeof e.base_url, "http://127.0.0.1:8089");
+  pthread_mutex_init(&e.org_lock, NULL);
+  pthread_mutex_init(&e.save_lock, NULL);
+  pthread_mutex_init(&e.stop_lock, NULL);
+  pthread_cond_init(&e.stop_cond, NULL);
+  stats_init(&e.st);
+  e.org = org_seed(e.cfg.extra_modules);
+  e.auth = auth_new(&e.cfg);
+  e.faults = faults_new(&e.cfg, err, sizeof err);
+  if (e.org && e.auth && e.faults) {
+    for (n = 0; n < 8 && p; n++) {
+      char *sep = strstr(p, "\n%%\n");
+      if (sep) *sep = '\0';
+      one_request(&e, p);
+      p = sep ? sep + 4 : NULL;
+    }
+  }
+  org_free(e.org);
+  auth_free(e.auth);
+  faults_free(e.faults);
+  stats_destroy(&e.st);
+  pthread_cond_destroy(&e.stop_cond);
+  pthread_mutex_destroy(&e.stop_lock);
+  pthread_mutex_destroy(&e.save_lock);
+  pthread_mutex_destroy(&e.org_lock);
+  free(buf);
+  return 0;
+}

@@ -1,0 +1,175 @@
+/*
+** fuzz_validate.c: the C validator (csrc/validate.c, csrc/error.c) driven
+** through a Lua state.
+**
+** Input: byte 0 picks the function, byte 1 (when its high bit is set) the
+** allocation to fail, the rest is zf_push_value's encoding of the argument
+** (and of `what` for check_token, of the fields for core.error).
+**
+** Besides ASan/UBSan findings, the target fails (abort) when:
+** - a function raises for an argument that API.md says it answers with
+**   `nil, err` (anything but "not enough memory" under failure injection);
+** - a result breaks the contract: prepare_update and validate_update
+**   disagree; a cleaned update carries a label that is not 1-25 code points
+**   of UTF-8 without controls, or a profile id that is not 1-19 digits; a
+**   module segment or base URL that could smuggle a byte into a request;
+**   an error object that is not a zcrm.error with a kind, a code and a
+**   one-line tostring.
+*/
+#include "fuzz_lua.h"
+
+/* The contract, checked in Lua: returns nothing, raises on a violation. */
+static const char checker[] =
+"local core, cjson = require 'zcrm.core', require 'cjson'\n"
+"local KINDS = { validation = true, config = true }\n"
+"local function check_err(err, kinds, what, any_text)\n"
+"  assert(core.is_error(err), 'not a zcrm.error: ' .. tostring(err))\n"
+"  assert(getmetatable(err).__name == 'zcrm.error')\n"
+"  -- F4 (fuzz/README.md): core.error{ code = 5 } does not raise, and keeps the number\n"
+"  local f4 = any_text and math.type(err.code) and os.getenv('ZCRM_FUZZ_STRICT') ~= '1'\n"
+"  assert(f4 or type(err.code) == 'string' and (#err.code > 0 or kinds), 'no code')\n"
+"  assert((kinds or KINDS)[err.kind], 'kind ' .. tostring(err.kind))\n"
+"  if not kinds then assert(err.retryable == false, 'retryable local fault') end\n"
+"  local s = tostring(err)\n"
+"  -- check_token's `what` comes from zcrm's own code and is shown as given\n"
+"  -- F3 (fuzz/README.md): tostring prints `field` raw, so an unknown key with\n"
+"  -- CR/LF makes it two lines; tolerated unless ZCRM_FUZZ_STRICT=1\n"
+"  local f3 = type(err.field) == 'string' and err.field:find('[\\r\\n%z]') and os.getenv('ZCRM_FUZZ_STRICT') ~= '1'\n"
+"  if not (type(what) == 'string' and what:find('%c')) and not f3 and not any_text then\n"
+"    assert(not s:find('[\\r\\n%z]'), 'tostring has CR/LF/NUL: ' .. s)\n"
+"  end\n"
+"end\n"
+"local function label_ok(s)\n"
+"  if type(s) ~= 'string' then return false end\n"
+"  local n = utf8.len(s)\n"
+"  return n and n >= 1 and n <= 25 and not s:find('%c') and s:find('[^ ]') ~= nil\n"
+"end\n"
+"local function id_ok(s)\n"
+"  return type(s) == 'string' and #s <= 19 and s:match('^[1-9]%d*$') ~= nil\n"
+"end\n"
+"return function(op, arg, what, ok, a, b)\n"
+"  if op == 0 or op == 1 then\n"
+"    local v = core.validate_update(arg)\n"
+"    if op == 0 then\n"
+"      if a == nil then check_err(b); assert(v == nil, 'validate_update accepts what prepare_update refuses')\n"
+"        return end\n"
+"      assert(v == true, 'validate_update refuses what prepare_update accepts')\n"
+"      assert(type(a) == 'table' and a ~= arg, 'prepare_update returned no new table')\n"
+"      local n = 0\n"
+"      for k, val in pairs(a) do n = n + 1\n"
+"        if k == 'plural_label' or k == 'singular_label' then assert(label_ok(val), k .. ': bad label kept')\n"
+"        else assert(k == 'profiles', 'unknown key kept: ' .. tostring(k)) end\n"
+"      end\n"
+"      assert(n > 0, 'empty update accepted')\n"
+"      if a.profiles ~= nil then\n"
+"        assert(#a.profiles >= 1 and #a.profiles <= 203, 'profiles count')\n"
+"        local seen = {}\n"
+"        for _, p in ipairs(a.profiles) do\n"
+"          assert(type(p) == 'table')\n"
+"          local key = p.id or p.name\n"
+"          if p.id ~= nil then assert(id_ok(p.id), 'bad id kept: ' .. tostring(p.id)); assert(p.name == nil)\n"
+"          else assert(type(p.name) == 'string' and #p.name >= 1 and #p.name <= 50 and utf8.len(p.name)\n"
+"                      and not p.name:find('%c'), 'bad name kept') end\n"
+"          assert(p._delete == nil or p._delete == core.null, '_delete not null')\n"
+"          assert(not seen[key], 'duplicate kept'); seen[key] = true\n"
+"        end\n"
+"      end\n"
+"      assert(cjson.encode({ modules = { a } }))\n"
+"    else\n"
+"      if a == nil then check_err(b) else assert(a == true) end\n"
+"    end\n"
+"  elseif op == 2 then\n"
+"    if a == nil then check_err(b); assert(b.code == 'INVALID_MODULE') return end\n"
+"    assert(type(a) == 'string' and (id_ok(a) or (#a <= 50 and a:match('^%a[%w_]*$')\n"
+"      and not a:find('__') and not a:find('_$'))), 'bad module segment: ' .. a)\n"
+"  elseif op == 3 then\n"
+"    if a == nil then check_err(b); assert(b.code == 'INVALID_URL')\n"
+"      -- the seeds carry the marker zq7x in user info, host, path and query\n"
+"      assert(not (arg:find('zq7x', 1, true) and tostring(b):find('zq7x', 1, true)), 'message quotes the URL')\n"
+"      return end\n"
+"    assert(type(a) == 'string' and a:match('^https?://[^/?#@%s%c]+$'), 'bad base URL: ' .. a)\n"
+"    assert(not a:find('[\\128-\\255]'), 'non-ASCII base URL')\n"
+"    if a:match('^http://') then\n"
+"      local h = a:match('^http://([^/]+)')\n"
+"      assert(h:match('^127%.') or h:match('^%[') or h:match('^localhost'), 'http off loopback: ' .. a)\n"
+"    end\n"
+"  elseif op == 4 then\n"
+"    if a == nil then check_err(b, nil, what); assert(b.code == 'INVALID_TOKEN_FORMAT')\n"
+"      if type(arg) == 'string' and arg:find('zq7x', 1, true) and not (type(what) == 'string' and what:find('zq7x', 1, true)) then\n"
+"        assert(not tostring(b):find('zq7x', 1, true), 'message quotes the token') end\n"
+"      return end\n"
+"    assert(a == true and type(arg) == 'string' and #arg <= 4096 and arg:match('^[\\33-\\126]+$'), 'bad token accepted')\n"
+"  elseif op == 5 then\n"
+"    assert(type(a) == 'string' and a:match('^[%w%-%._~%%]*$'), 'url_escape left a byte')\n"
+"  elseif op == 6 then\n"
+"    -- core.error keeps the caller's code and message as given (any bytes)\n"
+"    if ok then check_err(a, { validation = true, config = true, api = true, auth = true,\n"
+"      limit = true, transport = true, io = true, internal = true }, nil, true) end\n"
+"  end\n"
+"end\n";
+
+static int check_ref = LUA_NOREF;
+
+/* Called through lua_pcall: decode, call, check. */
+static int run (lua_State *L) {
+  zf_in *in = (zf_in *)lua_touserdata(L, 1);
+  int op = zf_u8(in) % 7, fail = zf_u8(in), status;
+  static const char *const fn[] = {
+    "prepare_update", "validate_update", "check_module", "check_base_url",
+    "check_token", "url_escape", "error"
+  };
+  lua_settop(L, 0);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, check_ref);          /* 1: checker */
+  lua_pushinteger(L, op);                                /* 2: op */
+  if (op == 3 || op == 5) {                              /* 3: the argument */
+    size_t got;
+    const char *s = zf_bytes(in, zf_len(in), &got);
+    lua_pushlstring(L, s, got);
+  } else zf_push_value(L, in, 0);
+  if (op == 4) zf_push_value(L, in, 0); else lua_pushnil(L);  /* 4: what */
+  luaL_requiref(L, "zcrm.core", luaopen_zcrm_core, 0);   /* cached */
+  lua_getfield(L, -1, fn[op]);
+  lua_remove(L, -2);
+  lua_pushvalue(L, 3);
+  if (op == 4) lua_pushvalue(L, 4);
+  if (fail & 0x80) zf_fail_countdown = fail & 0x3f;
+  status = lua_pcall(L, op == 4 ? 2 : 1, 2, 0);
+  zf_fail_countdown = -1;
+  if (status == LUA_ERRMEM) return 0;                    /* allowed */
+  if (status != LUA_OK) {
+    /* only core.error may raise (a fields table without a string code);
+    ** check_token raises for a `what` that is not a string */
+    if (op == 6 || op == 4) return 0;
+    return luaL_error(L, "%s raised: %s", fn[op], lua_tostring(L, -1));
+  }
+  lua_pushboolean(L, 1);          /* ok */
+  lua_insert(L, -3);
+  lua_call(L, 6, 0);              /* checker(op, arg, what, ok, a, b) */
+  return 0;
+}
+
+int LLVMFuzzerInitialize (int *argc, char ***argv);
+int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize (int *argc, char ***argv) {
+  lua_State *L = zf_init(0);
+  (void)argc; (void)argv;
+  if (luaL_loadstring(L, checker) || lua_pcall(L, 0, 1, 0)) zf_die(L, "checker");
+  check_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size) {
+  lua_State *L = zf_L;
+  zf_in in;
+  in.p = data; in.n = size; in.i = 0;
+  lua_pushcfunction(L, run);
+  lua_pushlightuserdata(L, &in);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    /* the checker's memory error under injection is not a finding */
+    if (strcmp(lua_tostring(L, -1), "not enough memory") != 0)
+      zf_die(L, "contract broken");
+  }
+  zf_finish_input(L);
+  return 0;
+}
