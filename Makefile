@@ -39,7 +39,8 @@ EMU_LIBS  = $(shell pkg-config --libs libmicrohttpd libcjson 2>/dev/null || echo
 # Debian packages the build, the tests and the demo need (see README, "Dependencies").
 DEB_PACKAGES = make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
                libutf8proc-dev lua-cjson lua-busted lua-check libmicrohttpd-dev \
-               libcjson-dev curl luarocks
+               libcjson-dev curl luarocks \
+               clang libclang-rt-14-dev valgrind openssl
 
 .PHONY: all deps test demo install uninstall lint clean bench asan valgrind fuzz rock
 
@@ -94,3 +95,143 @@ uninstall:
 clean:
 	rm -f csrc/*.o emulator/*.o $(CORE_SO) $(EMU_BIN)
 	rm -rf csrc/zcrm
+
+# {==== fuzzing, sanitizers (issue 8; see fuzz/README.md and doc/reliability.md)
+#
+# Everything is built under fuzz/bin/ (ignored by git), never over the normal
+# build, so `make asan` and `make fuzz` leave csrc/zcrm/core.so and
+# bin/zcrm-emulator as they were.
+
+SAN_CC       ?= clang
+SAN_COMMON    = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+                -fno-omit-frame-pointer -g -O1
+FUZZ_DIR      = fuzz/bin
+FUZZ_TARGETS  = validate request response emulator
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS   ?=
+FUZZ_CFLAGS   = $(SAN_COMMON) -fsanitize=fuzzer-no-link -std=c99 -Wall -Wextra \
+                -D_POSIX_C_SOURCE=200809L -I$(LUA_INCDIR) $(CURL_CFLAGS)
+FUZZ_CORE_OBJS = $(patsubst csrc/%.c,$(FUZZ_DIR)/obj/csrc/%.o,$(CORE_SRCS))
+FUZZ_EMU_OBJS  = $(patsubst emulator/%.c,$(FUZZ_DIR)/obj/emulator/%.o,\
+                   $(filter-out emulator/main.c emulator/server.c,$(EMU_SRCS)))
+FUZZ_BINS      = $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_TARGETS))
+ASAN_RT       := $(shell $(SAN_CC) -print-file-name=libclang_rt.asan-x86_64.so 2>/dev/null)
+SAN_ENV        = ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=0 \
+                 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+$(FUZZ_DIR)/obj/csrc/%.o: csrc/%.c csrc/zcrm.h csrc/errors.h
+	@mkdir -p $(@D)
+	$(SAN_CC) $(FUZZ_CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
+
+$(FUZZ_DIR)/obj/emulator/%.o: emulator/%.c $(wildcard emulator/*.h)
+	@mkdir -p $(@D)
+	$(SAN_CC) $(FUZZ_CFLAGS) -D_GNU_SOURCE \
+	  $(shell pkg-config --cflags libmicrohttpd libcjson 2>/dev/null) -c -o $@ $<
+
+$(FUZZ_DIR)/fuzz_validate $(FUZZ_DIR)/fuzz_request $(FUZZ_DIR)/fuzz_response: \
+    $(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_lua.h $(FUZZ_CORE_OBJS)
+	$(SAN_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -DZCRM_ROOT='"$(CURDIR)"' -o $@ $< \
+	  $(FUZZ_CORE_OBJS) -llua$(LUA_VERSION) $(CURL_LIBS) -lutf8proc -lm -ldl -lpthread
+
+$(FUZZ_DIR)/fuzz_emulator: fuzz/fuzz_emulator.c $(FUZZ_EMU_OBJS)
+	$(SAN_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -D_GNU_SOURCE -o $@ $< $(FUZZ_EMU_OBJS) \
+	  $(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson) -lpthread -lm
+
+fuzz-build: $(FUZZ_BINS)
+
+# Each target runs FUZZ_SECONDS from its seeds (fuzz/corpus/T) plus what
+# earlier runs found (fuzz/corpus-run/T, kept between runs, not in git).
+# A crash, leak or broken contract fails the target; the input is saved as
+# fuzz/bin/crash-T-*.
+fuzz: deps fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/corpus-run/$$t; \
+	  dict=; [ -f fuzz/$$t.dict ] && dict=-dict=fuzz/$$t.dict; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  if ! $(SAN_ENV) $(FUZZ_DIR)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	      -timeout=20 -rss_limit_mb=2560 -max_len=65536 $$dict $(FUZZ_FLAGS) \
+	      -artifact_prefix=$(FUZZ_DIR)/crash-$$t- fuzz/corpus-run/$$t fuzz/corpus/$$t \
+	      >$(FUZZ_DIR)/$$t.log 2>&1; then \
+	    tail -60 $(FUZZ_DIR)/$$t.log; echo "fuzz: $$t FAILED (log: $(FUZZ_DIR)/$$t.log)"; exit 1; \
+	  fi; \
+	  grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::peak_rss_mb)' $(FUZZ_DIR)/$$t.log | tr '\n' ' '; echo; \
+	done
+
+
+# ---- make asan: the whole busted suite with core.so and the emulator built
+# with ASan+UBSan under fuzz/bin/asan/. lua5.4 (uninstrumented) gets the ASan
+# runtime through fuzz/san/lua5.4, first on PATH; LUA_INIT_5_4 preloads the
+# sanitized core.so for every Lua process, children included (bin/zcrm);
+# ZCRM_EMULATOR points the spec helper at the sanitized emulator. Reports go
+# to fuzz/bin/asan/logs/, which must stay empty.
+ASAN_DIR      = fuzz/bin/asan
+ASAN_CORE     = $(ASAN_DIR)/csrc/zcrm/core.so
+ASAN_EMU      = $(ASAN_DIR)/bin/zcrm-emulator
+ASAN_CFLAGS   = $(SAN_COMMON) -std=c99 -Wall -Wextra -D_POSIX_C_SOURCE=200809L
+ASAN_SPECS   ?=
+
+$(ASAN_DIR)/obj/csrc/%.o: csrc/%.c csrc/zcrm.h csrc/errors.h
+	@mkdir -p $(@D)
+	$(SAN_CC) $(ASAN_CFLAGS) -fPIC -fvisibility=hidden -I$(LUA_INCDIR) $(CURL_CFLAGS) -c -o $@ $<
+
+$(ASAN_DIR)/obj/emulator/%.o: emulator/%.c $(wildcard emulator/*.h)
+	@mkdir -p $(@D)
+	$(SAN_CC) $(ASAN_CFLAGS) -D_GNU_SOURCE $(shell pkg-config --cflags libmicrohttpd libcjson 2>/dev/null) -c -o $@ $<
+
+$(ASAN_CORE): $(patsubst csrc/%.c,$(ASAN_DIR)/obj/csrc/%.o,$(CORE_SRCS))
+	@mkdir -p $(@D)
+	$(SAN_CC) -shared $(SAN_COMMON) -o $@ $^ $(CURL_LIBS) -lutf8proc
+
+$(ASAN_EMU): $(patsubst emulator/%.c,$(ASAN_DIR)/obj/emulator/%.o,$(EMU_SRCS))
+	@mkdir -p $(@D)
+	$(SAN_CC) $(SAN_COMMON) -o $@ $^ $(EMU_LIBS)
+
+$(ASAN_DIR)/unpreload.so: fuzz/san/unpreload.c
+	@mkdir -p $(@D)
+	$(SAN_CC) -shared -fPIC -O1 -o $@ $<
+
+asan: deps all $(ASAN_CORE) $(ASAN_EMU) $(ASAN_DIR)/unpreload.so
+	@rm -rf $(ASAN_DIR)/logs && mkdir -p $(ASAN_DIR)/logs
+	@test -f "$(ASAN_RT)" || { echo "asan: no $(ASAN_RT) (install libclang-rt-14-dev)"; exit 1; }
+	@start=$$(date +%s); rc=0; \
+	PATH="$(CURDIR)/fuzz/san:$$PATH" \
+	ZCRM_ASAN_PRELOAD="$(ASAN_RT) $(CURDIR)/$(ASAN_DIR)/unpreload.so" \
+	LUA_INIT_5_4='package.preload["zcrm.core"] = assert(package.loadlib("$(CURDIR)/$(ASAN_CORE)", "luaopen_zcrm_core"))' \
+	ZCRM_EMULATOR="$(CURDIR)/$(ASAN_EMU)" \
+	ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:log_path=$(CURDIR)/$(ASAN_DIR)/logs/asan:suppressions=$(CURDIR)/fuzz/san/lsan.supp" \
+	LSAN_OPTIONS="suppressions=$(CURDIR)/fuzz/san/lsan.supp:print_suppressions=0" \
+	UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$(CURDIR)/$(ASAN_DIR)/logs/ubsan" \
+	  lua5.4 /usr/bin/busted --ignore-lua --lua=lua5.4 -o utfTerminal $(ASAN_SPECS) || rc=$$?; \
+	echo "asan: busted exit $$rc in $$(( $$(date +%s) - start )) s"; \
+	if ls $(ASAN_DIR)/logs/* >/dev/null 2>&1; then \
+	  for f in $(ASAN_DIR)/logs/*; do echo "== $$f"; head -80 "$$f"; done; \
+	  echo "asan: sanitizer reports above"; exit 1; fi; \
+	[ $$rc = 0 ] && echo "asan: 0 sanitizer reports (ASan, UBSan, LeakSanitizer), suite passed"; exit $$rc
+
+# ---- make valgrind: the suite under memcheck with Lua's GC made aggressive
+# (setpause 100: a new cycle starts as soon as one ends, Lua 5.4 manual
+# §2.5.1), and the emulators the specs start under memcheck too. Only the
+# Lua process at the top runs under valgrind (child zcrm commands do not).
+VALGRIND_SPECS ?= spec/core_spec.lua spec/client_spec.lua spec/engine_spec.lua spec/auth_spec.lua \
+                  spec/plan_spec.lua spec/reliability_spec.lua spec/security_spec.lua
+VALGRIND      = valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+                --show-leak-kinds=definite --track-origins=no --num-callers=30 \
+                --suppressions=$(CURDIR)/fuzz/san/valgrind.supp
+
+valgrind: deps all
+	@rm -rf $(FUZZ_DIR)/valgrind && mkdir -p $(FUZZ_DIR)/valgrind
+	@start=$$(date +%s); rc=0; \
+	LUA_INIT_5_4='collectgarbage("setpause", 100)' \
+	ZCRM_EMULATOR_WRAPPER="$(VALGRIND) -q --log-file=$(CURDIR)/$(FUZZ_DIR)/valgrind/emulator.%p" \
+	  $(VALGRIND) --log-file=$(FUZZ_DIR)/valgrind/lua.%p \
+	  lua5.4 /usr/bin/busted --ignore-lua --lua=lua5.4 -o utfTerminal $(VALGRIND_SPECS) || rc=$$?; \
+	echo "valgrind: busted exit $$rc in $$(( $$(date +%s) - start )) s"; \
+	for f in $(FUZZ_DIR)/valgrind/*; do \
+	  grep -E "ERROR SUMMARY|definitely lost" "$$f" | sed "s|^|$$f: |"; \
+	done | sort | uniq -c | sort -rn | head -20; \
+	if grep -lE "ERROR SUMMARY: [1-9]" $(FUZZ_DIR)/valgrind/* >/dev/null 2>&1; then \
+	  for f in $$(grep -lE "ERROR SUMMARY: [1-9]" $(FUZZ_DIR)/valgrind/*); do echo "== $$f"; head -120 "$$f"; done; \
+	  echo "valgrind: errors above"; exit 1; fi; \
+	[ $$rc = 0 ] && echo "valgrind: 0 errors, 0 definitely lost"; exit $$rc
+
+# }====
