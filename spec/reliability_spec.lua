@@ -166,3 +166,230 @@ describe("fault storm", function()
     end
   end)
 end)
+
+-- Hostile input (issue 8, item 4): each case ends in an error object with the
+-- right kind (or a correct result), with no crash, no request sent for input
+-- that is invalid, and bounded memory. client_spec.lua covers update_module
+-- against empty, garbage, truncated, wrongtype, html, deep and gzip answers;
+-- this extends it to the read calls, the token endpoint, non-UTF-8, 10 MB and
+-- dripped answers, and to hostile labels, module names and tokens.
+describe("hostile input", function()
+  local emu
+
+  setup(function() emu = emulator.start { "--extra-modules", "5" } end)
+  teardown(function() emu:stop() end)
+  before_each(function() emu:reset() end)
+
+  local function new_client(opts)
+    local o = { api_domain = emu.url, access_token = "emulator-token", env = false,
+                max_retries = 0, retry_base = 0.01 }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    return assert(zcrm.new(o))
+  end
+
+  local function requests()
+    return emu:stats().requests.total
+  end
+
+  local function rss_kb()
+    for line in io.lines("/proc/self/status") do
+      local kb = line:match("^VmRSS:%s+(%d+)")
+      if kb then return tonumber(kb) end
+    end
+  end
+
+  local function assert_error(err, kind, code)
+    assert.is_true(zcrm.is_error(err), "not an error object: " .. tostring(err))
+    assert.equal(kind, err.kind, tostring(err))
+    if code then assert.equal(code, err.code, tostring(err)) end
+    assert.not_matches("[\r\n]", tostring(err))
+  end
+
+  describe("labels", function()
+    local bad = {
+      ["CR"] = "Label\rX", ["LF"] = "Label\nX", ["CRLF header injection"] = "A\r\nX-Evil: 1",
+      ["NUL"] = "Label\0X", ["invalid UTF-8 (lone continuation)"] = "Caf\128",
+      ["invalid UTF-8 (truncated)"] = "Caf\195", ["invalid UTF-8 (0xFF)"] = "\255\254",
+      ["overlong '/'"] = "A\192\175B", ["overlong NUL"] = "A\192\128B",
+      ["overlong 3-byte 'A'"] = "\224\129\129", ["UTF-16 surrogate"] = "A\237\160\128",
+      ["above U+10FFFF"] = "A\244\144\128\128",
+      ["26 code points"] = string.rep("\195\169", 26), ["26 ASCII"] = string.rep("a", 26),
+      ["emoji"] = "Deals \240\159\152\128", ["flag emoji"] = "\240\159\135\174\240\159\135\179",
+      ["bidi override U+202E"] = "Abc\226\128\174def", ["bidi mark U+200F"] = "Abc\226\128\143",
+      ["zero-width space"] = "Ab\226\128\139c", ["zero-width joiner"] = "Ab\226\128\141c",
+      ["BOM"] = "\239\187\191Abc", ["only spaces"] = "   ", ["empty"] = "",
+      ["ideographic space"] = "A\227\128\128B", ["tab"] = "A\tB",
+    }
+    for name, label in pairs(bad) do
+      it("refuses " .. name .. " before sending anything", function()
+        local client = new_client()
+        local before = requests()
+        for _, key in ipairs { "plural_label", "singular_label" } do
+          local res, err = client:update_module("Digital_Marketing", { [key] = label })
+          assert.is_nil(res)
+          assert_error(err, "validation", "INVALID_DATA")
+          assert.equal(key, err.field)
+          assert.equal("$.modules[0]." .. key, err.details.json_path)
+        end
+        assert.equal(before, requests())
+      end)
+    end
+
+    it("accepts 25 code points of Unicode letters and sends them byte for byte", function()
+      local client = new_client()
+      local label = string.rep("\195\169", 24) .. "A" -- 24 x e-acute + A: 25 code points, 49 bytes
+      assert.truthy(client:update_module("Digital_Marketing", { plural_label = label }))
+      local m = assert(client:get_module("Digital_Marketing"))
+      assert.equal(label, m.plural_label)
+      assert.truthy(client:update_module("Projects", { plural_label = "\233\161\167\229\174\162\231\174\161\231\144\134" }))
+    end)
+  end)
+
+  describe("module names", function()
+    local bad = {
+      ["a slash"] = "Leads/../Deals", ["dot-dot"] = "..", ["encoded dot-dot"] = "%2e%2e",
+      ["a query"] = "Leads?x=1", ["a fragment"] = "Leads#x", ["a space"] = "Digital Marketing",
+      ["10 KB"] = string.rep("A", 10240), ["CR/LF"] = "Leads\r\nX-Evil: 1", ["NUL"] = "Leads\0",
+      ["a leading digit"] = "1Leads", ["a double underscore"] = "Digital__Marketing",
+      ["a trailing underscore"] = "Leads_", ["an id of 20 digits"] = "24234880000008340021",
+      ["an id above 2^63-1"] = "9223372036854775808", ["an id with a leading zero"] = "0123",
+      ["a negative id"] = -5, ["a float"] = 1.5, ["a table"] = {}, ["non-ASCII"] = "L\195\169ads",
+    }
+    for name, module in pairs(bad) do
+      it("refuses " .. name .. " as INVALID_MODULE, sending nothing", function()
+        local client = new_client()
+        local before = requests()
+        local _, err = client:update_module(module, { plural_label = "Fine Label" })
+        assert_error(err, "validation", "INVALID_MODULE")
+        _, err = client:get_module(module)
+        assert_error(err, "validation", "INVALID_MODULE")
+        assert.equal(before, requests())
+      end)
+    end
+  end)
+
+  describe("tokens and credentials", function()
+    for name, bad in pairs { CR = "1000.abc\rdef", LF = "1000.abc\ndef", CRLF = "1000.abc\r\nX-Evil: 1",
+                             NUL = "1000.abc\0def", space = "1000.abc def", DEL = "1000.abc\127",
+                             ["non-ASCII"] = "1000.\195\169", ["5000 bytes"] = string.rep("t", 5000) } do
+      it("refuses " .. name .. " in every credential, naming no secret", function()
+        local c, err = zcrm.new { api_domain = emu.url, access_token = bad, env = false }
+        assert.is_nil(c)
+        assert_error(err, "config", "INVALID_TOKEN_FORMAT")
+        for _, k in ipairs { "client_id", "client_secret", "refresh_token" } do
+          local oauth = { client_id = "1000.ID", client_secret = "secret-x", refresh_token = "1000.r.t",
+                          accounts_url = emu.url }
+          oauth[k] = bad
+          c, err = zcrm.new { api_domain = emu.url, oauth = oauth, env = false }
+          assert.is_nil(c)
+          assert_error(err, "config", "INVALID_TOKEN_FORMAT")
+          if #bad > 8 then assert.is_nil(tostring(err):find(bad, 1, true)) end
+        end
+      end)
+    end
+  end)
+
+  describe("responses", function()
+    -- mode -> { kind, code } expected from each read call (max_retries = 0)
+    local cases = {
+      empty = { "transport", "UNEXPECTED_RESPONSE" },
+      html = { "transport", "UNEXPECTED_RESPONSE" },
+      garbage = { "transport", "UNEXPECTED_RESPONSE" },
+      wrongtype = { "transport", "UNEXPECTED_RESPONSE" },
+      deep = { "transport", "UNEXPECTED_RESPONSE" },
+      truncated = { "transport", "UNEXPECTED_RESPONSE" },
+      gzip = { "transport", "UNEXPECTED_RESPONSE" },
+      huge = { "transport", "RESPONSE_TOO_LARGE" },
+      reset = { "transport" },
+      ["status:500"] = { "api", "INTERNAL_ERROR" },
+      ["status:503"] = { "api", "SERVICE_UNAVAILABLE" },
+    }
+    local calls = {
+      get_modules = function(c) return c:get_modules() end,
+      get_module = function(c) return c:get_module("Digital_Marketing") end,
+      get_profiles = function(c) return c:get_profiles() end,
+    }
+    for mode, want in pairs(cases) do
+      for name, call in pairs(calls) do
+        it(name .. " turns a '" .. mode .. "' answer into " .. (want[2] or want[1]), function()
+          emu:script(mode, 1)
+          local res, err = call(new_client())
+          assert.is_nil(res)
+          assert_error(err, want[1], want[2])
+        end)
+      end
+    end
+
+    it("reads JSON holding invalid UTF-8 without crashing: an error or the bytes as sent", function()
+      for name, call in pairs(calls) do
+        emu:script("nonutf8", 1)
+        local res, err = call(new_client())
+        if res == nil then
+          assert_error(err, "transport", "UNEXPECTED_RESPONSE")
+        else
+          assert.is_table(res, name)
+        end
+      end
+      emu:script("nonutf8", 1)
+      local res, err = new_client():update_module("Digital_Marketing", { plural_label = "Non Utf" })
+      if res == nil then assert_error(err, "transport", "UNEXPECTED_RESPONSE") end
+    end)
+
+    it("refuses a 10 MB answer at the default max_response_bytes with bounded memory", function()
+      local client = new_client()
+      collectgarbage() collectgarbage()
+      local lua_before, rss_before = collectgarbage("count"), rss_kb()
+      for _ = 1, 3 do
+        emu:script("huge", 1)
+        local res, err = client:get_modules()
+        assert.is_nil(res)
+        assert_error(err, "transport", "RESPONSE_TOO_LARGE")
+      end
+      collectgarbage() collectgarbage()
+      local lua_growth = collectgarbage("count") - lua_before
+      local rss_growth = rss_kb() - rss_before
+      assert.is_true(lua_growth < 1024, string.format("Lua heap grew by %.0f KB", lua_growth))
+      -- the 8 MiB limit is checked while receiving; three answers must not pile up
+      assert.is_true(rss_growth < 48 * 1024, string.format("RSS grew by %d KB", rss_growth))
+    end)
+
+    it("accepts a 10 MB answer when max_response_bytes allows it", function()
+      emu:script("huge", 1)
+      local client = new_client { max_response_bytes = 16 * 1024 * 1024 }
+      local res, err = client:get_modules()
+      -- the body is valid JSON: either its modules, or a clear error if it is not a module list
+      if res == nil then assert_error(err, "transport", "UNEXPECTED_RESPONSE") else assert.is_table(res) end
+    end)
+
+    it("times out an answer dripped one byte per 50 ms, and the server still applied it", function()
+      emu:script("drip", 1)
+      local client = new_client { timeout = 1.5 }
+      local t0 = os.time()
+      local res, err = client:update_module("Digital_Marketing", { plural_label = "Dripped Labels" })
+      assert.is_nil(res)
+      assert_error(err, "transport", "TIMEOUT")
+      assert.is_true(err.retryable)
+      assert.is_true(os.time() - t0 <= 4)
+      local m = assert(new_client():get_module("Digital_Marketing"))
+      assert.equal("Dripped Labels", m.plural_label)
+    end)
+
+    describe("from the token endpoint", function()
+      local function oauth_client()
+        return assert(zcrm.new { api_domain = emu.url, env = false, max_retries = 0,
+          oauth = { client_id = "emulator-client-id", client_secret = "emulator-client-secret",
+                    refresh_token = "emulator-refresh-token", accounts_url = emu.url } })
+      end
+      for _, mode in ipairs { "empty", "html", "garbage", "wrongtype", "deep", "nonutf8", "truncated", "gzip" } do
+        it("reports a '" .. mode .. "' token answer as an auth error, no API call made", function()
+          emu:script(mode, 1, "token")
+          local before = emu:stats().requests.by_route["GET /crm/v8/settings/modules/{module}"]
+          local res, err = oauth_client():get_module("Digital_Marketing")
+          assert.is_nil(res)
+          assert_error(err, "auth")
+          assert.equal(before, emu:stats().requests.by_route["GET /crm/v8/settings/modules/{module}"])
+        end)
+      end
+    end)
+  end)
+end)

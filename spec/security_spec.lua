@@ -1,0 +1,366 @@
+-- Security checks (issue 8, item 5): TLS verified by default against a
+-- throwaway CA made with openssl at test time; no credentials sent to a
+-- redirect target (zcrm never follows redirects); plain http:// refused off
+-- loopback; secrets kept out of output; the token cache file's mode.
+-- (.ci/run also greps the whole suite's output for the specs' secrets.)
+local zcrm = require "zcrm"
+local core = require "zcrm.core"
+local emulator = require "spec.support.emulator"
+
+local quote = emulator.quote
+
+-- Recognisable secrets (.ci/run greps the suite's output for these too).
+local CLIENT_ID = "1000.SECURITYSPECID"
+local SECRET = "sec-spec-CLIENT-SECRET-41c7"
+local REFRESH = "1000.SECSPECREFRESH.9d2e77"
+
+local function sh(cmd)
+  local ok = os.execute(cmd)
+  return ok == true or ok == 0
+end
+
+local function slurp(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function tmpdir()
+  local d = os.tmpname()
+  os.remove(d)
+  assert(sh("mkdir -m 700 " .. quote(d)))
+  return d
+end
+
+-- A CA and a server certificate signed by it, for `sans` (openssl syntax).
+local function make_certs(dir, name, sans)
+  local ca, cakey = dir .. "/ca.pem", dir .. "/ca.key"
+  if not slurp(ca) then
+    assert(sh(string.format("openssl req -x509 -newkey rsa:2048 -nodes "
+      .. "-keyout %s -out %s -days 2 -subj '/CN=zcrm throwaway test CA' >/dev/null 2>&1", quote(cakey), quote(ca))),
+      "openssl could not make the CA")
+  end
+  local key, csr, crt, ext = dir .. "/" .. name .. ".key", dir .. "/" .. name .. ".csr",
+                             dir .. "/" .. name .. ".pem", dir .. "/" .. name .. ".ext"
+  local f = assert(io.open(ext, "w"))
+  f:write("subjectAltName=", sans, "\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+  f:close()
+  assert(sh(string.format("openssl req -newkey rsa:2048 -nodes -keyout %s "
+    .. "-out %s -subj '/CN=%s' >/dev/null 2>&1 && openssl x509 -req -in %s -CA %s -CAkey %s -CAcreateserial "
+    .. "-out %s -days 2 -extfile %s >/dev/null 2>&1", quote(key), quote(csr), name, quote(csr), quote(ca),
+    quote(cakey), quote(crt), quote(ext))), "openssl could not sign " .. name)
+  return ca, crt, key
+end
+
+-- The spec helper's hooks use curl without our CA; these ask with -k.
+local function https_stats(emu)
+  local status, body = emu:request("GET", "/__emulator/stats", { insecure = true })
+  assert(status == 200, "stats hook answered " .. status)
+  return require("cjson").decode(body)
+end
+
+describe("security", function()
+  describe("TLS", function()
+    local dir, ca, emu, wrong_host
+
+    setup(function()
+      dir = tmpdir()
+      local crt, key
+      ca, crt, key = make_certs(dir, "server", "IP:127.0.0.1,DNS:localhost")
+      emu = emulator.start { "--tls-cert", crt, "--tls-key", key,
+        "--client-id", CLIENT_ID, "--client-secret", SECRET, "--refresh-token", REFRESH }
+      local _, wcrt, wkey = make_certs(dir, "wrong", "DNS:wrong.example.test")
+      wrong_host = emulator.start { "--tls-cert", wcrt, "--tls-key", wkey }
+    end)
+    teardown(function()
+      if emu then emu:stop() end
+      if wrong_host then wrong_host:stop() end
+      sh("rm -rf " .. quote(dir))
+    end)
+
+    it("serves https on loopback", function()
+      assert.matches("^https://127%.0%.0%.1:%d+$", emu.url)
+    end)
+
+    it("refuses a server whose CA is not trusted, before sending anything", function()
+      local client = assert(zcrm.new { api_domain = emu.url, access_token = "emulator-token", env = false,
+                                       max_retries = 2, retry_base = 0.01 })
+      local res, err = client:get_module("Digital_Marketing")
+      assert.is_nil(res)
+      assert.equal("transport", err.kind)
+      assert.equal("TLS_ERROR", err.code)
+      assert.is_false(err.retryable)
+      assert.is_nil(err.status)
+      -- refused during the handshake: the request never reached the server
+      assert.equal(0, https_stats(emu).requests.total)
+    end)
+
+    it("accepts it with ca_file", function()
+      local client = assert(zcrm.new { api_domain = emu.url, access_token = "emulator-token", env = false,
+                                       ca_file = ca })
+      local m = assert(client:get_module("Digital_Marketing"))
+      assert.equal("Digital_Marketing", m.api_name)
+      assert.truthy(client:update_module("Digital_Marketing", { plural_label = "Secure Labels" }))
+    end)
+
+    it("refuses a certificate for another host even from the trusted CA", function()
+      local client = assert(zcrm.new { api_domain = wrong_host.url, access_token = "emulator-token",
+                                       env = false, ca_file = ca, max_retries = 0 })
+      local _, err = client:get_module("Digital_Marketing")
+      assert.equal("TLS_ERROR", err.code)
+    end)
+
+    it("verifies the accounts server too: no client secret to an unverified host", function()
+      local oauth = { client_id = CLIENT_ID, client_secret = SECRET, refresh_token = REFRESH, accounts_url = emu.url }
+      local client = assert(zcrm.new { api_domain = emu.url, env = false, oauth = oauth, max_retries = 0 })
+      local _, err = client:get_module("Digital_Marketing")
+      assert.equal("TLS_ERROR", err.code)
+      assert.is_nil(tostring(err):find(SECRET, 1, true))
+      local trusted = assert(zcrm.new { api_domain = emu.url, env = false, oauth = oauth, ca_file = ca })
+      assert.truthy(trusted:get_module("Digital_Marketing"))
+    end)
+  end)
+
+  describe("redirects", function()
+    -- A minimal HTTP server (LuaSocket, in a child process) that answers every
+    -- request with a redirect to `location` and logs the request heads.
+    local SERVER = [[
+      local socket = require "socket"
+      local location, log, portfile = arg[1], arg[2], arg[3]
+      local srv = assert(socket.bind("127.0.0.1", 0))
+      local _, port = srv:getsockname()
+      local f = assert(io.open(portfile, "w")); f:write(port); f:close()
+      srv:settimeout(60)
+      while true do
+        local c = srv:accept()
+        if not c then break end
+        c:settimeout(5)
+        local head, len = {}, 0
+        while true do
+          local l = c:receive("*l")
+          if not l or l == "" then break end
+          head[#head + 1] = l
+          len = tonumber(l:lower():match("^content%-length:%s*(%d+)")) or len
+        end
+        if len > 0 then c:receive(len) end
+        local lf = io.open(log, "a"); lf:write(table.concat(head, "\n"), "\n\n"); lf:close()
+        local status = (head[1] or ""):match("^GET") and "302 Found" or "307 Temporary Redirect"
+        c:send("HTTP/1.1 " .. status .. "\r\nLocation: " .. location .. "\r\nContent-Length: 0\r\n"
+          .. "Connection: close\r\n\r\n")
+        c:close()
+      end
+    ]]
+    local dir, target, redirector_url, pid, log
+
+    setup(function()
+      dir = tmpdir()
+      target = emulator.start { "--client-id", CLIENT_ID, "--client-secret", SECRET, "--refresh-token", REFRESH }
+      local script, portfile = dir .. "/redirector.lua", dir .. "/port"
+      log = dir .. "/requests.log"
+      local f = assert(io.open(script, "w")); f:write(SERVER); f:close()
+      local p = assert(io.popen(string.format("lua5.4 %s %s %s %s >/dev/null 2>&1 & echo $!", quote(script),
+        quote(target.url .. "/crm/v8/settings/modules/Digital_Marketing"), quote(log), quote(portfile))))
+      pid = tonumber(p:read("a"))
+      p:close()
+      for _ = 1, 200 do
+        local port = slurp(portfile)
+        if port and port:match("^%d+$") then redirector_url = "http://127.0.0.1:" .. port break end
+        sh("sleep 0.02")
+      end
+      assert(redirector_url, "the redirecting server did not start (is lua-socket installed?)")
+    end)
+    teardown(function()
+      if pid then sh("kill " .. pid .. " 2>/dev/null") end
+      target:stop()
+      sh("rm -rf " .. quote(dir))
+    end)
+
+    it("never follows a redirect, so no credentials reach its target", function()
+      local client = assert(zcrm.new { api_domain = redirector_url, access_token = "1000.redirect.secret.token",
+                                       env = false, max_retries = 1, retry_base = 0.01 })
+      local _, err = client:get_module("Digital_Marketing")
+      assert.is_true(zcrm.is_error(err))
+      assert.equal(302, err.status)
+      _, err = client:update_module("Digital_Marketing", { plural_label = "Redirected Labels" })
+      assert.equal(307, err.status)
+      -- the origin got the requests (it is the configured server) ...
+      local head = slurp(log) or ""
+      assert.matches("GET /crm/v8/settings/modules/Digital_Marketing", head, 1, true)
+      assert.matches("PUT /crm/v8/settings/modules/Digital_Marketing", head, 1, true)
+      -- ... the redirect target none, and its state is untouched
+      local stats = target:stats()
+      assert.equal(0, stats.requests.total)
+      assert.equal("Campaign Assets", target:state().modules[1] and (function()
+        for _, m in ipairs(target:state().modules) do
+          if m.api_name == "Digital_Marketing" then return m.plural_label end
+        end
+      end)())
+      assert.is_nil(tostring(err):find("1000.redirect.secret.token", 1, true))
+    end)
+
+    it("does not follow a redirect from the token endpoint with the client secret", function()
+      local client = assert(zcrm.new { api_domain = target.url, env = false, max_retries = 0,
+        oauth = { client_id = CLIENT_ID, client_secret = SECRET, refresh_token = REFRESH,
+                  accounts_url = redirector_url } })
+      local _, err = client:get_module("Digital_Marketing")
+      assert.is_true(zcrm.is_error(err))
+      assert.equal("auth", err.kind)
+      local stats = target:stats()
+      assert.equal(0, stats.requests.total)
+      assert.equal(0, stats.token_refreshes)
+      assert.is_nil(tostring(err):find(SECRET, 1, true))
+    end)
+  end)
+
+  describe("plain http", function()
+    local refused = {
+      "http://www.zohoapis.com", "http://zohoapis.eu:80", "http://10.0.0.1", "http://192.168.1.10:8080",
+      "http://127.0.0.1.evil.example", "http://localhost.evil.example", "http://evil.example#@127.0.0.1",
+      "http://0x7f000001", "http://2130706433", "http://[::2]", "http://[fe80::1]",
+      "ftp://127.0.0.1", "file:///etc/passwd", "gopher://127.0.0.1", "//www.zohoapis.com", "www.zohoapis.com",
+      "https://user:pw@www.zohoapis.com", "https://www.zohoapis.com/path", "https://www.zohoapis.com?x=1",
+    }
+    for _, url in ipairs(refused) do
+      it("refuses " .. url .. " as api_domain and as accounts_url", function()
+        local c, err = zcrm.new { api_domain = url, access_token = "t0ken", env = false }
+        assert.is_nil(c)
+        assert.equal("config", err.kind)
+        assert.equal("INVALID_URL", err.code)
+        assert.equal("api_domain", err.field)
+        c, err = zcrm.new { api_domain = "https://www.zohoapis.com", env = false,
+          oauth = { client_id = "1000.X", client_secret = "secret-y", refresh_token = "1000.r.t", accounts_url = url } }
+        assert.is_nil(c)
+        assert.equal("INVALID_URL", err.code)
+        assert.equal("oauth.accounts_url", err.field)
+      end)
+    end
+
+    for _, url in ipairs { "http://127.0.0.1:8089", "http://127.1.2.3", "http://localhost:1", "http://[::1]:1" } do
+      it("accepts loopback " .. url, function()
+        assert.truthy(zcrm.new { api_domain = url, access_token = "t0ken", env = false })
+      end)
+    end
+
+    it("keeps its api_domain when a token answer names a plain-http one", function()
+      local emu = emulator.start { "--token-api-domain", "http://evil.example.com",
+        "--client-id", CLIENT_ID, "--client-secret", SECRET, "--refresh-token", REFRESH }
+      local client = assert(zcrm.new { api_domain = emu.url, env = false,
+        oauth = { client_id = CLIENT_ID, client_secret = SECRET, refresh_token = REFRESH, accounts_url = emu.url } })
+      local ok = client:get_module("Digital_Marketing")
+      local domain = client.api_domain
+      emu:stop()
+      assert.truthy(ok)
+      assert.equal(emu.url, domain)
+    end)
+  end)
+
+  describe("secrets", function()
+    it("keeps tokens out of libcurl's verbose trace", function()
+      local emu = emulator.start {}
+      local dir = tmpdir()
+      local script = dir .. "/verbose.lua"
+      local f = assert(io.open(script, "w"))
+      f:write(string.format([[
+        package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+        package.cpath = "./csrc/?.so;" .. package.cpath
+        local core = require "zcrm.core"
+        local m = core.new_multi { verbose = true }
+        local r = assert(m:start { method = "GET", url = %q,
+          headers = { "Authorization: Zoho-oauthtoken 1000.VERBOSE.SECRET.TOKEN", "Cookie: session=VERBOSECOOKIE" } })
+        while not r:done() do m:perform(0.1) end
+        print(r:result())
+      ]], emu.url .. "/oauth/v2/token/revoke?token=1000.VERBOSE.QUERY.SECRET"))
+      f:close()
+      local p = assert(io.popen("lua5.4 " .. quote(script) .. " 2>&1"))
+      local out = p:read("a")
+      p:close()
+      emu:stop()
+      sh("rm -rf " .. quote(dir))
+      assert.matches("Authorization", out, 1, true) -- the trace is there ...
+      for _, secret in ipairs { "1000.VERBOSE.SECRET.TOKEN", "VERBOSECOOKIE", "1000.VERBOSE.QUERY.SECRET" } do
+        assert.is_nil(out:find(secret, 1, true), "verbose trace shows " .. secret) -- ... the secrets are not
+      end
+    end)
+
+    it("keeps the client secret and tokens out of every error, log line and tostring", function()
+      local emu = emulator.start { "--client-id", CLIENT_ID, "--client-secret", SECRET, "--refresh-token", REFRESH,
+                                   "--fault-rate", "0.5", "--faults", "500,html,garbage,status:401", "--seed", "3" }
+      local lines = {}
+      local client = assert(zcrm.new { api_domain = emu.url, env = false, max_retries = 1, retry_base = 0.01,
+        logger = function(level, msg) lines[#lines + 1] = level .. " " .. msg end,
+        oauth = { client_id = CLIENT_ID, client_secret = SECRET, refresh_token = REFRESH, accounts_url = emu.url } })
+      local texts = { tostring(client) }
+      for i = 1, 20 do
+        local res, err = client:update_module("Digital_Marketing", { plural_label = "Secret Test " .. string.char(64 + i) })
+        texts[#texts + 1] = res and res.code or tostring(err)
+        if err then texts[#texts + 1] = tostring(err.message) .. tostring(err.resolution) end
+      end
+      emu:expire_tokens()
+      emu:script("status:401", 3, "any")
+      local _, err = client:get_profiles()
+      texts[#texts + 1] = tostring(err)
+      local token = client.oauth.access_token
+      emu:stop()
+      local all = table.concat(texts, "\n") .. table.concat(lines, "\n")
+      for _, secret in ipairs { SECRET, REFRESH, token } do
+        if secret then assert.is_nil(all:find(secret, 1, true), "leaked: " .. secret) end
+      end
+    end)
+  end)
+
+  describe("token cache", function()
+    local dir
+    before_each(function() dir = tmpdir() end)
+    after_each(function() sh("rm -rf " .. quote(dir)) end)
+
+    local function cache_run(path, umask)
+      local emu = emulator.start { "--client-id", CLIENT_ID, "--client-secret", SECRET, "--refresh-token", REFRESH }
+      local script = dir .. "/cache.lua"
+      local f = assert(io.open(script, "w"))
+      f:write(string.format([[
+        package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+        package.cpath = "./csrc/?.so;" .. package.cpath
+        local zcrm = require "zcrm"
+        local c = assert(zcrm.new { api_domain = %q, env = false, oauth = { client_id = %q, client_secret = %q,
+          refresh_token = %q, accounts_url = %q, token_cache = %q } })
+        assert(c:get_module("Digital_Marketing"))
+      ]], emu.url, CLIENT_ID, SECRET, REFRESH, emu.url, path))
+      f:close()
+      local ok = sh(string.format("umask %s && lua5.4 %s >/dev/null 2>&1", umask, quote(script)))
+      emu:stop()
+      return ok
+    end
+
+    it("is written with mode 0600 whatever the umask", function()
+      local path = dir .. "/token.json"
+      assert.is_true(cache_run(path, "000"))
+      assert.equal(tonumber("600", 8), core.file_mode(path))
+      local text = slurp(path)
+      assert.is_nil(text:find(SECRET, 1, true))
+      assert.is_nil(text:find(REFRESH, 1, true))
+    end)
+
+    it("replaces a symlink planted at its path instead of writing through it", function()
+      local path, victim = dir .. "/token.json", dir .. "/victim"
+      local f = assert(io.open(victim, "w")); f:write("precious"); f:close()
+      assert(sh(string.format("chmod 600 %s && ln -s %s %s", quote(victim), quote(victim), quote(path))))
+      cache_run(path, "022")
+      assert.equal("precious", slurp(victim))
+    end)
+
+    for _, mode in ipairs { "640", "604", "660", "666", "620" } do
+      it("is refused with mode " .. mode, function()
+        local path = dir .. "/token.json"
+        local f = assert(io.open(path, "w")); f:write("{}"); f:close()
+        assert(sh("chmod " .. mode .. " " .. quote(path)))
+        local c, err = zcrm.new { api_domain = "https://www.zohoapis.com", env = false,
+          oauth = { client_id = CLIENT_ID, client_secret = SECRET, refresh_token = REFRESH,
+                    accounts_url = "https://accounts.zoho.com", token_cache = path } }
+        assert.is_nil(c)
+        assert.equal("UNSAFE_TOKEN_CACHE", err.code)
+      end)
+    end
+  end)
+end)
