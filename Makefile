@@ -40,7 +40,7 @@ EMU_LIBS  = $(shell pkg-config --libs libmicrohttpd libcjson 2>/dev/null || echo
 DEB_PACKAGES = make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
                libutf8proc-dev lua-cjson lua-busted lua-check libmicrohttpd-dev \
                libcjson-dev curl luarocks \
-               clang libclang-rt-14-dev valgrind openssl
+               clang libclang-rt-14-dev valgrind openssl lua-socket
 
 .PHONY: all deps test demo install uninstall lint clean bench asan valgrind fuzz rock
 
@@ -169,6 +169,9 @@ ASAN_CORE     = $(ASAN_DIR)/csrc/zcrm/core.so
 ASAN_EMU      = $(ASAN_DIR)/bin/zcrm-emulator
 ASAN_CFLAGS   = $(SAN_COMMON) -std=c99 -Wall -Wextra -D_POSIX_C_SOURCE=200809L
 ASAN_SPECS   ?=
+# plan_spec's kill -9 test kills its child 0.1-0.35 s after start, a window an
+# ASan-instrumented child under load may not reach; it checks no memory safety.
+ASAN_BUSTED_ARGS ?= --filter-out="killed with SIGKILL"
 
 $(ASAN_DIR)/obj/csrc/%.o: csrc/%.c csrc/zcrm.h csrc/errors.h
 	@mkdir -p $(@D)
@@ -196,12 +199,12 @@ asan: deps all $(ASAN_CORE) $(ASAN_EMU) $(ASAN_DIR)/unpreload.so
 	@start=$$(date +%s); rc=0; \
 	PATH="$(CURDIR)/fuzz/san:$$PATH" \
 	ZCRM_ASAN_PRELOAD="$(ASAN_RT) $(CURDIR)/$(ASAN_DIR)/unpreload.so" \
-	LUA_INIT_5_4='package.preload["zcrm.core"] = assert(package.loadlib("$(CURDIR)/$(ASAN_CORE)", "luaopen_zcrm_core"))' \
-	ZCRM_EMULATOR="$(CURDIR)/$(ASAN_EMU)" \
+	LUA_INIT_5_4="@$(CURDIR)/fuzz/san/asan_init.lua" ZCRM_ASAN_CORE="$(CURDIR)/$(ASAN_CORE)" \
+	ZCRM_EMULATOR="$(CURDIR)/$(ASAN_EMU)" LUAROCKS_CONFIG="$(CURDIR)/fuzz/san/luarocks-config.lua" \
 	ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:log_path=$(CURDIR)/$(ASAN_DIR)/logs/asan:suppressions=$(CURDIR)/fuzz/san/lsan.supp" \
 	LSAN_OPTIONS="suppressions=$(CURDIR)/fuzz/san/lsan.supp:print_suppressions=0" \
 	UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$(CURDIR)/$(ASAN_DIR)/logs/ubsan" \
-	  lua5.4 /usr/bin/busted --ignore-lua --lua=lua5.4 -o utfTerminal $(ASAN_SPECS) || rc=$$?; \
+	  lua5.4 /usr/bin/busted --ignore-lua --lua=lua5.4 -o utfTerminal $(ASAN_BUSTED_ARGS) $(ASAN_SPECS) || rc=$$?; \
 	echo "asan: busted exit $$rc in $$(( $$(date +%s) - start )) s"; \
 	if ls $(ASAN_DIR)/logs/* >/dev/null 2>&1; then \
 	  for f in $(ASAN_DIR)/logs/*; do echo "== $$f"; head -80 "$$f"; done; \
