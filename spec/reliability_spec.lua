@@ -393,3 +393,39 @@ describe("hostile input", function()
     end)
   end)
 end)
+
+-- Bugs found by the fuzz targets (fuzz/README.md, "Findings"); each spec fails
+-- until its fix lands (the proposed diffs are in doc/reliability.md). Select
+-- them with `busted --tags=known_bug`.
+describe("fuzz findings #known_bug", function()
+  local emu
+  setup(function() emu = emulator.start {} end)
+  teardown(function() emu:stop() end)
+
+  it("F1: a 304 to a read that sent no If-Modified-Since is UNEXPECTED_RESPONSE, not an internal error", function()
+    local client = assert(zcrm.new { api_domain = emu.url, access_token = "emulator-token", env = false,
+                                     max_retries = 0 })
+    for _, call in ipairs { function() return client:get_module("Digital_Marketing") end,
+                            function() return client:get_profiles() end } do
+      emu:script("status:304", 1)
+      local res, err = call()
+      assert.is_nil(res)
+      assert.is_true(zcrm.is_error(err))
+      assert.equal("UNEXPECTED_RESPONSE", err.code, tostring(err))
+      assert.equal("transport", err.kind)
+      assert.equal(304, err.status)
+    end
+  end)
+
+  it("F3: tostring(err) stays one line when the field holds CR or LF", function()
+    local _, err = zcrm.validate_update { ["plural\r\nlabel"] = "x" }
+    assert.equal("INVALID_DATA", err.code)
+    assert.equal("plural\r\nlabel", err.field) -- the exact key, for scripts
+    assert.not_matches("[\r\n]", tostring(err))
+  end)
+
+  it("F4: core.error raises for a code that is not a string (csrc/API.md)", function()
+    assert.has_error(function() zcrm.error { code = 5 } end)
+    assert.has_error(function() zcrm.error { code = 5.5 } end)
+  end)
+end)
