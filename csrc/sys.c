@@ -63,12 +63,14 @@ static int zc_file_mode(lua_State *L) {
   return 1;
 }
 
-/* write_private_file(path, data): temp file with mode 0600 beside `path`, fsync,
-** rename over `path`. Readers see the old file or the new one, never half. */
+/* write_private_file(path, data[, sync]): temp file with mode 0600 beside
+** `path`, fsync (unless sync is false), rename over `path`. Readers see the old
+** file or the new one, never half. */
 static int zc_write_private_file(lua_State *L) {
   size_t len, off = 0;
   const char *path = luaL_checkstring(L, 1);
   const char *data = luaL_checklstring(L, 2, &len);
+  int sync = lua_isnoneornil(L, 3) || lua_toboolean(L, 3);
   const char *tmp = lua_pushfstring(L, "%s.tmp.%d", path, (int)getpid());
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return zc_fail_errno(L, "cannot create", tmp);
@@ -79,7 +81,7 @@ static int zc_write_private_file(lua_State *L) {
                  return zc_fail_errno(L, "cannot write", tmp); }
     off += (size_t)n;
   }
-  if (fchmod(fd, 0600) != 0 || fsync(fd) != 0) {
+  if (fchmod(fd, 0600) != 0 || (sync && fsync(fd) != 0)) {
     int e = errno; close(fd); unlink(tmp); errno = e;
     return zc_fail_errno(L, "cannot sync", tmp);
   }

@@ -99,6 +99,29 @@ describe("auth", function()
     assert.equal(2, emu:stats().token_refreshes)
   end)
 
+  it("wakes every waiter even when the call that started the refresh is cancelled", function()
+    local c = oauth_client(emu)
+    local a = c:submit("get_module", "Digital_Marketing")
+    local b = c:submit("get_module", "Digital_Marketing")
+    a:cancel()
+    assert.is_true(c:drain(10))
+    assert.equal("Digital_Marketing", keep(b:result()).api_name)
+    assert.truthy(keep(c:get_module("Digital_Marketing")))
+    assert.equal(1, emu:stats().token_refreshes)
+  end)
+
+  it("keeps using a still-valid token when a refresh ahead of expiry fails", function()
+    local short = emulator.start(args { "--token-ttl", "4" })
+    local c = oauth_client(short, { oauth = { refresh_margin = 3 } })
+    assert.truthy(keep(c:get_module("Digital_Marketing")))
+    -- inside the margin now: the next call refreshes, and the accounts server fails
+    core.sleep(2.2)
+    short:script("status:500", 1, "token")
+    local mod = keep(c:get_module("Digital_Marketing"))
+    short:stop()
+    assert.equal("Digital_Marketing", mod and mod.api_name)
+  end)
+
   it("refreshes ahead of expiry during a run", function()
     local short = emulator.start(args { "--token-ttl", "2" })
     local c = oauth_client(short, { oauth = { refresh_margin = 0.5 } })
@@ -173,7 +196,7 @@ describe("auth", function()
     assert.truthy(keep(c:get_module("Digital_Marketing")))
     prod:stop()
     assert.equal(prod.url, c.api_domain)
-    assert.matches("keeping " .. prod.url, table.concat(logs, "\n"), 1, true)
+    assert.matches("keeping this client's " .. prod.url, table.concat(logs, "\n"), 1, true)
   end)
 
   describe("data centres", function()
@@ -201,6 +224,27 @@ describe("auth", function()
       assert.is_nil(c)
       assert.equal("config", err.kind)
       assert.matches("au, ca, cn, eu, in, jp, sa, us", err.message, 1, true)
+    end)
+
+    it("lets ZOHO_ACCOUNTS_URL yield to an explicit dc", function()
+      local p = assert(io.popen("ZOHO_ACCOUNTS_URL=http://127.0.0.1:1 lua5.4 -e '"
+        .. "package.path = \"./lua/?.lua;./lua/?/init.lua;\" .. package.path; "
+        .. "package.cpath = \"./csrc/?.so;\" .. package.cpath; "
+        .. "local c = assert(require(\"zcrm\").new { dc = \"eu\", "
+        .. "oauth = { client_id = \"a\", client_secret = \"b\", refresh_token = \"c\" } }); "
+        .. "io.write(c.oauth.accounts_url)'"))
+      local out = p:read("a")
+      p:close()
+      assert.equal("https://accounts.zoho.eu", out)
+    end)
+
+    it("refuses an unknown dc or environment even with an explicit api_domain", function()
+      for _, o in ipairs { { dc = "xx" }, { environment = "prod" } } do
+        o.api_domain, o.access_token, o.env = "https://crm.example.test", "t", false
+        local c, err = zcrm.new(o)
+        assert.is_nil(c)
+        assert.equal("config", err.kind)
+      end
     end)
 
     it("lets api_domain and accounts_url override the table", function()

@@ -113,6 +113,61 @@ describe("engine", function()
       assert.equal(0, client.multi:running())
     end)
 
+    it("tells a host how long it may sleep (timeout) and which sockets to watch (fds)", function()
+      local client = new_client(emu)
+      assert.is_nil(client:timeout())
+      local req = client:submit("get_module", "Digital_Marketing")
+      client:poll(0)
+      local t = client:timeout()
+      assert.is_number(t)
+      assert.is_true(t >= 0 and t <= 1)
+      assert.is_table(client:fds())
+      assert.truthy(client:wait(req))
+      assert.is_nil(client:timeout())
+    end)
+
+    it("starts a queued call when a running one is cancelled, and refunds its credits", function()
+      local client = new_client(emu, { concurrency = 1, max_credits = 5 })
+      local a = client:submit("update_module", bulk_update(1, "Refund"))
+      local b = client:submit("update_module", bulk_update(2, "Refund"))
+      client:poll(0)
+      assert.is_true(a:cancel())
+      assert.is_true(client:drain(10))
+      assert.equal("CANCELLED", select(2, a:result()).code)
+      assert.equal("SUCCESS", (b:result()).code)
+      assert.equal(5, client:credits())
+    end)
+
+    it("raises for misuse at the caller's line, in submit and in blocking calls", function()
+      local client = new_client(emu)
+      local ok, err = pcall(client.submit, client, "request", "get", "settings/modules")
+      assert.is_false(ok)
+      assert.matches("upper%-case HTTP method", err)
+      ok, err = pcall(function() return client:request("get", "settings/modules") end)
+      assert.is_false(ok)
+      assert.matches("engine_spec.lua", err, 1, true)
+      ok, err = pcall(client.submit, client, "no_such_method")
+      assert.is_false(ok)
+      assert.matches("unknown method 'no_such_method'", err, 1, true)
+      assert.equal(0, client:pending())
+    end)
+
+    it("keeps no token on a finished request object", function()
+      local client = new_client(emu, { access_token = "1000.keepme.secret" })
+      local req = client:submit("get_module", "Digital_Marketing")
+      client:wait(req)
+      local seen = {}
+      local function scan(v)
+        if type(v) == "string" then
+          assert.is_nil(v:find("keepme", 1, true))
+        elseif type(v) == "table" and not seen[v] and v ~= client then
+          seen[v] = true
+          for k, x in pairs(v) do scan(k); scan(x) end
+        end
+      end
+      scan(req)
+    end)
+
     it("lets finished requests be collected", function()
       local client = new_client(emu)
       local weak = setmetatable({}, { __mode = "v" })

@@ -8,7 +8,6 @@
 
 local cjson = require "cjson.safe"
 local core = require "zcrm.core"
-local dc = require "zcrm.dc"
 
 local M = {}
 
@@ -19,9 +18,6 @@ local TOKEN_EVENT = "zcrm.token"
 -- in this Lua state: Zoho counts per refresh token, not per client object.
 local refresh_times = {}
 
-local function form_escape(s)
-  return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
-end
 
 -- FNV-1a: a short fingerprint that ties a token cache to its credentials
 -- without storing them.
@@ -84,7 +80,8 @@ local function save_cache(client)
     key = cache_key(o), access_token = o.access_token, ttl = o.ttl,
     expires_at = os.time() + math.floor(o.expires_at - core.now()),
   }
-  local ok, err = core.write_private_file(o.token_cache, doc)
+  -- No fsync: a lost cache only costs a refresh, and poll(0) must not wait on disk.
+  local ok, err = core.write_private_file(o.token_cache, doc, false)
   if not ok then client:_log("warn", "token cache not written: " .. tostring(err)) end
 end
 
@@ -125,14 +122,14 @@ local function refresh(client)
   client.token_refreshes = client.token_refreshes + 1
   local body = table.concat({
     "grant_type=refresh_token",
-    "client_id=" .. form_escape(o.client_id),
-    "client_secret=" .. form_escape(o.client_secret),
-    "refresh_token=" .. form_escape(o.refresh_token),
+    "client_id=" .. core.url_escape(o.client_id),
+    "client_secret=" .. core.url_escape(o.client_secret),
+    "refresh_token=" .. core.url_escape(o.refresh_token),
   }, "&")
   local status, raw = coroutine.yield("http", {
     method = "POST", url = o.accounts_url .. "/oauth/v2/token", body = body,
     headers = { "Content-Type: application/x-www-form-urlencoded", "Accept: application/json" },
-    timeout = client.timeout, connect_timeout = client.connect_timeout,
+    timeout = client.request_timeout, connect_timeout = client.connect_timeout,
     bypass_limit = true, -- the accounts server is not the CRM API's concurrency pool
   })
   if status == nil then return nil, raw end
@@ -155,20 +152,39 @@ local function refresh(client)
   o.ttl = ttl
   o.expires_at = core.now() + ttl
   client:_add_secret(doc.access_token)
+  -- The client's own api_domain came from its dc and environment (or was given
+  -- explicitly), so an answer naming another one is not followed: a sandbox
+  -- client must not drift to production.
   if type(doc.api_domain) == "string" and doc.api_domain ~= client.api_domain then
-    if not client.api_domain_explicit and dc.belongs(doc.api_domain, client.dc, client.environment) then
-      client.api_domain = doc.api_domain
-    else
-      client:_log("warn", string.format("token response names api_domain %s, which is not this client's (%s, %s/%s); keeping %s",
-        doc.api_domain, client.api_domain, client.dc or "?", client.environment or "?", client.api_domain))
-    end
+    client:_log("warn", string.format("token response names api_domain %s; keeping this client's %s (%s, %s)",
+      doc.api_domain, client.api_domain, client.dc, client.environment))
   end
   save_cache(client)
   return o.access_token
 end
 
+-- The refresh itself, as an engine task: it always ends by waking its waiters.
+-- A refresh that fails while the current token is still valid (inside the
+-- refresh margin) keeps that token: one accounts-server hiccup must not fail
+-- calls that can still succeed.
+local function refresh_task(client)
+  local o = client.oauth
+  local ok, token, err = pcall(refresh, client)
+  if not ok then
+    token, err = nil, core.error { kind = "internal", code = "INTERNAL_CLIENT_ERROR",
+                                   message = "token refresh failed: " .. client:_redact(tostring(token)) }
+  end
+  if not token and o.access_token and core.now() < o.expires_at then
+    client:_log("warn", "token refresh failed (" .. tostring(err) .. "); using the current token until it expires")
+    token, err = o.access_token, nil
+  end
+  o.refreshing = false
+  client:_signal(TOKEN_EVENT, token, err)
+end
+
 --- Returns a usable access token (refreshing when needed), or nil, err. Runs
--- inside an operation's coroutine.
+-- inside an operation's coroutine; however many calls need a token at once,
+-- one refresh runs and they all wait for it (single flight).
 function M.access_token(client)
   local o = client.oauth
   if not o then return client.access_token end
@@ -176,15 +192,11 @@ function M.access_token(client)
     local margin = math.min(o.refresh_margin, (o.ttl or 3600) / 2)
     if core.now() < o.expires_at - margin then return o.access_token end
   end
-  if o.refreshing then
-    -- Another call is refreshing: wait for its answer (single flight).
-    return coroutine.yield("wait", TOKEN_EVENT)
+  if not o.refreshing then
+    o.refreshing = true
+    client:_spawn("token refresh", refresh_task)
   end
-  o.refreshing = true
-  local token, err = refresh(client)
-  o.refreshing = false
-  client:_signal(TOKEN_EVENT, token, err)
-  return token, err
+  return coroutine.yield("wait", TOKEN_EVENT)
 end
 
 --- Forgets `token` after the server refused it, unless a newer one is in use.

@@ -46,11 +46,4 @@ function M.resolve(dc, environment)
   return { api_domain = "https://" .. prefix .. "." .. d.suffix, accounts_url = d.accounts }
 end
 
---- True when a token response's `api_domain` belongs to this dc and
--- environment: only then may it replace the client's own.
-function M.belongs(api_domain, dc, environment)
-  local want = M.resolve(dc, environment)
-  return want ~= nil and api_domain == want.api_domain
-end
-
 return M

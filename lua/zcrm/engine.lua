@@ -86,27 +86,34 @@ local function finish(self, req, ...)
   req._done = true
   req._res = pack(...)
   req.co = nil
+  req._spec = nil -- it holds the Authorization header or a token request's body
   self._live[req] = nil
   if req._on_done then self._to_notify[#self._to_notify + 1] = req end
 end
 
 -- Resumes `req`'s coroutine with the given values and acts on what it yields.
-function E:_step(req, ...)
+-- During `submit` (`first`), an error raised by the operation is misuse by the
+-- caller: it is returned, for `submit` to raise. Later it can only be a bug in
+-- zcrm, and it becomes the request's error result.
+function E:_step(req, first, ...)
   local co = req.co
   if not co then return end
-  local ok, what, a, b = coroutine.resume(co, ...)
-  if not ok then
-    -- A bug in zcrm itself or a misuse caught deep down: report it, never lose it.
-    self:_log("error", "internal error in " .. req.method .. ": " .. tostring(what))
+  local r = pack(coroutine.resume(co, ...))
+  if not r[1] then
+    if first then
+      finish(self, req, nil)
+      return r[2]
+    end
+    local message = self:_redact(tostring(r[2]))
+    self:_log("error", "internal error in " .. req.method .. ": " .. message)
     return finish(self, req, nil, core.error {
-      kind = "internal", code = "INTERNAL_CLIENT_ERROR",
-      message = "zcrm internal error: " .. tostring(what),
+      kind = "internal", code = "INTERNAL_CLIENT_ERROR", message = "zcrm internal error: " .. message,
     })
   end
   if coroutine.status(co) == "dead" then
-    local r = pack(what, a, b)
-    return finish(self, req, unpack(r, 1, r.n))
+    return finish(self, req, unpack(r, 2, r.n))
   end
+  local what, a = r[2], r[3]
   if what == "http" then
     req._spec = a
     if a.bypass_limit or self._inflight < self.concurrency then
@@ -130,6 +137,16 @@ function E:_step(req, ...)
   end
 end
 
+-- Runs `fn(client)` as an engine-owned task: no request object reaches the
+-- user, so nobody can cancel it half way. Single-flight work (a token
+-- refresh, the profile list) runs this way, and its waiters always wake.
+function E:_spawn(name, fn)
+  local task = setmetatable({ client = self, method = name }, Request)
+  local client = self
+  task.co = coroutine.create(function() return fn(client) end)
+  self._ready[#self._ready + 1] = { task, pack() }
+end
+
 function E:_start(req, spec)
   if spec.before_start then
     local ok, err = spec.before_start(self, spec)
@@ -138,7 +155,13 @@ function E:_start(req, spec)
       return
     end
   end
-  local creq, err = self.multi:start(spec)
+  -- start raises only on misuse (a bad header type given to `request`); that
+  -- must fail this request alone, not the poll that started it.
+  local ok, creq, err = pcall(self.multi.start, self.multi, spec)
+  if not ok then
+    err, creq = core.error { kind = "validation", code = "INVALID_REQUEST",
+                             message = self:_redact(tostring(creq)) }, nil
+  end
   if not creq then
     if spec.after then spec.after(self, spec, nil, err) end
     self._ready[#self._ready + 1] = { req, pack(nil, err) }
@@ -169,12 +192,13 @@ function E:queued()
 end
 
 function E:_cancel(req)
-  local creq = req._creq
+  local creq, spec = req._creq, req._spec
   if creq then
     self._transfers[creq] = nil
     creq:cancel()
     req._creq = nil
-    if not (req._spec and req._spec.bypass_limit) then self._inflight = self._inflight - 1 end
+    if not spec.bypass_limit then self._inflight = self._inflight - 1 end
+    if spec.after then spec.after(self, spec, nil) end -- refunds its credits
   end
   for i = #self._timers, 1, -1 do
     if self._timers[i].req == req then table.remove(self._timers, i) end
@@ -183,6 +207,7 @@ function E:_cancel(req)
     kind = "transport", code = "CANCELLED", message = "the request was cancelled",
     retryable = false,
   })
+  self:_fill() -- its slot may start a queued request
 end
 
 --- Wakes every request waiting on `event`, passing them `...`.
@@ -210,7 +235,7 @@ function E:_run_ready()
     end
     self._ready = {}
     for _, item in ipairs(ready) do
-      self:_step(item[1], unpack(item[2], 1, item[2].n))
+      self:_step(item[1], false, unpack(item[2], 1, item[2].n))
     end
     self:_fill()
   end
@@ -229,7 +254,7 @@ function E:_notify()
       if not ok then
         local e = core.error {
           kind = "callback", code = "CALLBACK_ERROR",
-          message = "error in on_done callback of " .. req.method .. ": " .. tostring(err),
+          message = "error in on_done callback of " .. req.method .. ": " .. self:_redact(tostring(err)),
         }
         self.callback_errors[#self.callback_errors + 1] = e
         self:_log("error", e.message)
@@ -239,18 +264,29 @@ function E:_notify()
   return #list
 end
 
---- Starts `method` (the name of any blocking client method) with its arguments
--- and returns a request object at once.
-function E:submit(method, ...)
+-- Starts an operation; misuse raises at `level` (the caller's line).
+local function start(self, level, method, ...)
   local op = self._ops[method]
-  if not op then error("zcrm: unknown method '" .. tostring(method) .. "'", 2) end
+  if not op then error("zcrm: unknown method '" .. tostring(method) .. "'", level) end
   local req = setmetatable({ client = self, method = method }, Request)
   local client = self
   req.co = coroutine.create(function(...) return op(client, ...) end)
   self._live[req] = true
-  self:_step(req, ...)
+  local misuse = self:_step(req, true, ...)
+  if misuse then error(misuse, level) end
   self:_run_ready()
   return req
+end
+
+--- Starts `method` (the name of any blocking client method) with its arguments
+-- and returns a request object at once.
+function E:submit(method, ...)
+  return start(self, 3, method, ...)
+end
+
+--- The blocking form of `method`: submit, then wait for the result.
+function E:_call(method, ...)
+  return self:wait(start(self, 4, method, ...))
 end
 
 --- Does what can be done without waiting longer than `timeout` seconds

@@ -62,10 +62,11 @@ local function api_error(client, status, doc, why, key)
 end
 M.api_error = api_error
 
+-- Exponential backoff with full jitter, never sooner than the server's Retry-After.
 local function backoff(client, attempt, retry_after)
   local cap = math.min(client.retry_max_delay, client.retry_base * 2 ^ attempt)
-  local delay = math.random() * cap -- full jitter
-  if retry_after and retry_after > delay then delay = math.min(retry_after, client.retry_max_delay) end
+  local delay = math.random() * cap
+  if retry_after then delay = math.max(delay, retry_after) end
   return delay
 end
 
@@ -99,9 +100,6 @@ local function credits_after(client, spec, status, _, headers)
   if remaining then client.credits_remaining = remaining end
 end
 
-local function escape_query(s)
-  return (tostring(s):gsub("[^%w%-%._~,]", function(c) return string.format("%%%02X", c:byte()) end))
-end
 
 --- Performs one API call from inside an operation. Returns `status, doc,
 -- headers` for 2xx and 304 (`doc` is nil for 204 and 304), or `nil, err`.
@@ -113,7 +111,7 @@ function M.call(client, method, path, opts)
   local url = client.api_domain .. "/crm/" .. client.version .. "/" .. path
   if opts.query then
     local parts = {}
-    for k, v in pairs(opts.query) do parts[#parts + 1] = escape_query(k) .. "=" .. escape_query(v) end
+    for k, v in pairs(opts.query) do parts[#parts + 1] = core.url_escape(k) .. "=" .. core.url_escape(v) end
     table.sort(parts)
     if #parts > 0 then url = url .. "?" .. table.concat(parts, "&") end
   end
@@ -141,7 +139,7 @@ function M.call(client, method, path, opts)
     for _, h in ipairs(opts.headers or {}) do headers[#headers + 1] = h end
     local status, raw, rheaders = coroutine.yield("http", {
       method = method, url = url, headers = headers, body = body,
-      timeout = client.timeout, connect_timeout = client.connect_timeout,
+      timeout = client.request_timeout, connect_timeout = client.connect_timeout,
       cost = opts.cost, before_start = credits_before, after = credits_after,
     })
     local err, retry_after
@@ -164,14 +162,19 @@ function M.call(client, method, path, opts)
         reauthed = true
         auth.invalidate(client, token)
         err = nil
-      elseif status == 429 then
-        retry_after = parse_retry_after(rheaders and rheaders["retry-after"])
-      elseif not idempotent then
+      elseif status ~= 429 and not idempotent then
         return nil, err
       end
+      retry_after = parse_retry_after(rheaders and rheaders["retry-after"])
     end
     if err then
       if not err.retryable or attempt >= client.max_retries then return nil, err end
+      if retry_after and retry_after > client.retry_max_delay then
+        -- The server asks for a longer wait than this client may sleep.
+        err.details = err.details or {}
+        err.details.retry_after = retry_after
+        return nil, err
+      end
       attempt = attempt + 1
       local delay = backoff(client, attempt, retry_after)
       client:_log("info", string.format("%s %s: %s; retry %d/%d in %.2fs",

@@ -53,7 +53,7 @@ Client._ops = {
 
 for name in pairs(Client._ops) do
   Client[name] = function(self, ...)
-    return self:wait(self:submit(name, ...))
+    return self:_call(name, ...)
   end
 end
 
@@ -61,13 +61,7 @@ end
 function Client:_redact(s)
   s = tostring(s)
   for _, secret in ipairs(self._secrets) do
-    local i = 1
-    while true do
-      local a, b = s:find(secret, i, true)
-      if not a then break end
-      s = s:sub(1, a - 1) .. "[REDACTED]" .. s:sub(b + 1)
-      i = a + 10
-    end
+    s = s:gsub(secret:gsub("%p", "%%%0"), "[REDACTED]")
   end
   return s
 end
@@ -152,11 +146,12 @@ local function from_env(opts)
     local id, secret, refresh = getenv("ZOHO_CLIENT_ID"), getenv("ZOHO_CLIENT_SECRET"), getenv("ZOHO_REFRESH_TOKEN")
     if id or secret or refresh then
       o.oauth = { client_id = id, client_secret = secret, refresh_token = refresh,
-                  accounts_url = getenv("ZOHO_ACCOUNTS_URL") }
+                  accounts_url = not (opts.dc or opts.environment) and getenv("ZOHO_ACCOUNTS_URL") or nil }
     elseif getenv("ZOHO_ACCESS_TOKEN") then
       o.access_token = getenv("ZOHO_ACCESS_TOKEN")
     end
-  elseif o.oauth and not o.oauth.accounts_url and getenv("ZOHO_ACCOUNTS_URL") then
+  elseif o.oauth and not o.oauth.accounts_url and not opts.dc and not opts.environment
+      and getenv("ZOHO_ACCOUNTS_URL") then
     local copy = {}
     for k, v in pairs(o.oauth) do copy[k] = v end
     copy.accounts_url = getenv("ZOHO_ACCOUNTS_URL")
@@ -186,7 +181,7 @@ function zcrm.new(opts)
 
   local self = setmetatable({
     version = opts.version or "v8",
-    timeout = opts.timeout or 30,
+    request_timeout = opts.timeout or 30,
     connect_timeout = opts.connect_timeout or 10,
     max_retries = opts.max_retries or 3,
     retry_base = opts.retry_base or 0.5,
@@ -219,6 +214,9 @@ function zcrm.new(opts)
   -- Where the API lives: an explicit api_domain wins; otherwise dc + environment.
   self.dc, self.environment = opts.dc or "us", opts.environment or "production"
   local where, derr = dc.resolve(self.dc, self.environment)
+  if not where and (opts.dc or opts.environment) then
+    return nil, config_error(derr, opts.dc and "dc" or "environment")
+  end
   if opts.api_domain then
     self.api_domain_explicit = true
     where = where or {}

@@ -57,22 +57,28 @@ local function fetch_profiles(client)
 end
 
 --- get_profiles(): every profile of the org, ids as strings.
-function M.get_profiles(client)
-  return fetch_profiles(client)
+M.get_profiles = fetch_profiles
+
+-- The profile list, read once per client: an engine task reads it, and every
+-- call that needs it waits for that one read (single flight).
+local function profiles_task(client)
+  local ok, list, err = pcall(fetch_profiles, client)
+  if not ok then
+    list, err = nil, core.error { kind = "internal", code = "INTERNAL_CLIENT_ERROR",
+                                  message = "reading profiles failed: " .. client:_redact(tostring(list)) }
+  end
+  if list then client._profiles = list end
+  client._profiles_loading = false
+  client:_signal(PROFILES_EVENT, list, err)
 end
 
--- The profile list, read once per client (single-flight, like token refresh).
 local function cached_profiles(client)
   if client._profiles then return client._profiles end
-  if client._profiles_loading then
-    return coroutine.yield("wait", PROFILES_EVENT)
+  if not client._profiles_loading then
+    client._profiles_loading = true
+    client:_spawn("profiles read", profiles_task)
   end
-  client._profiles_loading = true
-  local list, err = fetch_profiles(client)
-  client._profiles_loading = false
-  if list then client._profiles = list end
-  client:_signal(PROFILES_EVENT, list, err)
-  return list, err
+  return coroutine.yield("wait", PROFILES_EVENT)
 end
 
 local function name_fault(i, message, name)
@@ -111,7 +117,9 @@ local function resolve_names(client, clean)
       p.id, p.name = id, nil
     end
     if seen[p.id] then
-      return nil, name_fault(i, string.format("profile %s is given twice", p.id), p.id)
+      local e = name_fault(i, string.format("profile %s is given twice", p.id), p.id)
+      e.field = string.format("profiles[%d]", i)
+      return nil, e
     end
     seen[p.id] = true
   end
@@ -196,7 +204,7 @@ end
 -- reading. opts: query, body (Lua table), key, cost (default 1), headers.
 function M.request(client, method, path, opts)
   if type(method) ~= "string" or not method:match("^%u+$") then
-    error("request: method must be an upper-case HTTP method", 3)
+    error("zcrm: request: method must be an upper-case HTTP method such as \"GET\"", 0)
   end
   if type(path) ~= "string" or path:find("[%c%s?#]") or path:find("%.%.") then
     return nil, core.error { kind = "validation", code = "INVALID_URL_PATTERN",
