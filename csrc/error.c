@@ -107,9 +107,10 @@ static int zc_l_error(lua_State *L) {
   lua_Integer status = 0;
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_getfield(L, 1, "code");
-  code = lua_tostring(L, -1);
+  /* Check the type first: lua_tostring would turn a number into a string. */
   if (lua_type(L, -1) != LUA_TSTRING)
     return luaL_argerror(L, 1, "field 'code' must be a string");
+  code = lua_tostring(L, -1);
   e = zc_catalogue_find(code);
   lua_createtable(L, 0, 8);                   /* code err */
   lua_pushnil(L);
@@ -172,20 +173,39 @@ static int zc_l_is_error(lua_State *L) {
   return 1;
 }
 
+/* Adds `s` with control bytes written as \xHH, so the line stays one line
+** whatever a server or a user's key put in the message or field. */
+static void zc_add_printable(luaL_Buffer *b, const char *s, size_t len) {
+  size_t i;
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x20 || c == 0x7f) {
+      char esc[8];
+      snprintf(esc, sizeof esc, "\\x%02X", (unsigned)c);
+      luaL_addstring(b, esc);
+    }
+    else luaL_addchar(b, (char)c);
+  }
+}
+
 /* `CODE (HTTP 400): message`, `CODE: message`, `CODE: field: message`. */
 static int zc_error_tostring(lua_State *L) {
   luaL_Buffer b;
   const char *field, *msg;
-  size_t flen = 0;
+  size_t flen = 0, mlen = 0;
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_getfield(L, 1, "code");                 /* 2 */
   lua_getfield(L, 1, "status");               /* 3 */
   lua_getfield(L, 1, "field");                /* 4 */
   lua_getfield(L, 1, "message");              /* 5 */
   field = lua_type(L, 4) == LUA_TSTRING ? lua_tolstring(L, 4, &flen) : NULL;
-  msg = lua_type(L, 5) == LUA_TSTRING ? lua_tostring(L, 5) : NULL;
+  msg = lua_type(L, 5) == LUA_TSTRING ? lua_tolstring(L, 5, &mlen) : NULL;
   luaL_buffinit(L, &b);
-  if (lua_type(L, 2) == LUA_TSTRING) luaL_addstring(&b, lua_tostring(L, 2));
+  if (lua_type(L, 2) == LUA_TSTRING) {
+    size_t clen;
+    const char *code = lua_tolstring(L, 2, &clen);
+    zc_add_printable(&b, code, clen);
+  }
   else luaL_addstring(&b, "ERROR");
   if (lua_type(L, 3) == LUA_TNUMBER) {
     int isint;
@@ -199,12 +219,12 @@ static int zc_error_tostring(lua_State *L) {
   if (field && !(msg && strncmp(msg, field, flen) == 0 &&
                  (msg[flen] == ' ' || msg[flen] == '\0'))) {
     luaL_addstring(&b, " ");
-    luaL_addlstring(&b, field, flen);
+    zc_add_printable(&b, field, flen);
     luaL_addstring(&b, ":");
   }
   if (msg) {
     luaL_addstring(&b, " ");
-    luaL_addstring(&b, msg);
+    zc_add_printable(&b, msg, mlen);
   }
   luaL_pushresult(&b);
   return 1;

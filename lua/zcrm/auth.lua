@@ -147,6 +147,13 @@ local function refresh(client)
       "token refresh failed: " .. code .. (desc and (" (" .. client:_redact(desc) .. ")") or ""),
       { status = status, retryable = code == "Access Denied" })
   end
+  -- The token goes into a header line: one with CR, LF or spaces is the
+  -- accounts server's fault, and must never reach a request.
+  if not core.check_token(doc.access_token, "access_token") then
+    return nil, auth_error("UNEXPECTED_RESPONSE",
+      "token endpoint answered an access token that is not a valid header value",
+      { status = status, retryable = false })
+  end
   local ttl = lifetime(doc)
   o.access_token = doc.access_token
   o.ttl = ttl

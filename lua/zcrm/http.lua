@@ -105,7 +105,8 @@ end
 -- headers` for 2xx and 304 (`doc` is nil for 204 and 304), or `nil, err`.
 -- opts: query (table), body (Lua table, JSON-encoded), key (resource key of
 -- shape-B answers), cost (credits), headers (list), idempotent (default: not POST),
--- auth (false: send no Authorization header).
+-- auth (false: send no Authorization header), conditional (true when the
+-- headers make it a conditional GET, so that 304 is an answer).
 function M.call(client, method, path, opts)
   opts = opts or {}
   local url = client.api_domain .. "/crm/" .. client.version .. "/" .. path
@@ -147,7 +148,8 @@ function M.call(client, method, path, opts)
       err = raw
       -- A POST that never connected was never sent: safe to retry.
       if not idempotent and err.code ~= "CONNECTION_FAILED" then return nil, err end
-    elseif status == 204 or status == 304 then
+    elseif status == 204 or (status == 304 and opts.conditional) then
+      -- No body; 304 only answers a conditional request (If-Modified-Since).
       return status, nil, rheaders
     else
       local doc, why = decode(raw)

@@ -171,7 +171,7 @@ function M.get_modules(client, opts)
     headers = { "If-Modified-Since: " .. http_date(opts.if_modified_since) }
   end
   local status, doc = http.call(client, "GET", "settings/modules", {
-    query = opts.status and { status = opts.status } or nil, headers = headers,
+    query = opts.status and { status = opts.status } or nil, headers = headers, conditional = headers ~= nil,
     key = "modules", cost = client.credit_costs.read,
   })
   if not status then return nil, doc end
