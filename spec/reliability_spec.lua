@@ -394,10 +394,9 @@ describe("hostile input", function()
   end)
 end)
 
--- Bugs found by the fuzz targets (fuzz/README.md, "Findings"); each spec fails
--- until its fix lands (the proposed diffs are in doc/reliability.md). Select
--- them with `busted --tags=known_bug`.
-describe("fuzz findings #known_bug", function()
+-- Bugs the fuzz targets found (fuzz/README.md, "Findings"), fixed in 575c9c3;
+-- these keep them fixed. Select them with `busted --tags=fuzz_finding`.
+describe("fuzz findings #fuzz_finding", function()
   local emu
   setup(function() emu = emulator.start {} end)
   teardown(function() emu:stop() end)

@@ -236,9 +236,9 @@ describe("security", function()
       assert.equal(0, target:stats().requests.total) -- refused before sending
     end)
 
-    -- F2 (fuzz/README.md): today the refusal is the core's INVALID_HEADER
-    -- (kind config), which blames the caller's configuration.
-    it("F2: reports such a token answer as the token endpoint's fault #known_bug", function()
+    -- F2 (fuzz/README.md): the refusal used to be the core's INVALID_HEADER
+    -- (kind config), which blamed the caller's configuration.
+    it("F2: reports such a token answer as the token endpoint's fault #fuzz_finding", function()
       local evil = start_server('json:{"access_token":"1000.abc\\nX-Injected: 1","expires_in":3600}', "token2")
       local client = assert(zcrm.new { api_domain = target.url, env = false, max_retries = 0,
         oauth = { client_id = CLIENT_ID, client_secret = SECRET, refresh_token = REFRESH, accounts_url = evil } })
