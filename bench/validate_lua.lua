@@ -16,7 +16,7 @@
 --
 -- UTF-8 is decoded by hand, byte by byte. Unicode categories are the one part
 -- that is approximated: plain Lua has no Unicode database, so a code point is
--- classed by a sorted table of about 90 ranges (binary search) covering the
+-- classed by a sorted table of 110 ranges (binary search) covering the
 -- letters, digits and combining marks of the main blocks: Latin (with
 -- Latin-1, Extended-A/B, IPA and Extended Additional), Greek, Cyrillic,
 -- Armenian, Hebrew, Arabic, Devanagari, Bengali, Tamil, Thai, Georgian, Hangul,
