@@ -70,9 +70,10 @@ elif [ -f bench/node_modules/@zohocrm/nodejs-sdk-8.0/package.json ] &&
   :
 else
   echo "bench: installing @zohocrm/nodejs-sdk-8.0 into bench/node_modules (npm ci)"
-  if ! (cd bench && timeout 300 npm ci --no-audit --no-fund --loglevel=error) >"$TMP/npm.log" 2>&1; then
+  if ! (cd bench && timeout 180 npm ci --no-audit --no-fund --loglevel=error) >"$TMP/npm.log" 2>&1; then
     rm -rf bench/node_modules
-    SDK_NOTE="npm ci failed (is the npm registry reachable? $(tail -n 1 "$TMP/npm.log")): the SDK column of figure 2 is skipped"
+    why=$(grep -m 1 -E 'npm (error|ERR!) code' "$TMP/npm.log" | sed 's/^npm [^ ]* code //')
+    SDK_NOTE="npm ci failed (${why:-see npm's log}; is the npm registry reachable?): the SDK column of figure 2 is skipped"
   fi
 fi
 [ -n "$SDK_NOTE" ] && echo "bench: $SDK_NOTE"
@@ -111,7 +112,7 @@ figure() {
 figure 1 "Bulk wall time vs ideal (200 updates, latency 100 ms, concurrency 10)" \
   lua5.4 bench/bulk_wall.lua 200 100 10
 if [ -n "$SDK_NOTE" ]; then
-  figure 2 "Client CPU per update: zcrm, curl, Zoho's Node.js SDK ($SDK_NOTE)" \
+  figure 2 "Client CPU per update: zcrm, curl (Zoho's Node.js SDK skipped: $SDK_NOTE)" \
     lua5.4 bench/cpu_per_update.lua 2000 7 --no-sdk
 else
   figure 2 "Client CPU per update: zcrm, curl, Zoho's Node.js SDK" lua5.4 bench/cpu_per_update.lua 2000 7
