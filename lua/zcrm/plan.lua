@@ -259,9 +259,15 @@ local function check_entry(index, entry)
     return nil, entry_fault(item, cok and verr or plan_error("INVALID_DATA", tostring(clean)))
   end
   item.update = clean
-  item.hash = M.hash(entry)
-  item.key = string.format("%d:%s:%s", index, segment, item.hash)
   return item
+end
+
+-- The journal key: the entry's index, module and a hash of its content. Only
+-- runs with a journal need it, and hashing in Lua is most of the CPU that apply
+-- spends per entry (bench/README.md, figure 2), so it is computed only then.
+local function set_key(item)
+  item.hash = M.hash(item.entry)
+  item.key = string.format("%d:%s:%s", item.index, item.segment, item.hash)
 end
 
 local function fold(label)
@@ -271,7 +277,8 @@ end
 -- Plan-level: a module given twice, a label given twice. With state, modules
 -- are compared by id, so an API name and its id count as the same module.
 local function check_duplicates(items, faults)
-  local modules, plurals, singulars = {}, {}, {}
+  local modules = {}
+  local label_sets = { plural_label = {}, singular_label = {} }
   for _, item in ipairs(items) do
     local key = item.current and item.current.id or item.segment
     local first = modules[key]
@@ -282,16 +289,17 @@ local function check_duplicates(items, faults)
     else
       modules[key] = item
     end
-    for field, seen in pairs { plural_label = plurals, singular_label = singulars } do
+    for field, seen in pairs(label_sets) do
       local label = item.update[field]
       if label then
-        local other = seen[fold(label)]
+        local folded = fold(label)
+        local other = seen[folded]
         if other and other ~= item then
           faults[#faults + 1] = entry_fault(item, plan_error("DUPLICATE_DATA",
             string.format("%s '%s' is also given by entry %d; labels must be unique", field, label, other.index),
             field, { index = other.index }))
         else
-          seen[fold(label)] = item
+          seen[folded] = item
         end
       end
     end
@@ -771,17 +779,20 @@ local function plan_work(items, opts, journal, report)
 end
 
 local function record_result(report, journal, item, res, err)
+  if res then
+    report.applied[#report.applied + 1] = { index = item.index, module = item.module, id = res.id, code = res.code }
+  else
+    report.failed[#report.failed + 1] = { index = item.index, module = item.module, error = err }
+  end
+  if not journal then return true end
   local rec = { kind = "item", key = item.key, index = item.index, module = item.module, hash = item.hash,
                 time = os.time() }
   if res then
     rec.status, rec.code, rec.id = "applied", res.code, res.id
-    report.applied[#report.applied + 1] = { index = item.index, module = item.module, id = res.id, code = res.code }
   else
     rec.status, rec.error = "failed", error_fields(err)
-    report.failed[#report.failed + 1] = { index = item.index, module = item.module, error = err }
   end
-  if journal then return journal:write(rec) end
-  return true
+  return journal:write(rec)
 end
 
 -- Sends the work through the engine, at most `window` in flight, and handles
@@ -857,6 +868,7 @@ function M.apply(client, plan, opts)
   if opts.journal then
     journal, err = open_journal(opts.journal, opts.dry_run)
     if not journal then return nil, err end
+    for _, item in ipairs(items) do set_key(item) end
   end
   local undo_notes
   if state then report.undo, undo_notes = undo_entries(items, state, journal) end
