@@ -176,7 +176,7 @@ static void zf_finish_input (lua_State *L) {
 **   0 nil   1 true   2 false   3 null (the light userdata NULL = cjson.null)
 **   4 integer (8 bytes)   5 small integer (1 signed byte)   6 float (8 bytes)
 **   7 string (zf_len bytes)   8 a word from zf_words   9 table of n pairs
-**   10 list of n values   11 a run: count, byte (long strings cheaply)
+**   10 list of n values   11 a run: zf_len x 4 copies of one byte (long strings)
 ** =================================================================== */
 
 static const char *const zf_words[] = {
@@ -236,13 +236,12 @@ static inline void zf_push_value (lua_State *L, zf_in *in, int depth) {
       }
       break;
     }
-    default: {
-      size_t n = zf_len(in) * 8;
+    default: {                    /* up to 256 KiB, made in one go */
+      size_t n = zf_len(in) * 4;
       uint8_t c = zf_u8(in);
       luaL_Buffer b;
-      luaL_buffinit(L, &b);
-      while (n--) luaL_addchar(&b, (char)c);
-      luaL_pushresult(&b);
+      memset(luaL_buffinitsize(L, &b, n), c, n);
+      luaL_pushresultsize(&b, n);
     }
   }
 }
