@@ -3,7 +3,8 @@
 **
 ** - One lua_State per process, with zcrm.core linked in (instrumented) and
 **   preloaded, so `require "zcrm.core"` finds it without a .so.
-** - An allocator that can be told to fail the Nth allocation: the core
+** - An allocator that can be told to fail the Nth allocation (that one
+**   only, so what the caller does next is checked too): the core
 **   promises that out of memory raises "not enough memory" and leaks
 **   nothing (csrc/API.md), and LSan checks the second half.
 ** - A decoder that turns fuzz bytes into a Lua value (zf_push_value), so the
@@ -88,7 +89,8 @@ static void *zf_alloc (void *ud, void *ptr, size_t osize, size_t nsize) {
     return NULL;
   }
   if (nsize > osize) {
-    if (zf_fail_countdown == 0) return NULL;
+    /* one failure, then memory again: the caller's recovery gets checked */
+    if (zf_fail_countdown == 0) { zf_fail_countdown = -1; return NULL; }
     if (zf_fail_countdown > 0) zf_fail_countdown--;
     if (zf_heap - osize + nsize > zf_heap_cap) return NULL;
   }
