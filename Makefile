@@ -137,13 +137,11 @@ $(FUZZ_DIR)/fuzz_emulator: fuzz/fuzz_emulator.c $(FUZZ_EMU_OBJS)
 	$(SAN_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -D_GNU_SOURCE -o $@ $< $(FUZZ_EMU_OBJS) \
 	  $(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson) -lpthread -lm
 
-fuzz-build: $(FUZZ_BINS)
-
 # Each target runs FUZZ_SECONDS from its seeds (fuzz/corpus/T) plus what
 # earlier runs found (fuzz/corpus-run/T, kept between runs, not in git).
 # A crash, leak or broken contract fails the target; the input is saved as
 # fuzz/bin/crash-T-*.
-fuzz: deps fuzz-build
+fuzz: deps $(FUZZ_BINS)
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  mkdir -p fuzz/corpus-run/$$t; \
 	  dict=; [ -f fuzz/$$t.dict ] && dict=-dict=fuzz/$$t.dict; \
