@@ -41,7 +41,17 @@ int luaopen_zcrm_core (lua_State *L);
 typedef struct zf_in {
   const uint8_t *p;
   size_t n, i;
+  size_t budget;                  /* bytes the long runs (tag 11) may still make */
 } zf_in;
+
+#define ZF_BUDGET ((size_t)1 << 20)
+
+static void zf_in_init (zf_in *in, const uint8_t *data, size_t size) {
+  in->p = data;
+  in->n = size;
+  in->i = 0;
+  in->budget = ZF_BUDGET;
+}
 
 static uint8_t zf_u8 (zf_in *in) {
   return in->i < in->n ? in->p[in->i++] : 0;
@@ -238,9 +248,11 @@ static inline void zf_push_value (lua_State *L, zf_in *in, int depth) {
       }
       break;
     }
-    default: {                    /* up to 256 KiB, made in one go */
+    default: {                    /* up to 256 KiB, 1 MiB per input in all */
       size_t n = zf_len(in) * 4;
       uint8_t c = zf_u8(in);
+      if (n > in->budget) n = in->budget;
+      in->budget -= n;
       luaL_Buffer b;
       memset(luaL_buffinitsize(L, &b, n), c, n);
       luaL_pushresultsize(&b, n);

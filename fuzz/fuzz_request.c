@@ -143,7 +143,7 @@ int LLVMFuzzerInitialize (int *argc, char ***argv) {
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size) {
   lua_State *L = zf_L;
   zf_in in;
-  in.p = data; in.n = size; in.i = 0;
+  zf_in_init(&in, data, size);
   lua_pushcfunction(L, run);
   lua_pushlightuserdata(L, &in);
   if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
