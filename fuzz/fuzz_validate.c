@@ -95,9 +95,14 @@ static const char checker[] =
 "  elseif op == 5 then\n"
 "    assert(type(a) == 'string' and a:match('^[%w%-%._~%%]*$'), 'url_escape left a byte')\n"
 "  elseif op == 6 then\n"
-"    -- core.error keeps the caller's code and message as given (any bytes)\n"
-"    if ok then check_err(a, { validation = true, config = true, api = true, auth = true,\n"
-"      limit = true, transport = true, io = true, internal = true }, nil, true) end\n"
+"    -- core.error keeps the caller's kind, else the catalogue's, else api\n"
+"    if ok then\n"
+"      local kinds = { api = true }\n"
+"      for _, e in pairs(core.catalogue) do kinds[e.kind] = true end\n"
+"      local given = type(arg) == 'table' and rawget(arg, 'kind')\n"
+"      if given ~= nil and given == given then kinds[given] = true end\n"
+"      check_err(a, kinds)\n"
+"    end\n"
 "  end\n"
 "end\n";
 
