@@ -175,6 +175,14 @@ describe("zcrm client against the emulator", function()
       end)
     end
 
+    it("asks again when an update's success answer is unreadable (the PUT is idempotent)", function()
+      emu:script("garbage", 1)
+      local before = emu:stats().requests.by_route["PUT /crm/v8/settings/modules/{module}"] or 0
+      local res = assert(client:update_module(PAGE_MODULE, page_sample()))
+      assert.equal("SUCCESS", res.code)
+      assert.equal(before + 2, emu:stats().requests.by_route["PUT /crm/v8/settings/modules/{module}"])
+    end)
+
     it("reports a response over max_response_bytes without reading it all", function()
       emu:script("huge", 1)
       local c = assert(zcrm.new { api_domain = emu.url, access_token = "emulator-token",

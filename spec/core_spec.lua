@@ -995,7 +995,7 @@ s.serve_forever()
         if not need_server() then return end
         local m = core.new_multi {}
         local reqs = {}
-        for i = 1, 3 do reqs[i] = assert(m:start { method = "GET", url = server.url .. "/slow?ms=1000&i=" .. i }) end
+        for i = 1, 3 do reqs[i] = assert(m:start { method = "GET", url = server.url .. "/slow?ms=10000&i=" .. i }) end
         local quick = assert(m:start { method = "GET", url = server.url .. "/quick" })
         wait_all(m, { quick })
         m:close()

@@ -154,20 +154,25 @@ function M.call(client, method, path, opts)
     else
       local doc, why = decode(raw)
       if status >= 200 and status < 300 then
-        if not doc then return nil, unexpected(status, why) end
-        return status, doc, rheaders
+        if doc then return status, doc, rheaders end
+        -- An unreadable success leaves the outcome unknown: an idempotent call
+        -- is simply asked again, which gives a definite answer.
+        err = unexpected(status, why)
+        if not idempotent then return nil, err end
+        err.retryable = true
+      else
+        err = api_error(client, status, doc, why, opts.key)
+        if status == 401 and (err.code == "INVALID_TOKEN" or err.code == "INVALID_OAUTHTOKEN")
+            and client.oauth and not reauthed then
+          -- The token died early (revoked, or more than 15 issued): refresh once, retry once.
+          reauthed = true
+          auth.invalidate(client, token)
+          err = nil
+        elseif status ~= 429 and not idempotent then
+          return nil, err
+        end
+        retry_after = parse_retry_after(rheaders and rheaders["retry-after"])
       end
-      err = api_error(client, status, doc, why, opts.key)
-      if status == 401 and (err.code == "INVALID_TOKEN" or err.code == "INVALID_OAUTHTOKEN")
-          and client.oauth and not reauthed then
-        -- The token died early (revoked, or more than 15 issued): refresh once, retry once.
-        reauthed = true
-        auth.invalidate(client, token)
-        err = nil
-      elseif status ~= 429 and not idempotent then
-        return nil, err
-      end
-      retry_after = parse_retry_after(rheaders and rheaders["retry-after"])
     end
     if err then
       if not err.retryable or attempt >= client.max_retries then return nil, err end
