@@ -246,6 +246,11 @@ int routes_is_hook (const char *url);
 int routes_is_accounts (const char *url);
 void routes_api (emu *e, const request *q, reply *r);
 void routes_hook (emu *e, const request *q, reply *r);
+/* routes_handle's answer: a test hook (its reply is not counted), and a call
+** that holds a concurrency slot until its answer is queued (stats_leave). */
+#define ROUTED_HOOK      1
+#define ROUTED_IN_FLIGHT 2
+int routes_handle (emu *e, request *q, reply *r);
 
 /* auth.c */
 zc_auth *auth_new (const emu_config *cfg);

@@ -750,3 +750,58 @@ void routes_hook (emu *e, const request *q, reply *r) {
 }
 
 /* }================================================================== */
+
+
+/* {==================================================================
+** One request, whatever its route (server.c and the fuzzer call this)
+** =================================================================== */
+
+#define SLOW_MS 5000                /* a "slow" fault's extra delay */
+
+/* Answers `q` into `r`: hooks, the concurrency cap, faults, latency, the
+** token endpoint and the API routes. Returns ROUTED_* flags. */
+int routes_handle (emu *e, request *q, reply *r) {
+  fault ft;
+  int accounts, have;
+  r->status = 500;
+  r->credits_left = -1;
+  if (routes_is_hook(q->url)) {
+    routes_hook(e, q, r);
+    return ROUTED_HOOK;
+  }
+  stats_request(&e->st, q->method, routes_classify(q->method, q->url));
+  accounts = routes_is_accounts(q->url);
+  /* in flight from arrival until the answer is queued; the accounts
+  ** server is another host and has no such cap */
+  if (!accounts && !stats_enter(&e->st, e->cfg.concurrency)) {
+    reply_error(r, 429, "TOO_MANY_REQUESTS", "{}",
+                "You have reached the maximum number of concurrent API "
+                "calls");
+    return 0;
+  }
+  have = faults_take(e->faults, accounts ? FAULT_TOKEN : FAULT_API, &ft);
+  emu_sleep_ms(e, e->cfg.latency_ms
+                  + (have && ft.kind == F_SLOW ? SLOW_MS : 0));
+  if (have && !faults_processes(&ft))
+    faults_build(&ft, r);
+  else {
+    if (q->too_big) {
+      char details[64];
+      snprintf(details, sizeof details, "{\"maximum_length\":%lu}",
+               (unsigned long)e->cfg.max_body);
+      reply_error(r, 413, "REQUEST_ENTITY_TOO_LARGE", details,
+                  "the request body is too large");
+    } else if (accounts) {
+      if (strcmp(q->method, "POST") == 0) auth_token_endpoint(e, q, r);
+      else reply_error(r, 400, "INVALID_REQUEST_METHOD", "{}",
+                       "The http request method type is not a valid one");
+    } else routes_api(e, q, r);
+    if (have) faults_transform(&ft, r);
+  }
+  if (e->cfg.verbose)
+    fprintf(stderr, "zcrm-emulator: %s %s -> %d%s\n", q->method, q->url,
+            r->hang_up ? 0 : r->status, have ? " (fault)" : "");
+  return accounts ? 0 : ROUTED_IN_FLIGHT;
+}
+
+/* }================================================================== */

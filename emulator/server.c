@@ -17,7 +17,6 @@
 #include "emu.h"
 
 #define DRIP_MS 50
-#define SLOW_MS 5000
 
 typedef struct conn_ctx {
   char *body;
@@ -175,13 +174,10 @@ static enum MHD_Result handle (emu *e, struct MHD_Connection *c,
                                conn_ctx *x) {
   request q;
   reply r;
-  fault ft;
-  int accounts, have, route;
+  int routed;
   enum MHD_Result ret;
   memset(&q, 0, sizeof q);
   memset(&r, 0, sizeof r);
-  r.status = 500;
-  r.credits_left = -1;
   q.method = method;
   q.url = url;
   q.body = x->body;
@@ -194,45 +190,9 @@ static enum MHD_Result handle (emu *e, struct MHD_Connection *c,
   q.query = query_value;
   q.ctx = c;
   x->answered = 1;
-  if (routes_is_hook(url)) {
-    routes_hook(e, &q, &r);
-    return send_reply(e, c, &r, 0);
-  }
-  route = routes_classify(method, url);
-  stats_request(&e->st, method, route);
-  accounts = routes_is_accounts(url);
-  /* in flight from arrival until the answer is queued; the accounts
-  ** server is another host and has no such cap */
-  if (!accounts && !stats_enter(&e->st, e->cfg.concurrency)) {
-    reply_error(&r, 429, "TOO_MANY_REQUESTS", "{}",
-                "You have reached the maximum number of concurrent API "
-                "calls");
-    return send_reply(e, c, &r, 1);
-  }
-  have = faults_take(e->faults, accounts ? FAULT_TOKEN : FAULT_API, &ft);
-  emu_sleep_ms(e, e->cfg.latency_ms
-                  + (have && ft.kind == F_SLOW ? SLOW_MS : 0));
-  if (have && !faults_processes(&ft))
-    faults_build(&ft, &r);
-  else {
-    if (x->too_big) {
-      char details[64];
-      snprintf(details, sizeof details, "{\"maximum_length\":%lu}",
-               (unsigned long)e->cfg.max_body);
-      reply_error(&r, 413, "REQUEST_ENTITY_TOO_LARGE", details,
-                  "the request body is too large");
-    } else if (accounts) {
-      if (strcmp(method, "POST") == 0) auth_token_endpoint(e, &q, &r);
-      else reply_error(&r, 400, "INVALID_REQUEST_METHOD", "{}",
-                       "The http request method type is not a valid one");
-    } else routes_api(e, &q, &r);
-    if (have) faults_transform(&ft, &r);
-  }
-  if (e->cfg.verbose)
-    fprintf(stderr, "zcrm-emulator: %s %s -> %d%s\n", method, url,
-            r.hang_up ? 0 : r.status, have ? " (fault)" : "");
-  ret = send_reply(e, c, &r, 1);
-  if (!accounts) stats_leave(&e->st);
+  routed = routes_handle(e, &q, &r);
+  ret = send_reply(e, c, &r, !(routed & ROUTED_HOOK));
+  if (routed & ROUTED_IN_FLIGHT) stats_leave(&e->st);
   return ret;
 }
 

@@ -1,9 +1,10 @@
 /*
 ** fuzz_emulator.c: the emulator's request handling (emulator/routes.c,
 ** auth.c, faults.c, org.c, stats.c, text.c, strmap.c, jbuf.c), linked
-** without main.c and server.c (libmicrohttpd). `handle` below mirrors
-** server.c's static `handle` minus the MHD calls: hooks, classification,
-** the concurrency cap, faults, the token endpoint, the API routes.
+** without main.c and server.c (libmicrohttpd). `handle` below drives
+** routes_handle as server.c does, minus the MHD calls: hooks,
+** classification, the concurrency cap, faults, the token endpoint, the API
+** routes.
 **
 ** Input (text, so seeds read like HTTP):
 **   [!key=value ... \n]          optional: rate=P faults=LIST credits=N
@@ -66,48 +67,21 @@ static const char *query_value (void *ctx, const char *key) {
   return NULL;
 }
 
-/* Mirror of server.c handle(): returns the reply's status (0 = hung up). */
+/* One request through routes_handle, as server.c does minus libmicrohttpd:
+** returns the reply's status (0 = hung up). */
 static int handle (emu *e, request *q, int too_big) {
   reply r;
-  fault ft;
-  int accounts, have, status;
+  int routed, status;
   memset(&r, 0, sizeof r);
-  r.status = 500;
-  r.credits_left = -1;
   q->too_big = too_big;
-  if (routes_is_hook(q->url)) {
-    routes_hook(e, q, &r);
-    free(r.body);
-    return r.status;
-  }
-  stats_request(&e->st, q->method, routes_classify(q->method, q->url));
-  accounts = routes_is_accounts(q->url);
-  if (!accounts && !stats_enter(&e->st, e->cfg.concurrency)) {
-    reply_error(&r, 429, "TOO_MANY_REQUESTS", "{}", "over the cap");
-    stats_response(&e->st, r.status);
-    free(r.body);
-    return 429;
-  }
-  have = faults_take(e->faults, accounts ? FAULT_TOKEN : FAULT_API, &ft);
-  if (have && !faults_processes(&ft))
-    faults_build(&ft, &r);
-  else {
-    if (too_big) {
-      reply_error(&r, 413, "REQUEST_ENTITY_TOO_LARGE", "{\"maximum_length\":1}",
-                  "the request body is too large");
-    } else if (accounts) {
-      if (strcmp(q->method, "POST") == 0) auth_token_endpoint(e, q, &r);
-      else reply_error(&r, 400, "INVALID_REQUEST_METHOD", "{}", "bad method");
-    } else routes_api(e, q, &r);
-    if (have) faults_transform(&ft, &r);
-  }
+  routed = routes_handle(e, q, &r);
   /* what MHD would be handed: a status it can send, a body of len bytes */
   if (!r.hang_up && (r.status < 100 || r.status > 999)) abort();
   if (r.body == NULL && r.len != 0) abort();
   status = r.hang_up ? 0 : r.status;
-  stats_response(&e->st, r.status);
+  if (!(routed & ROUTED_HOOK)) stats_response(&e->st, r.status);
   free(r.body);
-  if (!accounts) stats_leave(&e->st);
+  if (routed & ROUTED_IN_FLIGHT) stats_leave(&e->st);
   return status;
 }
 
