@@ -40,7 +40,7 @@ EMU_LIBS  = $(shell pkg-config --libs libmicrohttpd libcjson 2>/dev/null || echo
 DEB_PACKAGES = make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
                libutf8proc-dev lua-cjson lua-busted lua-check libmicrohttpd-dev \
                libcjson-dev curl luarocks \
-               clang libclang-rt-14-dev valgrind openssl lua-socket
+               clang libclang-rt-14-dev valgrind openssl lua-socket cppcheck
 
 .PHONY: all deps test demo install uninstall lint clean bench asan valgrind fuzz rock
 
@@ -77,6 +77,8 @@ bench: deps all
 
 lint: deps
 	luacheck lua spec bin/zcrm examples bench
+	cppcheck -q --enable=warning,portability,performance --error-exitcode=1 --std=c99 \
+	  -I$(LUA_INCDIR) --suppress=missingIncludeSystem --suppress=toomanyconfigs csrc emulator
 
 demo: deps all
 	@sh examples/demo.sh

@@ -73,7 +73,8 @@ zc_faults *faults_new (const emu_config *cfg, char *err, size_t errlen) {
   f->rate = cfg->fault_rate;
   f->rng = cfg->seed ? cfg->seed : 0x9E3779B97F4A7C15ULL;
   list = xstrdup(cfg->faults ? cfg->faults : "");
-  f->pool = (fault *)calloc(strlen(list) / 2 + 1, sizeof *f->pool);
+  if (list != NULL)
+    f->pool = (fault *)calloc(strlen(list) / 2 + 1, sizeof *f->pool);
   if (list == NULL || f->pool == NULL) {
     free(list);
     faults_free(f);
