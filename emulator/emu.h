@@ -129,6 +129,7 @@ typedef struct emu_config {
   const char *host;
   int port;
   int latency_ms;
+  int retry_after;                /* > 0: Retry-After seconds on every 429 */
   int concurrency;
   long long credits;
   long long create_credits;

@@ -18,6 +18,8 @@ static const char usage[] =
 "  --port N                port; 0 picks a free one (default 8089)\n"
 "  --latency-ms N          delay added to each API and token answer (0)\n"
 "  --concurrency N         API calls in flight before 429 (default 20)\n"
+"  --retry-after S         send Retry-After: S with every 429 (default: none,\n"
+"                          as Zoho documents none)\n"
 "  --credits N             credit budget (default 1000000)\n"
 "  --create-credits N      credits charged per module create (default 500)\n"
 "  --access-token T        a static valid token (default emulator-token)\n"
@@ -98,7 +100,7 @@ static const struct numopt {
   { "--refresh-rate-limit", 0, 1000000 },
   { "--seed", 0, 0x7FFFFFFFFFFFFFFFLL }, { "--extra-modules", 0, 100000 },
   { "--max-body", 1, 1073741824LL }, { "--idle-timeout", 0, 86400 },
-  { "--max-connections", 1, 100000 },
+  { "--max-connections", 1, 100000 }, { "--retry-after", 0, 86400 },
 };
 
 /* 1 = a numeric option, set; 0 = not one; -1 = bad value */
@@ -121,7 +123,8 @@ static int numeric (emu_config *c, const char *opt, const char *val) {
     case 8: c->extra_modules = (long)n; break;
     case 9: c->max_body = (size_t)n; break;
     case 10: c->idle_timeout = (unsigned)n; break;
-    default: c->max_connections = (unsigned)n; break;
+    case 11: c->max_connections = (unsigned)n; break;
+    default: c->retry_after = (int)n; break;
   }
   return 1;
 }

@@ -151,6 +151,11 @@ static enum MHD_Result send_reply (emu *e, struct MHD_Connection *c,
     snprintf(v, sizeof v, "%lld", r->credits_left);
     MHD_add_response_header(resp, "X-API-CREDITS-REMAINING", v);
   }
+  if (r->status == 429 && e->cfg.retry_after > 0) {
+    char v[16];
+    snprintf(v, sizeof v, "%d", e->cfg.retry_after);
+    MHD_add_response_header(resp, "Retry-After", v);
+  }
   ret = MHD_queue_response(c, (unsigned)r->status, resp);
   MHD_destroy_response(resp);
   if (counted) stats_response(&e->st, r->status);

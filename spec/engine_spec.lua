@@ -241,6 +241,39 @@ describe("engine", function()
     end)
   end)
 
+  describe("Retry-After", function()
+    local emu
+    setup(function()
+      emu = emulator.start { "--concurrency", "1", "--latency-ms", "300", "--retry-after", "1", "--extra-modules", "2" }
+    end)
+    teardown(function() emu:stop() end)
+    before_each(function() emu:reset() end)
+
+    it("waits at least as long as a 429's Retry-After before asking again", function()
+      local client = new_client(emu, { concurrency = 2, retry_base = 0.001 })
+      local t0 = core.now()
+      local reqs = submit_bulk(client, 2, "After")
+      assert.is_true(client:drain(10))
+      all_succeeded(reqs)
+      assert.equal(1, emu:stats().responses["429"])
+      assert.is_true(core.now() - t0 >= 1.0, "retried before Retry-After")
+    end)
+
+    it("gives up at once when Retry-After is longer than retry_max_delay", function()
+      local client = new_client(emu, { concurrency = 2, retry_max_delay = 0.5 })
+      local reqs = submit_bulk(client, 2, "Later")
+      assert.is_true(client:drain(10))
+      local failed
+      for _, r in ipairs(reqs) do
+        local _, err = r:result()
+        if err then failed = err end
+      end
+      assert.equal("TOO_MANY_REQUESTS", failed.code)
+      assert.equal(1, failed.details.retry_after)
+      assert.equal(1, emu:stats().responses["429"])
+    end)
+  end)
+
   describe("credits", function()
     local emu
     setup(function() emu = emulator.start { "--credits", "40" } end)
