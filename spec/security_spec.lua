@@ -246,6 +246,18 @@ describe("security", function()
       assert.equal("auth", err.kind, tostring(err))
       assert.equal("UNEXPECTED_RESPONSE", err.code)
     end)
+
+    -- F5 (fuzz/README.md): an empty `error` became an error object with code "".
+    it("F5: reports a token answer with an empty or odd error name as UNEXPECTED_RESPONSE #fuzz_finding", function()
+      for i, body in ipairs { '{"error":""}', '{"error":"x\\ny"}', '{"error":42}' } do
+        local evil = start_server("json:" .. body, "token-f5-" .. i)
+        local client = assert(zcrm.new { api_domain = target.url, env = false, max_retries = 0,
+          oauth = { client_id = CLIENT_ID, client_secret = SECRET, refresh_token = REFRESH, accounts_url = evil } })
+        local _, err = client:get_module("Digital_Marketing")
+        assert.equal("auth", err.kind, tostring(err))
+        assert.equal("UNEXPECTED_RESPONSE", err.code, body)
+      end
+    end)
   end)
 
   describe("plain http", function()

@@ -141,7 +141,9 @@ local function refresh(client)
   end
   -- Zoho answers token errors with HTTP 200 and an `error` key (reference §4.3).
   if doc.error ~= nil or type(doc.access_token) ~= "string" then
-    local code = type(doc.error) == "string" and doc.error or "UNEXPECTED_RESPONSE"
+    -- Zoho's error names are short words; anything else is not one of them.
+    local code = type(doc.error) == "string" and doc.error:match("^[%w_ ]+$") and #doc.error <= 64
+      and doc.error or "UNEXPECTED_RESPONSE"
     local desc = type(doc.error_description) == "string" and doc.error_description or nil
     return nil, auth_error(code == "Access Denied" and "ACCESS_DENIED" or code,
       "token refresh failed: " .. code .. (desc and (" (" .. client:_redact(desc) .. ")") or ""),

@@ -37,11 +37,11 @@ M.decode = decode
 local function api_error(client, status, doc, why, key)
   local item
   if doc then
-    if type(doc.code) == "string" then
+    if type(doc.code) == "string" and doc.code ~= "" then
       item = doc
     elseif key and type(doc[key]) == "table" then
       for _, it in ipairs(doc[key]) do
-        if type(it) == "table" and it.status == "error" and type(it.code) == "string" then
+        if type(it) == "table" and it.status == "error" and type(it.code) == "string" and it.code ~= "" then
           item = it
           break
         end
