@@ -253,6 +253,8 @@ void routes_hook (emu *e, const request *q, reply *r);
 #define ROUTED_IN_FLIGHT 2
 int routes_handle (emu *e, request *q, reply *r);
 
+void emu_config_defaults (emu_config *c);
+
 /* auth.c */
 zc_auth *auth_new (const emu_config *cfg);
 void auth_free (zc_auth *a);

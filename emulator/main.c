@@ -52,26 +52,6 @@ static const char usage[] =
 ** Options
 ** =================================================================== */
 
-static void defaults (emu_config *c) {
-  memset(c, 0, sizeof *c);
-  c->host = "127.0.0.1";
-  c->port = 8089;
-  c->concurrency = 20;
-  c->credits = 1000000;
-  c->create_credits = 500;
-  c->access_token = "emulator-token";
-  c->scopes = "ZohoCRM.settings.ALL";
-  c->client_id = "emulator-client-id";
-  c->client_secret = "emulator-client-secret";
-  c->refresh_token = "emulator-refresh-token";
-  c->token_ttl = 3600;
-  c->refresh_rate_limit = 10;
-  c->faults = "500,503,reset,slow,429,garbage";
-  c->seed = 1;
-  c->max_body = 1048576;
-  c->idle_timeout = 30;
-  c->max_connections = 1000;
-}
 
 static int bad (const char *opt, const char *why) {
   fprintf(stderr, "zcrm-emulator: %s: %s (see --help)\n", opt, why);
@@ -221,7 +201,7 @@ int main (int argc, char **argv) {
   char err[512] = "";
   int sig = 0, rc;
   text_init();
-  defaults(&e.cfg);
+  emu_config_defaults(&e.cfg);
   rc = parse(argc, argv, &e.cfg);
   if (rc <= 0) return rc < 0 ? 0 : 2;
   if (!init(&e, err, sizeof err)) {

@@ -103,26 +103,6 @@ static void configure (emu_config *c, char *line) {
   }
 }
 
-static void defaults (emu_config *c) {
-  memset(c, 0, sizeof *c);
-  c->host = "127.0.0.1";
-  c->port = 8089;
-  c->concurrency = 20;
-  c->credits = 1000000;
-  c->create_credits = 500;
-  c->access_token = "emulator-token";
-  c->scopes = "ZohoCRM.settings.ALL";
-  c->client_id = "emulator-client-id";
-  c->client_secret = "emulator-client-secret";
-  c->refresh_token = "emulator-refresh-token";
-  c->token_ttl = 3600;
-  c->refresh_rate_limit = 10;
-  c->faults = "500,503,reset,slow,429,garbage";
-  c->seed = 1;
-  c->max_body = 1048576;
-  c->idle_timeout = 30;
-  c->max_connections = 1000;
-}
 
 /* One request from `s` (NUL-terminated, modified in place). */
 static void one_request (emu *e, char *s) {
@@ -176,7 +156,7 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size) {
   memcpy(buf, data, size);
   buf[size] = '\0';
   memset(&e, 0, sizeof e);
-  defaults(&e.cfg);
+  emu_config_defaults(&e.cfg);
   p = buf;
   if (*p == '!') {
     char *nl = strchr(p, '\n');
