@@ -64,25 +64,14 @@ for _, c in ipairs(clients) do commands[c.name] = { [N] = c.cmd(N), [1] = c.cmd(
 -- One measured run: returns user+sys seconds, max RSS (KiB), wall seconds.
 local function run(client, n)
   emu:reset()
-  local out = tmp .. ".rusage"
-  os.remove(out)
-  local cmd = string.format("%s -o %s %s >%s.out 2>&1", RUSAGE, quote(out), commands[client.name][n], tmp)
-  local ok = sh(cmd)
-  local f = io.open(out, "rb")
-  local line = f and f:read("l") or ""
-  if f then f:close() end
-  local u, s, rss, wall, code = line:match("^(%S+) (%S+) (%S+) (%S+) (%S+)")
-  if not ok or code ~= "0" then
-    local o = io.open(tmp .. ".out", "rb")
-    error(string.format("%s failed (exit %s): %s", client.label, tostring(code), o and o:read("a") or ""))
-  end
+  local r = support.measure(RUSAGE, commands[client.name][n], tmp, client.label)
   local st = emu:stats()
   local puts = st.requests.by_route["PUT /crm/v8/settings/modules/{module}"] or 0
   if puts ~= n or (st.responses["200"] or 0) ~= n or st.responses["429"] then
     error(string.format("%s: the emulator saw %d PUTs, %d answers 200, %d 429s (wanted %d, %d, 0)",
       client.label, puts, st.responses["200"] or 0, st.responses["429"] or 0, n, n))
   end
-  return tonumber(u) + tonumber(s), tonumber(rss), tonumber(wall)
+  return r.cpu, r.rss, r.wall
 end
 
 local cpu, base, rss, wall = {}, {}, {}, {}

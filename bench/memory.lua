@@ -17,7 +17,7 @@ local ROUNDS = tonumber(arg[1]) or 3
 local SIZES = { 100, 1000, 10000 }
 local RUSAGE = "bench/.build/rusage"
 
-local sh, median = support.sh, support.median
+local median = support.median
 
 local emu = emulator.start { "--latency-ms", "0", "--concurrency", "1000", "--credits", "100000000",
                              "--extra-modules", "10000" }
@@ -28,26 +28,16 @@ for _, n in ipairs(SIZES) do
   rss[n], cpu[n] = {}, {}
   for _ = 1, ROUNDS do
     emu:reset()
-    os.remove(tmp)
-    local cmd = string.format("ZOHO_API_DOMAIN=%s ZOHO_ACCESS_TOKEN=emulator-token %s -o %s bin/zcrm apply "
-      .. "bench/plans/n_updates.lua %d >/dev/null 2>%s.err", quote(emu.url), RUSAGE, quote(tmp), n, quote(tmp))
-    local ok = sh(cmd)
-    local f = io.open(tmp, "rb")
-    local line = f and f:read("l") or ""
-    if f then f:close() end
-    local u, s, m, _, code = line:match("^(%S+) (%S+) (%S+) (%S+) (%S+)")
-    if not ok or code ~= "0" then
-      local e = io.open(tmp .. ".err", "rb")
-      error(string.format("zcrm apply of %d updates failed (exit %s): %s", n, tostring(code), e and e:read("a") or ""))
-    end
+    local r = support.measure(RUSAGE, "bin/zcrm apply bench/plans/n_updates.lua " .. n, tmp,
+      string.format("zcrm apply of %d updates", n),
+      string.format("ZOHO_API_DOMAIN=%s ZOHO_ACCESS_TOKEN=emulator-token", quote(emu.url)))
     local puts = emu:stats().requests.by_route["PUT /crm/v8/settings/modules/{module}"] or 0
     assert(puts == n, string.format("%d updates: the emulator saw %d PUTs", n, puts))
-    table.insert(rss[n], tonumber(m))
-    table.insert(cpu[n], tonumber(u) + tonumber(s))
+    table.insert(rss[n], r.rss)
+    table.insert(cpu[n], r.cpu)
   end
 end
-os.remove(tmp)
-os.remove(tmp .. ".err")
+os.remove(tmp .. ".out"); os.remove(tmp)
 
 print(string.format("memory: peak RSS of bin/zcrm apply, N updates (median of %d runs)", ROUNDS))
 local base = median(rss[SIZES[1]])

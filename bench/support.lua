@@ -15,6 +15,26 @@ function M.median(t)
   return (s[n // 2] + s[n // 2 + 1]) / 2
 end
 
+--- Runs `cmd` (a program and its arguments: the helper execs it without a
+-- shell) under the rusage helper (bench/rusage.c), with the shell's `env`
+-- assignments if any, its output to `scratch`.out, and returns { cpu = user+sys s, rss = KiB, wall = s }; a
+-- failed run raises with `what` and the command's output.
+function M.measure(rusage, cmd, scratch, what, env)
+  local out = scratch .. ".rusage"
+  os.remove(out)
+  local ok = M.sh(string.format("%s %s -o '%s' %s >'%s.out' 2>&1", env or "", rusage, out, cmd, scratch))
+  local f = io.open(out, "rb")
+  local line = f and f:read("l") or ""
+  if f then f:close() end
+  os.remove(out)
+  local u, s, rss, wall, code = line:match("^(%S+) (%S+) (%S+) (%S+) (%S+)")
+  if not ok or code ~= "0" then
+    local o = io.open(scratch .. ".out", "rb")
+    error(string.format("%s failed (exit %s): %s", what, tostring(code), o and o:read("a") or ""))
+  end
+  return { cpu = tonumber(u) + tonumber(s), rss = tonumber(rss), wall = tonumber(wall) }
+end
+
 --- Writes a curl config file at `path` sending the n PUTs zcrm sends for
 -- Bulk_Module_1..n: one block each, "next" between them so that headers do
 -- not pile up from one transfer to the next; answers go to /dev/null.
