@@ -27,8 +27,8 @@ build = {
   modules = {
     ["zcrm.core"] = {
       sources = {
-        "csrc/core.c", "csrc/error.c", "csrc/validate.c", "csrc/client.c",
-        "csrc/request.c", "csrc/sys.c",
+        "csrc/core.c", "csrc/error.c", "csrc/validate.c", "csrc/multi.c",
+        "csrc/transfer.c", "csrc/sys.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "curl", "utf8proc" },

@@ -25,7 +25,7 @@
 
 #define ZC_ERROR_MT   "zcrm.error"
 #define ZC_MULTI_MT   "zcrm.multi"
-#define ZC_REQUEST_MT "zcrm.request"
+#define ZC_TRANSFER_MT "zcrm.transfer"
 
 /* {==== error.c */
 
@@ -70,7 +70,7 @@ int zc_open_sys(lua_State *L);        /* now, sleep, fsync, file_mode, ... */
 void zc_open_validate(lua_State *L);  /* null, prepare_update, ... */
 /* }==== */
 
-/* {==== transport: client.c (CURLM) and request.c (CURL easy) */
+/* {==== transport: multi.c (CURLM) and transfer.c (CURL easy) */
 
 /* A growable byte buffer with a hard cap (malloc'd; owned by a userdata). */
 typedef struct zc_buf {
@@ -110,13 +110,13 @@ typedef struct zc_request {
   char errbuf[CURL_ERROR_SIZE];
 } zc_request;
 
-/* request.c */
+/* transfer.c */
 int zc_multi_start(lua_State *L);             /* multi:start{...} */
 void zc_request_finish(zc_request *r, CURLcode rc);
 void zc_request_detach(zc_request *r);        /* its multi is closing */
 void zc_open_request(lua_State *L);           /* registers the metatable */
 
-/* client.c */
+/* multi.c */
 zc_multi *zc_multi_check(lua_State *L, int idx);
 void zc_open_client(lua_State *L);            /* new_multi + metatable */
 /* }==== */

@@ -1,6 +1,6 @@
 /*
-** fuzz_request.c: request, URL and header building (csrc/request.c,
-** csrc/client.c): multi:start with a fuzzed method, URL, header list, body
+** fuzz_request.c: request, URL and header building (csrc/transfer.c,
+** csrc/multi.c): multi:start with a fuzzed method, URL, header list, body
 ** and timeouts, then cancel. Nothing is ever performed, so no input can
 ** reach the network.
 **

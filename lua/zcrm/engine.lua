@@ -73,7 +73,7 @@ function E:_engine_init(opts)
   self._queue = {}
   self._qhead, self._qtail = 1, 0
   self._inflight = 0      -- API transfers in flight (counted against concurrency)
-  self._transfers = {}    -- core request -> owning zcrm.request
+  self._transfers = {}    -- core transfer -> owning zcrm.request
   self._timers = {}       -- { at =, req = }, kept sorted by `at`
   self._waiters = {}      -- event name -> list of requests
   self._ready = {}        -- { req, args } to resume at the next step

@@ -1,5 +1,5 @@
 /*
-** client.c: `zcrm.multi`, a libcurl multi handle (CURLM).
+** multi.c: `zcrm.multi`, a libcurl multi handle (CURLM).
 **
 ** Lifetime (csrc/API.md, "Transport"):
 ** - the userdata is created, zeroed and given its metatable before

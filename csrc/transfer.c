@@ -1,5 +1,5 @@
 /*
-** request.c: `zcrm.request`, one transfer on a libcurl easy handle.
+** transfer.c: `zcrm.transfer`, one transfer on a libcurl easy handle.
 **
 ** - The userdata is created (zeroed, metatable set, state ZC_IDLE) before
 **   curl_easy_init; everything malloc'd afterwards (easy handle, header
@@ -27,7 +27,7 @@
 #define ZC_DEFAULT_CONNECT_TIMEOUT 10.0
 
 static zc_request *zc_request_check(lua_State *L, int idx) {
-  return (zc_request *)luaL_checkudata(L, idx, ZC_REQUEST_MT);
+  return (zc_request *)luaL_checkudata(L, idx, ZC_TRANSFER_MT);
 }
 
 /* {==== buffers and libcurl callbacks (C only: no Lua calls here) */
@@ -237,7 +237,7 @@ static int zc_start_err(lua_State *L, const char *code, const char *msg) {
  * @function multi:start
  * @tparam table req `method`, `url`, `headers` (list of "Name: value"),
  *   `body` (string), `timeout`, `connect_timeout` (seconds; default 30, 10)
- * @treturn zcrm.request|nil the request, or nil and an error object
+ * @treturn zcrm.transfer|nil the transfer, or nil and an error object
  */
 int zc_multi_start(lua_State *L) {
   zc_multi *m = zc_multi_check(L, 1);
@@ -303,7 +303,7 @@ int zc_multi_start(lua_State *L) {
   /* The userdata first (7), zeroed and idle, then libcurl. */
   r = (zc_request *)lua_newuserdatauv(L, sizeof *r, 2);
   memset(r, 0, sizeof *r);
-  luaL_setmetatable(L, ZC_REQUEST_MT);
+  luaL_setmetatable(L, ZC_TRANSFER_MT);
   r->state = ZC_IDLE;
   r->max_bytes = m->max_response_bytes;
   lua_pushvalue(L, 5);                        /* the body stays alive */
@@ -660,7 +660,7 @@ static int zc_request_gc(lua_State *L) {
 static int zc_request_tostring(lua_State *L) {
   zc_request *r = zc_request_check(L, 1);
   static const char *const names[] = { "idle", "running", "done", "cancelled" };
-  lua_pushfstring(L, "zcrm.request (%p, %s)", (void *)r, names[r->state]);
+  lua_pushfstring(L, "zcrm.transfer (%p, %s)", (void *)r, names[r->state]);
   return 1;
 }
 
@@ -681,7 +681,7 @@ void zc_open_request(lua_State *L) {
     { "info", zc_request_info },
     { NULL, NULL }
   };
-  luaL_newmetatable(L, ZC_REQUEST_MT);
+  luaL_newmetatable(L, ZC_TRANSFER_MT);
   luaL_setfuncs(L, meta, 0);
   luaL_newlib(L, methods);
   lua_setfield(L, -2, "__index");
