@@ -1,4 +1,4 @@
--- Security checks (issue 8, item 5): TLS verified by default against a
+-- Security checks: TLS verified by default against a
 -- throwaway CA made with openssl at test time; no credentials sent to a
 -- redirect target (zcrm never follows redirects); plain http:// refused off
 -- loopback; secrets kept out of output; the token cache file's mode.

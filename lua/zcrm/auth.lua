@@ -1,10 +1,12 @@
---- Access tokens: a static token, or OAuth refresh (reference §4).
+--- Access tokens: a static token, or OAuth refresh (Zoho's "Step 4: Refreshing
+-- your Access Tokens" page).
 --
 -- Refresh happens when a token is first needed, ahead of expiry, and once after
 -- a 401 INVALID_TOKEN. It is single-flight: however many calls need a token at
 -- once, one refresh request is made and the others wait for its answer. Zoho
--- allows 10 refreshes per 10 minutes per refresh token (§4.2); the client never
+-- allows 10 refreshes per 10 minutes per refresh token ("Token Validity"); the client never
 -- sends an 11th, it answers with a `REFRESH_LIMIT` error instead.
+-- @module zcrm.auth
 
 local cjson = require "cjson.safe"
 local core = require "zcrm.core"
@@ -80,7 +82,7 @@ end
 -- }====
 
 -- Seconds of validity in a token answer: `expires_in_sec` means `expires_in` is
--- in milliseconds (the SDK's rule, reference §4.1); else `expires_in` is seconds.
+-- in milliseconds (the official SDK's rule); else `expires_in` is seconds.
 local function lifetime(doc)
   local sec = tonumber(doc.expires_in_sec)
   if sec then return sec end
@@ -131,7 +133,8 @@ local function refresh(client)
       string.format("token endpoint answered HTTP %d with no JSON object", status),
       { status = status, retryable = status >= 500 })
   end
-  -- Zoho answers token errors with HTTP 200 and an `error` key (reference §4.3).
+  -- Zoho answers token errors with HTTP 200 and an `error` key ("Step 4:
+  -- Refreshing your Access Tokens").
   if doc.error ~= nil or type(doc.access_token) ~= "string" then
     -- Zoho's error names are short words; anything else is not one of them.
     local code = type(doc.error) == "string" and doc.error:match("^[%w_ ]+$") and #doc.error <= 64

@@ -1,6 +1,7 @@
 --- Zoho data centres and environments: where the API and the accounts server
--- live. Source: ../shared/reference/zoho-crm-v8.md §5 (the official SDK's dc/*
--- files and the v8 multi-DC page). CA's accounts server is on zohocloud.ca.
+-- live. Source: Zoho's "Multi DC Support" page and the official Python SDK's
+-- dc classes. CA's accounts server is on zohocloud.ca.
+-- @module zcrm.dc
 
 local M = {}
 

@@ -1,6 +1,8 @@
---- The settings endpoints: modules and profiles (reference §2, §3). Each
+--- The settings endpoints: modules and profiles (Zoho's "Modules", "Specific
+-- Module", "Update Custom Module" and "Profiles" pages). Each
 -- function here is an operation: it runs inside the engine's coroutine, and the
 -- client exposes it both as a blocking method and through `submit`.
+-- @module zcrm.modules
 
 local core = require "zcrm.core"
 local http = require "zcrm.http"
@@ -14,7 +16,9 @@ local function id_string(v)
   return v
 end
 
--- Ids are kept as strings (reference §1); a server that sent numbers is mended.
+-- Ids are kept as strings: they are 64-bit integers, which JSON numbers and
+-- doubles cannot all hold (Zoho sends them as strings); a server that sent
+-- numbers is mended.
 local function normalise_ids(list)
   for _, item in ipairs(list) do
     if type(item) == "table" then

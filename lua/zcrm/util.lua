@@ -1,4 +1,5 @@
 --- Small helpers shared by the Lua modules: a shallow copy and the one hash.
+-- @module zcrm.util
 
 local M = {}
 

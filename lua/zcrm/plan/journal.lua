@@ -2,6 +2,7 @@
 -- disk (fsync) before the run moves on, so that a run killed at any point
 -- resumes without repeating what completed. Items are keyed by index, module
 -- and a hash of the entry's content.
+-- @module zcrm.plan.journal
 
 local cjson = require "cjson.safe"
 local core = require "zcrm.core"

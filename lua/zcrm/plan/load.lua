@@ -1,6 +1,7 @@
 --- Loading plans: a Lua list, a function of a context returning one, or a
 -- plan file (a Lua file returning either); CSV files for plans built from
 -- spreadsheets.
+-- @module zcrm.plan.load
 
 local check = require "zcrm.plan.check"
 

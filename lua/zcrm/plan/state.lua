@@ -1,6 +1,7 @@
 --- A plan against the org's current state: reading it (modules, profiles),
 -- the checks that need it, the diff of each entry, and the undo plan that
 -- reverses a run.
+-- @module zcrm.plan.state
 
 local cjson = require "cjson.safe"
 local modules = require "zcrm.modules"
