@@ -14,6 +14,7 @@ local zcrm = require "zcrm"
 local engine = require "zcrm.engine"
 local options = require "zcrm.options"
 local apply = require "zcrm.plan.apply"
+local sorted_keys = require("zcrm.util").sorted_keys
 
 local f = assert(io.open(assert(arg[1], "usage: docscov.lua DUMP_FILE"), "r"))
 local text = f:read("a")
@@ -68,12 +69,6 @@ local function public_functions(t)
   return names
 end
 
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys)
-  return keys
-end
 
 for _, k in ipairs(public_functions(zcrm)) do
   check_function("zcrm", { k, "zcrm." .. k }, "zcrm." .. k)

@@ -19,13 +19,7 @@ local function sh(cmd)
   return ok == true or ok == 0
 end
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local slurp = require("spec.support.files").read
 
 local function tmpdir()
   local d = os.tmpname()

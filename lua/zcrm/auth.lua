@@ -23,8 +23,8 @@ local refresh_times = {}
 
 
 local function auth_error(code, message, extra)
-  local e = { kind = "auth", code = code, message = message }
-  for k, v in pairs(extra or {}) do e[k] = v end
+  local e = util.copy(extra)
+  e.kind, e.code, e.message = "auth", code, message
   return core.error(e)
 end
 
@@ -167,23 +167,16 @@ local function refresh(client)
   return o.access_token
 end
 
--- The refresh itself, as an engine task: it always ends by waking its waiters.
 -- A refresh that fails while the current token is still valid (inside the
 -- refresh margin) keeps that token: one accounts-server hiccup must not fail
 -- calls that can still succeed.
-local function refresh_task(client)
+local function keep_current(client, token, err)
   local o = client.oauth
-  local ok, token, err = pcall(refresh, client)
-  if not ok then
-    token, err = nil, core.error { kind = "internal", code = "INTERNAL_CLIENT_ERROR",
-                                   message = "token refresh failed: " .. client:_redact(tostring(token)) }
-  end
   if not token and o.access_token and core.now() < o.expires_at then
     client:_log("warn", "token refresh failed (" .. tostring(err) .. "); using the current token until it expires")
     token, err = o.access_token, nil
   end
-  o.refreshing = false
-  client._engine:signal(TOKEN_EVENT, token, err)
+  return token, err
 end
 
 --- Returns a usable access token (refreshing when needed), or nil, err. Runs
@@ -196,11 +189,7 @@ function M.access_token(client)
     local margin = math.min(o.refresh_margin, (o.ttl or 3600) / 2)
     if core.now() < o.expires_at - margin then return o.access_token end
   end
-  if not o.refreshing then
-    o.refreshing = true
-    client._engine:spawn("token refresh", refresh_task)
-  end
-  return coroutine.yield("wait", TOKEN_EVENT)
+  return client._engine:single_flight(TOKEN_EVENT, "token refresh", refresh, keep_current)
 end
 
 --- Forgets `token` after the server refused it, unless a newer one is in use.

@@ -3,6 +3,8 @@
 -- dc classes. CA's accounts server is on zohocloud.ca.
 -- @module zcrm.dc
 
+local util = require "zcrm.util"
+
 local M = {}
 
 -- dc -> { accounts server, API domain suffix }
@@ -20,15 +22,8 @@ local DCS = {
 -- environment -> host prefix of the API domain
 local ENVIRONMENTS = { production = "www", sandbox = "sandbox", developer = "developer" }
 
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys)
-  return keys
-end
-
-M.names = sorted_keys(DCS)
-M.environments = sorted_keys(ENVIRONMENTS)
+M.names = util.sorted_keys(DCS)
+M.environments = util.sorted_keys(ENVIRONMENTS)
 
 --- Resolves a dc and environment to `{ api_domain =, accounts_url = }`, or
 -- `nil, message` naming the valid choices.

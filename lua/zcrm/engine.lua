@@ -95,6 +95,7 @@ function M.new(client, ops, opts)
   self._transfers = {}    -- core transfer -> owning zcrm.request
   self._timers = {}       -- { at =, req = }, kept sorted by `at`
   self._waiters = {}      -- event name -> list of requests
+  self._flights = {}      -- event name -> true while its single-flight task runs
   self._ready = {}        -- { req, args } to resume at the next step
   self._to_notify = {}    -- done requests whose callback has not run yet
   self.callback_errors = {}
@@ -165,6 +166,28 @@ function Engine:spawn(name, fn)
   local client = self.client
   task.co = coroutine.create(function() return fn(client) end)
   self._ready[#self._ready + 1] = { task, pack() }
+end
+
+-- Runs `fn(client)` once for every caller that asks while it runs (single
+-- flight): the first call starts it as an engine task, and every caller
+-- waits for its results. An error raised by `fn` becomes an internal error;
+-- `after(client, ...)`, when given, turns the results into what the callers
+-- get. Runs inside an operation's coroutine.
+function Engine:single_flight(event, name, fn, after)
+  if not self._flights[event] then
+    self._flights[event] = true
+    self:spawn(name, function(client)
+      local r = pack(pcall(fn, client))
+      if not r[1] then
+        r = pack(true, nil, core.error { kind = "internal", code = "INTERNAL_CLIENT_ERROR",
+                                         message = name .. " failed: " .. client:_redact(tostring(r[2])) })
+      end
+      if after then r = pack(true, after(client, unpack(r, 2, r.n))) end
+      self._flights[event] = nil
+      self:signal(event, unpack(r, 2, r.n))
+    end)
+  end
+  return coroutine.yield("wait", event)
 end
 
 function Engine:start_transfer(req, spec)

@@ -17,23 +17,11 @@ local JOURNAL_FORMAT = 1
 
 -- {==== canonical form and content hash (journal keys)
 
-local function sort_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys, function(a, b)
-    local ta, tb = type(a), type(b)
-    if ta == tb and (ta == "string" or ta == "number") then return a < b end
-    if ta ~= tb then return ta < tb end
-    return tostring(a) < tostring(b)
-  end)
-  return keys
-end
-
 -- One stable string per value: the same entry hashes the same in every run.
 local function canonical(v, out)
   if type(v) == "table" then
     out[#out + 1] = "{"
-    for _, k in ipairs(sort_keys(v)) do
+    for _, k in ipairs(util.sorted_keys(v)) do
       canonical(k, out)
       out[#out + 1] = "="
       canonical(v[k], out)
