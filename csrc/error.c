@@ -4,7 +4,8 @@
 ** An error object is a plain table holding its fields (kind, code, status,
 ** message, details, field, retryable, resolution) with the metatable
 ** registered as "zcrm.error" (__name, __tostring). Shape after Lua-cURL
-** lcerror.c and lua-http h2_error.lua; fields per architecture.md.
+** lcerror.c and lua-http h2_error.lua; the fields are those of the README's
+** "The error convention".
 */
 #include <string.h>
 
