@@ -1,7 +1,8 @@
 -- Doc coverage, run by `make docs`: every public function of `zcrm`, of the
--- client and of a request object, and every option of `zcrm.new` and of
--- `client:apply`, must have a doc comment with its types and its return
--- convention. Reads LDoc's model (`ldoc --filter pl.pretty.dump .`) from the
+-- client and of a request object, every option of `zcrm.new` and of
+-- `client:apply`, and every function and method the C core registers
+-- (`zcrm.core`, `zcrm.multi`, `zcrm.transfer`), must have a doc comment with
+-- its types and its return convention. Reads LDoc's model (`ldoc --filter pl.pretty.dump .`) from the
 -- file named by arg[1], and the public names from the modules themselves, so
 -- a new method or option without a doc comment fails the build.
 --
@@ -78,6 +79,16 @@ for _, k in ipairs(public_functions(zcrm.Client)) do
 end
 for _, k in ipairs(public_functions(engine.Request)) do
   check_function("zcrm.engine", { "Request:" .. k }, "request:" .. k)
+end
+local core = require "zcrm.core"
+for _, k in ipairs(public_functions(core)) do
+  check_function("zcrm.core", { k }, "zcrm.core." .. k)
+end
+for _, class in ipairs { "multi", "transfer" } do
+  local mt = debug.getregistry()["zcrm." .. class]
+  for _, k in ipairs(public_functions(mt and mt.__index or {})) do
+    check_function("zcrm.core", { class .. ":" .. k }, "zcrm." .. class .. ":" .. k)
+  end
 end
 check_table("zcrm.options", "client_options", sorted_keys(options.CLIENT), "zcrm.new option")
 check_table("zcrm.options", "oauth_options", sorted_keys(options.OAUTH), "zcrm.new option oauth")

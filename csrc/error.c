@@ -7,6 +7,10 @@
 ** lcerror.c and lua-http h2_error.lua; the fields are those of the README's
 ** "The error convention".
 */
+/***
+ * The C core, `require "zcrm.core"`; its contract is csrc/API.md.
+ * @module zcrm.core
+ */
 #include <string.h>
 
 #include "zcrm.h"
@@ -161,7 +165,7 @@ static int zc_l_error(lua_State *L) {
  * True when `v` is an error object (from any copy of this module loaded in
  * the same state).
  * @function is_error
- * @param v any value
+ * @tparam any v
  * @treturn boolean
  */
 static int zc_l_is_error(lua_State *L) {

@@ -10,6 +10,10 @@
 ** and uses the code the server documents for the same fault (README, "The
 ** error convention").
 */
+/***
+ * The C core, `require "zcrm.core"`; its contract is csrc/API.md.
+ * @module zcrm.core
+ */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -707,7 +711,7 @@ static int zc_module_err(lua_State *L, const char *fmt, const char *arg,
  * Returns the module path segment: an id as its decimal string, or the API
  * name.
  * @function check_module
- * @param module id (string of digits or integer) or API name
+ * @tparam string|integer module id (string of digits or integer) or API name
  * @treturn string|nil the segment, or nil and an error object
  */
 static int zc_l_check_module(lua_State *L) {
@@ -909,7 +913,7 @@ static int zc_l_check_base_url(lua_State *L) {
  * refused before any request): a non-empty string of
  * printable ASCII without spaces. The message names `what`, never the value.
  * @function check_token
- * @param s the token
+ * @tparam string s the token
  * @tparam[opt="token"] string what its name for messages
  * @treturn true|nil true, or nil and an error object
  */
