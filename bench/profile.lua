@@ -24,6 +24,7 @@ local N = tonumber(arg[1]) or 200
 local MODES = (arg[2] == nil or arg[2] == "both") and { "apply", "submit" } or { arg[2] }
 local OUT_PREFIX = os.getenv("ZCRM_BENCH_CALLGRIND")
 -- ZCRM_BENCH_PROFILE_FROM=/some/prefix: report from files kept earlier, no runs.
+-- ZCRM_BENCH_PROFILE_NO_HOOK=1: callgrind only.
 local FROM = os.getenv("ZCRM_BENCH_PROFILE_FROM")
 
 -- {==== a callgrind file: self cost per function, call edges with inclusive cost
@@ -219,6 +220,9 @@ local function sample(mode)
     count = collectgarbage("count")
   end
   local saved = arg
+  for name in pairs(package.loaded) do -- loaded again, with the wrapper below
+    if name == "zcrm" or name:match("^zcrm%.") then package.loaded[name] = nil end
+  end
   arg = { emu.url, tostring(N), mode, "10" }
   collectgarbage("collect")
   collectgarbage("stop")
@@ -289,6 +293,6 @@ for _, mode in ipairs(MODES) do
     if not OUT_PREFIX then for _, f in pairs(files) do os.remove(f) end end
     os.remove(tmp .. ".log")
   end
-  if not FROM then sample(mode) end
+  if not FROM and not os.getenv("ZCRM_BENCH_PROFILE_NO_HOOK") then sample(mode) end
 end
 os.remove(tmp)

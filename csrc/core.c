@@ -32,6 +32,8 @@ ZCRM_API int luaopen_zcrm_core(lua_State *L) {
   lua_newtable(L);
   zc_open_error(L);
   zc_open_validate(L);
+  zc_open_body(L);
+  zc_open_answer(L);
   zc_open_request(L);
   zc_open_client(L);
   zc_open_sys(L);

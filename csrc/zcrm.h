@@ -66,6 +66,11 @@ void zc_open_error(lua_State *L);     /* adds error, is_error, catalogue */
 int zc_open_sys(lua_State *L);        /* now, sleep, fsync, file_mode, ... */
 /* }==== */
 
+/* {==== body.c and answer.c: an update's request and its success answer */
+void zc_open_body(lua_State *L);      /* update_request */
+void zc_open_answer(lua_State *L);    /* read_update_answer */
+/* }==== */
+
 /* {==== validate.c */
 void zc_open_validate(lua_State *L);  /* null, prepare_update, ... */
 /* }==== */

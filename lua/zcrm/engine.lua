@@ -16,6 +16,13 @@ local core = require "zcrm.core"
 local now = core.now
 local unpack = table.unpack
 local pack = table.pack
+local select = select
+local create, resume, status, yield = coroutine.create, coroutine.resume, coroutine.status, coroutine.yield
+
+-- Yielded by a request's coroutine when its operation returned (run_ops).
+local DONE = {}
+-- At most this many idle coroutines are kept for the next requests.
+local MAX_IDLE = 64
 
 local M = {}
 
@@ -41,7 +48,14 @@ end
 -- @return `res`, or nil and a `zcrm.error`
 function Request:result()
   if not self._done then return nil end
-  return unpack(self._res, 1, self._res.n)
+  local n = self._n
+  if n <= 3 then
+    if n == 2 then return self._r1, self._r2 end
+    if n == 1 then return self._r1 end
+    if n == 3 then return self._r1, self._r2, self._r3 end
+    return
+  end
+  return unpack(self._r1, 1, n)
 end
 
 --- Calls `fn(res, err)` from `poll` once the request is done (also when it is
@@ -100,16 +114,33 @@ function M.new(client, ops, opts)
   self._timers = {}       -- { at =, req = }, kept sorted by `at`
   self._waiters = {}      -- event name -> list of requests
   self._flights = {}      -- event name -> true while its single-flight task runs
-  self._ready = {}        -- { req, args } to resume at the next step
+  self._ready = {}        -- requests to resume at the next step (make_ready)
+  self._idle = {}         -- coroutines waiting for their next operation (run_ops)
   self._to_notify = {}    -- done requests whose callback has not run yet
   self.callback_errors = {}
   self.max_in_flight_seen = 0
   return self
 end
 
+-- A request's values live in its own fields, with no table for up to three
+-- (the common case): its result in _r1.._r3 (count _n), and the values its
+-- coroutine is resumed with in _a1.._a3 (count _an); more than three are
+-- packed into _r1 or _a1.
+
+-- Queues `req` to be resumed with `...` at the next step.
+local function make_ready(self, req, ...)
+  local n = select("#", ...)
+  req._an = n
+  if n <= 3 then req._a1, req._a2, req._a3 = ... else req._a1 = pack(...) end
+  local ready = self._ready
+  ready[#ready + 1] = req
+end
+
 local function finish(self, req, ...)
+  local n = select("#", ...)
   req._done = true
-  req._res = pack(...)
+  req._n = n
+  if n <= 3 then req._r1, req._r2, req._r3 = ... else req._r1 = pack(...) end
   req.co = nil
   req._spec = nil -- it holds the Authorization header or a token request's body
   self._live[req] = nil
@@ -120,25 +151,28 @@ end
 -- During `submit` (`first`), an error raised by the operation is misuse by the
 -- caller: it is returned, for `submit` to raise. Later it can only be a bug in
 -- zcrm, and it becomes the request's error result.
-function Engine:step(req, first, ...)
-  local co = req.co
-  if not co then return end
-  local r = pack(coroutine.resume(co, ...))
-  if not r[1] then
+local function resumed(self, req, first, co, ok, ...)
+  if not ok then
+    local e = ...
     if first then
       finish(self, req, nil)
-      return r[2]
+      return e
     end
-    local message = self.client:_redact(tostring(r[2]))
+    local message = self.client:_redact(tostring(e))
     self.client:_log("error", "internal error in " .. req.method .. ": " .. message)
     return finish(self, req, nil, core.error {
       kind = "internal", code = "INTERNAL_CLIENT_ERROR", message = "zcrm internal error: " .. message,
     })
   end
-  if coroutine.status(co) == "dead" then
-    return finish(self, req, unpack(r, 2, r.n))
+  local what, a = ...
+  if what == DONE then -- the operation returned; its coroutine waits for another
+    local idle = self._idle
+    if #idle < MAX_IDLE then idle[#idle + 1] = co end
+    return finish(self, req, select(2, ...))
   end
-  local what, a = r[2], r[3]
+  if status(co) == "dead" then -- an engine task (spawn)
+    return finish(self, req, ...)
+  end
   if what == "http" then
     req._spec = a
     if a.bypass_limit or self._inflight < self.concurrency then
@@ -162,6 +196,12 @@ function Engine:step(req, first, ...)
   end
 end
 
+function Engine:step(req, first, ...)
+  local co = req.co
+  if not co then return end
+  return resumed(self, req, first, co, resume(co, ...))
+end
+
 -- Runs `fn(client)` as an engine-owned task: no request object reaches the
 -- user, so nobody can cancel it half way. Single-flight work (a token
 -- refresh, the profile list) runs this way, and its waiters always wake.
@@ -169,7 +209,7 @@ function Engine:spawn(name, fn)
   local task = setmetatable({ engine = self, method = name }, Request)
   local client = self.client
   task.co = coroutine.create(function() return fn(client) end)
-  self._ready[#self._ready + 1] = { task, pack() }
+  make_ready(self, task)
 end
 
 -- Runs `fn(client)` once for every caller that asks while it runs (single
@@ -198,7 +238,7 @@ function Engine:start_transfer(req, spec)
   if spec.before_start then
     local ok, err = spec.before_start(self.client, spec)
     if not ok then
-      self._ready[#self._ready + 1] = { req, pack(nil, err) }
+      make_ready(self, req, nil, err)
       return
     end
   end
@@ -211,7 +251,7 @@ function Engine:start_transfer(req, spec)
   end
   if not creq then
     if spec.after then spec.after(self.client, spec, nil, err) end
-    self._ready[#self._ready + 1] = { req, pack(nil, err) }
+    make_ready(self, req, nil, err)
     return
   end
   if not spec.bypass_limit then
@@ -262,8 +302,7 @@ function Engine:signal(event, ...)
   local list = self._waiters[event]
   if not list then return end
   self._waiters[event] = nil
-  local args = pack(...)
-  for _, req in ipairs(list) do self._ready[#self._ready + 1] = { req, args } end
+  for _, req in ipairs(list) do make_ready(self, req, ...) end
 end
 
 -- Resumes what is ready (finished transfers, due timers, signalled events) until
@@ -273,16 +312,24 @@ function Engine:run_ready()
     local ready = self._ready
     if #ready == 0 then
       local timers = self._timers
-      local t = now()
-      while timers[1] and timers[1].at <= t do
-        local timer = table.remove(timers, 1)
-        ready[#ready + 1] = { timer.req, pack() }
+      if timers[1] then
+        local t = now()
+        while timers[1] and timers[1].at <= t do
+          make_ready(self, table.remove(timers, 1).req)
+        end
       end
       if #ready == 0 then break end
     end
     self._ready = {}
-    for _, item in ipairs(ready) do
-      self:step(item[1], false, unpack(item[2], 1, item[2].n))
+    for i = 1, #ready do
+      local req = ready[i]
+      local n, a1, a2, a3 = req._an, req._a1, req._a2, req._a3
+      req._a1, req._a2, req._a3 = nil, nil, nil
+      if n == 3 then self:step(req, false, a1, a2, a3)
+      elseif n == 2 then self:step(req, false, a1, a2)
+      elseif n == 1 then self:step(req, false, a1)
+      elseif n == 0 then self:step(req, false)
+      else self:step(req, false, unpack(a1, 1, n)) end
     end
     self:fill()
   end
@@ -312,14 +359,29 @@ function Engine:notify()
 end
 
 -- Starts an operation; misuse raises at `level` (the caller's line).
+-- The body of every request's coroutine: it runs operations one after the
+-- other, yielding DONE and each one's results in between (a tail call: the
+-- stack does not grow). A coroutine that finished an operation goes back to
+-- the engine's idle list and runs the next request's, so a request makes
+-- neither a closure nor, most of the time, a coroutine (with its stack).
+local function run_ops(op, client, ...)
+  return run_ops(yield(DONE, op(client, ...)))
+end
+
 local function start(self, level, method, ...)
   local op = self.ops[method]
   if not op then error("zcrm: unknown method '" .. tostring(method) .. "'", level) end
   local req = setmetatable({ engine = self, method = method }, Request)
-  local client = self.client
-  req.co = coroutine.create(function(...) return op(client, ...) end)
+  local idle = self._idle
+  local n = #idle
+  if n > 0 then
+    req.co = idle[n]
+    idle[n] = nil
+  else
+    req.co = create(run_ops)
+  end
   self._live[req] = true
-  local misuse = self:step(req, true, ...)
+  local misuse = self:step(req, true, op, self.client, ...)
   if misuse then error(misuse, level) end
   self:run_ready()
   return req
@@ -356,9 +418,9 @@ function Engine:poll(timeout)
         req._creq = nil
         local spec = req._spec
         if not spec.bypass_limit then self._inflight = self._inflight - 1 end
-        local r = pack(creq:result())
-        if spec.after then spec.after(self.client, spec, unpack(r, 1, r.n)) end
-        self._ready[#self._ready + 1] = { req, r }
+        local code, body, headers = creq:result()
+        if spec.after then spec.after(self.client, spec, code, body, headers) end
+        make_ready(self, req, code, body, headers)
       end
     end
   end

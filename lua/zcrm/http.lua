@@ -103,23 +103,53 @@ local function credits_after(client, spec, status, _, headers)
 end
 
 
+--- base_url(client) -> "{api_domain}/crm/{version}/", made once per client
+-- (again only if either field changes).
+function M.base_url(client)
+  local domain, version = client.api_domain, client.version
+  if client._base_domain ~= domain or client._base_version ~= version then
+    client._base = domain .. "/crm/" .. version .. "/"
+    client._base_domain, client._base_version = domain, version
+  end
+  return client._base
+end
+
+-- The header lists of a call with no headers of its own, made once per
+-- token: { token =, [true] = with a body, [false] = without }. Never
+-- changed once made (multi:start only reads them).
+local function plain_headers(client, token, has_body)
+  local c = client._headers
+  if not c or c.token ~= token then
+    local auth_line = "Authorization: Zoho-oauthtoken " .. token
+    c = { token = token,
+          [true] = { "Accept: application/json", auth_line, "Content-Type: application/json" },
+          [false] = { "Accept: application/json", auth_line } }
+    client._headers = c
+  end
+  return c[has_body]
+end
+
 --- Performs one API call from inside an operation. Returns `status, doc,
 -- headers` for 2xx and 304 (`doc` is nil for 204 and 304), or `nil, err`.
 -- opts: query (table), body (Lua table, JSON-encoded), key (resource key of
 -- shape-B answers), cost (credits), headers (list), idempotent (default: not POST),
 -- auth (false: send no Authorization header), conditional (true when the
 -- headers make it a conditional GET, so that 304 is an answer).
+-- The hot path of an update gives instead: url (the whole URL; `path` is
+-- then only for messages), json (the body, encoded already), and read
+-- (`read(body, secrets)` -> a result or nil, tried on a 2xx answer before
+-- lua-cjson; a result is returned as `status, result, headers, true`).
 function M.call(client, method, path, opts)
   opts = opts or {}
-  local url = client.api_domain .. "/crm/" .. client.version .. "/" .. path
+  local url = opts.url or (M.base_url(client) .. path)
   if opts.query then
     local parts = {}
     for k, v in pairs(opts.query) do parts[#parts + 1] = core.url_escape(k) .. "=" .. core.url_escape(v) end
     table.sort(parts)
     if #parts > 0 then url = url .. "?" .. table.concat(parts, "&") end
   end
-  local body
-  if opts.body ~= nil then
+  local body = opts.json
+  if body == nil and opts.body ~= nil then
     local err
     body, err = cjson.encode(opts.body)
     if not body then
@@ -130,16 +160,20 @@ function M.call(client, method, path, opts)
   if idempotent == nil then idempotent = method ~= "POST" end
   local attempt, reauthed = 0, false
   while true do
-    local token
-    local headers = { "Accept: application/json" }
+    local token, headers
     if opts.auth ~= false then
       local terr
       token, terr = auth.access_token(client)
       if not token then return nil, terr end
-      headers[2] = "Authorization: Zoho-oauthtoken " .. token
     end
-    if body then headers[#headers + 1] = "Content-Type: application/json" end
-    for _, h in ipairs(opts.headers or {}) do headers[#headers + 1] = h end
+    if token and not opts.headers then
+      headers = plain_headers(client, token, body ~= nil)
+    else
+      headers = { "Accept: application/json" }
+      if token then headers[2] = "Authorization: Zoho-oauthtoken " .. token end
+      if body then headers[#headers + 1] = "Content-Type: application/json" end
+      for _, h in ipairs(opts.headers or {}) do headers[#headers + 1] = h end
+    end
     local status, raw, rheaders = coroutine.yield("http", {
       method = method, url = url, headers = headers, body = body,
       timeout = client.request_timeout, connect_timeout = client.connect_timeout,
@@ -154,6 +188,10 @@ function M.call(client, method, path, opts)
       -- No body; 304 only answers a conditional request (If-Modified-Since).
       return status, nil, rheaders
     else
+      if opts.read and status >= 200 and status < 300 then
+        local res = opts.read(raw, client._secret_forms)
+        if res then return status, res, rheaders, true end
+      end
       local doc, why = decode(raw)
       if status >= 200 and status < 300 then
         if doc then return status, doc, rheaders end

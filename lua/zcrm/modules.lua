@@ -163,9 +163,15 @@ function M.send_update(client, segment, clean)
   local verr
   clean, verr = resolve_names(client, clean)
   if not clean then return nil, verr end
-  local status, doc = http.call(client, "PUT", "settings/modules/" .. segment,
-    { body = { modules = { clean } }, key = "modules", cost = client.credit_costs.update_module })
+  -- The URL and body in one C call, and the plain success answer read in C;
+  -- lua-cjson for anything else (core.update_request, core.read_update_answer).
+  local url, json = core.update_request(http.base_url(client), segment, clean)
+  local status, doc, _, read = http.call(client, "PUT", "settings/modules/" .. segment, {
+    url = url, json = json, body = not url and { modules = { clean } } or nil, read = core.read_update_answer,
+    key = "modules", cost = client.credit_costs.update_module,
+  })
   if not status then return nil, doc end
+  if read then return doc end
   local item = type(doc) == "table" and type(doc.modules) == "table" and doc.modules[1]
   if type(item) ~= "table" or type(item.code) ~= "string" then
     return nil, http.unexpected(status, "no result item under 'modules'")
