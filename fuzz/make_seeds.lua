@@ -113,6 +113,19 @@ for i, s in ipairs(V) do
     write("validate", string.format("%02d-oom", i), string.char(op, 0x80 | (i % 32)) .. enc(arg))
   end
 end
+-- Weak mode (failure byte bit 6): the argument's tables turn weak and lose
+-- their strong references at collection cycle n, with a full cycle at
+-- every allocation. Long profile names (separate strings) and duplicates,
+-- so a name compared after its entry died is a use after free.
+local LONG = string.rep("N", 45)
+local WEAK = { profiles = { { name = LONG }, { name = LONG }, { name = LONG }, { name = LONG } },
+               plural_label = "Weak Labels" }
+for n = 1, 12 do
+  write("validate", string.format("weak-%02d", n), string.char(0, 0x40) .. enc(WEAK) .. string.char(n - 1))
+end
+write("validate", "weak-validate", string.char(1, 0x40) .. enc(WEAK) .. string.char(4))
+write("validate", "weak-error", string.char(6, 0x40) .. enc({ code = "INVALID_DATA", details = { x = { y = LONG } } })
+  .. string.char(2))
 
 -- }====
 

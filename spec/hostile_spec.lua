@@ -29,6 +29,84 @@ local function fails(code, ...)
   return err
 end
 
+-- Runs fn with the collector doing a full cycle at every allocation and a
+-- finalizer that, at the n-th cycle, drops the strong references `hold`
+-- keeps (the only way left to the values is then through weak tables) and
+-- calls `action`.
+local function at_gc_cycle(n, hold, fn, action)
+  local ticks, mt = 0, {}
+  mt.__gc = function()
+    ticks = ticks + 1
+    if ticks >= n then
+      for k in pairs(hold) do hold[k] = nil end
+      if action then action() end
+    else setmetatable({}, mt) end
+  end
+  setmetatable({}, mt)
+  collectgarbage("incremental", 1, 1000, 20)
+  collectgarbage()                  -- the new pause applies from now on
+  local ok, a, b = pcall(fn)
+  collectgarbage("incremental", 200, 100, 13)
+  ticks = math.huge
+  collectgarbage()
+  assert(ok, a)
+  return a, b
+end
+
+
+-- A loopback HTTP server in this process (LuaSocket, never blocking): it
+-- records each request head and answers 200 "{}" (GET /status/S/N: status
+-- S with N bytes).
+local socket = require "socket"
+
+local function new_server()
+  local srv = assert(socket.bind("127.0.0.1", 0))
+  srv:settimeout(0)
+  local _, port = srv:getsockname()
+  return { srv = srv, port = port, url = "http://127.0.0.1:" .. port, heads = {}, conns = {} }
+end
+
+local function serve(s)
+  local c = s.srv:accept()
+  if c then
+    c:settimeout(0)
+    s.conns[#s.conns + 1] = { c = c, buf = "" }
+  end
+  for i = #s.conns, 1, -1 do
+    local k = s.conns[i]
+    local data, err, partial = k.c:receive(4096)
+    k.buf = k.buf .. (data or partial or "")
+    local head = k.buf:match("^(.-\r\n\r\n)")
+    if head then
+      s.heads[#s.heads + 1] = head
+      local status, body = head:match("^GET /status/(%d+)/(%d+)")
+      body = string.rep("x", tonumber(body) or 0)
+      if body == "" then body = "{}" end
+      k.c:send("HTTP/1.1 " .. (status or 200) .. " X\r\nContent-Length: " .. #body
+        .. "\r\nConnection: close\r\n\r\n" .. body)
+    end
+    if head or err == "closed" then
+      k.c:close()
+      table.remove(s.conns, i)
+    end
+  end
+end
+
+-- Performs `req` on `m` while serving `servers`, until it is done.
+local function drive(m, req, servers)
+  local t0 = core.now()
+  while not req:done() do
+    assert(core.now() - t0 < 10, "the request did not finish in time")
+    m:perform(0.005)
+    for _, s in ipairs(servers) do serve(s) end
+  end
+end
+
+local function close_server(s)
+  for _, k in ipairs(s.conns) do k.c:close() end
+  s.srv:close()
+end
+
 -- {==== files a local user could plant links at
 
 describe("files opened by zcrm", function()
@@ -123,6 +201,179 @@ describe("core.sleep", function()
     core.sleep(-math.huge)
     core.sleep(-1)
     core.sleep(1e-9)
+  end)
+end)
+
+-- }====
+
+-- {==== a script abusing the validator
+
+describe("the validator against a hostile script", function()
+  it("compares keys with their length: an embedded NUL makes a different key", function()
+    local err = fails("INVALID_DATA", core.validate_update { ["profiles\0junk"] = { { id = "111" } } })
+    assert.matches("unknown key 'profiles\\x00junk'", err.message, 1, true)
+    -- "_delete\0" is not "_delete": the entry is refused, never sent as a grant
+    err = fails("INVALID_DATA", core.prepare_update {
+      profiles = { { id = "111", ["_delete\0"] = true } },
+    })
+    assert.matches("unknown key '_delete\\x00'", err.message, 1, true)
+    fails("INVALID_DATA", core.validate_update { ["plural_label\0"] = "Deals" })
+  end)
+
+  it("keeps profile names alive while checking a weak-valued list", function()
+    -- Names over 40 bytes are separate strings, entries reachable only
+    -- through the weak list once `hold` is emptied. Whichever allocation
+    -- the entries die at, the result is an error object (the list is full
+    -- of duplicates) and the names compared are never freed memory
+    -- (make asan: heap-use-after-free in the duplicate check before).
+    local name = string.rep("N", 41)
+    for n = 1, 80 do
+      local list, hold = setmetatable({}, { __mode = "v" }), {}
+      for i = 1, 4 do
+        hold[i] = { name = name .. string.format("%04d", 1) }
+        list[i] = hold[i]
+      end
+      local v, err = at_gc_cycle(n, hold, function() return core.prepare_update { profiles = list } end)
+      assert.is_nil(v)
+      assert.is_true(core.is_error(err))
+      assert.is_truthy(err.message:find("duplicates", 1, true) or err.message:find("got nil", 1, true)
+        or err.message:find("profiles is empty", 1, true), err.message)
+    end
+  end)
+end)
+
+-- }====
+
+-- {==== multi:start against finalizers
+
+describe("multi:start against a finalizer run at one of its allocations", function()
+  local server
+  before_each(function() server = new_server() end)
+  after_each(function() close_server(server) end)
+
+  -- Whatever allocation the finalizer runs at, start either refuses the
+  -- changed list (misuse raise, INVALID_HEADER) or sends the list as
+  -- checked: never a NULL header (SEGV before) or an unchecked CR/LF.
+  for _, case in ipairs {
+    { "swaps in a header with CR/LF", "X-Evil: a\r\nInjected: 1" },
+    { "clears an entry", false },
+  } do
+    it(case[1], function()
+      local m = core.new_multi {}
+      local started = 0
+      for n = 1, 40 do
+        local headers = { "X-A: 1", "X-B: 2" }
+        local ok, req, err = pcall(at_gc_cycle, n, {}, function()
+          return m:start { method = "GET", url = server.url .. "/x", headers = headers }
+        end, function() headers[1] = case[2] end)
+        if ok and req then
+          started = started + 1
+          drive(m, req, { server })
+        elseif ok then
+          assert.equal("INVALID_HEADER", err.code)
+        else
+          assert.matches("headers", tostring(req))
+        end
+      end
+      assert.is_true(started > 0)
+      for _, head in ipairs(server.heads) do
+        assert.is_nil(head:find("Injected", 1, true), head)
+        assert.truthy(head:find("X-B: 2", 1, true), head)
+      end
+      m:close()
+    end)
+  end
+end)
+
+-- }====
+
+-- {==== proxies
+
+describe("proxies", function()
+  local target, proxy
+  before_each(function() target, proxy = new_server(), new_server() end)
+  after_each(function() close_server(target); close_server(proxy) end)
+
+  it("a loopback host never goes through the proxy option", function()
+    local m = core.new_multi { proxy = proxy.url }
+    local req = assert(m:start { method = "GET", url = target.url .. "/direct",
+                                 headers = { "Authorization: Zoho-oauthtoken 1000.proxy.leak" } })
+    drive(m, req, { target, proxy })
+    assert.equal(200, (req:result()))
+    assert.equal(1, #target.heads)
+    assert.equal(0, #proxy.heads)
+    m:close()
+  end)
+
+  it("a loopback host never goes through a proxy from the environment", function()
+    local dir = tmpdir()
+    local script = dir .. "/child.lua"
+    files.write(script, string.format([[
+      package.cpath = "./csrc/?.so;" .. package.cpath
+      local core = require "zcrm.core"
+      local m = core.new_multi {}
+      local req = assert(m:start { method = "GET", url = %q })
+      local t0 = core.now()
+      while not req:done() and core.now() - t0 < 10 do m:perform(0.01) end
+      local f = io.open(%q, "w"); f:write(tostring((req:result()))); f:close()
+    ]], target.url .. "/direct", dir .. "/done"))
+    local env = "http_proxy=" .. proxy.url .. " HTTPS_PROXY=" .. proxy.url .. " ALL_PROXY=" .. proxy.url
+      .. " no_proxy= NO_PROXY="
+    assert(sh(env .. " lua5.4 " .. quote(script) .. " >/dev/null 2>&1 &"))
+    local t0 = core.now()
+    while not files.read(dir .. "/done") do
+      assert(core.now() - t0 < 20, "the child did not finish")
+      serve(target)
+      serve(proxy)
+      socket.sleep(0.005)
+    end
+    local status = files.read(dir .. "/done")
+    sh("rm -rf " .. quote(dir))
+    assert.equal("200", status)
+    assert.equal(1, #target.heads)
+    assert.equal(0, #proxy.heads)
+  end)
+end)
+
+-- }====
+
+-- {==== error objects: what is local has no HTTP status
+
+describe("error statuses", function()
+  it("a locally-found validation error has no HTTP status and is not retryable", function()
+    for _, code in ipairs { "INVALID_DATA", "INVALID_REQUEST", "INVALID_URL_PATTERN", "MANDATORY_NOT_FOUND" } do
+      local err = core.error { kind = "validation", code = code, message = "found here", retryable = true }
+      assert.is_nil(err.status, code)
+      assert.is_false(err.retryable, code)
+      assert.is_nil(tostring(err):find("HTTP", 1, true), tostring(err))
+    end
+    -- even when a status was given: nothing was sent
+    assert.is_nil(core.error { kind = "validation", code = "INVALID_DATA", status = 400 }.status)
+  end)
+
+  it("the catalogue's status belongs to the server's answer, not to a local error of another kind", function()
+    assert.equal(400, core.error { code = "INVALID_DATA" }.status)
+    assert.is_nil(core.error { kind = "config", code = "INVALID_DATA" }.status)
+    assert.is_nil(core.error { kind = "io", code = "INTERNAL_ERROR" }.status)
+  end)
+
+  it("a code with an embedded NUL is not a catalogue code", function()
+    local err = core.error { code = "INVALID_DATA\0x" }
+    assert.equal("INVALID_DATA\0x", err.code)
+    assert.is_nil(err.status)
+    assert.equal("api", err.kind)
+  end)
+
+  it("RESPONSE_TOO_LARGE keeps the HTTP status libcurl had read", function()
+    local server = new_server()
+    local m = core.new_multi { max_response_bytes = 1000 }
+    local req = assert(m:start { method = "GET", url = server.url .. "/status/503/100000" })
+    drive(m, req, { server })
+    close_server(server)
+    local _, err = req:result()
+    assert.equal("RESPONSE_TOO_LARGE", err.code)
+    assert.equal(503, err.status)
+    m:close()
   end)
 end)
 
