@@ -245,4 +245,30 @@ for i, s in ipairs(E) do write("emulator", string.format("%02d", i), s) end
 
 -- }====
 
+-- {==== undo: module count, per module id kind+value, api name, labels, profiles; heading; plan choices
+-- (fuzz/undo_driver.lua). The ids, names and labels of the issue's hostile server: an id that ends the
+-- undo file's comment, labels that end a long string, profile names with CR/LF.
+
+local function str(s) return string.char(#s % 48) .. s:sub(1, 47) end
+local function digits_id(n) return string.char(0, n // 256, n % 256) end
+local function module(id, api, plural, singular, profiles)
+  local b = id .. str(api) .. string.char(0) .. str(plural) .. string.char(0) .. str(singular)
+    .. string.char(#profiles)
+  for _, p in ipairs(profiles) do b = b .. p[1] .. str(p[2]) end
+  return b
+end
+local U = {
+  string.char(0) .. module(string.char(1) .. str("1\nos.execute('touch /tmp/x')\n--"), "Digital_Marketing",
+    "Old", "Old One", { { digits_id(7), "Admin" } }) .. str("") .. string.char(3, 0, 0),
+  string.char(1) .. module(digits_id(5), "A]]..os.exit(1)..[[", "x\r--]] os.exit(1) --[[", "\\\"", {
+    { digits_id(9), "Name\nos.exit(1)" }, { digits_id(10), "\27[2J" } })
+    .. module(digits_id(6), "Second", "Two\0Nul", "\u{202e}evil", { { digits_id(9), "Name\nos.exit(1)" } })
+    .. str("heading\nos.exit(1)") .. string.char(3, 0, 0, 0, 0, 3, 0, 1),
+  string.char(0) .. module(string.char(2, 0), "Numeric", "L", "S", {}) .. str("") .. string.char(1),
+  string.char(0) .. module(string.char(2, 1), "Too_Big", "L", "S", {}) .. str("") .. string.char(1),
+}
+for i, s in ipairs(U) do write("undo", string.format("%02d", i), s) end
+
+-- }====
+
 print("seeds written under fuzz/corpus/")

@@ -56,14 +56,14 @@ end
 
 -- A loopback HTTP server in this process (LuaSocket, never blocking): it
 -- records each request head and answers 200 "{}" (GET /status/S/N: status
--- S with N bytes).
+-- S with N bytes; or what respond(head) returns: status, body).
 local socket = require "socket"
 
-local function new_server()
+local function new_server(respond)
   local srv = assert(socket.bind("127.0.0.1", 0))
   srv:settimeout(0)
   local _, port = srv:getsockname()
-  return { srv = srv, port = port, url = "http://127.0.0.1:" .. port, heads = {}, conns = {} }
+  return { srv = srv, port = port, url = "http://127.0.0.1:" .. port, heads = {}, conns = {}, respond = respond }
 end
 
 local function serve(s)
@@ -82,6 +82,7 @@ local function serve(s)
       local status, body = head:match("^GET /status/(%d+)/(%d+)")
       body = string.rep("x", tonumber(body) or 0)
       if body == "" then body = "{}" end
+      if s.respond then status, body = s.respond(head) end
       k.c:send("HTTP/1.1 " .. (status or 200) .. " X\r\nContent-Length: " .. #body
         .. "\r\nConnection: close\r\n\r\n" .. body)
     end
@@ -374,6 +375,234 @@ describe("error statuses", function()
     assert.equal("RESPONSE_TOO_LARGE", err.code)
     assert.equal(503, err.status)
     m:close()
+  end)
+end)
+
+-- }====
+
+-- {==== a hostile server against the Lua layer
+
+local zcrm = require "zcrm"
+local plan = require "zcrm.plan"
+local cjson = require "cjson"
+
+-- Loads `source` as the plan loader would, in an environment where any
+-- global read or write raises: a plan zcrm wrote can only describe.
+local function load_sandboxed(source)
+  local touched = {}
+  local env = setmetatable({}, {
+    __index = function(_, k) touched[#touched + 1] = tostring(k); error("global read: " .. tostring(k)) end,
+    __newindex = function(_, k) touched[#touched + 1] = tostring(k); error("global write: " .. tostring(k)) end,
+  })
+  local chunk, lerr = load(source, "=undo", "t", env)
+  assert(chunk, lerr)
+  local ok, v = pcall(chunk)
+  assert(ok and #touched == 0, "the plan touched globals: " .. table.concat(touched, ", ") .. " " .. tostring(v))
+  return v
+end
+
+local HOSTILE = {
+  "1\nos.execute('touch /tmp/zcrm-pwned')\n--", "x\r--]] os.exit(1) --[[", "]]..os.getenv('HOME')..[[",
+  "\"; os.exit(1); --", "\\\"); os.exit(1) --", "a\0b", "tab\there", "\27[31mred", "Équipes \u{202e}",
+}
+
+describe("undo plans written from a hostile server's state", function()
+  it("carry every value as a literal and every comment on its line", function()
+    local entries, notes = {}, {}
+    for i, s in ipairs(HOSTILE) do
+      entries[i] = { module = s, plural_label = s, singular_label = s,
+                     profiles = { { id = "111" }, { id = "222", _delete = true } } }
+      notes[i] = { id = s, names = { ["111"] = s, ["222"] = s } }
+    end
+    local source = plan.undo_source(entries, notes, HOSTILE[1])
+    local back = load_sandboxed(source)
+    assert.same(entries, back)
+  end)
+
+  local ids = {
+    { '"1\\nos.execute(\'touch /tmp/zcrm-pwned\')\\n--"', false },
+    { '"12a"', false }, { '""', false }, { '"12345678901234567890"', false },
+    { "2423488000000015972", false }, { "1.5", false }, { "-3", false }, { "true", false },
+    { '"2423488000000015972"', "2423488000000015972" }, { "123", "123" }, { "9007199254740991", "9007199254740991" },
+  }
+  for _, case in ipairs(ids) do
+    it("reads the module id " .. case[1] .. (case[2] and " as its digits" or " as UNEXPECTED_RESPONSE"), function()
+      local body = '{"modules":[{"id":' .. case[1] .. ',"api_name":"Digital_Marketing","plural_label":"X",'
+        .. '"profiles":[{"id":"111","name":"Administrator"}]}]}'
+      local server = new_server(function() return 200, body end)
+      local client = assert(zcrm.new { api_domain = server.url, access_token = "1000.hostile.token", env = false,
+                                       max_retries = 0 })
+      local req = client:submit("get_modules")
+      local t0 = core.now()
+      while not req:done() do
+        assert(core.now() - t0 < 10)
+        client:poll(0.005)
+        serve(server)
+      end
+      close_server(server)
+      local list, err = req:result()
+      if case[2] then
+        assert.is_nil(err, tostring(err))
+        assert.equal(case[2], list[1].id)
+      else
+        assert.is_nil(list)
+        assert.equal("UNEXPECTED_RESPONSE", err.code, tostring(err))
+      end
+      client:close()
+    end)
+  end
+end)
+
+-- Runs `method` on a client of a one-answer server until done.
+local function against(respond, opts, method, ...)
+  local server = new_server(respond)
+  local o = { api_domain = server.url, access_token = "1000.hostile.token", env = false, max_retries = 0 }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  local client = assert(zcrm.new(o))
+  local req = client:submit(method, ...)
+  local t0 = core.now()
+  while not req:done() do
+    assert(core.now() - t0 < 10)
+    client:poll(0.005)
+    serve(server)
+  end
+  close_server(server)
+  client:close()
+  return req:result()
+end
+
+describe("secrets in what a server sends back", function()
+  local TOKEN = "1000.hostile.token"
+  local function echo(head)
+    local auth = head:match("[Aa]uthorization: ([^\r\n]*)")
+    return 400, cjson.encode { code = "INVALID_DATA", status = "error", message = "you sent " .. auth,
+      details = { echo = { authorization = auth, deeper = { auth, ["key " .. auth] = "v" } },
+                  encoded = core.url_escape(auth), lower = core.url_escape(TOKEN):lower(),
+                  every = TOKEN:gsub(".", function(c) return string.format("%%%02x", c:byte()) end) } }
+  end
+
+  it("are redacted from error details, recursively, raw and percent-encoded", function()
+    local _, err = against(echo, nil, "get_modules")
+    assert.equal("INVALID_DATA", err.code)
+    local text = cjson.encode { message = err.message, details = err.details }
+    assert.is_nil(text:find("hostile", 1, true), text)
+    assert.is_nil(text:find("%68%6f%73", 1, true), text)
+    assert.truthy(text:find("[REDACTED]", 1, true))
+  end)
+
+  it("never reach zcrm --json output", function()
+    local dir = tmpdir()
+    local server = new_server(echo)
+    assert(sh(string.format("ZOHO_ACCESS_TOKEN=1000.hostile.token bin/zcrm modules --json --api-domain %s >%s 2>%s &",
+      server.url, quote(dir .. "/out"), quote(dir .. "/err")) .. " true"))
+    local t0 = core.now()
+    while #server.heads == 0 or (files.read(dir .. "/out") or "") == "" do
+      assert(core.now() - t0 < 20, "zcrm did not answer")
+      serve(server)
+      socket.sleep(0.005)
+    end
+    close_server(server)
+    local out = files.read(dir .. "/out")
+    sh("rm -rf " .. quote(dir))
+    assert.truthy(out:find("INVALID_DATA", 1, true), out)
+    assert.is_nil(out:find("hostile", 1, true), out)
+  end)
+
+  it("log lines keep CR, LF and escape bytes escaped", function()
+    local lines = {}
+    local n = 0
+    local _, err = against(function()
+      n = n + 1
+      if n == 1 then
+        return 500, cjson.encode { code = "INTERNAL\r\nFORGED: line\27[2J", status = "error", message = "x" }
+      end
+      return 200, '{"modules":[]}'
+    end, { max_retries = 1, retry_base = 0.001, logger = function(_, line) lines[#lines + 1] = line end },
+    "get_modules")
+    assert.is_nil(err, tostring(err))
+    assert.is_true(#lines > 0)
+    for _, line in ipairs(lines) do
+      assert.is_nil(line:find("[%c]"), line)
+    end
+    assert.truthy(table.concat(lines):find("INTERNAL\\x0D\\x0AFORGED", 1, true))
+  end)
+end)
+
+-- }====
+
+-- {==== a hostile script: callbacks and sleeps
+
+describe("poll against callbacks that fail in any way", function()
+  it("survives any error object and runs every callback of the round", function()
+    local server = new_server(function() return 200, '{"modules":[]}' end)
+    local client = assert(zcrm.new { api_domain = server.url, access_token = "1000.hostile.token", env = false })
+    local bad_tostring = setmetatable({}, { __tostring = function() error("tostring raised") end })
+    local not_a_string = setmetatable({}, { __tostring = function() return {} end })
+    local throws = { bad_tostring, not_a_string, bad_tostring, "plain", not_a_string }
+    local called = {}
+    local reqs = {}
+    for i = 1, #throws do
+      reqs[i] = client:submit("get_modules")
+      reqs[i]:on_done(function() called[i] = true; error(throws[i]) end)
+    end
+    local t0 = core.now()
+    local function all_done()
+      for _, r in ipairs(reqs) do if not r:done() then return false end end
+      return true
+    end
+    while not all_done() or #client.callback_errors < #throws do
+      assert(core.now() - t0 < 10)
+      client:poll(0.005)
+      serve(server)
+    end
+    close_server(server)
+    for i = 1, #throws do assert.is_true(called[i], "callback " .. i) end
+    assert.equal(#throws, #client.callback_errors)
+    assert.matches("cannot be shown", client.callback_errors[1].message)
+    client:close()
+  end)
+
+  it("poll(math.huge) and poll(0/0) are bounded sleeps, not undefined behaviour", function()
+    local client = assert(zcrm.new { api_domain = "http://127.0.0.1:9", access_token = "1000.hostile.token",
+                                     env = false })
+    client:poll(0 / 0)
+    client:close()
+  end)
+end)
+
+-- }====
+
+-- {==== the files a run writes
+
+describe("journal and undo files", function()
+  local emulator = require "spec.support.emulator"
+  local emu, dir
+  setup(function() emu = emulator.start() end)
+  teardown(function() emu:stop() end)
+  before_each(function() dir = tmpdir() end)
+  after_each(function() sh("rm -rf " .. quote(dir)) end)
+
+  local function client()
+    return assert(zcrm.new { api_domain = emu.url, access_token = "emulator-token", env = false })
+  end
+  local PLAN = { { module = "Digital_Marketing", plural_label = "Hostile Files" } }
+
+  it("a journal is never written through a planted symbolic link", function()
+    files.write(dir .. "/victim", "precious\n")
+    assert(sh("ln -s " .. quote(dir .. "/victim") .. " " .. quote(dir .. "/journal")))
+    local report, err = client():apply(PLAN, { journal = dir .. "/journal" })
+    assert.is_nil(report)
+    assert.equal("JOURNAL_ERROR", err.code)
+    assert.matches("symbolic link", err.message)
+    assert.equal("precious\n", files.read(dir .. "/victim"))
+  end)
+
+  it("a new journal and an undo plan get mode 0600", function()
+    local c = client()
+    assert(c:apply(PLAN, { journal = dir .. "/journal", undo_file = dir .. "/undo.lua" }))
+    assert.equal(6 * 64, core.file_mode(dir .. "/journal"))
+    assert.equal(6 * 64, core.file_mode(dir .. "/undo.lua"))
+    c:close()
   end)
 end)
 
