@@ -241,8 +241,8 @@ static int zc_error_tostring(lua_State *L) {
   }
   luaL_addstring(&b, ":");
   /* Our validation messages already start with the field name. */
-  if (field && !(msg && strncmp(msg, field, flen) == 0 &&
-                 (msg[flen] == ' ' || msg[flen] == '\0'))) {
+  if (field && !(msg && mlen >= flen && memcmp(msg, field, flen) == 0 &&
+                 (mlen == flen || msg[flen] == ' '))) {
     luaL_addstring(&b, " ");
     zc_add_printable(&b, field, flen);
     luaL_addstring(&b, ":");

@@ -607,3 +607,29 @@ describe("journal and undo files", function()
 end)
 
 -- }====
+
+describe("local faults of the Lua layer", function()
+  it("a closed client and an unencodable body carry no HTTP status", function()
+    local c = assert(zcrm.new { api_domain = "http://127.0.0.1:9", access_token = "1000.hostile.token", env = false })
+    local _, err = c:request("PUT", "settings/modules", { body = { f = print } })
+    assert.equal("validation", err.kind)
+    assert.is_nil(err.status)
+    assert.is_nil(tostring(err):find("HTTP", 1, true), tostring(err))
+    c:close()
+    _, err = c:get_modules()
+    assert.is_true(zcrm.is_error(err))
+    assert.is_nil(err.status, tostring(err))
+    assert.is_false(err.retryable)
+    assert.is_nil(tostring(err):find("HTTP", 1, true), tostring(err))
+  end)
+
+  it("a proxy URL's password is redacted like a token", function()
+    local lines = {}
+    local c = assert(zcrm.new { api_domain = "http://127.0.0.1:9", access_token = "1000.hostile.token", env = false,
+                                proxy = "http://user:proxy-pass-77@127.0.0.1:9",
+                                logger = function(_, l) lines[#lines + 1] = l end })
+    c:_log("info", "echo http://user:proxy-pass-77@127.0.0.1:9")
+    assert.is_nil(lines[1]:find("proxy-pass-77", 1, true), lines[1])
+    c:close()
+  end)
+end)
