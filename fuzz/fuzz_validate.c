@@ -151,7 +151,10 @@ static void gc_every_allocation(lua_State *L, int on) {
 /* Called through lua_pcall: decode, call, check. */
 static int run (lua_State *L) {
   zf_in *in = (zf_in *)lua_touserdata(L, 1);
-  int op = zf_u8(in) % 7, fail = zf_u8(in), status, weak = fail & 0x40;
+  int op = zf_u8(in) % 7, fail = zf_u8(in), status;
+  /* weak mode only where the argument is a table the C keeps pointers
+  ** into: it costs a full collection per allocation */
+  int weak = (fail & 0x40) && (op == 0 || op == 1 || op == 6);
   static const char *const fn[] = {
     "prepare_update", "validate_update", "check_module", "check_base_url",
     "check_token", "url_escape", "error"
@@ -171,12 +174,12 @@ static int run (lua_State *L) {
   lua_pushvalue(L, 3);
   if (op == 4) lua_pushvalue(L, 4);
   if (weak) {
-    gc_every_allocation(L, 1);
     lua_rawgeti(L, LUA_REGISTRYINDEX, weaken_ref);
     lua_pushvalue(L, 3);
     lua_pushinteger(L, zf_u8(in) % 64 + 1);
     lua_call(L, 2, 1);            /* the strong references, below the call */
     lua_insert(L, op == 4 ? -4 : -3);
+    gc_every_allocation(L, 1);    /* from here: the weakener's garbage is gone */
   }
   if (fail & 0x80) zf_fail_countdown = fail & 0x3f;
   status = lua_pcall(L, op == 4 ? 2 : 1, 2, 0);

@@ -120,7 +120,7 @@ end
 local LONG = string.rep("N", 45)
 local WEAK = { profiles = { { name = LONG }, { name = LONG }, { name = LONG }, { name = LONG } },
                plural_label = "Weak Labels" }
-for n = 1, 12 do
+for n = 1, 24 do
   write("validate", string.format("weak-%02d", n), string.char(0, 0x40) .. enc(WEAK) .. string.char(n - 1))
 end
 write("validate", "weak-validate", string.char(1, 0x40) .. enc(WEAK) .. string.char(4))
@@ -246,7 +246,7 @@ for i, s in ipairs(E) do write("emulator", string.format("%02d", i), s) end
 -- }====
 
 -- {==== undo: module count, per module id kind+value, api name, labels, profiles; heading; plan choices
--- (fuzz/undo_driver.lua). The ids, names and labels of the issue's hostile server: an id that ends the
+-- (fuzz/undo_driver.lua). The ids, names and labels of a hostile server: an id that ends the
 -- undo file's comment, labels that end a long string, profile names with CR/LF.
 
 local function str(s) return string.char(#s % 48) .. s:sub(1, 47) end
