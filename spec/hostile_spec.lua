@@ -562,10 +562,19 @@ describe("poll against callbacks that fail in any way", function()
     client:close()
   end)
 
-  it("poll(math.huge) and poll(0/0) are bounded sleeps, not undefined behaviour", function()
-    local client = assert(zcrm.new { api_domain = "http://127.0.0.1:9", access_token = "1000.hostile.token",
-                                     env = false })
+  it("poll(0/0) and poll(-1) do not wait, idle or with a transfer running", function()
+    local server = new_server(function() return 200, '{"modules":[]}' end)
+    local client = assert(zcrm.new { api_domain = server.url, access_token = "1000.hostile.token", env = false })
     client:poll(0 / 0)
+    client:poll(-1)
+    local req = client:submit("get_modules")
+    while not req:done() do
+      client:poll(0 / 0)
+      client:poll(-1)
+      serve(server)
+    end
+    close_server(server)
+    assert.truthy(req:result())
     client:close()
   end)
 end)
