@@ -345,7 +345,7 @@ end
 -- callbacks run here. Returns the number of callbacks run.
 function Engine:poll(timeout)
   timeout = timeout or 0
-  if not (timeout >= 0) then timeout = 0 end -- NaN and negatives: do not wait
+  if timeout ~= timeout or timeout < 0 then timeout = 0 end -- NaN and negatives: do not wait
   self:run_ready()
   local wait = timeout
   local next_timer = self._timers[1]
