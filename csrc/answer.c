@@ -153,6 +153,22 @@ static int zc_key_is(lua_State *L, int idx, const char *key) {
   return n == strlen(key) && memcmp(s, key, n) == 0;
 }
 
+/* Reads the key `key` ("key" after whitespace, no escapes) and its ':'
+** without making a Lua string. Returns 1 when it was there (else nothing
+** is read). */
+static int zc_read_key(zc_scan *s, const char *key) {
+  size_t n = strlen(key);
+  const char *p = s->p;
+  zc_ws(s);
+  if ((size_t)(s->end - s->p) > n + 1 && s->p[0] == '"' &&
+      memcmp(s->p + 1, key, n) == 0 && s->p[n + 1] == '"') {
+    s->p += n + 2;
+    if (zc_next_is(s, ':')) return 1;
+  }
+  s->p = p;
+  return 0;
+}
+
 static int zc_is_id(lua_State *L, int idx) {
   size_t n, i;
   const char *s = lua_tolstring(L, idx, &n);
@@ -187,13 +203,11 @@ static int zc_read_item(lua_State *L, zc_scan *s) {
   if (zc_next_is(s, '}')) return 0;
   do {
     int slot;
-    if (zc_push_string(L, s) || !zc_next_is(s, ':')) return -1;
-    if (zc_key_is(L, -1, "details")) slot = ZC_A_DETAILS;
-    else if (zc_key_is(L, -1, "code")) slot = ZC_A_CODE;
-    else if (zc_key_is(L, -1, "message")) slot = ZC_A_MESSAGE;
-    else if (zc_key_is(L, -1, "status")) slot = ZC_A_STATUS;
-    else return -1;
-    lua_pop(L, 1);
+    if (zc_read_key(s, "details")) slot = ZC_A_DETAILS;
+    else if (zc_read_key(s, "code")) slot = ZC_A_CODE;
+    else if (zc_read_key(s, "message")) slot = ZC_A_MESSAGE;
+    else if (zc_read_key(s, "status")) slot = ZC_A_STATUS;
+    else return -1;                            /* another key, or escaped */
     if (slot == ZC_A_DETAILS) {
       if (zc_read_details(L, s)) return -1;
     }
@@ -223,10 +237,8 @@ static int zc_l_read_update_answer(lua_State *L) {
   s.end = s.p + n;
   lua_settop(L, ZC_A_FORMS);
   lua_settop(L, ZC_A_DETAILS);                 /* code, message, status: nil */
-  if (!zc_next_is(&s, '{') || zc_push_string(L, &s)) return 0;
-  if (!zc_key_is(L, -1, "modules")) return 0;
-  lua_pop(L, 1);
-  if (!zc_next_is(&s, ':') || !zc_next_is(&s, '[')) return 0;
+  if (!zc_next_is(&s, '{') || !zc_read_key(&s, "modules") ||
+      !zc_next_is(&s, '[')) return 0;
   lua_pushboolean(L, 0);                       /* details unseen */
   lua_replace(L, ZC_A_DETAILS);
   if (zc_read_item(L, &s)) return 0;

@@ -42,6 +42,7 @@ static void zc_multi_release(zc_multi *m) {
     curl_multi_cleanup(m->multi);
     m->multi = NULL;
   }
+  while (m->nspare > 0) curl_easy_cleanup(m->spare[--m->nspare]);
   if (m->share) {                 /* no easy handle uses it any more */
     curl_share_cleanup(m->share);
     m->share = NULL;

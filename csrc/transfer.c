@@ -146,7 +146,10 @@ static int zc_debug_cb(CURL *easy, curl_infotype type, char *data,
 
 /* {==== release, finish, detach */
 
-/* Removes the transfer from its multi and frees all libcurl state. */
+/* Removes the transfer from its multi and frees all libcurl state. The
+** easy handle of a completed transfer goes back to its open multi, reset
+** (curl_easy_reset: options to their defaults; connections live in the
+** multi either way), for the next request to use instead of a new one. */
 static void zc_request_release(zc_request *r, int state) {
   zc_multi *m = r->multi;
   if (m) {
@@ -159,7 +162,11 @@ static void zc_request_release(zc_request *r, int state) {
     r->multi = NULL;
   }
   if (r->easy) {
-    curl_easy_cleanup(r->easy);
+    if (state == ZC_DONE && m && m->multi && m->nspare < ZC_SPARE_EASY) {
+      curl_easy_reset(r->easy);
+      m->spare[m->nspare++] = r->easy;
+    }
+    else curl_easy_cleanup(r->easy);
     r->easy = NULL;
   }
   curl_slist_free_all(r->headers);
@@ -367,7 +374,7 @@ static int zc_start_setup(lua_State *L, zc_multi *m, const zc_start_args *a) {
   r->max_bytes = m->max_response_bytes;
   lua_pushvalue(L, ZC_S_BODY);                /* the body stays alive */
   lua_setiuservalue(L, ZC_S_TRANSFER, 1);
-  r->easy = e = curl_easy_init();
+  r->easy = e = m->nspare > 0 ? m->spare[--m->nspare] : curl_easy_init();
   if (e == NULL) return luaL_error(L, "curl_easy_init failed");
   for (h = 1; h <= a->nh; h++) {
     struct curl_slist *nl;

@@ -85,6 +85,9 @@ typedef struct zc_buf {
 
 struct zc_request;
 
+/* Easy handles a multi keeps, reset, for its next requests. */
+#define ZC_SPARE_EASY 16
+
 typedef struct zc_multi {
   CURLM *multi;                   /* NULL: closed (or not yet initialised) */
   CURLSH *share;
@@ -92,6 +95,8 @@ typedef struct zc_multi {
   int nrunning;
   size_t max_response_bytes;
   int verbose;
+  CURL *spare[ZC_SPARE_EASY];     /* finished handles, curl_easy_reset */
+  int nspare;
 } zc_multi;
 
 enum { ZC_IDLE = 0, ZC_RUNNING, ZC_DONE, ZC_CANCELLED };

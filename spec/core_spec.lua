@@ -596,6 +596,82 @@ describe("zcrm.core", function()
   end)
   -- }====
 
+  -- {==== an update's request and answer (body.c, answer.c)
+  describe("update_request", function()
+    local cjson = require "cjson"
+    local function same_as_cjson(clean)
+      local url, body = core.update_request("http://127.0.0.1:9/crm/v8/", "Leads_X", clean)
+      assert.equal("http://127.0.0.1:9/crm/v8/settings/modules/Leads_X", url)
+      assert.same(cjson.decode(cjson.encode { modules = { clean } }), cjson.decode(body))
+      return body
+    end
+
+    it("writes the URL and a body that lua-cjson reads as { modules = { clean } }", function()
+      same_as_cjson(assert(core.prepare_update { plural_label = "Bench Items 1", singular_label = "Bench Item 1" }))
+      same_as_cjson(assert(core.prepare_update { singular_label = "Élève 学生 मा" }))
+      same_as_cjson(assert(core.prepare_update {
+        plural_label = "Deals", profiles = { { id = "2423488000000026011" }, { id = 42, _delete = true },
+                                             { id = "7", _delete = core.null } } }))
+      same_as_cjson { plural_label = 'a "quoted" \\ back\nslash\t\1\31\127 /' }
+      same_as_cjson { profiles = { { id = 5, _delete = false } } }
+    end)
+
+    it("leaves what it does not know to lua-cjson (returns nothing)", function()
+      for _, clean in ipairs {
+        {}, { plural_label = "A", other = "x" }, { plural_label = 1.5 }, { plural_label = {} },
+        { profiles = {} }, { profiles = { { id = 1.5 } } }, { profiles = { { id = "1", extra = 1 } } },
+        { profiles = { [2] = { id = "1" } } }, { profiles = { {} } }, { profiles = "x" },
+        { plural_label = "A", profiles = { { id = "1", _delete = print } } },
+      } do
+        assert.equal(0, select("#", core.update_request("b/", "s", clean)))
+      end
+    end)
+  end)
+
+  describe("read_update_answer", function()
+    local cjson = require "cjson.safe"
+    -- The result the Lua path makes from a decoded success answer (modules.send_update).
+    local function lua_result(raw)
+      local item = cjson.decode(raw).modules[1]
+      local details = type(item.details) == "table" and item.details or {}
+      return { id = details.id, code = item.code, message = item.message, status = item.status, details = details }
+    end
+
+    it("reads the plain success answer as the Lua path does", function()
+      for _, raw in ipairs {
+        '{"modules":[{"code":"SUCCESS","details":{"id":"2423488000010000001"},'
+          .. '"message":"module updated successfully","status":"success"}]}',
+        ' {\n "modules" : [ { "status":"success", "code":"SUCCESS", "message":"ok \\u00e9 \\/ \\"q\\" \\n",'
+          .. ' "details":{ "id":"1", "note":"x", "note":"last" } } ] } \r\n',
+        '{"modules":[{"code":"SUCCESS","status":"success"}]}',
+        '{"modules":[{"code":"SUCCESS","status":"success","details":{}}]}',
+      } do
+        assert.same(lua_result(raw), core.read_update_answer(raw), raw)
+      end
+    end)
+
+    it("leaves every other answer to lua-cjson (returns nothing)", function()
+      local ok = '{"modules":[{"code":"SUCCESS","details":{"id":"1"},"message":"m","status":"success"}]}'
+      assert.is_table(core.read_update_answer(ok))
+      for _, raw in ipairs {
+        "", "{}", "[]", ok .. "x", ok:gsub("success", "error"), ok:gsub('"1"', "1"), ok:gsub('"1"', '"1a"'),
+        ok:gsub('"1"', '"12345678901234567890"'), ok:gsub('"m"', "null"), ok:gsub('"m"', '"\\ud83d\\ude00"'),
+        ok:gsub('"m"', '"a\tb"'), ok:gsub('"m"', '"\\x"'), ok:gsub("}]}", "},{}]}"), ok:gsub("}]}", '}],"info":{}}'),
+        ok:gsub('"code"', '"c\\u006fde"'), ok:gsub('{"id":"1"}', '{"id":"1","n":{"x":"y"}}'),
+        ok:gsub('"status"', '"other":"x","status"'), '{"modules":[{"status":"success"}]}',
+      } do
+        assert.equal(0, select("#", core.read_update_answer(raw)), raw)
+      end
+    end)
+
+    it("returns nothing when a string of the answer holds a secret (the Lua path redacts it)", function()
+      local raw = '{"modules":[{"code":"SUCCESS","details":{"id":"1","by":"xx-tok3n-xx"},"status":"success"}]}'
+      assert.is_table(core.read_update_answer(raw, { "other" }))
+      assert.equal(0, select("#", core.read_update_answer(raw, { "other", "tok3n" })))
+    end)
+  end)
+  -- }====
+
   -- {==== transport
   describe("transport", function()
     local SERVER = [==[

@@ -52,6 +52,36 @@ describe("engine", function()
       assert.is_true(client._engine.max_in_flight_seen <= 10)
     end)
 
+    it("gives each request its own result when coroutines are reused, and a cancelled one none", function()
+      local client = new_client(emu, { concurrency = 3 })
+      local first = submit_bulk(client, 6, "Reuse")
+      assert.is_true(client:drain(30))
+      -- The next requests run on the coroutines the first ones finished on.
+      local cancelled = client:submit("update_module", bulk_update(7, "Reuse"))
+      assert.is_true(cancelled:cancel())
+      local second = {}
+      for i = 8, 13 do second[#second + 1] = client:submit("update_module", bulk_update(i, "Reuse")) end
+      local bad = client:submit("update_module", "Bulk_Module_14", { plural_label = "no!" })
+      assert.is_true(client:drain(30))
+      all_succeeded(first)
+      all_succeeded(second)
+      -- Each result is the answer about the module its request named.
+      local function check(r, i)
+        local module = assert(client:get_module("Bulk_Module_" .. i))
+        assert.equal(module.id, r:result().id)
+        assert.equal(select(2, bulk_update(i, "Reuse")).plural_label, module.plural_label)
+      end
+      for i, r in ipairs(first) do check(r, i) end
+      for k, r in ipairs(second) do check(r, k + 7) end
+      local _, cerr = cancelled:result()
+      assert.equal("CANCELLED", cerr.code)
+      local bres, berr = bad:result()
+      assert.is_nil(bres)
+      assert.equal("INVALID_DATA", berr.code)
+      assert.equal(12, emu:stats().updates_applied)
+      client:close()
+    end)
+
     it("retries the server's 429s to success when its cap is below the client's", function()
       local tight = emulator.start { "--concurrency", "4", "--latency-ms", "50", "--extra-modules", "60" }
       local client = new_client(tight, { concurrency = 10, max_retries = 10 })

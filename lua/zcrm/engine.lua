@@ -375,7 +375,11 @@ end
 local function start(self, level, method, ...)
   local op = self.ops[method]
   if not op then error("zcrm: unknown method '" .. tostring(method) .. "'", level) end
-  local req = setmetatable({ engine = self, method = method }, Request)
+  -- Every field a request gets, made at once (one hash part, no rehash as
+  -- they are added); each is set before it is read.
+  local req = setmetatable({ engine = self, method = method, co = false, _done = false, _n = 0,
+    _r1 = false, _r2 = false, _r3 = false, _an = 0, _a1 = false, _a2 = false, _a3 = false,
+    _creq = false, _spec = false, _on_done = false }, Request)
   local idle = self._idle
   local n = #idle
   if n > 0 then

@@ -188,13 +188,15 @@ local function secret_patterns(s)
   local min = core.url_escape(s)
   local all = s:gsub(".", function(c) return string.format("%%%02X", c:byte()) end)
   for _, f in ipairs { min, min:lower(), all, all:lower() } do forms[#forms + 1] = f end
+  local plain = {}
   for _, f in ipairs(forms) do
     if not seen[f] then
       seen[f] = true
       out[#out + 1] = f:gsub("%p", "%%%0")
+      plain[#plain + 1] = f
     end
   end
-  return out
+  return out, plain
 end
 
 -- Replaces every known secret in `s` (raw or percent-encoded) by "[REDACTED]".
@@ -229,8 +231,14 @@ function Client:_add_secret(s)
     self._secrets[#self._secrets + 1] = s
     -- Longest first, so a secret containing another is redacted whole.
     table.sort(self._secrets, function(a, b) return #a > #b end)
-    self._secret_patterns = {}
-    for i, secret in ipairs(self._secrets) do self._secret_patterns[i] = secret_patterns(secret) end
+    -- _secret_forms: every form as plain text, for core.read_update_answer,
+    -- which leaves an answer holding one to the Lua path (and its redaction).
+    self._secret_patterns, self._secret_forms = {}, {}
+    for i, secret in ipairs(self._secrets) do
+      local pats, plain = secret_patterns(secret)
+      self._secret_patterns[i] = pats
+      for _, f in ipairs(plain) do self._secret_forms[#self._secret_forms + 1] = f end
+    end
   end
 end
 
@@ -289,7 +297,7 @@ function zcrm.new(opts)
     max_retries = s.max_retries, retry_base = s.retry_base, retry_max_delay = s.retry_max_delay,
     max_credits = s.max_credits, credit_costs = s.credit_costs, credits_spent = 0,
     oauth = s.oauth, access_token = s.access_token, token_refreshes = 0,
-    logger = s.logger, _secrets = {}, _secret_patterns = {},
+    logger = s.logger, _secrets = {}, _secret_patterns = {}, _secret_forms = {},
   }, Client)
   for _, secret in ipairs(s.secrets) do self:_add_secret(secret) end
   if self.oauth then

@@ -163,7 +163,8 @@ function M.resolve_update(update, by_name, known_ids)
 end
 
 local function has_names(list)
-  for _, p in ipairs(list or {}) do
+  if not list then return false end
+  for _, p in ipairs(list) do
     if p.name then return true end
   end
   return false
