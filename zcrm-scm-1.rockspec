@@ -28,7 +28,7 @@ build = {
     ["zcrm.core"] = {
       sources = {
         "csrc/core.c", "csrc/error.c", "csrc/validate.c", "csrc/multi.c",
-        "csrc/transfer.c", "csrc/sys.c",
+        "csrc/transfer.c", "csrc/sys.c", "csrc/body.c", "csrc/answer.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "curl", "utf8proc" },
