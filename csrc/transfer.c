@@ -563,9 +563,13 @@ static const char *zc_transport_code(zc_request *r) {
 
 /* Pushes the lower-cased name -> value table (last occurrence wins). */
 static void zc_push_headers(lua_State *L, const zc_buf *hb) {
-  size_t i = 0;
+  size_t i = 0, lines = 0;
   const char *d = hb->data;
-  lua_newtable(L);
+  for (i = 0; i < hb->len; i++) lines += d[i] == '\n';
+  /* Sized once for every line (the status line and the blank one too): no
+  ** rehash while it fills. */
+  lua_createtable(L, 0, lines > 64 ? 64 : (int)lines);
+  i = 0;
   while (i < hb->len) {
     size_t j = i, c, v, ve;
     while (j < hb->len && d[j] != '\n') j++;
