@@ -7,6 +7,7 @@
 #   3. instructions per update (callgrind)     bench/instructions.lua
 #   4. peak RSS against plan size              bench/memory.lua
 #   5. validate_update: C against plain Lua    bench/validate_throughput.lua
+#   7. poll(0) with nothing ready              bench/poll_cost.lua
 #
 # It installs what it needs and lacks: valgrind (apt-get, as root), the helper
 # bench/.build/rusage (cc), and Zoho's Node.js SDK into bench/node_modules
@@ -120,6 +121,7 @@ fi
 figure 3 "Instructions per update (callgrind)" lua5.4 bench/instructions.lua 200
 figure 4 "Memory vs plan size" lua5.4 bench/memory.lua 3
 figure 5 "Validation throughput: C core vs plain Lua" lua5.4 bench/validate_throughput.lua 1
+figure 7 "poll(0) with nothing ready (issue 18)" lua5.4 bench/poll_cost.lua
 
 say ""
 say "total: $(($(date +%s) - START)) s"
