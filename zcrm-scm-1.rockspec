@@ -29,6 +29,7 @@ build = {
       sources = {
         "csrc/core.c", "csrc/error.c", "csrc/validate.c", "csrc/multi.c",
         "csrc/transfer.c", "csrc/sys.c", "csrc/body.c", "csrc/answer.c",
+        "csrc/headers.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "curl", "utf8proc" },

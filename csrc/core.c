@@ -33,6 +33,7 @@ ZCRM_API int luaopen_zcrm_core(lua_State *L) {
   zc_open_error(L);
   zc_open_validate(L);
   zc_open_body(L);
+  zc_open_headers(L);
   zc_open_answer(L);
   zc_open_request(L);
   zc_open_client(L);

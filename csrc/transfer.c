@@ -171,6 +171,8 @@ static void zc_request_release(zc_request *r, int state) {
   }
   curl_slist_free_all(r->headers);
   r->headers = NULL;
+  zc_hlist_unref(r->hlist);       /* libcurl no longer holds the handle */
+  r->hlist = NULL;
   r->state = state;
 }
 
@@ -211,7 +213,7 @@ static int zc_tchar(unsigned char c) {
 
 /* "Name: value", or "Name:" (which removes a header libcurl would add).
 ** The value may hold TAB but no CR, LF, NUL or other control byte. */
-static int zc_header_ok(const char *s, size_t len) {
+int zc_header_ok(const char *s, size_t len) {
   size_t i = 0;
   while (i < len && zc_tchar((unsigned char)s[i])) i++;
   if (i == 0 || i == len || s[i] != ':') return 0;
@@ -259,6 +261,7 @@ typedef struct zc_start_args {
   const char *method, *url, *body;            /* body NULL: none */
   size_t mlen, ulen, blen;
   lua_Integer nh;                             /* entries of ZC_S_HEADERS */
+  zc_hlist *hlist;                            /* or a zcrm.headers there */
   long timeout_ms, connect_ms;
 } zc_start_args;
 
@@ -290,7 +293,14 @@ static int zc_start_check(lua_State *L, zc_start_args *a) {
       return luaL_argerror(L, 2, "field 'body' must be a string");
     a->body = lua_tolstring(L, ZC_S_BODY, &a->blen);
   }
-  if (lua_getfield(L, ZC_S_REQ, "headers") != LUA_TNIL) {
+  if (lua_getfield(L, ZC_S_REQ, "headers") == LUA_TUSERDATA) {
+    /* Checked when it was made, immutable, anchored in its slot. */
+    a->hlist = zc_headers_test(L, ZC_S_HEADERS);
+    if (a->hlist == NULL)
+      return luaL_argerror(L, 2, "field 'headers' must be a list of strings "
+                           "or a zcrm.headers");
+  }
+  else if (lua_type(L, ZC_S_HEADERS) != LUA_TNIL) {
     if (!lua_istable(L, ZC_S_HEADERS))
       return luaL_argerror(L, 2, "field 'headers' must be a list of strings");
     a->nh = (lua_Integer)lua_rawlen(L, ZC_S_HEADERS);
@@ -376,6 +386,7 @@ static int zc_start_setup(lua_State *L, zc_multi *m, const zc_start_args *a) {
   lua_setiuservalue(L, ZC_S_TRANSFER, 1);
   r->easy = e = m->nspare > 0 ? m->spare[--m->nspare] : curl_easy_init();
   if (e == NULL) return luaL_error(L, "curl_easy_init failed");
+  if (a->hlist) r->hlist = zc_hlist_ref(a->hlist);  /* shared, built once */
   for (h = 1; h <= a->nh; h++) {
     struct curl_slist *nl;
     lua_rawgeti(L, ZC_S_HEADERS, h);          /* checked, private copy */
@@ -384,7 +395,7 @@ static int zc_start_setup(lua_State *L, zc_multi *m, const zc_start_args *a) {
     if (nl == NULL) return luaL_error(L, "not enough memory");
     r->headers = nl;
   }
-  {
+  if (!a->hlist) {
     /* Expect: 100-continue would cost a round trip on every PUT. */
     struct curl_slist *nl = curl_slist_append(r->headers, "Expect:");
     if (nl == NULL) return luaL_error(L, "not enough memory");
@@ -416,7 +427,8 @@ static int zc_start_setup(lua_State *L, zc_multi *m, const zc_start_args *a) {
   curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)r);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, zc_header_cb);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)r);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER,
+                   r->hlist ? r->hlist->list : r->headers);
   if (m->verbose) {
     curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, zc_debug_cb);
     curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);

@@ -66,6 +66,20 @@ void zc_open_error(lua_State *L);     /* adds error, is_error, catalogue */
 int zc_open_sys(lua_State *L);        /* now, sleep, fsync, file_mode, ... */
 /* }==== */
 
+/* {==== headers.c: a header list built once (`zcrm.headers`) */
+#define ZC_HEADERS_MT "zcrm.headers"
+
+typedef struct zc_hlist {
+  int refs;                       /* the userdata's, and one per transfer */
+  struct curl_slist *list;        /* checked lines, then "Expect:" */
+} zc_hlist;
+
+zc_hlist *zc_headers_test(lua_State *L, int idx);   /* NULL: not one */
+zc_hlist *zc_hlist_ref(zc_hlist *h);
+void zc_hlist_unref(zc_hlist *h);                   /* NULL: nothing */
+void zc_open_headers(lua_State *L);                 /* new_headers */
+/* }==== */
+
 /* {==== body.c and answer.c: an update's request and its success answer */
 void zc_open_body(lua_State *L);      /* update_request */
 void zc_open_answer(lua_State *L);    /* read_update_answer */
@@ -104,6 +118,7 @@ enum { ZC_IDLE = 0, ZC_RUNNING, ZC_DONE, ZC_CANCELLED };
 typedef struct zc_request {
   CURL *easy;                     /* NULL unless running */
   struct curl_slist *headers;
+  zc_hlist *hlist;                /* a shared list in use (one reference) */
   zc_multi *multi;                /* set only while running */
   struct zc_request *prev, *next; /* in multi->running */
   int state;
@@ -122,6 +137,7 @@ typedef struct zc_request {
 
 /* transfer.c */
 int zc_multi_start(lua_State *L);             /* multi:start{...} */
+int zc_header_ok(const char *s, size_t len);  /* "Name: value", no CR/LF */
 void zc_request_finish(zc_request *r, CURLcode rc);
 void zc_request_detach(zc_request *r);        /* its multi is closing */
 void zc_open_request(lua_State *L);           /* registers the metatable */

@@ -855,6 +855,38 @@ s.serve_forever()
     end)
 
     describe("against a loopback server", function()
+      it("sends a zcrm.headers list built once, to any number of transfers, past its collection", function()
+        if not need_server() then return end
+        local bad, err = core.new_headers { "Accept: application/json", "X-Evil: a\r\nX-Injected: 1" }
+        assert.is_nil(bad)
+        assert.equal("INVALID_HEADER", err.code)
+        assert.has_error(function() core.new_headers { "A: b", 7 } end)
+        local m = core.new_multi {}
+        local hl = assert(core.new_headers { "Authorization: Zoho-oauthtoken 1000.shared", "X-Shared: yes" })
+        assert.matches("^zcrm.headers", tostring(hl))
+        local reqs = {}
+        for i = 1, 3 do
+          reqs[i] = assert(m:start { method = "PUT", url = server.url .. "/h" .. i, headers = hl, body = "{}" })
+        end
+        hl = nil -- luacheck: ignore
+        collectgarbage() -- the transfers keep the list alive
+        collectgarbage()
+        wait_all(m, reqs)
+        for i, r in ipairs(reqs) do
+          local status, body = r:result()
+          assert.equal(200, status)
+          if cjson then
+            local seen = cjson.decode(body)
+            assert.equal("/h" .. i, seen.path)
+            assert.equal("Zoho-oauthtoken 1000.shared", seen.headers.authorization)
+            assert.equal("yes", seen.headers["x-shared"])
+            assert.is_nil(seen.headers.expect)
+          end
+        end
+        assert.has_error(function() m:start { method = "GET", url = server.url, headers = io.stdout } end)
+        m:close()
+      end)
+
       it("does a PUT and returns status, body and lower-cased headers", function()
         if not need_server() then return end
         local m = core.new_multi {}

@@ -114,16 +114,17 @@ function M.base_url(client)
   return client._base
 end
 
--- The header lists of a call with no headers of its own, made once per
--- token: { token =, [true] = with a body, [false] = without }. Never
--- changed once made (multi:start only reads them).
+-- The headers of a call with no headers of its own, checked and built once
+-- per token in C (core.new_headers): { token =, [true] = with a body,
+-- [false] = without }. A list that core.new_headers refuses stays a Lua
+-- list, for multi:start to refuse with the same error.
 local function plain_headers(client, token, has_body)
   local c = client._headers
   if not c or c.token ~= token then
     local auth_line = "Authorization: Zoho-oauthtoken " .. token
-    c = { token = token,
-          [true] = { "Accept: application/json", auth_line, "Content-Type: application/json" },
-          [false] = { "Accept: application/json", auth_line } }
+    local with = { "Accept: application/json", auth_line, "Content-Type: application/json" }
+    local without = { "Accept: application/json", auth_line }
+    c = { token = token, [true] = core.new_headers(with) or with, [false] = core.new_headers(without) or without }
     client._headers = c
   end
   return c[has_body]
