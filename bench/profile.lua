@@ -219,6 +219,7 @@ local function sample(mode)
     nbytes = nbytes + got
     count = collectgarbage("count")
   end
+  -- luacheck: push ignore arg coroutine
   local saved = arg
   for name in pairs(package.loaded) do -- loaded again, with the wrapper below
     if name == "zcrm" or name:match("^zcrm%.") then package.loaded[name] = nil end
@@ -240,6 +241,7 @@ local function sample(mode)
   coroutine.create = create
   collectgarbage("restart")
   arg = saved
+  -- luacheck: pop
   emu:stop()
   assert(ok, err)
   local function top(t, total, limit, unit)

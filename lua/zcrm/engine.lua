@@ -465,9 +465,9 @@ end
 -- coroutine that the host resumes (coroutine.isyieldable()), it yields instead
 -- of blocking, so `apply`-style code can run under a host scheduler.
 function Engine:wait(req, opts)
-  local yield = opts and opts.yield
+  local to_host = opts and opts.yield
   while not req._done do
-    if yield and coroutine.isyieldable() then
+    if to_host and coroutine.isyieldable() then
       coroutine.yield(req)
       self:poll(0)
     else
