@@ -94,6 +94,20 @@ static int zc_write_private_file(lua_State *L) {
   return 1;
 }
 
+/* isatty(fd | file) -> true when it is a terminal (file: a Lua file handle). */
+static int zc_isatty(lua_State *L) {
+  int fd;
+  if (lua_isinteger(L, 1)) {
+    fd = (int)lua_tointeger(L, 1);
+  } else {
+    luaL_Stream *s = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+    if (s->closef == NULL) return luaL_argerror(L, 1, "attempt to use a closed file");
+    fd = fileno(s->f);
+  }
+  lua_pushboolean(L, isatty(fd) == 1);
+  return 1;
+}
+
 /* }==== */
 
 static const luaL_Reg zc_sys_funcs[] = {
@@ -102,6 +116,7 @@ static const luaL_Reg zc_sys_funcs[] = {
   {"fsync", zc_fsync},
   {"file_mode", zc_file_mode},
   {"write_private_file", zc_write_private_file},
+  {"isatty", zc_isatty},
   {NULL, NULL}
 };
 
