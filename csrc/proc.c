@@ -21,16 +21,18 @@ static void zc_on_signal(int sig) {
   if (zc_signal_caught == 0) zc_signal_caught = sig;
 }
 
-/* catch_interrupts(): from now on the first SIGINT or SIGTERM only sets the
-** flag that interrupted() reads; the handler then resets itself
-** (SA_RESETHAND), so a second one of the same signal ends the process at
-** once. No SA_RESTART: a blocking read (a prompt) returns when interrupted. */
+/* catch_interrupts([false]): from now on the first SIGINT or SIGTERM only
+** sets the flag that interrupted() reads; the handler then resets itself
+** (SA_RESETHAND), so a second one of the same signal ends the process at once.
+** No SA_RESTART: a blocking read (a prompt) returns when interrupted. With
+** false: both signals get their default action back (the process ends at
+** once, without the Lua interpreter's "interrupted!" traceback). */
 static int zc_catch_interrupts(lua_State *L) {
   static const int sigs[] = { SIGINT, SIGTERM };
   struct sigaction sa;
   size_t i;
   memset(&sa, 0, sizeof sa);
-  sa.sa_handler = zc_on_signal;
+  sa.sa_handler = (lua_isnoneornil(L, 1) || lua_toboolean(L, 1)) ? zc_on_signal : SIG_DFL;
   sa.sa_flags = SA_RESETHAND;
   sigemptyset(&sa.sa_mask);
   for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {

@@ -23,8 +23,9 @@ local JOURNAL_FORMAT = 1
 
 -- A fault found here, before any request: like the core's own validation
 -- errors it has Zoho's code for the same fault but no HTTP status.
-local function plan_error(code, message, field, details)
-  local e = core.error { kind = "validation", code = code, message = message, field = field, details = details }
+local function plan_error(code, message, field, details, resolution)
+  local e = core.error { kind = "validation", code = code, message = message, field = field, details = details,
+                         resolution = resolution }
   e.status = nil
   return e
 end
@@ -211,10 +212,22 @@ end
 --- load(path, ctx) -> list, or nil, err: runs a plan file (a Lua file returning
 -- a list, or a function of ctx); ctx.dir defaults to the file's directory.
 function M.load(path, ctx)
+  local f, oerr = io.open(path, "rb")
+  if not f then
+    return nil, plan_error("INVALID_PLAN", "cannot read plan: " .. tostring(oerr), nil, nil,
+      "Check the plan file's name and path (relative paths start from the current directory).")
+  end
+  f:close()
   local chunk, lerr = loadfile(path, "t")
-  if not chunk then return nil, plan_error("INVALID_PLAN", "cannot load plan: " .. tostring(lerr)) end
+  if not chunk then
+    return nil, plan_error("INVALID_PLAN", "syntax error in " .. tostring(lerr), nil, nil,
+      "Fix the Lua syntax at the file:line shown; the file must return a list of entries or a function.")
+  end
   local ok, value = pcall(chunk)
-  if not ok then return nil, plan_error("INVALID_PLAN", "plan file raised: " .. tostring(value)) end
+  if not ok then
+    return nil, plan_error("INVALID_PLAN", "plan file raised: " .. tostring(value), nil, nil,
+      "Fix the error at the file:line shown; the plan file ran and raised it.")
+  end
   local c = {}
   for k, v in pairs(ctx or {}) do c[k] = v end
   c.dir = c.dir or dirname(path)
@@ -239,7 +252,8 @@ local function check_entry(index, entry)
   end
   item.module = module_name(entry.module)
   if entry.module == nil then
-    return nil, entry_fault(item, plan_error("INVALID_MODULE", "the entry has no 'module' (an id or API name)", "module"))
+    return nil, entry_fault(item, plan_error("INVALID_MODULE", "the entry has no 'module' (an id or API name)", "module",
+      nil, "Add module = \"API_Name\" (or the module's id) to the entry; zcrm modules lists them."))
   end
   if not item.module then
     return nil, entry_fault(item, plan_error("INVALID_MODULE", "'module' is an id or API name, got " .. type(entry.module), "module"))
@@ -285,7 +299,7 @@ local function check_duplicates(items, faults)
     if first then
       faults[#faults + 1] = entry_fault(item, plan_error("DUPLICATE_DATA",
         string.format("module %s is already updated by entry %d; give each module once", item.module, first.index),
-        "module", { index = first.index }))
+        "module", { index = first.index }, "Merge the two entries into one, or remove one of them."))
     else
       modules[key] = item
     end
@@ -519,13 +533,15 @@ end
 local function check_against_state(item, state)
   local m = find_module(state, item.segment)
   if not m then
-    return nil, plan_error("INVALID_MODULE", string.format("no module '%s' in this org", item.segment), "module")
+    return nil, plan_error("INVALID_MODULE", string.format("no module '%s' in this org", item.segment), "module",
+      nil, "Check the module's API name or id: zcrm modules lists the org's modules.")
   end
   item.current = snapshot(m)
   if m.generated_type ~= nil and m.generated_type ~= "custom" then
     return nil, plan_error("NOT_SUPPORTED", string.format(
-      "%s is not a custom module (generated_type '%s'); only custom modules can be updated through the API",
-      m.api_name, tostring(m.generated_type)), "module")
+      "%s is a standard module; only custom modules can be changed (generated_type '%s')",
+      m.api_name, tostring(m.generated_type)), "module", nil,
+      "Remove the entry: Zoho's API changes custom modules only (zcrm modules shows each module's type).")
   end
   local ok, perr = resolve_profiles(item, state)
   if not ok then return nil, perr end
@@ -665,10 +681,17 @@ end
 
 -- {==== apply
 
+-- An undo plan is the way back: one that exists is never replaced.
+local function undo_exists(path)
+  return core.error { kind = "io", code = "UNDO_FILE_EXISTS", retryable = false,
+    message = string.format("the undo file %s already exists; nothing was sent", path),
+    resolution = "Give undo_file (zcrm apply --undo) a new file name, or move the old one away first." }
+end
+
 local KNOWN_OPTIONS = {
   dry_run = "boolean", diff = "boolean", undo_file = "string", journal = "string",
   partial = "boolean", concurrency = "number", on_result = "function", on_progress = "function",
-  on_plan = "function",
+  on_plan = "function", confirm = "function", stop = "function", stop_grace = "number",
   read_state = "boolean", args = "table", dir = "string",
 }
 
@@ -685,9 +708,16 @@ local function check_options(opts)
   return opts
 end
 
--- Errors after which sending more cannot succeed: stop, and report what was not sent.
-local function fatal(err)
-  return err.kind == "auth" or err.kind == "config" or err.kind == "io" or err.code == "CREDIT_LIMIT"
+-- Errors that every further call would share (token, scope, DNS, TLS,
+-- credits): after the first, sending more cannot succeed, so the run stops
+-- and reports what was not sent. A refused connection can also be one
+-- request's bad luck (each has been retried already): three in a row, with
+-- no other result between them, mean the host is gone.
+local SHARED = { CREDIT_LIMIT = true, DNS_ERROR = true, TLS_ERROR = true }
+local REFUSED_IN_A_ROW = 3
+local function fatal(err, refused)
+  return err.kind == "auth" or err.kind == "config" or err.kind == "io" or SHARED[err.code] == true
+    or refused >= REFUSED_IN_A_ROW
 end
 
 local function error_fields(err)
@@ -707,7 +737,8 @@ end
 local function prepare(client, list, opts, report)
   local items, faults = check_all(list)
   local state
-  if opts.diff or opts.undo_file or opts.read_state then
+  -- A plan with faults found offline sends no request at all, not even a read.
+  if (opts.diff or opts.undo_file or opts.read_state) and (#faults == 0 or opts.partial) then
     local err
     state, err = read_state(client, items)
     if not state then return nil, err end
@@ -761,14 +792,14 @@ local function change_report(item)
   }
 end
 
--- Decides, per item, whether it is sent and what is sent.
-local function plan_work(items, opts, journal, report)
+-- Decides, per item, whether it is sent and what is sent. Only the live
+-- state skips an entry: the journal is an audit record, and a change it lists
+-- may have been undone since.
+local function plan_work(items, opts, report)
   local work = {}
   for _, item in ipairs(items) do
     if item.change and not item.change.noop then report.changes[#report.changes + 1] = change_report(item) end
-    if journal and journal.applied[item.key] then
-      report.skipped[#report.skipped + 1] = { index = item.index, module = item.module, reason = "journal" }
-    elseif opts.diff and item.change.noop then
+    if opts.diff and item.change.noop then
       report.skipped[#report.skipped + 1] = { index = item.index, module = item.module, reason = "no change" }
     else
       item.send = opts.diff and reduced_update(item.change) or item.update
@@ -797,31 +828,41 @@ end
 
 -- Sends the work through the engine, at most `window` in flight, and handles
 -- each completion here, in the caller's loop: journal line on disk first, then
--- the report and the callbacks.
+-- the report and the callbacks. Once `opts.stop()` is true nothing new is
+-- sent; the updates in flight get `opts.stop_grace` seconds, then are cancelled.
 local function send_all(client, work, opts, report, journal)
   local window = math.min(opts.concurrency or client.concurrency, client.concurrency)
-  local total, done, next_i, in_flight = #work, 0, 1, 0
-  local completed = {}
+  local total, done, next_i = #work, 0, 1
+  local completed, live, deadline, refused = {}, {}, nil, 0
   call_back(report, opts.on_progress, 0, total)
-  while done < total do
-    while not report.aborted and in_flight < window and next_i <= total do
+  while done < next_i - 1 or (next_i <= total and not report.aborted and not report.interrupted) do
+    if not report.interrupted and opts.stop and opts.stop() then
+      report.interrupted = true
+      deadline = core.now() + (opts.stop_grace or 5)
+    end
+    while not report.aborted and not report.interrupted and next_i - 1 - done < window and next_i <= total do
       local item = work[next_i]
       next_i = next_i + 1
-      in_flight = in_flight + 1
-      client:submit("update_module", item.segment, item.send):on_done(function(res, err)
+      local req = client:submit("update_module", item.segment, item.send)
+      live[req] = true
+      req:on_done(function(res, err)
+        live[req] = nil
         completed[#completed + 1] = { item, res, err }
       end)
     end
-    if in_flight == 0 then break end -- aborted, and nothing left in flight
+    if deadline and core.now() >= deadline then
+      for req in pairs(live) do req:cancel() end
+    end
     client:poll(0.05)
     local batch = completed
     completed = {}
     for _, c in ipairs(batch) do
       local item, res, err = c[1], c[2], c[3]
-      in_flight, done = in_flight - 1, done + 1
+      done = done + 1
       local ok, jerr = record_result(report, journal, item, res, err)
       if not ok then report.aborted = report.aborted or jerr end
-      if err and fatal(err) then report.aborted = report.aborted or err end
+      refused = err and err.code == "CONNECTION_FAILED" and refused + 1 or 0
+      if err and fatal(err, refused) then report.aborted = report.aborted or err end
       call_back(report, opts.on_result, item.entry, res, err)
       call_back(report, opts.on_progress, done, total)
     end
@@ -845,6 +886,7 @@ local function finish(client, report, t0, credits0)
   report.credits_remaining = remaining
   report.elapsed = core.now() - t0
   report.ok = #report.failed == 0 and #report.invalid == 0 and #report.not_sent == 0 and not report.aborted
+    and not report.interrupted and not report.declined
   return report
 end
 
@@ -860,6 +902,9 @@ function M.apply(client, plan, opts)
     list, lerr = M.build(plan, ctx)
   end
   if not list then return nil, lerr end
+  if opts.undo_file and core.file_mode(opts.undo_file) then
+    return nil, undo_exists(opts.undo_file)
+  end
   local report = new_report(list, opts)
   local items, err, state = prepare(client, list, opts, report)
   if not items then return nil, err end
@@ -872,19 +917,32 @@ function M.apply(client, plan, opts)
   end
   local undo_notes
   if state then report.undo, undo_notes = undo_entries(items, state, journal) end
-  local work = plan_work(items, opts, journal, report)
+  local work = plan_work(items, opts, report)
   report.would_send = {}
   for _, item in ipairs(work) do
     report.would_send[#report.would_send + 1] = { index = item.index, module = item.module, update = item.send }
   end
   call_back(report, opts.on_plan, report)
   if opts.dry_run then return finish(client, report, t0, credits0) end
+  if opts.confirm and #work > 0 then
+    local ok, yes = pcall(opts.confirm, report)
+    if not (ok and yes) then
+      if not ok then report.callback_errors[#report.callback_errors + 1] = tostring(yes) end
+      report.declined = true
+      for _, item in ipairs(work) do report.not_sent[#report.not_sent + 1] = { index = item.index, module = item.module } end
+      return finish(client, report, t0, credits0)
+    end
+  end
 
   if state and journal and not journal.state then
     local ok, werr = journal:write(state_record(items))
     if not ok then journal:close(); return nil, werr end
   end
   if opts.undo_file then
+    if core.file_mode(opts.undo_file) then
+      if journal then journal:close() end
+      return nil, undo_exists(opts.undo_file)
+    end
     local ok, uerr = write_file_atomically(opts.undo_file,
       M.undo_source(report.undo, undo_notes, "on " .. os.date("!%Y-%m-%d %H:%M:%S UTC")))
     if not ok then
