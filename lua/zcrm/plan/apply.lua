@@ -1,0 +1,297 @@
+--- Applying a plan: many module updates as one change.
+--
+-- A plan is a list of entries `{ module =, plural_label =, singular_label =,
+-- profiles = }`. `apply` checks every entry before anything is sent, can read the
+-- current state to diff against it and to write an undo plan, sends the updates
+-- concurrently through the engine, and records each completed item in an
+-- append-only journal, so that a run killed at any point resumes without
+-- repeating what completed.
+--
+-- Returns: `apply` gives a report table, or `nil, err` when nothing could be sent
+-- (an invalid plan, a state read that failed, a journal that cannot be opened).
+-- Failures of single entries are in `report.failed`, not an error return: a bulk
+-- run that is half done is a result to read, like Zoho's 207.
+
+local core = require "zcrm.core"
+local options = require "zcrm.options"
+local check = require "zcrm.plan.check"
+local load = require "zcrm.plan.load"
+local st = require "zcrm.plan.state"
+local jn = require "zcrm.plan.journal"
+
+local M = {}
+
+-- {==== apply
+
+-- An undo plan is the way back: one that exists is never replaced.
+local function undo_exists(path)
+  return core.error { kind = "io", code = "UNDO_FILE_EXISTS", retryable = false,
+    message = string.format("the undo file %s already exists; nothing was sent", path),
+    resolution = "Give undo_file (zcrm apply --undo) a new file name, or move the old one away first." }
+end
+
+-- Writes the undo plan to a file that must not exist yet ("wx": created, never
+-- followed through a link); a failed write removes what it created.
+local function write_undo(path, text)
+  local f, err = core.open_file(path, "wx")
+  if not f then
+    if core.file_mode(path) then return nil, undo_exists(path) end -- made since the check at the start
+    return nil, check.io_error("UNDO_FILE_ERROR", "cannot write undo plan: " .. tostring(err))
+  end
+  local ok, werr = f:write(text)
+  if ok then ok, werr = core.fsync(f) end
+  f:close()
+  if not ok then
+    os.remove(path)
+    return nil, check.io_error("UNDO_FILE_ERROR", "cannot write undo plan: " .. tostring(werr))
+  end
+  return true
+end
+
+local KNOWN_OPTIONS = {
+  dry_run = "boolean", diff = "boolean", undo_file = "string", journal = "string",
+  partial = "boolean", concurrency = "number", on_result = "function", on_progress = "function",
+  on_plan = "function", confirm = "function", stop = "function", stop_grace = "number",
+  read_state = "boolean", args = "table", dir = "string",
+}
+
+local function check_options(opts)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then error("apply: opts must be a table", 3) end
+  local message = options.check_types(opts, KNOWN_OPTIONS)
+  if message then error("apply: " .. message, 3) end
+  local c = opts.concurrency
+  if c ~= nil and (math.type(c) ~= "integer" or c < 1) then error("apply: concurrency must be a positive integer", 3) end
+  return opts
+end
+
+-- Errors that every further call would share (token, scope, DNS, TLS,
+-- credits): after the first, sending more cannot succeed, so the run stops
+-- and reports what was not sent. A refused connection can also be one
+-- request's bad luck (each has been retried already): three in a row, with
+-- no other result between them, mean the host is gone.
+local SHARED = { CREDIT_LIMIT = true, DNS_ERROR = true, TLS_ERROR = true }
+local REFUSED_IN_A_ROW = 3
+local function fatal(err, refused)
+  return err.kind == "auth" or err.kind == "config" or err.kind == "io" or SHARED[err.code] == true
+    or refused >= REFUSED_IN_A_ROW
+end
+
+local function error_fields(err)
+  if not core.is_error(err) then return { code = "ERROR", message = tostring(err) } end
+  return { kind = err.kind, code = err.code, status = err.status, message = err.message, field = err.field }
+end
+
+-- Calls a user callback; an error in it is kept, never breaks the run.
+local function call_back(report, fn, ...)
+  if not fn then return end
+  local ok, err = pcall(fn, ...)
+  if not ok then report.callback_errors[#report.callback_errors + 1] = tostring(err) end
+end
+
+-- Runs the checks; returns the valid items, or nil, err. Duplicates are looked
+-- for among all entries that name a module, even those invalid for another reason.
+local function prepare(client, list, opts, report)
+  local state
+  local against_state
+  if opts.diff or opts.undo_file or opts.read_state then
+    against_state = function(items, faults)
+      -- A plan with faults found offline sends no request at all, not even a read.
+      if #faults > 0 and not opts.partial then return true end
+      local err
+      state, err = st.read_state(client, items)
+      if not state then return nil, err end
+      for _, item in ipairs(items) do
+        local ok, serr = st.check_against_state(item, state)
+        if not ok then faults[#faults + 1] = check.entry_fault(item, serr) end
+      end
+      return true
+    end
+  end
+  local items, faults = check.plan(list, against_state)
+  if not items then return nil, faults end
+  if #faults == 0 then return items, nil, state end
+  if not opts.partial then return nil, check.invalid_plan(faults, #list) end
+  local bad = {}
+  for _, f in ipairs(faults) do bad[f.index] = true end
+  local valid = {}
+  for _, item in ipairs(items) do
+    if not bad[item.index] then valid[#valid + 1] = item end
+  end
+  report.invalid = faults
+  return valid, nil, state
+end
+
+local function change_report(item)
+  local c = item.change
+  return {
+    index = item.index, module = c.module, id = c.id,
+    plural_label = c.plural_label, singular_label = c.singular_label,
+    granted = c.granted, revoked = c.revoked,
+  }
+end
+
+-- Decides, per item, whether it is sent and what is sent. Only the live
+-- state skips an entry: the journal is an audit record, and a change it lists
+-- may have been undone since.
+local function plan_work(items, opts, report)
+  local work = {}
+  for _, item in ipairs(items) do
+    if item.change and not item.change.noop then report.changes[#report.changes + 1] = change_report(item) end
+    if opts.diff and item.change.noop then
+      report.skipped[#report.skipped + 1] = { index = item.index, module = item.module, reason = "no change" }
+    else
+      item.send = opts.diff and st.reduced_update(item.change) or item.update
+      work[#work + 1] = item
+    end
+  end
+  return work
+end
+
+local function record_result(report, journal, item, res, err)
+  if res then
+    report.applied[#report.applied + 1] = { index = item.index, module = item.module, id = res.id, code = res.code }
+  else
+    report.failed[#report.failed + 1] = { index = item.index, module = item.module, error = err }
+  end
+  if not journal then return true end
+  local rec = { kind = "item", key = item.key, index = item.index, module = item.module, hash = item.hash,
+                time = os.time() }
+  if res then
+    rec.status, rec.code, rec.id = "applied", res.code, res.id
+  else
+    rec.status, rec.error = "failed", error_fields(err)
+  end
+  return journal:write(rec)
+end
+
+-- Sends the work through the engine, at most `window` in flight, and handles
+-- each completion here, in the caller's loop: journal line on disk first, then
+-- the report and the callbacks. Once `opts.stop()` is true nothing new is
+-- sent; the updates in flight get `opts.stop_grace` seconds, then are cancelled.
+local function send_all(client, work, opts, report, journal)
+  local window = math.min(opts.concurrency or client.concurrency, client.concurrency)
+  local total, done, next_i = #work, 0, 1
+  local completed, live, deadline, refused = {}, {}, nil, 0
+  call_back(report, opts.on_progress, 0, total)
+  while done < next_i - 1 or (next_i <= total and not report.aborted and not report.interrupted) do
+    if not report.interrupted and opts.stop and opts.stop() then
+      report.interrupted = true
+      deadline = core.now() + (opts.stop_grace or 5)
+    end
+    while not report.aborted and not report.interrupted and next_i - 1 - done < window and next_i <= total do
+      local item = work[next_i]
+      next_i = next_i + 1
+      local req = client:submit("_send_update", item.segment, item.send)
+      live[req] = true
+      req:on_done(function(res, err)
+        live[req] = nil
+        completed[#completed + 1] = { item, res, err }
+      end)
+    end
+    if deadline and core.now() >= deadline then
+      for req in pairs(live) do req:cancel() end
+    end
+    client:poll(0.05)
+    local batch = completed
+    completed = {}
+    for _, c in ipairs(batch) do
+      local item, res, err = c[1], c[2], c[3]
+      done = done + 1
+      local ok, jerr = record_result(report, journal, item, res, err)
+      if not ok then report.aborted = report.aborted or jerr end
+      refused = err and err.code == "CONNECTION_FAILED" and refused + 1 or 0
+      if err and fatal(err, refused) then report.aborted = report.aborted or err end
+      call_back(report, opts.on_result, item.entry, res, err)
+      call_back(report, opts.on_progress, done, total)
+    end
+  end
+  for i = next_i, total do
+    report.not_sent[#report.not_sent + 1] = { index = work[i].index, module = work[i].module }
+  end
+end
+
+local function new_report(list, opts)
+  return {
+    total = #list, dry_run = opts.dry_run == true, diff = opts.diff == true,
+    applied = {}, skipped = {}, failed = {}, invalid = {}, not_sent = {}, changes = {},
+    callback_errors = {}, journal = opts.journal, undo_file = nil,
+  }
+end
+
+local function finish(client, report, t0, credits0)
+  local spent, remaining = client:credits()
+  report.credits = spent - credits0
+  report.credits_remaining = remaining
+  report.elapsed = core.now() - t0
+  report.ok = #report.failed == 0 and #report.invalid == 0 and #report.not_sent == 0 and not report.aborted
+    and not report.interrupted and not report.declined
+  return report
+end
+
+--- apply(client, plan, opts) -> report, or nil, err. See doc/plans.md.
+-- `plan` is a list, a function of a context, or the path of a plan file.
+function M.apply(client, plan, opts)
+  opts = check_options(opts)
+  local t0, credits0 = core.now(), client:credits()
+  local ctx = { client = client, args = opts.args, dir = opts.dir }
+  local list, lerr
+  if type(plan) == "string" then
+    list, lerr = load.load(plan, ctx)
+  else
+    list, lerr = load.build(plan, ctx)
+  end
+  if not list then return nil, lerr end
+  if opts.undo_file and core.file_mode(opts.undo_file) then return nil, undo_exists(opts.undo_file) end
+  local report = new_report(list, opts)
+  local items, err, state = prepare(client, list, opts, report)
+  if not items then return nil, err end
+
+  local journal
+  if opts.journal then
+    journal, err = jn.open(opts.journal, opts.dry_run)
+    if not journal then return nil, err end
+    for _, item in ipairs(items) do jn.set_key(item) end
+  end
+  local undo_notes
+  if state then report.undo, undo_notes = st.undo_entries(items, state, journal) end
+  local work = plan_work(items, opts, report)
+  report.would_send = {}
+  for _, item in ipairs(work) do
+    report.would_send[#report.would_send + 1] = { index = item.index, module = item.module, update = item.send }
+  end
+  call_back(report, opts.on_plan, report)
+  if opts.dry_run then return finish(client, report, t0, credits0) end
+  if opts.confirm and #work > 0 then
+    local ok, yes = pcall(opts.confirm, report)
+    if not (ok and yes) then
+      if not ok then report.callback_errors[#report.callback_errors + 1] = tostring(yes) end
+      report.declined = true
+      for _, item in ipairs(work) do report.not_sent[#report.not_sent + 1] = { index = item.index, module = item.module } end
+      return finish(client, report, t0, credits0)
+    end
+  end
+
+  if state and journal and not journal.state then
+    local ok, werr = journal:write(jn.state_record(items))
+    if not ok then journal:close(); return nil, werr end
+  end
+  if opts.undo_file then
+    local ok, uerr = write_undo(opts.undo_file,
+      st.undo_source(report.undo, undo_notes, "on " .. os.date("!%Y-%m-%d %H:%M:%S UTC")))
+    if not ok then
+      if journal then journal:close() end
+      return nil, uerr
+    end
+    report.undo_file = opts.undo_file
+  end
+
+  send_all(client, work, opts, report, journal)
+  if journal then journal:close() end
+  return finish(client, report, t0, credits0)
+end
+
+-- }====
+
+
+return M
