@@ -17,29 +17,30 @@ local function slurp(path)
   return s
 end
 
--- Runs bin/zcrm with `args` (a list) in a clean environment plus `env`.
--- Returns exit code, stdout, stderr.
-local function zcrm(args, env)
+-- The shell command that runs bin/zcrm with `args` (a list) in a clean
+-- environment plus `env`.
+local function command(args, env)
   local parts = { "env -i", "PATH=" .. quote(os.getenv("PATH") or "/usr/bin:/bin") }
   for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. quote(v) end
   parts[#parts + 1] = "bin/zcrm"
   for _, a in ipairs(args) do parts[#parts + 1] = quote(a) end
+  return table.concat(parts, " ")
+end
+
+-- Runs bin/zcrm; returns exit code, stdout, stderr.
+local function zcrm(args, env)
   local out, err = os.tmpname(), os.tmpname()
-  local _, _, code = os.execute(table.concat(parts, " ") .. " >" .. out .. " 2>" .. err)
+  local _, _, code = os.execute(command(args, env) .. " >" .. out .. " 2>" .. err)
   return code, slurp(out), slurp(err)
 end
 
 -- Runs bin/zcrm on a pseudo-terminal (util-linux `script`), with `input`
 -- typed on it. Returns exit code and everything the terminal showed.
 local function zcrm_tty(args, env, input)
-  local parts = {}
-  for _, a in ipairs(args) do parts[#parts + 1] = quote(a) end
   local inf, outf = os.tmpname(), os.tmpname()
   spit(inf, input or "")
-  local envs = { "env -i", "PATH=" .. quote(os.getenv("PATH") or "/usr/bin:/bin"), "TERM=dumb" }
-  for k, v in pairs(env or {}) do envs[#envs + 1] = k .. "=" .. quote(v) end
-  local _, _, code = os.execute(string.format("%s script -qec %s /dev/null <%s >%s 2>&1", table.concat(envs, " "),
-    quote("bin/zcrm " .. table.concat(parts, " ")), inf, outf))
+  local _, _, code = os.execute(string.format("script -qec %s /dev/null <%s >%s 2>&1",
+    quote(command(args, env)), inf, outf))
   os.remove(inf)
   return code, slurp(outf)
 end
@@ -493,13 +494,9 @@ describe("bin/zcrm", function()
   -- Starts bin/zcrm in the background; returns { pid =, out =, err =, rc = } files.
   local function start(args, env)
     local run = { out = os.tmpname(), err = os.tmpname(), pidfile = os.tmpname(), rcfile = os.tmpname() }
-    local parts = { "env -i", "PATH=" .. quote(os.getenv("PATH") or "/usr/bin:/bin") }
-    for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. quote(v) end
-    parts[#parts + 1] = "bin/zcrm"
-    for _, a in ipairs(args) do parts[#parts + 1] = quote(a) end
     spit(run.rcfile, "")
     os.execute(string.format("( %s >%s 2>%s & echo $! >%s; wait $!; echo $? >%s ) >/dev/null 2>&1 &",
-      table.concat(parts, " "), run.out, run.err, run.pidfile, run.rcfile))
+      command(args, env), run.out, run.err, run.pidfile, run.rcfile))
     repeat run.pid = tonumber(files.read(run.pidfile) or "") until run.pid
     return run
   end

@@ -491,10 +491,15 @@ describe("a journalled run killed with SIGKILL", function()
     math.randomseed(seed)
     local killed_mid_run = 0
     for k = 1, KILLS do
+      local sent_before = puts(emu)
       local p = assert(io.popen(command(plan_path, journal) .. " >/dev/null 2>&1 & echo $!"))
       local pid = assert(tonumber(p:read("l")), "no pid")
       p:close()
-      core.sleep(0.1 + math.random() * 0.25)
+      -- The run reads the org's state first: the kill comes at a random point
+      -- once it sends updates (an event, not a time since its start).
+      local deadline = os.time() + 60
+      while puts(emu) == sent_before and alive(pid) and os.time() < deadline do core.sleep(0.005) end
+      core.sleep(math.random() * 0.2)
       if alive(pid) then killed_mid_run = killed_mid_run + 1 end
       os.execute("kill -KILL " .. pid .. " 2>/dev/null")
       while alive(pid) do core.sleep(0.01) end
