@@ -3,6 +3,10 @@
 ** Lua lacks: an interrupt flag that SIGINT and SIGTERM set, and exec.
 ** Library users never meet these: only bin/zcrm calls them.
 */
+/***
+ * The C core, `require "zcrm.core"`; its contract is csrc/API.md.
+ * @module zcrm.core
+ */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,12 +25,17 @@ static void zc_on_signal(int sig) {
   if (zc_signal_caught == 0) zc_signal_caught = sig;
 }
 
-/* catch_interrupts([false]): from now on the first SIGINT or SIGTERM only
-** sets the flag that interrupted() reads; the handler then resets itself
-** (SA_RESETHAND), so a second one of the same signal ends the process at once.
-** No SA_RESTART: a blocking read (a prompt) returns when interrupted. With
-** false: both signals get their default action back (the process ends at
-** once, without the Lua interpreter's "interrupted!" traceback). */
+/***
+ * From now on the first SIGINT or SIGTERM only sets the flag that
+ * `interrupted` reads; the handler then resets itself (SA_RESETHAND), so a
+ * second one of the same signal ends the process at once. No SA_RESTART: a
+ * blocking read (a prompt) returns when interrupted. With `false`, both
+ * signals get their default action back (the process ends at once, without
+ * the Lua interpreter's "interrupted!" traceback). For bin/zcrm only.
+ * @function catch_interrupts
+ * @tparam[opt] boolean catch false: the default action instead
+ * @treturn nil
+ */
 static int zc_catch_interrupts(lua_State *L) {
   static const int sigs[] = { SIGINT, SIGTERM };
   struct sigaction sa;
@@ -43,7 +52,11 @@ static int zc_catch_interrupts(lua_State *L) {
   return 0;
 }
 
-/* interrupted() -> the signal number (2 or 15) once one was caught, else nil. */
+/***
+ * The first signal `catch_interrupts` caught.
+ * @function interrupted
+ * @treturn integer|nil the signal number (2 or 15), or nil when none came
+ */
 static int zc_interrupted(lua_State *L) {
   int sig = (int)zc_signal_caught;
   if (sig == 0) lua_pushnil(L);
@@ -55,10 +68,15 @@ static int zc_interrupted(lua_State *L) {
 
 /* {==== exec */
 
-/* exec(file, argv) replaces the process by `file` (searched on PATH when it
-** has no slash) with argv = { [0] = name, ... }. Returns only on failure:
-** nil, message, errno. Buffered Lua output is flushed first. The argv array is
-** a userdata, so nothing malloc'd is held while Lua can raise. */
+/***
+ * Replaces the process by `file` (searched on PATH when it has no slash),
+ * after flushing buffered output. The argv array is a userdata, so nothing
+ * malloc'd is held while Lua can raise.
+ * @function exec
+ * @tparam string file the program
+ * @tparam table argv `{ [0] = name, arg1, ... }` (name defaults to `file`)
+ * @treturn nil only on failure: nil, message, errno
+ */
 static int zc_exec(lua_State *L) {
   const char *file = luaL_checkstring(L, 1);
   lua_Integer i, n;

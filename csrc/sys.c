@@ -236,7 +236,13 @@ static int zc_write_private_file(lua_State *L) {
   return 1;
 }
 
-/* isatty(fd | file) -> true when it is a terminal (file: a Lua file handle). */
+/***
+ * Whether a descriptor or a Lua file is a terminal (bin/zcrm: colours, the
+ * progress bar, the confirmation prompt).
+ * @function isatty
+ * @tparam integer|file fd a file descriptor, or an open Lua file
+ * @treturn boolean
+ */
 static int zc_isatty(lua_State *L) {
   int fd;
   if (lua_isinteger(L, 1)) {

@@ -229,7 +229,7 @@ function M.undo_source(entries, notes, heading)
   local lines = {
     "-- Undo plan written by zcrm" .. (heading and (" " .. heading) or "") .. ".",
     "-- It restores the labels and profile access read before that run. Apply it with",
-    "--   zcrm apply THIS_FILE --diff      or      client:apply(\"THIS_FILE\", { diff = true })",
+    "--   zcrm apply THIS_FILE      or      client:apply(\"THIS_FILE\", { diff = true })",
     "return {",
   }
   for i, e in ipairs(entries) do lines[#lines + 1] = render_undo_entry(e, notes and notes[i]) end
