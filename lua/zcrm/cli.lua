@@ -152,19 +152,19 @@ local function json_line(t)
   io.stdout:flush()
 end
 
-local function error_json(err)
-  if not zcrm.is_error(err) then return { message = tostring(err) } end
-  return { kind = err.kind, code = err.code, status = err.status, message = err.message,
-           field = err.field, resolution = err.resolution,
-           details = err.code ~= "INVALID_PLAN" and err.details or nil } -- INVALID_PLAN: one event per entry
-end
-
 -- The hint shown with an error: its resolution, in the command's own words
 -- where the library's names an option of `client:apply`.
 local function hint_of(err)
   local hint = type(err) == "table" and err.resolution or nil
   if hint then hint = hint:gsub("pass partial = true", "pass --partial") end
   return hint
+end
+
+local function error_json(err)
+  if not zcrm.is_error(err) then return { message = tostring(err) } end
+  return { kind = err.kind, code = err.code, status = err.status, message = err.message,
+           field = err.field, resolution = hint_of(err),
+           details = err.code ~= "INVALID_PLAN" and err.details or nil } -- INVALID_PLAN: one event per entry
 end
 
 --- The one way an error reaches the user: with --json, an event on stdout
@@ -633,7 +633,7 @@ local function cmd_apply(flags, positional, argv)
       print_invalid(flags, err.details.errors)
       print_error(flags, path, zcrm.error { kind = "validation", code = "INVALID_PLAN",
         message = string.format("%s invalid; nothing was sent", plural(#err.details.errors, "entry")),
-        resolution = err.resolution })
+        resolution = "Fix the entries listed above, or pass --partial to send only the valid ones." })
       return EXIT_USAGE
     end
     local before_sending = err.kind ~= "validation" and err.kind ~= "io"
