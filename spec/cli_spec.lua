@@ -535,9 +535,10 @@ describe("bin/zcrm", function()
 
     for _, case in ipairs { { "INT", 130, "Ctrl%-C" }, { "TERM", 143, "SIGTERM" } } do
       it("by SIG" .. case[1] .. " mid-run: the summary and the command that resumes, exit " .. case[2]
-          .. "; the rerun completes", function()
-        local args = { "apply", "examples/plans/relabel.lua", "--yes", "--concurrency", "1" }
-        local run = start(args, env)
+          .. "; that command completes the run", function()
+        local undo = os.tmpname()
+        os.remove(undo)
+        local run = start({ "apply", "examples/plans/relabel.lua", "--yes", "--undo", undo, "--concurrency", "1" }, env)
         wait_for(function() return puts() >= 1 end, "the first update")
         os.execute("kill -" .. case[1] .. " " .. run.pid)
         local code, out, err = finish(run)
@@ -546,14 +547,23 @@ describe("bin/zcrm", function()
         assert.is_nil(err:find("interrupted!", 1, true), err)
         assert.matches("not sent %d+ of 13 entries", out)
         assert.matches("interrupted by " .. case[3], err)
-        assert.matches("Running the same command again resumes: bin/zcrm apply examples/plans/relabel.lua "
-          .. "%-%-yes %-%-concurrency 1", err)
-        local sent = puts()
-        assert.is_true(sent < 13, "the run completed before the signal")
-        code, out = zcrm({ "apply", "examples/plans/relabel.lua", "--yes" }, env)
+        assert.is_true(puts() < 13, "the run completed before the signal")
+        -- the same command, without --undo: this run's undo plan stays the way back
+        local resume = err:match("Running the same command again resumes: bin/zcrm (.-) %(")
+        assert.equal("apply examples/plans/relabel.lua --yes --concurrency 1", resume)
+        assert.matches(undo .. " stays the way back", err, 1, true)
+        local args = {}
+        for a in resume:gmatch("%S+") do args[#args + 1] = a end
+        code, out = zcrm(args, env)
         assert.equal(0, code)
         assert.matches("applied %d+, skipped %d+ %(no change%), failed 0 of 13", out)
         assert.is_true(puts() <= 13 + 1, "PUTs: " .. puts())
+        -- and the undo plan of the interrupted run restores the seeded org
+        assert.equal(0, (zcrm({ "apply", undo, "--yes" }, env)))
+        for _, m in ipairs(emu:state().modules) do
+          if m.api_name == "Projects" then assert.equal("Projects", m.plural_label) end
+        end
+        os.remove(undo)
       end)
     end
 

@@ -286,10 +286,21 @@ local function shell_quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
--- The command line as typed, for "run it again" hints.
-local function command_line(argv)
+-- The command line as typed, for "run it again" hints, without --undo: the
+-- undo plan this run wrote stays the way back, and a rerun would refuse to
+-- overwrite it.
+local function resume_command(argv)
   local parts = { shell_quote(argv[0] or "zcrm") }
-  for i = 1, #argv do parts[#parts + 1] = shell_quote(argv[i]) end
+  local i = 1
+  while i <= #argv do
+    local a = argv[i]
+    if a == "--undo" then
+      i = i + 1
+    elseif a:sub(1, 7) ~= "--undo=" then
+      parts[#parts + 1] = shell_quote(a)
+    end
+    i = i + 1
+  end
   return table.concat(parts, " ")
 end
 
@@ -654,9 +665,10 @@ local function cmd_apply(flags, positional, argv)
     print_summary(report)
   end
   if sig then
-    err_line(string.format("zcrm: interrupted by %s: %s; %s. Running the same command again resumes: %s",
+    err_line(string.format("zcrm: interrupted by %s: %s; %s. Running the same command again resumes: %s%s",
       SIGNAL_NAME[sig], report.dry_run and "nothing was sent" or (#report.applied .. " applied"),
-      plural(#report.not_sent, "update") .. " not sent", command_line(argv)))
+      plural(#report.not_sent, "update") .. " not sent", resume_command(argv),
+      report.undo_file and string.format(" (%s stays the way back)", report.undo_file) or ""))
     return EXIT_SIGNAL[sig]
   end
   return report.ok and EXIT_OK or EXIT_FAILED
