@@ -4,8 +4,8 @@
 -- profiles = }`. `apply` checks every entry before anything is sent, can read the
 -- current state to diff against it and to write an undo plan, sends the updates
 -- concurrently through the engine, and records each completed item in an
--- append-only journal, so that a run killed at any point resumes without
--- repeating what completed.
+-- append-only journal (an audit record). With the state read, a run killed at
+-- any point is resumed by running it again: only what the org lacks is sent.
 --
 -- Returns: `apply` gives a report table, or `nil, err` when nothing could be sent
 -- (an invalid plan, a state read that failed, a journal that cannot be opened).
