@@ -588,14 +588,17 @@ local function cmd_apply(flags, positional, argv)
   end
   if flags.diff and flags["no-diff"] then return usage_error("--diff and --no-diff contradict each other", "apply") end
   if flags.undo and exists(flags.undo) then
-    err_line(string.format("zcrm: the undo file %s already exists; zcrm never overwrites it, so nothing was sent "
-      .. "(hint: give --undo a new file name, or move %s away first)", flags.undo, flags.undo))
+    print_error(flags, nil, zcrm.error { kind = "io", code = "UNDO_FILE_EXISTS",
+      message = string.format("the undo file %s already exists; zcrm never overwrites it, so nothing was sent",
+        flags.undo),
+      resolution = string.format("Give --undo a new file name, or move %s away first.", flags.undo) })
     return EXIT_USAGE
   end
   local interactive = core.isatty(io.stdin) and core.isatty(io.stderr)
   if not flags["dry-run"] and not flags.yes and not interactive then
-    err_line("zcrm: apply asks before changing anything, and there is no terminal to ask on; nothing was sent "
-      .. "(hint: pass --yes to apply without asking, or --dry-run to see what would change)")
+    print_error(flags, nil, zcrm.error { kind = "config", code = "CONFIRMATION_REQUIRED",
+      message = "apply asks before changing anything, and there is no terminal to ask on; nothing was sent",
+      resolution = "Pass --yes to apply without asking, or --dry-run to see what would change." })
     return EXIT_USAGE
   end
   local client, code = connect(flags)
