@@ -465,11 +465,16 @@ end
 -- Failures, grouped: entries that failed the same way make one line with their
 -- count and modules. The error that stopped the run (one every call would
 -- share: token, host) is said once, with the count left unsent.
+local function error_key(e)
+  if not zcrm.is_error(e) then return tostring(e) end
+  return table.concat({ e.code, tostring(e.status), e.message or "" }, "\0")
+end
+
 local function print_failures(flags, report)
   local groups, order = {}, {}
   for _, f in ipairs(report.failed) do
     local e = f.error
-    local key = zcrm.is_error(e) and table.concat({ e.code, tostring(e.status), e.message or "" }, "\0") or tostring(e)
+    local key = error_key(e)
     local g = groups[key]
     if not g then
       g = { error = e, modules = {} }
@@ -479,7 +484,7 @@ local function print_failures(flags, report)
     g.modules[#g.modules + 1] = f.module or "?"
   end
   local stop = report.aborted
-  local stop_key = zcrm.is_error(stop) and table.concat({ stop.code, tostring(stop.status), stop.message or "" }, "\0")
+  local stop_key = stop and error_key(stop)
   for _, key in ipairs(order) do
     local g = groups[key]
     local n = #g.modules
