@@ -219,6 +219,22 @@ describe("bin/zcrm", function()
       os.remove(path)
     end)
 
+    it("apply: identical failures make one line, with their count and modules", function()
+      local path = write_plan [[{
+        { module = "Leads", plural_label = "Prospects" },
+        { module = "Projects", plural_label = "Client Projects" },
+        { module = "Contacts", plural_label = "People" },
+      }]]
+      local code, out, err = zcrm({ "apply", path, "--no-diff", "--yes" }, env)
+      assert.equal(1, code)
+      assert.matches("applied 1, skipped 0, failed 2", out)
+      assert.equal(1, lines(err), err)
+      assert.matches("^zcrm: 2 entries failed %(%a+, %a+%): NOT_SUPPORTED", err)
+      assert.matches("Leads", err)
+      assert.matches("Contacts", err)
+      os.remove(path)
+    end)
+
     it("apply: exit 2 for an invalid plan, and nothing is sent", function()
       local path = write_plan [[{
         { module = "Projects", plural_label = "Client Projects" },
