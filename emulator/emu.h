@@ -236,7 +236,7 @@ typedef struct request {
 } request;
 
 void emu_sleep_ms (emu *e, long ms);
-void emu_save (emu *e);
+int emu_save (emu *e);
 void reply_json (reply *r, int status, jbuf *b);
 void reply_error (reply *r, int status, const char *code,
                   const char *details, const char *message);

@@ -224,7 +224,11 @@ int main (int argc, char **argv) {
     finish(&e);
     return 1;
   }
-  emu_save(&e);                   /* a fresh --state file exists at once */
+  if (emu_save(&e) != 0) {        /* a fresh --state file exists at once */
+    server_stop(d);
+    finish(&e);
+    return 1;
+  }
   printf("listening on %s\n", e.base_url);
   fflush(stdout);
   while (sigwait(&sigs, &sig) != 0) {}

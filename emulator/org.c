@@ -2,6 +2,8 @@
 ** org.c: the emulated org (modules and profiles), its indexes, its JSON
 ** form, and --state persistence.
 */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -506,21 +508,47 @@ void org_write_state (jbuf *b, const zc_org *o) {
 ** --state: load and atomic save
 ** =================================================================== */
 
-/* Write text to path through a temporary file and rename(), which is
-** atomic: a reader sees the old file or the new one, never half. */
+/* Write text to path durably: a temporary file beside it, written and
+** fsync'd, renamed over path (atomic: a reader sees the old file or the new
+** one, never half), then the directory fsync'd so the rename itself survives
+** a crash. When this returns 0 the text is on disk. Neither name is followed
+** if it is a symlink. -1 with errno set on failure; no temporary is left. */
 int org_write_file (const char *path, const char *text, size_t len) {
-  char tmp[4096];
-  FILE *f;
-  int ok;
-  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-  f = fopen(tmp, "wb");
-  if (f == NULL) return -1;
-  ok = fwrite(text, 1, len, f) == len;
-  ok = (fflush(f) == 0) && ok;
-  ok = (fsync(fileno(f)) == 0) && ok;
-  ok = (fclose(f) == 0) && ok;
-  if (!ok || rename(tmp, path) != 0) { remove(tmp); return -1; }
-  return 0;
+  char tmp[4096], dir[4096];
+  const char *slash = strrchr(path, '/');
+  size_t off = 0;
+  int fd, ok, saved;
+  if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid())
+      >= (int)sizeof tmp) { errno = ENAMETOOLONG; return -1; }
+  if (slash == NULL) strcpy(dir, ".");
+  else if (slash == path) strcpy(dir, "/");
+  else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+  unlink(tmp);                    /* left by a crashed run with our pid */
+  fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+  if (fd < 0) return -1;
+  ok = 1;
+  while (ok && off < len) {
+    ssize_t n = write(fd, text + off, len - off);
+    if (n > 0) off += (size_t)n;
+    else if (n < 0 && errno == EINTR) continue;
+    else { if (n == 0) errno = EIO; ok = 0; }
+  }
+  ok = ok && fsync(fd) == 0;
+  saved = errno;
+  ok = (close(fd) == 0) && ok;
+  if (ok && rename(tmp, path) == 0) {
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return -1;
+    ok = fsync(dfd) == 0;
+    saved = errno;
+    close(dfd);
+    errno = saved;
+    return ok ? 0 : -1;
+  }
+  if (ok) saved = errno;
+  unlink(tmp);
+  errno = saved;
+  return -1;
 }
 
 char *org_state_text (const zc_org *o, size_t *len) {

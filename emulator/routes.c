@@ -645,7 +645,9 @@ void routes_api (emu *e, const request *q, reply *r) {
   pthread_mutex_unlock(&e->org_lock);
   if (changed && route == ROUTE_PUT)
     stats_add(&e->st, &e->st.updates_applied, 1);
-  if (changed) emu_save(e);
+  /* --state: a change is answered as done only once it is on disk */
+  if (changed && emu_save(e) != 0)
+    reply_error(r, 500, "INTERNAL_ERROR", "{}", "Internal Server Error");
   /* Zoho adds the header once half of the day's credits are used */
   if ((e->cfg.credits - left) * 2 >= e->cfg.credits) r->credits_left = left;
 }
@@ -715,8 +717,10 @@ static void hook_reset (emu *e, reply *r) {
   stats_reset(&e->st);
   auth_reset(e->auth);
   faults_clear(e->faults);
-  emu_save(e);
-  ok_json(r);
+  if (emu_save(e) != 0)
+    reply_error(r, 500, "INTERNAL_ERROR", "{}", "the --state file cannot be "
+                "written");
+  else ok_json(r);
 }
 
 void routes_hook (emu *e, const request *q, reply *r) {

@@ -63,26 +63,41 @@ static int stopping (emu *e) {
   return s;
 }
 
-/* --state: write the org when it changed since the last save. The text
-** is made under the org lock; the slow write happens outside it. */
-void emu_save (emu *e) {
-  char *text;
-  size_t len;
+/* --state: write the org when it changed since the last save, and return
+** only once it is on disk (org_write_file), so that an answer sent after
+** this returned 0 never reports a change the file lacks. Concurrent
+** changes share one write: whoever holds save_lock writes the newest
+** version, and the others find it saved. The text is made under the org
+** lock; the slow write happens outside it. 0, or -1 when the file could
+** not be written (said on stderr). */
+int emu_save (emu *e) {
+  char *text = NULL;
+  size_t len = 0;
   uint64_t v;
-  if (e->cfg.state_file == NULL) return;
+  int rc = 0;
+  if (e->cfg.state_file == NULL) return 0;
   pthread_mutex_lock(&e->save_lock);
   pthread_mutex_lock(&e->org_lock);
   v = e->org->version;
-  text = v != e->saved_version ? org_state_text(e->org, &len) : NULL;
+  if (v != e->saved_version) {
+    text = org_state_text(e->org, &len);
+    if (text == NULL) rc = -1;
+  }
   pthread_mutex_unlock(&e->org_lock);
   if (text) {
     if (org_write_file(e->cfg.state_file, text, len) == 0)
       e->saved_version = v;
-    else
-      fprintf(stderr, "zcrm-emulator: cannot save %s\n", e->cfg.state_file);
+    else {
+      fprintf(stderr, "zcrm-emulator: cannot save %s: %s\n",
+              e->cfg.state_file, strerror(errno));
+      rc = -1;
+    }
     free(text);
-  }
+  } else if (rc)
+    fprintf(stderr, "zcrm-emulator: cannot save %s: out of memory\n",
+            e->cfg.state_file);
   pthread_mutex_unlock(&e->save_lock);
+  return rc;
 }
 
 /* }================================================================== */

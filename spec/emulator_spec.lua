@@ -886,6 +886,50 @@ describe("zcrm-emulator", function()
       os.remove(path)
     end)
 
+    it("answers an update only once the file holds it, so SIGKILL right after loses nothing", function()
+      local dir = assert(shell("mktemp -d")):match("%S+")
+      local path = dir .. "/state.json"
+      local e = emulator.start { "--state", path }
+      local labels = {}
+      for i, m in ipairs { "Tickets", "Projects", "Shipments", "Assets", "Contracts" } do
+        labels[m] = "Durable Label " .. i
+        assert.equal(200, (put(e, m, { plural_label = labels[m] })))
+        -- read at once: the answer came after the write, not before
+        local saved = cjson.decode(assert(io.open(path)):read("a"))
+        assert.equal(labels[m], module_in(saved, m).plural_label)
+      end
+      os.execute("kill -KILL " .. e.pid)
+      pcall(e.stop, e)               -- reaps it and removes its files; the exit is 137
+      local again = emulator.start { "--state", path }
+      local state = again:state()
+      again:stop()
+      for m, label in pairs(labels) do assert.equal(label, module_in(state, m).plural_label) end
+      os.execute("rm -rf " .. q(dir))
+    end)
+
+    it("answers 500, not success, when the file cannot be written; the retry succeeds once it can", function()
+      local dir = assert(shell("mktemp -d")):match("%S+")
+      local path = dir .. "/state.json"
+      local e = emulator.start { "--state", path }
+      assert.truthy(os.execute("rm -rf " .. q(dir)))
+      local status, body = put(e, "Tickets", { plural_label = "Unsaved Tickets" })
+      assert.equal(500, status)
+      shape_a(body, "INTERNAL_ERROR")
+      assert.truthy(os.execute("mkdir " .. q(dir)))
+      status = put(e, "Tickets", { plural_label = "Unsaved Tickets" })
+      assert.equal(200, status)
+      local saved = cjson.decode(assert(io.open(path)):read("a"))
+      e:stop()
+      os.execute("rm -rf " .. q(dir))
+      assert.equal("Unsaved Tickets", module_in(saved, "Tickets").plural_label)
+    end)
+
+    it("refuses to start when the file cannot be written", function()
+      local ok, err = pcall(emulator.start, { "--state", "/nonexistent-dir-zcrm/state.json" })
+      assert.is_false(ok)
+      assert.matches("cannot save /nonexistent%-dir%-zcrm/state.json", err)
+    end)
+
     it("refuses a file that is not a state file", function()
       local path = os.tmpname()
       local f = assert(io.open(path, "w")); f:write("{not json"); f:close()
