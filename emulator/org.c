@@ -1,14 +1,11 @@
 /*
 ** org.c: the emulated org (modules and profiles), its indexes, its JSON
-** form, and --state persistence.
+** form, and the state form it is saved in (files: runtime.c).
 */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -16,7 +13,7 @@
 
 
 /* {==================================================================
-** Seed data. Ids follow the Update Custom Module page's org
+** Seed data. Ids follow the Update Custom Module page's org_data
 ** (2423488000000...); custom labels of Digital_Marketing differ from the
 ** page's sample so that sending the sample is a real change.
 ** =================================================================== */
@@ -132,7 +129,7 @@ static void module_free (module *m) {
   free(m);
 }
 
-void org_free (zc_org *o) {
+void org_free (org_data *o) {
   size_t i;
   if (o == NULL) return;
   for (i = 0; i < o->n; i++) module_free(o->mods[i]);
@@ -145,8 +142,8 @@ void org_free (zc_org *o) {
   free(o);
 }
 
-static zc_org *org_empty (void) {
-  zc_org *o = (zc_org *)calloc(1, sizeof *o);
+static org_data *org_empty (void) {
+  org_data *o = (org_data *)calloc(1, sizeof *o);
   if (o == NULL) return NULL;
   o->by_id = sm_new(); o->by_api = sm_new();
   o->by_plural = sm_new(); o->by_singular = sm_new();
@@ -178,7 +175,7 @@ static void unindex_label (strmap *m, const char *label, size_t i) {
 }
 
 /* Takes the strings' copies; returns the module or NULL on oom. */
-static module *add_module (zc_org *o, const char *id, const char *api_name,
+static module *add_module (org_data *o, const char *id, const char *api_name,
                            const char *module_name, const char *plural,
                            const char *singular, const char *gtype,
                            const char *status, uint64_t profiles) {
@@ -215,7 +212,7 @@ static module *add_module (zc_org *o, const char *id, const char *api_name,
   return m;
 }
 
-static int add_profile (zc_org *o, const char *id, const char *name,
+static int add_profile (org_data *o, const char *id, const char *name,
                         const char *description, int custom) {
   profile *p;
   if (o->nprof >= ORG_MAX_PROFILES) return -1;
@@ -229,8 +226,8 @@ static int add_profile (zc_org *o, const char *id, const char *name,
   return 0;
 }
 
-zc_org *org_seed (long extra) {
-  zc_org *o = org_empty();
+org_data *org_seed (long extra) {
+  org_data *o = org_empty();
   uint64_t all, two = 3;          /* Administrator and Standard */
   size_t i;
   long k;
@@ -293,7 +290,7 @@ static int all_digits (const char *s) {
   return 1;
 }
 
-module *org_find (const zc_org *o, const char *key) {
+module *org_find (const org_data *o, const char *key) {
   size_t i;
   if (all_digits(key)) {
     if (sm_get(o->by_id, key, &i)) return o->mods[i];
@@ -303,14 +300,14 @@ module *org_find (const zc_org *o, const char *key) {
   return NULL;
 }
 
-int org_profile_index (const zc_org *o, const char *id) {
+int org_profile_index (const org_data *o, const char *id) {
   size_t i;
   for (i = 0; i < o->nprof; i++)
     if (strcmp(o->prof[i].id, id) == 0) return (int)i;
   return -1;
 }
 
-module *org_label_owner (const zc_org *o, int plural, const char *label) {
+module *org_label_owner (const org_data *o, int plural, const char *label) {
   char *k = label_fold(label);
   size_t i;
   int found;
@@ -320,13 +317,13 @@ module *org_label_owner (const zc_org *o, int plural, const char *label) {
   return found ? o->mods[i] : NULL;
 }
 
-static size_t index_of (const zc_org *o, const module *m) {
+static size_t index_of (const org_data *o, const module *m) {
   size_t i;
   if (sm_get(o->by_id, m->id, &i)) return i;
   return 0;
 }
 
-int org_set_label (zc_org *o, module *m, int plural, const char *label) {
+int org_set_label (org_data *o, module *m, int plural, const char *label) {
   strmap *map = plural ? o->by_plural : o->by_singular;
   char **slot = plural ? &m->plural : &m->singular;
   size_t i = index_of(o, m);
@@ -364,7 +361,7 @@ int org_api_name_ok (const char *s) {
   return s[n - 1] != '_';
 }
 
-module *org_create (zc_org *o, const char *api_name, const char *plural,
+module *org_create (org_data *o, const char *api_name, const char *plural,
                     const char *singular, uint64_t profiles) {
   char id[32], mname[64];
   module *m;
@@ -392,8 +389,9 @@ static void kv_bool (jbuf *b, const char *k, int v) {
   jb_lit(b, v ? "true" : "false");
 }
 
-/* The field set of the reference's list example (zoho-crm-v8.md §2.1). */
-void org_write_module (jbuf *b, const zc_org *o, const module *m) {
+/* The field set of the example answer on Zoho's "Modules Metadata" page
+** (GET /settings/modules). */
+void org_write_module (jbuf *b, const org_data *o, const module *m) {
   int custom = strcmp(m->generated_type, "custom") == 0;
   int leads = strcmp(m->api_name, "Leads") == 0;
   size_t i, count = 0;
@@ -471,7 +469,7 @@ static void write_profile (jbuf *b, const profile *p) {
   jb_lit(b, "}");
 }
 
-static void write_profile_array (jbuf *b, const zc_org *o) {
+static void write_profile_array (jbuf *b, const org_data *o) {
   size_t i;
   jb_lit(b, "[");
   for (i = 0; i < o->nprof; i++) {
@@ -481,7 +479,7 @@ static void write_profile_array (jbuf *b, const zc_org *o) {
   jb_lit(b, "]");
 }
 
-void org_write_profiles (jbuf *b, const zc_org *o) {
+void org_write_profiles (jbuf *b, const org_data *o) {
   jb_lit(b, "{\"profiles\":");
   write_profile_array(b, o);
   jb_lit(b, ",\"info\":{\"page\":1,\"per_page\":200,\"count\":");
@@ -489,7 +487,7 @@ void org_write_profiles (jbuf *b, const zc_org *o) {
   jb_lit(b, ",\"more_records\":false,\"license_limit\":200}}");
 }
 
-void org_write_state (jbuf *b, const zc_org *o) {
+void org_write_state (jbuf *b, const org_data *o) {
   size_t i;
   jb_lit(b, "{\"modules\":[");
   for (i = 0; i < o->n; i++) {
@@ -505,53 +503,10 @@ void org_write_state (jbuf *b, const zc_org *o) {
 
 
 /* {==================================================================
-** --state: load and atomic save
+** The state form: what GET /__emulator/state answers and --state holds
 ** =================================================================== */
 
-/* Write text to path durably: a temporary file beside it, written and
-** fsync'd, renamed over path (atomic: a reader sees the old file or the new
-** one, never half), then the directory fsync'd so the rename itself survives
-** a crash. When this returns 0 the text is on disk. Neither name is followed
-** if it is a symlink. -1 with errno set on failure; no temporary is left. */
-int org_write_file (const char *path, const char *text, size_t len) {
-  char tmp[4096], dir[4096];
-  const char *slash = strrchr(path, '/');
-  size_t off = 0;
-  int fd, ok, saved;
-  if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid())
-      >= (int)sizeof tmp) { errno = ENAMETOOLONG; return -1; }
-  if (slash == NULL) strcpy(dir, ".");
-  else if (slash == path) strcpy(dir, "/");
-  else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-  unlink(tmp);                    /* left by a crashed run with our pid */
-  fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
-  if (fd < 0) return -1;
-  ok = 1;
-  while (ok && off < len) {
-    ssize_t n = write(fd, text + off, len - off);
-    if (n > 0) off += (size_t)n;
-    else if (n < 0 && errno == EINTR) continue;
-    else { if (n == 0) errno = EIO; ok = 0; }
-  }
-  ok = ok && fsync(fd) == 0;
-  saved = errno;
-  ok = (close(fd) == 0) && ok;
-  if (ok && rename(tmp, path) == 0) {
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) return -1;
-    ok = fsync(dfd) == 0;
-    saved = errno;
-    close(dfd);
-    errno = saved;
-    return ok ? 0 : -1;
-  }
-  if (ok) saved = errno;
-  unlink(tmp);
-  errno = saved;
-  return -1;
-}
-
-char *org_state_text (const zc_org *o, size_t *len) {
+char *org_state_text (const org_data *o, size_t *len) {
   jbuf b;
   jb_init(&b);
   org_write_state(&b, o);
@@ -564,30 +519,7 @@ static const char *jstr (const cJSON *obj, const char *key) {
   return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static char *read_file (const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  char *buf = NULL;
-  size_t cap = 0, n = 0;
-  if (f == NULL) return NULL;
-  for (;;) {
-    size_t got;
-    if (n + 65536 > cap) {
-      char *p;
-      cap = cap ? cap * 2 : 65536;
-      p = (char *)realloc(buf, cap);
-      if (p == NULL) { free(buf); fclose(f); return NULL; }
-      buf = p;
-    }
-    got = fread(buf + n, 1, cap - n, f);
-    n += got;
-    if (got == 0) break;
-  }
-  fclose(f);
-  *len = n;
-  return buf;
-}
-
-static int load_profiles (zc_org *o, const cJSON *arr, char *err, size_t elen) {
+static int load_profiles (org_data *o, const cJSON *arr, char *err, size_t elen) {
   const cJSON *p;
   cJSON_ArrayForEach(p, arr) {
     const char *id = jstr(p, "id"), *name = jstr(p, "name");
@@ -604,7 +536,7 @@ static int load_profiles (zc_org *o, const cJSON *arr, char *err, size_t elen) {
   return 0;
 }
 
-static int load_modules (zc_org *o, const cJSON *arr, char *err, size_t elen) {
+static int load_modules (org_data *o, const cJSON *arr, char *err, size_t elen) {
   const cJSON *j;
   cJSON_ArrayForEach(j, arr) {
     const char *id = jstr(j, "id"), *api = jstr(j, "api_name");
@@ -640,20 +572,18 @@ static int load_modules (zc_org *o, const cJSON *arr, char *err, size_t elen) {
   return 0;
 }
 
-/* NULL with err set when the file is unreadable or not a state file. */
-zc_org *org_load (const char *path, char *err, size_t elen) {
-  size_t len, i;
-  char *text = read_file(path, &len);
-  cJSON *root;
-  zc_org *o;
-  if (text == NULL) { snprintf(err, elen, "cannot read %s", path); return NULL; }
-  root = cJSON_ParseWithLength(text, len);
-  free(text);
+/* An org from the text of a state file (org_write_state's form). NULL with
+** err set when the text is not one; `name` says where it came from. */
+org_data *org_from_state (const char *text, size_t len, const char *name,
+                          char *err, size_t elen) {
+  size_t i;
+  cJSON *root = cJSON_ParseWithLength(text, len);
+  org_data *o;
   if (!cJSON_IsObject(root)
       || !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(root, "modules"))
       || !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(root, "profiles"))) {
     snprintf(err, elen, "%s is not a state file ({\"modules\":[...],"
-             "\"profiles\":[...]})", path);
+             "\"profiles\":[...]})", name);
     cJSON_Delete(root);
     return NULL;
   }

@@ -1,8 +1,6 @@
 /*
 ** routes.c: the Zoho CRM settings routes (modules, profiles) and the
-** test hooks under /__emulator/. Error bodies follow the two shapes of
-** zoho-crm-v8.md §7: top-level {code,details,message,status} for the
-** request as a whole, per-item inside {"modules":[...]} for the body.
+** test hooks under /__emulator/. Answers are built by reply.c.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,79 +34,6 @@ static const char *const scope_profiles_read[] = {
 static const char *const statuses[] = {
   "visible", "user_hidden", "system_hidden", "scheduled_for_deletion"
 };
-
-
-/* {==================================================================
-** Replies
-** =================================================================== */
-
-void reply_json (reply *r, int status, jbuf *b) {
-  free(r->body);
-  r->body = jb_take(b, &r->len);
-  if (r->body == NULL) {          /* out of memory: say so, briefly */
-    r->status = 500;
-    r->len = 0;
-  } else r->status = status;
-  r->ctype = "application/json;charset=utf-8";
-}
-
-/* Shape A. details is a JSON object text. */
-void reply_error (reply *r, int status, const char *code,
-                  const char *details, const char *message) {
-  jbuf b;
-  jb_init(&b);
-  jb_lit(&b, "{"); jb_key(&b, "code"); jb_str(&b, code);
-  jb_lit(&b, ","); jb_key(&b, "details"); jb_lit(&b, details);
-  jb_lit(&b, ","); jb_key(&b, "message"); jb_str(&b, message);
-  jb_lit(&b, ","); jb_key(&b, "status"); jb_str(&b, "error");
-  jb_lit(&b, "}");
-  reply_json(r, status, &b);
-}
-
-/* Shape B, one item: details are api_name and json_path, plus extra
-** (",\"maximum_length\":25" and the like) when given. */
-static void item_error (reply *r, const char *code, const char *api_name,
-                        const char *json_path, const char *extra,
-                        const char *message) {
-  jbuf b;
-  jb_init(&b);
-  jb_lit(&b, "{\"modules\":[{"); jb_key(&b, "code"); jb_str(&b, code);
-  jb_lit(&b, ",\"details\":{"); jb_key(&b, "api_name"); jb_str(&b, api_name);
-  jb_lit(&b, ","); jb_key(&b, "json_path"); jb_str(&b, json_path);
-  if (extra) jb_lit(&b, extra);
-  jb_lit(&b, "},"); jb_key(&b, "message"); jb_str(&b, message);
-  jb_lit(&b, ","); jb_key(&b, "status"); jb_str(&b, "error");
-  jb_lit(&b, "}]}");
-  reply_json(r, 400, &b);
-}
-
-static void item_success (reply *r, int status, const char *id,
-                          const char *message) {
-  jbuf b;
-  jb_init(&b);
-  jb_lit(&b, "{\"modules\":[{\"code\":\"SUCCESS\",\"details\":{\"id\":");
-  jb_str(&b, id);
-  jb_lit(&b, "},\"message\":"); jb_str(&b, message);
-  jb_lit(&b, ",\"status\":\"success\"}]}");
-  reply_json(r, status, &b);
-}
-
-static void invalid_module (reply *r) {
-  reply_error(r, 400, "INVALID_MODULE", "{\"resource_path_index\":2}",
-              "the module name given seems to be invalid");
-}
-
-static void bad_method (reply *r) {
-  reply_error(r, 400, "INVALID_REQUEST_METHOD", "{}",
-              "The http request method type is not a valid one");
-}
-
-static void bad_url (reply *r) {
-  reply_error(r, 404, "INVALID_URL_PATTERN", "{}",
-              "Please check if the URL trying to access is a correct one");
-}
-
-/* }================================================================== */
 
 
 /* {==================================================================
@@ -213,7 +138,7 @@ static cJSON *module_item (const request *q, cJSON **root, const char *verb,
   }
   item = cJSON_GetArrayItem(arr, 0);
   if (!cJSON_IsObject(item)) {
-    item_error(r, "INVALID_DATA", "modules", "$.modules[0]",
+    reply_item_error(r, "INVALID_DATA", "modules", "$.modules[0]",
                ",\"expected_data_type\":\"jsonobject\"", "invalid data");
     return NULL;
   }
@@ -228,31 +153,31 @@ static int check_label (const cJSON *item, const char *key, reply *r) {
   if (v == NULL) return 1;
   snprintf(path, sizeof path, "$.modules[0].%s", key);
   if (!cJSON_IsString(v)) {
-    item_error(r, "INVALID_DATA", key, path,
+    reply_item_error(r, "INVALID_DATA", key, path,
                ",\"expected_data_type\":\"text\"", "invalid data");
     return 0;
   }
   switch (label_check(v->valuestring)) {
     case LABEL_OK: return 1;
     case LABEL_TOO_LONG:
-      item_error(r, "INVALID_DATA", key, path, ",\"maximum_length\":25",
+      reply_item_error(r, "INVALID_DATA", key, path, ",\"maximum_length\":25",
                  "invalid data");
       return 0;
     case LABEL_EMPTY:
       snprintf(msg, sizeof msg, "Module %s name cannot be empty", what);
-      item_error(r, "INVALID_DATA", key, path, NULL, msg);
+      reply_item_error(r, "INVALID_DATA", key, path, NULL, msg);
       return 0;
     case LABEL_BAD_UTF8:
-      item_error(r, "INVALID_DATA", key, path, NULL, "invalid data");
+      reply_item_error(r, "INVALID_DATA", key, path, NULL, "invalid data");
       return 0;
     default:
       snprintf(msg, sizeof msg, "Special characters in module %s name", what);
-      item_error(r, "INVALID_DATA", key, path, NULL, msg);
+      reply_item_error(r, "INVALID_DATA", key, path, NULL, msg);
       return 0;
   }
 }
 
-static int check_duplicates (const zc_org *o, const cJSON *item,
+static int check_duplicates (const org_data *o, const cJSON *item,
                              const module *self, reply *r) {
   static const char *const keys[2] = { "plural_label", "singular_label" };
   int k;
@@ -264,7 +189,7 @@ static int check_duplicates (const zc_org *o, const cJSON *item,
     owner = org_label_owner(o, k == 0, v->valuestring);
     if (owner == NULL || owner == self) continue;
     snprintf(path, sizeof path, "$.modules[0].%s", keys[k]);
-    item_error(r, "DUPLICATE_DATA", keys[k], path, NULL,
+    reply_item_error(r, "DUPLICATE_DATA", keys[k], path, NULL,
                k == 0 ? "Module plural name duplicate"
                       : "Module singular name duplicate");
     return 0;
@@ -274,7 +199,7 @@ static int check_duplicates (const zc_org *o, const cJSON *item,
 
 /* Apply the profiles delta of item to *bits: an entry adds its profile,
 ** one with "_delete": null removes it. 1 = fine or absent. */
-static int check_profiles (const zc_org *o, const cJSON *item, uint64_t *bits,
+static int check_profiles (const org_data *o, const cJSON *item, uint64_t *bits,
                            reply *r) {
   const cJSON *arr = cJSON_GetObjectItemCaseSensitive(item, "profiles");
   const cJSON *p;
@@ -283,12 +208,12 @@ static int check_profiles (const zc_org *o, const cJSON *item, uint64_t *bits,
   if (arr == NULL) return 1;
   if (cJSON_IsNull(arr)
       || (cJSON_IsArray(arr) && cJSON_GetArraySize(arr) == 0)) {
-    item_error(r, "MINIMUM_DATA_NOT_FOUND", "profiles",
+    reply_item_error(r, "MINIMUM_DATA_NOT_FOUND", "profiles",
                "$.modules[0].profiles", NULL, "At least one profile needed");
     return 0;
   }
   if (!cJSON_IsArray(arr)) {
-    item_error(r, "INVALID_DATA", "profiles", "$.modules[0].profiles",
+    reply_item_error(r, "INVALID_DATA", "profiles", "$.modules[0].profiles",
                ",\"expected_data_type\":\"jsonarray\"", "invalid data");
     return 0;
   }
@@ -298,30 +223,30 @@ static int check_profiles (const zc_org *o, const cJSON *item, uint64_t *bits,
     int k;
     if (!cJSON_IsObject(p)) {
       snprintf(path, sizeof path, "$.modules[0].profiles[%d]", i);
-      item_error(r, "INVALID_DATA", "profiles", path,
+      reply_item_error(r, "INVALID_DATA", "profiles", path,
                  ",\"expected_data_type\":\"jsonobject\"", "invalid data");
       return 0;
     }
     snprintf(path, sizeof path, "$.modules[0].profiles[%d].id", i);
     if (id == NULL || cJSON_IsNull(id)) {
-      item_error(r, "MANDATORY_NOT_FOUND", "id", path, NULL,
+      reply_item_error(r, "MANDATORY_NOT_FOUND", "id", path, NULL,
                  "required field not found");
       return 0;
     }
     if (!cJSON_IsString(id)) {    /* a number would lose 64-bit precision */
-      item_error(r, "INVALID_DATA", "id", path,
+      reply_item_error(r, "INVALID_DATA", "id", path,
                  ",\"expected_data_type\":\"bigint\"", "invalid data");
       return 0;
     }
     k = org_profile_index(o, id->valuestring);
     if (k < 0) {
-      item_error(r, "INVALID_DATA", "id", path, NULL,
+      reply_item_error(r, "INVALID_DATA", "id", path, NULL,
                  "Invalid profile id passed");
       return 0;
     }
     if (del != NULL && !cJSON_IsNull(del)) {
       snprintf(path, sizeof path, "$.modules[0].profiles[%d]._delete", i);
-      item_error(r, "INVALID_DATA", "_delete", path,
+      reply_item_error(r, "INVALID_DATA", "_delete", path,
                  ",\"expected_data_type\":\"jsonobject\"", "invalid data");
       return 0;
     }
@@ -330,7 +255,7 @@ static int check_profiles (const zc_org *o, const cJSON *item, uint64_t *bits,
     i++;
   }
   if (*bits == 0) {
-    item_error(r, "MINIMUM_DATA_NOT_FOUND", "profiles",
+    reply_item_error(r, "MINIMUM_DATA_NOT_FOUND", "profiles",
                "$.modules[0].profiles", NULL, "At least one profile needed");
     return 0;
   }
@@ -380,7 +305,7 @@ static long long parse_time (const char *s) {
 }
 
 /* 304 when nothing changed since If-Modified-Since */
-static int not_modified (const zc_org *o, const request *q, reply *r) {
+static int not_modified (const org_data *o, const request *q, reply *r) {
   long long since;
   if (q->if_modified_since == NULL) return 0;
   since = parse_time(q->if_modified_since);
@@ -391,7 +316,7 @@ static int not_modified (const zc_org *o, const request *q, reply *r) {
 
 static void list_modules (emu *e, const request *q, reply *r) {
   const char *filter = q->query ? q->query(q->ctx, "status") : NULL;
-  const zc_org *o = e->org;
+  const org_data *o = e->org;
   size_t i, count = 0;
   jbuf b;
   if (filter) {                   /* every item must be a known status */
@@ -441,7 +366,7 @@ static void get_module (emu *e, const request *q, const char *seg,
                         reply *r) {
   const module *m = org_find(e->org, seg);
   jbuf b;
-  if (m == NULL) { invalid_module(r); return; }
+  if (m == NULL) { reply_invalid_module(r); return; }
   if (not_modified(e->org, q, r)) return;
   if (!m->api_supported) { r->status = 204; return; }
   jb_init(&b);
@@ -453,13 +378,13 @@ static void get_module (emu *e, const request *q, const char *seg,
 
 static int update_module (emu *e, const request *q, const char *seg,
                           reply *r) {
-  zc_org *o = e->org;
+  org_data *o = e->org;
   module *m = org_find(o, seg);
   cJSON *root, *item;
   const cJSON *v;
   uint64_t bits;
   int touched = 0;
-  if (m == NULL) { invalid_module(r); return 0; }
+  if (m == NULL) { reply_invalid_module(r); return 0; }
   if (strcmp(m->generated_type, "custom") != 0) {
     /* only custom modules can be changed through this API */
     reply_error(r, 400, "NOT_SUPPORTED", "{\"resource_path_index\":2}",
@@ -470,23 +395,23 @@ static int update_module (emu *e, const request *q, const char *seg,
   if (item == NULL) goto done;
   v = cJSON_GetObjectItemCaseSensitive(item, "api_name");
   if (v && !(cJSON_IsString(v) && strcmp(v->valuestring, m->api_name) == 0)) {
-    item_error(r, "NOT_ALLOWED", "api_name", "$.modules[0].api_name", NULL,
+    reply_item_error(r, "NOT_ALLOWED", "api_name", "$.modules[0].api_name", NULL,
                "Api name update not allowed");
     goto done;
   }
   if (cJSON_GetObjectItemCaseSensitive(item, "access_type")) {
-    item_error(r, "NOT_ALLOWED", "access_type", "$.modules[0].access_type",
+    reply_item_error(r, "NOT_ALLOWED", "access_type", "$.modules[0].access_type",
                NULL, "access type update not allowed");
     goto done;
   }
   v = cJSON_GetObjectItemCaseSensitive(item, "id");
   if (v && !cJSON_IsString(v)) {
-    item_error(r, "INVALID_DATA", "id", "$.modules[0].id",
+    reply_item_error(r, "INVALID_DATA", "id", "$.modules[0].id",
                ",\"expected_data_type\":\"bigint\"", "invalid data");
     goto done;
   }
   if (v && strcmp(v->valuestring, m->id) != 0) {
-    item_error(r, "INVALID_DATA", "id", "$.modules[0].id", NULL,
+    reply_item_error(r, "INVALID_DATA", "id", "$.modules[0].id", NULL,
                "the id given seems to be invalid");
     goto done;
   }
@@ -498,7 +423,7 @@ static int update_module (emu *e, const request *q, const char *seg,
   if (!cJSON_GetObjectItemCaseSensitive(item, "plural_label")
       && !cJSON_GetObjectItemCaseSensitive(item, "singular_label")
       && !cJSON_GetObjectItemCaseSensitive(item, "profiles")) {
-    item_error(r, "MANDATORY_NOT_FOUND", "plural_label",
+    reply_item_error(r, "MANDATORY_NOT_FOUND", "plural_label",
                "$.modules[0].plural_label", NULL, "required field not found");
     goto done;
   }
@@ -512,7 +437,7 @@ static int update_module (emu *e, const request *q, const char *seg,
   o->version++;
   o->modified = (long long)time(NULL);
   touched = 1;
-  item_success(r, 200, m->id, "module updated successfully");
+  reply_item_success(r, 200, m->id, "module updated successfully");
   goto done;
 oom:
   reply_error(r, 500, "INTERNAL_ERROR", "{}", "Internal Server Error");
@@ -523,7 +448,7 @@ done:
 
 /* An API name from the plural label: ASCII letters and digits, spaces
 ** as '_', then a suffix if it is taken. */
-static void make_api_name (const zc_org *o, const char *label, char *out,
+static void make_api_name (const org_data *o, const char *label, char *out,
                            size_t outlen) {
   size_t n = 0, base;
   int k;
@@ -547,7 +472,7 @@ static int create_module (emu *e, const request *q, reply *r) {
   static const char *const need[3] = {
     "plural_label", "singular_label", "profiles"
   };
-  zc_org *o = e->org;
+  org_data *o = e->org;
   cJSON *root, *item;
   const cJSON *api;
   char name[64], path[64];
@@ -560,7 +485,7 @@ static int create_module (emu *e, const request *q, reply *r) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(item, need[k]);
     if (v == NULL || (cJSON_IsNull(v) && k < 2)) {
       snprintf(path, sizeof path, "$.modules[0].%s", need[k]);
-      item_error(r, "MANDATORY_NOT_FOUND", need[k], path, NULL,
+      reply_item_error(r, "MANDATORY_NOT_FOUND", need[k], path, NULL,
                  "required field not found");
       goto done;
     }
@@ -571,12 +496,12 @@ static int create_module (emu *e, const request *q, reply *r) {
     goto done;
   api = cJSON_GetObjectItemCaseSensitive(item, "api_name");
   if (api && !(cJSON_IsString(api) && org_api_name_ok(api->valuestring))) {
-    item_error(r, "INVALID_DATA", "api_name", "$.modules[0].api_name", NULL,
+    reply_item_error(r, "INVALID_DATA", "api_name", "$.modules[0].api_name", NULL,
                "invalid data");
     goto done;
   }
   if (api && org_find(o, api->valuestring)) {
-    item_error(r, "DUPLICATE_DATA", "api_name", "$.modules[0].api_name",
+    reply_item_error(r, "DUPLICATE_DATA", "api_name", "$.modules[0].api_name",
                NULL, "duplicate data");
     goto done;
   }
@@ -593,7 +518,7 @@ static int create_module (emu *e, const request *q, reply *r) {
     goto done;
   }
   made = 1;
-  item_success(r, 201, m->id, "module created successfully");
+  reply_item_success(r, 201, m->id, "module created successfully");
 done:
   cJSON_Delete(root);
   return made;
@@ -611,7 +536,7 @@ void routes_api (emu *e, const request *q, reply *r) {
   const char *const *scopes;
   int route = routes_classify(q->method, q->url), changed = 0;
   long long cost = 1, left;
-  if (!known_path(q->url)) { bad_url(r); return; }
+  if (!known_path(q->url)) { reply_bad_url(r); return; }
   switch (route) {
     case ROUTE_LIST: case ROUTE_GET: scopes = scope_modules_read; break;
     case ROUTE_PUT: scopes = scope_modules_update; cost = 5; break;
@@ -620,7 +545,7 @@ void routes_api (emu *e, const request *q, reply *r) {
       cost = e->cfg.create_credits;
       break;
     case ROUTE_PROFILES: scopes = scope_profiles_read; break;
-    default: bad_method(r); return;
+    default: reply_bad_method(r); return;
   }
   if (!auth_check(e, q->authorization, scopes, r)) return;
   left = stats_charge(&e->st, e->cfg.credits, cost);
@@ -674,7 +599,7 @@ static void hook_script (emu *e, const request *q, reply *r) {
   int where = FAULT_API, bad_count = count && !cJSON_IsNumber(count);
   long n = 1;
   fault ft;
-  if (!cJSON_IsString(mode) || !fault_parse(mode->valuestring, &ft)) {
+  if (!cJSON_IsString(mode) || !faults_parse(mode->valuestring, &ft)) {
     reply_error(r, 400, "INVALID_DATA", "{\"api_name\":\"mode\"}",
                 "mode: empty, html, garbage, truncated, huge, deep, nonutf8, "
                 "wrongtype, gzip, drip, reset, slow or status:NNN");
@@ -702,14 +627,14 @@ static void hook_script (emu *e, const request *q, reply *r) {
 }
 
 static void hook_reset (emu *e, reply *r) {
-  zc_org *fresh = org_seed(e->cfg.extra_modules), *old;
+  org_data *fresh = org_seed(e->cfg.extra_modules), *old;
   if (fresh == NULL) {
     reply_error(r, 500, "INTERNAL_ERROR", "{}", "out of memory");
     return;
   }
   pthread_mutex_lock(&e->org_lock);
   old = e->org;
-  /* keep versions rising so --state saves the reset zc_org */
+  /* keep versions rising so --state saves the reset org_data */
   fresh->version = old->version + 1;
   e->org = fresh;
   pthread_mutex_unlock(&e->org_lock);
@@ -729,28 +654,28 @@ void routes_hook (emu *e, const request *q, reply *r) {
   int post = strcmp(q->method, "POST") == 0;
   jbuf b;
   if (strcmp(name, "stats") == 0) {
-    if (!get) { bad_method(r); return; }
+    if (!get) { reply_bad_method(r); return; }
     jb_init(&b);
     stats_write(&e->st, &b, e->cfg.credits);
     reply_json(r, 200, &b);
   } else if (strcmp(name, "state") == 0) {
-    if (!get) { bad_method(r); return; }
+    if (!get) { reply_bad_method(r); return; }
     jb_init(&b);
     pthread_mutex_lock(&e->org_lock);
     org_write_state(&b, e->org);
     pthread_mutex_unlock(&e->org_lock);
     reply_json(r, 200, &b);
   } else if (strcmp(name, "reset") == 0) {
-    if (!post) { bad_method(r); return; }
+    if (!post) { reply_bad_method(r); return; }
     hook_reset(e, r);
   } else if (strcmp(name, "expire-tokens") == 0) {
-    if (!post) { bad_method(r); return; }
+    if (!post) { reply_bad_method(r); return; }
     auth_expire_all(e->auth);
     ok_json(r);
   } else if (strcmp(name, "script") == 0) {
-    if (!post) { bad_method(r); return; }
+    if (!post) { reply_bad_method(r); return; }
     hook_script(e, q, r);
-  } else bad_url(r);
+  } else reply_bad_url(r);
 }
 
 /* }================================================================== */

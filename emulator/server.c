@@ -33,77 +33,6 @@ typedef struct drip {
 
 
 /* {==================================================================
-** Sleeping and saving
-** =================================================================== */
-
-/* Sleep, but wake at once when the emulator shuts down. */
-void emu_sleep_ms (emu *e, long ms) {
-  struct timespec until;
-  if (ms <= 0) return;
-  clock_gettime(CLOCK_MONOTONIC, &until);
-  until.tv_sec += ms / 1000;
-  until.tv_nsec += (ms % 1000) * 1000000L;
-  if (until.tv_nsec >= 1000000000L) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000L;
-  }
-  pthread_mutex_lock(&e->stop_lock);
-  while (!e->stopping)
-    if (pthread_cond_timedwait(&e->stop_cond, &e->stop_lock, &until)
-        == ETIMEDOUT)
-      break;
-  pthread_mutex_unlock(&e->stop_lock);
-}
-
-static int stopping (emu *e) {
-  int s;
-  pthread_mutex_lock(&e->stop_lock);
-  s = e->stopping;
-  pthread_mutex_unlock(&e->stop_lock);
-  return s;
-}
-
-/* --state: write the org when it changed since the last save, and return
-** only once it is on disk (org_write_file), so that an answer sent after
-** this returned 0 never reports a change the file lacks. Concurrent
-** changes share one write: whoever holds save_lock writes the newest
-** version, and the others find it saved. The text is made under the org
-** lock; the slow write happens outside it. 0, or -1 when the file could
-** not be written (said on stderr). */
-int emu_save (emu *e) {
-  char *text = NULL;
-  size_t len = 0;
-  uint64_t v;
-  int rc = 0;
-  if (e->cfg.state_file == NULL) return 0;
-  pthread_mutex_lock(&e->save_lock);
-  pthread_mutex_lock(&e->org_lock);
-  v = e->org->version;
-  if (v != e->saved_version) {
-    text = org_state_text(e->org, &len);
-    if (text == NULL) rc = -1;
-  }
-  pthread_mutex_unlock(&e->org_lock);
-  if (text) {
-    if (org_write_file(e->cfg.state_file, text, len) == 0)
-      e->saved_version = v;
-    else {
-      fprintf(stderr, "zcrm-emulator: cannot save %s: %s\n",
-              e->cfg.state_file, strerror(errno));
-      rc = -1;
-    }
-    free(text);
-  } else if (rc)
-    fprintf(stderr, "zcrm-emulator: cannot save %s: out of memory\n",
-            e->cfg.state_file);
-  pthread_mutex_unlock(&e->save_lock);
-  return rc;
-}
-
-/* }================================================================== */
-
-
-/* {==================================================================
 ** Sending a reply
 ** =================================================================== */
 
@@ -112,7 +41,7 @@ static ssize_t drip_read (void *cls, uint64_t pos, char *buf, size_t max) {
   (void)max;
   if (pos >= d->len) return MHD_CONTENT_READER_END_OF_STREAM;
   emu_sleep_ms(d->e, DRIP_MS);
-  if (stopping(d->e)) return MHD_CONTENT_READER_END_WITH_ERROR;
+  if (emu_stopping(d->e)) return MHD_CONTENT_READER_END_WITH_ERROR;
   buf[0] = d->body[pos];
   return 1;
 }
