@@ -43,7 +43,6 @@ char *jb_take (jbuf *b, size_t *len);         /* NULL on oom; caller frees */
 
 enum { LABEL_OK, LABEL_EMPTY, LABEL_TOO_LONG, LABEL_BAD_CHAR, LABEL_BAD_UTF8 };
 
-void text_init (void);
 int utf8_next (const unsigned char *s, size_t n, size_t *i, uint32_t *cp);
 int label_check (const char *s);
 char *label_fold (const char *s);              /* lower-cased copy */

@@ -161,7 +161,6 @@ int main (int argc, char **argv) {
   sigset_t sigs;
   char err[512] = "";
   int sig = 0, rc;
-  text_init();
   emu_config_defaults(&e.cfg);
   rc = parse(argc, argv, &e.cfg);
   if (rc <= 0) return rc < 0 ? 0 : 2;

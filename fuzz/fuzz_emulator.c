@@ -139,7 +139,6 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize (int *argc, char ***argv) {
   (void)argc; (void)argv;
-  text_init();
   return 0;
 }
 

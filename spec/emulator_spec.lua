@@ -2,6 +2,7 @@
 -- two shapes, OAuth quirks, limits, faults, hooks, robustness, persistence.
 local cjson = require "cjson.safe"
 local emulator = require "spec.support.emulator"
+local labels = require "spec.support.labels"
 
 local TOKEN = "Zoho-oauthtoken emulator-token"
 local PAGE_MODULE = "2423488000000834002"
@@ -331,6 +332,26 @@ describe("zcrm-emulator", function()
         assert.equal(0, emu:stats().updates_applied)
       end)
     end
+
+    describe("labels of spec/fixtures/labels.json, with the client's verdicts", function()
+      for _, e in ipairs(labels.load()) do
+        it(labels.name(e), function()
+          -- Projects: its own labels may be set again, so no seeded label is a duplicate
+          local body = '{"modules":[{"plural_label":"' .. e.text:gsub('[%c"\\]', function(c)
+            return string.format("\\u%04x", c:byte())
+          end) .. '"}]}'
+          local status, answer = call(emu, "PUT", "/crm/v8/settings/modules/Projects", body)
+          if e.ok then
+            assert.equal(200, status, cjson.encode(answer))
+            assert.equal(e.text, module_in(emu:state(), "Projects").plural_label)
+          else
+            assert.equal(400, status)
+            local item = shape_b(answer, "INVALID_DATA", "plural_label", "$.modules[0].plural_label")
+            assert.equal(e.why == "length" and 25 or nil, item.details.maximum_length)
+          end
+        end)
+      end
+    end)
 
     it("refuses bad UTF-8 in a label", function()
       local status, body = call(emu, "PUT", "/crm/v8/settings/modules/Digital_Marketing",
