@@ -71,7 +71,16 @@ void sm_del (strmap *m, const char *key);
 ** Callers hold emu.org_lock around every call.
 ** =================================================================== */
 
-#define ORG_MAX_PROFILES 64
+#define ORG_MAX_PROFILES 512
+#define EXTRA_PROFILES_MAX 500    /* --extra-profiles */
+
+/* A set of profiles, by index in the org's profile table. */
+typedef struct profset { uint64_t w[ORG_MAX_PROFILES / 64]; } profset;
+
+void ps_add (profset *s, int i);
+void ps_del (profset *s, int i);
+int ps_has (const profset *s, int i);
+int ps_empty (const profset *s);
 
 typedef struct profile {
   char *id, *name, *description;
@@ -83,7 +92,7 @@ typedef struct module {
   char *plural, *singular;
   char *generated_type, *status;
   int sequence;
-  uint64_t profiles;              /* bit i: profile i may see the module */
+  profset profiles;               /* profile i may see the module */
   char modified_time[40];         /* "" = never modified */
   int api_supported;
 } module;
@@ -100,7 +109,7 @@ typedef struct org_data {
   long long modified;             /* time() of the last change */
 } org_data;
 
-org_data *org_seed (long extra);
+org_data *org_seed (long extra, long extra_profiles);
 org_data *org_from_state (const char *text, size_t len, const char *name,
                           char *err, size_t errlen);
 void org_free (org_data *o);
@@ -110,11 +119,12 @@ int org_profile_index (const org_data *o, const char *id);
 module *org_label_owner (const org_data *o, int plural, const char *label);
 int org_set_label (org_data *o, module *m, int plural, const char *label);
 module *org_create (org_data *o, const char *api_name, const char *plural,
-                    const char *singular, uint64_t profiles);
+                    const char *singular, const profset *profiles);
 void org_touch (module *m);
 int org_api_name_ok (const char *s);
 void org_write_module (jbuf *b, const org_data *o, const module *m);
-void org_write_profiles (jbuf *b, const org_data *o);
+void org_write_profiles (jbuf *b, const org_data *o, size_t first,
+                         size_t count, long page, long per_page);
 void org_write_state (jbuf *b, const org_data *o);
 
 /* }================================================================== */
@@ -145,6 +155,7 @@ typedef struct emu_config {
   const char *tls_cert, *tls_key;
   const char *state_file;
   long extra_modules;
+  long extra_profiles;
   size_t max_body;
   unsigned idle_timeout;
   unsigned max_connections;
@@ -160,7 +171,7 @@ typedef struct emu_config {
 
 enum {
   ROUTE_LIST, ROUTE_GET, ROUTE_PUT, ROUTE_POST, ROUTE_PROFILES,
-  ROUTE_TOKEN, ROUTE_OTHER, ROUTE_N
+  ROUTE_TOKEN, ROUTE_OTHER, ROUTE_BATCH, ROUTE_N
 };
 
 typedef struct stats {
@@ -246,11 +257,14 @@ int emu_save (emu *e);
 void reply_json (reply *r, int status, jbuf *b);
 void reply_error (reply *r, int status, const char *code,
                   const char *details, const char *message);
+void reply_write_item_error (jbuf *b, const char *code, const char *api_name,
+                             const char *json_path, const char *extra,
+                             const char *message);
+void reply_write_item_success (jbuf *b, const char *id, const char *message);
+void reply_items (reply *r, int status, jbuf *items);
 void reply_item_error (reply *r, const char *code, const char *api_name,
                        const char *json_path, const char *extra,
                        const char *message);
-void reply_item_success (reply *r, int status, const char *id,
-                         const char *message);
 void reply_invalid_module (reply *r);
 void reply_bad_method (reply *r);
 void reply_bad_url (reply *r);

@@ -36,6 +36,7 @@ static const char usage[] =
 "  --tls-cert F --tls-key F  serve HTTPS with this PEM certificate and key\n"
 "  --state FILE            load the org from FILE and save it there on change\n"
 "  --extra-modules N       seed N more custom modules Bulk_Module_1..N (<= 100000)\n"
+"  --extra-profiles N      seed N more profiles \"Extra Profile 1..N\" (<= 500)\n"
 "  --max-body BYTES        larger request bodies get 413 (default 1048576)\n"
 "  --idle-timeout S        close idle connections after S seconds (default 30)\n"
 "  --max-connections N     simultaneous connections (default 1000)\n"
@@ -80,6 +81,7 @@ static const struct numopt {
   { "--seed", 0, 0x7FFFFFFFFFFFFFFFLL }, { "--extra-modules", 0, 100000 },
   { "--max-body", 1, 1073741824LL }, { "--idle-timeout", 0, 86400 },
   { "--max-connections", 1, 100000 }, { "--retry-after", 0, 86400 },
+  { "--extra-profiles", 0, EXTRA_PROFILES_MAX },
 };
 
 /* 1 = a numeric option, set; 0 = not one; -1 = bad value */
@@ -103,7 +105,8 @@ static int numeric (emu_config *c, const char *opt, const char *val) {
     case 9: c->max_body = (size_t)n; break;
     case 10: c->idle_timeout = (unsigned)n; break;
     case 11: c->max_connections = (unsigned)n; break;
-    default: c->retry_after = (int)n; break;
+    case 12: c->retry_after = (int)n; break;
+    default: c->extra_profiles = (long)n; break;
   }
   return 1;
 }

@@ -112,7 +112,25 @@ static const char *const seed_contractor_modules[] = {
 #define SEED_MODIFIED "2025-06-02T10:15:00+05:30"
 #define BULK_ID_BASE 2423488000010000000ULL
 #define CREATE_ID_BASE 2423488000000900001ULL
+#define EXTRA_PROFILE_ID_BASE 2423488000000300000ULL
 #define ADMIN_USER "{\"name\":\"Emulator Admin\",\"id\":\"2423488000000102001\"}"
+
+/* }================================================================== */
+
+
+/* {==================================================================
+** Profile sets
+** =================================================================== */
+
+void ps_add (profset *s, int i) { s->w[i / 64] |= ((uint64_t)1) << (i % 64); }
+void ps_del (profset *s, int i) { s->w[i / 64] &= ~(((uint64_t)1) << (i % 64)); }
+int ps_has (const profset *s, int i) { return (s->w[i / 64] >> (i % 64)) & 1; }
+
+int ps_empty (const profset *s) {
+  size_t k;
+  for (k = 0; k < sizeof s->w / sizeof s->w[0]; k++) if (s->w[k]) return 0;
+  return 1;
+}
 
 /* }================================================================== */
 
@@ -178,7 +196,7 @@ static void unindex_label (strmap *m, const char *label, size_t i) {
 static module *add_module (org_data *o, const char *id, const char *api_name,
                            const char *module_name, const char *plural,
                            const char *singular, const char *gtype,
-                           const char *status, uint64_t profiles) {
+                           const char *status, const profset *profiles) {
   module *m;
   size_t i = o->n;
   if (o->n == o->cap) {
@@ -194,7 +212,7 @@ static module *add_module (org_data *o, const char *id, const char *api_name,
   m->module_name = xstrdup(module_name);
   m->plural = xstrdup(plural); m->singular = xstrdup(singular);
   m->generated_type = xstrdup(gtype); m->status = xstrdup(status);
-  m->profiles = profiles;
+  m->profiles = *profiles;
   m->sequence = (int)i + 1;
   m->api_supported = 1;
   if (!m->id || !m->api_name || !m->module_name || !m->plural
@@ -226,35 +244,45 @@ static int add_profile (org_data *o, const char *id, const char *name,
   return 0;
 }
 
-org_data *org_seed (long extra) {
+org_data *org_seed (long extra, long extra_profiles) {
   org_data *o = org_empty();
-  uint64_t all, two = 3;          /* Administrator and Standard */
+  profset all, two;               /* two: Administrator and Standard */
   size_t i;
   long k;
   char id[32], api[64], plural[64], singular[64], mname[64];
   if (o == NULL) return NULL;
+  memset(&all, 0, sizeof all);
+  memset(&two, 0, sizeof two);
+  ps_add(&two, 0);
+  ps_add(&two, 1);
   for (i = 0; i < NELEM(seed_profiles); i++)
     if (add_profile(o, seed_profiles[i].id, seed_profiles[i].name,
                     seed_profiles[i].description, seed_profiles[i].custom))
       goto oom;
-  all = (((uint64_t)1) << o->nprof) - 1;
+  for (k = 1; k <= extra_profiles; k++) {
+    snprintf(id, sizeof id, "%llu",
+             (unsigned long long)(EXTRA_PROFILE_ID_BASE + (uint64_t)k));
+    snprintf(plural, sizeof plural, "Extra Profile %ld", k);
+    if (add_profile(o, id, plural, "Seeded by --extra-profiles", 1)) goto oom;
+  }
+  for (i = 0; i < NELEM(seed_profiles); i++) ps_add(&all, (int)i);
   for (i = 0; i < NELEM(seed_standard); i++) {
     const seed_module *s = &seed_standard[i];
     if (!add_module(o, s->id, s->api_name, s->module_name, s->plural,
-                    s->singular, "default", s->status, all))
+                    s->singular, "default", s->status, &all))
       goto oom;
   }
   for (i = 0; i < NELEM(seed_custom); i++) {
     const seed_module *s = &seed_custom[i];
-    uint64_t seen_by = two;
+    profset seen_by = two;
     module *m;
     size_t j;
     for (j = 0; j < NELEM(seed_contractor_modules); j++)
       if (strcmp(s->api_name, seed_contractor_modules[j]) == 0)
-        seen_by |= ((uint64_t)1) << CONTRACTOR_PROFILE;
+        ps_add(&seen_by, CONTRACTOR_PROFILE);
     snprintf(mname, sizeof mname, "CustomModule%ld", o->next_custom);
     m = add_module(o, s->id, s->api_name, mname, s->plural, s->singular,
-                   "custom", s->status, seen_by);
+                   "custom", s->status, &seen_by);
     if (m == NULL) goto oom;
     strcpy(m->modified_time, SEED_MODIFIED);
   }
@@ -267,7 +295,7 @@ org_data *org_seed (long extra) {
     snprintf(singular, sizeof singular, "Bulk Module %ld", k);
     snprintf(mname, sizeof mname, "CustomModule%ld", o->next_custom);
     m = add_module(o, id, api, mname, plural, singular, "custom", "visible",
-                   two);
+                   &two);
     if (m == NULL) goto oom;
     strcpy(m->modified_time, SEED_MODIFIED);
   }
@@ -362,7 +390,7 @@ int org_api_name_ok (const char *s) {
 }
 
 module *org_create (org_data *o, const char *api_name, const char *plural,
-                    const char *singular, uint64_t profiles) {
+                    const char *singular, const profset *profiles) {
   char id[32], mname[64];
   module *m;
   size_t dummy;
@@ -428,7 +456,7 @@ void org_write_module (jbuf *b, const org_data *o, const module *m) {
   jb_lit(b, ","); jb_key(b, "private_profile"); jb_lit(b, "null");
   jb_lit(b, ","); jb_key(b, "profiles"); jb_lit(b, "[");
   for (i = 0; i < o->nprof; i++) {
-    if (!(m->profiles & (((uint64_t)1) << i))) continue;
+    if (!ps_has(&m->profiles, (int)i)) continue;
     if (count++) jb_lit(b, ",");
     jb_lit(b, "{"); jb_key(b, "name"); jb_str(b, o->prof[i].name);
     jb_lit(b, ","); jb_key(b, "id"); jb_str(b, o->prof[i].id);
@@ -479,12 +507,26 @@ static void write_profile_array (jbuf *b, const org_data *o) {
   jb_lit(b, "]");
 }
 
-void org_write_profiles (jbuf *b, const org_data *o) {
-  jb_lit(b, "{\"profiles\":");
-  write_profile_array(b, o);
-  jb_lit(b, ",\"info\":{\"page\":1,\"per_page\":200,\"count\":");
-  jb_int(b, (long long)o->nprof);
-  jb_lit(b, ",\"more_records\":false,\"license_limit\":200}}");
+/* One page of profiles: count of them from first, with Zoho's info. */
+void org_write_profiles (jbuf *b, const org_data *o, size_t first,
+                         size_t count, long page, long per_page) {
+  size_t i;
+  jb_lit(b, "{\"profiles\":[");
+  for (i = first; i < first + count && i < o->nprof; i++) {
+    if (i > first) jb_lit(b, ",");
+    write_profile(b, &o->prof[i]);
+  }
+  jb_lit(b, "],\"info\":{\"page\":");
+  jb_int(b, page);
+  jb_lit(b, ",\"per_page\":");
+  jb_int(b, per_page);
+  jb_lit(b, ",\"count\":");
+  jb_int(b, (long long)count);
+  jb_lit(b, ",\"more_records\":");
+  jb_lit(b, first + count < o->nprof ? "true" : "false");
+  jb_lit(b, ",\"license_limit\":");
+  jb_int(b, o->nprof > 200 ? (long long)o->nprof : 200);
+  jb_lit(b, "}}");
 }
 
 void org_write_state (jbuf *b, const org_data *o) {
@@ -546,7 +588,7 @@ static int load_modules (org_data *o, const cJSON *arr, char *err, size_t elen) 
     const cJSON *profs = cJSON_GetObjectItemCaseSensitive(j, "profiles");
     const cJSON *p, *seq = cJSON_GetObjectItemCaseSensitive(j, "sequence_number");
     const cJSON *sup = cJSON_GetObjectItemCaseSensitive(j, "api_supported");
-    uint64_t bits = 0;
+    profset bits;
     module *m;
     size_t dummy;
     if (!id || !api || !pl || !sg) {
@@ -557,13 +599,14 @@ static int load_modules (org_data *o, const cJSON *arr, char *err, size_t elen) 
       snprintf(err, elen, "module %s appears twice", id);
       return -1;
     }
+    memset(&bits, 0, sizeof bits);
     cJSON_ArrayForEach(p, profs) {
       const char *pid = jstr(p, "id");
       int k = pid ? org_profile_index(o, pid) : -1;
-      if (k >= 0) bits |= ((uint64_t)1) << k;
+      if (k >= 0) ps_add(&bits, k);
     }
     m = add_module(o, id, api, mn ? mn : api, pl, sg,
-                   gt ? gt : "custom", st ? st : "visible", bits);
+                   gt ? gt : "custom", st ? st : "visible", &bits);
     if (m == NULL) { snprintf(err, elen, "out of memory"); return -1; }
     if (cJSON_IsNumber(seq)) m->sequence = seq->valueint;
     if (cJSON_IsBool(sup)) m->api_supported = cJSON_IsTrue(sup);

@@ -40,30 +40,48 @@ void reply_error (reply *r, int status, const char *code,
 
 /* Shape B, one item: details are api_name and json_path, plus extra
 ** (",\"maximum_length\":25" and the like) when given. */
-void reply_item_error (reply *r, const char *code, const char *api_name,
-                        const char *json_path, const char *extra,
-                        const char *message) {
-  jbuf b;
-  jb_init(&b);
-  jb_lit(&b, "{\"modules\":[{"); jb_key(&b, "code"); jb_str(&b, code);
-  jb_lit(&b, ",\"details\":{"); jb_key(&b, "api_name"); jb_str(&b, api_name);
-  jb_lit(&b, ","); jb_key(&b, "json_path"); jb_str(&b, json_path);
-  if (extra) jb_lit(&b, extra);
-  jb_lit(&b, "},"); jb_key(&b, "message"); jb_str(&b, message);
-  jb_lit(&b, ","); jb_key(&b, "status"); jb_str(&b, "error");
-  jb_lit(&b, "}]}");
-  reply_json(r, 400, &b);
+/* Shape B, one error result: details are api_name and json_path, plus
+** extra (",\"maximum_length\":25" and the like) when given. */
+void reply_write_item_error (jbuf *b, const char *code, const char *api_name,
+                             const char *json_path, const char *extra,
+                             const char *message) {
+  jb_lit(b, "{"); jb_key(b, "code"); jb_str(b, code);
+  jb_lit(b, ",\"details\":{"); jb_key(b, "api_name"); jb_str(b, api_name);
+  jb_lit(b, ","); jb_key(b, "json_path"); jb_str(b, json_path);
+  if (extra) jb_lit(b, extra);
+  jb_lit(b, "},"); jb_key(b, "message"); jb_str(b, message);
+  jb_lit(b, ","); jb_key(b, "status"); jb_str(b, "error");
+  jb_lit(b, "}");
 }
 
-void reply_item_success (reply *r, int status, const char *id,
-                          const char *message) {
+/* Shape B, one success result. */
+void reply_write_item_success (jbuf *b, const char *id, const char *message) {
+  jb_lit(b, "{\"code\":\"SUCCESS\",\"details\":{\"id\":");
+  jb_str(b, id);
+  jb_lit(b, "},\"message\":"); jb_str(b, message);
+  jb_lit(b, ",\"status\":\"success\"}");
+}
+
+/* {"modules":[ the results in items ]}; takes items' text. */
+void reply_items (reply *r, int status, jbuf *items) {
   jbuf b;
   jb_init(&b);
-  jb_lit(&b, "{\"modules\":[{\"code\":\"SUCCESS\",\"details\":{\"id\":");
-  jb_str(&b, id);
-  jb_lit(&b, "},\"message\":"); jb_str(&b, message);
-  jb_lit(&b, ",\"status\":\"success\"}]}");
+  jb_lit(&b, "{\"modules\":[");
+  if (items->p) jb_raw(&b, items->p, items->len);
+  if (items->oom) b.oom = 1;
+  jb_lit(&b, "]}");
+  jb_free(items);
   reply_json(r, status, &b);
+}
+
+/* A body of one error result, HTTP 400. */
+void reply_item_error (reply *r, const char *code, const char *api_name,
+                       const char *json_path, const char *extra,
+                       const char *message) {
+  jbuf b;
+  jb_init(&b);
+  reply_write_item_error(&b, code, api_name, json_path, extra, message);
+  reply_items(r, 400, &b);
 }
 
 void reply_invalid_module (reply *r) {

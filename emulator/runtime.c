@@ -200,7 +200,7 @@ int emu_open (emu *e, char *err, size_t errlen) {
     if (e->org == NULL) return 0;
     e->saved_version = e->org->version;
   } else {
-    e->org = org_seed(e->cfg.extra_modules);
+    e->org = org_seed(e->cfg.extra_modules, e->cfg.extra_profiles);
     e->saved_version = (uint64_t)-1;
     if (e->org == NULL) { snprintf(err, errlen, "out of memory"); return 0; }
   }

@@ -10,6 +10,7 @@
 ** Input (text, so seeds read like HTTP):
 **   [!key=value ... \n]          optional: rate=P faults=LIST credits=N
 **                                scopes=LIST create=N conc=N maxbody=N extra=N
+**                                profiles=N (--extra-profiles)
 **   METHOD URL[?query]\n         one request
 **   Header: value\n ...          Authorization, If-Modified-Since, others ignored
 **   \n
@@ -96,6 +97,7 @@ static void configure (emu_config *c, char *line) {
     else if (strcmp(tok, "conc") == 0) c->concurrency = atoi(eq) & 0xff;
     else if (strcmp(tok, "maxbody") == 0) c->max_body = (size_t)(atoll(eq) & 0xfffff);
     else if (strcmp(tok, "extra") == 0) c->extra_modules = atol(eq) & 0x3f;
+    else if (strcmp(tok, "profiles") == 0) c->extra_profiles = atol(eq) % (EXTRA_PROFILES_MAX + 1);
     else if (strcmp(tok, "seed") == 0) c->seed = (uint64_t)atoll(eq);
   }
 }
