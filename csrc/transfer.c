@@ -336,6 +336,7 @@ int zc_multi_start(lua_State *L) {
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");  /* what libcurl decodes */
   /* No CURLOPT_ACCEPT_ENCODING: no Accept-Encoding header (identity). */
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
                    (curl_off_t)r->max_bytes);
