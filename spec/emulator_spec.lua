@@ -1043,20 +1043,20 @@ describe("zcrm-emulator", function()
       local dir = assert(shell("mktemp -d")):match("%S+")
       local path = dir .. "/state.json"
       local e = emulator.start { "--state", path }
-      local labels = {}
+      local wanted = {}
       for i, m in ipairs { "Tickets", "Projects", "Shipments", "Assets", "Contracts" } do
-        labels[m] = "Durable Label " .. i
-        assert.equal(200, (put(e, m, { plural_label = labels[m] })))
+        wanted[m] = "Durable Label " .. i
+        assert.equal(200, (put(e, m, { plural_label = wanted[m] })))
         -- read at once: the answer came after the write, not before
         local saved = cjson.decode(assert(io.open(path)):read("a"))
-        assert.equal(labels[m], module_in(saved, m).plural_label)
+        assert.equal(wanted[m], module_in(saved, m).plural_label)
       end
       os.execute("kill -KILL " .. e.pid)
       pcall(e.stop, e)               -- reaps it and removes its files; the exit is 137
       local again = emulator.start { "--state", path }
       local state = again:state()
       again:stop()
-      for m, label in pairs(labels) do assert.equal(label, module_in(state, m).plural_label) end
+      for m, label in pairs(wanted) do assert.equal(label, module_in(state, m).plural_label) end
       os.execute("rm -rf " .. q(dir))
     end)
 
