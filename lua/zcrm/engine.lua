@@ -5,6 +5,11 @@
 --
 -- Nothing here runs inside libcurl: `multi:perform` returns the finished
 -- transfers, and only then are coroutines resumed and callbacks called.
+--
+-- One file of a little over 400 lines, because it reads best whole: the
+-- request object, the queue, the timers, the waiters and `poll` all act on
+-- the same engine state, and each would reach into the others if split.
+-- @module zcrm.engine
 
 local core = require "zcrm.core"
 
@@ -16,6 +21,8 @@ local M = {}
 
 -- {==== request objects
 
+--- A running call (`zcrm.request`), as `client:submit` returns it.
+-- @type Request
 local Request = {}
 Request.__index = Request
 Request.__name = "zcrm.request"
@@ -25,11 +32,13 @@ function Request:__tostring()
 end
 
 --- True once the request has a result (success or failure).
+-- @treturn boolean
 function Request:done()
   return self._done == true
 end
 
---- The call's results (`res` or `nil, err`) once done; nothing before.
+--- The call's results once done; nothing before.
+-- @return `res`, or nil and a `zcrm.error`
 function Request:result()
   if not self._done then return nil end
   return unpack(self._res, 1, self._res.n)
@@ -38,18 +47,21 @@ end
 --- Calls `fn(res, err)` from `poll` once the request is done (also when it is
 -- done already). Errors raised by `fn` are logged and kept in
 -- `client.callback_errors`; they never break the engine.
+-- @tparam function fn `function(res, err)`
+-- @treturn Request the request itself
 function Request:on_done(fn)
   assert(type(fn) == "function", "on_done expects a function")
   self._on_done = fn
-  if self._done then self.client._to_notify[#self.client._to_notify + 1] = self end
+  if self._done then self.engine._to_notify[#self.engine._to_notify + 1] = self end
   return self
 end
 
 --- Stops the request: a transfer in flight is aborted, a queued one is never
 -- sent. The result becomes `nil, err` with code CANCELLED. Idempotent.
+-- @treturn boolean false when the request was done already
 function Request:cancel()
   if self._done then return false end
-  self.client:_cancel(self)
+  self.engine:cancel(self)
   return true
 end
 
@@ -57,11 +69,22 @@ M.Request = Request
 
 -- }====
 
--- {==== engine methods, mixed into the client class
+-- {==== the engine object, held by its client as `client._engine`
 
-local E = {}
+--- The engine (`zcrm.engine`): one per client, held as `client._engine`. Its
+-- state (the transfer queue, timers, waiters) is its own; the client
+-- forwards `submit`, `poll`, `wait` and the host-loop methods to it.
+-- @type Engine
+local Engine = {}
+Engine.__index = Engine
+Engine.__name = "zcrm.engine"
 
-function E:_engine_init(opts)
+--- Makes the engine of `client`. `ops` maps an operation's name to
+-- `function(client, ...)`, run as a coroutine; opts: concurrency, ca_file,
+-- proxy, user_agent, max_response_bytes (checked by the client already).
+-- @treturn Engine
+function M.new(client, ops, opts)
+  local self = setmetatable({ client = client, ops = ops }, Engine)
   self.concurrency = opts.concurrency or 10
   self.multi = core.new_multi {
     ca_file = opts.ca_file, proxy = opts.proxy, user_agent = opts.user_agent,
@@ -76,10 +99,12 @@ function E:_engine_init(opts)
   self._transfers = {}    -- core transfer -> owning zcrm.request
   self._timers = {}       -- { at =, req = }, kept sorted by `at`
   self._waiters = {}      -- event name -> list of requests
+  self._flights = {}      -- event name -> true while its single-flight task runs
   self._ready = {}        -- { req, args } to resume at the next step
   self._to_notify = {}    -- done requests whose callback has not run yet
   self.callback_errors = {}
   self.max_in_flight_seen = 0
+  return self
 end
 
 local function finish(self, req, ...)
@@ -95,7 +120,7 @@ end
 -- During `submit` (`first`), an error raised by the operation is misuse by the
 -- caller: it is returned, for `submit` to raise. Later it can only be a bug in
 -- zcrm, and it becomes the request's error result.
-function E:_step(req, first, ...)
+function Engine:step(req, first, ...)
   local co = req.co
   if not co then return end
   local r = pack(coroutine.resume(co, ...))
@@ -104,8 +129,8 @@ function E:_step(req, first, ...)
       finish(self, req, nil)
       return r[2]
     end
-    local message = self:_redact(tostring(r[2]))
-    self:_log("error", "internal error in " .. req.method .. ": " .. message)
+    local message = self.client:_redact(tostring(r[2]))
+    self.client:_log("error", "internal error in " .. req.method .. ": " .. message)
     return finish(self, req, nil, core.error {
       kind = "internal", code = "INTERNAL_CLIENT_ERROR", message = "zcrm internal error: " .. message,
     })
@@ -117,7 +142,7 @@ function E:_step(req, first, ...)
   if what == "http" then
     req._spec = a
     if a.bypass_limit or self._inflight < self.concurrency then
-      self:_start(req, a)
+      self:start_transfer(req, a)
     else
       self._qtail = self._qtail + 1
       self._queue[self._qtail] = req
@@ -140,16 +165,38 @@ end
 -- Runs `fn(client)` as an engine-owned task: no request object reaches the
 -- user, so nobody can cancel it half way. Single-flight work (a token
 -- refresh, the profile list) runs this way, and its waiters always wake.
-function E:_spawn(name, fn)
-  local task = setmetatable({ client = self, method = name }, Request)
-  local client = self
+function Engine:spawn(name, fn)
+  local task = setmetatable({ engine = self, method = name }, Request)
+  local client = self.client
   task.co = coroutine.create(function() return fn(client) end)
   self._ready[#self._ready + 1] = { task, pack() }
 end
 
-function E:_start(req, spec)
+-- Runs `fn(client)` once for every caller that asks while it runs (single
+-- flight): the first call starts it as an engine task, and every caller
+-- waits for its results. An error raised by `fn` becomes an internal error;
+-- `after(client, ...)`, when given, turns the results into what the callers
+-- get. Runs inside an operation's coroutine.
+function Engine:single_flight(event, name, fn, after)
+  if not self._flights[event] then
+    self._flights[event] = true
+    self:spawn(name, function(client)
+      local r = pack(pcall(fn, client))
+      if not r[1] then
+        r = pack(true, nil, core.error { kind = "internal", code = "INTERNAL_CLIENT_ERROR",
+                                         message = name .. " failed: " .. client:_redact(tostring(r[2])) })
+      end
+      if after then r = pack(true, after(client, unpack(r, 2, r.n))) end
+      self._flights[event] = nil
+      self:signal(event, unpack(r, 2, r.n))
+    end)
+  end
+  return coroutine.yield("wait", event)
+end
+
+function Engine:start_transfer(req, spec)
   if spec.before_start then
-    local ok, err = spec.before_start(self, spec)
+    local ok, err = spec.before_start(self.client, spec)
     if not ok then
       self._ready[#self._ready + 1] = { req, pack(nil, err) }
       return
@@ -160,10 +207,10 @@ function E:_start(req, spec)
   local ok, creq, err = pcall(self.multi.start, self.multi, spec)
   if not ok then
     err, creq = core.error { kind = "validation", code = "INVALID_REQUEST",
-                             message = self:_redact(tostring(creq)) }, nil
+                             message = self.client:_redact(tostring(creq)) }, nil
   end
   if not creq then
-    if spec.after then spec.after(self, spec, nil, err) end
+    if spec.after then spec.after(self.client, spec, nil, err) end
     self._ready[#self._ready + 1] = { req, pack(nil, err) }
     return
   end
@@ -176,29 +223,29 @@ function E:_start(req, spec)
 end
 
 -- Starts queued transfers while slots are free.
-function E:_fill()
+function Engine:fill()
   local q = self._queue
   while self._inflight < self.concurrency and self._qhead <= self._qtail do
     local req = q[self._qhead]
     q[self._qhead] = nil
     self._qhead = self._qhead + 1
-    if not req._done then self:_start(req, req._spec) end
+    if not req._done then self:start_transfer(req, req._spec) end
   end
 end
 
 --- Number of transfers waiting for a concurrency slot.
-function E:queued()
+function Engine:queued()
   return self._qtail - self._qhead + 1
 end
 
-function E:_cancel(req)
+function Engine:cancel(req)
   local creq, spec = req._creq, req._spec
   if creq then
     self._transfers[creq] = nil
     creq:cancel()
     req._creq = nil
     if not spec.bypass_limit then self._inflight = self._inflight - 1 end
-    if spec.after then spec.after(self, spec, nil) end -- refunds its credits
+    if spec.after then spec.after(self.client, spec, nil) end -- refunds its credits
   end
   for i = #self._timers, 1, -1 do
     if self._timers[i].req == req then table.remove(self._timers, i) end
@@ -207,11 +254,11 @@ function E:_cancel(req)
     kind = "transport", code = "CANCELLED", message = "the request was cancelled",
     retryable = false,
   })
-  self:_fill() -- its slot may start a queued request
+  self:fill() -- its slot may start a queued request
 end
 
 --- Wakes every request waiting on `event`, passing them `...`.
-function E:_signal(event, ...)
+function Engine:signal(event, ...)
   local list = self._waiters[event]
   if not list then return end
   self._waiters[event] = nil
@@ -221,7 +268,7 @@ end
 
 -- Resumes what is ready (finished transfers, due timers, signalled events) until
 -- nothing more is, then starts queued transfers.
-function E:_run_ready()
+function Engine:run_ready()
   while true do
     local ready = self._ready
     if #ready == 0 then
@@ -235,14 +282,14 @@ function E:_run_ready()
     end
     self._ready = {}
     for _, item in ipairs(ready) do
-      self:_step(item[1], false, unpack(item[2], 1, item[2].n))
+      self:step(item[1], false, unpack(item[2], 1, item[2].n))
     end
-    self:_fill()
+    self:fill()
   end
-  self:_fill()
+  self:fill()
 end
 
-function E:_notify()
+function Engine:notify()
   local list = self._to_notify
   if #list == 0 then return 0 end
   self._to_notify = {}
@@ -252,12 +299,16 @@ function E:_notify()
       req._notified = true
       local ok, err = pcall(fn, req:result())
       if not ok then
+        -- Any error value: one whose __tostring raises, or returns no string,
+        -- must not escape poll and skip the other callbacks of this round.
+        local shown, text = pcall(tostring, err)
+        if not shown or type(text) ~= "string" then text = "(a " .. type(err) .. " that cannot be shown)" end
         local e = core.error {
           kind = "callback", code = "CALLBACK_ERROR",
-          message = "error in on_done callback of " .. req.method .. ": " .. self:_redact(tostring(err)),
+          message = "error in on_done callback of " .. req.method .. ": " .. self.client:_redact(text),
         }
         self.callback_errors[#self.callback_errors + 1] = e
-        self:_log("error", e.message)
+        self.client:_log("error", e.message)
       end
     end
   end
@@ -266,35 +317,36 @@ end
 
 -- Starts an operation; misuse raises at `level` (the caller's line).
 local function start(self, level, method, ...)
-  local op = self._ops[method]
+  local op = self.ops[method]
   if not op then error("zcrm: unknown method '" .. tostring(method) .. "'", level) end
-  local req = setmetatable({ client = self, method = method }, Request)
-  local client = self
+  local req = setmetatable({ engine = self, method = method }, Request)
+  local client = self.client
   req.co = coroutine.create(function(...) return op(client, ...) end)
   self._live[req] = true
-  local misuse = self:_step(req, true, ...)
+  local misuse = self:step(req, true, ...)
   if misuse then error(misuse, level) end
-  self:_run_ready()
+  self:run_ready()
   return req
 end
 
 --- Starts `method` (the name of any blocking client method) with its arguments
 -- and returns a request object at once.
-function E:submit(method, ...)
+function Engine:submit(method, ...)
   return start(self, 3, method, ...)
 end
 
 --- The blocking form of `method`: submit, then wait for the result.
-function E:_call(method, ...)
+function Engine:call(method, ...)
   return self:wait(start(self, 4, method, ...))
 end
 
 --- Does what can be done without waiting longer than `timeout` seconds
 -- (default 0: never blocks). Finished requests get their results, and their
 -- callbacks run here. Returns the number of callbacks run.
-function E:poll(timeout)
+function Engine:poll(timeout)
   timeout = timeout or 0
-  self:_run_ready()
+  if timeout ~= timeout or timeout < 0 then timeout = 0 end -- NaN and negatives: do not wait
+  self:run_ready()
   local wait = timeout
   local next_timer = self._timers[1]
   if next_timer then wait = math.max(0, math.min(wait, next_timer.at - now())) end
@@ -310,17 +362,17 @@ function E:poll(timeout)
         local spec = req._spec
         if not spec.bypass_limit then self._inflight = self._inflight - 1 end
         local r = pack(creq:result())
-        if spec.after then spec.after(self, spec, unpack(r, 1, r.n)) end
+        if spec.after then spec.after(self.client, spec, unpack(r, 1, r.n)) end
         self._ready[#self._ready + 1] = { req, r }
       end
     end
   end
-  self:_run_ready()
-  return self:_notify()
+  self:run_ready()
+  return self:notify()
 end
 
 --- Seconds a host may sleep before calling `poll` again; nil when idle.
-function E:timeout()
+function Engine:timeout()
   if #self._ready > 0 or #self._to_notify > 0 then return 0 end
   local t = self.multi:timeout()
   local timer = self._timers[1]
@@ -332,12 +384,12 @@ function E:timeout()
 end
 
 --- File descriptors libcurl waits on: { { fd =, read =, write = }, ... }.
-function E:fds()
+function Engine:fds()
   return self.multi:fds()
 end
 
 --- Number of requests not yet done.
-function E:pending()
+function Engine:pending()
   local n = 0
   for _ in pairs(self._live) do n = n + 1 end
   return n
@@ -346,7 +398,7 @@ end
 --- Drives the engine until `req` is done and returns its result. Inside a
 -- coroutine that the host resumes (coroutine.isyieldable()), it yields instead
 -- of blocking, so `apply`-style code can run under a host scheduler.
-function E:wait(req, opts)
+function Engine:wait(req, opts)
   local yield = opts and opts.yield
   while not req._done do
     if yield and coroutine.isyieldable() then
@@ -356,17 +408,17 @@ function E:wait(req, opts)
       self:poll(0.05)
     end
   end
-  self:_notify()
+  self:notify()
   return req:result()
 end
 
 --- Like `wait`, but yields to the host between polls when running in a coroutine.
-function E:await(req)
+function Engine:await(req)
   return self:wait(req, { yield = true })
 end
 
 --- Runs until no request is pending (or `timeout` seconds pass).
-function E:drain(timeout)
+function Engine:drain(timeout)
   local deadline = timeout and now() + timeout
   while next(self._live) or #self._to_notify > 0 do
     if deadline and now() >= deadline then return false end
@@ -375,7 +427,13 @@ function E:drain(timeout)
   return true
 end
 
-M.methods = E
+--- Releases the transport; pending requests end as CANCELLED.
+function Engine:close()
+  for req in pairs(self._live) do req:cancel() end
+  self.multi:close()
+end
+
+M.Engine = Engine
 
 -- }====
 

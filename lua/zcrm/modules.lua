@@ -1,41 +1,72 @@
---- The settings endpoints: modules and profiles (reference §2, §3). Each
+--- The settings endpoints: modules and profiles (Zoho's "Modules", "Specific
+-- Module", "Update Custom Module" and "Profiles" pages). Each
 -- function here is an operation: it runs inside the engine's coroutine, and the
 -- client exposes it both as a blocking method and through `submit`.
+-- @module zcrm.modules
 
 local core = require "zcrm.core"
 local http = require "zcrm.http"
+local util = require "zcrm.util"
 
 local M = {}
 
 local PROFILES_EVENT = "zcrm.profiles"
 
-local function id_string(v)
-  if math.type(v) == "integer" then return string.format("%d", v) end
-  return v
+-- An id from a server answer (reference §1: a string of 1-19 digits): a
+-- digit string as it is, or a JSON number that is an exact integer (lua-cjson
+-- decodes numbers as floats, exact below 2^53) as its digits. Anything else
+-- is nil: never a rounded id, and never text that ends up in a file zcrm
+-- writes (an undo plan is Lua code).
+local function server_id(v)
+  if type(v) == "string" then
+    if #v <= 19 and v:match("^%d+$") then return v end
+  elseif type(v) == "number" then
+    local i = math.tointeger(v)
+    if i and i > 0 and i < 2 ^ 53 then return string.format("%d", i) end
+  end
+  return nil
 end
 
--- Ids are kept as strings (reference §1); a server that sent numbers is mended.
+-- Checks and mends the ids of a list (modules or profiles, with a module's
+-- profiles): ids are kept as strings, since they are 64-bit integers, which
+-- JSON numbers and doubles cannot all hold. nil, reason for one that is not
+-- an id.
 local function normalise_ids(list)
-  for _, item in ipairs(list) do
-    if type(item) == "table" then
-      item.id = id_string(item.id)
-      if type(item.profiles) == "table" then
-        for _, p in ipairs(item.profiles) do
-          if type(p) == "table" then p.id = id_string(p.id) end
-        end
+  local function fix(t, what, i)
+    if type(t) ~= "table" or t.id == nil then return true end
+    local id = server_id(t.id)
+    if not id then
+      return nil, string.format("%s %d has an id that is not a string of digits or an exact integer", what, i)
+    end
+    t.id = id
+    return true
+  end
+  for i, item in ipairs(list) do
+    local ok, why = fix(item, "item", i)
+    if not ok then return nil, why end
+    if type(item) == "table" and type(item.profiles) == "table" then
+      for j, p in ipairs(item.profiles) do
+        ok, why = fix(p, string.format("item %d's profile", i), j)
+        if not ok then return nil, why end
       end
     end
   end
   return list
 end
 
+--- list_of(doc, key, status) -> doc[key], a list whose ids are checked
+-- digit strings, or nil, UNEXPECTED_RESPONSE. The reader of every list answer.
 local function list_of(doc, key, status)
   local list = doc[key]
   if type(list) ~= "table" then
     return nil, http.unexpected(status, "no '" .. key .. "' array in the body")
   end
-  return normalise_ids(list)
+  local ok, why = normalise_ids(list)
+  if not ok then return nil, http.unexpected(status, why) end
+  return list
 end
+
+M.list_of = list_of
 
 -- {==== profiles
 
@@ -61,82 +92,101 @@ M.get_profiles = fetch_profiles
 
 -- The profile list, read once per client: an engine task reads it, and every
 -- call that needs it waits for that one read (single flight).
-local function profiles_task(client)
-  local ok, list, err = pcall(fetch_profiles, client)
-  if not ok then
-    list, err = nil, core.error { kind = "internal", code = "INTERNAL_CLIENT_ERROR",
-                                  message = "reading profiles failed: " .. client:_redact(tostring(list)) }
-  end
+local function keep_profiles(client, list, err)
   if list then client._profiles = list end
-  client._profiles_loading = false
-  client:_signal(PROFILES_EVENT, list, err)
+  return list, err
 end
 
 local function cached_profiles(client)
   if client._profiles then return client._profiles end
-  if not client._profiles_loading then
-    client._profiles_loading = true
-    client:_spawn("profiles read", profiles_task)
-  end
-  return coroutine.yield("wait", PROFILES_EVENT)
+  return client._engine:single_flight(PROFILES_EVENT, "profiles read", fetch_profiles, keep_profiles)
 end
 
-local function name_fault(i, message, name)
+local function profile_fault(i, message, key, value)
   return core.error {
-    kind = "validation", code = "INVALID_DATA", field = string.format("profiles[%d].name", i),
+    kind = "validation", code = "INVALID_DATA", field = string.format("profiles[%d]%s", i, key and "." .. key or ""),
     message = message,
-    details = { api_name = "name", json_path = string.format("$.modules[0].profiles[%d].name", i - 1), name = name },
+    details = key and { api_name = key, json_path = string.format("$.modules[0].profiles[%d].%s", i - 1, key),
+                        [key] = value } or nil,
   }
 end
 
--- Replaces `{ name = ... }` entries by ids. Unknown or ambiguous names are errors.
-local function resolve_names(client, clean)
-  local needs = false
-  for _, p in ipairs(clean.profiles or {}) do
-    if p.name then needs = true break end
+--- by_name(profiles) -> { [name] = id, or "ambiguous" when two share it }.
+function M.by_name(profiles, into)
+  local map = into or {}
+  for _, p in ipairs(profiles) do
+    if type(p) == "table" and type(p.name) == "string" and p.id then
+      map[p.name] = map[p.name] and "ambiguous" or p.id
+    end
   end
-  if not needs then return clean end
+  return map
+end
+
+--- resolve_profiles(list, by_name, known_ids) -> a copy of `list` (a checked
+-- update's profiles) with every `{ name = }` replaced by its id, or nil, err.
+-- Unknown or ambiguous names, and an id given twice, are errors; with
+-- `known_ids` (id -> anything), so is an id that is not in it. The one
+-- resolver: the engine's updates and plans with state both use it.
+function M.resolve_profiles(list, by_name, known_ids)
+  local resolved, seen = {}, {}
+  for i, p in ipairs(list) do
+    local id = p.id
+    if id == nil then
+      id = by_name[p.name]
+      if id == nil then
+        return nil, profile_fault(i, string.format("no profile named '%s' in this org", p.name), "name", p.name)
+      elseif id == "ambiguous" then
+        return nil, profile_fault(i, string.format("more than one profile is named '%s'; use its id", p.name),
+          "name", p.name)
+      end
+    elseif known_ids and not known_ids[id] then
+      return nil, profile_fault(i, string.format("no profile with id %s in this org", id), "id", id)
+    end
+    if seen[id] then
+      return nil, profile_fault(i, string.format("profile %s is given twice", id))
+    end
+    seen[id] = true
+    resolved[i] = { id = id, _delete = p._delete }
+  end
+  return resolved
+end
+
+--- resolve_update(update, by_name, known_ids) -> `update` with its profiles
+-- resolved (a copy when it has any), or nil, err; see `resolve_profiles`.
+function M.resolve_update(update, by_name, known_ids)
+  if not update.profiles then return update end
+  local list, err = M.resolve_profiles(update.profiles, by_name, known_ids)
+  if not list then return nil, err end
+  local copy = util.copy(update)
+  copy.profiles = list
+  return copy
+end
+
+local function has_names(list)
+  for _, p in ipairs(list or {}) do
+    if p.name then return true end
+  end
+  return false
+end
+
+-- Replaces `{ name = ... }` entries by ids, reading the profile list once per client.
+local function resolve_names(client, clean)
+  if not has_names(clean.profiles) then return clean end
   local profiles, err = cached_profiles(client)
   if not profiles then return nil, err end
-  local by_name = {}
-  for _, p in ipairs(profiles) do
-    if type(p.name) == "string" then
-      local seen = by_name[p.name]
-      by_name[p.name] = seen and "ambiguous" or p.id
-    end
-  end
-  local seen = {}
-  for i, p in ipairs(clean.profiles) do
-    if p.name then
-      local id = by_name[p.name]
-      if id == nil then
-        return nil, name_fault(i, string.format("no profile named '%s'", p.name), p.name)
-      elseif id == "ambiguous" then
-        return nil, name_fault(i, string.format("more than one profile is named '%s'; use its id", p.name), p.name)
-      end
-      p.id, p.name = id, nil
-    end
-    if seen[p.id] then
-      local e = name_fault(i, string.format("profile %s is given twice", p.id), p.id)
-      e.field = string.format("profiles[%d]", i)
-      return nil, e
-    end
-    seen[p.id] = true
-  end
-  return clean
+  return M.resolve_update(clean, M.by_name(profiles))
 end
 
 -- }====
 
 -- {==== modules
 
---- update_module(module, update) -> { id, code, message, status, details } or nil, err.
--- Validates locally first: an invalid update or module sends nothing.
-function M.update_module(client, module, update)
-  local segment, merr = core.check_module(module)
-  if not segment then return nil, merr end
-  local clean, verr = core.prepare_update(update)
-  if not clean then return nil, verr end
+--- send_update(segment, clean) -> as update_module. The internal operation
+-- behind it: `segment` and `clean` have passed core.check_module and
+-- core.prepare_update already (a plan checks every entry before sending), so
+-- they are not checked again; profile names left in `clean` are resolved.
+function M.send_update(client, segment, clean)
+  local verr
   clean, verr = resolve_names(client, clean)
   if not clean then return nil, verr end
   local status, doc = http.call(client, "PUT", "settings/modules/" .. segment,
@@ -150,10 +200,27 @@ function M.update_module(client, module, update)
     return nil, http.api_error(client, status, doc, nil, "modules")
   end
   local details = type(item.details) == "table" and item.details or {}
+  local id = details.id
+  if id ~= nil then
+    id = server_id(id)
+    if not id then return nil, http.unexpected(status, "the result's details.id is not an id") end
+  end
+  details = client:_redact_value(details)
+  details.id = id
   return {
-    id = id_string(details.id), code = item.code, message = item.message,
+    id = id, code = item.code, message = item.message,
     status = item.status, details = details,
   }
+end
+
+--- update_module(module, update) -> { id, code, message, status, details } or nil, err.
+-- Validates locally first: an invalid update or module sends nothing.
+function M.update_module(client, module, update)
+  local segment, merr = core.check_module(module)
+  if not segment then return nil, merr end
+  local clean, verr = core.prepare_update(update)
+  if not clean then return nil, verr end
+  return M.send_update(client, segment, clean)
 end
 
 local function http_date(t)
@@ -210,12 +277,10 @@ function M.request(client, method, path, opts)
     return nil, core.error { kind = "validation", code = "INVALID_URL_PATTERN",
       message = "request: path must be a plain path such as 'settings/modules'" }
   end
-  local o = {}
-  for k, v in pairs(opts or {}) do o[k] = v end
+  local o = util.copy(opts)
   o.cost = o.cost or client.credit_costs.read
   return http.call(client, method, (path:gsub("^/", "")), o)
 end
 
-M.resolve_names = resolve_names
 
 return M
