@@ -112,7 +112,7 @@ describe("zcrm-emulator", function()
           "--access-token", "--scopes", "--client-id", "--client-secret", "--refresh-token",
           "--token-ttl", "--expires-in-ms", "--token-api-domain", "--refresh-rate-limit",
           "--fault-rate", "--faults", "--seed", "--tls-cert", "--tls-key", "--state",
-          "--extra-modules", "--max-body" } do
+          "--extra-modules", "--extra-profiles", "--max-body", "--retry-after" } do
         assert.truthy(out:find(flag, 1, true), flag)
       end
     end)
@@ -124,6 +124,8 @@ describe("zcrm-emulator", function()
       assert.equal(2, code)
       _, code = shell(q(BIN) .. " --faults 500,nonsense --port 0 2>/dev/null")
       assert.equal(1, code)
+      _, code = shell(q(BIN) .. " --extra-profiles 501 2>/dev/null")   -- the org holds 512
+      assert.equal(2, code)
     end)
 
     it("exits 0 on SIGINT as on SIGTERM", function()
