@@ -85,6 +85,10 @@ void zc_open_body(lua_State *L);      /* update_request */
 void zc_open_answer(lua_State *L);    /* read_update_answer */
 /* }==== */
 
+/* {==== proc.c */
+void zc_open_proc(lua_State *L);       /* catch_interrupts, interrupted, exec */
+/* }==== */
+
 /* {==== validate.c */
 void zc_open_validate(lua_State *L);  /* null, prepare_update, ... */
 /* }==== */
