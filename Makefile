@@ -42,9 +42,15 @@ DEB_PACKAGES = make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
                libcjson-dev curl luarocks \
                clang libclang-rt-14-dev valgrind openssl lua-socket cppcheck
 
-.PHONY: all deps test demo install uninstall lint clean bench asan valgrind fuzz rock
+.PHONY: all deps test demo install uninstall lint clean bench asan valgrind fuzz rock tsan
 
-all: $(CORE_SO) $(EMU_BIN)
+# The C host of examples/host/ (issue 14): zcrm.core linked in.
+HOST_BIN  = examples/host/host
+HOST_LIBS = -llua$(LUA_VERSION) $(CURL_LIBS) -lutf8proc -lm -ldl -pthread
+# The same under ThreadSanitizer (make tsan).
+HOST_TSAN = fuzz/bin/tsan/host
+
+all: $(CORE_SO) $(EMU_BIN) $(HOST_BIN)
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -69,7 +75,11 @@ emulator/%.o: emulator/%.c $(wildcard emulator/*.h)
 $(EMU_BIN): $(EMU_OBJS)
 	$(CC) $(SAN_FLAGS) -o $@ $(EMU_OBJS) $(EMU_LIBS)
 
-test: deps all
+$(HOST_BIN): examples/host/host.c $(CORE_OBJS)
+	$(CC) $(OPT) $(WARN) -D_POSIX_C_SOURCE=200809L -pthread $(SAN_FLAGS) -I$(LUA_INCDIR) \
+	  -o $@ $< $(CORE_OBJS) $(HOST_LIBS)
+
+test: deps all $(HOST_TSAN)
 	$(BUSTED)
 
 bench: deps all
@@ -95,7 +105,7 @@ uninstall:
 	  $(DESTDIR)$(BINDIR)/zcrm-emulator
 
 clean:
-	rm -f csrc/*.o emulator/*.o $(CORE_SO) $(EMU_BIN)
+	rm -f csrc/*.o emulator/*.o $(CORE_SO) $(EMU_BIN) $(HOST_BIN)
 	rm -rf csrc/zcrm
 
 # {==== fuzzing, sanitizers (issue 8; see fuzz/README.md and doc/reliability.md)
@@ -157,6 +167,17 @@ fuzz: deps $(FUZZ_BINS)
 	  grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::peak_rss_mb)' $(FUZZ_DIR)/$$t.log | tr '\n' ' '; echo; \
 	done
 
+
+# ---- The C host under ThreadSanitizer (fuzz/bin/tsan/host): host.c and the
+# core's sources instrumented; spec/host_spec.lua runs it with 4 threads, and
+# `make tsan` runs it on its own against a fresh emulator.
+$(HOST_TSAN): examples/host/host.c $(CORE_SRCS) csrc/zcrm.h csrc/errors.h
+	@mkdir -p $(@D)
+	$(SAN_CC) -fsanitize=thread -g -O1 -std=c99 -Wall -Wextra -D_POSIX_C_SOURCE=200809L \
+	  -I$(LUA_INCDIR) $(CURL_CFLAGS) -o $@ examples/host/host.c $(CORE_SRCS) $(HOST_LIBS)
+
+tsan: deps all $(HOST_TSAN)
+	$(BUSTED) spec/host_spec.lua
 
 # ---- make asan: the whole busted suite with core.so and the emulator built
 # with ASan+UBSan under fuzz/bin/asan/. lua5.4 (uninstrumented) gets the ASan

@@ -68,6 +68,7 @@ function E:_engine_init(opts)
     max_response_bytes = opts.max_response_bytes,
   }
   self._live = {}         -- request -> true, until done
+  self._npending = 0      -- the number of entries in _live
   -- Transfers waiting for a concurrency slot: a FIFO with explicit ends, since
   -- `#` is unreliable on a table whose front has been emptied.
   self._queue = {}
@@ -87,7 +88,10 @@ local function finish(self, req, ...)
   req._res = pack(...)
   req.co = nil
   req._spec = nil -- it holds the Authorization header or a token request's body
-  self._live[req] = nil
+  if self._live[req] then
+    self._live[req] = nil
+    self._npending = self._npending - 1
+  end
   if req._on_done then self._to_notify[#self._to_notify + 1] = req end
 end
 
@@ -272,6 +276,7 @@ local function start(self, level, method, ...)
   local client = self
   req.co = coroutine.create(function(...) return op(client, ...) end)
   self._live[req] = true
+  self._npending = self._npending + 1
   local misuse = self:_step(req, true, ...)
   if misuse then error(misuse, level) end
   self:_run_ready()
@@ -331,16 +336,21 @@ function E:timeout()
   return t
 end
 
---- File descriptors libcurl waits on: { { fd =, read =, write = }, ... }.
+--- The one descriptor a host loop watches for reading (with `timeout()` as
+-- its one timer): readable whenever a transfer needs `poll(0)`. Owned by the
+-- client, closed with it. nil, err where there is no epoll.
+function E:pollfd()
+  return self.multi:pollfd()
+end
+
+--- The sockets libcurl watches now: { { fd =, read =, write = }, ... }.
 function E:fds()
   return self.multi:fds()
 end
 
---- Number of requests not yet done.
+--- Number of requests not yet done (a count kept as they come and go).
 function E:pending()
-  local n = 0
-  for _ in pairs(self._live) do n = n + 1 end
-  return n
+  return self._npending
 end
 
 --- Drives the engine until `req` is done and returns its result. Inside a
