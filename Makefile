@@ -40,7 +40,8 @@ EMU_LIBS  = $(shell pkg-config --libs libmicrohttpd libcjson 2>/dev/null || echo
 DEB_PACKAGES = make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
                libutf8proc-dev lua-cjson lua-busted lua-check libmicrohttpd-dev \
                libcjson-dev curl luarocks \
-               clang libclang-rt-14-dev valgrind openssl lua-socket cppcheck
+               clang libclang-rt-14-dev valgrind openssl lua-socket cppcheck \
+               lua-luv lua-cqueues
 
 .PHONY: all deps test demo install uninstall lint clean bench asan valgrind fuzz rock tsan
 
@@ -88,7 +89,7 @@ bench: deps all
 lint: deps
 	luacheck lua spec bin/zcrm examples bench
 	cppcheck -q --enable=warning,portability,performance --error-exitcode=1 --std=c99 \
-	  -I$(LUA_INCDIR) --suppress=missingIncludeSystem --suppress=toomanyconfigs csrc emulator
+	  -I$(LUA_INCDIR) --suppress=missingIncludeSystem --suppress=toomanyconfigs csrc emulator examples/host
 
 demo: deps all
 	@sh examples/demo.sh

@@ -43,6 +43,9 @@ build = {
     ["zcrm.http"] = "lua/zcrm/http.lua",
     ["zcrm.modules"] = "lua/zcrm/modules.lua",
     ["zcrm.plan"] = "lua/zcrm/plan.lua",
+    -- event-loop adapters: need luv or cqueues only when required
+    ["zcrm.luv"] = "lua/zcrm/luv.lua",
+    ["zcrm.cqueues"] = "lua/zcrm/cqueues.lua",
   },
   install = {
     bin = { zcrm = "bin/zcrm" },

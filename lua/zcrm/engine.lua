@@ -81,6 +81,10 @@ function E:_engine_init(opts)
   self._to_notify = {}    -- done requests whose callback has not run yet
   self.callback_errors = {}
   self.max_in_flight_seen = 0
+  -- Set by an event-loop adapter (zcrm.luv, zcrm.cqueues): _host_wake(client)
+  -- after each submit; _host_wait(client, seconds) -> true when it waited
+  -- for activity itself, instead of poll blocking.
+  self._host_wake, self._host_wait = nil, nil
 end
 
 local function finish(self, req, ...)
@@ -280,6 +284,7 @@ local function start(self, level, method, ...)
   local misuse = self:_step(req, true, ...)
   if misuse then error(misuse, level) end
   self:_run_ready()
+  if self._host_wake then self._host_wake(self) end
   return req
 end
 
@@ -304,6 +309,8 @@ function E:poll(timeout)
   local next_timer = self._timers[1]
   if next_timer then wait = math.max(0, math.min(wait, next_timer.at - now())) end
   if #self._ready > 0 or #self._to_notify > 0 then wait = 0 end
+  -- An adapter may wait its own way (zcrm.cqueues: yield to the controller).
+  if wait > 0 and self._host_wait and self._host_wait(self, wait) then wait = 0 end
   if self.multi:running() == 0 then
     if wait > 0 then core.sleep(wait) end
   else
@@ -341,6 +348,11 @@ end
 -- client, closed with it. nil, err where there is no epoll.
 function E:pollfd()
   return self.multi:pollfd()
+end
+
+--- For cqueues' pollable protocol (with `pollfd` and `timeout`): "r".
+function E.events()
+  return "r"
 end
 
 --- The sockets libcurl watches now: { { fd =, read =, write = }, ... }.

@@ -96,6 +96,7 @@ end
 --- Releases the transport; pending requests end as CANCELLED.
 function Client:close()
   for req in pairs(self._live) do req:cancel() end
+  if self._host_wake then self._host_wake(self) end -- an adapter stops watching
   self.multi:close()
 end
 Client.__close = Client.close
