@@ -59,7 +59,7 @@ describe("zcrm.luv", function()
     assert.equal(N, ok)
     assert.equal(N, on_loop)                    -- every callback ran on the loop
     assert.equal(0, client:pending())
-    assert.is_true(client.max_in_flight_seen <= CAP)
+    assert.is_true(client._engine.max_in_flight_seen <= CAP)
     assert.is_true(top_fd > 1100, "zcrm's sockets were numbered up to " .. top_fd)
     local ideal = N * LATENCY_MS / 1000 / CAP
     assert.is_true(wall <= ideal * 1.15,

@@ -29,10 +29,10 @@ end
 function M.attach(client)
   local fd, err = client:pollfd()
   if not fd then error("zcrm.cqueues: " .. tostring(err), 2) end
-  client._host_wait = host_wait
+  client._engine.host_wait = host_wait
   return {
     detach = function()
-      if client._host_wait == host_wait then client._host_wait = nil end
+      if client._engine.host_wait == host_wait then client._engine.host_wait = nil end
     end,
   }
 end

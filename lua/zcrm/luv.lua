@@ -22,7 +22,8 @@ Handle.__name = "zcrm.luv"
 function Handle:detach()
   if self.detached then return end
   self.detached = true
-  if self.client._host_wake == self.wake then self.client._host_wake = nil end
+  local e = self.client._engine
+  if e.wake_host == self.wake then e.wake_host = nil end
   for _, h in ipairs { self.poll, self.timer } do
     if not h:is_closing() then h:close() end
   end
@@ -36,7 +37,7 @@ end
 -- attached already.
 function M.attach(client, uv)
   uv = uv or require "luv"
-  if client._host_wake then error("zcrm.luv: the client is attached to a loop already", 2) end
+  if client._engine.wake_host then error("zcrm.luv: the client is attached to a loop already", 2) end
   local fd, err = client:pollfd()
   if not fd then error("zcrm.luv: " .. tostring(err), 2) end
   local self = setmetatable({ client = client, uv = uv, poll = uv.new_poll(fd), timer = uv.new_timer() }, Handle)
@@ -64,7 +65,7 @@ function M.attach(client, uv)
   end
 
   self.wake = rearm
-  client._host_wake = rearm
+  client._engine.wake_host = rearm
   rearm()
   return self
 end
