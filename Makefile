@@ -254,8 +254,10 @@ asan: deps all $(ASAN_CORE) $(ASAN_EMU) $(ASAN_DIR)/unpreload.so
 # commands, curl and luarocks do not: make asan covers the zcrm children).
 VALGRIND_SPECS ?=
 # Timing checks that measure the interpreter, not correctness: poll(0)'s
-# 40 ms bound, and the kill -9 window (as for asan).
-VALGRIND_BUSTED_ARGS ?= --filter-out="never blocks in poll" --filter-out="killed with SIGKILL"
+# 40 ms bound, the kill -9 window (as for asan), and zcrm.luv's wall time
+# against the ideal (the issue's 15%).
+VALGRIND_BUSTED_ARGS ?= --filter-out="never blocks in poll" --filter-out="killed with SIGKILL" \
+                        --filter-out="within 15"
 VALGRIND      = valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
                 --show-leak-kinds=definite --track-origins=no --num-callers=30 \
                 --suppressions=$(CURDIR)/fuzz/san/valgrind.supp
