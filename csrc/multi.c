@@ -16,7 +16,7 @@
 **   multi, the share handle and the epoll descriptor. A request collected
 **   first has already unlinked itself, so any collection order is safe.
 **
-** Readiness (csrc/API.md, "Event loops"): libcurl tells the socket callback
+** Readiness (csrc/API.md, "Transport"): libcurl tells the socket callback
 ** which sockets to watch and the timer callback when it wants a timeout
 ** call. Both only record that in C (the socket list, the epoll set, a
 ** deadline): no Lua call, and nothing that can raise. On Linux the sockets
