@@ -1,41 +1,72 @@
---- The settings endpoints: modules and profiles (reference §2, §3). Each
+--- The settings endpoints: modules and profiles (Zoho's "Modules", "Specific
+-- Module", "Update Custom Module" and "Profiles" pages). Each
 -- function here is an operation: it runs inside the engine's coroutine, and the
 -- client exposes it both as a blocking method and through `submit`.
+-- @module zcrm.modules
 
 local core = require "zcrm.core"
 local http = require "zcrm.http"
+local util = require "zcrm.util"
 
 local M = {}
 
 local PROFILES_EVENT = "zcrm.profiles"
 
-local function id_string(v)
-  if math.type(v) == "integer" then return string.format("%d", v) end
-  return v
+-- An id from a server answer (reference §1: a string of 1-19 digits): a
+-- digit string as it is, or a JSON number that is an exact integer (lua-cjson
+-- decodes numbers as floats, exact below 2^53) as its digits. Anything else
+-- is nil: never a rounded id, and never text that ends up in a file zcrm
+-- writes (an undo plan is Lua code).
+local function server_id(v)
+  if type(v) == "string" then
+    if #v <= 19 and v:match("^%d+$") then return v end
+  elseif type(v) == "number" then
+    local i = math.tointeger(v)
+    if i and i > 0 and i < 2 ^ 53 then return string.format("%d", i) end
+  end
+  return nil
 end
 
--- Ids are kept as strings (reference §1); a server that sent numbers is mended.
+-- Checks and mends the ids of a list (modules or profiles, with a module's
+-- profiles): ids are kept as strings, since they are 64-bit integers, which
+-- JSON numbers and doubles cannot all hold. nil, reason for one that is not
+-- an id.
 local function normalise_ids(list)
-  for _, item in ipairs(list) do
-    if type(item) == "table" then
-      item.id = id_string(item.id)
-      if type(item.profiles) == "table" then
-        for _, p in ipairs(item.profiles) do
-          if type(p) == "table" then p.id = id_string(p.id) end
-        end
+  local function fix(t, what, i)
+    if type(t) ~= "table" or t.id == nil then return true end
+    local id = server_id(t.id)
+    if not id then
+      return nil, string.format("%s %d has an id that is not a string of digits or an exact integer", what, i)
+    end
+    t.id = id
+    return true
+  end
+  for i, item in ipairs(list) do
+    local ok, why = fix(item, "item", i)
+    if not ok then return nil, why end
+    if type(item) == "table" and type(item.profiles) == "table" then
+      for j, p in ipairs(item.profiles) do
+        ok, why = fix(p, string.format("item %d's profile", i), j)
+        if not ok then return nil, why end
       end
     end
   end
   return list
 end
 
+--- list_of(doc, key, status) -> doc[key], a list whose ids are checked
+-- digit strings, or nil, UNEXPECTED_RESPONSE. The reader of every list answer.
 local function list_of(doc, key, status)
   local list = doc[key]
   if type(list) ~= "table" then
     return nil, http.unexpected(status, "no '" .. key .. "' array in the body")
   end
-  return normalise_ids(list)
+  local ok, why = normalise_ids(list)
+  if not ok then return nil, http.unexpected(status, why) end
+  return list
 end
+
+M.list_of = list_of
 
 -- {==== profiles
 
@@ -61,24 +92,14 @@ M.get_profiles = fetch_profiles
 
 -- The profile list, read once per client: an engine task reads it, and every
 -- call that needs it waits for that one read (single flight).
-local function profiles_task(client)
-  local ok, list, err = pcall(fetch_profiles, client)
-  if not ok then
-    list, err = nil, core.error { kind = "internal", code = "INTERNAL_CLIENT_ERROR",
-                                  message = "reading profiles failed: " .. client:_redact(tostring(list)) }
-  end
+local function keep_profiles(client, list, err)
   if list then client._profiles = list end
-  client._profiles_loading = false
-  client._engine:signal(PROFILES_EVENT, list, err)
+  return list, err
 end
 
 local function cached_profiles(client)
   if client._profiles then return client._profiles end
-  if not client._profiles_loading then
-    client._profiles_loading = true
-    client._engine:spawn("profiles read", profiles_task)
-  end
-  return coroutine.yield("wait", PROFILES_EVENT)
+  return client._engine:single_flight(PROFILES_EVENT, "profiles read", fetch_profiles, keep_profiles)
 end
 
 local function profile_fault(i, message, key, value)
@@ -130,6 +151,17 @@ function M.resolve_profiles(list, by_name, known_ids)
   return resolved
 end
 
+--- resolve_update(update, by_name, known_ids) -> `update` with its profiles
+-- resolved (a copy when it has any), or nil, err; see `resolve_profiles`.
+function M.resolve_update(update, by_name, known_ids)
+  if not update.profiles then return update end
+  local list, err = M.resolve_profiles(update.profiles, by_name, known_ids)
+  if not list then return nil, err end
+  local copy = util.copy(update)
+  copy.profiles = list
+  return copy
+end
+
 local function has_names(list)
   for _, p in ipairs(list or {}) do
     if p.name then return true end
@@ -142,12 +174,7 @@ local function resolve_names(client, clean)
   if not has_names(clean.profiles) then return clean end
   local profiles, err = cached_profiles(client)
   if not profiles then return nil, err end
-  local list, rerr = M.resolve_profiles(clean.profiles, M.by_name(profiles))
-  if not list then return nil, rerr end
-  local update = {}
-  for k, v in pairs(clean) do update[k] = v end
-  update.profiles = list
-  return update
+  return M.resolve_update(clean, M.by_name(profiles))
 end
 
 -- }====
@@ -173,8 +200,15 @@ function M.send_update(client, segment, clean)
     return nil, http.api_error(client, status, doc, nil, "modules")
   end
   local details = type(item.details) == "table" and item.details or {}
+  local id = details.id
+  if id ~= nil then
+    id = server_id(id)
+    if not id then return nil, http.unexpected(status, "the result's details.id is not an id") end
+  end
+  details = client:_redact_value(details)
+  details.id = id
   return {
-    id = id_string(details.id), code = item.code, message = item.message,
+    id = id, code = item.code, message = item.message,
     status = item.status, details = details,
   }
 end
@@ -243,8 +277,7 @@ function M.request(client, method, path, opts)
     return nil, core.error { kind = "validation", code = "INVALID_URL_PATTERN",
       message = "request: path must be a plain path such as 'settings/modules'" }
   end
-  local o = {}
-  for k, v in pairs(opts or {}) do o[k] = v end
+  local o = util.copy(opts)
   o.cost = o.cost or client.credit_costs.read
   return http.call(client, method, (path:gsub("^/", "")), o)
 end
