@@ -13,6 +13,8 @@
 -- runs its other coroutines meanwhile. The client is a cqueues pollable
 -- (`pollfd()`, `events()` = "r", `timeout()`). Outside a controller the
 -- calls block as before.
+-- @module zcrm.cqueues
+
 local cqueues = require "cqueues"
 
 local M = {}

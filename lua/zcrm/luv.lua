@@ -12,6 +12,8 @@
 -- run on the loop. With nothing pending both handles are stopped, and a
 -- submit starts them again. `uv` is the luv module bound to the loop to use
 -- (default `require "luv"`; in Neovim `vim.uv`).
+-- @module zcrm.luv
+
 local M = {}
 
 local Handle = {}
