@@ -8,7 +8,7 @@
 --      against 10 in flight and 100 queued.
 --   c. The cost of client:pending() with 10,000 pending against 100.
 --   b and c: both clients live in one process (one heap), and their rounds
---   alternate; the best round of each counts.
+--   alternate; the best of 15 rounds of each counts.
 --
 -- Usage (from the repo root, after `make`; bench/run.sh builds the rusage
 -- helper): lua5.4 bench/event_loop.lua
@@ -115,13 +115,14 @@ do
     return client
   end
 
-  -- Time per call of fn_a and fn_b, the best of 7 rounds (the least disturbed
-  -- by the shared machine), their rounds alternated so that drift hits both.
+  -- Time per call of fn_a and fn_b, the best of 15 rounds (the least
+  -- disturbed by the shared machine), alternated, each side first in turn.
   local function per_call(fn_a, fn_b, calls)
     local ra, rb = {}, {}
     for _ = 1, calls do fn_a(); fn_b() end -- warm-up, not counted
-    for k = 1, 7 do
-      for _, side in ipairs { { fn_a, ra }, { fn_b, rb } } do
+    for k = 1, 15 do
+      local a, b = { fn_a, ra }, { fn_b, rb }
+      for _, side in ipairs(k % 2 == 1 and { a, b } or { b, a }) do
         local fn, t0 = side[1], core.now()
         for _ = 1, calls do fn() end
         side[2][k] = (core.now() - t0) / calls
@@ -132,13 +133,13 @@ do
 
   local small, big = setup(100), setup(10000)
   local p_small, p_big = per_call(function() small:poll(0) end, function() big:poll(0) end, 2000)
-  line("b. client:poll(0), 10 in flight, best of 7 alternated rounds of 2000 calls")
+  line("b. client:poll(0), 10 in flight, best of 15 alternated rounds of 2000 calls")
   line("   100 queued      %8.2f us/call", p_small * 1e6)
   line("   10,000 queued   %8.2f us/call", p_big * 1e6)
   line("   ratio 10,000/100 queued %.2f (target: about 1, independent of the queue)", p_big / p_small)
   local n_small, n_big = small:pending(), big:pending()
-  local q_small, q_big = per_call(function() return small:pending() end, function() return big:pending() end, 1000000)
-  line("c. client:pending(), best of 7 alternated rounds of 1,000,000 calls")
+  local q_small, q_big = per_call(function() return small:pending() end, function() return big:pending() end, 300000)
+  line("c. client:pending(), best of 15 alternated rounds of 300,000 calls")
   line("   %6d pending   %8.1f ns/call", n_small, q_small * 1e9)
   line("   %6d pending   %8.1f ns/call", n_big, q_big * 1e9)
   line("   ratio %.2f (constant time: about 1)", q_big / q_small)

@@ -67,6 +67,33 @@ describe("zcrm.luv", function()
     client:close()
   end)
 
+  it("runs apply as a task on the loop: on_result on the loop, the loop's own timers keep firing", function()
+    local client = new_client(emu, { concurrency = CAP })
+    local handle = zluv.attach(client)
+    local plan = {}
+    for i = 1, 20 do plan[i] = { module = "Bulk_Module_" .. i, plural_label = "Luv Task Items " .. i } end
+    local results, on_loop, ticks, report, err = 0, 0, 0, nil, nil
+    local ticker = uv.new_timer()
+    ticker:start(10, 10, function() ticks = ticks + 1 end)
+    handle:run(function()
+      report, err = client:apply(plan, { on_result = function()
+        results = results + 1
+        if uv.loop_mode() == "default" then on_loop = on_loop + 1 end
+      end })
+      ticker:close()
+    end)
+    assert.is_nil(report)        -- run() returned at apply's first wait
+    assert.is_true(run_loop(60))
+    assert.is_nil(err)
+    assert.equal(20, #report.applied)
+    assert.equal(20, results)
+    assert.equal(20, on_loop)    -- every on_result ran inside uv.run()
+    -- two rounds of 50 ms at least: a loop blocked by apply would not tick
+    assert.is_true(ticks >= 2, ticks .. " ticks during apply")
+    handle:detach()
+    client:close()
+  end)
+
   it("starts again on a submit after the loop went idle, and stops on detach", function()
     local client = new_client(emu)
     local handle = zluv.attach(client)
