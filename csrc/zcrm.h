@@ -102,6 +102,7 @@ typedef struct zc_buf {
 } zc_buf;
 
 struct zc_request;
+struct pollfd;
 
 /* Easy handles a multi keeps, reset, for its next requests. */
 #define ZC_SPARE_EASY 16
@@ -113,8 +114,19 @@ typedef struct zc_multi {
   int nrunning;
   size_t max_response_bytes;
   int verbose;
+<<<<<<< HEAD
   CURL *spare[ZC_SPARE_EASY];     /* finished handles, curl_easy_reset */
   int nspare;
+=======
+  /* The socket interface (multi.c): written only by the libcurl socket and
+  ** timer callbacks, which make no Lua call. */
+  int epfd;                       /* epoll descriptor (Linux); -1: none */
+  struct pollfd *socks;           /* the sockets libcurl watches (malloc'd) */
+  int nsocks, capsocks;
+  int timer_set;                  /* libcurl wants a timeout call ... */
+  double timer_at;                /* ... at this monotonic time (ms) */
+  int oom;                        /* a callback could not allocate */
+>>>>>>> loop
 } zc_multi;
 
 enum { ZC_IDLE = 0, ZC_RUNNING, ZC_DONE, ZC_CANCELLED };
