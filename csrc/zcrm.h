@@ -114,10 +114,6 @@ typedef struct zc_multi {
   int nrunning;
   size_t max_response_bytes;
   int verbose;
-<<<<<<< HEAD
-  CURL *spare[ZC_SPARE_EASY];     /* finished handles, curl_easy_reset */
-  int nspare;
-=======
   /* The socket interface (multi.c): written only by the libcurl socket and
   ** timer callbacks, which make no Lua call. */
   int epfd;                       /* epoll descriptor (Linux); -1: none */
@@ -126,7 +122,8 @@ typedef struct zc_multi {
   int timer_set;                  /* libcurl wants a timeout call ... */
   double timer_at;                /* ... at this monotonic time (ms) */
   int oom;                        /* a callback could not allocate */
->>>>>>> loop
+  CURL *spare[ZC_SPARE_EASY];     /* finished handles, curl_easy_reset */
+  int nspare;
 } zc_multi;
 
 enum { ZC_IDLE = 0, ZC_RUNNING, ZC_DONE, ZC_CANCELLED };
