@@ -152,6 +152,7 @@ static void zc_multi_drive(zc_multi *m, int wait_ms) {
       if (ev[i].events & (EPOLLIN | EPOLLHUP)) mask |= CURL_CSELECT_IN;
       if (ev[i].events & EPOLLOUT) mask |= CURL_CSELECT_OUT;
       if (ev[i].events & EPOLLERR) mask |= CURL_CSELECT_ERR;
+      m->acted = 1;
       curl_multi_socket_action(m->multi, ev[i].data.fd, mask, &still);
     }
   }
@@ -170,12 +171,15 @@ static void zc_multi_drive(zc_multi *m, int wait_ms) {
       if (ready[i].revents & (POLLIN | POLLHUP)) mask |= CURL_CSELECT_IN;
       if (ready[i].revents & POLLOUT) mask |= CURL_CSELECT_OUT;
       if (ready[i].revents & (POLLERR | POLLNVAL)) mask |= CURL_CSELECT_ERR;
+      m->acted = 1;
       curl_multi_socket_action(m->multi, ready[i].fd, mask, &still);
     }
   }
 #endif
-  if (m->timer_set && zc_now_ms() >= m->timer_at)
+  if (m->timer_set && zc_now_ms() >= m->timer_at) {
+    m->acted = 1;
     curl_multi_socket_action(m->multi, CURL_SOCKET_TIMEOUT, 0, &still);
+  }
 }
 
 /* }==== */
@@ -241,24 +245,28 @@ static int zc_multi_perform(lua_State *L) {
   CURLMsg *msg;
   luaL_argcheck(L, wait >= 0 && wait == wait, 2, "must be >= 0");
   lua_settop(L, 2);
+  if (m->multi != NULL) {
+    if (wait > 0 && m->nrunning > 0) {
+      double ms = ceil(wait * 1000.0);
+      ims = ms > (double)INT_MAX ? INT_MAX : (int)ms;
+    }
+    zc_multi_drive(m, ims);       /* changes no request's state */
+    if (m->oom) {
+      m->oom = 0;
+      return luaL_error(L, "not enough memory");
+    }
+  }
+  if (m->multi == NULL || !m->acted) {
+    /* libcurl did nothing, so nothing completed: the multi's one empty
+    ** list, no allocation (a host's poll(0) with nothing ready). */
+    lua_getiuservalue(L, 1, 3);
+    return 1;
+  }
   /* The list is preallocated for every running request, so filling it
   ** below never allocates (cannot raise) while requests change state. */
   lua_createtable(L, m->nrunning, 0);                 /* 3: list */
   lua_getiuservalue(L, 1, 1);                         /* 4: anchors */
   anchors = 4;
-  if (m->multi == NULL) {
-    lua_settop(L, 3);
-    return 1;
-  }
-  if (wait > 0 && m->nrunning > 0) {
-    double ms = ceil(wait * 1000.0);
-    ims = ms > (double)INT_MAX ? INT_MAX : (int)ms;
-  }
-  zc_multi_drive(m, ims);
-  if (m->oom) {
-    m->oom = 0;
-    return luaL_error(L, "not enough memory");
-  }
   while ((msg = curl_multi_info_read(m->multi, &left)) != NULL) {
     char *priv = NULL;
     zc_request *r;
@@ -279,6 +287,7 @@ static int zc_multi_perform(lua_State *L) {
     lua_pushnil(L);                                   /* unanchor */
     lua_rawsetp(L, anchors, r);
   }
+  m->acted = 0;                   /* every completion read */
   lua_settop(L, 3);
   return 1;
 }
@@ -436,12 +445,14 @@ static int zc_new_multi(lua_State *L) {
   if (lua_getfield(L, 1, "verbose") != LUA_TNIL) verbose = lua_toboolean(L, -1);
   lua_pop(L, 1);
   /* The userdata first, zeroed and closed, then the libcurl handles. */
-  m = (zc_multi *)lua_newuserdatauv(L, sizeof *m, 2); /* 3 */
+  m = (zc_multi *)lua_newuserdatauv(L, sizeof *m, 3); /* 3 */
   memset(m, 0, sizeof *m);
   m->epfd = -1;                   /* before anything can fail */
   luaL_setmetatable(L, ZC_MULTI_MT);
   lua_newtable(L);
   lua_setiuservalue(L, 3, 1);
+  lua_newtable(L);                /* what perform returns when idle */
+  lua_setiuservalue(L, 3, 3);
   lua_pushvalue(L, 2);
   lua_setiuservalue(L, 3, 2);
   m->max_response_bytes = (size_t)maxb;

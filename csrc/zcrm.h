@@ -122,6 +122,7 @@ typedef struct zc_multi {
   int timer_set;                  /* libcurl wants a timeout call ... */
   double timer_at;                /* ... at this monotonic time (ms) */
   int oom;                        /* a callback could not allocate */
+  int acted;                      /* socket_action ran; completions unread */
   CURL *spare[ZC_SPARE_EASY];     /* finished handles, curl_easy_reset */
   int nspare;
 } zc_multi;

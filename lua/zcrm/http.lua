@@ -136,20 +136,21 @@ end
 -- shape-B answers), cost (credits), headers (list), idempotent (default: not POST),
 -- auth (false: send no Authorization header), conditional (true when the
 -- headers make it a conditional GET, so that 304 is an answer).
--- The hot path of an update gives instead: url (the whole URL; `path` is
--- then only for messages), json (the body, encoded already), and read
+-- The hot path of an update gives besides: `url` (the whole URL, `path`
+-- then nil), `json` (the body, encoded already), and opts.read
 -- (`read(body, secrets)` -> a result or nil, tried on a 2xx answer before
 -- lua-cjson; a result is returned as `status, result, headers, true`).
-function M.call(client, method, path, opts)
+-- `opts` is only read, so one table may serve many calls.
+function M.call(client, method, path, opts, url, json)
   opts = opts or {}
-  local url = opts.url or (M.base_url(client) .. path)
+  url = url or (M.base_url(client) .. path)
   if opts.query then
     local parts = {}
     for k, v in pairs(opts.query) do parts[#parts + 1] = core.url_escape(k) .. "=" .. core.url_escape(v) end
     table.sort(parts)
     if #parts > 0 then url = url .. "?" .. table.concat(parts, "&") end
   end
-  local body = opts.json
+  local body = json
   if body == nil and opts.body ~= nil then
     local err
     body, err = cjson.encode(opts.body)
@@ -226,7 +227,7 @@ function M.call(client, method, path, opts)
       attempt = attempt + 1
       local delay = backoff(client, attempt, retry_after)
       client:_log("info", string.format("%s %s: %s; retry %d/%d in %.2fs",
-        method, path, err.code, attempt, client.max_retries, delay))
+        method, path or url:sub(#M.base_url(client) + 1), err.code, attempt, client.max_retries, delay))
       coroutine.yield("sleep", delay)
     end
   end

@@ -192,11 +192,22 @@ function M.send_update(client, segment, clean)
   if not clean then return nil, verr end
   -- The URL and body in one C call, and the plain success answer read in C;
   -- lua-cjson for anything else (core.update_request, core.read_update_answer).
+  -- The options are the same for every update of a client: made once.
+  local cost = client.credit_costs.update_module
+  local opts = client._update_opts
+  if not opts or opts.cost ~= cost then
+    opts = { read = core.read_update_answer, key = "modules", cost = cost }
+    client._update_opts = opts
+  end
   local url, json = core.update_request(http.base_url(client), segment, clean)
-  local status, doc, _, read = http.call(client, "PUT", "settings/modules/" .. segment, {
-    url = url, json = json, body = not url and { modules = { clean } } or nil, read = core.read_update_answer,
-    key = "modules", cost = client.credit_costs.update_module,
-  })
+  local status, doc, read, _
+  if url then
+    status, doc, _, read = http.call(client, "PUT", nil, opts, url, json)
+  else
+    status, doc, _, read = http.call(client, "PUT", "settings/modules/" .. segment, {
+      body = { modules = { clean } }, read = opts.read, key = opts.key, cost = cost,
+    })
+  end
   if not status then return nil, doc end
   if read then return doc end
   local item = type(doc) == "table" and type(doc.modules) == "table" and doc.modules[1]
