@@ -268,6 +268,10 @@ static const char *zc_pushcharname(lua_State *L, const char *s, size_t n,
 ** Fault: INVALID_DATA, details { api_name, json_path, maximum_length = 25
 ** for the length fault } like the server's ("Create Custom Module").
 */
+/* The JSON path of a label, made only for an error (labels are checked on
+** every update). */
+#define ZC_LABEL_PATH() lua_pushfstring(L, "$.modules[0].%s", key)
+
 static int zc_check_label(lua_State *L, int idx, const char *key) {
   const char *s;
   size_t len, pos = 0;
@@ -276,21 +280,18 @@ static int zc_check_label(lua_State *L, int idx, const char *key) {
   size_t bad_pos = 0, bad_n = 0;
   int nonspace = 0, after_letter = 0;
   const char *path;
-  int top;
   idx = lua_absindex(L, idx);
-  path = lua_pushfstring(L, "$.modules[0].%s", key);
-  top = lua_gettop(L);
-  if (lua_type(L, idx) != LUA_TSTRING)
+  if (lua_type(L, idx) != LUA_TSTRING && (path = ZC_LABEL_PATH()))
     return zc_verr(L, "INVALID_DATA", key, key, path, -1,
                    "%s must be a string, got %s", key, zc_typename(L, idx));
   s = lua_tolstring(L, idx, &len);
-  if (len == 0)
+  if (len == 0 && (path = ZC_LABEL_PATH()))
     return zc_verr(L, "INVALID_DATA", key, key, path, -1,
                    "%s must not be empty", key);
   while (pos < len) {
     utf8proc_ssize_t n = zc_utf8_next(s + pos, len - pos, &cp);
     int ok = 0;
-    if (n < 0)
+    if (n < 0 && (path = ZC_LABEL_PATH()))
       return zc_verr(L, "INVALID_DATA", key, key, path, -1,
                      "%s is not valid UTF-8 (bad byte sequence at byte %d)",
                      key, (int)pos + 1);
@@ -324,21 +325,24 @@ static int zc_check_label(lua_State *L, int idx, const char *key) {
     pos += (size_t)n;
   }
   if (bad_cp >= 0) {
-    const char *what = zc_pushcharname(L, s + bad_pos, bad_n, bad_cp);
+    const char *what;
+    path = ZC_LABEL_PATH();
+    what = zc_pushcharname(L, s + bad_pos, bad_n, bad_cp);
     return zc_verr(L, "INVALID_DATA", key, key, path, -1,
                    "%s contains %s at character %I; only letters, digits "
                    "and spaces are allowed", key, what, (LUAI_UACINT)bad_at);
   }
-  if (!nonspace)
+  if (!nonspace && (path = ZC_LABEL_PATH()))
     return zc_verr(L, "INVALID_DATA", key, key, path, -1,
                    "%s must not be only spaces", key);
-  if (count > ZC_LABEL_MAX)
+  if (count > ZC_LABEL_MAX && (path = ZC_LABEL_PATH()))
     return zc_verr(L, "INVALID_DATA", key, key, path, ZC_LABEL_MAX,
                    "%s has %I characters; at most %d allowed", key,
                    (LUAI_UACINT)count, ZC_LABEL_MAX);
-  lua_settop(L, top - 1);                     /* drop path */
   return 0;
 }
+
+#undef ZC_LABEL_PATH
 
 /* }==== */
 
