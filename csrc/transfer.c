@@ -574,10 +574,35 @@ static const char *zc_transport_code(zc_request *r) {
 }
 
 /* Pushes the lower-cased name -> value table (last occurrence wins). */
-static void zc_push_headers(lua_State *L, const zc_buf *hb) {
+/* When `names` (a stack index, 0: none) is a list of lower-case names,
+** pushes onto the stack the one equal to d[0..n) in any case and returns 1;
+** else returns 0 (pushes nothing). Allocates nothing. */
+static int zc_push_wanted(lua_State *L, int names, const char *d, size_t n) {
+  lua_Integer k, count = (lua_Integer)lua_rawlen(L, names);
+  for (k = 1; k <= count; k++) {
+    size_t wl, x;
+    const char *w;
+    if (lua_rawgeti(L, names, k) == LUA_TSTRING) {
+      w = lua_tolstring(L, -1, &wl);
+      for (x = 0; x < n && wl == n; x++) {
+        char ch = d[x];
+        if (ch >= 'A' && ch <= 'Z') ch = (char)(ch - 'A' + 'a');
+        if (ch != w[x]) break;
+      }
+      if (wl == n && x == n) return 1;
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/* `names`: 0, or the stack index of a list of lower-case names: only those
+** headers go into the table (the engine's own reads need two). */
+static void zc_push_headers(lua_State *L, const zc_buf *hb, int names) {
   size_t i = 0, lines = 0;
   const char *d = hb->data;
   for (i = 0; i < hb->len; i++) lines += d[i] == '\n';
+  if (names) lines = lua_rawlen(L, names);
   /* Sized once for every line (the status line and the blank one too): no
   ** rehash while it fills. */
   lua_createtable(L, 0, lines > 64 ? 64 : (int)lines);
@@ -594,6 +619,14 @@ static void zc_push_headers(lua_State *L, const zc_buf *hb) {
       char *p;
       for (v = c + 1; v < ve && (d[v] == ' ' || d[v] == '\t'); v++) {}
       while (ve > v && (d[ve - 1] == ' ' || d[ve - 1] == '\t')) ve--;
+      if (names) {
+        if (zc_push_wanted(L, names, d + i, c - i)) {
+          lua_pushlstring(L, d + v, ve - v);
+          lua_rawset(L, -3);
+        }
+        i = j + 1;
+        continue;
+      }
       p = luaL_buffinitsize(L, &b, c - i);
       for (k = 0; k < c - i; k++) {
         char ch = d[i + k];
@@ -612,6 +645,8 @@ static void zc_push_headers(lua_State *L, const zc_buf *hb) {
  * object for a transport failure (or cancellation). Before completion:
  * nil alone.
  * @function transfer:result
+ * @tparam[opt] {string,...} names lower-case header names: when given, the
+ *   table holds only these (a caller that reads two headers makes no others)
  * @treturn integer|nil the HTTP status, or nil and an error object
  * @treturn string the body
  * @treturn table the response headers (lower-case names)
@@ -669,7 +704,7 @@ static int zc_request_result(lua_State *L) {
     r->body_cached = 1;
   }
   else lua_getiuservalue(L, 1, 1);
-  zc_push_headers(L, &r->head);
+  zc_push_headers(L, &r->head, lua_istable(L, 2) ? 2 : 0);
   return 3;
 }
 

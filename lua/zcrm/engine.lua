@@ -439,7 +439,7 @@ function Engine:poll(timeout)
         req._creq = nil
         local spec = req._spec
         if not spec.bypass_limit then self._inflight = self._inflight - 1 end
-        local code, body, headers = creq:result()
+        local code, body, headers = creq:result(spec.want_headers)
         if spec.after then spec.after(self.client, spec, code, body, headers) end
         make_ready(self, req, code, body, headers)
       end

@@ -72,6 +72,9 @@ local function backoff(client, attempt, retry_after)
   return delay
 end
 
+-- The response headers this module reads (credits_after, the retry policy).
+local READ_HEADERS = { "retry-after", "x-api-credits-remaining" }
+
 local function parse_retry_after(v)
   local n = v and tonumber(v)
   if n and n >= 0 then return n end
@@ -180,6 +183,8 @@ function M.call(client, method, path, opts, url, json)
       method = method, url = url, headers = headers, body = body,
       timeout = client.request_timeout, connect_timeout = client.connect_timeout,
       cost = opts.cost, before_start = credits_before, after = credits_after,
+      -- An update returns no headers: only those read here are made.
+      want_headers = opts.read and READ_HEADERS or nil,
     })
     local err, retry_after
     if status == nil then
