@@ -43,6 +43,10 @@ build = {
     ["zcrm.http"] = "lua/zcrm/http.lua",
     ["zcrm.modules"] = "lua/zcrm/modules.lua",
     ["zcrm.plan"] = "lua/zcrm/plan.lua",
+    ["zcrm.plan.exact"] = "lua/zcrm/plan/exact.lua",
+    ["zcrm.plan.export"] = "lua/zcrm/plan/export.lua",
+    ["zcrm.plan.changes"] = "lua/zcrm/plan/changes.lua",
+    ["zcrm.orgs"] = "lua/zcrm/orgs.lua",
   },
   install = {
     bin = { zcrm = "bin/zcrm" },

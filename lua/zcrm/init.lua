@@ -83,9 +83,45 @@ function Client:_log(level, message)
   pcall(logger, level, self:_redact(message))
 end
 
---- apply(plan, opts): bulk apply; see lua/zcrm/plan.lua.
-Client.apply = plan.apply
 zcrm.plan = plan
+
+-- {==== configuration as code (issue 13): lua/zcrm/plan/{export,changes}.lua, lua/zcrm/orgs.lua
+
+local export = require "zcrm.plan.export"
+local changes = require "zcrm.plan.changes"
+local orgs = require "zcrm.orgs"
+
+--- apply(plan, opts): bulk apply of a plan (see lua/zcrm/plan.lua), or, given a
+-- change set (a table from client:plan, or the path of its JSON file), exactly
+-- that change set (see lua/zcrm/plan/changes.lua).
+function Client:apply(p, opts)
+  if type(p) == "string" and p:match("%.json$") then
+    local cs, err = changes.read(p)
+    if not cs then return nil, err end
+    return changes.apply(self, cs, opts)
+  end
+  if changes.is_changes(p) then return changes.apply(self, p, opts) end
+  return plan.apply(self, p, opts)
+end
+
+--- export() -> a plan of the org's custom modules (labels, exact profile sets), or nil, err.
+Client.export = export.export
+--- plan(plan, opts) -> the change set applying `plan` would make, or nil, err.
+Client.plan = changes.plan
+--- diff(plan, opts) -> { differs =, changes =, same =, total = }, or nil, err.
+Client.diff = changes.diff
+
+--- export_source(plan [, heading]) -> the text of a plan file for an export.
+zcrm.export_source = export.source
+zcrm.changes = changes
+
+--- apply_orgs(orgs, plan, opts) -> result, or nil, err: one plan, many orgs, concurrently.
+function zcrm.apply_orgs(list, p, opts)
+  return orgs.apply_orgs(zcrm, list, p, opts)
+end
+zcrm.orgs = orgs
+
+-- }====
 
 --- Credits spent by this client so far, and the server's last
 -- X-API-CREDITS-REMAINING (nil until Zoho sends it).

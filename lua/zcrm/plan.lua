@@ -14,6 +14,7 @@
 
 local cjson = require "cjson.safe"
 local core = require "zcrm.core"
+local exact = require "zcrm.plan.exact"
 
 local M = {}
 
@@ -252,7 +253,17 @@ local function check_entry(index, entry)
   item.module = segment
   local update = {}
   for k, v in pairs(entry) do
-    if k ~= "module" then update[k] = v end
+    if k ~= "module" and k ~= "profile_set" then update[k] = v end
+  end
+  if entry.profile_set ~= nil then
+    if entry.profiles ~= nil then
+      return nil, entry_fault(item, plan_error("INVALID_DATA",
+        "give profiles (grants and revokes) or profile_set (exactly these), not both", "profile_set"))
+    end
+    local set, serr = exact.check(entry.profile_set)
+    if not set then return nil, entry_fault(item, serr) end
+    item.profile_set = set
+    if next(update) == nil then item.update = {}; return item end
   end
   local cok, clean, verr = pcall(core.prepare_update, update)
   if not cok or not clean then
@@ -373,7 +384,7 @@ end
 
 local function needs_profiles(items)
   for _, item in ipairs(items) do
-    if item.update.profiles then return true end
+    if item.update.profiles or item.profile_set then return true end
   end
   return false
 end
@@ -522,10 +533,18 @@ local function check_against_state(item, state)
     return nil, plan_error("INVALID_MODULE", string.format("no module '%s' in this org", item.segment), "module")
   end
   item.current = snapshot(m)
+  item.names = state.profile_by_id
   if m.generated_type ~= nil and m.generated_type ~= "custom" then
     return nil, plan_error("NOT_SUPPORTED", string.format(
       "%s is not a custom module (generated_type '%s'); only custom modules can be updated through the API",
       m.api_name, tostring(m.generated_type)), "module")
+  end
+  if item.profile_set then
+    local profiles, xerr = exact.expand(item.profile_set, item.current, state)
+    if not profiles then return nil, xerr end
+    local update = { profiles = profiles }
+    for k, v in pairs(item.update) do update[k] = v end
+    item.update = update
   end
   local ok, perr = resolve_profiles(item, state)
   if not ok then return nil, perr end
@@ -702,12 +721,20 @@ local function call_back(report, fn, ...)
   if not ok then report.callback_errors[#report.callback_errors + 1] = tostring(err) end
 end
 
+-- An exact profile set needs the state: its revokes depend on who has access.
+local function needs_state(items)
+  for _, item in ipairs(items) do
+    if item.profile_set then return true end
+  end
+  return false
+end
+
 -- Runs the checks; returns the valid items, or nil, err. Duplicates are looked
 -- for among all entries that name a module, even those invalid for another reason.
 local function prepare(client, list, opts, report)
   local items, faults = check_all(list)
   local state
-  if opts.diff or opts.undo_file or opts.read_state then
+  if opts.diff or opts.undo_file or opts.read_state or needs_state(items) then
     local err
     state, err = read_state(client, items)
     if not state then return nil, err end
@@ -757,9 +784,10 @@ local function change_report(item)
   return {
     index = item.index, module = c.module, id = c.id,
     plural_label = c.plural_label, singular_label = c.singular_label,
-    granted = c.granted, revoked = c.revoked,
+    granted = c.granted, revoked = c.revoked, before = item.current, names = item.names,
   }
 end
+
 
 -- Decides, per item, whether it is sent and what is sent.
 local function plan_work(items, opts, journal, report)
@@ -768,10 +796,12 @@ local function plan_work(items, opts, journal, report)
     if item.change and not item.change.noop then report.changes[#report.changes + 1] = change_report(item) end
     if journal and journal.applied[item.key] then
       report.skipped[#report.skipped + 1] = { index = item.index, module = item.module, reason = "journal" }
-    elseif opts.diff and item.change.noop then
+    elseif (opts.diff or item.profile_set) and item.change.noop then
       report.skipped[#report.skipped + 1] = { index = item.index, module = item.module, reason = "no change" }
     else
-      item.send = opts.diff and reduced_update(item.change) or item.update
+      -- An entry with an exact profile set says how the module should be, so it
+      -- is always compared with the state: only what differs is sent.
+      item.send = (opts.diff or item.profile_set) and reduced_update(item.change) or item.update
       work[#work + 1] = item
     end
   end

@@ -1,0 +1,97 @@
+--- client:export(): an org's custom modules as a plan (issue 13).
+--
+-- The plan has one entry per custom module, sorted by API name: the module's
+-- API name, both labels, and `profile_set`, the exact set of profiles (by
+-- name) that have access. Ids never appear: the plan applies to any org that
+-- has modules and profiles of those names. Applied to the org it came from, it
+-- sends nothing (entries with a profile set are always diffed).
+
+local core = require "zcrm.core"
+
+local M = {}
+
+local function export_error(code, message, details)
+  return core.error { kind = "validation", code = code, message = message, details = details }
+end
+
+-- Reads every module, then (concurrently) the ones whose profile list the
+-- list answer left out or cut short. Returns the custom modules.
+local function read_custom_modules(client)
+  local mods, err = client:get_modules()
+  if not mods then return nil, err end
+  local custom, pending = {}, {}
+  for _, m in ipairs(mods) do
+    if type(m) == "table" and m.generated_type == "custom" and type(m.api_name) == "string" then
+      custom[#custom + 1] = m
+      if type(m.profiles) ~= "table" or m.has_more_profiles == true then
+        pending[#pending + 1] = { m, client:submit("get_module", m.id) }
+      end
+    end
+  end
+  for _, p in ipairs(pending) do
+    local full, ferr = client:wait(p[2])
+    if not full then return nil, ferr end
+    p[1].profiles = full.profiles or {}
+  end
+  return custom
+end
+
+--- export(client) -> plan (a list of entries), or nil, err.
+function M.export(client)
+  local custom, err = read_custom_modules(client)
+  if not custom then return nil, err end
+  table.sort(custom, function(a, b) return a.api_name < b.api_name end)
+  local plan = {}
+  for _, m in ipairs(custom) do
+    local names, seen = {}, {}
+    for _, p in ipairs(m.profiles) do
+      if type(p) ~= "table" or type(p.name) ~= "string" then
+        return nil, export_error("UNEXPECTED_RESPONSE",
+          string.format("module %s lists a profile without a name", m.api_name), { module = m.api_name })
+      end
+      if seen[p.name] then
+        return nil, export_error("DUPLICATE_DATA", string.format(
+          "two profiles with access to %s are named '%s'; rename one, since an export names profiles",
+          m.api_name, p.name), { module = m.api_name, profile = p.name })
+      end
+      seen[p.name] = true
+      names[#names + 1] = p.name
+    end
+    table.sort(names)
+    plan[#plan + 1] = {
+      module = m.api_name,
+      plural_label = m.actual_plural_label or m.plural_label,
+      singular_label = m.actual_singular_label or m.singular_label,
+      profile_set = names,
+    }
+  end
+  return plan
+end
+
+-- Every value is written as a Lua string literal (%q escapes quotes, newlines
+-- and control bytes), so a label can never end the string or add code.
+local function lit(s)
+  return (string.format("%q", s):gsub("\\\n", "\\n"))
+end
+
+--- source(plan, heading) -> the text of a plan file for `plan` (an export).
+function M.source(plan, heading)
+  local lines = {
+    "-- Custom modules" .. (heading and (" of " .. heading:gsub("[%c]", " ")) or "") .. ", exported by zcrm.",
+    "-- profile_set lists exactly the profiles that have access: applied to an org,",
+    "-- profiles not listed lose access to the module. Apply it with",
+    "--   zcrm apply THIS_FILE      or      client:apply(\"THIS_FILE\")",
+    "return {",
+  }
+  for _, e in ipairs(plan) do
+    local names = {}
+    for i, n in ipairs(e.profile_set) do names[i] = lit(n) end
+    lines[#lines + 1] = string.format("  { module = %s, plural_label = %s, singular_label = %s,",
+      lit(e.module), lit(e.plural_label), lit(e.singular_label))
+    lines[#lines + 1] = string.format("    profile_set = { %s } },", table.concat(names, ", "))
+  end
+  lines[#lines + 1] = "}"
+  return table.concat(lines, "\n") .. "\n"
+end
+
+return M

@@ -1,0 +1,149 @@
+-- Configuration as code (issue 13): export, exact profile sets, saved change
+-- sets, drift checks and many orgs, against two and three emulators.
+local zcrm = require "zcrm"
+local cjson = require "cjson"
+local emulator = require "spec.support.emulator"
+
+local PUT_ROUTE = "PUT /crm/v8/settings/modules/{module}"
+
+local function new_client(emu, opts)
+  local o = { api_domain = emu.url, access_token = "emulator-token", retry_base = 0.01, env = false }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return assert(zcrm.new(o))
+end
+
+local function puts(emu)
+  return emu:stats().requests.by_route[PUT_ROUTE] or 0
+end
+
+-- The org's custom modules as a user sees them: API name, labels, profile names.
+local function custom_modules(emu)
+  local out = {}
+  for _, m in ipairs(emu:state().modules) do
+    if m.generated_type == "custom" then
+      local names = {}
+      for _, p in ipairs(m.profiles) do names[#names + 1] = p.name end
+      table.sort(names)
+      out[m.api_name] = { m.plural_label, m.singular_label, table.concat(names, ",") }
+    end
+  end
+  return out
+end
+
+-- A direct PUT, behind zcrm's back.
+local function put(emu, module, body)
+  local status, text = emu:request("PUT", "/crm/v8/settings/modules/" .. module, {
+    headers = { Authorization = "Zoho-oauthtoken emulator-token", ["Content-Type"] = "application/json" },
+    body = cjson.encode { modules = { body } } })
+  assert.equal(200, status, text)
+end
+
+describe("exact profile sets (profile_set)", function()
+  it("are checked offline like every other field", function()
+    local ok, err = zcrm.plan.validate {
+      { module = "Projects", profile_set = { "Administrator" } },
+      { module = "Tickets", profile_set = {} },
+      { module = "Assets", profile_set = { "Sales", "Sales" } },
+      { module = "Trainings", profile_set = { "Sales" }, profiles = { { name = "Sales" } } },
+      { module = "Vehicles", profile_set = { 42 } },
+      { module = "Contracts", profile_set = { "Bad\nName" } },
+    }
+    assert.is_nil(ok)
+    local e = err.details.errors
+    assert.same({ 2, 3, 4, 5, 6 }, { e[1].index, e[2].index, e[3].index, e[4].index, e[5].index })
+    assert.equal("MINIMUM_DATA_NOT_FOUND", e[1].error.code)
+    assert.equal("DUPLICATE_DATA", e[2].error.code)
+    assert.equal("profile_set[2]", e[2].error.field)
+    assert.equal("profile_set", e[3].error.field)
+    assert.equal("profile_set[1]", e[4].error.field)
+    assert.equal("profile_set[1]", e[5].error.field)
+  end)
+end)
+
+describe("export and apply across two orgs", function()
+  local a, b
+  before_each(function()
+    a, b = emulator.start(), emulator.start()
+  end)
+  after_each(function()
+    a:stop()
+    b:stop()
+  end)
+
+  it("round trip: an export applied to its own org sends nothing; applied to another, makes it match", function()
+    local ca, cb = new_client(a), new_client(b)
+    local plan = assert(ca:export())
+    local text = zcrm.export_source(plan, a.url)
+    assert.is_nil(text:find("2423488", 1, true)) -- no ids in the file
+    local f = assert(load(text, "export", "t", {}))
+    local reloaded = f()
+    assert.same(plan, reloaded)
+
+    local report = assert(ca:apply(reloaded))
+    assert.is_true(report.ok)
+    assert.equal(0, #report.applied)
+    assert.equal(0, puts(a))
+
+    -- Org B drifts: labels and profile access, both ways.
+    put(b, "Projects", { plural_label = "Programs", singular_label = "Program",
+                         profiles = { { id = "2423488000000015978" }, { id = "2423488000000015984", _delete = cjson.null } } })
+    put(b, "Assets", { profiles = { { id = "2423488000000015987" } } })
+    assert.are_not.same(custom_modules(a), custom_modules(b))
+
+    report = assert(cb:apply(reloaded))
+    assert.is_true(report.ok)
+    assert.equal(2, #report.applied)
+    assert.same(custom_modules(a), custom_modules(b))
+    -- and again: nothing left to send
+    report = assert(cb:apply(reloaded))
+    assert.equal(0, #report.applied)
+  end)
+
+  it("a module or profile the target org lacks is a per-entry error, found before anything is sent", function()
+    local ca = new_client(a)
+    local plan = assert(ca:export())
+    plan[1].profile_set[#plan[1].profile_set + 1] = "Interns"
+    plan[#plan + 1] = { module = "No_Such_Module", profile_set = { "Administrator" } }
+    local report, err = new_client(b):apply(plan)
+    assert.is_nil(report)
+    assert.equal("INVALID_PLAN", err.code)
+    assert.equal(2, #err.details.errors)
+    assert.matches("no profile named 'Interns'", tostring(err.details.errors[1].error))
+    assert.equal("INVALID_MODULE", err.details.errors[2].error.code)
+    assert.equal(0, puts(b))
+  end)
+
+  it("changed since the plan: that module keeps the other change, the rest apply", function()
+    local c = new_client(a)
+    local plan = {
+      { module = "Projects", plural_label = "Client Projects", singular_label = "Client Project" },
+      { module = "Tickets", plural_label = "Support Tickets", singular_label = "Support Ticket" },
+      { module = "Assets", profile_set = { "Administrator", "Marketing" } },
+    }
+    local cs = assert(c:plan(plan))
+    assert.equal(3, #cs.changes)
+    local dir = assert(io.popen("mktemp -d")):read("l")
+    local path = dir .. "/changes.json"
+    assert(zcrm.changes.write(path, cs))
+    put(a, "Tickets", { plural_label = "Help Desk", singular_label = "Help Desk Item" })
+    local report = assert(c:apply(path))
+    os.execute("rm -rf " .. emulator.quote(dir))
+    assert.is_false(report.ok)
+    assert.equal(2, #report.applied)
+    assert.equal(1, #report.refused)
+    assert.equal("Tickets", report.refused[1].module)
+    assert.equal("CHANGED_SINCE_PLAN", report.refused[1].error.code)
+    local now = custom_modules(a)
+    assert.same({ "Help Desk", "Help Desk Item", "Administrator,Contractor,Standard" }, now.Tickets)
+    assert.same({ "Client Projects", "Client Project", "Administrator,Contractor,Standard" }, now.Projects)
+    assert.same({ "Assets", "Asset", "Administrator,Marketing" }, now.Assets)
+  end)
+
+  it("a change set made for one org is refused against another, before anything is sent", function()
+    local cs = assert(new_client(a):plan { { module = "Projects", plural_label = "Client Projects" } })
+    local report, err = new_client(b):apply(cs)
+    assert.is_nil(report)
+    assert.equal("ORG_MISMATCH", err.code)
+    assert.equal(0, puts(b))
+  end)
+end)
