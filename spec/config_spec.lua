@@ -147,3 +147,60 @@ describe("export and apply across two orgs", function()
     assert.equal(0, puts(b))
   end)
 end)
+
+describe("a journal", function()
+  local emu, dir
+  local core = require "zcrm.core"
+  local files = require "spec.support.files"
+  setup(function()
+    emu = emulator.start { "--latency-ms", "500" }
+    dir = assert(io.popen("mktemp -d")):read("l")
+  end)
+  teardown(function()
+    emu:stop()
+    os.execute("rm -rf " .. emulator.quote(dir))
+  end)
+
+  local function command(plan_path, journal)
+    return string.format("ZOHO_ACCESS_TOKEN=emulator-token exec bin/zcrm apply %s --diff --journal %s --api-domain %s",
+      emulator.quote(plan_path), emulator.quote(journal), emu.url)
+  end
+
+  local function alive(pid)
+    local stat = files.read("/proc/" .. pid .. "/stat")
+    return stat ~= nil and stat:match("^%d+ %b() (%a)") ~= "Z"
+  end
+
+  it("refuses a second run while one is using it, and is free again once that run is killed", function()
+    local plan_path, journal = dir .. "/plan.lua", dir .. "/plan.journal"
+    files.write(plan_path, 'return { { module = "Projects", plural_label = "Locked Projects" },\n'
+      .. '  { module = "Tickets", plural_label = "Locked Tickets" } }\n')
+    local p = assert(io.popen(command(plan_path, journal) .. " >/dev/null 2>&1 & echo $!"))
+    local pid = assert(tonumber(p:read("l")))
+    p:close()
+    -- The journal's state line is written once the run holds the lock, before
+    -- its updates (500 ms each here) are sent: stop the run right there.
+    while not (files.read(journal) or ""):find('"kind":"state"', 1, true) do
+      assert.is_true(alive(pid), "the first run ended before writing its journal")
+      core.sleep(0.01)
+    end
+    os.execute("kill -STOP " .. pid)
+
+    p = assert(io.popen(command(plan_path, journal) .. " 2>&1"))
+    local output = p:read("a")
+    local _, _, code = p:close()
+    assert.equal(1, code)
+    assert.matches("JOURNAL_BUSY", output, 1, true)
+    assert.matches("in use by another run", output, 1, true)
+
+    os.execute("kill -KILL " .. pid)
+    while alive(pid) do core.sleep(0.01) end
+    p = assert(io.popen(command(plan_path, journal) .. " 2>&1"))
+    output = p:read("a")
+    _, _, code = p:close()
+    assert.equal(0, code, output)
+    local state = custom_modules(emu)
+    assert.equal("Locked Projects", state.Projects[1])
+    assert.equal("Locked Tickets", state.Tickets[1])
+  end)
+end)

@@ -598,10 +598,19 @@ end
 
 --- Opens (or creates) the journal at `path`. read_only: read what it holds, write nothing.
 local function open_journal(path, read_only)
-  local j = read_journal(path)
-  if read_only then return setmetatable(j, Journal) end
+  if read_only then return setmetatable(read_journal(path), Journal) end
   local fh, err = io.open(path, "ab")
   if not fh then return nil, io_error("JOURNAL_ERROR", "cannot open journal: " .. tostring(err)) end
+  -- One run per journal: a second one refuses at once. The lock dies with its
+  -- process, so a journal left by a killed run is free again.
+  local locked, lerr, busy = core.lock_file(fh)
+  if not locked then
+    fh:close()
+    return nil, io_error(busy and "JOURNAL_BUSY" or "JOURNAL_ERROR", busy
+      and string.format("journal %s is in use by another run (it holds the lock); wait for it to finish", path)
+      or string.format("cannot lock journal %s: %s", path, tostring(lerr)))
+  end
+  local j = read_journal(path)
   j.fh = fh
   if #j.text > 0 and j.text:sub(-1) ~= "\n" then
     fh:write("\n") -- end the torn line, so the next record starts on its own
