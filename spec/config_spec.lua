@@ -204,3 +204,63 @@ describe("a journal", function()
     assert.equal("Locked Tickets", state.Tickets[1])
   end)
 end)
+
+describe("zcrm.apply_orgs across three orgs", function()
+  local emus
+  before_each(function()
+    emus = { emulator.start(), emulator.start(), emulator.start() }
+  end)
+  after_each(function()
+    for _, e in ipairs(emus) do e:stop() end
+  end)
+
+  local function orgs()
+    local list = {}
+    for i, e in ipairs(emus) do
+      list[i] = { name = "org" .. i, options = { api_domain = e.url, access_token = "emulator-token", env = false } }
+    end
+    return list
+  end
+
+  -- A plan function: each org gets its own label, by ctx.args.org.
+  local function plan(ctx)
+    return { { module = "Projects", plural_label = "Projects " .. ctx.args.org:upper(),
+               profile_set = { "Administrator", "Standard" } } }
+  end
+
+  it("applies one plan to every org, with one confirmation and a report per org", function()
+    local asked = 0
+    local result = assert(zcrm.apply_orgs(orgs(), plan, {
+      confirm = function(r)
+        asked = asked + 1
+        assert.equal(3, #r.orgs)
+        for _, o in ipairs(r.orgs) do assert.equal(1, #o.checked.would_send) end
+        return true
+      end,
+    }))
+    assert.equal(1, asked)
+    assert.is_true(result.ok)
+    for i, e in ipairs(emus) do
+      assert.equal("org" .. i, result.orgs[i].name)
+      assert.equal(1, #result.orgs[i].report.applied)
+      local projects = custom_modules(e).Projects
+      assert.same({ "Projects ORG" .. i, "Project", "Administrator,Standard" }, projects)
+    end
+  end)
+
+  it("checks every org before changing any: one org that refuses the plan stops them all", function()
+    put(emus[3], "Tickets", { plural_label = "Projects ORG3" }) -- the label org3 would get is taken there
+    local result, err = zcrm.apply_orgs(orgs(), plan, { confirm = function() return true end })
+    assert.is_nil(result)
+    assert.equal("INVALID_PLAN", err.code)
+    assert.equal(1, #err.details.orgs)
+    assert.equal("org3", err.details.orgs[1].org)
+    for _, e in ipairs(emus) do assert.equal(e == emus[3] and 1 or 0, puts(e)) end
+  end)
+
+  it("changes nothing when the confirmation says no", function()
+    local result = assert(zcrm.apply_orgs(orgs(), plan, { confirm = function() return false end }))
+    assert.is_false(result.confirmed)
+    for _, e in ipairs(emus) do assert.equal(0, puts(e)) end
+  end)
+end)

@@ -137,6 +137,11 @@ function M.apply_orgs(zcrm, orgs, plan, opts)
     if not want then error("apply_orgs: unknown option '" .. tostring(k) .. "'", 3) end
     if type(v) ~= want then error(string.format("apply_orgs: option '%s' must be a %s", k, want), 3) end
   end
+  for _, k in ipairs { "journal", "undo_file" } do
+    if opts[k] and #orgs > 1 and not opts[k]:find("{org}", 1, true) then
+      error(string.format("apply_orgs: option '%s' must hold {org} (each org writes its own file)", k), 2)
+    end
+  end
   local t0 = core.now()
   local clients, cerr = opts.clients
   if clients then
