@@ -264,3 +264,105 @@ describe("zcrm.apply_orgs across three orgs", function()
     for _, e in ipairs(emus) do assert.equal(0, puts(e)) end
   end)
 end)
+
+describe("the zcrm command", function()
+  local a, b, dir
+  local core = require "zcrm.core"
+  local files = require "spec.support.files"
+  before_each(function()
+    a, b = emulator.start(), emulator.start()
+    dir = assert(io.popen("mktemp -d")):read("l")
+  end)
+  after_each(function()
+    a:stop()
+    b:stop()
+    os.execute("rm -rf " .. emulator.quote(dir))
+  end)
+
+  -- Runs bin/zcrm with ARGs against `emu`; returns exit code, stdout+stderr.
+  local function zcrm_cmd(emu, ...)
+    local parts = { "ZOHO_ACCESS_TOKEN=emulator-token bin/zcrm" }
+    for _, arg in ipairs { ... } do parts[#parts + 1] = emulator.quote(arg) end
+    if emu then parts[#parts + 1] = "--api-domain " .. emu.url end
+    local p = assert(io.popen(table.concat(parts, " ") .. " 2>&1 </dev/null"))
+    local output = p:read("a")
+    local _, _, code = p:close()
+    return code, output
+  end
+
+  it("export writes a private plan file; diff exits 0 when the org matches, 1 when it differs, 2 on error", function()
+    local export = dir .. "/sandbox.lua"
+    local code, output = zcrm_cmd(a, "export", "--out", export)
+    assert.equal(0, code, output)
+    assert.equal(tonumber("600", 8), core.file_mode(export))
+    code, output = zcrm_cmd(a, "diff", export)
+    assert.equal(0, code, output)
+    assert.matches("matches", output)
+    code, output = zcrm_cmd(b, "diff", export)
+    assert.equal(0, code, output) -- both emulators start from the same seeded org
+    put(b, "Projects", { plural_label = "Programs" })
+    code, output = zcrm_cmd(b, "diff", export)
+    assert.equal(1, code, output)
+    assert.matches('Projects%s+plural_label%s+"Programs" %-> "Projects"', output)
+    files.write(dir .. "/bad.lua", 'return { { module = "Projects", plural_label = "Bad!" } }\n')
+    code, output = zcrm_cmd(b, "diff", dir .. "/bad.lua")
+    assert.equal(2, code, output)
+    code, output = zcrm_cmd(nil, "diff", export, "--api-domain", "http://127.0.0.1:1")
+    assert.equal(2, code, output)
+    assert.equal(0, puts(a))
+    assert.equal(1, puts(b)) -- the direct PUT alone
+  end)
+
+  it("plan --out, then apply the change set: a module changed since the plan is refused, exit 1", function()
+    local plan_path, cs_path = dir .. "/plan.lua", dir .. "/changes.json"
+    files.write(plan_path, 'return { { module = "Projects", plural_label = "Client Projects" },\n'
+      .. '  { module = "Tickets", plural_label = "Support Tickets" },\n'
+      .. '  { module = "Assets", profile_set = { "Administrator" } } }\n')
+    local code, output = zcrm_cmd(a, "plan", plan_path, "--out", cs_path)
+    assert.equal(0, code, output)
+    assert.equal(tonumber("600", 8), core.file_mode(cs_path))
+    assert.equal(0, puts(a))
+    put(a, "Tickets", { plural_label = "Help Desk" })
+    code, output = zcrm_cmd(a, "apply", cs_path, "--yes")
+    assert.equal(1, code, output)
+    assert.matches("Tickets: CHANGED_SINCE_PLAN", output, 1, true)
+    assert.matches("applied 2, refused 1", output, 1, true)
+    local now = custom_modules(a)
+    assert.equal("Help Desk", now.Tickets[1])
+    assert.equal("Client Projects", now.Projects[1])
+    assert.equal("Administrator", now.Assets[3])
+    -- bound to its org: refused against the other emulator, exit 2
+    code, output = zcrm_cmd(b, "apply", cs_path, "--yes")
+    assert.equal(2, code, output)
+    assert.matches("ORG_MISMATCH", output, 1, true)
+    assert.equal(0, puts(b))
+  end)
+
+  it("asks once before applying a change set, and applies nothing when the answer is not yes", function()
+    local cs_path = dir .. "/changes.json"
+    files.write(dir .. "/plan.lua", 'return { { module = "Projects", plural_label = "Client Projects" } }\n')
+    assert.equal(0, (zcrm_cmd(a, "plan", dir .. "/plan.lua", "--out", cs_path)))
+    local code, output = zcrm_cmd(a, "apply", cs_path) -- stdin is /dev/null: no answer
+    assert.equal(1, code, output)
+    assert.matches("Apply 1 change to " .. a.url .. "? [y/N]", output, 1, true)
+    assert.equal(0, puts(a))
+  end)
+
+  it("--orgs: diff and apply one plan across orgs, with a summary per org", function()
+    local orgs_path = dir .. "/orgs.lua"
+    files.write(orgs_path, string.format('return { { name = "sandbox", options = { api_domain = %q, access_token = "emulator-token" } },\n'
+      .. '  { name = "production", options = { api_domain = %q, access_token = "emulator-token" } } }\n', a.url, b.url))
+    files.write(dir .. "/plan.lua",
+      'return function(ctx) return { { module = "Projects", plural_label = "Projects of " .. ctx.args.org } } end\n')
+    local code, output = zcrm_cmd(nil, "diff", dir .. "/plan.lua", "--orgs", orgs_path)
+    assert.equal(1, code, output)
+    code, output = zcrm_cmd(nil, "apply", dir .. "/plan.lua", "--orgs", orgs_path, "--yes")
+    assert.equal(0, code, output)
+    assert.matches("sandbox%s+applied 1", output)
+    assert.matches("production%s+applied 1", output)
+    assert.equal("Projects of sandbox", custom_modules(a).Projects[1])
+    assert.equal("Projects of production", custom_modules(b).Projects[1])
+    code, output = zcrm_cmd(nil, "diff", dir .. "/plan.lua", "--orgs", orgs_path)
+    assert.equal(0, code, output)
+  end)
+end)

@@ -215,23 +215,58 @@ function M.is_changes(t)
   return type(t) == "table" and t.format == FORMAT
 end
 
---- encode(changes) -> JSON text (sorted keys are not needed: one object per line of change).
+-- JSON with keys in a fixed order (the ones listed first, the rest sorted),
+-- so that a change set reads well and diffs well in review. lua-cjson writes
+-- every leaf; "\/" is its escape of "/", which JSON does not need.
+local ORDER = { "format", "version", "created", "api_domain", "org", "plan", "changes",
+                "module", "id", "before", "after", "body", "plural_label", "singular_label", "profiles",
+                "name", "_delete" }
+local RANK = {}
+for i, k in ipairs(ORDER) do RANK[k] = i end
+
+local function ordered_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b)
+    local ra, rb = RANK[a] or math.huge, RANK[b] or math.huge
+    if ra ~= rb then return ra < rb end
+    return tostring(a) < tostring(b)
+  end)
+  return keys
+end
+
+local function encode_value(v)
+  if type(v) ~= "table" or v == cjson.null then return assert(cjson.encode(v)) end
+  local parts = {}
+  if #v > 0 or next(v) == nil then
+    for i = 1, #v do parts[i] = encode_value(v[i]) end
+    return "[" .. table.concat(parts, ",") .. "]"
+  end
+  for _, k in ipairs(ordered_keys(v)) do
+    parts[#parts + 1] = assert(cjson.encode(tostring(k))) .. ":" .. encode_value(v[k])
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+--- encode(changes) -> JSON text: the header fields one per line, then each
+-- change on its own lines (module and id, before, after, body).
 function M.encode(changes)
-  local parts = { "{" }
   local head = {}
-  for _, k in ipairs { "format", "version", "created", "api_domain", "org", "plan" } do
-    if changes[k] ~= nil then head[#head + 1] = string.format("  %s: %s", cjson.encode(k), cjson.encode(changes[k])) end
+  for _, k in ipairs(ordered_keys(changes)) do
+    if k ~= "changes" then head[#head + 1] = "  " .. assert(cjson.encode(k)) .. ": " .. encode_value(changes[k]) end
   end
-  parts[#parts + 1] = table.concat(head, ",\n") .. ","
-  local lines = {}
-  for _, c in ipairs(changes.changes) do lines[#lines + 1] = "    " .. assert(cjson.encode(c)) end
-  if #lines == 0 then
-    parts[#parts + 1] = '  "changes": []'
-  else
-    parts[#parts + 1] = '  "changes": [\n' .. table.concat(lines, ",\n") .. "\n  ]"
+  local items = {}
+  for _, c in ipairs(changes.changes) do
+    local lines = { string.format('    {"module": %s, "id": %s,', encode_value(c.module), encode_value(c.id)) }
+    for _, part in ipairs { "before", "after", "body" } do
+      lines[#lines + 1] = string.format('     %-9s %s%s', '"' .. part .. '":', encode_value(c[part]),
+        part == "body" and "}" or ",")
+    end
+    items[#items + 1] = table.concat(lines, "\n")
   end
-  parts[#parts + 1] = "}"
-  return table.concat(parts, "\n") .. "\n"
+  head[#head + 1] = #items == 0 and '  "changes": []'
+    or ('  "changes": [\n' .. table.concat(items, ",\n") .. "\n  ]")
+  return (("{\n" .. table.concat(head, ",\n") .. "\n}\n"):gsub("\\/", "/"))
 end
 
 --- decode(text) -> change set, or nil, err (INVALID_CHANGES, naming the fault).
