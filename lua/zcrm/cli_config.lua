@@ -129,6 +129,7 @@ end
 -- Asks once; --yes answers for the user. Returns true to go on.
 local function confirm(flags, question)
   if flags.yes then return true end
+  io.stdout:flush()
   io.stderr:write(question, " [y/N] ")
   io.stderr:flush()
   local answer = io.stdin:read("l")
@@ -258,10 +259,7 @@ local function cmd_plan(flags, positional)
     local list, clients = connect_orgs(flags)
     if not list then return clients end
     local results = orgs_mod.each(clients, function(client, i)
-      local a = {}
-      for k, v in pairs(args) do a[k] = v end
-      a.org = list[i].name
-      return plan_one(client, path, a, flags.out and per_org(flags.out, list[i].name))
+      return plan_one(client, path, orgs_mod.with_org(args, list[i]), flags.out and per_org(flags.out, list[i].name))
     end)
     local code = EXIT_OK
     for i, r in ipairs(results) do
@@ -306,10 +304,7 @@ local function cmd_diff(flags, positional)
     targets[1], clients[1] = { name = nil }, client
   end
   local results = orgs_mod.each(clients, function(client, i)
-    local a = {}
-    for k, v in pairs(args) do a[k] = v end
-    a.org = targets[i].name
-    return client:diff(path, { args = a })
+    return client:diff(path, { args = targets[i].name and orgs_mod.with_org(args, targets[i]) or args })
   end)
   local code = EXIT_OK
   for i, r in ipairs(results) do

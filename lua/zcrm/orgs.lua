@@ -116,12 +116,20 @@ local function per_org(path, org)
   return path and (path:gsub("{org}", function() return org.name end))
 end
 
+-- A plan function's ctx.args for one org: the run's args, the org's name as
+-- `org`, and the org entry's own plain fields (e.g. `region`).
 local function with_org(args, org)
   local a = {}
   for k, v in pairs(args or {}) do a[k] = v end
+  for k, v in pairs(org) do
+    if k ~= "options" and k ~= "name" and (type(v) == "string" or type(v) == "number" or type(v) == "boolean") then
+      a[k] = v
+    end
+  end
   a.org = org.name
   return a
 end
+M.with_org = with_org
 
 --- apply_orgs(zcrm, orgs, plan, opts) -> result, or nil, err.
 -- Every org's plan is checked against its live state (a dry run with diff)
