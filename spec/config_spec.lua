@@ -365,4 +365,21 @@ describe("the zcrm command", function()
     code, output = zcrm_cmd(nil, "diff", dir .. "/plan.lua", "--orgs", orgs_path)
     assert.equal(0, code, output)
   end)
+
+  it("--orgs: plan writes one change set per org, and apply --orgs applies each to its org", function()
+    local orgs_path = dir .. "/orgs.lua"
+    files.write(orgs_path, string.format('return { { name = "sandbox", options = { api_domain = %q, access_token = "emulator-token" } },\n'
+      .. '  { name = "production", options = { api_domain = %q, access_token = "emulator-token" } } }\n', a.url, b.url))
+    files.write(dir .. "/plan.lua",
+      'return function(ctx) return { { module = "Tickets", plural_label = "Tickets of " .. ctx.args.org } } end\n')
+    local pattern = dir .. "/changes-{org}.json"
+    local code, output = zcrm_cmd(nil, "plan", dir .. "/plan.lua", "--orgs", orgs_path, "--out", pattern)
+    assert.equal(0, code, output)
+    assert.truthy(files.read(dir .. "/changes-sandbox.json"))
+    assert.truthy(files.read(dir .. "/changes-production.json"))
+    code, output = zcrm_cmd(nil, "apply", pattern, "--orgs", orgs_path, "--yes")
+    assert.equal(0, code, output)
+    assert.equal("Tickets of sandbox", custom_modules(a).Tickets[1])
+    assert.equal("Tickets of production", custom_modules(b).Tickets[1])
+  end)
 end)

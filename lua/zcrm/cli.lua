@@ -51,6 +51,7 @@ plan or usage.
 usage: zcrm apply PLAN.lua [ARG...] [--dry-run] [--diff] [--journal F] [--undo F]
                   [--concurrency N] [--json] [--orgs ORGS.lua] [--yes] [connection options]
        zcrm apply CHANGES.json [--dry-run] [--yes] [connection options]
+       zcrm apply 'CHANGES-{org}.json' --orgs ORGS.lua [--dry-run] [--yes]
 
 Checks every entry of PLAN.lua first and sends nothing unless all are valid, then
 applies the updates concurrently. ARGs reach a plan function as ctx.args.

@@ -379,6 +379,56 @@ local function apply_changes(flags, path)
   return report.ok and EXIT_OK or EXIT_FAILED
 end
 
+-- `zcrm apply 'C-{org}.json' --orgs ORGS.lua`: each org's own change set (as
+-- `zcrm plan --orgs --out` wrote them), all read and shown first, one
+-- confirmation, then applied concurrently.
+local function apply_changes_orgs(flags, path)
+  if not path:find("{org}", 1, true) then
+    return H.usage_error("with --orgs, the change set path must hold {org} (each org has its own)", "apply")
+  end
+  local list, clients = connect_orgs(flags)
+  if not list then return clients end
+  local sets, total = {}, 0
+  local function close() for _, c in ipairs(clients) do c:close() end end
+  for i, org in ipairs(list) do
+    local file = per_org(path, org.name)
+    local cs, err = changes.read(file)
+    if cs and cs.api_domain ~= clients[i].api_domain then
+      err = zcrm.error { kind = "validation", code = "ORG_MISMATCH", message = string.format(
+        "%s was made for %s, not %s", file, cs.api_domain, clients[i].api_domain) }
+      cs = nil
+    end
+    if not cs then close(); H.error_line(org.name, err); return EXIT_USAGE end
+    H.out(string.format("Org %s: change set %s (planned %s) for %s:\n", org.name, file, tostring(cs.created), cs.api_domain))
+    show_changes(cs)
+    sets[i], total = cs, total + #cs.changes
+  end
+  if flags["dry-run"] or (total > 0 and not confirm(flags, string.format("Apply %s to %s?",
+      plural(total, "change"), plural(#list, "org")))) then
+    close()
+    return flags["dry-run"] and EXIT_OK or EXIT_FAILED
+  end
+  local runs = orgs_mod.each(clients, function(client, i)
+    return client:apply(sets[i], {
+      on_result = function(c, _, rerr)
+        if rerr then H.error_line(list[i].name .. ": " .. c.module, rerr) end
+      end,
+    })
+  end)
+  close()
+  local code = EXIT_OK
+  for i, r in ipairs(runs) do
+    if r[1] then
+      H.out(string.format("%-12s %s\n", list[i].name, summary(r[1])))
+      if not r[1].ok then code = math.max(code, EXIT_FAILED) end
+    else
+      H.error_line(list[i].name, r[2])
+      code = (r[2].kind == "validation") and EXIT_USAGE or math.max(code, EXIT_FAILED)
+    end
+  end
+  return code
+end
+
 local function apply_orgs(flags, path, positional)
   local list, err = read_orgs(flags.orgs)
   if not list then H.error_line(flags.orgs, err); return EXIT_USAGE end
@@ -452,7 +502,7 @@ function M.apply(flags, positional)
   local path = positional[1]
   if not path then return nil end
   if path:match("%.json$") then
-    if flags.orgs then return H.usage_error("a change set is bound to one org: apply it without --orgs", "apply") end
+    if flags.orgs then return apply_changes_orgs(flags, path) end
     return apply_changes(flags, path)
   end
   if flags.orgs then return apply_orgs(flags, path, positional) end
