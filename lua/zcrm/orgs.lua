@@ -64,11 +64,13 @@ function M.connect(zcrm, orgs)
   return clients
 end
 
--- The client's poll, made cooperative: when called inside one of `each`'s
--- coroutines it waits at most SLICE and then yields, so the other orgs run.
-local function cooperative_poll(class_poll)
+-- The engine's poll, made cooperative: when called inside the org's task it
+-- waits at most SLICE and then yields, so the other orgs run. Every wait of a
+-- client (its poll, wait, drain, and so every blocking call) goes through its
+-- engine's poll, so one override on the engine object covers them all.
+local function cooperative_poll(class_poll, task)
   return function(self, timeout)
-    if self._org_task and coroutine.running() == self._org_task then
+    if coroutine.running() == task then
       local n = class_poll(self, math.min(timeout or 0, SLICE))
       coroutine.yield()
       return n
@@ -77,15 +79,18 @@ local function cooperative_poll(class_poll)
   end
 end
 
+local function engine_of(client)
+  return client._engine or client
+end
+
 --- each(clients, fn) -> list of packed results: runs fn(client, i) for every
 -- client concurrently; an error raised in one is its result `nil, message`.
 function M.each(clients, fn)
   local tasks, results, live = {}, {}, 0
   for i, client in ipairs(clients) do
-    local class_poll = getmetatable(client).__index.poll
-    client.poll = cooperative_poll(class_poll)
     local co = coroutine.create(function() return table.pack(fn(client, i)) end)
-    client._org_task = co
+    local engine = engine_of(client)
+    engine.poll = cooperative_poll(engine.poll, co)
     tasks[i] = co
     live = live + 1
   end
@@ -97,7 +102,7 @@ function M.each(clients, fn)
           live = live - 1
           results[i] = ok and res or table.pack(nil, orgs_error("INTERNAL_CLIENT_ERROR",
             "error in the run of org " .. i .. ": " .. clients[i]:_redact(tostring(res))))
-          clients[i]._org_task, clients[i].poll = nil, nil
+          engine_of(clients[i]).poll = nil -- the class's poll again
         end
       end
     end

@@ -194,7 +194,7 @@ end
 
 --- read(path) -> change set, or nil, err.
 function M.read(path)
-  local f, oerr = (core.open_file or io.open)(path, "rb")
+  local f, oerr = core.open_file(path, "r")
   if not f then return nil, io_error("CHANGES_FILE_ERROR", "cannot read change set: " .. tostring(oerr)) end
   local text = f:read("a")
   f:close()
