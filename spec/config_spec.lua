@@ -313,6 +313,20 @@ describe("the zcrm command", function()
     assert.equal(1, puts(b)) -- the direct PUT alone
   end)
 
+  it("export and plan never write through a symbolic link at the path", function()
+    local target = dir .. "/target.txt"
+    files.write(target, "keep me\n")
+    os.execute("ln -s " .. emulator.quote(target) .. " " .. emulator.quote(dir .. "/link.lua"))
+    os.execute("ln -s " .. emulator.quote(target) .. " " .. emulator.quote(dir .. "/link.json"))
+    files.write(dir .. "/plan.lua", 'return { { module = "Projects", plural_label = "Client Projects" } }\n')
+    local code, output = zcrm_cmd(a, "export", "--out", dir .. "/link.lua")
+    assert.equal(0, code, output)
+    code, output = zcrm_cmd(a, "plan", dir .. "/plan.lua", "--out", dir .. "/link.json")
+    assert.equal(0, code, output)
+    assert.equal("keep me\n", files.read(target))
+    assert.matches("^%-%- Custom modules", files.read(dir .. "/link.lua"))
+  end)
+
   it("plan --out, then apply the change set: a module changed since the plan is refused, exit 1", function()
     local plan_path, cs_path = dir .. "/plan.lua", dir .. "/changes.json"
     files.write(plan_path, 'return { { module = "Projects", plural_label = "Client Projects" },\n'
