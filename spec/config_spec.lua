@@ -352,6 +352,25 @@ describe("the zcrm command", function()
     assert.equal(0, puts(b))
   end)
 
+  it("apply CHANGES.json --json: stdout holds one JSON event per line", function()
+    local cs_path = dir .. "/changes.json"
+    files.write(dir .. "/plan.lua", 'return { { module = "Projects", plural_label = "Client Projects" },\n'
+      .. '  { module = "Tickets", plural_label = "Support Tickets" } }\n')
+    assert.equal(0, (zcrm_cmd(a, "plan", dir .. "/plan.lua", "--out", cs_path)))
+    put(a, "Projects", { singular_label = "Programme" })
+    local p = assert(io.popen(string.format("ZOHO_ACCESS_TOKEN=emulator-token bin/zcrm apply %s --json --yes --api-domain %s 2>/dev/null",
+      emulator.quote(cs_path), a.url)))
+    local events = {}
+    for line in p:lines() do
+      local ev = cjson.decode(line)
+      events[#events + 1] = ev.event .. (ev.status and (":" .. ev.module .. ":" .. ev.status) or "")
+    end
+    local _, _, code = p:close()
+    assert.equal(1, code)
+    table.sort(events)
+    assert.same({ "change", "change", "report", "result:Projects:refused", "result:Tickets:applied" }, events)
+  end)
+
   it("asks once before applying a change set, and applies nothing when the answer is not yes", function()
     local cs_path = dir .. "/changes.json"
     files.write(dir .. "/plan.lua", 'return { { module = "Projects", plural_label = "Client Projects" } }\n')

@@ -592,7 +592,8 @@ end
 
 local COMMANDS = { apply = cmd_apply, validate = cmd_validate, modules = cmd_modules, profiles = cmd_profiles }
 for name, fn in pairs(config.commands {
-  out = out, json_line = json_line, error_line = error_line, usage_error = usage_error, connect = connect,
+  out = out, json_line = json_line, error_line = error_line, error_json = error_json, usage_error = usage_error,
+  connect = connect,
   print_changes = print_changes, print_invalid = print_invalid, list_or_nil = list_or_nil,
 }) do COMMANDS[name] = fn end
 local TAKES_ARGUMENTS = { apply = true, validate = true, plan = true, diff = true }

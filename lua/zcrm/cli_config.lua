@@ -15,7 +15,7 @@ local EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 M.FLAGS = {
   export = { out = "value", orgs = "value" },
-  plan = { out = "value", orgs = "value", json = "boolean" },
+  plan = { out = "value", orgs = "value" },
   diff = { orgs = "value", json = "boolean" },
 }
 -- Added to `zcrm apply`'s own flags.
@@ -350,8 +350,14 @@ local function apply_changes(flags, path)
   if not cs then H.error_line(nil, err); return EXIT_USAGE end
   local client, code = H.connect(flags)
   if not client then return code end
-  H.out(string.format("Change set %s (planned %s) for %s:\n", path, tostring(cs.created), cs.api_domain))
-  show_changes(cs)
+  if flags.json then
+    for _, c in ipairs(cs.changes) do
+      H.json_line { event = "change", module = c.module, id = c.id, before = c.before, after = c.after, body = c.body }
+    end
+  else
+    H.out(string.format("Change set %s (planned %s) for %s:\n", path, tostring(cs.created), cs.api_domain))
+    show_changes(cs)
+  end
   if cs.api_domain ~= client.api_domain then
     client:close()
     H.error_line(path, zcrm.error { kind = "validation", code = "ORG_MISMATCH",
@@ -365,17 +371,34 @@ local function apply_changes(flags, path)
   end
   local report
   report, err = client:apply(cs, {
+    concurrency = flags.concurrency and math.tointeger(tonumber(flags.concurrency)) or nil,
     on_result = function(c, res, rerr)
-      if res then H.out(string.format("  applied  %s\n", c.module))
-      else H.error_line(c.module, rerr) end
+      if flags.json then
+        H.json_line { event = "result", module = c.module, id = c.id,
+                      status = res and "applied" or (rerr.code == "CHANGED_SINCE_PLAN" and "refused" or "failed"),
+                      code = res and res.code or nil, error = rerr and H.error_json(rerr) or nil }
+      end
+      if res then
+        if not flags.json then H.out(string.format("  applied  %s\n", c.module)) end
+      else
+        H.error_line(c.module, rerr)
+      end
     end,
   })
   client:close()
   if not report then
+    if flags.json then H.json_line { event = "error", error = H.error_json(err) } end
     H.error_line(path, err)
     return err.kind == "validation" and EXIT_USAGE or EXIT_FAILED
   end
-  H.out(summary(report), "\n")
+  if flags.json then
+    H.json_line { event = "report", ok = report.ok, total = report.total, applied = #report.applied,
+                  refused = #report.refused, failed = #report.failed, not_sent = #report.not_sent,
+                  credits = report.credits, elapsed = report.elapsed }
+  else
+    H.out(summary(report), "\n")
+  end
+  if report.aborted then H.error_line("stopped early", report.aborted) end
   return report.ok and EXIT_OK or EXIT_FAILED
 end
 
@@ -501,7 +524,16 @@ end
 function M.apply(flags, positional)
   local path = positional[1]
   if not path then return nil end
-  if path:match("%.json$") then
+  local change_set = path:match("%.json$")
+  for _, flag in ipairs { "diff", "journal", "undo" } do
+    if change_set and flags[flag] then
+      return H.usage_error(string.format("--%s is for plans; a change set is applied exactly as planned", flag), "apply")
+    end
+  end
+  if flags.orgs and flags.json then
+    return H.usage_error("--json is not available with --orgs yet; use the per-org summary lines", "apply")
+  end
+  if change_set then
     if flags.orgs then return apply_changes_orgs(flags, path) end
     return apply_changes(flags, path)
   end
@@ -512,8 +544,8 @@ end
 -- }====
 
 --- commands(helpers) -> { export =, plan =, diff = }: the command functions,
--- given cli.lua's helpers (out, json_line, error_line, usage_error, connect,
--- print_changes, print_invalid, list_or_nil).
+-- given cli.lua's helpers (out, json_line, error_line, error_json, usage_error,
+-- connect, print_changes, print_invalid, list_or_nil).
 function M.commands(helpers)
   H = helpers
   return { export = cmd_export, plan = cmd_plan, diff = cmd_diff }

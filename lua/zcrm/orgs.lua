@@ -113,7 +113,7 @@ end
 local APPLY_OPTIONS = {
   dry_run = "boolean", journal = "string", undo_file = "string", args = "table", dir = "string",
   confirm = "function", on_result = "function", on_plan = "function", on_progress = "function",
-  concurrency = "number", clients = "table",
+  concurrency = "number",
 }
 
 -- "{org}" in a file name option becomes the org's name.
@@ -156,17 +156,11 @@ function M.apply_orgs(zcrm, orgs, plan, opts)
     end
   end
   local t0 = core.now()
-  local clients, cerr = opts.clients
-  if clients then
-    local ok, err = M.check(orgs)
-    if not ok then return nil, err end
-  else
-    clients, cerr = M.connect(zcrm, orgs)
-    if not clients then return nil, cerr end
-  end
+  local clients, cerr = M.connect(zcrm, orgs)
+  if not clients then return nil, cerr end
   local result = { orgs = {}, ok = true }
   local function close()
-    if not opts.clients then for _, c in ipairs(clients) do c:close() end end
+    for _, c in ipairs(clients) do c:close() end
   end
 
   -- 1. Check every org.
