@@ -258,6 +258,29 @@ describe("zcrm.apply_orgs across three orgs", function()
     for _, e in ipairs(emus) do assert.equal(e == emus[3] and 1 or 0, puts(e)) end
   end)
 
+  it("runs the orgs at the same time: the others are under way before the first one finishes", function()
+    for _, e in ipairs(emus) do e:stop() end
+    emus = {}
+    for i = 1, 3 do emus[i] = emulator.start { "--latency-ms", "100", "--extra-modules", "30" } end
+    local done, seen = {}, nil
+    local result = assert(zcrm.apply_orgs(orgs(), function(ctx)
+      local list = {}
+      for i = 1, 30 do list[i] = { module = "Bulk_Module_" .. i, plural_label = "Bulk " .. ctx.args.org .. " " .. i } end
+      return list
+    end, {
+      concurrency = 5,
+      on_progress = function(org, n, total)
+        done[org] = n
+        if n == total and not seen then -- the first org to finish: what had the others done?
+          seen = {}
+          for _, name in ipairs { "org1", "org2", "org3" } do seen[name] = done[name] or 0 end
+        end
+      end,
+    }))
+    assert.is_true(result.ok)
+    for name, n in pairs(seen) do assert.is_true(n > 0, name .. " had not started when the first org finished") end
+  end)
+
   it("changes nothing when the confirmation says no", function()
     local result = assert(zcrm.apply_orgs(orgs(), plan, { confirm = function() return false end }))
     assert.is_false(result.confirmed)
