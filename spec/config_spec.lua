@@ -394,13 +394,21 @@ describe("the zcrm command", function()
     assert.same({ "change", "change", "report", "result:Projects:refused", "result:Tickets:applied" }, events)
   end)
 
-  it("asks once before applying a change set, and applies nothing when the answer is not yes", function()
+  it("applies a change set or a plan to many orgs only when asked on a terminal, or with --yes", function()
     local cs_path = dir .. "/changes.json"
     files.write(dir .. "/plan.lua", 'return { { module = "Projects", plural_label = "Client Projects" } }\n')
     assert.equal(0, (zcrm_cmd(a, "plan", dir .. "/plan.lua", "--out", cs_path)))
-    local code, output = zcrm_cmd(a, "apply", cs_path) -- stdin is /dev/null: no answer
-    assert.equal(1, code, output)
-    assert.matches("Apply 1 change to " .. a.url .. "? [y/N]", output, 1, true)
+    local code, output = zcrm_cmd(a, "apply", cs_path) -- stdin is /dev/null: no terminal to ask on
+    assert.equal(2, code, output)
+    assert.matches("no terminal to ask on; nothing was sent", output, 1, true)
+    local orgs_path = dir .. "/orgs.lua"
+    files.write(orgs_path, string.format(
+      'return { { name = "a", options = { api_domain = %q, access_token = "emulator-token" } } }\n', a.url))
+    code, output = zcrm_cmd(nil, "apply", dir .. "/plan.lua", "--orgs", orgs_path)
+    assert.equal(2, code, output)
+    assert.equal(0, puts(a))
+    code, output = zcrm_cmd(a, "apply", cs_path, "--dry-run")
+    assert.equal(0, code, output)
     assert.equal(0, puts(a))
   end)
 

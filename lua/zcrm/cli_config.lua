@@ -126,6 +126,21 @@ local function needs_org_pattern(flags, command)
   end
 end
 
+local function interactive()
+  if core.isatty then return core.isatty(io.stdin) and core.isatty(io.stderr) end
+  local ok = os.execute("test -t 0 && test -t 2")
+  return ok == true or ok == 0
+end
+
+-- As `zcrm apply` of a plan: with neither --yes nor --dry-run there must be a
+-- terminal to ask on. Returns nil to go on, or the exit code (message printed).
+local function cannot_ask(flags)
+  if flags.yes or flags["dry-run"] or interactive() then return nil end
+  io.stderr:write("zcrm: apply asks before changing anything, and there is no terminal to ask on; nothing was sent "
+    .. "(hint: pass --yes to apply without asking, or --dry-run to see what would change)\n")
+  return EXIT_USAGE
+end
+
 -- Asks once; --yes answers for the user. Returns true to go on.
 local function confirm(flags, question)
   if flags.yes then return true end
@@ -133,8 +148,8 @@ local function confirm(flags, question)
   io.stderr:write(question, " [y/N] ")
   io.stderr:flush()
   local answer = io.stdin:read("l")
-  if answer and answer:lower():match("^%s*y") then return true end
-  io.stderr:write("zcrm: nothing applied\n")
+  if answer and answer:lower():match("^%s*y[e]?[s]?%s*$") then return true end
+  io.stderr:write("zcrm: not applied (the answer was not yes); nothing was sent\n")
   return false
 end
 
@@ -346,6 +361,8 @@ local function summary(report)
 end
 
 local function apply_changes(flags, path)
+  local refused = cannot_ask(flags)
+  if refused then return refused end
   local cs, err = changes.read(path)
   if not cs then H.error_line(nil, err); return EXIT_USAGE end
   local client, code = H.connect(flags)
@@ -409,6 +426,8 @@ local function apply_changes_orgs(flags, path)
   if not path:find("{org}", 1, true) then
     return H.usage_error("with --orgs, the change set path must hold {org} (each org has its own)", "apply")
   end
+  local refused = cannot_ask(flags)
+  if refused then return refused end
   local list, clients = connect_orgs(flags)
   if not list then return clients end
   local sets, total = {}, 0
@@ -453,6 +472,8 @@ local function apply_changes_orgs(flags, path)
 end
 
 local function apply_orgs(flags, path, positional)
+  local refused = cannot_ask(flags)
+  if refused then return refused end
   local list, err = read_orgs(flags.orgs)
   if not list then H.error_line(flags.orgs, err); return EXIT_USAGE end
   for _, k in ipairs { "journal", "undo" } do
