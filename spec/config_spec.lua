@@ -162,7 +162,7 @@ describe("a journal", function()
   end)
 
   local function command(plan_path, journal)
-    return string.format("ZOHO_ACCESS_TOKEN=emulator-token exec bin/zcrm apply %s --diff --journal %s --api-domain %s",
+    return string.format("ZOHO_ACCESS_TOKEN=emulator-token exec bin/zcrm apply %s --diff --yes --journal %s --api-domain %s",
       emulator.quote(plan_path), emulator.quote(journal), emu.url)
   end
 
