@@ -146,6 +146,18 @@ describe("export and apply across two orgs", function()
     assert.equal("ORG_MISMATCH", err.code)
     assert.equal(0, puts(b))
   end)
+
+  it("a change set names its org: at the same API domain, another org refuses it", function()
+    local c = new_client(a)
+    local cs = assert(c:plan { { module = "Projects", plural_label = "Client Projects" } })
+    assert.equal("2423488000000002175", cs.org) -- the smallest module id of the seeded org
+    cs.org = "2423488000000001000"
+    local report, err = c:apply(cs)
+    assert.is_nil(report)
+    assert.equal("ORG_MISMATCH", err.code)
+    assert.equal("org", err.field)
+    assert.equal(0, puts(a))
+  end)
 end)
 
 describe("a journal", function()
