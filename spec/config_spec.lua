@@ -448,6 +448,10 @@ describe("the zcrm command", function()
       .. '  { name = "production", options = { api_domain = %q, access_token = "emulator-token" } } }\n', a.url, b.url))
     files.write(dir .. "/plan.lua",
       'return function(ctx) return { { module = "Tickets", plural_label = "Tickets of " .. ctx.args.org } } end\n')
+    local code0, output0 = zcrm_cmd(nil, "export", "--orgs", orgs_path, "--out", dir .. "/modules-{org}.lua")
+    assert.equal(0, code0, output0)
+    assert.matches("^%-%- Custom modules of " .. a.url:gsub("%p", "%%%0"), files.read(dir .. "/modules-sandbox.lua"))
+    assert.matches("^%-%- Custom modules of " .. b.url:gsub("%p", "%%%0"), files.read(dir .. "/modules-production.lua"))
     local pattern = dir .. "/changes-{org}.json"
     local code, output = zcrm_cmd(nil, "plan", dir .. "/plan.lua", "--orgs", orgs_path, "--out", pattern)
     assert.equal(0, code, output)
