@@ -98,6 +98,19 @@ local function id_list(v)
   return table.concat(ids, ",")
 end
 
+-- The values `body` gives a module that has the values `v`.
+local function body_result(v, body)
+  local has, names = {}, {}
+  for _, p in ipairs(v.profiles) do has[p.id], names[p.id] = true, p.name end
+  for _, p in ipairs(type(body.profiles) == "table" and body.profiles or {}) do
+    local id = tostring(p.id)
+    has[id] = p._delete == nil or nil
+  end
+  local ids = {}
+  for id in pairs(has) do ids[#ids + 1] = id end
+  return values(body.plural_label or v.plural_label, body.singular_label or v.singular_label, ids, names)
+end
+
 -- nil when `now` still has the `before` values; else the first difference.
 local function difference(before, now)
   for _, field in ipairs { "plural_label", "singular_label" } do
@@ -313,6 +326,12 @@ function M.check(t)
       return nil, verror("INVALID_CHANGES", string.format("%s (%s): %s", field, c.module, tostring(verr)),
         field .. ".body", { error = verr })
     end
+    -- What is reviewed (before -> after) must be what is sent (body).
+    local why = difference(c.after, body_result(c.before, c.body))
+    if why then
+      return bad(string.format("%s (%s): its body does not turn before into after (%s)", field, c.module,
+        why:gsub("the plan saw", "after says")), field .. ".body")
+    end
   end
   return t
 end
@@ -393,7 +412,8 @@ function M.apply(client, changes, opts)
       elseif not res then
         finished(c, nil, err)
       else
-        local why = difference(c.before, current_values(res))
+        local why = res.api_name ~= c.module and string.format("id %s is now module %s", c.id, tostring(res.api_name))
+          or difference(c.before, current_values(res))
         if why then
           finished(c, nil, verror("CHANGED_SINCE_PLAN", string.format("%s changed since the plan: %s; not updated",
             c.module, why), nil, { module = c.module, id = c.id }), true)
