@@ -6,7 +6,6 @@ local cjson = require "cjson.safe"
 local zcrm = require "zcrm"
 local plan = require "zcrm.plan"
 local core = require "zcrm.core"
-local config = require "zcrm.cli_config"
 
 local M = {}
 
@@ -35,10 +34,6 @@ Change Zoho CRM custom-module configuration from plan files.
 
 Commands:
   apply PLAN.lua      check a plan, then apply it (see zcrm apply --help)
-  apply CHANGES.json  apply exactly a change set written by zcrm plan
-  export              write the org's custom modules as a plan file
-  plan PLAN.lua       write the exact change set a plan makes (--out CHANGES.json)
-  diff PLAN.lua       show how the org differs from a plan (exit 0 same, 1 differs, 2 error)
   validate PLAN.lua   check a plan without contacting Zoho
   modules             list the org's modules
   profiles            list the org's profiles
@@ -49,9 +44,7 @@ plan or usage.
 ]],
   apply = [[
 usage: zcrm apply PLAN.lua [ARG...] [--dry-run] [--diff] [--journal F] [--undo F]
-                  [--concurrency N] [--json] [--orgs ORGS.lua] [--yes] [connection options]
-       zcrm apply CHANGES.json [--dry-run] [--yes] [connection options]
-       zcrm apply 'CHANGES-{org}.json' --orgs ORGS.lua [--dry-run] [--yes]
+                  [--concurrency N] [--json] [connection options]
 
 Checks every entry of PLAN.lua first and sends nothing unless all are valid, then
 applies the updates concurrently. ARGs reach a plan function as ctx.args.
@@ -64,15 +57,6 @@ applies the updates concurrently. ARGs reach a plan function as ctx.args.
   --undo F           read the current state and write F, a plan that restores it
   --concurrency N    at most N updates in flight (default 10; Zoho allows 5 to 25)
   --json             JSON lines on stdout: one event per line
-  --orgs ORGS.lua    apply to every org of ORGS.lua (a list of { name =, options = }),
-                     concurrently; every org is checked first, one confirmation;
-                     --journal and --undo must hold {org}
-  --yes              do not ask for confirmation (change sets and --orgs)
-
-A change set (CHANGES.json, from zcrm plan --out) is applied exactly: each
-module is read again first, and one changed since the plan is refused and
-reported, never overwritten (exit 1). A change set made for another org is
-refused (exit 2).
 ]],
   validate = [[
 usage: zcrm validate PLAN.lua [ARG...] [--json]
@@ -158,9 +142,6 @@ local COMMAND_FLAGS = {
   modules = { json = "boolean" },
   profiles = { json = "boolean" },
 }
-for name, flags in pairs(config.FLAGS) do COMMAND_FLAGS[name] = flags end
-for name, kind in pairs(config.APPLY_FLAGS) do COMMAND_FLAGS.apply[name] = kind end
-for name, text in pairs(config.HELP) do HELP[name] = text end
 
 -- Returns flags, positionals, or nil, message.
 local function parse(command, argv, first)
@@ -435,8 +416,6 @@ local function cmd_apply(flags, positional)
   if flags.concurrency and not math.tointeger(tonumber(flags.concurrency)) then
     return usage_error("--concurrency needs a whole number", "apply")
   end
-  local handled = config.apply(flags, positional) -- a change set, or --orgs
-  if handled then return handled end
   local client, code = connect(flags)
   if not client then return code end
   local ctx = { client = client, args = { table.unpack(positional, 2) } }
@@ -591,12 +570,16 @@ end
 -- }====
 
 local COMMANDS = { apply = cmd_apply, validate = cmd_validate, modules = cmd_modules, profiles = cmd_profiles }
-for name, fn in pairs(config.commands {
-  out = out, json_line = json_line, error_line = error_line, error_json = error_json, usage_error = usage_error,
-  connect = connect,
-  print_changes = print_changes, print_invalid = print_invalid, list_or_nil = list_or_nil,
-}) do COMMANDS[name] = fn end
-local TAKES_ARGUMENTS = { apply = true, validate = true, plan = true, diff = true }
+
+-- Configuration as code (issue 13): export, plan, diff, change sets and --orgs
+-- live in lua/zcrm/cli_config.lua; this plugs them in.
+local config = require "zcrm.cli_config"
+config.install {
+  commands = COMMANDS, flags = COMMAND_FLAGS, help = HELP,
+  helpers = { out = out, json_line = json_line, error_line = error_line, error_json = error_json,
+              usage_error = usage_error, connect = connect, print_changes = print_changes,
+              print_invalid = print_invalid, list_or_nil = list_or_nil },
+}
 
 --- main(argv) -> exit code. argv is the script's `arg` (argv[0] its path).
 function M.main(argv)
@@ -620,7 +603,7 @@ function M.main(argv)
     if command ~= "validate" then out("\n", CONNECTION_HELP) end
     return EXIT_OK
   end
-  if not TAKES_ARGUMENTS[command] and #positional > 0 then
+  if command ~= "apply" and command ~= "validate" and not config.TAKES_ARGUMENTS[command] and #positional > 0 then
     return usage_error("zcrm " .. command .. " takes no arguments", command)
   end
   return run(flags, positional)

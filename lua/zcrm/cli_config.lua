@@ -564,12 +564,54 @@ end
 
 -- }====
 
---- commands(helpers) -> { export =, plan =, diff = }: the command functions,
--- given cli.lua's helpers (out, json_line, error_line, error_json, usage_error,
--- connect, print_changes, print_invalid, list_or_nil).
-function M.commands(helpers)
-  H = helpers
-  return { export = cmd_export, plan = cmd_plan, diff = cmd_diff }
+M.TAKES_ARGUMENTS = { plan = true, diff = true }
+
+local MAIN_HELP = [[
+
+Configuration as code (each takes --help):
+  export              write the org's custom modules as a plan file
+  plan PLAN.lua       write the exact change set a plan makes (--out CHANGES.json)
+  diff PLAN.lua       show how the org differs from a plan (exit 0 same, 1 differs, 2 error)
+  apply CHANGES.json  apply exactly a change set written by zcrm plan
+]]
+
+local APPLY_HELP = [[
+
+Change sets and many orgs:
+       zcrm apply CHANGES.json [--dry-run] [--yes] [--json] [connection options]
+       zcrm apply PLAN.lua --orgs ORGS.lua [--journal 'F-{org}'] [--undo 'F-{org}'] [--yes]
+       zcrm apply 'CHANGES-{org}.json' --orgs ORGS.lua [--yes]
+
+  --orgs ORGS.lua    apply to every org of ORGS.lua (a list of { name =, options = }),
+                     concurrently; every org is checked first, one confirmation;
+                     --journal and --undo must hold {org}
+  --yes              do not ask for confirmation
+
+A change set (CHANGES.json, from zcrm plan --out) is applied exactly: each
+module is read again first, and one changed since the plan is refused and
+reported, never overwritten (exit 1). A change set made for another org is
+refused (exit 2).
+]]
+
+--- install(cli) plugs these commands into lua/zcrm/cli.lua: cli.commands (the
+-- command table), cli.flags (flags per command), cli.help (help texts) and
+-- cli.helpers (out, json_line, error_line, error_json, usage_error, connect,
+-- print_changes, print_invalid, list_or_nil).
+function M.install(cli)
+  H = cli.helpers
+  cli.commands.export, cli.commands.plan, cli.commands.diff = cmd_export, cmd_plan, cmd_diff
+  local apply_plan = cli.commands.apply
+  cli.commands.apply = function(flags, positional, ...)
+    if flags.concurrency and not math.tointeger(tonumber(flags.concurrency)) then
+      return apply_plan(flags, positional, ...) -- it reports the bad flag
+    end
+    return M.apply(flags, positional) or apply_plan(flags, positional, ...)
+  end
+  for name, flags in pairs(M.FLAGS) do cli.flags[name] = flags end
+  for name, kind in pairs(M.APPLY_FLAGS) do cli.flags.apply[name] = kind end
+  for name, text in pairs(M.HELP) do cli.help[name] = text end
+  cli.help.main = cli.help.main .. MAIN_HELP
+  cli.help.apply = cli.help.apply .. APPLY_HELP
 end
 
 return M
