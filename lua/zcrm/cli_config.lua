@@ -68,16 +68,6 @@ local function plural(n, word, many)
   return string.format("%d %s", n, n == 1 and word or (many or (word .. "s")))
 end
 
-local function io_error(code, message)
-  return core.error { kind = "io", code = code, message = message, retryable = false }
-end
-
-local function write_text(path, text, code)
-  local ok, err = changes.write_private(path, text)
-  if not ok then return nil, io_error(code, "cannot write " .. path .. ": " .. tostring(err)) end
-  return true
-end
-
 -- Reads ORGS.lua: a list of { name =, options = <zcrm.new options> }. Like a
 -- config file, one that holds a secret must be readable by its owner only.
 local function read_orgs(path)
@@ -158,17 +148,14 @@ end
 -- {==== export
 
 local function export_one(client, path)
-  local plan, err = client:export()
+  local plan, err = client:export { out = path }
   if not plan then return nil, err end
-  local text = zcrm.export_source(plan, client.api_domain)
-  if not path then
-    io.stdout:write(text)
-    return plan
+  if path then
+    io.stderr:write(string.format("zcrm: exported %s of %s to %s\n", plural(#plan, "custom module"),
+      client.api_domain, path))
+  else
+    io.stdout:write(zcrm.export_source(plan, client.api_domain))
   end
-  local ok, werr = write_text(path, text, "EXPORT_FILE_ERROR")
-  if not ok then return nil, werr end
-  io.stderr:write(string.format("zcrm: exported %s of %s to %s\n", plural(#plan, "custom module"),
-    client.api_domain, path))
   return plan
 end
 

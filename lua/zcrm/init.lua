@@ -234,6 +234,7 @@ end
 --- The org's custom modules as a plan: API name, labels and the exact set of
 -- profiles with access (`profile_set`), sorted; no ids. See `zcrm.plan.export`.
 -- @function Client:export
+-- @tparam[opt] table opts `out`: also write the plan file there (mode 0600, no symlink followed)
 -- @treturn table|nil the plan (a list of entries), or nil and a `zcrm.error`
 Client.export = export.export
 

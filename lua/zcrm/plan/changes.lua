@@ -199,12 +199,6 @@ local function io_error(code, message)
   return core.error { kind = "io", code = code, message = message, retryable = false }
 end
 
---- write_private(path, text) -> true, or nil, message: mode 0600, written
--- whole to a temporary file and renamed over `path`.
-function M.write_private(path, text)
-  return core.write_private_file(path, text)
-end
-
 --- read(path) -> change set, or nil, err.
 function M.read(path)
   local f, oerr = core.open_file(path, "r")
@@ -218,7 +212,8 @@ end
 
 --- write(path, changes) -> true, or nil, err.
 function M.write(path, changes)
-  local ok, err = M.write_private(path, M.encode(changes))
+  -- mode 0600, written whole and renamed into place, never through a symlink
+  local ok, err = core.write_private_file(path, M.encode(changes))
   if not ok then return nil, io_error("CHANGES_FILE_ERROR", "cannot write change set: " .. tostring(err)) end
   return true
 end

@@ -36,8 +36,27 @@ local function read_custom_modules(client)
   return custom
 end
 
---- export(client) -> plan (a list of entries), or nil, err.
-function M.export(client)
+--- export(client [, opts]) -> plan (a list of entries), or nil, err.
+-- opts.out: also write the plan file there (mode 0600, written whole and
+-- renamed into place, never through a symbolic link at the path).
+function M.export(client, opts)
+  if opts ~= nil then
+    if type(opts) ~= "table" then error("export: opts must be a table", 2) end
+    for k, v in pairs(opts) do
+      if k ~= "out" or type(v) ~= "string" then error("export: the one option is out = PATH (a string)", 2) end
+    end
+  end
+  local plan, err = M.read(client)
+  if not plan then return nil, err end
+  if opts and opts.out then
+    local ok, werr = core.write_private_file(opts.out, M.source(plan, client.api_domain))
+    if not ok then return nil, werr end
+  end
+  return plan
+end
+
+--- read(client) -> the export plan, or nil, err (nothing written).
+function M.read(client)
   local custom, err = read_custom_modules(client)
   if not custom then return nil, err end
   table.sort(custom, function(a, b) return a.api_name < b.api_name end)
