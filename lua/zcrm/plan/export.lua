@@ -7,6 +7,7 @@
 -- sends nothing (entries with a profile set are always diffed).
 
 local core = require "zcrm.core"
+local util = require "zcrm.util"
 
 local M = {}
 
@@ -77,26 +78,25 @@ function M.read(client)
       names[#names + 1] = p.name
     end
     table.sort(names)
-    plan[#plan + 1] = {
+    local entry = {
       module = m.api_name,
       plural_label = m.actual_plural_label or m.plural_label,
       singular_label = m.actual_singular_label or m.singular_label,
       profile_set = names,
     }
+    if type(entry.plural_label) ~= "string" or type(entry.singular_label) ~= "string" then
+      return nil, export_error("UNEXPECTED_RESPONSE",
+        string.format("module %s has no plural or singular label in the answer", m.api_name), { module = m.api_name })
+    end
+    plan[#plan + 1] = entry
   end
   return plan
-end
-
--- Every value is written as a Lua string literal (%q escapes quotes, newlines
--- and control bytes), so a label can never end the string or add code.
-local function lit(s)
-  return (string.format("%q", s):gsub("\\\n", "\\n"))
 end
 
 --- source(plan, heading) -> the text of a plan file for `plan` (an export).
 function M.source(plan, heading)
   local lines = {
-    "-- Custom modules" .. (heading and (" of " .. heading:gsub("[%c]", " ")) or "") .. ", exported by zcrm.",
+    util.lua_comment("Custom modules" .. (heading and (" of " .. heading) or "") .. ", exported by zcrm."),
     "-- profile_set lists exactly the profiles that have access: applied to an org,",
     "-- profiles not listed lose access to the module. Apply it with",
     "--   zcrm apply THIS_FILE      or      client:apply(\"THIS_FILE\")",
@@ -104,9 +104,10 @@ function M.source(plan, heading)
   }
   for _, e in ipairs(plan) do
     local names = {}
-    for i, n in ipairs(e.profile_set) do names[i] = lit(n) end
+    -- Every value is a literal from util (a label can never end its string or add code).
+    for i, n in ipairs(e.profile_set) do names[i] = util.lua_string(n) end
     lines[#lines + 1] = string.format("  { module = %s, plural_label = %s, singular_label = %s,",
-      lit(e.module), lit(e.plural_label), lit(e.singular_label))
+      util.lua_string(e.module), util.lua_string(e.plural_label), util.lua_string(e.singular_label))
     lines[#lines + 1] = string.format("    profile_set = { %s } },", table.concat(names, ", "))
   end
   lines[#lines + 1] = "}"

@@ -65,9 +65,16 @@ local sync = core.fsync or function(fh) return fh:flush() end
 local Journal = {}
 Journal.__index = Journal
 
+local ENOENT = 2 -- errno on Linux, the BSDs and macOS
+
+-- Reads the journal (never through a symbolic link); a missing file is an
+-- empty journal, any other failure an error.
 local function read_journal(path)
-  local f = io.open(path, "rb")
-  if not f then return { applied = {}, lines = 0, text = "" } end
+  local f, ferr = core.open_file(path, "r")
+  if not f then
+    if ferr.details and ferr.details.errno == ENOENT then return { applied = {}, lines = 0, text = "" } end
+    return nil, io_error("JOURNAL_ERROR", "cannot read journal: " .. ferr.message)
+  end
   local text = f:read("a")
   f:close()
   local j = { applied = {}, lines = 0, text = text }
@@ -88,11 +95,17 @@ end
 
 --- Opens (or creates) the journal at `path`. read_only: read what it holds, write nothing.
 function M.open(path, read_only)
-  if read_only then return setmetatable(read_journal(path), Journal) end
+  if read_only then
+    local j, rerr = read_journal(path)
+    if not j then return nil, rerr end
+    return setmetatable(j, Journal)
+  end
+  -- O_NOFOLLOW, mode 0600 when new: the journal records the org's state.
   local fh, err = core.open_file(path, "a")
-  if not fh then return nil, io_error("JOURNAL_ERROR", "cannot open journal: " .. tostring(err)) end
+  if not fh then return nil, io_error("JOURNAL_ERROR", "cannot open journal: " .. err.message) end
   -- One run per journal: a second one refuses at once. The lock dies with its
-  -- process, so a journal left by a killed run is free again.
+  -- process, so a journal left by a killed run is free again. It is taken
+  -- before the journal is read, so what is read is what the last run wrote.
   local locked, lerr, busy = core.lock_file(fh)
   if not locked then
     fh:close()
@@ -100,7 +113,8 @@ function M.open(path, read_only)
       and string.format("journal %s is in use by another run (it holds the lock); wait for it to finish", path)
       or string.format("cannot lock journal %s: %s", path, tostring(lerr)))
   end
-  local j = read_journal(path)
+  local j, rerr = read_journal(path)
+  if not j then fh:close(); return nil, rerr end
   j.fh = fh
   if #j.text > 0 and j.text:sub(-1) ~= "\n" then
     fh:write("\n") -- end the torn line, so the next record starts on its own
