@@ -2,8 +2,10 @@
 -- first checked against every org (state read, dry run with diff, so label
 -- collisions and unknown profiles show up in any org before any org is
 -- changed), then applied to all of them concurrently, each with its own
--- journal and undo plan in the current directory (ORG.journal, ORG-undo.lua).
--- Run it again after a failure: the journals skip what completed.
+-- journal (an audit record) and undo plan in the current directory
+-- (ORG.journal, ORG-undo-TIME.lua: an undo plan is never written over an older
+-- one). Run it again after a failure: the diff against each org's state skips
+-- what completed.
 -- `zcrm apply PLAN.lua --orgs ORGS.lua` does the same from the command line.
 --
 -- Usage (from the repo root, after `make`):
@@ -34,7 +36,7 @@ local function fail(name, err)
 end
 
 local result, err = zcrm.apply_orgs(orgs, plan_file, {
-  journal = "{org}.journal", undo_file = "{org}-undo.lua",
+  journal = "{org}.journal", undo_file = "{org}-undo-" .. os.date("!%Y%m%dT%H%M%SZ") .. ".lua",
   on_plan = function(r)
     for _, o in ipairs(r.orgs) do
       print(string.format("%-10s checked: %d change(s), %d entry(ies) already as planned",

@@ -134,13 +134,18 @@ end
 -- Asks once; --yes answers for the user. Returns true to go on.
 local function confirm(flags, question)
   if flags.yes then return true end
-  io.stdout:flush()
-  io.stderr:write(question, " [y/N] ")
-  io.stderr:flush()
-  local answer = io.stdin:read("l")
-  if answer and answer:lower():match("^%s*y[e]?[s]?%s*$") then return true end
-  io.stderr:write("zcrm: not applied (the answer was not yes); nothing was sent\n")
-  return false
+  local ok
+  if H.ask then
+    ok = H.ask(question .. " [y/N]") -- cli.lua's prompt
+  else
+    io.stdout:flush()
+    io.stderr:write(question, " [y/N] ")
+    io.stderr:flush()
+    local answer = io.stdin:read("l")
+    ok = answer ~= nil and answer:lower():match("^%s*y[e]?[s]?%s*$") ~= nil
+  end
+  if not ok then io.stderr:write("zcrm: not applied (the answer was not yes); nothing was sent\n") end
+  return ok
 end
 
 -- }====

@@ -251,7 +251,8 @@ local changes = require "zcrm.plan.changes"
 local orgs = require "zcrm.orgs"
 
 --- Applies a plan: checks every entry first, then sends the updates
--- concurrently; resumable with a journal, reversible with an undo file.
+-- concurrently; with diff, a rerun sends only what the org still lacks;
+-- reversible with an undo file, recorded in a journal.
 -- See doc/plans.md and `zcrm.plan.apply`. Given a change set instead (a table
 -- from `Client:plan`, or the path of its `.json` file), applies exactly that
 -- change set: see `zcrm.plan.changes.apply`.

@@ -156,6 +156,18 @@ function M.apply_orgs(zcrm, orgs, plan, opts)
     end
   end
   local t0 = core.now()
+  if opts.undo_file and not opts.dry_run then -- an undo plan is never replaced: refuse before any org runs
+    local ok, err = M.check(orgs)
+    if not ok then return nil, err end
+    for _, org in ipairs(orgs) do
+      local path = per_org(opts.undo_file, org)
+      if core.file_mode(path) then
+        return nil, core.error { kind = "io", code = "UNDO_FILE_EXISTS", retryable = false,
+          message = string.format("org %s: the undo file %s already exists; no org was changed", org.name, path),
+          resolution = "Give undo_file (--undo) a new name holding {org}, or move the old files away first." }
+      end
+    end
+  end
   local clients, cerr = M.connect(zcrm, orgs)
   if not clients then return nil, cerr end
   local result = { orgs = {}, ok = true }
