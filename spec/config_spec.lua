@@ -316,6 +316,19 @@ describe("zcrm.apply_orgs across three orgs", function()
     for name, n in pairs(seen) do assert.is_true(n > 0, name .. " had not started when the first org finished") end
   end)
 
+  it("refuses before any org runs when one org's undo file already exists", function()
+    local dir = assert(io.popen("mktemp -d")):read("l")
+    local f = assert(io.open(dir .. "/undo-org2.lua", "w"))
+    f:write("-- an older undo plan\n")
+    f:close()
+    local result, err = zcrm.apply_orgs(orgs(), plan, { undo_file = dir .. "/undo-{org}.lua" })
+    os.execute("rm -rf " .. emulator.quote(dir))
+    assert.is_nil(result)
+    assert.equal("UNDO_FILE_EXISTS", err.code)
+    assert.matches("org org2", err.message, 1, true)
+    for _, e in ipairs(emus) do assert.equal(0, puts(e)) end
+  end)
+
   it("changes nothing when the confirmation says no", function()
     local result = assert(zcrm.apply_orgs(orgs(), plan, { confirm = function() return false end }))
     assert.is_false(result.confirmed)
