@@ -89,10 +89,7 @@ function M.check_entry(index, entry)
 end
 
 function M.fold(label)
-  label = label:lower()
-  -- Most labels have single spaces only: nothing to replace, no new string.
-  if not (label:find("%s%s") or label:find("[\t-\r]")) then return label end
-  return (label:gsub("%s+", " "))
+  return (label:lower():gsub("%s+", " "))
 end
 
 -- Plan-level: a module given twice, a label given twice. With state, modules
