@@ -791,6 +791,17 @@ end
 
 local COMMANDS = { apply = cmd_apply, validate = cmd_validate, modules = cmd_modules, profiles = cmd_profiles }
 
+-- Configuration as code (issue 13): export, plan, diff, change sets and --orgs
+-- live in lua/zcrm/cli_config.lua; this plugs them in, with the helpers here.
+local config = require "zcrm.cli_config"
+config.install {
+  commands = COMMANDS, flags = COMMAND_FLAGS, help = HELP,
+  helpers = { out = out, json_line = json_line, error_json = error_json, usage_error = usage_error,
+              connect = connect, print_changes = print_changes, list_or_nil = list_or_nil, ask = ask,
+              error_line = function(prefix, err) print_error({}, prefix, err) end,
+              print_invalid = function(faults) print_invalid({}, faults) end },
+}
+
 local function command_help(command)
   out(HELP[command])
   if command ~= "validate" and command ~= "emulator" then out("\n", CONNECTION_HELP) end
@@ -827,7 +838,7 @@ function M.main(argv)
   if not flags then return usage_error(perr, command) end
   setup_terminal(flags)
   if flags.help then return command_help(command) end
-  if command ~= "apply" and command ~= "validate" and #positional > 0 then
+  if command ~= "apply" and command ~= "validate" and not config.TAKES_ARGUMENTS[command] and #positional > 0 then
     return usage_error("zcrm " .. command .. " takes no arguments", command)
   end
   return run(flags, positional, argv)
