@@ -11,6 +11,7 @@ local cjson = require "cjson.safe"
 local zcrm = require "zcrm"
 local plan = require "zcrm.plan"
 local core = require "zcrm.core"
+local util = require "zcrm.util"
 
 local M = {}
 
@@ -136,15 +137,17 @@ local function clear_progress()
   end
 end
 
+-- Everything the command prints goes through out or err_line, which keep a
+-- server's text from acting on the terminal (util.terminal_text).
 local function out(...)
   clear_progress()
-  io.stdout:write(...)
+  io.stdout:write(util.terminal_text(table.concat({ ... })))
 end
 
 local function err_line(text)
   clear_progress()
   io.stdout:flush()
-  io.stderr:write((text:gsub("[\r\n]+", " ")), "\n")
+  io.stderr:write(util.terminal_text((text:gsub("[\r\n]+", " "))), "\n")
 end
 
 local function json_line(t)
@@ -417,8 +420,9 @@ end
 
 -- {==== apply and validate
 
+-- A label as a Lua string literal: quoted, control bytes escaped, one line.
 local function show_value(v)
-  return string.format("%q", v)
+  return type(v) == "string" and util.lua_string(v) or tostring(v)
 end
 
 local function print_changes(changes)
