@@ -11,6 +11,7 @@ local cjson = require "cjson.safe"
 local zcrm = require "zcrm"
 local plan = require "zcrm.plan"
 local core = require "zcrm.core"
+local util = require "zcrm.util"
 
 local M = {}
 
@@ -136,15 +137,17 @@ local function clear_progress()
   end
 end
 
+-- Everything the command prints goes through out or err_line, which keep a
+-- server's text from acting on the terminal (util.terminal_text).
 local function out(...)
   clear_progress()
-  io.stdout:write(...)
+  io.stdout:write(util.terminal_text(table.concat({ ... })))
 end
 
 local function err_line(text)
   clear_progress()
   io.stdout:flush()
-  io.stderr:write((text:gsub("[\r\n]+", " ")), "\n")
+  io.stderr:write(util.terminal_text((text:gsub("[\r\n]+", " "))), "\n")
 end
 
 local function json_line(t)
@@ -286,22 +289,29 @@ local function shell_quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
--- The command line as typed, for "run it again" hints, without --undo: the
+-- Flags left out of the "run it again" hint, with their values: --undo (the
 -- undo plan this run wrote stays the way back, and a rerun would refuse to
--- overwrite it.
+-- overwrite it) and --access-token (a secret never reaches the output).
+local RESUME_DROPS = { undo = true, ["access-token"] = true }
+
+-- The command line as typed, for "run it again" hints, without RESUME_DROPS;
+-- the second result is true when a secret was left out.
 local function resume_command(argv)
   local parts = { shell_quote(argv[0] or "zcrm") }
+  local secret_dropped = false
   local i = 1
   while i <= #argv do
     local a = argv[i]
-    if a == "--undo" then
-      i = i + 1
-    elseif a:sub(1, 7) ~= "--undo=" then
+    local name, inline = a:match("^%-%-([%w-]+)(=?)")
+    if name and RESUME_DROPS[name] then
+      if inline == "" then i = i + 1 end
+      if name == "access-token" then secret_dropped = true end
+    else
       parts[#parts + 1] = shell_quote(a)
     end
     i = i + 1
   end
-  return table.concat(parts, " ")
+  return table.concat(parts, " "), secret_dropped
 end
 
 -- }====
@@ -410,8 +420,9 @@ end
 
 -- {==== apply and validate
 
+-- A label as a Lua string literal: quoted, control bytes escaped, one line.
 local function show_value(v)
-  return string.format("%q", v)
+  return type(v) == "string" and util.lua_string(v) or tostring(v)
 end
 
 local function print_changes(changes)
@@ -680,9 +691,11 @@ local function cmd_apply(flags, positional, argv)
     print_summary(report)
   end
   if sig then
-    err_line(string.format("zcrm: interrupted by %s: %s; %s. Running the same command again resumes: %s%s",
+    local again, secret_dropped = resume_command(argv)
+    err_line(string.format("zcrm: interrupted by %s: %s; %s. Running the same command again resumes: %s%s%s",
       SIGNAL_NAME[sig], report.dry_run and "nothing was sent" or (#report.applied .. " applied"),
-      plural(#report.not_sent, "update") .. " not sent", resume_command(argv),
+      plural(#report.not_sent, "update") .. " not sent", again,
+      secret_dropped and " (with your access token, best in ZOHO_ACCESS_TOKEN)" or "",
       report.undo_file and string.format(" (%s stays the way back)", report.undo_file) or ""))
     return EXIT_SIGNAL[sig]
   end
