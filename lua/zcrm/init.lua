@@ -45,6 +45,8 @@ end
 -- Operations: each runs in the engine; each is also a blocking method.
 Client._ops = {
   update_module = modules.update_module,
+  update_modules = modules.update_modules,
+  create_module = modules.create_module,
   get_modules = modules.get_modules,
   get_module = modules.get_module,
   get_profiles = modules.get_profiles,
