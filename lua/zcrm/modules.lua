@@ -111,61 +111,85 @@ local function profiles_task(client)
   end
   if list then client._profiles = list end
   client._profiles_loading = false
-  client:_signal(PROFILES_EVENT, list, err)
+  client._engine:signal(PROFILES_EVENT, list, err)
 end
 
 local function cached_profiles(client)
   if client._profiles then return client._profiles end
   if not client._profiles_loading then
     client._profiles_loading = true
-    client:_spawn("profiles read", profiles_task)
+    client._engine:spawn("profiles read", profiles_task)
   end
   return coroutine.yield("wait", PROFILES_EVENT)
 end
 
-local function name_fault(i, message, name)
+local function profile_fault(i, message, key, value)
   return core.error {
-    kind = "validation", code = "INVALID_DATA", field = string.format("profiles[%d].name", i),
+    kind = "validation", code = "INVALID_DATA", field = string.format("profiles[%d]%s", i, key and "." .. key or ""),
     message = message,
-    details = { api_name = "name", json_path = string.format("$.modules[0].profiles[%d].name", i - 1), name = name },
+    details = key and { api_name = key, json_path = string.format("$.modules[0].profiles[%d].%s", i - 1, key),
+                        [key] = value } or nil,
   }
 end
 
--- Replaces `{ name = ... }` entries by ids. Unknown or ambiguous names are errors.
-local function resolve_names(client, clean)
-  local needs = false
-  for _, p in ipairs(clean.profiles or {}) do
-    if p.name then needs = true break end
+--- by_name(profiles) -> { [name] = id, or "ambiguous" when two share it }.
+function M.by_name(profiles, into)
+  local map = into or {}
+  for _, p in ipairs(profiles) do
+    if type(p) == "table" and type(p.name) == "string" and p.id then
+      map[p.name] = map[p.name] and "ambiguous" or p.id
+    end
   end
-  if not needs then return clean end
+  return map
+end
+
+--- resolve_profiles(list, by_name, known_ids) -> a copy of `list` (a checked
+-- update's profiles) with every `{ name = }` replaced by its id, or nil, err.
+-- Unknown or ambiguous names, and an id given twice, are errors; with
+-- `known_ids` (id -> anything), so is an id that is not in it. The one
+-- resolver: the engine's updates and plans with state both use it.
+function M.resolve_profiles(list, by_name, known_ids)
+  local resolved, seen = {}, {}
+  for i, p in ipairs(list) do
+    local id = p.id
+    if id == nil then
+      id = by_name[p.name]
+      if id == nil then
+        return nil, profile_fault(i, string.format("no profile named '%s' in this org", p.name), "name", p.name)
+      elseif id == "ambiguous" then
+        return nil, profile_fault(i, string.format("more than one profile is named '%s'; use its id", p.name),
+          "name", p.name)
+      end
+    elseif known_ids and not known_ids[id] then
+      return nil, profile_fault(i, string.format("no profile with id %s in this org", id), "id", id)
+    end
+    if seen[id] then
+      return nil, profile_fault(i, string.format("profile %s is given twice", id))
+    end
+    seen[id] = true
+    resolved[i] = { id = id, _delete = p._delete }
+  end
+  return resolved
+end
+
+local function has_names(list)
+  for _, p in ipairs(list or {}) do
+    if p.name then return true end
+  end
+  return false
+end
+
+-- Replaces `{ name = ... }` entries by ids, reading the profile list once per client.
+local function resolve_names(client, clean)
+  if not has_names(clean.profiles) then return clean end
   local profiles, err = cached_profiles(client)
   if not profiles then return nil, err end
-  local by_name = {}
-  for _, p in ipairs(profiles) do
-    if type(p.name) == "string" then
-      local seen = by_name[p.name]
-      by_name[p.name] = seen and "ambiguous" or p.id
-    end
-  end
-  local seen = {}
-  for i, p in ipairs(clean.profiles) do
-    if p.name then
-      local id = by_name[p.name]
-      if id == nil then
-        return nil, name_fault(i, string.format("no profile named '%s'", p.name), p.name)
-      elseif id == "ambiguous" then
-        return nil, name_fault(i, string.format("more than one profile is named '%s'; use its id", p.name), p.name)
-      end
-      p.id, p.name = id, nil
-    end
-    if seen[p.id] then
-      local e = name_fault(i, string.format("profile %s is given twice", p.id), p.id)
-      e.field = string.format("profiles[%d]", i)
-      return nil, e
-    end
-    seen[p.id] = true
-  end
-  return clean
+  local list, rerr = M.resolve_profiles(clean.profiles, M.by_name(profiles))
+  if not list then return nil, rerr end
+  local update = {}
+  for k, v in pairs(clean) do update[k] = v end
+  update.profiles = list
+  return update
 end
 
 -- }====
@@ -194,18 +218,23 @@ local function first_item(client, status, doc)
 end
 
 -- Checks a module and an update as update_module does; returns the path
--- segment and the clean update (profile names resolved to ids), or nil, err.
-local function prepare_one(client, module, update)
+-- segment and the clean update, or nil, err. Profile names stay for send_update.
+local function prepare_one(module, update)
   local segment, merr = core.check_module(module)
   if not segment then return nil, merr end
   local clean, verr = core.prepare_update(update)
   if not clean then return nil, verr end
-  clean, verr = resolve_names(client, clean)
-  if not clean then return nil, verr end
   return segment, clean
 end
 
-local function put_one(client, segment, clean)
+--- send_update(segment, clean) -> as update_module. The internal operation
+-- behind it: `segment` and `clean` have passed core.check_module and
+-- core.prepare_update already (a plan checks every entry before sending), so
+-- they are not checked again; profile names left in `clean` are resolved.
+function M.send_update(client, segment, clean)
+  local verr
+  clean, verr = resolve_names(client, clean)
+  if not clean then return nil, verr end
   local status, doc = http.call(client, "PUT", "settings/modules/" .. segment,
     { body = { modules = { clean } }, key = "modules", cost = client.credit_costs.update_module })
   if not status then return nil, doc end
@@ -215,9 +244,9 @@ end
 --- update_module(module, update) -> { id, code, message, status, details } or nil, err.
 -- Validates locally first: an invalid update or module sends nothing.
 function M.update_module(client, module, update)
-  local segment, clean = prepare_one(client, module, update)
+  local segment, clean = prepare_one(module, update)
   if not segment then return nil, clean end
-  return put_one(client, segment, clean)
+  return M.send_update(client, segment, clean)
 end
 
 local CREATE_KEYS = { "plural_label", "singular_label", "profiles" }
@@ -275,11 +304,11 @@ local function run_all(client, fns)
   if #fns == 1 then return fns[1](client) end
   local left, event = #fns, {}
   for _, fn in ipairs(fns) do
-    client:_spawn("update_modules part", function(c)
+    client._engine:spawn("update_modules part", function(c)
       local ok, err = pcall(fn, c)
       if not ok then c:_log("error", "update_modules: " .. c:_redact(tostring(err))) end
       left = left - 1
-      if left == 0 then c:_signal(event) end
+      if left == 0 then c._engine:signal(event) end
     end)
   end
   -- The tasks start only after this yield, so the signal cannot come first.
@@ -305,7 +334,7 @@ local function send_singly(client, part, results)
   local fns = {}
   for _, e in ipairs(part) do
     fns[#fns + 1] = function(c)
-      local res, err = put_one(c, e.segment, e.clean)
+      local res, err = M.send_update(c, e.segment, e.clean)
       results[e.index] = res or err
     end
   end
@@ -349,8 +378,10 @@ local function send_batch(client, part, results)
   end
 end
 
--- API names to ids, from one read of the module list (only when a name is given).
-local function resolve_modules(client, entries, results)
+-- API names to ids, from one read of the module list (only when a name is
+-- given), and profile names to ids. An entry that cannot be resolved gets its
+-- error and loses its segment.
+local function resolve_entries(client, entries, results)
   local by_name
   for _, e in ipairs(entries) do
     if not e.segment:match("^%d+$") then
@@ -366,47 +397,23 @@ local function resolve_modules(client, entries, results)
       if id then
         e.segment = id
       else
-        local err = local_error("INVALID_MODULE", string.format("no module has the API name '%s'", e.segment),
-          "module", { resource_path_index = 2 })
-        results[e.index] = err
+        results[e.index] = local_error("INVALID_MODULE", string.format("no module has the API name '%s'",
+          e.segment), "module", { resource_path_index = 2 })
         e.segment = nil
       end
+    end
+    if e.segment then
+      local clean, err = resolve_names(client, e.clean)
+      if clean then e.clean = clean else results[e.index], e.segment = err, nil end
     end
   end
   return true
 end
 
---- update_modules(list) -> results. `list` holds entries `{ module = id or API
--- name, plural_label =, singular_label =, profiles = }` (plan entries). Each is
--- checked as update_module checks it; API names become ids (one GET of the module
--- list); the valid entries go to PUT settings/modules, at most BATCH_MAX per call,
--- the calls at once within the concurrency cap. `results[i]` is entry i's result
--- (as update_module's) or its error object; `results.fallback` is set when the
--- server refused the batch endpoint and the entries went one per call (then for
--- every later call of this client too).
-function M.update_modules(client, list)
-  if type(list) ~= "table" then
-    error("zcrm: update_modules expects a list of { module =, ... } entries", 0)
-  end
-  local results, entries = {}, {}
-  for i = 1, #list do
-    local entry = list[i]
-    if type(entry) ~= "table" then
-      results[i] = local_error("INVALID_DATA", string.format("entry %d must be a table, got %s", i, type(entry)))
-    else
-      local update = {}
-      for k, v in pairs(entry) do
-        if k ~= "module" then update[k] = v end
-      end
-      local segment, clean = prepare_one(client, rawget(entry, "module"), update)
-      if segment then
-        entries[#entries + 1] = { index = i, segment = segment, clean = clean }
-      else
-        results[i] = clean
-      end
-    end
-  end
-  local ok, err = resolve_modules(client, entries, results)
+-- Sends checked entries `{ index =, segment =, clean = }` in batches; every
+-- entry's result or error lands in results[index].
+local function send_checked(client, entries, results)
+  local ok, err = resolve_entries(client, entries, results)
   if not ok then
     for _, e in ipairs(entries) do results[e.index] = err end
     return results
@@ -431,6 +438,48 @@ function M.update_modules(client, list)
   end
   results.fallback = client.batch_fallback
   return results
+end
+
+--- send_updates(list) -> results: the internal operation behind update_modules
+-- for entries that passed core.check_module and core.prepare_update already
+-- (a plan's): `list[i]` is `{ segment, clean }`, `results[i]` its result or error.
+function M.send_updates(client, list)
+  local entries = {}
+  for i, e in ipairs(list) do entries[i] = { index = i, segment = e[1], clean = e[2] } end
+  return send_checked(client, entries, {})
+end
+
+--- update_modules(list) -> results. `list` holds entries `{ module = id or API
+-- name, plural_label =, singular_label =, profiles = }` (plan entries). Each is
+-- checked as update_module checks it; API names become ids (one GET of the module
+-- list); the valid entries go to PUT settings/modules, at most BATCH_MAX per call,
+-- the calls at once within the concurrency cap. `results[i]` is entry i's result
+-- (as update_module's) or its error object; `results.fallback` is set when the
+-- server refused the batch endpoint and the entries went one per call (then for
+-- every later call of this client too).
+function M.update_modules(client, list)
+  if type(list) ~= "table" then
+    error("zcrm: update_modules expects a list of { module =, ... } entries", 0)
+  end
+  local results, entries = {}, {}
+  for i = 1, #list do
+    local entry = list[i]
+    if type(entry) ~= "table" then
+      results[i] = local_error("INVALID_DATA", string.format("entry %d must be a table, got %s", i, type(entry)))
+    else
+      local update = {}
+      for k, v in pairs(entry) do
+        if k ~= "module" then update[k] = v end
+      end
+      local segment, clean = prepare_one(rawget(entry, "module"), update)
+      if segment then
+        entries[#entries + 1] = { index = i, segment = segment, clean = clean }
+      else
+        results[i] = clean
+      end
+    end
+  end
+  return send_checked(client, entries, results)
 end
 
 -- }====
@@ -489,6 +538,5 @@ function M.request(client, method, path, opts)
   return http.call(client, method, (path:gsub("^/", "")), o)
 end
 
-M.resolve_names = resolve_names
 
 return M
