@@ -213,3 +213,145 @@ describe("update_modules against a server without the batch endpoint", function(
     assert.equal("Agreements", find(state, "Contracts").plural_label)
   end)
 end)
+
+describe("plans with create entries", function()
+  local emu, client
+  setup(function() emu = emulator.start {} end)
+  teardown(function() emu:stop() end)
+  before_each(function()
+    emu:reset()
+    client = new_client(emu)
+  end)
+
+  local function plan()
+    return {
+      { create = true, plural_label = "Field Visits", singular_label = "Field Visit",
+        profiles = { { name = "Administrator" }, { name = "Standard" } } },
+      { module = "Projects", plural_label = "Client Projects" },
+    }
+  end
+
+  it("are checked offline like create_module, with their index", function()
+    local ok, err = zcrm.plan.validate {
+      { create = true, plural_label = "Visits", profiles = { { id = ADMIN } } },              -- no singular
+      { create = true, module = "Visits", plural_label = "Visits", singular_label = "Visit",
+        profiles = { { id = ADMIN } } },                                                       -- module given
+      { create = "yes", plural_label = "Visits", singular_label = "Visit", profiles = { { id = ADMIN } } },
+      { create = true, plural_label = "Visits", singular_label = "Visit", profiles = { { id = ADMIN, _delete = true } } },
+      { create = true, plural_label = "Projects", singular_label = "Thing", profiles = { { id = ADMIN } } },
+      { module = "Assets", plural_label = "projects" },                                        -- same label, case folded
+    }
+    assert.is_nil(ok)
+    local e = err.details.errors
+    assert.same({ "MANDATORY_NOT_FOUND", "INVALID_DATA", "INVALID_DATA", "INVALID_DATA", "DUPLICATE_DATA" },
+                { e[1].error.code, e[2].error.code, e[3].error.code, e[4].error.code, e[5].error.code })
+    assert.same({ 1, 2, 3, 4, 6 }, { e[1].index, e[2].index, e[3].index, e[4].index, e[5].index })
+    assert.same({ "singular_label", "module", "create", "profiles[1]._delete" },
+                { e[1].error.field, e[2].error.field, e[3].error.field, e[4].error.field })
+  end)
+
+  it("show in the diff as new modules, are created, and a rerun with diff sends nothing", function()
+    local report, err = client:apply(plan(), { diff = true })
+    assert.is_nil(err)
+    assert.is_true(report.ok)
+    local c = report.changes[1]
+    assert.is_true(c.create)
+    assert.equal("(new) Field Visits", c.module)
+    assert.same({ new = "Field Visits" }, c.plural_label)
+    assert.same({ ADMIN, STANDARD }, { c.granted[1].id, c.granted[2].id })
+    assert.equal("Administrator", c.granted[1].name)
+    assert.equal(2, #report.applied)
+    assert.matches("^%d+$", report.applied[1].id)
+    local m
+    for _, mod in ipairs(emu:state().modules) do
+      if mod.plural_label == "Field Visits" then m = mod end
+    end
+    assert.is_table(m)
+    assert.equal(report.applied[1].id, m.id)
+    assert.equal(1, requests(emu, "POST /crm/v8/settings/modules"))
+    -- again: the module with both labels is there, so nothing is sent
+    local again = assert(client:apply(plan(), { diff = true }))
+    assert.equal(0, #again.applied)
+    assert.equal(2, #again.skipped)
+    assert.equal("no change", again.skipped[1].reason)
+    assert.equal(1, requests(emu, "POST /crm/v8/settings/modules"))
+  end)
+
+  it("refuse a label that another module already has, before sending", function()
+    local before = requests(emu)
+    local report, err = client:apply({
+      { create = true, plural_label = "Projects", singular_label = "Undertaking", profiles = { { id = ADMIN } } },
+    }, { diff = true })
+    assert.is_nil(report)
+    assert.equal("DUPLICATE_DATA", err.details.errors[1].error.code)
+    assert.equal("plural_label", err.details.errors[1].error.field)
+    assert.equal(0, requests(emu, "POST /crm/v8/settings/modules"))
+    assert.is_true(requests(emu) > before) -- the state was read
+  end)
+
+  it("are journalled like updates: a rerun with the journal skips them", function()
+    local p = assert(io.popen("mktemp -d"))
+    local dir = p:read("l")
+    p:close()
+    local journal = dir .. "/run.journal"
+    local report = assert(client:apply(plan(), { journal = journal }))
+    assert.equal(2, #report.applied)
+    local again = assert(client:apply(plan(), { journal = journal }))
+    assert.equal(0, #again.applied)
+    assert.same({ "journal", "journal" }, { again.skipped[1].reason, again.skipped[2].reason })
+    assert.equal(1, requests(emu, "POST /crm/v8/settings/modules"))
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+end)
+
+describe("apply with batch = true against a server without the batch endpoint", function()
+  local emu
+  setup(function() emu = emulator.start { "--extra-modules", "150" } end)
+  teardown(function() emu:stop() end)
+  before_each(function() emu:reset() end)
+
+  it("falls back to single PUTs for the rest of the run, says so once, and loses nothing", function()
+    local logged = {}
+    local client = new_client(emu, { logger = function(_, msg) logged[#logged + 1] = msg end })
+    local list, results = {}, 0
+    for i = 1, 150 do list[i] = { module = "Bulk_Module_" .. i, plural_label = "Batch Items " .. i } end
+    list[151] = { create = true, plural_label = "Field Visits", singular_label = "Field Visit",
+                  profiles = { { id = ADMIN } } }
+    local report = assert(client:apply(list, { batch = true, on_result = function() results = results + 1 end }))
+    assert.is_true(report.ok)
+    assert.equal(151, #report.applied)
+    assert.equal(151, results)
+    assert.equal("INVALID_REQUEST_METHOD", report.batch_fallback.code)
+    local refusals = batch_puts(emu)
+    assert.is_true(refusals >= 1 and refusals <= 2)                         -- both groups may be in flight
+    assert.equal(150, requests(emu, "PUT /crm/v8/settings/modules/{module}"))
+    local says = 0
+    for _, msg in ipairs(logged) do
+      if msg:find("refused the batch endpoint", 1, true) then says = says + 1 end
+    end
+    assert.equal(1, says)
+    local state = emu:state()
+    for i = 1, 150 do assert.equal("Batch Items " .. i, find(state, "Bulk_Module_" .. i).plural_label) end
+  end)
+
+  it("zcrm apply --batch says so once on stderr", function()
+    local p = assert(io.popen("mktemp -d"))
+    local dir = p:read("l")
+    p:close()
+    files.write(dir .. "/plan.lua", [[return {
+      { module = "Bulk_Module_1", plural_label = "Batch One" },
+      { module = "Bulk_Module_2", plural_label = "Batch Two" },
+    }]])
+    local out = os.tmpname()
+    local cmd = string.format("env -i PATH=\"$PATH\" ZOHO_API_DOMAIN=%s ZOHO_ACCESS_TOKEN=emulator-token "
+      .. "bin/zcrm apply %s/plan.lua --batch >%s 2>&1", emu.url, dir, out)
+    local _, _, code = os.execute(cmd)
+    local text = files.read(out)
+    os.remove(out)
+    os.execute("rm -rf '" .. dir .. "'")
+    assert.equal(0, code, text)
+    local _, n = text:gsub("refused the batch endpoint", "")
+    assert.equal(1, n, text)
+    assert.matches("applied 2, skipped 0, failed 0", text)
+  end)
+end)

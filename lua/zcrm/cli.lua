@@ -44,7 +44,7 @@ plan or usage.
 ]],
   apply = [[
 usage: zcrm apply PLAN.lua [ARG...] [--dry-run] [--diff] [--journal F] [--undo F]
-                  [--concurrency N] [--json] [connection options]
+                  [--concurrency N] [--batch] [--json] [connection options]
 
 Checks every entry of PLAN.lua first and sends nothing unless all are valid, then
 applies the updates concurrently. ARGs reach a plan function as ctx.args.
@@ -56,6 +56,8 @@ applies the updates concurrently. ARGs reach a plan function as ctx.args.
                      started again with the same F skips what completed
   --undo F           read the current state and write F, a plan that restores it
   --concurrency N    at most N updates in flight (default 10; Zoho allows 5 to 25)
+  --batch            send updates 100 modules per call (PUT settings/modules);
+                     if the server refuses that, one per call, said once
   --json             JSON lines on stdout: one event per line
 ]],
   validate = [[
@@ -137,7 +139,7 @@ local CONNECTION_FLAGS = { ["api-domain"] = "value", dc = "value", environment =
                            config = "value", ["access-token"] = "value" }
 local COMMAND_FLAGS = {
   apply = { ["dry-run"] = "boolean", diff = "boolean", journal = "value", undo = "value",
-            concurrency = "value", json = "boolean" },
+            concurrency = "value", json = "boolean", batch = "boolean" },
   validate = { json = "boolean" },
   modules = { json = "boolean" },
   profiles = { json = "boolean" },
@@ -284,6 +286,7 @@ end
 -- {==== apply and validate
 
 local function show_value(v)
+  if v == nil then return "(new)" end        -- a module a create entry makes
   return string.format("%q", v)
 end
 
@@ -370,6 +373,7 @@ local function report_json(report)
     applied = #report.applied, skipped = #report.skipped, failed = #report.failed,
     invalid = #report.invalid, not_sent = #report.not_sent, credits = report.credits,
     elapsed = report.elapsed, undo_file = report.undo_file, journal = report.journal,
+    batch_fallback = report.batch_fallback and error_json(report.batch_fallback) or nil,
   }
 end
 
@@ -433,7 +437,7 @@ local function cmd_apply(flags, positional)
   local bar = not flags.json and not plain and progress_bar()
   local opts = {
     dry_run = flags["dry-run"], diff = flags.diff, journal = flags.journal, undo_file = flags.undo,
-    concurrency = client.concurrency,
+    concurrency = client.concurrency, batch = flags.batch,
     on_result = result_printer(flags, total_ref, index_of),
     on_plan = function(report)
       show_plan(report, flags, string.format("Plan %s: %s for %s%s", path,
@@ -461,6 +465,10 @@ local function cmd_apply(flags, positional)
   end
 
   if flags.json then report_json(report) else print_summary(report) end
+  if report.batch_fallback then
+    io.stderr:write(string.format("zcrm: the server refused the batch endpoint (%s); the updates went one "
+      .. "module per call\n", tostring(report.batch_fallback)))
+  end
   if report.aborted then error_line("stopped early", report.aborted) end
   return report.ok and EXIT_OK or EXIT_FAILED
 end

@@ -251,12 +251,11 @@ end
 
 local CREATE_KEYS = { "plural_label", "singular_label", "profiles" }
 
---- create_module{ plural_label =, singular_label =, profiles = } -> { id, code,
--- message, status, details } or nil, err. POST /settings/modules (reference
--- §2.3): the three keys are mandatory, checked as an update's are; profiles are
--- grants (by id or name), so `_delete` is refused. Costs `credit_costs.create_module`
--- (500). A POST is never repeated once it may have reached Zoho.
-function M.create_module(client, spec)
+--- check_create(spec) -> the clean body item, or nil, err: create_module's
+-- local checks (no network). Those of an update (core.prepare_update), and: the
+-- three keys are mandatory (reference §2.3), profiles are grants only (`_delete`
+-- is refused), and `api_name` is refused (Zoho makes it from plural_label).
+function M.check_create(spec)
   if type(spec) ~= "table" then
     return nil, local_error("INVALID_DATA", "create_module expects a table { plural_label =, singular_label =, "
       .. "profiles = }, got " .. (spec == nil and "nothing" or type(spec)))
@@ -282,6 +281,17 @@ function M.create_module(client, spec)
         { api_name = "_delete", json_path = string.format("$.modules[0].profiles[%d]._delete", i - 1) })
     end
   end
+  return clean
+end
+
+--- create_module{ plural_label =, singular_label =, profiles = } -> { id, code,
+-- message, status, details } or nil, err. POST /settings/modules (reference
+-- §2.3), checked first by check_create; profile names become ids. Costs
+-- `credit_costs.create_module` (500). A POST is never repeated once it may have
+-- reached Zoho.
+function M.create_module(client, spec)
+  local clean, verr = M.check_create(spec)
+  if not clean then return nil, verr end
   clean, verr = resolve_names(client, clean)
   if not clean then return nil, verr end
   local status, doc = http.call(client, "POST", "settings/modules",

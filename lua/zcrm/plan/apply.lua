@@ -13,6 +13,7 @@
 -- run that is half done is a result to read, like Zoho's 207.
 
 local core = require "zcrm.core"
+local modules = require "zcrm.modules"
 local options = require "zcrm.options"
 local check = require "zcrm.plan.check"
 local load = require "zcrm.plan.load"
@@ -27,7 +28,7 @@ local KNOWN_OPTIONS = {
   dry_run = "boolean", diff = "boolean", undo_file = "string", journal = "string",
   partial = "boolean", concurrency = "number", on_result = "function", on_progress = "function",
   on_plan = "function",
-  read_state = "boolean", args = "table", dir = "string",
+  read_state = "boolean", args = "table", dir = "string", batch = "boolean",
 }
 
 local function check_options(opts)
@@ -91,7 +92,7 @@ end
 local function change_report(item)
   local c = item.change
   return {
-    index = item.index, module = c.module, id = c.id,
+    index = item.index, module = c.module, id = c.id, create = c.create,
     plural_label = c.plural_label, singular_label = c.singular_label,
     granted = c.granted, revoked = c.revoked,
   }
@@ -107,7 +108,8 @@ local function plan_work(items, opts, journal, report)
     elseif opts.diff and item.change.noop then
       report.skipped[#report.skipped + 1] = { index = item.index, module = item.module, reason = "no change" }
     else
-      item.send = opts.diff and st.reduced_update(item.change) or item.update
+      -- A new module is sent whole; an update, with diff, only what differs.
+      item.send = (opts.diff and not item.create) and st.reduced_update(item.change) or item.update
       work[#work + 1] = item
     end
   end
@@ -131,22 +133,65 @@ local function record_result(report, journal, item, res, err)
   return journal:write(rec)
 end
 
--- Sends the work through the engine, at most `window` in flight, and handles
--- each completion here, in the caller's loop: journal line on disk first, then
--- the report and the callbacks.
+-- The units of sending: one item each, or with `batch`, the updates in groups
+-- of at most modules.BATCH_MAX (one PUT settings/modules each). Creates are
+-- always one per call: Zoho creates one module per POST.
+local function units(work, batch)
+  local list, group = {}, nil
+  for _, item in ipairs(work) do
+    if batch and not item.create then
+      if not group or #group == modules.BATCH_MAX then
+        group = {}
+        list[#list + 1] = group
+      end
+      group[#group + 1] = item
+    else
+      list[#list + 1] = { item }
+    end
+  end
+  return list
+end
+
+-- Starts one unit; `done(item, res, err)` is called per item from poll.
+local function submit_unit(client, unit, batch, done)
+  local item = unit[1]
+  if item.create then
+    client:submit("create_module", item.send):on_done(function(res, err) done(item, res, err) end)
+  elseif not batch then
+    client:submit("_send_update", item.segment, item.send):on_done(function(res, err) done(item, res, err) end)
+  else
+    local list = {}
+    for i, it in ipairs(unit) do list[i] = { it.current and it.current.id or it.segment, it.send } end
+    client:submit("_send_updates", list):on_done(function(results, err)
+      for i, it in ipairs(unit) do
+        local r = results and results[i] or err
+        if core.is_error(r) then done(it, nil, r) else done(it, r, nil) end
+      end
+    end)
+  end
+end
+
+-- Sends the work through the engine, at most `window` units (calls) in flight,
+-- and handles each completed item here, in the caller's loop: journal line on
+-- disk first, then the report and the callbacks.
 local function send_all(client, work, opts, report, journal)
   local window = math.min(opts.concurrency or client.concurrency, client.concurrency)
-  local total, done, next_i, in_flight = #work, 0, 1, 0
+  local total, done = #work, 0
+  local list = units(work, opts.batch)
+  local next_u, in_flight = 1, 0             -- units sent whose items are not all done
+  local left = {}                            -- unit -> items not done yet
+  local unit_of = {}                         -- item -> its unit
   local completed = {}
+  local function on_item(item, res, err) completed[#completed + 1] = { item, res, err } end
   call_back(report, opts.on_progress, 0, total)
   while done < total do
-    while not report.aborted and in_flight < window and next_i <= total do
-      local item = work[next_i]
-      next_i = next_i + 1
+    while not report.aborted and in_flight < window and next_u <= #list do
+      local unit = list[next_u]
+      next_u = next_u + 1
       in_flight = in_flight + 1
-      client:submit("_send_update", item.segment, item.send):on_done(function(res, err)
-        completed[#completed + 1] = { item, res, err }
-      end)
+      left[unit] = #unit
+      for _, item in ipairs(unit) do unit_of[item] = unit end
+      submit_unit(client, unit, opts.batch, on_item)
     end
     if in_flight == 0 then break end -- aborted, and nothing left in flight
     client:poll(0.05)
@@ -154,7 +199,10 @@ local function send_all(client, work, opts, report, journal)
     completed = {}
     for _, c in ipairs(batch) do
       local item, res, err = c[1], c[2], c[3]
-      in_flight, done = in_flight - 1, done + 1
+      local unit = unit_of[item]
+      left[unit] = left[unit] - 1
+      if left[unit] == 0 then in_flight = in_flight - 1 end
+      done = done + 1
       local ok, jerr = record_result(report, journal, item, res, err)
       if not ok then report.aborted = report.aborted or jerr end
       if err and fatal(err) then report.aborted = report.aborted or err end
@@ -162,9 +210,12 @@ local function send_all(client, work, opts, report, journal)
       call_back(report, opts.on_progress, done, total)
     end
   end
-  for i = next_i, total do
-    report.not_sent[#report.not_sent + 1] = { index = work[i].index, module = work[i].module }
+  for u = next_u, #list do
+    for _, item in ipairs(list[u]) do
+      report.not_sent[#report.not_sent + 1] = { index = item.index, module = item.module }
+    end
   end
+  if opts.batch then report.batch_fallback = client.batch_fallback end
 end
 
 local function new_report(list, opts)
