@@ -133,54 +133,52 @@ local function record_result(report, journal, item, res, err)
   return journal:write(rec)
 end
 
--- The units of sending: one item each, or with `batch`, the updates in groups
--- of at most modules.BATCH_MAX (one PUT settings/modules each). Creates are
--- always one per call: Zoho creates one module per POST.
-local function units(work, batch)
+-- The calls to make: with `batch`, the updates in groups `{ group = items }` of
+-- at most modules.BATCH_MAX (one PUT settings/modules each); otherwise, and for
+-- creates always (Zoho creates one module per POST), the items themselves.
+local function batch_units(work)
   local list, group = {}, nil
   for _, item in ipairs(work) do
-    if batch and not item.create then
+    if item.create then
+      list[#list + 1] = item
+    else
       if not group or #group == modules.BATCH_MAX then
         group = {}
-        list[#list + 1] = group
+        list[#list + 1] = { group = group }
       end
       group[#group + 1] = item
-    else
-      list[#list + 1] = { item }
     end
   end
   return list
 end
 
--- Starts one unit; `done(item, res, err)` is called per item from poll.
-local function submit_unit(client, unit, batch, done)
-  local item = unit[1]
-  if item.create then
-    client:submit("create_module", item.send):on_done(function(res, err) done(item, res, err) end)
-  elseif not batch then
-    client:submit("_send_update", item.segment, item.send):on_done(function(res, err) done(item, res, err) end)
-  else
+-- Starts one call; `done(item, res, err)` is called per item from poll.
+local function submit_unit(client, unit, done)
+  if unit.group then
     local list = {}
-    for i, it in ipairs(unit) do list[i] = { it.current and it.current.id or it.segment, it.send } end
+    for i, it in ipairs(unit.group) do list[i] = { it.current and it.current.id or it.segment, it.send } end
     client:submit("_send_updates", list):on_done(function(results, err)
-      for i, it in ipairs(unit) do
+      for i, it in ipairs(unit.group) do
         local r = results and results[i] or err
         if core.is_error(r) then done(it, nil, r) else done(it, r, nil) end
       end
     end)
+  elseif unit.create then
+    client:submit("create_module", unit.send):on_done(function(res, err) done(unit, res, err) end)
+  else
+    client:submit("_send_update", unit.segment, unit.send):on_done(function(res, err) done(unit, res, err) end)
   end
 end
 
--- Sends the work through the engine, at most `window` units (calls) in flight,
--- and handles each completed item here, in the caller's loop: journal line on
--- disk first, then the report and the callbacks.
+-- Sends the work through the engine, at most `window` calls in flight, and
+-- handles each completed item here, in the caller's loop: journal line on disk
+-- first, then the report and the callbacks.
 local function send_all(client, work, opts, report, journal)
   local window = math.min(opts.concurrency or client.concurrency, client.concurrency)
   local total, done = #work, 0
-  local list = units(work, opts.batch)
-  local next_u, in_flight = 1, 0             -- units sent whose items are not all done
-  local left = {}                            -- unit -> items not done yet
-  local unit_of = {}                         -- item -> its unit
+  local list = opts.batch and batch_units(work) or work
+  local next_u, in_flight = 1, 0             -- calls started and not yet done
+  local left = {}                            -- item of a group -> { n = items of the group not done }
   local completed = {}
   local function on_item(item, res, err) completed[#completed + 1] = { item, res, err } end
   call_back(report, opts.on_progress, 0, total)
@@ -189,9 +187,11 @@ local function send_all(client, work, opts, report, journal)
       local unit = list[next_u]
       next_u = next_u + 1
       in_flight = in_flight + 1
-      left[unit] = #unit
-      for _, item in ipairs(unit) do unit_of[item] = unit end
-      submit_unit(client, unit, opts.batch, on_item)
+      if unit.group then
+        local count = { n = #unit.group }
+        for _, item in ipairs(unit.group) do left[item] = count end
+      end
+      submit_unit(client, unit, on_item)
     end
     if in_flight == 0 then break end -- aborted, and nothing left in flight
     client:poll(0.05)
@@ -199,9 +199,13 @@ local function send_all(client, work, opts, report, journal)
     completed = {}
     for _, c in ipairs(batch) do
       local item, res, err = c[1], c[2], c[3]
-      local unit = unit_of[item]
-      left[unit] = left[unit] - 1
-      if left[unit] == 0 then in_flight = in_flight - 1 end
+      local count = left[item]
+      if count then
+        left[item], count.n = nil, count.n - 1
+        if count.n == 0 then in_flight = in_flight - 1 end
+      else
+        in_flight = in_flight - 1
+      end
       done = done + 1
       local ok, jerr = record_result(report, journal, item, res, err)
       if not ok then report.aborted = report.aborted or jerr end
@@ -211,7 +215,7 @@ local function send_all(client, work, opts, report, journal)
     end
   end
   for u = next_u, #list do
-    for _, item in ipairs(list[u]) do
+    for _, item in ipairs(list[u].group or { list[u] }) do
       report.not_sent[#report.not_sent + 1] = { index = item.index, module = item.module }
     end
   end
