@@ -1,9 +1,12 @@
---- The settings endpoints: modules and profiles (reference §2, §3). Each
+--- The settings endpoints: modules and profiles (Zoho's "Modules", "Specific
+-- Module", "Update Custom Module" and "Profiles" pages). Each
 -- function here is an operation: it runs inside the engine's coroutine, and the
 -- client exposes it both as a blocking method and through `submit`.
+-- @module zcrm.modules
 
 local core = require "zcrm.core"
 local http = require "zcrm.http"
+local util = require "zcrm.util"
 
 local M = {}
 
@@ -14,7 +17,9 @@ local function id_string(v)
   return v
 end
 
--- Ids are kept as strings (reference §1); a server that sent numbers is mended.
+-- Ids are kept as strings: they are 64-bit integers, which JSON numbers and
+-- doubles cannot all hold (Zoho sends them as strings); a server that sent
+-- numbers is mended.
 local function normalise_ids(list)
   for _, item in ipairs(list) do
     if type(item) == "table" then
@@ -103,24 +108,14 @@ M.get_profiles = fetch_profiles
 
 -- The profile list, read once per client: an engine task reads it, and every
 -- call that needs it waits for that one read (single flight).
-local function profiles_task(client)
-  local ok, list, err = pcall(fetch_profiles, client)
-  if not ok then
-    list, err = nil, core.error { kind = "internal", code = "INTERNAL_CLIENT_ERROR",
-                                  message = "reading profiles failed: " .. client:_redact(tostring(list)) }
-  end
+local function keep_profiles(client, list, err)
   if list then client._profiles = list end
-  client._profiles_loading = false
-  client._engine:signal(PROFILES_EVENT, list, err)
+  return list, err
 end
 
 local function cached_profiles(client)
   if client._profiles then return client._profiles end
-  if not client._profiles_loading then
-    client._profiles_loading = true
-    client._engine:spawn("profiles read", profiles_task)
-  end
-  return coroutine.yield("wait", PROFILES_EVENT)
+  return client._engine:single_flight(PROFILES_EVENT, "profiles read", fetch_profiles, keep_profiles)
 end
 
 local function profile_fault(i, message, key, value)
@@ -172,6 +167,17 @@ function M.resolve_profiles(list, by_name, known_ids)
   return resolved
 end
 
+--- resolve_update(update, by_name, known_ids) -> `update` with its profiles
+-- resolved (a copy when it has any), or nil, err; see `resolve_profiles`.
+function M.resolve_update(update, by_name, known_ids)
+  if not update.profiles then return update end
+  local list, err = M.resolve_profiles(update.profiles, by_name, known_ids)
+  if not list then return nil, err end
+  local copy = util.copy(update)
+  copy.profiles = list
+  return copy
+end
+
 local function has_names(list)
   for _, p in ipairs(list or {}) do
     if p.name then return true end
@@ -184,12 +190,7 @@ local function resolve_names(client, clean)
   if not has_names(clean.profiles) then return clean end
   local profiles, err = cached_profiles(client)
   if not profiles then return nil, err end
-  local list, rerr = M.resolve_profiles(clean.profiles, M.by_name(profiles))
-  if not list then return nil, rerr end
-  local update = {}
-  for k, v in pairs(clean) do update[k] = v end
-  update.profiles = list
-  return update
+  return M.resolve_update(clean, M.by_name(profiles))
 end
 
 -- }====
@@ -253,7 +254,7 @@ local CREATE_KEYS = { "plural_label", "singular_label", "profiles" }
 
 --- check_create(spec) -> the clean body item, or nil, err: create_module's
 -- local checks (no network). Those of an update (core.prepare_update), and: the
--- three keys are mandatory (reference §2.3), profiles are grants only (`_delete`
+-- three keys are mandatory ("Create Custom Module"), profiles are grants only (`_delete`
 -- is refused), and `api_name` is refused (Zoho makes it from plural_label).
 function M.check_create(spec)
   if type(spec) ~= "table" then
@@ -285,8 +286,8 @@ function M.check_create(spec)
 end
 
 --- create_module{ plural_label =, singular_label =, profiles = } -> { id, code,
--- message, status, details } or nil, err. POST /settings/modules (reference
--- §2.3), checked first by check_create; profile names become ids. Costs
+-- message, status, details } or nil, err. POST /settings/modules ("Create
+-- Custom Module"), checked first by check_create; profile names become ids. Costs
 -- `credit_costs.create_module` (500). A POST is never repeated once it may have
 -- reached Zoho.
 function M.create_module(client, spec)
@@ -304,7 +305,7 @@ end
 
 -- {==== modules: batch update
 
--- Zoho's ceiling per batch call (reference §2.5: 1 to 100 items).
+-- Zoho's ceiling per batch call (the OpenAPI file for modules: 1 to 100 items).
 M.BATCH_MAX = 100
 
 -- Runs `fns` (functions of the client) at once as engine tasks, each as its own
@@ -326,7 +327,7 @@ local function run_all(client, fns)
 end
 
 -- Answers that mean "this server has no batch endpoint": the documented wrong
--- URL and wrong method answers (reference §2.4), and 404/405 of any kind.
+-- URL and wrong method answers ("Update Custom Module"), and 404/405 of any kind.
 local function batch_refused(err)
   return err.code == "INVALID_URL_PATTERN" or err.code == "INVALID_REQUEST_METHOD"
       or err.status == 404 or err.status == 405
@@ -542,8 +543,7 @@ function M.request(client, method, path, opts)
     return nil, core.error { kind = "validation", code = "INVALID_URL_PATTERN",
       message = "request: path must be a plain path such as 'settings/modules'" }
   end
-  local o = {}
-  for k, v in pairs(opts or {}) do o[k] = v end
+  local o = util.copy(opts)
   o.cost = o.cost or client.credit_costs.read
   return http.call(client, method, (path:gsub("^/", "")), o)
 end
