@@ -41,6 +41,8 @@ local M = {}
 -- @tfield boolean read_state read the current state (as diff and undo_file do) without diffing
 -- @tfield table args the plan function's `ctx.args`
 -- @tfield string dir the directory a plan function's `ctx.path` resolves against
+-- @tfield boolean batch send updates 100 modules per call (PUT /settings/modules); a server
+-- that refuses it gets one module per call, said once in `report.batch_fallback`
 local KNOWN_OPTIONS = {
   dry_run = "boolean", diff = "boolean", undo_file = "string", journal = "string",
   partial = "boolean", concurrency = "number", on_result = "function", on_progress = "function",
