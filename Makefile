@@ -34,12 +34,12 @@ EMU_OBJS  = $(EMU_SRCS:.c=.o)
 EMU_BIN   = bin/zcrm-emulator
 EMU_CFLAGS = $(OPT) $(WARN) -D_GNU_SOURCE $(SAN_FLAGS) \
              $(shell pkg-config --cflags libmicrohttpd libcjson 2>/dev/null)
-EMU_LIBS  = $(shell pkg-config --libs libmicrohttpd libcjson 2>/dev/null || echo -lmicrohttpd -lcjson) -lpthread -lm
+EMU_LIBS  = $(shell pkg-config --libs libmicrohttpd libcjson 2>/dev/null || echo -lmicrohttpd -lcjson) -lutf8proc -lz -lpthread -lm
 
 # Debian packages the build, the tests and the demo need (see README, "Dependencies").
 DEB_PACKAGES = make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
                libutf8proc-dev lua-cjson lua-busted lua-check libmicrohttpd-dev \
-               libcjson-dev curl luarocks \
+               libcjson-dev curl luarocks zlib1g-dev \
                clang libclang-rt-14-dev valgrind openssl lua-socket cppcheck \
                lua-ldoc lcov
 
@@ -179,7 +179,7 @@ $(FUZZ_DIR)/fuzz_validate $(FUZZ_DIR)/fuzz_request $(FUZZ_DIR)/fuzz_response: \
 
 $(FUZZ_DIR)/fuzz_emulator: fuzz/fuzz_emulator.c $(FUZZ_EMU_OBJS)
 	$(SAN_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -D_GNU_SOURCE -o $@ $< $(FUZZ_EMU_OBJS) \
-	  $(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson) -lpthread -lm
+	  $(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson) -lutf8proc -lz -lpthread -lm
 
 # Each target runs FUZZ_SECONDS from its seeds (fuzz/corpus/T) plus what
 # earlier runs found (fuzz/corpus-run/T, kept between runs, not in git).

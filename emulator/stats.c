@@ -19,6 +19,7 @@ static const char *const route_names[ROUTE_N] = {
   "GET /crm/v8/settings/profiles",
   "POST /oauth/v2/token",
   "other",
+  "PUT /crm/v8/settings/modules",
 };
 
 void stats_init (stats *s) {

@@ -146,28 +146,12 @@ static int run (lua_State *L) {
   return 0;
 }
 
-int LLVMFuzzerInitialize (int *argc, char ***argv);
-int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
-
 int LLVMFuzzerInitialize (int *argc, char ***argv) {
-  lua_State *L = zf_init(0);
   (void)argc; (void)argv;
-  if (luaL_loadstring(L, checker) || lua_pcall(L, 0, 1, 0)) zf_die(L, "checker");
-  check_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  check_ref = zf_ref_chunk(zf_init(0), checker, NULL);
   return 0;
 }
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size) {
-  lua_State *L = zf_L;
-  zf_in in;
-  zf_in_init(&in, data, size);
-  lua_pushcfunction(L, run);
-  lua_pushlightuserdata(L, &in);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-    /* the checker's memory error under injection is not a finding */
-    if (strcmp(lua_tostring(L, -1), "not enough memory") != 0)
-      zf_die(L, "contract broken");
-  }
-  zf_finish_input(L);
-  return 0;
+  return zf_run_input(run, data, size);
 }
