@@ -173,9 +173,159 @@ describe("create_module", function()
   end)
 end)
 
+describe("update_modules through the batch endpoint", function()
+  local emu, client
+  setup(function() emu = emulator.start { "--extra-modules", "150" } end)
+  teardown(function() emu:stop() end)
+  before_each(function()
+    emu:reset()
+    client = new_client(emu)
+  end)
+
+  local BATCH_ROUTE = "PUT /crm/v8/settings/modules"
+
+  it("sends 150 updates in 2 calls, names resolved to ids, all applied (200)", function()
+    local list = {}
+    for i = 1, 150 do
+      list[i] = { module = (i % 2 == 0) and ("Bulk_Module_" .. i) or nil, plural_label = "Batch Items " .. i }
+    end
+    local ids = {}
+    for _, m in ipairs(assert(client:get_modules())) do ids[m.api_name] = m.id end
+    for i = 1, 150, 2 do list[i].module = ids["Bulk_Module_" .. i] end      -- odd ones by id
+    emu:reset()
+    local results = client:update_modules(list)
+    assert.equal(150, #results)
+    for i = 1, 150 do
+      assert.equal("SUCCESS", results[i].code, tostring(results[i]))
+      assert.equal(ids["Bulk_Module_" .. i], results[i].id)
+    end
+    assert.is_nil(results.fallback)
+    assert.equal(2, requests(emu, BATCH_ROUTE))
+    assert.equal(1, requests(emu, "GET /crm/v8/settings/modules"))        -- one read for the names
+    assert.is_nil(emu:stats().requests.by_route["PUT /crm/v8/settings/modules/{module}"])
+    local state = emu:state()
+    for i = 1, 150 do assert.equal("Batch Items " .. i, find(state, "Bulk_Module_" .. i).plural_label) end
+  end)
+
+  it("reads a 207 item by item: one result or error per entry, in order, local faults unsent", function()
+    local results = client:update_modules {
+      { module = "Projects", plural_label = "Client Projects" },
+      { module = "Shipments", profiles = { { id = "1234567890123456789" } } },  -- no such profile: Zoho says so
+      { module = "Suppliers", plural_label = "Partners!" },                     -- refused here, never sent
+      { module = "No_Such_Module", plural_label = "Ghosts" },                   -- no such API name
+      { module = SIGN, plural_label = "Signatures" },                           -- no such module here either
+      { module = "Assets", singular_label = "Equipment Item", profiles = { { name = "Standard" } } },
+    }
+    assert.equal(6, #results)
+    assert.equal("SUCCESS", results[1].code)
+    assert.equal("api", results[2].kind)
+    assert.equal("INVALID_DATA", results[2].code)
+    assert.equal("$.modules[1].profiles[0].id", results[2].details.json_path)
+    assert.equal("validation", results[3].kind)
+    assert.equal("plural_label", results[3].field)
+    assert.equal("INVALID_MODULE", results[4].code)
+    assert.equal("INVALID_MODULE", results[5].code)
+    assert.equal("SUCCESS", results[6].code)
+    assert.equal(1, requests(emu, BATCH_ROUTE))
+    local state = emu:state()
+    assert.equal("Client Projects", find(state, "Projects").plural_label)
+    assert.equal("Equipment Item", find(state, "Assets").singular_label)
+    assert.equal("Suppliers", find(state, "Suppliers").plural_label)
+  end)
+
+  it("reads a 400 in which every item failed item by item, each with its own error", function()
+    local results = client:update_modules {
+      { module = "Projects", profiles = { { id = "1234567890123456789" } } },
+      { module = "Shipments", plural_label = "Tickets" },                       -- another module's label
+    }
+    assert.equal(2, #results)
+    assert.equal("INVALID_DATA", results[1].code)
+    assert.equal(400, results[1].status)
+    assert.equal("$.modules[0].profiles[0].id", results[1].details.json_path)
+    assert.equal("DUPLICATE_DATA", results[2].code)
+    assert.equal(1, requests(emu, BATCH_ROUTE))
+  end)
+
+  it("counts 5 credits per module sent in a batch, like single updates", function()
+    client:update_modules { { module = "Projects", plural_label = "Client Projects" },
+                            { module = "Shipments", plural_label = "Deliveries" } }
+    assert.equal(1 + 2 * 5, (client:credits()))                             -- the name read, two updates
+  end)
+end)
+
+describe("apply with batch = true", function()
+  local emu
+  setup(function() emu = emulator.start { "--extra-modules", "250" } end)
+  teardown(function() emu:stop() end)
+  before_each(function() emu:reset() end)
+
+  it("sends 250 updates in 3 calls with diff, journals every item, and a rerun sends nothing", function()
+    local client = new_client(emu)
+    local p = assert(io.popen("mktemp -d"))
+    local dir = p:read("l")
+    p:close()
+    local list = {}
+    for i = 1, 250 do list[i] = { module = "Bulk_Module_" .. i, plural_label = "Batch Items " .. i } end
+    local progress = 0
+    local report = assert(client:apply(list, { batch = true, diff = true, journal = dir .. "/j",
+                                               on_progress = function(done) progress = done end }))
+    assert.is_true(report.ok)
+    assert.equal(250, #report.applied)
+    assert.equal(250, progress)
+    assert.is_nil(report.batch_fallback)
+    assert.equal(3, requests(emu, "PUT /crm/v8/settings/modules"))
+    local lines = 0
+    for line in io.lines(dir .. "/j") do
+      if line:find('"kind":"item"', 1, true) then lines = lines + 1 end
+    end
+    assert.equal(250, lines)
+    local again = assert(client:apply(list, { batch = true, diff = true }))
+    assert.equal(0, #again.applied)
+    assert.equal(250, #again.skipped)
+    assert.equal(3, requests(emu, "PUT /crm/v8/settings/modules"))
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+end)
+
+describe("reads that follow every page", function()
+  local emu, client
+  setup(function() emu = emulator.start { "--extra-profiles", "450" } end)
+  teardown(function() emu:stop() end)
+  before_each(function()
+    emu:reset()
+    client = new_client(emu)
+  end)
+
+  it("get_profiles asks for page 2 and 3 while info.more_records is true and returns every profile", function()
+    local list = assert(client:get_profiles())
+    local names = {}
+    for _, p in ipairs(list) do names[p.name] = (names[p.name] or 0) + 1 end
+    assert.equal(#emu:state().profiles, #list)
+    assert.is_true(#list > 450)
+    assert.equal(1, names["Extra Profile 1"])
+    assert.equal(1, names["Extra Profile 450"])
+    assert.equal(3, requests(emu, "GET /crm/v8/settings/profiles"))
+  end)
+
+  it("a profile named on the last page resolves in an update", function()
+    local res, err = client:update_module("Projects", { profiles = { { name = "Extra Profile 450" } } })
+    assert.is_nil(err)
+    assert.equal("SUCCESS", res.code)
+    local m = find(emu:state(), "Projects")
+    local granted = false
+    for _, p in ipairs(m.profiles) do granted = granted or p.name == "Extra Profile 450" end
+    assert.is_true(granted)
+  end)
+
+  it("get_modules reads the one page the server sends (Zoho documents no paging for it)", function()
+    assert.is_true(#assert(client:get_modules()) > 0)
+    assert.equal(1, requests(emu, "GET /crm/v8/settings/modules"))
+  end)
+end)
+
 describe("update_modules against a server without the batch endpoint", function()
   local emu, client, logged
-  setup(function() emu = emulator.start {} end)
+  setup(function() emu = emulator.start { "--no-batch" } end)
   teardown(function() emu:stop() end)
   before_each(function()
     emu:reset()
@@ -311,7 +461,7 @@ end)
 
 describe("apply with batch = true against a server without the batch endpoint", function()
   local emu
-  setup(function() emu = emulator.start { "--extra-modules", "150" } end)
+  setup(function() emu = emulator.start { "--extra-modules", "150", "--no-batch" } end)
   teardown(function() emu:stop() end)
   before_each(function() emu:reset() end)
 
