@@ -83,6 +83,18 @@ describe("module API names as Zoho has them", function()
     assert.equal("Moved Appointment", assert(client:get_module(HISTORY)).singular_label)
   end)
 
+  it("update_modules resolves them to ids and updates both in one batch call", function()
+    local results = client:update_modules {
+      { module = SIGN, singular_label = "Envelope" },
+      { module = HISTORY, singular_label = "Reschedule" },
+    }
+    assert.same({ "2423488000000871001", "2423488000000871002" }, { results[1].id, results[2].id })
+    assert.equal(1, requests(emu, "PUT /crm/v8/settings/modules"))
+    local state = emu:state()
+    assert.equal("Envelope", find(state, SIGN).singular_label)
+    assert.equal("Reschedule", find(state, HISTORY).singular_label)
+  end)
+
   it("a plan names them, checked against the state, diffed and applied", function()
     local report, err = client:apply({
       { module = SIGN, plural_label = "Sign Envelopes", profiles = { { name = "Standard" } } },
@@ -284,6 +296,35 @@ describe("apply with batch = true", function()
     assert.equal(250, #again.skipped)
     assert.equal(3, requests(emu, "PUT /crm/v8/settings/modules"))
     os.execute("rm -rf '" .. dir .. "'")
+  end)
+end)
+
+describe("zcrm apply --batch", function()
+  local emu
+  setup(function() emu = emulator.start { "--extra-modules", "3" } end)
+  teardown(function() emu:stop() end)
+
+  it("sends the plan's updates in one batch call and reports them as usual", function()
+    local p = assert(io.popen("mktemp -d"))
+    local dir = p:read("l")
+    p:close()
+    files.write(dir .. "/plan.lua", [[return {
+      { module = "Bulk_Module_1", plural_label = "Batch One" },
+      { module = "Bulk_Module_2", plural_label = "Batch Two" },
+      { module = "Bulk_Module_3", plural_label = "Batch Three" },
+    }]])
+    local out = os.tmpname()
+    local cmd = string.format("env -i PATH=\"$PATH\" ZOHO_API_DOMAIN=%s ZOHO_ACCESS_TOKEN=emulator-token "
+      .. "bin/zcrm apply %s/plan.lua --batch --diff >%s 2>&1", emu.url, dir, out)
+    local _, _, code = os.execute(cmd)
+    local text = files.read(out)
+    os.remove(out)
+    os.execute("rm -rf '" .. dir .. "'")
+    assert.equal(0, code, text)
+    assert.matches("applied 3, skipped 0, failed 0", text)
+    assert.is_nil(text:find("refused", 1, true))
+    assert.equal(1, requests(emu, "PUT /crm/v8/settings/modules"))
+    assert.is_nil(emu:stats().requests.by_route["PUT /crm/v8/settings/modules/{module}"])
   end)
 end)
 
