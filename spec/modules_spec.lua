@@ -304,7 +304,7 @@ describe("zcrm apply --batch", function()
   setup(function() emu = emulator.start { "--extra-modules", "3" } end)
   teardown(function() emu:stop() end)
 
-  it("sends the plan's updates in one batch call and reports them as usual", function()
+  it("sends the plan's updates in one batch call, its create alone, and reports them as usual", function()
     local p = assert(io.popen("mktemp -d"))
     local dir = p:read("l")
     p:close()
@@ -312,6 +312,8 @@ describe("zcrm apply --batch", function()
       { module = "Bulk_Module_1", plural_label = "Batch One" },
       { module = "Bulk_Module_2", plural_label = "Batch Two" },
       { module = "Bulk_Module_3", plural_label = "Batch Three" },
+      { create = true, plural_label = "Field Visits", singular_label = "Field Visit",
+        profiles = { { name = "Administrator" } } },
     }]])
     local out = os.tmpname()
     local cmd = string.format("env -i PATH=\"$PATH\" ZOHO_API_DOMAIN=%s ZOHO_ACCESS_TOKEN=emulator-token "
@@ -321,7 +323,10 @@ describe("zcrm apply --batch", function()
     os.remove(out)
     os.execute("rm -rf '" .. dir .. "'")
     assert.equal(0, code, text)
-    assert.matches("applied 3, skipped 0, failed 0", text)
+    assert.matches("applied 4, skipped 0, failed 0", text)
+    assert.matches("(new) Field Visits     plural_label    (new) -> \"Field Visits\"", text, 1, true)
+    assert.matches("applied 4/4  ", text, 1, true)
+    assert.is_truthy(text:find("/4  (new) Field Visits\n", 1, true), text)
     assert.is_nil(text:find("refused", 1, true))
     assert.equal(1, requests(emu, "PUT /crm/v8/settings/modules"))
     assert.is_nil(emu:stats().requests.by_route["PUT /crm/v8/settings/modules/{module}"])

@@ -355,7 +355,12 @@ local function result_printer(flags, total_ref, index_of)
   local done = 0
   return function(entry, res, err)
     done = done + 1
-    local module = type(entry) == "table" and tostring(entry.module) or "?"
+    local module = "?"
+    if type(entry) == "table" then
+      -- a create entry has no module: it is named as the report names it
+      module = entry.create and entry.module == nil and ("(new) " .. tostring(entry.plural_label))
+        or tostring(entry.module)
+    end
     if flags.json then
       json_line { event = "result", index = index_of[entry], module = module, status = res and "applied" or "failed",
                   code = res and res.code or nil, id = res and res.id or nil,
