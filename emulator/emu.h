@@ -123,6 +123,7 @@ module *org_create (org_data *o, const char *api_name, const char *plural,
 void org_touch (module *m);
 int org_api_name_ok (const char *s);
 void org_write_module (jbuf *b, const org_data *o, const module *m);
+void org_write_module_detail (jbuf *b, const org_data *o, const module *m);
 void org_write_profiles (jbuf *b, const org_data *o, size_t first,
                          size_t count, long page, long per_page);
 void org_write_state (jbuf *b, const org_data *o);
@@ -184,6 +185,7 @@ typedef struct stats {
   long long credits_used;
   long long in_flight, max_in_flight;
   long long updates_applied, token_refreshes, tokens_issued;
+  long long gzip_answers;
 } stats;
 
 void stats_init (stats *s);
@@ -242,6 +244,7 @@ typedef struct request {
   int too_big;
   const char *authorization;
   const char *if_modified_since;
+  const char *accept_encoding;
   const char *(*query) (void *ctx, const char *key);
   void *ctx;
 } request;
@@ -269,6 +272,8 @@ void reply_item_error (reply *r, const char *code, const char *api_name,
 void reply_invalid_module (reply *r);
 void reply_bad_method (reply *r);
 void reply_bad_url (reply *r);
+int reply_accepts_gzip (const char *accept_encoding);
+int reply_gzip (reply *r);
 
 /* routes.c */
 int routes_classify (const char *method, const char *url);

@@ -417,9 +417,251 @@ static void kv_bool (jbuf *b, const char *k, int v) {
   jb_lit(b, v ? "true" : "false");
 }
 
+
+/* {==================================================================
+** The detail form of a module (GET /settings/modules/{module}): every key
+** the OpenAPI schema of a module requires, with its documented type. The
+** values are plausible for a fresh custom module; which fields, layouts
+** and related lists it has is assumed.
+** =================================================================== */
+
+/* The fields of a custom module's detail answer: Name, Owner, Email and
+** Created_Time, each with every key the OpenAPI schema requires of a
+** field (generated from fields.json of zoho/crm-oas; values assumed where
+** a default does). Pieces, so no literal passes C99's 4095 characters. */
+static const char *const detail_fields[] = {
+  "[{\"blueprint_supported\":false,\"json_type\":\"string\",\"length\":120,\"decim",
+  "al_place\":null,\"multi_module_lookup\":null,\"sharing_properties\":{},\"cur",
+  "rency\":null,\"file_upolad_optionlist\":[],\"lookup\":null,\"subform\":null,\"",
+  "formula\":null,\"multiselectlookup\":null,\"multiuserlookup\":{\"display_lab",
+  "el\":null,\"linking_module\":{\"api_name\":null,\"id\":null},\"connected_modul",
+  "e\":{\"api_name\":null,\"id\":null},\"lookup_apiname\":null,\"api_name\":null,\"",
+  "connectedfield_apiname\":null,\"connectedlookup_apiname\":null,\"id\":null,",
+  "\"record_access\":false},\"pick_list_values\":[],\"allowed_modules\":[],\"hip",
+  "aa_compliance_enabled\":false,\"hipaa_compliance\":{\"restricted_in_export",
+  "\":false,\"restricted\":false},\"associated_module\":{\"api_name\":null,\"id\":",
+  "null},\"data_type\":\"text\",\"operation_type\":{\"web_update\":true,\"api_crea",
+  "te\":true,\"web_create\":true,\"api_update\":true},\"system_mandatory\":true,",
+  "\"webhook\":false,\"virtual_field\":false,\"field_read_only\":false,\"customi",
+  "zable_properties\":[],\"read_only\":false,\"custom_field\":false,\"businessc",
+  "ard_supported\":false,\"filterable\":true,\"visible\":true,\"available_in_us",
+  "er_layout\":true,\"display_field\":true,\"pick_list_values_sorted_lexicall",
+  "y\":false,\"sortable\":true,\"layout_associations\":[],\"separator\":false,\"s",
+  "earchable\":true,\"enable_colour_code\":false,\"mass_update\":false,\"create",
+  "d_source\":\"default\",\"type\":\"used\",\"display_label\":\"Name\",\"column_n",
+  "ame\":\"NAME\",\"api_name\":\"Name\",\"display_type\":-1,\"ui_type\":1,\"colour_co",
+  "de_enabled_by_system\":false,\"quick_sequence_number\":\"1\",\"email_parser\"",
+  ":{\"fields_update_supported\":false,\"record_operations_supported\":false}",
+  ",\"rollup_summary\":null,\"refer_from_field\":{\"id\":null,\"api_name\":null},",
+  "\"created_time\":null,\"modified_time\":null,\"show_type\":7,\"category\":0,\"i",
+  "d\":\"2423488000000900501\",\"profiles\":[{\"name\":\"Administrator\",\"id\":\"242",
+  "3488000000015972\",\"permission_type\":\"read_write\"}],\"view_type\":{\"view\"",
+  ":true,\"edit\":true,\"quick_create\":true,\"create\":true},\"unique\":null,\"su",
+  "b_module\":{\"api_name\":null,\"id\":null},\"external\":{\"show\":false,\"type\":",
+  "null},\"convert_mapping\":{},\"autonumber\":{\"starting_number_length\":0,\"p",
+  "refix\":null,\"suffix\":null,\"start_number\":null},\"auto_number\":null,\"cry",
+  "pt\":{\"mode\":null,\"status\":null},\"tooltip\":{\"name\":\"\",\"value\":\"\"},\"hist",
+  "ory_tracking\":{\"module\":{},\"duration_configured_field\":{\"api_name\":nul",
+  "l,\"id\":null}},\"association_details\":{\"related_field\":{\"api_name\":null,",
+  "\"id\":null},\"lookup_field\":{\"api_name\":null,\"id\":null}},\"additional_col",
+  "umn\":null,\"field_label\":\"Name\",\"common.picklist\":null,\"_update_exi",
+  "sting_records\":false,\"number_separator\":false,\"textarea\":{},\"static_fi",
+  "eld\":false},{\"blueprint_supported\":false,\"json_type\":\"jsonobject\",\"len",
+  "gth\":120,\"decimal_place\":null,\"multi_module_lookup\":null,\"sharing_prop",
+  "erties\":{},\"currency\":null,\"file_upolad_optionlist\":[],\"lookup\":null,\"",
+  "subform\":null,\"formula\":null,\"multiselectlookup\":null,\"multiuserlookup",
+  "\":{\"display_label\":null,\"linking_module\":{\"api_name\":null,\"id\":null},\"",
+  "connected_module\":{\"api_name\":null,\"id\":null},\"lookup_apiname\":null,\"a",
+  "pi_name\":null,\"connectedfield_apiname\":null,\"connectedlookup_apiname\":",
+  "null,\"id\":null,\"record_access\":false},\"pick_list_values\":[],\"allowed_m",
+  "odules\":[],\"hipaa_compliance_enabled\":false,\"hipaa_compliance\":{\"restr",
+  "icted_in_export\":false,\"restricted\":false},\"associated_module\":{\"api_n",
+  "ame\":null,\"id\":null},\"data_type\":\"ownerlookup\",\"operation_type\":{\"web_",
+  "update\":true,\"api_create\":true,\"web_create\":true,\"api_update\":true},\"s",
+  "ystem_mandatory\":false,\"webhook\":false,\"virtual_field\":false,\"field_re",
+  "ad_only\":false,\"customizable_properties\":[],\"read_only\":false,\"custom_",
+  "field\":false,\"businesscard_supported\":false,\"filterable\":true,\"visible",
+  "\":true,\"available_in_user_layout\":true,\"display_field\":false,\"pick_lis",
+  "t_values_sorted_lexically\":false,\"sortable\":true,\"layout_associations\"",
+  ":[],\"separator\":false,\"searchable\":true,\"enable_colour_code\":false,\"ma",
+  "ss_update\":true,\"created_source\":\"default\",\"type\":\"used\",\"display_labe",
+  "l\":\"Owner\",\"column_name\":\"OWNER\",\"api_name\":\"Owner\",\"display_type\"",
+  ":-1,\"ui_type\":8,\"colour_code_enabled_by_system\":false,\"quick_sequence_",
+  "number\":\"1\",\"email_parser\":{\"fields_update_supported\":false,\"record_op",
+  "erations_supported\":false},\"rollup_summary\":null,\"refer_from_field\":{\"",
+  "id\":null,\"api_name\":null},\"created_time\":null,\"modified_time\":null,\"sh",
+  "ow_type\":7,\"category\":0,\"id\":\"2423488000000900502\",\"profiles\":[{\"name\"",
+  ":\"Administrator\",\"id\":\"2423488000000015972\",\"permission_type\":\"read_wr",
+  "ite\"}],\"view_type\":{\"view\":true,\"edit\":true,\"quick_create\":true,\"creat",
+  "e\":true},\"unique\":null,\"sub_module\":{\"api_name\":null,\"id\":null},\"exter",
+  "nal\":{\"show\":false,\"type\":null},\"convert_mapping\":{},\"autonumber\":{\"st",
+  "arting_number_length\":0,\"prefix\":null,\"suffix\":null,\"start_number\":nul",
+  "l},\"auto_number\":null,\"crypt\":{\"mode\":null,\"status\":null},\"tooltip\":{\"",
+  "name\":\"\",\"value\":\"\"},\"history_tracking\":{\"module\":{},\"duration_configu",
+  "red_field\":{\"api_name\":null,\"id\":null}},\"association_details\":{\"relate",
+  "d_field\":{\"api_name\":null,\"id\":null},\"lookup_field\":{\"api_name\":null,\"",
+  "id\":null}},\"additional_column\":null,\"field_label\":\"Owner\",\"common.",
+  "picklist\":null,\"_update_existing_records\":false,\"number_separator\":fal",
+  "se,\"textarea\":{},\"static_field\":false},{\"blueprint_supported\":false,\"j",
+  "son_type\":\"string\",\"length\":100,\"decimal_place\":null,\"multi_module_loo",
+  "kup\":null,\"sharing_properties\":{},\"currency\":null,\"file_upolad_optionl",
+  "ist\":[],\"lookup\":null,\"subform\":null,\"formula\":null,\"multiselectlookup",
+  "\":null,\"multiuserlookup\":{\"display_label\":null,\"linking_module\":{\"api_",
+  "name\":null,\"id\":null},\"connected_module\":{\"api_name\":null,\"id\":null},\"",
+  "lookup_apiname\":null,\"api_name\":null,\"connectedfield_apiname\":null,\"co",
+  "nnectedlookup_apiname\":null,\"id\":null,\"record_access\":false},\"pick_lis",
+  "t_values\":[],\"allowed_modules\":[],\"hipaa_compliance_enabled\":false,\"hi",
+  "paa_compliance\":{\"restricted_in_export\":false,\"restricted\":false},\"ass",
+  "ociated_module\":{\"api_name\":null,\"id\":null},\"data_type\":\"email\",\"opera",
+  "tion_type\":{\"web_update\":true,\"api_create\":true,\"web_create\":true,\"api",
+  "_update\":true},\"system_mandatory\":false,\"webhook\":false,\"virtual_field",
+  "\":false,\"field_read_only\":false,\"customizable_properties\":[],\"read_onl",
+  "y\":false,\"custom_field\":false,\"businesscard_supported\":false,\"filterab",
+  "le\":true,\"visible\":true,\"available_in_user_layout\":true,\"display_field",
+  "\":false,\"pick_list_values_sorted_lexically\":false,\"sortable\":true,\"lay",
+  "out_associations\":[],\"separator\":false,\"searchable\":true,\"enable_colou",
+  "r_code\":false,\"mass_update\":true,\"created_source\":\"default\",\"type\":\"us",
+  "ed\",\"display_label\":\"Email\",\"column_name\":\"EMAIL\",\"api_name\":\"Email\",\"",
+  "display_type\":-1,\"ui_type\":25,\"colour_code_enabled_by_system\":false,\"q",
+  "uick_sequence_number\":\"1\",\"email_parser\":{\"fields_update_supported\":fa",
+  "lse,\"record_operations_supported\":false},\"rollup_summary\":null,\"refer_",
+  "from_field\":{\"id\":null,\"api_name\":null},\"created_time\":null,\"modified_",
+  "time\":null,\"show_type\":7,\"category\":0,\"id\":\"2423488000000900503\",\"prof",
+  "iles\":[{\"name\":\"Administrator\",\"id\":\"2423488000000015972\",\"permission_",
+  "type\":\"read_write\"}],\"view_type\":{\"view\":true,\"edit\":true,\"quick_creat",
+  "e\":true,\"create\":true},\"unique\":null,\"sub_module\":{\"api_name\":null,\"id",
+  "\":null},\"external\":{\"show\":false,\"type\":null},\"convert_mapping\":{},\"au",
+  "tonumber\":{\"starting_number_length\":0,\"prefix\":null,\"suffix\":null,\"sta",
+  "rt_number\":null},\"auto_number\":null,\"crypt\":{\"mode\":null,\"status\":null",
+  "},\"tooltip\":{\"name\":\"\",\"value\":\"\"},\"history_tracking\":{\"module\":{},\"du",
+  "ration_configured_field\":{\"api_name\":null,\"id\":null}},\"association_det",
+  "ails\":{\"related_field\":{\"api_name\":null,\"id\":null},\"lookup_field\":{\"ap",
+  "i_name\":null,\"id\":null}},\"additional_column\":null,\"field_label\":\"Email",
+  "\",\"common.picklist\":null,\"_update_existing_records\":false,\"number_sepa",
+  "rator\":false,\"textarea\":{},\"static_field\":false},{\"blueprint_supported",
+  "\":false,\"json_type\":\"string\",\"length\":120,\"decimal_place\":null,\"multi_",
+  "module_lookup\":null,\"sharing_properties\":{},\"currency\":null,\"file_upol",
+  "ad_optionlist\":[],\"lookup\":null,\"subform\":null,\"formula\":null,\"multise",
+  "lectlookup\":null,\"multiuserlookup\":{\"display_label\":null,\"linking_modu",
+  "le\":{\"api_name\":null,\"id\":null},\"connected_module\":{\"api_name\":null,\"i",
+  "d\":null},\"lookup_apiname\":null,\"api_name\":null,\"connectedfield_apiname",
+  "\":null,\"connectedlookup_apiname\":null,\"id\":null,\"record_access\":false}",
+  ",\"pick_list_values\":[],\"allowed_modules\":[],\"hipaa_compliance_enabled\"",
+  ":false,\"hipaa_compliance\":{\"restricted_in_export\":false,\"restricted\":f",
+  "alse},\"associated_module\":{\"api_name\":null,\"id\":null},\"data_type\":\"dat",
+  "etime\",\"operation_type\":{\"web_update\":true,\"api_create\":true,\"web_crea",
+  "te\":true,\"api_update\":true},\"system_mandatory\":false,\"webhook\":false,\"",
+  "virtual_field\":false,\"field_read_only\":true,\"customizable_properties\":",
+  "[],\"read_only\":true,\"custom_field\":false,\"businesscard_supported\":fals",
+  "e,\"filterable\":true,\"visible\":true,\"available_in_user_layout\":true,\"di",
+  "splay_field\":false,\"pick_list_values_sorted_lexically\":false,\"sortable",
+  "\":true,\"layout_associations\":[],\"separator\":false,\"searchable\":true,\"e",
+  "nable_colour_code\":false,\"mass_update\":true,\"created_source\":\"default\"",
+  ",\"type\":\"used\",\"display_label\":\"Created Time\",\"column_name\":\"CREATED_T",
+  "IME\",\"api_name\":\"Created_Time\",\"display_type\":-1,\"ui_type\":0,\"colour_c",
+  "ode_enabled_by_system\":false,\"quick_sequence_number\":\"1\",\"email_parser",
+  "\":{\"fields_update_supported\":false,\"record_operations_supported\":false",
+  "},\"rollup_summary\":null,\"refer_from_field\":{\"id\":null,\"api_name\":null}",
+  ",\"created_time\":null,\"modified_time\":null,\"show_type\":7,\"category\":0,\"",
+  "id\":\"2423488000000900504\",\"profiles\":[{\"name\":\"Administrator\",\"id\":\"24",
+  "23488000000015972\",\"permission_type\":\"read_write\"}],\"view_type\":{\"view",
+  "\":true,\"edit\":true,\"quick_create\":true,\"create\":true},\"unique\":null,\"s",
+  "ub_module\":{\"api_name\":null,\"id\":null},\"external\":{\"show\":false,\"type\"",
+  ":null},\"convert_mapping\":{},\"autonumber\":{\"starting_number_length\":0,\"",
+  "prefix\":null,\"suffix\":null,\"start_number\":null},\"auto_number\":null,\"cr",
+  "ypt\":{\"mode\":null,\"status\":null},\"tooltip\":{\"name\":\"\",\"value\":\"\"},\"his",
+  "tory_tracking\":{\"module\":{},\"duration_configured_field\":{\"api_name\":nu",
+  "ll,\"id\":null}},\"association_details\":{\"related_field\":{\"api_name\":null",
+  ",\"id\":null},\"lookup_field\":{\"api_name\":null,\"id\":null}},\"additional_co",
+  "lumn\":null,\"field_label\":\"Created Time\",\"common.picklist\":null,\"_updat",
+  "e_existing_records\":false,\"number_separator\":false,\"textarea\":{},\"stat",
+  "ic_field\":false}]",
+  NULL
+};
+
+/* {"api_name":a,"id":i} */
+static void api_ref (jbuf *b, const char *api_name, const char *id) {
+  jb_lit(b, "{"); jb_key(b, "api_name"); jb_str(b, api_name);
+  jb_lit(b, ","); jb_key(b, "id"); jb_str(b, id);
+  jb_lit(b, "}");
+}
+
+static void write_detail (jbuf *b, const module *m) {
+  static const char *const flags_true[] = {
+    "common.search_supported", "triggers_supported", "visible",
+    "emailTemplate_support", "filter_supported", "webform_supported",
+    "chart_view_supported", "kanban_view_supported", "filter_status",
+    "scoring_supported", NULL
+  };
+  static const char *const flags_false[] = {
+    "inventory_template_supported", "chart_view", "email_parser_supported",
+    "track_current_data", "kanban_view", "zia_view", NULL
+  };
+  size_t i;
+  for (i = 0; flags_true[i]; i++) kv_bool(b, flags_true[i], 1);
+  for (i = 0; flags_false[i]; i++) kv_bool(b, flags_false[i], 0);
+  jb_lit(b, ",\"activity_badge\":\"Disabled\",\"$field_states\":[]"
+            ",\"business_card_fields\":[\"Name\",\"Owner\",\"Email\"]"
+            ",\"per_page\":10"
+            ",\"$properties\":[\"$approval_state\",\"$editable\","
+            "\"$approved\",\"$review_process\"]"
+            ",\"$on_demand_properties\":[\"$client_portal_permission\"]"
+            ",\"search_layout_fields\":[\"Name\",\"Email\",\"Owner\"]"
+            ",\"lookup_field_properties\":{\"fields\":[{\"sequence_number\":1,"
+            "\"api_name\":\"Name\",\"id\":\"2423488000000900501\"},"
+            "{\"sequence_number\":2,\"api_name\":\"Email\","
+            "\"id\":\"2423488000000900503\"}]}"
+            ",\"related_list_properties\":{\"sort_by\":{\"api_name\":"
+            "\"Created_Time\",\"id\":\"2423488000000900504\"},\"fields\":"
+            "[\"Name\",\"Owner\",\"Email\"],\"sort_order\":\"desc\"}"
+            ",\"display_field\":{\"api_name\":\"Name\","
+            "\"id\":\"2423488000000900501\"}"
+            ",\"default_mapping_fields\":[]");
+  jb_lit(b, ",\"layout_associations\":[{\"api_name\":\"Standard\","
+            "\"name\":\"Standard\",\"id\":");
+  jb_str(b, m->id);
+  jb_lit(b, "}],\"layouts\":[{\"id\":");
+  jb_str(b, m->id);
+  jb_lit(b, ",\"name\":\"Standard\",\"display_label\":\"Standard\","
+            "\"api_name\":\"Standard\",\"status\":\"active\"}]");
+  jb_lit(b, ",\"related_lists\":[{\"id\":\"2423488000000900601\","
+            "\"sequence_number\":\"1\",\"display_label\":\"Notes\","
+            "\"api_name\":\"Notes\",\"module\":");
+  api_ref(b, "Notes", "2423488000000002209");
+  jb_lit(b, ",\"name\":\"Notes\",\"action\":null,\"href\":null,"
+            "\"type\":\"default\",\"visible\":true,\"customize_sort\":false,"
+            "\"customize_fields\":false,\"customize_display_label\":false,"
+            "\"sort_by\":");
+  api_ref(b, "Created_Time", "2423488000000900504");
+  jb_lit(b, ",\"sort_order\":\"desc\",\"fields\":[],\"status\":\"visible\"}]");
+  jb_lit(b, ",\"fields\":");
+  for (i = 0; detail_fields[i]; i++) jb_lit(b, detail_fields[i]);
+  jb_lit(b, ",\"custom_view\":{\"display_value\":");
+  jb_str(b, m->plural);
+  jb_lit(b, ",\"system_name\":\"ALLVIEWS\",\"category\":\"public_views\","
+            "\"created_time\":null,\"modified_time\":null,"
+            "\"last_accessed_time\":null,\"name\":\"All\",\"created_by\":"
+            ADMIN_USER ",\"modified_by\":" ADMIN_USER ",\"module\":{");
+  jb_key(b, "name"); jb_str(b, m->api_name);
+  jb_lit(b, ","); jb_key(b, "id"); jb_str(b, m->id);
+  jb_lit(b, "},\"criteria\":{\"comparator\":null,\"field\":{\"api_name\":null,"
+            "\"id\":null},\"value\":null,\"group_operator\":null,\"group\":[]},"
+            "\"default\":true,\"system_defined\":true,\"locked\":false,"
+            "\"favorite\":null,\"offline\":false,\"access_type\":\"public\","
+            "\"shared_to\":[],\"fields\":[{\"id\":\"2423488000000900501\","
+            "\"api_name\":\"Name\",\"_pin\":false}],\"sort_by\":{\"id\":"
+            "\"2423488000000900504\",\"api_name\":\"Created_Time\"},"
+            "\"sort_order\":\"desc\",\"id\":");
+  jb_str(b, m->id);
+  jb_lit(b, "}");
+}
+
+/* }================================================================== */
+
 /* The field set of the example answer on Zoho's "Modules Metadata" page
 ** (GET /settings/modules). */
-void org_write_module (jbuf *b, const org_data *o, const module *m) {
+static void write_module (jbuf *b, const org_data *o, const module *m,
+                          int detail) {
   int custom = strcmp(m->generated_type, "custom") == 0;
   int leads = strcmp(m->api_name, "Leads") == 0;
   size_t i, count = 0;
@@ -477,7 +719,17 @@ void org_write_module (jbuf *b, const org_data *o, const module *m) {
   jb_lit(b, ","); jb_key(b, "arguments"); jb_lit(b, "[]");
   jb_lit(b, ","); jb_key(b, "description"); jb_lit(b, "null");
   jb_lit(b, ","); jb_key(b, "business_card_field_limit"); jb_int(b, 5);
+  if (detail) write_detail(b, m);
   jb_lit(b, "}");
+}
+
+void org_write_module (jbuf *b, const org_data *o, const module *m) {
+  write_module(b, o, m, 0);
+}
+
+/* The single-module GET's form: the list's fields and the detail ones. */
+void org_write_module_detail (jbuf *b, const org_data *o, const module *m) {
+  write_module(b, o, m, 1);
 }
 
 static void write_profile (jbuf *b, const profile *p) {
@@ -489,6 +741,7 @@ static void write_profile (jbuf *b, const profile *p) {
   jb_lit(b, ","); jb_key(b, "type"); jb_str(b, "normal_profile");
   kv_bool(b, "custom", p->custom);
   kv_bool(b, "default", !p->custom);
+  kv_bool(b, "category", 0);
   jb_lit(b, ","); jb_key(b, "description"); jb_str(b, p->description);
   jb_lit(b, ","); jb_key(b, "created_time"); jb_lit(b, "null");
   jb_lit(b, ","); jb_key(b, "modified_time"); jb_str(b, SEED_MODIFIED);

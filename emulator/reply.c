@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include <zlib.h>
 
 #include "emu.h"
 
@@ -97,6 +100,66 @@ void reply_bad_method (reply *r) {
 void reply_bad_url (reply *r) {
   reply_error(r, 404, "INVALID_URL_PATTERN", "{}",
               "Please check if the URL trying to access is a correct one");
+}
+
+/* }================================================================== */
+
+
+/* {==================================================================
+** Content-Encoding: gzip, when the request accepts it
+** =================================================================== */
+
+#define GZIP_MIN 256              /* smaller answers go as they are */
+
+/* 1 when an Accept-Encoding value lists gzip (or *) with a q above 0. */
+int reply_accepts_gzip (const char *v) {
+  const char *p = v;
+  if (v == NULL) return 0;
+  while (*p) {
+    const char *end = p + strcspn(p, ","), *q;
+    size_t n;
+    while (*p == ' ' || *p == '\t') p++;
+    n = strcspn(p, " \t;,");
+    if ((n == 4 && strncasecmp(p, "gzip", 4) == 0) || (n == 1 && *p == '*')) {
+      q = strstr(p, "q=");
+      if (q == NULL || q > end || strtod(q + 2, NULL) > 0) return 1;
+    }
+    p = *end ? end + 1 : end;
+  }
+  return 0;
+}
+
+/* Compress r's body with zlib into a gzip member. 1 when done; 0 leaves r
+** as it was (small, already encoded, dripped, or out of memory). */
+int reply_gzip (reply *r) {
+  z_stream z;
+  uLong cap;
+  unsigned char *out;
+  if (r->body == NULL || r->len < GZIP_MIN || r->gzip || r->drip
+      || r->len > 0x7fffffffUL)
+    return 0;
+  memset(&z, 0, sizeof z);
+  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+                   Z_DEFAULT_STRATEGY) != Z_OK)
+    return 0;
+  cap = deflateBound(&z, (uLong)r->len);
+  out = (unsigned char *)malloc(cap);
+  if (out == NULL) { deflateEnd(&z); return 0; }
+  z.next_in = (Bytef *)r->body;
+  z.avail_in = (uInt)r->len;
+  z.next_out = out;
+  z.avail_out = (uInt)cap;
+  if (deflate(&z, Z_FINISH) != Z_STREAM_END) {
+    deflateEnd(&z);
+    free(out);
+    return 0;
+  }
+  free(r->body);
+  r->body = (char *)out;
+  r->len = (size_t)z.total_out;
+  r->gzip = 1;
+  deflateEnd(&z);
+  return 1;
 }
 
 /* }================================================================== */

@@ -401,7 +401,7 @@ static void get_module (emu *e, const request *q, const char *seg,
   if (!m->api_supported) { r->status = 204; return; }
   jb_init(&b);
   jb_lit(&b, "{\"modules\":[");
-  org_write_module(&b, e->org, m);
+  org_write_module_detail(&b, e->org, m);
   jb_lit(&b, "]}");
   reply_json(r, 200, &b);
 }
@@ -866,6 +866,10 @@ int routes_handle (emu *e, request *q, reply *r) {
     } else routes_api(e, q, r);
     if (have) faults_transform(&ft, r);
   }
+  /* Zoho's servers compress for a client that asks (assumed: the
+  ** reference says nothing); 304s and 204s have no body to compress */
+  if (!r->hang_up && reply_accepts_gzip(q->accept_encoding) && reply_gzip(r))
+    stats_add(&e->st, &e->st.gzip_answers, 1);
   if (e->cfg.verbose)
     fprintf(stderr, "zcrm-emulator: %s %s -> %d%s\n", q->method, q->url,
             r->hang_up ? 0 : r->status, have ? " (fault)" : "");

@@ -136,6 +136,8 @@ static enum MHD_Result handle (emu *e, struct MHD_Connection *c,
                                                 "Authorization");
   q.if_modified_since = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                     "If-Modified-Since");
+  q.accept_encoding = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                  "Accept-Encoding");
   q.query = query_value;
   q.ctx = c;
   x->answered = 1;

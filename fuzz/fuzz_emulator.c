@@ -12,7 +12,8 @@
 **                                scopes=LIST create=N conc=N maxbody=N extra=N
 **                                profiles=N (--extra-profiles)
 **   METHOD URL[?query]\n         one request
-**   Header: value\n ...          Authorization, If-Modified-Since, others ignored
+**   Header: value\n ...          Authorization, If-Modified-Since, Accept-Encoding;
+**                                others ignored
 **   \n
 **   body
 **   \n%%\n                       separates up to 8 requests (state carries over)
@@ -130,6 +131,7 @@ static void one_request (emu *e, char *s) {
     if (end) *end = '\0';
     if (strncasecmp(line, "Authorization: ", 15) == 0) q.authorization = line + 15;
     else if (strncasecmp(line, "If-Modified-Since: ", 19) == 0) q.if_modified_since = line + 19;
+    else if (strncasecmp(line, "Accept-Encoding: ", 17) == 0) q.accept_encoding = line + 17;
     line = end ? end + 1 : NULL;
   }
   if (body) { q.body = body; q.len = strlen(body); }

@@ -112,7 +112,7 @@ describe("zcrm-emulator", function()
           "--access-token", "--scopes", "--client-id", "--client-secret", "--refresh-token",
           "--token-ttl", "--expires-in-ms", "--token-api-domain", "--refresh-rate-limit",
           "--fault-rate", "--faults", "--seed", "--tls-cert", "--tls-key", "--state",
-          "--extra-modules", "--max-body" } do
+          "--extra-modules", "--extra-profiles", "--max-body", "--retry-after" } do
         assert.truthy(out:find(flag, 1, true), flag)
       end
     end)
@@ -124,6 +124,8 @@ describe("zcrm-emulator", function()
       assert.equal(2, code)
       _, code = shell(q(BIN) .. " --faults 500,nonsense --port 0 2>/dev/null")
       assert.equal(1, code)
+      _, code = shell(q(BIN) .. " --extra-profiles 501 2>/dev/null")   -- the org holds 512
+      assert.equal(2, code)
     end)
 
     it("exits 0 on SIGINT as on SIGTERM", function()
@@ -1043,20 +1045,20 @@ describe("zcrm-emulator", function()
       local dir = assert(shell("mktemp -d")):match("%S+")
       local path = dir .. "/state.json"
       local e = emulator.start { "--state", path }
-      local labels = {}
+      local wanted = {}
       for i, m in ipairs { "Tickets", "Projects", "Shipments", "Assets", "Contracts" } do
-        labels[m] = "Durable Label " .. i
-        assert.equal(200, (put(e, m, { plural_label = labels[m] })))
+        wanted[m] = "Durable Label " .. i
+        assert.equal(200, (put(e, m, { plural_label = wanted[m] })))
         -- read at once: the answer came after the write, not before
         local saved = cjson.decode(assert(io.open(path)):read("a"))
-        assert.equal(labels[m], module_in(saved, m).plural_label)
+        assert.equal(wanted[m], module_in(saved, m).plural_label)
       end
       os.execute("kill -KILL " .. e.pid)
       pcall(e.stop, e)               -- reaps it and removes its files; the exit is 137
       local again = emulator.start { "--state", path }
       local state = again:state()
       again:stop()
-      for m, label in pairs(labels) do assert.equal(label, module_in(state, m).plural_label) end
+      for m, label in pairs(wanted) do assert.equal(label, module_in(state, m).plural_label) end
       os.execute("rm -rf " .. q(dir))
     end)
 
