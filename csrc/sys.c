@@ -236,6 +236,26 @@ static int zc_write_private_file(lua_State *L) {
   return 1;
 }
 
+/***
+ * Whether a descriptor or a Lua file is a terminal (bin/zcrm: colours, the
+ * progress bar, the confirmation prompt).
+ * @function isatty
+ * @tparam integer|file fd a file descriptor, or an open Lua file
+ * @treturn boolean
+ */
+static int zc_isatty(lua_State *L) {
+  int fd;
+  if (lua_isinteger(L, 1)) {
+    fd = (int)lua_tointeger(L, 1);
+  } else {
+    luaL_Stream *s = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+    if (s->closef == NULL) return luaL_argerror(L, 1, "attempt to use a closed file");
+    fd = fileno(s->f);
+  }
+  lua_pushboolean(L, isatty(fd) == 1);
+  return 1;
+}
+
 /* }==== */
 
 static const luaL_Reg zc_sys_funcs[] = {
@@ -245,6 +265,7 @@ static const luaL_Reg zc_sys_funcs[] = {
   {"file_mode", zc_file_mode},
   {"open_file", zc_open_file},
   {"write_private_file", zc_write_private_file},
+  {"isatty", zc_isatty},
   {NULL, NULL}
 };
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -288,7 +289,15 @@ struct MHD_Daemon *server_start (emu *e, char *err, size_t errlen) {
   e->tls_pem[0] = cert;
   e->tls_pem[1] = key;
   if (d == NULL) {
-    snprintf(err, errlen, "cannot listen on %s port %d", host, e->cfg.port);
+    /* MHD does not say why; binding the same address once more does. */
+    int fd = socket(addr->sa_family, SOCK_STREAM, 0), why = 0;
+    if (fd >= 0) {
+      if (bind(fd, addr, v6 ? sizeof a6 : sizeof a4) != 0) why = errno;
+      close(fd);
+    }
+    snprintf(err, errlen, "cannot listen on %s port %d%s%s%s", host, e->cfg.port,
+             why ? ": " : "", why ? strerror(why) : "",
+             why == EADDRINUSE ? " (another program has it; --port 0 picks a free port)" : "");
     return NULL;
   }
   info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);

@@ -1,9 +1,10 @@
 -- Applies one plan to several orgs. Not a plan file but a script: it first
 -- checks the plan against every org (a dry run with diff, so label collisions
 -- and unknown profiles show up in any org before any org is changed), then
--- applies it org after org, each with its own journal and undo plan in the
--- current directory (ORG.journal, ORG-undo.lua). Run it again after a failure:
--- the journals skip what completed.
+-- applies it org after org, each with its own journal (an audit record) and
+-- undo plan in the current directory (ORG.journal, ORG-undo-TIME.lua: an undo
+-- plan is never written over an older one). Run it again after a failure: the
+-- diff against each org's state skips what completed.
 --
 -- Usage (from the repo root, after `make`):
 --   lua5.4 examples/plans/multi_org.lua ORGS.lua [PLAN.lua]
@@ -50,7 +51,7 @@ local status = 0
 for _, org in ipairs(orgs) do
   local report, err = clients[org]:apply(plan_file, {
     args = { org = org.name, region = org.region }, diff = true,
-    journal = org.name .. ".journal", undo_file = org.name .. "-undo.lua",
+    journal = org.name .. ".journal", undo_file = org.name .. "-undo-" .. os.date("!%Y%m%dT%H%M%SZ") .. ".lua",
   })
   if not report then
     fail(org, "apply", err)

@@ -266,7 +266,8 @@ end
 -- }====
 
 --- Applies a plan: checks every entry first, then sends the updates
--- concurrently; resumable with a journal, reversible with an undo file.
+-- concurrently; with diff, a rerun sends only what the org still lacks;
+-- reversible with an undo file, recorded in a journal.
 -- See doc/plans.md and `zcrm.plan.apply`.
 -- @function Client:apply
 -- @tparam table|function|string plan a list of entries, a function of a

@@ -12,8 +12,9 @@ local M = {}
 
 -- A fault found here, before any request: like the core's own validation
 -- errors it has Zoho's code for the same fault but no HTTP status.
-function M.plan_error(code, message, field, details)
-  return core.error { kind = "validation", code = code, message = message, field = field, details = details }
+function M.plan_error(code, message, field, details, resolution)
+  return core.error { kind = "validation", code = code, message = message, field = field, details = details,
+                      resolution = resolution }
 end
 
 function M.io_error(code, message)
@@ -80,7 +81,8 @@ function M.check_entry(index, entry)
   if entry.create ~= nil then return check_create(item, entry) end
   item.module = module_name(entry.module)
   if entry.module == nil then
-    return nil, M.entry_fault(item, M.plan_error("INVALID_MODULE", "the entry has no 'module' (an id or API name)", "module"))
+    return nil, M.entry_fault(item, M.plan_error("INVALID_MODULE", "the entry has no 'module' (an id or API name)", "module",
+      nil, "Add module = \"API_Name\" (or the module's id) to the entry; zcrm modules lists them."))
   end
   if not item.module then
     return nil, M.entry_fault(item, M.plan_error("INVALID_MODULE", "'module' is an id or API name, got " .. type(entry.module), "module"))
@@ -118,7 +120,7 @@ function M.check_duplicates(items, faults)
     if first then
       faults[#faults + 1] = M.entry_fault(item, M.plan_error("DUPLICATE_DATA",
         string.format("module %s is already updated by entry %d; give each module once", item.module, first.index),
-        "module", { index = first.index }))
+        "module", { index = first.index }, "Merge the two entries into one, or remove one of them."))
     elseif key then                           -- a create entry has none: only its labels can clash
       seen_modules[key] = item
     end

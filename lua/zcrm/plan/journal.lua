@@ -1,7 +1,8 @@
---- The journal of a plan run: JSON lines, one per completed item, each on
--- disk (fsync) before the run moves on, so that a run killed at any point
--- resumes without repeating what completed. Items are keyed by index, module
--- and a hash of the entry's content.
+--- The journal of a plan run: an audit record in JSON lines, one per
+-- completed item, each on disk (fsync) before the run moves on. Items are
+-- keyed by index, module and a hash of the entry's content. It never makes a
+-- run skip anything (the org's state decides that); the state line of the
+-- first run is read back for the undo plan of a resumed one.
 -- @module zcrm.plan.journal
 
 local cjson = require "cjson.safe"
@@ -72,20 +73,20 @@ local ENOENT = 2 -- errno on Linux, the BSDs and macOS
 local function read_journal(path)
   local f, ferr = core.open_file(path, "r")
   if not f then
-    if ferr.details and ferr.details.errno == ENOENT then return { applied = {}, lines = 0, text = "" } end
+    if ferr.details and ferr.details.errno == ENOENT then return { lines = 0, text = "" } end
     return nil, io_error("JOURNAL_ERROR", "cannot read journal: " .. ferr.message)
   end
   local text = f:read("a")
   f:close()
-  local j = { applied = {}, lines = 0, text = text }
+  local j = { lines = 0, text = text }
   for line in text:gmatch("[^\n]+") do
     local rec = cjson.decode(line)
     -- A line torn by a kill is not JSON: it recorded nothing, so it is skipped.
     if type(rec) == "table" then
       j.lines = j.lines + 1
-      if rec.kind == "item" and rec.status == "applied" and type(rec.key) == "string" then
-        j.applied[rec.key] = true
-      elseif rec.kind == "state" and type(rec.modules) == "table" and not j.state then
+      -- Only the state before the first run is read back (for the undo plan):
+      -- the item lines are an audit record, and never make a run skip anything.
+      if rec.kind == "state" and type(rec.modules) == "table" and not j.state then
         j.state = rec.modules
       end
     end

@@ -210,13 +210,15 @@ function M.check_against_state(item, state)
   if item.create then return check_create(item, state) end
   local m = find_module(state, item.segment)
   if not m then
-    return nil, plan_error("INVALID_MODULE", string.format("no module '%s' in this org", item.segment), "module")
+    return nil, plan_error("INVALID_MODULE", string.format("no module '%s' in this org", item.segment), "module",
+      nil, "Check the module's API name or id: zcrm modules lists the org's modules.")
   end
   item.current = snapshot(m)
   if m.generated_type ~= nil and m.generated_type ~= "custom" then
     return nil, plan_error("NOT_SUPPORTED", string.format(
-      "%s is not a custom module (generated_type '%s'); only custom modules can be updated through the API",
-      m.api_name, tostring(m.generated_type)), "module")
+      "%s is a standard module; only custom modules can be changed (generated_type '%s')",
+      m.api_name, tostring(m.generated_type)), "module", nil,
+      "Remove the entry: Zoho's API changes custom modules only (zcrm modules shows each module's type).")
   end
   local ok, perr = resolve_profiles(item, state)
   if not ok then return nil, perr end
@@ -270,7 +272,7 @@ function M.undo_source(entries, notes, heading)
   local lines = {
     lua_comment("Undo plan written by zcrm" .. (heading and (" " .. heading) or "") .. "."),
     "-- It restores the labels and profile access read before that run. Apply it with",
-    "--   zcrm apply THIS_FILE --diff      or      client:apply(\"THIS_FILE\", { diff = true })",
+    "--   zcrm apply THIS_FILE      or      client:apply(\"THIS_FILE\", { diff = true })",
     "return {",
   }
   for i, e in ipairs(entries) do lines[#lines + 1] = render_undo_entry(e, notes and notes[i]) end
