@@ -55,7 +55,8 @@ turns them off.
 ]],
   apply = [[
 usage: zcrm apply PLAN.lua [ARG...] [--yes] [--dry-run] [--no-diff] [--partial]
-                  [--journal F] [--undo F] [--concurrency N] [--batch] [--json] [connection options]
+                  [--journal F] [--undo F] [--concurrency N] [--batch] [--json]
+                  [connection options]
 
 Checks every entry of PLAN.lua, reads the org's current state, shows what would
 change, asks "Apply N changes to <api domain>? [y/N]" on a terminal, then sends
