@@ -583,6 +583,19 @@ describe("bin/zcrm", function()
       end)
     end
 
+    it("leaves a token given with --access-token out of the command that resumes", function()
+      local run = start({ "apply", "examples/plans/relabel.lua", "--yes", "--concurrency", "1",
+                          "--api-domain", emu.url, "--access-token", TOKEN }, {})
+      wait_for(function() return puts() >= 1 end, "the first update")
+      os.execute("kill -INT " .. run.pid)
+      local code, out, err = finish(run)
+      assert.equal(130, code, err)
+      assert.is_nil((out .. err):find(TOKEN, 1, true), err)
+      local resume = err:match("Running the same command again resumes: bin/zcrm (.-) %(")
+      assert.equal("apply examples/plans/relabel.lua --yes --concurrency 1 --api-domain " .. emu.url, resume)
+      assert.matches("with your access token", err, 1, true)
+    end)
+
     it("a second Ctrl-C stops at once", function()
       local run = start({ "apply", "examples/plans/relabel.lua", "--yes", "--concurrency", "1" }, env)
       wait_for(function() return puts() >= 1 end, "the first update")

@@ -289,22 +289,29 @@ local function shell_quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
--- The command line as typed, for "run it again" hints, without --undo: the
+-- Flags left out of the "run it again" hint, with their values: --undo (the
 -- undo plan this run wrote stays the way back, and a rerun would refuse to
--- overwrite it.
+-- overwrite it) and --access-token (a secret never reaches the output).
+local RESUME_DROPS = { undo = true, ["access-token"] = true }
+
+-- The command line as typed, for "run it again" hints, without RESUME_DROPS;
+-- the second result is true when a secret was left out.
 local function resume_command(argv)
   local parts = { shell_quote(argv[0] or "zcrm") }
+  local secret_dropped = false
   local i = 1
   while i <= #argv do
     local a = argv[i]
-    if a == "--undo" then
-      i = i + 1
-    elseif a:sub(1, 7) ~= "--undo=" then
+    local name, inline = a:match("^%-%-([%w-]+)(=?)")
+    if name and RESUME_DROPS[name] then
+      if inline == "" then i = i + 1 end
+      if name == "access-token" then secret_dropped = true end
+    else
       parts[#parts + 1] = shell_quote(a)
     end
     i = i + 1
   end
-  return table.concat(parts, " ")
+  return table.concat(parts, " "), secret_dropped
 end
 
 -- }====
@@ -694,9 +701,11 @@ local function cmd_apply(flags, positional, argv)
       .. "module per call", tostring(report.batch_fallback)))
   end
   if sig then
-    err_line(string.format("zcrm: interrupted by %s: %s; %s. Running the same command again resumes: %s%s",
+    local again, secret_dropped = resume_command(argv)
+    err_line(string.format("zcrm: interrupted by %s: %s; %s. Running the same command again resumes: %s%s%s",
       SIGNAL_NAME[sig], report.dry_run and "nothing was sent" or (#report.applied .. " applied"),
-      plural(#report.not_sent, "update") .. " not sent", resume_command(argv),
+      plural(#report.not_sent, "update") .. " not sent", again,
+      secret_dropped and " (with your access token, best in ZOHO_ACCESS_TOKEN)" or "",
       report.undo_file and string.format(" (%s stays the way back)", report.undo_file) or ""))
     return EXIT_SIGNAL[sig]
   end
@@ -805,6 +814,17 @@ end
 
 local COMMANDS = { apply = cmd_apply, validate = cmd_validate, modules = cmd_modules, profiles = cmd_profiles }
 
+-- Configuration as code (issue 13): export, plan, diff, change sets and --orgs
+-- live in lua/zcrm/cli_config.lua; this plugs them in, with the helpers here.
+local config = require "zcrm.cli_config"
+config.install {
+  commands = COMMANDS, flags = COMMAND_FLAGS, help = HELP,
+  helpers = { out = out, json_line = json_line, error_json = error_json, usage_error = usage_error,
+              connect = connect, print_changes = print_changes, list_or_nil = list_or_nil, ask = ask,
+              error_line = function(prefix, err) print_error({}, prefix, err) end,
+              print_invalid = function(faults) print_invalid({}, faults) end },
+}
+
 local function command_help(command)
   out(HELP[command])
   if command ~= "validate" and command ~= "emulator" then out("\n", CONNECTION_HELP) end
@@ -841,7 +861,7 @@ function M.main(argv)
   if not flags then return usage_error(perr, command) end
   setup_terminal(flags)
   if flags.help then return command_help(command) end
-  if command ~= "apply" and command ~= "validate" and #positional > 0 then
+  if command ~= "apply" and command ~= "validate" and not config.TAKES_ARGUMENTS[command] and #positional > 0 then
     return usage_error("zcrm " .. command .. " takes no arguments", command)
   end
   return run(flags, positional, argv)

@@ -118,12 +118,20 @@ local function call_back(report, fn, ...)
   if not ok then report.callback_errors[#report.callback_errors + 1] = tostring(err) end
 end
 
+-- An exact profile set needs the state: its revokes depend on who has access.
+local function needs_state(list)
+  for _, entry in ipairs(list) do
+    if type(entry) == "table" and entry.profile_set ~= nil then return true end
+  end
+  return false
+end
+
 -- Runs the checks; returns the valid items, or nil, err. Duplicates are looked
 -- for among all entries that name a module, even those invalid for another reason.
 local function prepare(client, list, opts, report)
   local state
   local against_state
-  if opts.diff or opts.undo_file or opts.read_state then
+  if opts.diff or opts.undo_file or opts.read_state or needs_state(list) then
     against_state = function(items, faults)
       -- A plan with faults found offline sends no request at all, not even a read.
       if #faults > 0 and not opts.partial then return true end
@@ -156,7 +164,7 @@ local function change_report(item)
   return {
     index = item.index, module = c.module, id = c.id, create = c.create,
     plural_label = c.plural_label, singular_label = c.singular_label,
-    granted = c.granted, revoked = c.revoked,
+    granted = c.granted, revoked = c.revoked, before = item.current, names = item.names,
   }
 end
 
@@ -167,11 +175,14 @@ local function plan_work(items, opts, report)
   local work = {}
   for _, item in ipairs(items) do
     if item.change and not item.change.noop then report.changes[#report.changes + 1] = change_report(item) end
-    if opts.diff and item.change.noop then
+    if (opts.diff or item.profile_set) and item.change.noop then
       report.skipped[#report.skipped + 1] = { index = item.index, module = item.module, reason = "no change" }
     else
-      -- A new module is sent whole; an update, with diff, only what differs.
-      item.send = (opts.diff and not item.create) and st.reduced_update(item.change) or item.update
+      -- A new module is sent whole. An entry with an exact profile set says how
+      -- the module should be, so it is always compared with the state: only
+      -- what differs is sent; other updates too with diff.
+      item.send = ((opts.diff or item.profile_set) and not item.create) and st.reduced_update(item.change)
+        or item.update
       work[#work + 1] = item
     end
   end

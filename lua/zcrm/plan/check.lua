@@ -4,6 +4,7 @@
 -- @module zcrm.plan.check
 
 local core = require "zcrm.core"
+local exact = require "zcrm.plan.exact"
 local modules = require "zcrm.modules"
 
 local M = {}
@@ -95,7 +96,17 @@ function M.check_entry(index, entry)
   item.module = segment
   local update = {}
   for k, v in pairs(entry) do
-    if k ~= "module" then update[k] = v end
+    if k ~= "module" and k ~= "profile_set" then update[k] = v end
+  end
+  if entry.profile_set ~= nil then -- exactly these profiles (lua/zcrm/plan/exact.lua)
+    if entry.profiles ~= nil then
+      return nil, M.entry_fault(item, M.plan_error("INVALID_DATA",
+        "give profiles (grants and revokes) or profile_set (exactly these), not both", "profile_set"))
+    end
+    local set, serr = exact.check(entry.profile_set)
+    if not set then return nil, M.entry_fault(item, serr) end
+    item.profile_set = set
+    if next(update) == nil then item.update = {}; return item end
   end
   local cok, clean, verr = pcall(core.prepare_update, update)
   if not cok or not clean then

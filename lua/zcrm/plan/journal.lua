@@ -96,12 +96,26 @@ end
 
 --- Opens (or creates) the journal at `path`. read_only: read what it holds, write nothing.
 function M.open(path, read_only)
-  local j, rerr = read_journal(path)
-  if not j then return nil, rerr end
-  if read_only then return setmetatable(j, Journal) end
+  if read_only then
+    local j, rerr = read_journal(path)
+    if not j then return nil, rerr end
+    return setmetatable(j, Journal)
+  end
   -- O_NOFOLLOW, mode 0600 when new: the journal records the org's state.
   local fh, err = core.open_file(path, "a")
   if not fh then return nil, io_error("JOURNAL_ERROR", "cannot open journal: " .. err.message) end
+  -- One run per journal: a second one refuses at once. The lock dies with its
+  -- process, so a journal left by a killed run is free again. It is taken
+  -- before the journal is read, so what is read is what the last run wrote.
+  local locked, lerr, busy = core.lock_file(fh)
+  if not locked then
+    fh:close()
+    return nil, io_error(busy and "JOURNAL_BUSY" or "JOURNAL_ERROR", busy
+      and string.format("journal %s is in use by another run (it holds the lock); wait for it to finish", path)
+      or string.format("cannot lock journal %s: %s", path, tostring(lerr)))
+  end
+  local j, rerr = read_journal(path)
+  if not j then fh:close(); return nil, rerr end
   j.fh = fh
   if #j.text > 0 and j.text:sub(-1) ~= "\n" then
     fh:write("\n") -- end the torn line, so the next record starts on its own
