@@ -673,3 +673,43 @@ describe("bin/zcrm", function()
     end)
   end)
 end)
+
+describe("zcrm and a hostile server's text", function()
+  it("prints labels that carry terminal escapes with their control bytes shown, not acted on", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir -p " .. quote(dir))
+    local state = dir .. "/org.json"
+    -- seed the state file, then give a custom module a label that clears the
+    -- screen and sets the window title (written as a server would send it)
+    local emu = emulator.start { "--state", state }
+    emu:stop()
+    local org = cjson.decode(slurp(state))
+    local hostile = "Lea\27[2J\27]0;PWNED\7ds\nX"
+    local changed
+    for _, m in ipairs(org.modules) do
+      if m.api_name == "Digital_Marketing" then m.plural_label = hostile changed = true end
+    end
+    assert.is_true(changed)
+    spit(state, cjson.encode(org))
+    emu = emulator.start { "--state", state }
+    local env = { ZOHO_API_DOMAIN = emu.url, ZOHO_ACCESS_TOKEN = TOKEN }
+    local ok, err = pcall(function()
+      local code, out = zcrm({ "modules" }, env)
+      assert.equal(0, code)
+      assert.is_nil(out:find("\27", 1, true), "an escape byte reached the terminal")
+      assert.is_nil(out:find("\7", 1, true))
+      assert.matches("Lea\\x1B[2J\\x1B]0;PWNED\\x07ds", out, 1, true)
+      -- the diff shows the label as one quoted line
+      local plan = write_plan '{ { module = "Digital_Marketing", plural_label = "Leads Two" } }'
+      code, out = zcrm({ "apply", plan, "--dry-run" }, env)
+      assert.equal(0, code, out)
+      assert.is_nil(out:find("\27", 1, true), "an escape byte reached the terminal")
+      assert.matches('"Lea\\027[2J', out, 1, true)
+      os.remove(plan)
+    end)
+    emu:stop()
+    os.execute("rm -rf " .. quote(dir))
+    assert(ok, err)
+  end)
+end)

@@ -374,6 +374,24 @@ describe("client:apply against the emulator", function()
       return list
     end
 
+    it("is closed when the run sends nothing: declined, or a dry run", function()
+      local function open_journals()
+        local n = 0
+        local p = io.popen("ls -l /proc/$PPID/fd 2>/dev/null") -- the shell's parent: this process
+        for line in p:lines() do if line:find(journal, 1, true) then n = n + 1 end end
+        p:close()
+        return n
+      end
+      collectgarbage("stop")
+      for _ = 1, 3 do
+        assert(client:apply(bulk(2, "Declined"), { journal = journal, confirm = function() return false end }))
+        assert(client:apply(bulk(2, "Dry"), { journal = journal, dry_run = true }))
+      end
+      local open = open_journals()
+      collectgarbage("restart")
+      assert.equal(0, open)
+    end)
+
     it("writes one JSON line per completed item, an audit record that never makes a run skip a change", function()
       local list = bulk(10, "Journal")
       list[11] = { module = "Leads", singular_label = "Prospect" } -- fails on the server

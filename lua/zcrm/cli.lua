@@ -11,6 +11,7 @@ local cjson = require "cjson.safe"
 local zcrm = require "zcrm"
 local plan = require "zcrm.plan"
 local core = require "zcrm.core"
+local util = require "zcrm.util"
 
 local M = {}
 
@@ -139,15 +140,17 @@ local function clear_progress()
   end
 end
 
+-- Everything the command prints goes through out or err_line, which keep a
+-- server's text from acting on the terminal (util.terminal_text).
 local function out(...)
   clear_progress()
-  io.stdout:write(...)
+  io.stdout:write(util.terminal_text(table.concat({ ... })))
 end
 
 local function err_line(text)
   clear_progress()
   io.stdout:flush()
-  io.stderr:write((text:gsub("[\r\n]+", " ")), "\n")
+  io.stderr:write(util.terminal_text((text:gsub("[\r\n]+", " "))), "\n")
 end
 
 local function json_line(t)
@@ -323,27 +326,35 @@ local function holds_secrets(t)
   return t.access_token ~= nil or o.client_secret ~= nil or o.refresh_token ~= nil
 end
 
--- Reads a config file: Lua returning a table of zcrm.new options, run with no
--- globals so that it can only describe, not act.
--- Errors name the file and the line only: Lua's own messages quote the file's
--- text (`near '...'`) or values, and a config holds secrets.
-local function config_fault(path, what, lua_message)
-  local line = type(lua_message) == "string" and lua_message:match(":(%d+):")
-  return zcrm.error { kind = "config", code = "INVALID_CONFIG",
-    message = string.format("config %s: %s%s (the file's text is not shown: it may hold secrets)", path, what,
-      line and (" at line " .. line) or ""),
-    resolution = "The file must be Lua ending with `return { ... }` holding zcrm.new options." }
-end
-
-local function read_config(path)
-  local chunk, lerr = loadfile(path, "t", {})
+-- Loads a Lua file that may hold secrets (a config, an orgs file) and returns
+-- the value it returns, or nil, err with `code`. Errors name the file and the
+-- line only: Lua's own messages quote the file's text (`near '...'`) or values.
+-- `env` is the chunk's environment (nil: the full one).
+local function load_secret_file(path, env, code, label, resolution)
+  local function fault(what, lua_message)
+    local line = type(lua_message) == "string" and lua_message:match(":(%d+):")
+    return nil, zcrm.error { kind = "config", code = code, resolution = resolution,
+      message = string.format("%s %s: %s%s (the file's text is not shown: it may hold secrets)", label, path, what,
+        line and (" at line " .. line) or "") }
+  end
+  local chunk, lerr
+  if env then chunk, lerr = loadfile(path, "t", env) else chunk, lerr = loadfile(path, "t") end
   if not chunk then
-    if tostring(lerr):match("^cannot ") then return nil, config_fault(path, "cannot be read") end
-    return nil, config_fault(path, "Lua syntax error", lerr)
+    if tostring(lerr):match("^cannot ") then return fault("cannot be read") end
+    return fault("Lua syntax error", lerr)
   end
   local ok, t = pcall(chunk)
-  if not ok then return nil, config_fault(path, "raised an error", t) end
-  if type(t) ~= "table" then return nil, config_fault(path, "does not return a table") end
+  if not ok then return fault("raised an error", t) end
+  if type(t) ~= "table" then return fault("does not return a table") end
+  return t
+end
+
+-- Reads a config file: Lua returning a table of zcrm.new options, run with no
+-- globals so that it can only describe, not act.
+local function read_config(path)
+  local t, err = load_secret_file(path, {}, "INVALID_CONFIG", "config",
+    "The file must be Lua ending with `return { ... }` holding zcrm.new options.")
+  if not t then return nil, err end
   local mode = core.file_mode(path)
   if mode and mode & 0x3f ~= 0 and holds_secrets(t) then
     return nil, zcrm.error { kind = "config", code = "UNSAFE_CONFIG",
@@ -420,9 +431,10 @@ end
 
 -- {==== apply and validate
 
+-- A label as a Lua string literal: quoted, control bytes escaped, one line.
 local function show_value(v)
   if v == nil then return "(new)" end        -- a module a create entry makes
-  return string.format("%q", v)
+  return type(v) == "string" and util.lua_string(v) or tostring(v)
 end
 
 local function print_changes(changes)
@@ -820,6 +832,7 @@ local config = require "zcrm.cli_config"
 config.install {
   commands = COMMANDS, flags = COMMAND_FLAGS, help = HELP,
   helpers = { out = out, json_line = json_line, error_json = error_json, usage_error = usage_error,
+              load_secret_file = load_secret_file,
               connect = connect, print_changes = print_changes, list_or_nil = list_or_nil, ask = ask,
               error_line = function(prefix, err) print_error({}, prefix, err) end,
               print_invalid = function(faults) print_invalid({}, faults) end },

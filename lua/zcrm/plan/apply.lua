@@ -361,13 +361,17 @@ function M.apply(client, plan, opts)
     report.would_send[#report.would_send + 1] = { index = item.index, module = item.module, update = item.send }
   end
   call_back(report, opts.on_plan, report)
-  if opts.dry_run then return finish(client, report, t0, credits0) end
+  if opts.dry_run then
+    if journal then journal:close() end
+    return finish(client, report, t0, credits0)
+  end
   if opts.confirm and #work > 0 then
     local ok, yes = pcall(opts.confirm, report)
     if not (ok and yes) then
       if not ok then report.callback_errors[#report.callback_errors + 1] = tostring(yes) end
       report.declined = true
       for _, item in ipairs(work) do report.not_sent[#report.not_sent + 1] = { index = item.index, module = item.module } end
+      if journal then journal:close() end
       return finish(client, report, t0, credits0)
     end
   end

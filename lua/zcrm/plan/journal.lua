@@ -61,7 +61,7 @@ end
 
 -- {==== the journal: JSON lines, one per completed item, on disk before we move on
 
-local sync = core.fsync or function(fh) return fh:flush() end
+local sync = core.fsync
 
 local Journal = {}
 Journal.__index = Journal
