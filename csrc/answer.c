@@ -245,7 +245,7 @@ static int zc_l_read_update_answer(lua_State *L) {
   if (!zc_next_is(&s, ']') || !zc_next_is(&s, '}')) return 0;
   zc_ws(&s);
   if (s.p != s.end) return 0;
-  if (lua_type(L, ZC_A_CODE) != LUA_TSTRING ||
+  if (lua_type(L, ZC_A_CODE) != LUA_TSTRING || lua_rawlen(L, ZC_A_CODE) == 0 ||
       lua_type(L, ZC_A_STATUS) != LUA_TSTRING ||
       !zc_key_is(L, ZC_A_STATUS, "success"))
     return 0;

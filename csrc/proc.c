@@ -44,11 +44,13 @@ static int zc_catch_interrupts(lua_State *L) {
   sa.sa_handler = (lua_isnoneornil(L, 1) || lua_toboolean(L, 1)) ? zc_on_signal : SIG_DFL;
   sa.sa_flags = SA_RESETHAND;
   sigemptyset(&sa.sa_mask);
+  /* cleared before the handlers go in: a signal that comes while they are
+     being installed is kept, not forgotten */
+  zc_signal_caught = 0;
   for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
     if (sigaction(sigs[i], &sa, NULL) != 0)
       return luaL_error(L, "sigaction: %s", strerror(errno));
   }
-  zc_signal_caught = 0;
   return 0;
 }
 

@@ -23,7 +23,7 @@ struct fault_state {
   entry script[MAX_SCRIPT];       /* FIFO; each entry lasts count answers */
   size_t nscript;
   double rate;
-  fault *pool;                    /* --fault_state */
+  fault *pool;                    /* --faults */
   size_t npool;
   uint64_t rng;
 };

@@ -41,8 +41,6 @@ void reply_error (reply *r, int status, const char *code,
   reply_json(r, status, &b);
 }
 
-/* Shape B, one item: details are api_name and json_path, plus extra
-** (",\"maximum_length\":25" and the like) when given. */
 /* Shape B, one error result: details are api_name and json_path, plus
 ** extra (",\"maximum_length\":25" and the like) when given. */
 void reply_write_item_error (jbuf *b, const char *code, const char *api_name,

@@ -583,6 +583,19 @@ describe("bin/zcrm", function()
       end)
     end
 
+    it("leaves a token given with --access-token out of the command that resumes", function()
+      local run = start({ "apply", "examples/plans/relabel.lua", "--yes", "--concurrency", "1",
+                          "--api-domain", emu.url, "--access-token", TOKEN }, {})
+      wait_for(function() return puts() >= 1 end, "the first update")
+      os.execute("kill -INT " .. run.pid)
+      local code, out, err = finish(run)
+      assert.equal(130, code, err)
+      assert.is_nil((out .. err):find(TOKEN, 1, true), err)
+      local resume = err:match("Running the same command again resumes: bin/zcrm (.-) %(")
+      assert.equal("apply examples/plans/relabel.lua --yes --concurrency 1 --api-domain " .. emu.url, resume)
+      assert.matches("with your access token", err, 1, true)
+    end)
+
     it("a second Ctrl-C stops at once", function()
       local run = start({ "apply", "examples/plans/relabel.lua", "--yes", "--concurrency", "1" }, env)
       wait_for(function() return puts() >= 1 end, "the first update")
@@ -658,5 +671,45 @@ describe("bin/zcrm", function()
       p:close()
       assert.equal("nil 15  exit 143\n", text)
     end)
+  end)
+end)
+
+describe("zcrm and a hostile server's text", function()
+  it("prints labels that carry terminal escapes with their control bytes shown, not acted on", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir -p " .. quote(dir))
+    local state = dir .. "/org.json"
+    -- seed the state file, then give a custom module a label that clears the
+    -- screen and sets the window title (written as a server would send it)
+    local emu = emulator.start { "--state", state }
+    emu:stop()
+    local org = cjson.decode(slurp(state))
+    local hostile = "Lea\27[2J\27]0;PWNED\7ds\nX"
+    local changed
+    for _, m in ipairs(org.modules) do
+      if m.api_name == "Digital_Marketing" then m.plural_label = hostile changed = true end
+    end
+    assert.is_true(changed)
+    spit(state, cjson.encode(org))
+    emu = emulator.start { "--state", state }
+    local env = { ZOHO_API_DOMAIN = emu.url, ZOHO_ACCESS_TOKEN = TOKEN }
+    local ok, err = pcall(function()
+      local code, out = zcrm({ "modules" }, env)
+      assert.equal(0, code)
+      assert.is_nil(out:find("\27", 1, true), "an escape byte reached the terminal")
+      assert.is_nil(out:find("\7", 1, true))
+      assert.matches("Lea\\x1B[2J\\x1B]0;PWNED\\x07ds", out, 1, true)
+      -- the diff shows the label as one quoted line
+      local plan = write_plan '{ { module = "Digital_Marketing", plural_label = "Leads Two" } }'
+      code, out = zcrm({ "apply", plan, "--dry-run" }, env)
+      assert.equal(0, code, out)
+      assert.is_nil(out:find("\27", 1, true), "an escape byte reached the terminal")
+      assert.matches('"Lea\\027[2J', out, 1, true)
+      os.remove(plan)
+    end)
+    emu:stop()
+    os.execute("rm -rf " .. quote(dir))
+    assert(ok, err)
   end)
 end)

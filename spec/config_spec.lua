@@ -460,6 +460,22 @@ describe("the zcrm command", function()
     assert.equal(0, puts(a))
   end)
 
+  it("--orgs: an orgs file that does not load is named with its line, never quoted (it holds secrets)", function()
+    local orgs_path = dir .. "/broken-orgs.lua"
+    files.write(orgs_path, 'return { { name = "a", options = { access_token = "1000.orgs.SECRET.value" oops } } }\n')
+    os.execute("chmod 600 " .. orgs_path)
+    files.write(dir .. "/plan.lua", 'return { { module = "Projects", plural_label = "P" } }\n')
+    local code, output = zcrm_cmd(nil, "diff", dir .. "/plan.lua", "--orgs", orgs_path)
+    assert.equal(2, code, output)
+    assert.matches("Lua syntax error at line 1", output, 1, true)
+    assert.is_nil(output:find("SECRET", 1, true), output)
+    files.write(orgs_path, 'error("failed with 1000.orgs.SECRET.value")\n')
+    code, output = zcrm_cmd(nil, "diff", dir .. "/plan.lua", "--orgs", orgs_path)
+    assert.equal(2, code, output)
+    assert.matches("raised an error", output, 1, true)
+    assert.is_nil(output:find("SECRET", 1, true), output)
+  end)
+
   it("--orgs: diff and apply one plan across orgs, with a summary per org", function()
     local orgs_path = dir .. "/orgs.lua"
     files.write(orgs_path, string.format('return { { name = "sandbox", options = { api_domain = %q, access_token = "emulator-token" } },\n'

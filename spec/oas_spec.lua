@@ -1,12 +1,21 @@
 -- The emulator's GET answers against Zoho's OpenAPI schemas (zoho/crm-oas,
 -- v8.0/*.json), checked by spec/support/oas.lua. The files are not in this
 -- repository; set ZCRM_OAS_DIR to where they are (default
--- ../shared/reference/oas). Without them these specs are pending.
+-- ../shared/reference/oas). Without them these specs are pending, but under
+-- CI=true they fail.
 local cjson = require "cjson"
 local emulator = require "spec.support.emulator"
 local oas = require "spec.support.oas"
 
 local TOKEN = "Zoho-oauthtoken emulator-token"
+
+-- CI lays the reference files beside the clone, so there a missing file is a
+-- failure; elsewhere (a clone alone) the specs are pending.
+local function no_schemas()
+  local why = "no OpenAPI files at " .. oas.dir() .. " (set ZCRM_OAS_DIR)"
+  if os.getenv("CI") == "true" then error(why) end
+  pending(why)
+end
 
 describe("emulator answers against the OpenAPI schemas", function()
   local emu, api
@@ -29,7 +38,7 @@ describe("emulator answers against the OpenAPI schemas", function()
   end
 
   it("GET /settings/modules/{id}: a custom module in full (Response_Wrapper, every required key)", function()
-    if not api then pending("no OpenAPI files at " .. oas.dir() .. " (set ZCRM_OAS_DIR)") return end
+    if not api then return no_schemas() end
     for _, m in ipairs { "2423488000000834002", "Projects", "Memberships" } do
       local body = get("/crm/v8/settings/modules/" .. m)
       conforms(body, "modules.json", "#/components/schemas/Response_Wrapper")
@@ -47,7 +56,7 @@ describe("emulator answers against the OpenAPI schemas", function()
   end)
 
   it("the same schema finds a missing key and a wrong type (the checker is not blind)", function()
-    if not api then pending("no OpenAPI files at " .. oas.dir()) return end
+    if not api then return no_schemas() end
     local body = get("/crm/v8/settings/modules/Projects")
     body.modules[1].fields = nil
     body.modules[1].per_page = "10"
@@ -56,7 +65,7 @@ describe("emulator answers against the OpenAPI schemas", function()
   end)
 
   it("GET /settings/modules: each module's keys have the schema's types", function()
-    if not api then pending("no OpenAPI files at " .. oas.dir()) return end
+    if not api then return no_schemas() end
     local body = get("/crm/v8/settings/modules")
     -- the list form is the short one (Zoho's list example), so the
     -- detail-only required keys are left out of this check
@@ -77,7 +86,7 @@ describe("emulator answers against the OpenAPI schemas", function()
   end)
 
   it("GET /settings/profiles: the profiles response schema", function()
-    if not api then pending("no OpenAPI files at " .. oas.dir()) return end
+    if not api then return no_schemas() end
     local body = get("/crm/v8/settings/profiles")
     local schema = api:doc("profiles.json").paths["/crm/v8/settings/profiles"].get
       .responses["200"].content["application/json"].schema

@@ -56,7 +56,7 @@ describe("zcrm.plan without a server", function()
       { module = "Projects", plural_label = "Client Projects" },
       { module = "Tickets", plural_label = "Tickets!" },                 -- bad character
       { plural_label = "No Module" },                                     -- no module
-      { module = "Bad__Name", singular_label = "X" },                     -- malformed API name
+      { module = "Bad-Name", singular_label = "X" },                      -- malformed API name
       { module = "Assets", plural_lable = "Typo" },                       -- unknown key
       { module = "Trainings", profiles = {} },                            -- empty profiles
       "not a table",
@@ -373,6 +373,24 @@ describe("client:apply against the emulator", function()
       end
       return list
     end
+
+    it("is closed when the run sends nothing: declined, or a dry run", function()
+      local function open_journals()
+        local n = 0
+        local p = io.popen("ls -l /proc/$PPID/fd 2>/dev/null") -- the shell's parent: this process
+        for line in p:lines() do if line:find(journal, 1, true) then n = n + 1 end end
+        p:close()
+        return n
+      end
+      collectgarbage("stop")
+      for _ = 1, 3 do
+        assert(client:apply(bulk(2, "Declined"), { journal = journal, confirm = function() return false end }))
+        assert(client:apply(bulk(2, "Dry"), { journal = journal, dry_run = true }))
+      end
+      local open = open_journals()
+      collectgarbage("restart")
+      assert.equal(0, open)
+    end)
 
     it("writes one JSON line per completed item, an audit record that never makes a run skip a change", function()
       local list = bulk(10, "Journal")

@@ -11,6 +11,7 @@ local cjson = require "cjson.safe"
 local zcrm = require "zcrm"
 local plan = require "zcrm.plan"
 local core = require "zcrm.core"
+local util = require "zcrm.util"
 
 local M = {}
 
@@ -55,7 +56,8 @@ turns them off.
 ]],
   apply = [[
 usage: zcrm apply PLAN.lua [ARG...] [--yes] [--dry-run] [--no-diff] [--partial]
-                  [--journal F] [--undo F] [--concurrency N] [--json] [connection options]
+                  [--journal F] [--undo F] [--concurrency N] [--batch] [--json]
+                  [connection options]
 
 Checks every entry of PLAN.lua, reads the org's current state, shows what would
 change, asks "Apply N changes to <api domain>? [y/N]" on a terminal, then sends
@@ -72,6 +74,8 @@ function as ctx.args.
                      audit record; it never makes a run skip anything
   --undo F           write F, a plan that restores the state read (F must not exist)
   --concurrency N    at most N updates in flight (default 10; Zoho allows 5 to 25)
+  --batch            send updates 100 modules per call (PUT settings/modules);
+                     if the server refuses that, one per call, said once
   --json             JSON lines on stdout: one event per line
   --diff             accepted for older scripts; reading the state is the default
 
@@ -136,15 +140,17 @@ local function clear_progress()
   end
 end
 
+-- Everything the command prints goes through out or err_line, which keep a
+-- server's text from acting on the terminal (util.terminal_text).
 local function out(...)
   clear_progress()
-  io.stdout:write(...)
+  io.stdout:write(util.terminal_text(table.concat({ ... })))
 end
 
 local function err_line(text)
   clear_progress()
   io.stdout:flush()
-  io.stderr:write((text:gsub("[\r\n]+", " ")), "\n")
+  io.stderr:write(util.terminal_text((text:gsub("[\r\n]+", " "))), "\n")
 end
 
 local function json_line(t)
@@ -230,7 +236,7 @@ local CONNECTION_FLAGS = { ["api-domain"] = "value", dc = "value", environment =
 local COMMAND_FLAGS = {
   apply = { ["dry-run"] = "boolean", diff = "boolean", ["no-diff"] = "boolean", journal = "value",
             undo = "value", concurrency = "value", json = "boolean", yes = "boolean",
-            partial = "boolean" },
+            partial = "boolean", batch = "boolean" },
   validate = { json = "boolean" },
   modules = { json = "boolean" },
   profiles = { json = "boolean" },
@@ -286,22 +292,29 @@ local function shell_quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
--- The command line as typed, for "run it again" hints, without --undo: the
+-- Flags left out of the "run it again" hint, with their values: --undo (the
 -- undo plan this run wrote stays the way back, and a rerun would refuse to
--- overwrite it.
+-- overwrite it) and --access-token (a secret never reaches the output).
+local RESUME_DROPS = { undo = true, ["access-token"] = true }
+
+-- The command line as typed, for "run it again" hints, without RESUME_DROPS;
+-- the second result is true when a secret was left out.
 local function resume_command(argv)
   local parts = { shell_quote(argv[0] or "zcrm") }
+  local secret_dropped = false
   local i = 1
   while i <= #argv do
     local a = argv[i]
-    if a == "--undo" then
-      i = i + 1
-    elseif a:sub(1, 7) ~= "--undo=" then
+    local name, inline = a:match("^%-%-([%w-]+)(=?)")
+    if name and RESUME_DROPS[name] then
+      if inline == "" then i = i + 1 end
+      if name == "access-token" then secret_dropped = true end
+    else
       parts[#parts + 1] = shell_quote(a)
     end
     i = i + 1
   end
-  return table.concat(parts, " ")
+  return table.concat(parts, " "), secret_dropped
 end
 
 -- }====
@@ -313,27 +326,35 @@ local function holds_secrets(t)
   return t.access_token ~= nil or o.client_secret ~= nil or o.refresh_token ~= nil
 end
 
--- Reads a config file: Lua returning a table of zcrm.new options, run with no
--- globals so that it can only describe, not act.
--- Errors name the file and the line only: Lua's own messages quote the file's
--- text (`near '...'`) or values, and a config holds secrets.
-local function config_fault(path, what, lua_message)
-  local line = type(lua_message) == "string" and lua_message:match(":(%d+):")
-  return zcrm.error { kind = "config", code = "INVALID_CONFIG",
-    message = string.format("config %s: %s%s (the file's text is not shown: it may hold secrets)", path, what,
-      line and (" at line " .. line) or ""),
-    resolution = "The file must be Lua ending with `return { ... }` holding zcrm.new options." }
-end
-
-local function read_config(path)
-  local chunk, lerr = loadfile(path, "t", {})
+-- Loads a Lua file that may hold secrets (a config, an orgs file) and returns
+-- the value it returns, or nil, err with `code`. Errors name the file and the
+-- line only: Lua's own messages quote the file's text (`near '...'`) or values.
+-- `env` is the chunk's environment (nil: the full one).
+local function load_secret_file(path, env, code, label, resolution)
+  local function fault(what, lua_message)
+    local line = type(lua_message) == "string" and lua_message:match(":(%d+):")
+    return nil, zcrm.error { kind = "config", code = code, resolution = resolution,
+      message = string.format("%s %s: %s%s (the file's text is not shown: it may hold secrets)", label, path, what,
+        line and (" at line " .. line) or "") }
+  end
+  local chunk, lerr
+  if env then chunk, lerr = loadfile(path, "t", env) else chunk, lerr = loadfile(path, "t") end
   if not chunk then
-    if tostring(lerr):match("^cannot ") then return nil, config_fault(path, "cannot be read") end
-    return nil, config_fault(path, "Lua syntax error", lerr)
+    if tostring(lerr):match("^cannot ") then return fault("cannot be read") end
+    return fault("Lua syntax error", lerr)
   end
   local ok, t = pcall(chunk)
-  if not ok then return nil, config_fault(path, "raised an error", t) end
-  if type(t) ~= "table" then return nil, config_fault(path, "does not return a table") end
+  if not ok then return fault("raised an error", t) end
+  if type(t) ~= "table" then return fault("does not return a table") end
+  return t
+end
+
+-- Reads a config file: Lua returning a table of zcrm.new options, run with no
+-- globals so that it can only describe, not act.
+local function read_config(path)
+  local t, err = load_secret_file(path, {}, "INVALID_CONFIG", "config",
+    "The file must be Lua ending with `return { ... }` holding zcrm.new options.")
+  if not t then return nil, err end
   local mode = core.file_mode(path)
   if mode and mode & 0x3f ~= 0 and holds_secrets(t) then
     return nil, zcrm.error { kind = "config", code = "UNSAFE_CONFIG",
@@ -410,8 +431,10 @@ end
 
 -- {==== apply and validate
 
+-- A label as a Lua string literal: quoted, control bytes escaped, one line.
 local function show_value(v)
-  return string.format("%q", v)
+  if v == nil then return "(new)" end        -- a module a create entry makes
+  return type(v) == "string" and util.lua_string(v) or tostring(v)
 end
 
 local function print_changes(changes)
@@ -515,7 +538,12 @@ local function result_printer(flags, total_ref, index_of)
   local done = 0
   return function(entry, res, err)
     done = done + 1
-    local module = type(entry) == "table" and tostring(entry.module) or "?"
+    local module = "?"
+    if type(entry) == "table" then
+      -- a create entry has no module: it is named as the report names it
+      module = entry.create and entry.module == nil and ("(new) " .. tostring(entry.plural_label))
+        or tostring(entry.module)
+    end
     if flags.json then
       json_line { event = "result", index = index_of[entry], module = module, status = res and "applied" or "failed",
                   code = res and res.code or nil, id = res and res.id or nil,
@@ -533,6 +561,7 @@ local function report_json(report, extra)
     applied = #report.applied, skipped = #report.skipped, failed = #report.failed,
     invalid = #report.invalid, not_sent = #report.not_sent, credits = report.credits,
     elapsed = report.elapsed, undo_file = report.undo_file, journal = report.journal,
+    batch_fallback = report.batch_fallback and error_json(report.batch_fallback) or nil,
   }
   for k, v in pairs(extra or {}) do event[k] = v end
   json_line(event)
@@ -632,7 +661,7 @@ local function cmd_apply(flags, positional, argv)
   local opts = {
     dry_run = flags["dry-run"], diff = not flags["no-diff"], read_state = flags["dry-run"] or nil,
     journal = flags.journal, undo_file = flags.undo, partial = flags.partial,
-    concurrency = client.concurrency,
+    concurrency = client.concurrency, batch = flags.batch,
     on_result = result_printer(flags, total_ref, index_of),
     on_plan = function(report)
       show_plan(report, flags, string.format("Plan %s: %s for %s%s", path, plural(report.total, "entry"),
@@ -679,10 +708,16 @@ local function cmd_apply(flags, positional, argv)
   else
     print_summary(report)
   end
+  if report.batch_fallback then
+    err_line(string.format("zcrm: the server refused the batch endpoint (%s); the updates went one "
+      .. "module per call", tostring(report.batch_fallback)))
+  end
   if sig then
-    err_line(string.format("zcrm: interrupted by %s: %s; %s. Running the same command again resumes: %s%s",
+    local again, secret_dropped = resume_command(argv)
+    err_line(string.format("zcrm: interrupted by %s: %s; %s. Running the same command again resumes: %s%s%s",
       SIGNAL_NAME[sig], report.dry_run and "nothing was sent" or (#report.applied .. " applied"),
-      plural(#report.not_sent, "update") .. " not sent", resume_command(argv),
+      plural(#report.not_sent, "update") .. " not sent", again,
+      secret_dropped and " (with your access token, best in ZOHO_ACCESS_TOKEN)" or "",
       report.undo_file and string.format(" (%s stays the way back)", report.undo_file) or ""))
     return EXIT_SIGNAL[sig]
   end
@@ -797,6 +832,7 @@ local config = require "zcrm.cli_config"
 config.install {
   commands = COMMANDS, flags = COMMAND_FLAGS, help = HELP,
   helpers = { out = out, json_line = json_line, error_json = error_json, usage_error = usage_error,
+              load_secret_file = load_secret_file,
               connect = connect, print_changes = print_changes, list_or_nil = list_or_nil, ask = ask,
               error_line = function(prefix, err) print_error({}, prefix, err) end,
               print_invalid = function(faults) print_invalid({}, faults) end },

@@ -71,16 +71,14 @@ end
 -- Reads ORGS.lua: a list of { name =, options = <zcrm.new options> }. Like a
 -- config file, one that holds a secret must be readable by its owner only.
 local function read_orgs(path)
-  local chunk, lerr = loadfile(path, "t")
-  local function bad(message)
-    return nil, zcrm.error { kind = "config", code = "INVALID_ORGS", message = message,
-      resolution = "ORGS.lua returns a list of { name = \"...\", options = { <zcrm.new options> } }." }
-  end
-  if not chunk then return bad("cannot read orgs file: " .. tostring(lerr)) end
-  local ok, list = pcall(chunk)
-  if not ok then return bad("orgs file " .. path .. " raised: " .. tostring(list)) end
+  local resolution = "ORGS.lua returns a list of { name = \"...\", options = { <zcrm.new options> } }."
+  local list, lerr = H.load_secret_file(path, nil, "INVALID_ORGS", "orgs file", resolution)
+  if not list then return nil, lerr end
   local valid, verr = orgs_mod.check(list)
-  if not valid then return bad(path .. ": " .. verr.message) end
+  if not valid then
+    return nil, zcrm.error { kind = "config", code = "INVALID_ORGS", message = path .. ": " .. verr.message,
+      resolution = resolution }
+  end
   local mode = core.file_mode(path)
   for _, org in ipairs(list) do
     local o = org.options
