@@ -22,6 +22,7 @@
 local zcrm = require "zcrm"
 local core = require "zcrm.core"
 local auth = require "zcrm.auth"
+local engine = require "zcrm.engine"
 
 local API, ACCOUNTS = "https://crm.fuzz.test", "https://accounts.fuzz.test"
 local SECRETS = { "fuzz-access-token-0001", "fuzz-client-secret-0001", "fuzz-refresh-token-0001" }
@@ -57,12 +58,16 @@ local UPDATE = {
 }
 local BY_NAME = { plural_label = "Campaigns", profiles = { { name = "Administrator" }, { name = "Standard", _delete = true } } }
 
-local function reset(c)
+-- A fresh engine for every input (its queue, timers and waiters start empty),
+-- driving the fake transport below instead of a real multi.
+local function reset(c, transport)
   c.credits_spent, c.credits_remaining = 0, nil
-  c._waiters, c._ready, c._timers, c._to_notify = {}, {}, {}, {}
-  c._transfers, c._inflight = {}, 0
-  c._profiles, c._profiles_loading = nil, false
+  c._profiles = nil
   c.api_domain = API
+  c._engine:close()
+  c._engine = engine.new(c, c._ops, { concurrency = c.concurrency })
+  c._engine.multi:close()
+  c._engine.multi = transport
   if c.oauth then
     c.oauth.access_token, c.oauth.expires_at, c.oauth.ttl, c.oauth.refreshing = nil, nil, nil, false
   end
@@ -177,8 +182,7 @@ return function(data)
   input.data, input.pos, input.finding = data, 2, nil
   local op = data:byte(1) or 0
   local c = (op & 0x80) ~= 0 and oauth or plain
-  reset(c)
-  c.multi = Fake.new()
+  reset(c, Fake.new())
   local args = OP_ARGS[(op & 0x7f) % #OP_ARGS + 1]
   local req = c:submit(table.unpack(args))
   for _ = 1, 200 do
@@ -188,7 +192,7 @@ return function(data)
   assert(req:done(), "operation did not finish after 200 polls (unbounded retries?)")
   -- a refresh or profile read the operation started must be over too
   for _ = 1, 50 do
-    if next(c._waiters) == nil and #c._ready == 0 then break end
+    if next(c._engine._waiters) == nil and #c._engine._ready == 0 then break end
     c:poll(0)
   end
   assert(not input.finding, input.finding)
