@@ -515,3 +515,43 @@ describe("the zcrm command", function()
     assert.equal("Tickets of production", custom_modules(b).Tickets[1])
   end)
 end)
+
+describe("zcrm apply CHANGES.json, interrupted", function()
+  local emu, dir
+  local core = require "zcrm.core"
+  local files = require "spec.support.files"
+  setup(function()
+    emu = emulator.start { "--latency-ms", "400" }
+    dir = assert(io.popen("mktemp -d")):read("l")
+  end)
+  teardown(function()
+    emu:stop()
+    os.execute("rm -rf " .. emulator.quote(dir))
+  end)
+
+  it("by SIGINT mid-run: in-flight updates finish, the summary and the way to resume, exit 130", function()
+    local cs = dir .. "/changes.json"
+    local env = "ZOHO_ACCESS_TOKEN=emulator-token "
+    assert.is_true(os.execute(env .. "bin/zcrm plan examples/plans/relabel.lua --out " .. emulator.quote(cs)
+      .. " --api-domain " .. emu.url .. " >" .. emulator.quote(dir .. "/plan.out") .. " 2>&1"), files.read(dir .. "/plan.out"))
+    local total = #cjson.decode(files.read(cs)).changes
+    assert.is_true(total > 2, "changes: " .. total)
+    local out, err, rc, pidfile = dir .. "/out", dir .. "/err", dir .. "/rc", dir .. "/pid"
+    os.execute(string.format("( %sbin/zcrm apply %s --yes --concurrency 1 --api-domain %s >%s 2>%s & echo $! >%s; "
+      .. "wait $!; echo $? >%s ) >/dev/null 2>&1 &", env, emulator.quote(cs), emu.url, out, err, pidfile, rc))
+    local pid
+    repeat pid = tonumber(files.read(pidfile) or "") until pid
+    while puts(emu) < 1 do core.sleep(0.01) end -- the first update is in flight: an event, not a time
+    os.execute("kill -INT " .. pid)
+    while not (files.read(rc) or ""):match("%d") do core.sleep(0.01) end
+    local code = tonumber(files.read(rc):match("%d+"))
+    local output, errors = files.read(out), files.read(err)
+    assert.equal(130, code, errors)
+    assert.is_nil(errors:find("traceback", 1, true), errors)
+    assert.is_nil(errors:find("interrupted!", 1, true), errors)
+    assert.matches("interrupted by Ctrl%-C", errors)
+    assert.matches("applied %d+, refused 0 %(changed since the plan%), failed 0, not sent %d+ of " .. total .. " changes", output)
+    assert.matches("zcrm plan examples/plans/relabel.lua --out " .. cs, errors, 1, true)
+    assert.is_true(puts(emu) < total, "the run completed before the signal")
+  end)
+end)

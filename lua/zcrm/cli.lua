@@ -317,6 +317,17 @@ local function resume_command(argv)
   return table.concat(parts, " "), secret_dropped
 end
 
+-- After a run a signal stopped: what was done, the command that resumes
+-- (`resume`: how, default running the same command again), and the exit code.
+local function interrupted_exit(sig, argv, done, resume, undo_file)
+  local again, secret_dropped = resume_command(argv)
+  err_line(string.format("zcrm: interrupted by %s: %s. %s: %s%s%s",
+    SIGNAL_NAME[sig], done, resume or "Running the same command again resumes", again,
+    secret_dropped and " (with your access token, best in ZOHO_ACCESS_TOKEN)" or "",
+    undo_file and string.format(" (%s stays the way back)", undo_file) or ""))
+  return EXIT_SIGNAL[sig]
+end
+
 -- }====
 
 -- {==== connection
@@ -713,13 +724,9 @@ local function cmd_apply(flags, positional, argv)
       .. "module per call", tostring(report.batch_fallback)))
   end
   if sig then
-    local again, secret_dropped = resume_command(argv)
-    err_line(string.format("zcrm: interrupted by %s: %s; %s. Running the same command again resumes: %s%s%s",
-      SIGNAL_NAME[sig], report.dry_run and "nothing was sent" or (#report.applied .. " applied"),
-      plural(#report.not_sent, "update") .. " not sent", again,
-      secret_dropped and " (with your access token, best in ZOHO_ACCESS_TOKEN)" or "",
-      report.undo_file and string.format(" (%s stays the way back)", report.undo_file) or ""))
-    return EXIT_SIGNAL[sig]
+    return interrupted_exit(sig, argv, string.format("%s; %s not sent",
+      report.dry_run and "nothing was sent" or (#report.applied .. " applied"), plural(#report.not_sent, "update")),
+      nil, report.undo_file)
   end
   return report.ok and EXIT_OK or EXIT_FAILED
 end
@@ -831,7 +838,8 @@ local COMMANDS = { apply = cmd_apply, validate = cmd_validate, modules = cmd_mod
 local config = require "zcrm.cli_config"
 config.install {
   commands = COMMANDS, flags = COMMAND_FLAGS, help = HELP,
-  helpers = { out = out, json_line = json_line, error_json = error_json, usage_error = usage_error,
+  helpers = { out = out, interrupted_exit = interrupted_exit, interrupt_grace = INTERRUPT_GRACE,
+              json_line = json_line, error_json = error_json, usage_error = usage_error,
               load_secret_file = load_secret_file,
               connect = connect, print_changes = print_changes, list_or_nil = list_or_nil, ask = ask,
               error_line = function(prefix, err) print_error({}, prefix, err) end,

@@ -350,7 +350,19 @@ local function summary(report)
     plural(report.total, "change"), plural(report.credits, "credit"), report.elapsed)
 end
 
-local function apply_changes(flags, path)
+local function stop() return core.interrupted() ~= nil end
+
+-- After a change set run a signal stopped: re-running the same change set
+-- would refuse the modules it applied (changed since the plan), so the way on
+-- is a new change set for the rest, written where this one was.
+local function changes_interrupted(sig, argv, sets, out_path, orgs_path, applied, not_sent)
+  local source = sets[1] and sets[1].plan or "PLAN.lua"
+  return H.interrupted_exit(sig, argv, string.format("%d applied; %s not sent", applied, plural(not_sent, "update")),
+    string.format("Plan the rest again (zcrm plan %s%s --out %s, with the same connection options), then run the "
+      .. "same command again", source, orgs_path and (" --orgs " .. orgs_path) or "", out_path))
+end
+
+local function apply_changes(flags, path, argv)
   local refused = cannot_ask(flags)
   if refused then return refused end
   local cs, err = changes.read(path)
@@ -377,8 +389,10 @@ local function apply_changes(flags, path)
     return flags["dry-run"] and EXIT_OK or EXIT_FAILED
   end
   local report
+  core.catch_interrupts()
   report, err = client:apply(cs, {
     concurrency = flags.concurrency and math.tointeger(tonumber(flags.concurrency)) or nil,
+    stop = stop, stop_grace = H.interrupt_grace,
     on_result = function(c, res, rerr)
       if flags.json then
         H.json_line { event = "result", module = c.module, id = c.id,
@@ -393,26 +407,29 @@ local function apply_changes(flags, path)
     end,
   })
   client:close()
+  local sig = core.interrupted()
   if not report then
     if flags.json then H.json_line { event = "error", error = H.error_json(err) } end
     H.error_line(path, err)
+    if sig then return H.interrupted_exit(sig, argv, "nothing was sent") end
     return err.kind == "validation" and EXIT_USAGE or EXIT_FAILED
   end
   if flags.json then
     H.json_line { event = "report", ok = report.ok, total = report.total, applied = #report.applied,
                   refused = #report.refused, failed = #report.failed, not_sent = #report.not_sent,
-                  credits = report.credits, elapsed = report.elapsed }
+                  credits = report.credits, elapsed = report.elapsed, interrupted = report.interrupted }
   else
     H.out(summary(report), "\n")
   end
   if report.aborted then H.error_line("stopped early", report.aborted) end
+  if sig then return changes_interrupted(sig, argv, { cs }, path, nil, #report.applied, #report.not_sent) end
   return report.ok and EXIT_OK or EXIT_FAILED
 end
 
 -- `zcrm apply 'C-{org}.json' --orgs ORGS.lua`: each org's own change set (as
 -- `zcrm plan --orgs --out` wrote them), all read and shown first, one
 -- confirmation, then applied concurrently.
-local function apply_changes_orgs(flags, path)
+local function apply_changes_orgs(flags, path, argv)
   if not path:find("{org}", 1, true) then
     return H.usage_error("with --orgs, the change set path must hold {org} (each org has its own)", "apply")
   end
@@ -440,28 +457,33 @@ local function apply_changes_orgs(flags, path)
     close()
     return flags["dry-run"] and EXIT_OK or EXIT_FAILED
   end
+  core.catch_interrupts()
   local runs = orgs_mod.each(clients, function(client, i)
     return client:apply(sets[i], {
+      stop = stop, stop_grace = H.interrupt_grace,
       on_result = function(c, _, rerr)
         if rerr then H.error_line(list[i].name .. ": " .. c.module, rerr) end
       end,
     })
   end)
   close()
-  local code = EXIT_OK
+  local code, applied, not_sent = EXIT_OK, 0, 0
   for i, r in ipairs(runs) do
     if r[1] then
       H.out(string.format("%-12s %s\n", list[i].name, summary(r[1])))
       if not r[1].ok then code = math.max(code, EXIT_FAILED) end
+      applied, not_sent = applied + #r[1].applied, not_sent + #r[1].not_sent
     else
       H.error_line(list[i].name, r[2])
       code = (r[2].kind == "validation") and EXIT_USAGE or math.max(code, EXIT_FAILED)
     end
   end
+  local sig = core.interrupted()
+  if sig then return changes_interrupted(sig, argv, sets, path, flags.orgs, applied, not_sent) end
   return code
 end
 
-local function apply_orgs(flags, path, positional)
+local function apply_orgs(flags, path, positional, argv)
   local refused = cannot_ask(flags)
   if refused then return refused end
   local list, err = read_orgs(flags.orgs)
@@ -473,7 +495,9 @@ local function apply_orgs(flags, path, positional)
   end
   local total = 0
   local result
+  core.catch_interrupts()
   result, err = zcrm.apply_orgs(list, path, {
+    stop = stop, stop_grace = H.interrupt_grace,
     dry_run = flags["dry-run"] == true, journal = flags.journal, undo_file = flags.undo,
     args = { table.unpack(positional, 2) },
     concurrency = flags.concurrency and math.tointeger(tonumber(flags.concurrency)) or nil,
@@ -485,6 +509,7 @@ local function apply_orgs(flags, path, positional)
       end
     end,
     confirm = function(r)
+      if core.interrupted() then return false end
       if total == 0 then return true end
       local names = {}
       for _, o in ipairs(r.orgs) do names[#names + 1] = o.name end
@@ -511,13 +536,21 @@ local function apply_orgs(flags, path, positional)
       return EXIT_USAGE
     end
     H.error_line(flags.orgs, err)
+    local sig = core.interrupted()
+    if sig then return H.interrupted_exit(sig, argv, "nothing was sent") end
     return (err.kind == "validation" or err.kind == "config") and EXIT_USAGE or EXIT_FAILED
   end
-  if result.confirmed == false then return EXIT_FAILED end
+  local sig = core.interrupted()
+  if result.confirmed == false then
+    if sig then return H.interrupted_exit(sig, argv, "nothing was sent") end
+    return EXIT_FAILED
+  end
   if flags["dry-run"] then return EXIT_OK end
+  local applied, not_sent = 0, 0
   for _, o in ipairs(result.orgs) do
     local r = o.report
     if r then
+      applied, not_sent = applied + #r.applied, not_sent + #r.not_sent
       H.out(string.format("%-12s applied %d, skipped %d, failed %d%s; %s; %.2f s\n", o.name, #r.applied, #r.skipped,
         #r.failed, #r.not_sent > 0 and (", not sent " .. #r.not_sent) or "", plural(r.credits, "credit"), r.elapsed))
       if r.aborted then H.error_line(o.name .. ": stopped early", r.aborted) end
@@ -527,12 +560,15 @@ local function apply_orgs(flags, path, positional)
   end
   H.out(string.format("%s in %.2f s: %s\n", plural(#result.orgs, "org"), result.elapsed,
     result.ok and "all applied" or "some failed"))
+  if sig then
+    return H.interrupted_exit(sig, argv, string.format("%d applied; %s not sent", applied, plural(not_sent, "update")))
+  end
   return result.ok and EXIT_OK or EXIT_FAILED
 end
 
 --- apply(flags, positional) -> exit code, or nil when `zcrm apply` should run
 -- as before (a plan, one org).
-function M.apply(flags, positional)
+function M.apply(flags, positional, argv)
   local path = positional[1]
   if not path then return nil end
   local change_set = path:match("%.json$")
@@ -545,10 +581,10 @@ function M.apply(flags, positional)
     return H.usage_error("--json is not available with --orgs yet; use the per-org summary lines", "apply")
   end
   if change_set then
-    if flags.orgs then return apply_changes_orgs(flags, path) end
-    return apply_changes(flags, path)
+    if flags.orgs then return apply_changes_orgs(flags, path, argv) end
+    return apply_changes(flags, path, argv)
   end
-  if flags.orgs then return apply_orgs(flags, path, positional) end
+  if flags.orgs then return apply_orgs(flags, path, positional, argv) end
   return nil
 end
 
@@ -595,7 +631,7 @@ function M.install(cli)
     if flags.concurrency and not math.tointeger(tonumber(flags.concurrency)) then
       return apply_plan(flags, positional, ...) -- it reports the bad flag
     end
-    return M.apply(flags, positional) or apply_plan(flags, positional, ...)
+    return M.apply(flags, positional, ...) or apply_plan(flags, positional, ...)
   end
   for name, flags in pairs(M.FLAGS) do cli.flags[name] = flags end
   for name, kind in pairs(M.APPLY_FLAGS) do cli.flags.apply[name] = kind end

@@ -113,7 +113,7 @@ end
 local APPLY_OPTIONS = {
   dry_run = "boolean", journal = "string", undo_file = "string", args = "table", dir = "string",
   confirm = "function", on_result = "function", on_plan = "function", on_progress = "function",
-  concurrency = "number",
+  concurrency = "number", stop = "function", stop_grace = "number",
 }
 
 -- "{org}" in a file name option becomes the org's name.
@@ -206,6 +206,7 @@ function M.apply_orgs(zcrm, orgs, plan, opts)
     return client:apply(plan, {
       diff = true, dir = opts.dir, args = with_org(opts.args, org), concurrency = opts.concurrency,
       journal = per_org(opts.journal, org), undo_file = per_org(opts.undo_file, org),
+      stop = opts.stop, stop_grace = opts.stop_grace,
       on_result = opts.on_result and function(entry, res, err) opts.on_result(org.name, entry, res, err) end,
       on_progress = opts.on_progress and function(done, total) opts.on_progress(org.name, done, total) end,
     })

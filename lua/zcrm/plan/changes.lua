@@ -335,7 +335,8 @@ end
 
 -- {==== apply
 
-local APPLY_OPTIONS = { on_result = "function", on_progress = "function", concurrency = "number" }
+local APPLY_OPTIONS = { on_result = "function", on_progress = "function", concurrency = "number",
+                        stop = "function", stop_grace = "number" }
 
 local function call_back(report, fn, ...)
   if not fn then return end
@@ -351,7 +352,10 @@ end
 -- was sent: a malformed change set, one made for another org
 -- (ORG_MISMATCH), or a state read that failed. Each module is read again
 -- right before its update; one that no longer has its `before` values is not
--- updated and is in report.refused with code CHANGED_SINCE_PLAN.
+-- updated and is in report.refused with code CHANGED_SINCE_PLAN. Once
+-- `opts.stop()` is true (as client:apply of a plan) nothing new is sent and a
+-- module read but not yet updated is not sent (`report.interrupted`); the
+-- updates in flight get `opts.stop_grace` seconds (default 5), then are cancelled.
 function M.apply(client, changes, opts)
   opts = check_options(opts, APPLY_OPTIONS, "apply")
   local t0, credits0 = core.now(), client:credits()
@@ -373,7 +377,7 @@ function M.apply(client, changes, opts)
   local report = { total = #changes.changes, applied = {}, refused = {}, failed = {}, not_sent = {},
                    callback_errors = {} }
   local list, window = changes.changes, math.min(opts.concurrency or client.concurrency, client.concurrency)
-  local next_i, in_flight, done, completed = 1, 0, 0, {}
+  local next_i, in_flight, done, completed, live, deadline = 1, 0, 0, {}, {}, nil
   local function finished(c, res, err, refused)
     in_flight, done = in_flight - 1, done + 1
     if res then
@@ -388,8 +392,13 @@ function M.apply(client, changes, opts)
     call_back(report, opts.on_progress, done, report.total)
   end
   call_back(report, opts.on_progress, 0, report.total)
+  local held = {}                            -- read, but left unsent by the stop
   while done < report.total do
-    while not report.aborted and in_flight < window and next_i <= #list do
+    if not report.interrupted and opts.stop and opts.stop() then
+      report.interrupted = true
+      deadline = core.now() + (opts.stop_grace or 5)
+    end
+    while not report.aborted and not report.interrupted and in_flight < window and next_i <= #list do
       local c = list[next_i]
       next_i, in_flight = next_i + 1, in_flight + 1
       client:submit("get_module", c.id):on_done(function(m, err)
@@ -397,13 +406,20 @@ function M.apply(client, changes, opts)
       end)
     end
     if in_flight == 0 then break end
+    if deadline and core.now() >= deadline then
+      for req in pairs(live) do req:cancel() end
+    end
     client:poll(0.05)
     local batch = completed
     completed = {}
     for _, e in ipairs(batch) do
       local c, stage, res, err = e[1], e[2], e[3], e[4]
       if stage == "sent" then
+        live[e[5]] = nil
         finished(c, res, err)
+      elseif res and report.interrupted then
+        in_flight = in_flight - 1
+        held[#held + 1] = { module = c.module, id = c.id }
       elseif not res then
         finished(c, nil, err)
       else
@@ -413,13 +429,16 @@ function M.apply(client, changes, opts)
           finished(c, nil, verror("CHANGED_SINCE_PLAN", string.format("%s changed since the plan: %s; not updated",
             c.module, why), nil, { module = c.module, id = c.id }), true)
         else
-          client:submit("update_module", c.id, c.body):on_done(function(r, uerr)
-            completed[#completed + 1] = { c, "sent", r, uerr }
+          local req
+          req = client:submit("update_module", c.id, c.body):on_done(function(r, uerr)
+            completed[#completed + 1] = { c, "sent", r, uerr, req }
           end)
+          live[req] = true
         end
       end
     end
   end
+  for _, h in ipairs(held) do report.not_sent[#report.not_sent + 1] = h end
   for i = next_i, #list do report.not_sent[#report.not_sent + 1] = { module = list[i].module, id = list[i].id } end
   local spent, remaining = client:credits()
   report.credits, report.credits_remaining = spent - credits0, remaining
