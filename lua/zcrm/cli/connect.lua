@@ -1,0 +1,96 @@
+--- How `zcrm` reaches an org: a config file (or an orgs file) that may hold
+-- secrets, flags and environment, into a client.
+
+local zcrm = require "zcrm"
+local core = require "zcrm.core"
+local term = require "zcrm.cli.term"
+
+local M = {}
+
+local EXIT_USAGE = 2
+local print_error, err_line = term.print_error, term.err_line
+
+-- {==== connection
+
+local function holds_secrets(t)
+  local o = type(t.oauth) == "table" and t.oauth or {}
+  return t.access_token ~= nil or o.client_secret ~= nil or o.refresh_token ~= nil
+end
+
+-- Loads a Lua file that may hold secrets (a config, an orgs file) and returns
+-- the value it returns, or nil, err with `code`. Errors name the file and the
+-- line only: Lua's own messages quote the file's text (`near '...'`) or values.
+-- `env` is the chunk's environment (nil: the full one).
+local function load_secret_file(path, env, code, label, resolution)
+  local function fault(what, lua_message)
+    local line = type(lua_message) == "string" and lua_message:match(":(%d+):")
+    return nil, zcrm.error { kind = "config", code = code, resolution = resolution,
+      message = string.format("%s %s: %s%s (the file's text is not shown: it may hold secrets)", label, path, what,
+        line and (" at line " .. line) or "") }
+  end
+  local chunk, lerr
+  if env then chunk, lerr = loadfile(path, "t", env) else chunk, lerr = loadfile(path, "t") end
+  if not chunk then
+    if tostring(lerr):match("^cannot ") then return fault("cannot be read") end
+    return fault("Lua syntax error", lerr)
+  end
+  local ok, t = pcall(chunk)
+  if not ok then return fault("raised an error", t) end
+  if type(t) ~= "table" then return fault("does not return a table") end
+  return t
+end
+
+-- Reads a config file: Lua returning a table of zcrm.new options, run with no
+-- globals so that it can only describe, not act.
+local function read_config(path)
+  local t, err = load_secret_file(path, {}, "INVALID_CONFIG", "config",
+    "The file must be Lua ending with `return { ... }` holding zcrm.new options.")
+  if not t then return nil, err end
+  local mode = core.file_mode(path)
+  if mode and mode & 0x3f ~= 0 and holds_secrets(t) then
+    return nil, zcrm.error { kind = "config", code = "UNSAFE_CONFIG",
+      message = string.format("config %s holds secrets and has mode %03o", path, mode),
+      resolution = string.format("Make it readable by its owner only: chmod 600 %s", path) }
+  end
+  return t
+end
+
+local function client_options(flags)
+  local opts = {}
+  if flags.config then
+    local t, err = read_config(flags.config)
+    if not t then return nil, err end
+    for k, v in pairs(t) do opts[k] = v end
+  end
+  if flags.dc or flags.environment then opts.api_domain = nil end
+  opts.api_domain = flags["api-domain"] or opts.api_domain
+  opts.dc = flags.dc or opts.dc
+  opts.environment = flags.environment or opts.environment
+  if flags["access-token"] then
+    err_line("zcrm: warning: --access-token is visible to other users in the process list; "
+      .. "prefer ZOHO_ACCESS_TOKEN or --config")
+    opts.access_token = flags["access-token"]
+    opts.oauth = nil
+  end
+  if flags.concurrency then opts.concurrency = math.tointeger(tonumber(flags.concurrency)) end
+  return opts
+end
+
+-- Returns a client, or nil, exit code (the error already printed).
+local function connect(flags)
+  local opts, err = client_options(flags)
+  local client
+  if opts then client, err = zcrm.new(opts) end
+  if not client then
+    print_error(flags, nil, err)
+    return nil, EXIT_USAGE
+  end
+  return client
+end
+
+-- }====
+
+M.load_secret_file = load_secret_file
+M.connect = connect
+
+return M

@@ -1,0 +1,190 @@
+--- The terminal side of `zcrm`: colours, the progress line, every line the
+-- command prints (out, err_line, json_line), errors and their hints, tables,
+-- and the yes/no question.
+
+local cjson = require "cjson.safe"
+local zcrm = require "zcrm"
+local core = require "zcrm.core"
+local util = require "zcrm.util"
+
+local M = {}
+
+local EXIT_USAGE = 2
+
+-- {==== terminal output: colours, the progress line, errors
+
+-- What the streams are, set once per run by `setup_terminal`.
+local term = { color_out = false, color_err = false, progress = false }
+
+local function setup_terminal(flags)
+  local no_color = flags["no-color"] or (os.getenv("NO_COLOR") or "") ~= ""
+  term.color_out = not no_color and core.isatty(io.stdout)
+  term.color_err = not no_color and core.isatty(io.stderr)
+  term.progress = false
+end
+
+local COLORS = { red = "31", green = "32", yellow = "33", bold = "1", dim = "2" }
+
+local function paint(on_stderr, color, text)
+  if not (on_stderr and term.color_err or not on_stderr and term.color_out) then return text end
+  return "\27[" .. COLORS[color] .. "m" .. text .. "\27[0m"
+end
+
+-- The progress line lives on stderr; it is cleared before any other line is
+-- written, so no line ever starts in the middle of it.
+local function clear_progress()
+  if term.progress then
+    io.stderr:write("\r\27[K")
+    term.progress = false
+  end
+end
+
+-- Everything the command prints goes through out or err_line, which keep a
+-- server's text from acting on the terminal (util.terminal_text).
+local function out(...)
+  clear_progress()
+  io.stdout:write(util.terminal_text(table.concat({ ... })))
+end
+
+local function err_line(text)
+  clear_progress()
+  io.stdout:flush()
+  io.stderr:write(util.terminal_text((text:gsub("[\r\n]+", " "))), "\n")
+end
+
+local function json_line(t)
+  io.stdout:write(assert(cjson.encode(t)), "\n")
+  io.stdout:flush()
+end
+
+-- The hint shown with an error: its resolution, in the command's own words
+-- where the library's names an option of `client:apply`.
+local function hint_of(err)
+  local hint = type(err) == "table" and err.resolution or nil
+  if hint then hint = hint:gsub("pass partial = true", "pass --partial") end
+  return hint
+end
+
+local function error_json(err)
+  if not zcrm.is_error(err) then return { message = tostring(err) } end
+  return { kind = err.kind, code = err.code, status = err.status, message = err.message,
+           field = err.field, resolution = hint_of(err),
+           details = err.code ~= "INVALID_PLAN" and err.details or nil } -- INVALID_PLAN: one event per entry
+end
+
+--- The one way an error reaches the user: with --json, an event on stdout
+-- (`event`, default `{ event = "error" }`, gets the error object; false: none);
+-- always one line on stderr, "zcrm: PREFIX: CODE (HTTP n): message (hint: ...)".
+local function print_error(flags, prefix, err, event)
+  if flags.json and event ~= false then
+    event = event or { event = "error" }
+    event.error = error_json(err)
+    json_line(event)
+  end
+  local hint = hint_of(err)
+  err_line(paint(true, "red", "zcrm: ") .. (prefix and (prefix .. ": ") or "") .. tostring(err)
+    .. (hint and paint(true, "dim", " (hint: " .. hint .. ")") or ""))
+end
+
+local function usage_error(message, command)
+  err_line("zcrm: " .. message .. " (see zcrm " .. (command and (command .. " ") or "") .. "--help)")
+  return EXIT_USAGE
+end
+
+-- lua-cjson 2.1 writes an empty table as {}: empty lists are left out instead.
+local function list_or_nil(t)
+  if type(t) == "table" and next(t) ~= nil then return t end
+  return nil
+end
+
+local function plural(n, word)
+  if n == 1 then return "1 " .. word end
+  return string.format("%d %s", n, word:match("y$") and word:gsub("y$", "ies") or (word .. "s"))
+end
+
+-- Display width of a string: characters, not bytes (labels are UTF-8).
+local function width(s)
+  return utf8.len(s) or #s
+end
+
+-- A header row and aligned columns; the last column is not padded.
+local function print_table(header, rows)
+  local widths = {}
+  for _, row in ipairs { header, table.unpack(rows) } do
+    for i, cell in ipairs(row) do widths[i] = math.max(widths[i] or 0, width(cell)) end
+  end
+  local function line(row, color)
+    local cells = {}
+    for i, cell in ipairs(row) do
+      cells[i] = i < #row and (cell .. string.rep(" ", widths[i] - width(cell))) or cell
+    end
+    local text = table.concat(cells, "  ")
+    out(color and paint(false, color, text) or text, "\n")
+  end
+  line(header, "bold")
+  for _, row in ipairs(rows) do line(row) end
+end
+
+-- }====
+
+-- {==== progress
+
+local function format_seconds(s)
+  if s >= 3600 then return string.format("%dh%02dm", s // 3600, (s % 3600) // 60) end
+  if s >= 60 then return string.format("%dm%02ds", s // 60, math.floor(s % 60)) end
+  return string.format("%.0fs", s)
+end
+
+-- A bar on stderr (a terminal), redrawn at most ten times a second: counts,
+-- rate, ETA. Cleared when done, and before any other line is written.
+local function progress_bar()
+  local t0, last = core.now(), 0
+  return function(done, total)
+    local t = core.now()
+    if done >= total then clear_progress() return end
+    if t - last < 0.1 then return end
+    last = t
+    local bar_width = 30
+    local filled = total > 0 and math.floor(bar_width * done / total) or bar_width
+    local rate = done / math.max(t - t0, 1e-3)
+    local eta = rate > 0 and (total - done) / rate or 0
+    io.stderr:write(string.format("\r[%s%s] %d/%d  %.1f/s  ETA %s \27[K",
+      string.rep("#", filled), string.rep("-", bar_width - filled), done, total, rate, format_seconds(eta)))
+    io.stderr:flush()
+    term.progress = true
+  end
+end
+
+-- }====
+
+-- Asks on the terminal; true only for an answer of yes.
+local function ask(question)
+  clear_progress()
+  io.stdout:flush()
+  io.stderr:write(question, " ")
+  io.stderr:flush()
+  local answer = io.stdin:read("l")
+  if answer == nil then io.stderr:write("\n") end
+  return answer ~= nil and answer:lower():match("^%s*y[e]?[s]?%s*$") ~= nil
+end
+
+
+M.term = term
+M.setup_terminal = setup_terminal
+M.paint = paint
+M.clear_progress = clear_progress
+M.out = out
+M.err_line = err_line
+M.json_line = json_line
+M.hint_of = hint_of
+M.error_json = error_json
+M.print_error = print_error
+M.usage_error = usage_error
+M.list_or_nil = list_or_nil
+M.plural = plural
+M.width = width
+M.print_table = print_table
+M.progress_bar = progress_bar
+M.ask = ask
+
+return M
