@@ -170,6 +170,89 @@ end)
 -- against empty, garbage, truncated, wrongtype, html, deep and gzip answers;
 -- this extends it to the read calls, the token endpoint, non-UTF-8, 10 MB and
 -- dripped answers, and to hostile labels, module names and tokens.
+-- Issue 16, item 1: the server is killed (kill -9, no clean exit) a third of
+-- the way through a run and comes back on the same port a second later, with
+-- the org it had saved (--state) before answering each update.
+describe("a server killed with kill -9 mid-run and restarted", function()
+  local RUN, WINDOW, KILL_AT = 300, 4, 100
+
+  -- PUTs per module in an emulator's --verbose log.
+  local function puts_by_module(log)
+    local n = {}
+    for name in log:gmatch("PUT /crm/v8/settings/modules/([%w_]+) %->") do n[name] = (n[name] or 0) + 1 end
+    return n
+  end
+
+  it("finishes client:apply with every update applied, and sends none that had completed again", function()
+    local state = os.tmpname()
+    os.remove(state)
+    local args = { "--state", state, "--extra-modules", tostring(RUN), "--latency-ms", "20", "--verbose" }
+    local first = emulator.start(args)
+    local logged = {}
+    -- max_retries 3 with delays of at most 0.2 s spans well under the second
+    -- the server is away: only retrying refused connections for the call's
+    -- `timeout` carries the run across it.
+    local client = assert(zcrm.new { api_domain = first.url, access_token = "emulator-token", env = false,
+                                     concurrency = WINDOW, max_retries = 3, retry_base = 0.05, retry_max_delay = 0.2,
+                                     logger = function(_, message) logged[#logged + 1] = message end })
+    local plan = {}
+    for i = 1, RUN do
+      plan[i] = { module = "Bulk_Module_" .. i, plural_label = "Restart Items " .. i,
+                  singular_label = "Restart Item " .. i }
+    end
+    local completed, done_at_kill, second, first_log = {}, nil, nil, nil
+    local report = assert(client:apply(plan, { on_result = function(entry, res)
+      if res then completed[#completed + 1] = entry.module end
+      if #completed == KILL_AT and not second then
+        done_at_kill = {}
+        for _, m in ipairs(completed) do done_at_kill[m] = true end
+        first_log = first:kill()
+        second = emulator.start(args, { port = first.port, delay = 1, wait = false })
+      end
+    end }))
+    assert.truthy(second, "the run ended before the kill")
+    second:ready()
+    local second_stats, by_name = second:stats(), state_by_api_name(second)
+    local second_log = second:kill()
+    os.remove(state)
+
+    assert.equal(RUN, #report.applied)
+    assert.equal(0, #report.failed)
+    assert.equal(0, #report.not_sent)
+    for i = 1, RUN do
+      assert.equal("Restart Items " .. i, by_name["Bulk_Module_" .. i].plural_label)
+    end
+    -- nothing completed before the kill went to the restarted server
+    local before, after = puts_by_module(first_log), puts_by_module(second_log)
+    local again, twice = {}, 0
+    for name in pairs(after) do
+      if done_at_kill[name] then again[#again + 1] = name end
+      if before[name] then twice = twice + 1 end
+    end
+    table.sort(again)
+    assert.same({}, again)
+    -- only calls in flight at the kill reached both servers
+    assert.is_true(twice <= WINDOW, twice .. " modules were sent to both servers")
+    -- and the restarted server changed each module at most once: a call whose
+    -- answer the kill lost finds its update already there
+    local sent_after = 0
+    for _ in pairs(after) do sent_after = sent_after + 1 end
+    assert.is_true(second_stats.updates_applied <= sent_after)
+    assert.is_true(second_stats.updates_applied >= sent_after - twice)
+    -- the run met refused connections while the server was away, and tried again
+    local retried = 0
+    for _, m in ipairs(logged) do
+      if m:find("CONNECTION_FAILED; trying again", 1, true) then retried = retried + 1 end
+    end
+    assert.is_true(retried > 0, "no refused connection was retried")
+    io.stderr:write(string.format("\nrestart: %d updates, killed after %d, %d PUTs before, %d after the restart, "
+      .. "%d sent to both, %d refused connections retried; %.1f s\n", RUN, KILL_AT,
+      (function() local n = 0; for _, c in pairs(before) do n = n + c end; return n end)(),
+      (function() local n = 0; for _, c in pairs(after) do n = n + c end; return n end)(),
+      twice, retried, report.elapsed))
+  end)
+end)
+
 describe("hostile input", function()
   local emu
 

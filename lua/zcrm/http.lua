@@ -127,6 +127,7 @@ function M.call(client, method, path, opts)
   local idempotent = opts.idempotent
   if idempotent == nil then idempotent = method ~= "POST" end
   local attempt, reauthed = 0, false
+  local started, refused = core.now(), 0
   while true do
     local token
     local headers = { "Accept: application/json" }
@@ -174,7 +175,17 @@ function M.call(client, method, path, opts)
         retry_after = parse_retry_after(rheaders and rheaders["retry-after"])
       end
     end
-    if err then
+    if err and err.code == "CONNECTION_FAILED" and client.max_retries > 0
+        and core.now() - started < client.request_timeout then
+      -- Nothing reached a server that refuses connections (one restarting,
+      -- say): the call keeps trying, with backoff, until `timeout` has passed
+      -- since it began; max_retries counts only the other failures.
+      refused = refused + 1
+      local delay = math.min(backoff(client, refused), started + client.request_timeout - core.now())
+      client:_log("info", string.format("%s %s: %s; trying again in %.2fs (%.0fs left of timeout)",
+        method, path, err.code, delay, started + client.request_timeout - core.now()))
+      coroutine.yield("sleep", delay)
+    elseif err then
       if not err.retryable or attempt >= client.max_retries then return nil, err end
       if retry_after and retry_after > client.retry_max_delay then
         -- The server asks for a longer wait than this client may sleep.
