@@ -42,7 +42,7 @@ DEB_PACKAGES = make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
                libcjson-dev curl luarocks \
                clang libclang-rt-14-dev valgrind openssl lua-socket cppcheck
 
-.PHONY: all deps test demo install uninstall lint clean bench asan valgrind fuzz rock
+.PHONY: all deps test demo install uninstall lint clean bench soak asan valgrind fuzz rock
 
 all: $(CORE_SO) $(EMU_BIN)
 
@@ -74,6 +74,12 @@ test: deps all
 
 bench: deps all
 	@sh bench/run.sh
+
+# 100,000 updates through submit/poll against the emulator with 1% faults:
+# RSS, accounting and repeats checked, figures printed (doc/reliability.md).
+# Not part of make test (about a minute).
+soak: deps all
+	$(LUA) bench/soak.lua
 
 lint: deps
 	luacheck lua spec bin/zcrm examples bench
