@@ -90,9 +90,10 @@ demo: deps all
 	@sh examples/demo.sh
 
 install: $(CORE_SO)
-	install -d $(DESTDIR)$(LIBDIR)/zcrm $(DESTDIR)$(LUADIR)/zcrm $(DESTDIR)$(BINDIR)
+	install -d $(DESTDIR)$(LIBDIR)/zcrm $(DESTDIR)$(LUADIR)/zcrm/plan $(DESTDIR)$(BINDIR)
 	install -m 0755 $(CORE_SO) $(DESTDIR)$(LIBDIR)/zcrm/core.so
 	install -m 0644 lua/zcrm/*.lua $(DESTDIR)$(LUADIR)/zcrm/
+	install -m 0644 lua/zcrm/plan/*.lua $(DESTDIR)$(LUADIR)/zcrm/plan/
 	install -m 0755 bin/zcrm $(DESTDIR)$(BINDIR)/zcrm
 	if [ -f $(EMU_BIN) ]; then install -m 0755 $(EMU_BIN) $(DESTDIR)$(BINDIR)/zcrm-emulator; fi
 

@@ -169,6 +169,10 @@
   X("UNDO_FILE_ERROR", 0, "io", 0, \
     "the undo plan could not be written", \
     "Check the undo file path, its permissions and free disk space.") \
+  X("FILE_ERROR", 0, "io", 0, \
+    "a file could not be opened or written", \
+    "Check the path named in details.path: its directory, permissions and " \
+    "free space, and that it is not a symbolic link.") \
   X("CALLBACK_ERROR", 0, "callback", 0, \
     "a user callback raised an error", \
     "Fix the callback; the run itself went on.") \

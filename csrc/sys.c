@@ -1,11 +1,13 @@
 /*
 ** sys.c: the few operating-system services the Lua layer needs and plain Lua
-** lacks: a monotonic clock, a sleep, fsync of a Lua file, and private files
-** (mode 0600, written atomically) for the token cache and the journal.
+** lacks: a monotonic clock, a sleep, fsync of a Lua file, files opened
+** without following symbolic links (journal, undo plan, exports) and private
+** files (mode 0600, written atomically) for the token cache.
 */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -23,25 +25,64 @@ static int zc_now(lua_State *L) {
   return 1;
 }
 
+/* Sleeps up to `seconds`; non-finite, negative and huge values are
+** clamped (NaN and negatives: no sleep; above a day: a day), so the
+** conversion to time_t is always defined. */
+#define ZC_SLEEP_MAX 86400.0
+
 static int zc_sleep(lua_State *L) {
   lua_Number s = luaL_checknumber(L, 1);
   struct timespec ts;
-  if (s <= 0) return 0;
+  if (!(s > 0)) return 0;                     /* also NaN */
+  if (s > ZC_SLEEP_MAX) s = ZC_SLEEP_MAX;      /* also inf */
   ts.tv_sec = (time_t)s;
   ts.tv_nsec = (long)((s - (lua_Number)ts.tv_sec) * 1e9);
+  if (ts.tv_nsec > 999999999L) ts.tv_nsec = 999999999L;
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
   return 0;
 }
 
 /* }==== */
 
-/* {==== files */
+/* {==== files
+**
+** Every path is checked for an embedded NUL (the C calls would silently
+** use a shorter path), and nothing here follows a symbolic link at the
+** path itself: a local user who can plant one must not be able to make
+** zcrm write a token or org data to a file of their choosing.
+*/
 
-static int zc_fail_errno(lua_State *L, const char *what, const char *path) {
-  int e = errno;
-  lua_pushnil(L);
-  lua_pushfstring(L, "%s %s: %s", what, path, strerror(e));
-  return 2;
+/* Pushes an io error naming the path and strerror(e); returns 2 (nil, err)
+** for `return`. */
+static int zc_fail_errno(lua_State *L, const char *what, const char *path,
+                         int e) {
+  if (e == ELOOP)
+    lua_pushfstring(L, "%s %s: it is a symbolic link (zcrm does not follow "
+                    "symbolic links for files it writes)", what, path);
+  else
+    lua_pushfstring(L, "%s %s: %s", what, path, strerror(e));
+  zc_error_new(L, "FILE_ERROR", NULL, 0, NULL);
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, path);
+  lua_setfield(L, -2, "path");
+  lua_pushinteger(L, e);
+  lua_setfield(L, -2, "errno");
+  lua_setfield(L, -2, "details");
+  return zc_fail(L);
+}
+
+/* The path argument: a string without NUL. NULL (with nil, err pushed)
+** when it has one. */
+static const char *zc_path_arg(lua_State *L, int arg) {
+  size_t len;
+  const char *path = luaL_checklstring(L, arg, &len);
+  if (strlen(path) != len) {
+    lua_pushliteral(L, "the file path contains a NUL byte");
+    zc_error_new(L, "FILE_ERROR", NULL, 0, NULL);
+    zc_fail(L);
+    return NULL;
+  }
+  return path;
 }
 
 /* fsync(file): a journal line counts as written only once it is on disk. */
@@ -49,46 +90,111 @@ static int zc_fsync(lua_State *L) {
   luaL_Stream *s = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
   if (s->closef == NULL) return luaL_argerror(L, 1, "attempt to use a closed file");
   if (fflush(s->f) != 0 || fsync(fileno(s->f)) != 0)
-    return zc_fail_errno(L, "cannot fsync", "file");
+    return zc_fail_errno(L, "cannot fsync", "file", errno);
   lua_pushboolean(L, 1);
   return 1;
 }
 
-/* file_mode(path) -> permission bits, or nil, message. */
+/* file_mode(path) -> permission bits, or nil, err. */
 static int zc_file_mode(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = zc_path_arg(L, 1);
   struct stat st;
-  if (stat(path, &st) != 0) return zc_fail_errno(L, "cannot stat", path);
+  if (path == NULL) return 2;
+  if (stat(path, &st) != 0) return zc_fail_errno(L, "cannot stat", path, errno);
   lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
   return 1;
 }
 
-/* write_private_file(path, data[, sync]): temp file with mode 0600 beside
-** `path`, fsync (unless sync is false), rename over `path`. Readers see the old
-** file or the new one, never half. */
-static int zc_write_private_file(lua_State *L) {
-  size_t len, off = 0;
-  const char *path = luaL_checkstring(L, 1);
-  const char *data = luaL_checklstring(L, 2, &len);
-  int sync = lua_isnoneornil(L, 3) || lua_toboolean(L, 3);
-  const char *tmp = lua_pushfstring(L, "%s.tmp.%d", path, (int)getpid());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return zc_fail_errno(L, "cannot create", tmp);
+/* The closef of files made by open_file (liolib's io_fclose). */
+static int zc_file_close(lua_State *L) {
+  luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+  int ok = fclose(p->f) == 0;
+  return luaL_fileresult(L, ok, NULL);
+}
+
+/*
+** open_file(path, mode) -> a Lua file (as io.open's), or nil, err.
+** mode "r" read, "w" create/truncate, "wx" create, failing when the path
+** exists, "a" append/create. Always O_NOFOLLOW | O_CLOEXEC; new files get
+** mode 0600. The userdata is made first, in liolib's closed state
+** (closef NULL), so a memory error leaks no descriptor.
+*/
+static int zc_open_file(lua_State *L) {
+  static const char *const modes[] = { "r", "w", "wx", "a", NULL };
+  static const int flags[] = {
+    O_RDONLY, O_WRONLY | O_CREAT | O_TRUNC, O_WRONLY | O_CREAT | O_EXCL,
+    O_WRONLY | O_CREAT | O_APPEND
+  };
+  static const char *const fmodes[] = { "r", "w", "w", "a" };
+  const char *path = zc_path_arg(L, 1);
+  int m, fd;
+  luaL_Stream *p;
+  FILE *f;
+  if (path == NULL) return 2;
+  m = luaL_checkoption(L, 2, NULL, modes);
+  lua_settop(L, 2);
+  if (luaL_getmetatable(L, LUA_FILEHANDLE) == LUA_TNIL)
+    return luaL_error(L, "open_file needs the io library");
+  lua_pop(L, 1);
+  p = (luaL_Stream *)lua_newuserdatauv(L, sizeof *p, 0);
+  p->f = NULL;
+  p->closef = NULL;                           /* closed until opened */
+  luaL_setmetatable(L, LUA_FILEHANDLE);
+  do fd = open(path, flags[m] | O_NOFOLLOW | O_CLOEXEC, 0600);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0) return zc_fail_errno(L, "cannot open", path, errno);
+  f = fdopen(fd, fmodes[m]);
+  if (f == NULL) {
+    int e = errno;
+    close(fd);
+    return zc_fail_errno(L, "cannot open", path, e);
+  }
+  p->f = f;
+  p->closef = zc_file_close;
+  return 1;
+}
+
+/* Writes all of data to fd; 0 or errno. */
+static int zc_write_all(int fd, const char *data, size_t len) {
+  size_t off = 0;
   while (off < len) {
     ssize_t n = write(fd, data + off, len - off);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) { int e = errno; close(fd); unlink(tmp); errno = e;
-                 return zc_fail_errno(L, "cannot write", tmp); }
+    if (n < 0) return errno;
     off += (size_t)n;
   }
-  if (fchmod(fd, 0600) != 0 || (sync && fsync(fd) != 0)) {
-    int e = errno; close(fd); unlink(tmp); errno = e;
-    return zc_fail_errno(L, "cannot sync", tmp);
-  }
-  close(fd);
-  if (rename(tmp, path) != 0) {
-    int e = errno; unlink(tmp); errno = e;
-    return zc_fail_errno(L, "cannot rename onto", path);
+  return 0;
+}
+
+/* write_private_file(path, data[, sync]): a new temporary file with a
+** unique name beside `path` (mkstemp: O_CREAT|O_EXCL, mode 0600, so no
+** planted file or symbolic link is ever written through), fsync (unless
+** sync is false), rename over `path`. Readers see the old file or the new
+** one, never half; two writers never share a temporary file. */
+static int zc_write_private_file(lua_State *L) {
+  size_t len, plen;
+  const char *path = zc_path_arg(L, 1);
+  const char *data = luaL_checklstring(L, 2, &len);
+  int sync = lua_isnoneornil(L, 3) || lua_toboolean(L, 3);
+  char *tmp;
+  int fd, e;
+  if (path == NULL) return 2;
+  lua_settop(L, 3);
+  plen = strlen(path);
+  tmp = (char *)lua_newuserdatauv(L, plen + sizeof ".tmp.XXXXXX", 0);
+  memcpy(tmp, path, plen);
+  memcpy(tmp + plen, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
+  fd = mkstemp(tmp);
+  if (fd < 0) return zc_fail_errno(L, "cannot create a temporary file for",
+                                   path, errno);
+  (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+  e = zc_write_all(fd, data, len);
+  if (e == 0 && sync && fsync(fd) != 0) e = errno;
+  if (close(fd) != 0 && e == 0) e = errno;
+  if (e == 0 && rename(tmp, path) != 0) e = errno;
+  if (e != 0) {
+    unlink(tmp);
+    return zc_fail_errno(L, "cannot write", path, e);
   }
   lua_pushboolean(L, 1);
   return 1;
@@ -101,6 +207,7 @@ static const luaL_Reg zc_sys_funcs[] = {
   {"sleep", zc_sleep},
   {"fsync", zc_fsync},
   {"file_mode", zc_file_mode},
+  {"open_file", zc_open_file},
   {"write_private_file", zc_write_private_file},
   {NULL, NULL}
 };

@@ -49,7 +49,7 @@ describe("engine", function()
       assert.equal(100, stats.updates_applied)
       assert.is_true(stats.max_in_flight <= 10, "max_in_flight " .. stats.max_in_flight)
       assert.is_nil(stats.responses["429"])
-      assert.is_true(client.max_in_flight_seen <= 10)
+      assert.is_true(client._engine.max_in_flight_seen <= 10)
     end)
 
     it("retries the server's 429s to success when its cap is below the client's", function()
@@ -116,7 +116,7 @@ describe("engine", function()
         assert.is_nil(res)
         assert.equal("CANCELLED", err.code)
       end
-      assert.equal(0, client.multi:running())
+      assert.equal(0, client._engine.multi:running())
     end)
 
     it("tells a host how long it may sleep (timeout) and which sockets to watch (fds)", function()

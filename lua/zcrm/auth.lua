@@ -8,6 +8,7 @@
 
 local cjson = require "cjson.safe"
 local core = require "zcrm.core"
+local util = require "zcrm.util"
 
 local M = {}
 
@@ -19,16 +20,6 @@ local TOKEN_EVENT = "zcrm.token"
 local refresh_times = {}
 
 
--- FNV-1a: a short fingerprint that ties a token cache to its credentials
--- without storing them.
-local function fingerprint(s)
-  local h = 2166136261
-  for i = 1, #s do
-    h = ((h ~ s:byte(i)) * 16777619) & 0xffffffff
-  end
-  return string.format("%08x", h)
-end
-
 local function auth_error(code, message, extra)
   local e = { kind = "auth", code = code, message = message }
   for k, v in pairs(extra or {}) do e[k] = v end
@@ -37,8 +28,9 @@ end
 
 -- {==== token cache file
 
+-- Ties a token cache to its credentials without storing them.
 local function cache_key(o)
-  return o.client_id .. ":" .. fingerprint(o.refresh_token)
+  return o.client_id .. ":" .. util.fnv1a64(o.refresh_token)
 end
 
 --- Reads the token cache named in `o.token_cache`. Returns true, or nil, err when
@@ -188,7 +180,7 @@ local function refresh_task(client)
     token, err = o.access_token, nil
   end
   o.refreshing = false
-  client:_signal(TOKEN_EVENT, token, err)
+  client._engine:signal(TOKEN_EVENT, token, err)
 end
 
 --- Returns a usable access token (refreshing when needed), or nil, err. Runs
@@ -203,7 +195,7 @@ function M.access_token(client)
   end
   if not o.refreshing then
     o.refreshing = true
-    client:_spawn("token refresh", refresh_task)
+    client._engine:spawn("token refresh", refresh_task)
   end
   return coroutine.yield("wait", TOKEN_EVENT)
 end
@@ -216,6 +208,5 @@ function M.invalidate(client, token)
   end
 end
 
-M.fingerprint = fingerprint
 
 return M

@@ -41,7 +41,7 @@ end
 function Request:on_done(fn)
   assert(type(fn) == "function", "on_done expects a function")
   self._on_done = fn
-  if self._done then self.client._to_notify[#self.client._to_notify + 1] = self end
+  if self._done then self.engine._to_notify[#self.engine._to_notify + 1] = self end
   return self
 end
 
@@ -49,7 +49,7 @@ end
 -- sent. The result becomes `nil, err` with code CANCELLED. Idempotent.
 function Request:cancel()
   if self._done then return false end
-  self.client:_cancel(self)
+  self.engine:cancel(self)
   return true
 end
 
@@ -57,11 +57,17 @@ M.Request = Request
 
 -- }====
 
--- {==== engine methods, mixed into the client class
+-- {==== the engine object, held by its client as `client._engine`
 
 local E = {}
+E.__index = E
+E.__name = "zcrm.engine"
 
-function E:_engine_init(opts)
+--- new(client, ops, opts) -> engine. `ops` maps an operation's name to
+-- `function(client, ...)`, run as a coroutine; opts: concurrency, ca_file,
+-- proxy, user_agent, max_response_bytes (checked by the client already).
+function M.new(client, ops, opts)
+  local self = setmetatable({ client = client, ops = ops }, E)
   self.concurrency = opts.concurrency or 10
   self.multi = core.new_multi {
     ca_file = opts.ca_file, proxy = opts.proxy, user_agent = opts.user_agent,
@@ -80,6 +86,7 @@ function E:_engine_init(opts)
   self._to_notify = {}    -- done requests whose callback has not run yet
   self.callback_errors = {}
   self.max_in_flight_seen = 0
+  return self
 end
 
 local function finish(self, req, ...)
@@ -95,7 +102,7 @@ end
 -- During `submit` (`first`), an error raised by the operation is misuse by the
 -- caller: it is returned, for `submit` to raise. Later it can only be a bug in
 -- zcrm, and it becomes the request's error result.
-function E:_step(req, first, ...)
+function E:step(req, first, ...)
   local co = req.co
   if not co then return end
   local r = pack(coroutine.resume(co, ...))
@@ -104,8 +111,8 @@ function E:_step(req, first, ...)
       finish(self, req, nil)
       return r[2]
     end
-    local message = self:_redact(tostring(r[2]))
-    self:_log("error", "internal error in " .. req.method .. ": " .. message)
+    local message = self.client:_redact(tostring(r[2]))
+    self.client:_log("error", "internal error in " .. req.method .. ": " .. message)
     return finish(self, req, nil, core.error {
       kind = "internal", code = "INTERNAL_CLIENT_ERROR", message = "zcrm internal error: " .. message,
     })
@@ -117,7 +124,7 @@ function E:_step(req, first, ...)
   if what == "http" then
     req._spec = a
     if a.bypass_limit or self._inflight < self.concurrency then
-      self:_start(req, a)
+      self:start_transfer(req, a)
     else
       self._qtail = self._qtail + 1
       self._queue[self._qtail] = req
@@ -140,16 +147,16 @@ end
 -- Runs `fn(client)` as an engine-owned task: no request object reaches the
 -- user, so nobody can cancel it half way. Single-flight work (a token
 -- refresh, the profile list) runs this way, and its waiters always wake.
-function E:_spawn(name, fn)
-  local task = setmetatable({ client = self, method = name }, Request)
-  local client = self
+function E:spawn(name, fn)
+  local task = setmetatable({ engine = self, method = name }, Request)
+  local client = self.client
   task.co = coroutine.create(function() return fn(client) end)
   self._ready[#self._ready + 1] = { task, pack() }
 end
 
-function E:_start(req, spec)
+function E:start_transfer(req, spec)
   if spec.before_start then
-    local ok, err = spec.before_start(self, spec)
+    local ok, err = spec.before_start(self.client, spec)
     if not ok then
       self._ready[#self._ready + 1] = { req, pack(nil, err) }
       return
@@ -160,10 +167,10 @@ function E:_start(req, spec)
   local ok, creq, err = pcall(self.multi.start, self.multi, spec)
   if not ok then
     err, creq = core.error { kind = "validation", code = "INVALID_REQUEST",
-                             message = self:_redact(tostring(creq)) }, nil
+                             message = self.client:_redact(tostring(creq)) }, nil
   end
   if not creq then
-    if spec.after then spec.after(self, spec, nil, err) end
+    if spec.after then spec.after(self.client, spec, nil, err) end
     self._ready[#self._ready + 1] = { req, pack(nil, err) }
     return
   end
@@ -176,13 +183,13 @@ function E:_start(req, spec)
 end
 
 -- Starts queued transfers while slots are free.
-function E:_fill()
+function E:fill()
   local q = self._queue
   while self._inflight < self.concurrency and self._qhead <= self._qtail do
     local req = q[self._qhead]
     q[self._qhead] = nil
     self._qhead = self._qhead + 1
-    if not req._done then self:_start(req, req._spec) end
+    if not req._done then self:start_transfer(req, req._spec) end
   end
 end
 
@@ -191,14 +198,14 @@ function E:queued()
   return self._qtail - self._qhead + 1
 end
 
-function E:_cancel(req)
+function E:cancel(req)
   local creq, spec = req._creq, req._spec
   if creq then
     self._transfers[creq] = nil
     creq:cancel()
     req._creq = nil
     if not spec.bypass_limit then self._inflight = self._inflight - 1 end
-    if spec.after then spec.after(self, spec, nil) end -- refunds its credits
+    if spec.after then spec.after(self.client, spec, nil) end -- refunds its credits
   end
   for i = #self._timers, 1, -1 do
     if self._timers[i].req == req then table.remove(self._timers, i) end
@@ -207,11 +214,11 @@ function E:_cancel(req)
     kind = "transport", code = "CANCELLED", message = "the request was cancelled",
     retryable = false,
   })
-  self:_fill() -- its slot may start a queued request
+  self:fill() -- its slot may start a queued request
 end
 
 --- Wakes every request waiting on `event`, passing them `...`.
-function E:_signal(event, ...)
+function E:signal(event, ...)
   local list = self._waiters[event]
   if not list then return end
   self._waiters[event] = nil
@@ -221,7 +228,7 @@ end
 
 -- Resumes what is ready (finished transfers, due timers, signalled events) until
 -- nothing more is, then starts queued transfers.
-function E:_run_ready()
+function E:run_ready()
   while true do
     local ready = self._ready
     if #ready == 0 then
@@ -235,14 +242,14 @@ function E:_run_ready()
     end
     self._ready = {}
     for _, item in ipairs(ready) do
-      self:_step(item[1], false, unpack(item[2], 1, item[2].n))
+      self:step(item[1], false, unpack(item[2], 1, item[2].n))
     end
-    self:_fill()
+    self:fill()
   end
-  self:_fill()
+  self:fill()
 end
 
-function E:_notify()
+function E:notify()
   local list = self._to_notify
   if #list == 0 then return 0 end
   self._to_notify = {}
@@ -254,10 +261,10 @@ function E:_notify()
       if not ok then
         local e = core.error {
           kind = "callback", code = "CALLBACK_ERROR",
-          message = "error in on_done callback of " .. req.method .. ": " .. self:_redact(tostring(err)),
+          message = "error in on_done callback of " .. req.method .. ": " .. self.client:_redact(tostring(err)),
         }
         self.callback_errors[#self.callback_errors + 1] = e
-        self:_log("error", e.message)
+        self.client:_log("error", e.message)
       end
     end
   end
@@ -266,15 +273,15 @@ end
 
 -- Starts an operation; misuse raises at `level` (the caller's line).
 local function start(self, level, method, ...)
-  local op = self._ops[method]
+  local op = self.ops[method]
   if not op then error("zcrm: unknown method '" .. tostring(method) .. "'", level) end
-  local req = setmetatable({ client = self, method = method }, Request)
-  local client = self
+  local req = setmetatable({ engine = self, method = method }, Request)
+  local client = self.client
   req.co = coroutine.create(function(...) return op(client, ...) end)
   self._live[req] = true
-  local misuse = self:_step(req, true, ...)
+  local misuse = self:step(req, true, ...)
   if misuse then error(misuse, level) end
-  self:_run_ready()
+  self:run_ready()
   return req
 end
 
@@ -285,7 +292,7 @@ function E:submit(method, ...)
 end
 
 --- The blocking form of `method`: submit, then wait for the result.
-function E:_call(method, ...)
+function E:call(method, ...)
   return self:wait(start(self, 4, method, ...))
 end
 
@@ -294,7 +301,7 @@ end
 -- callbacks run here. Returns the number of callbacks run.
 function E:poll(timeout)
   timeout = timeout or 0
-  self:_run_ready()
+  self:run_ready()
   local wait = timeout
   local next_timer = self._timers[1]
   if next_timer then wait = math.max(0, math.min(wait, next_timer.at - now())) end
@@ -310,13 +317,13 @@ function E:poll(timeout)
         local spec = req._spec
         if not spec.bypass_limit then self._inflight = self._inflight - 1 end
         local r = pack(creq:result())
-        if spec.after then spec.after(self, spec, unpack(r, 1, r.n)) end
+        if spec.after then spec.after(self.client, spec, unpack(r, 1, r.n)) end
         self._ready[#self._ready + 1] = { req, r }
       end
     end
   end
-  self:_run_ready()
-  return self:_notify()
+  self:run_ready()
+  return self:notify()
 end
 
 --- Seconds a host may sleep before calling `poll` again; nil when idle.
@@ -356,7 +363,7 @@ function E:wait(req, opts)
       self:poll(0.05)
     end
   end
-  self:_notify()
+  self:notify()
   return req:result()
 end
 
@@ -375,7 +382,13 @@ function E:drain(timeout)
   return true
 end
 
-M.methods = E
+--- Releases the transport; pending requests end as CANCELLED.
+function E:close()
+  for req in pairs(self._live) do req:cancel() end
+  self.multi:close()
+end
+
+M.Engine = E
 
 -- }====
 

@@ -69,74 +69,97 @@ local function profiles_task(client)
   end
   if list then client._profiles = list end
   client._profiles_loading = false
-  client:_signal(PROFILES_EVENT, list, err)
+  client._engine:signal(PROFILES_EVENT, list, err)
 end
 
 local function cached_profiles(client)
   if client._profiles then return client._profiles end
   if not client._profiles_loading then
     client._profiles_loading = true
-    client:_spawn("profiles read", profiles_task)
+    client._engine:spawn("profiles read", profiles_task)
   end
   return coroutine.yield("wait", PROFILES_EVENT)
 end
 
-local function name_fault(i, message, name)
+local function profile_fault(i, message, key, value)
   return core.error {
-    kind = "validation", code = "INVALID_DATA", field = string.format("profiles[%d].name", i),
+    kind = "validation", code = "INVALID_DATA", field = string.format("profiles[%d]%s", i, key and "." .. key or ""),
     message = message,
-    details = { api_name = "name", json_path = string.format("$.modules[0].profiles[%d].name", i - 1), name = name },
+    details = key and { api_name = key, json_path = string.format("$.modules[0].profiles[%d].%s", i - 1, key),
+                        [key] = value } or nil,
   }
 end
 
--- Replaces `{ name = ... }` entries by ids. Unknown or ambiguous names are errors.
-local function resolve_names(client, clean)
-  local needs = false
-  for _, p in ipairs(clean.profiles or {}) do
-    if p.name then needs = true break end
+--- by_name(profiles) -> { [name] = id, or "ambiguous" when two share it }.
+function M.by_name(profiles, into)
+  local map = into or {}
+  for _, p in ipairs(profiles) do
+    if type(p) == "table" and type(p.name) == "string" and p.id then
+      map[p.name] = map[p.name] and "ambiguous" or p.id
+    end
   end
-  if not needs then return clean end
+  return map
+end
+
+--- resolve_profiles(list, by_name, known_ids) -> a copy of `list` (a checked
+-- update's profiles) with every `{ name = }` replaced by its id, or nil, err.
+-- Unknown or ambiguous names, and an id given twice, are errors; with
+-- `known_ids` (id -> anything), so is an id that is not in it. The one
+-- resolver: the engine's updates and plans with state both use it.
+function M.resolve_profiles(list, by_name, known_ids)
+  local resolved, seen = {}, {}
+  for i, p in ipairs(list) do
+    local id = p.id
+    if id == nil then
+      id = by_name[p.name]
+      if id == nil then
+        return nil, profile_fault(i, string.format("no profile named '%s' in this org", p.name), "name", p.name)
+      elseif id == "ambiguous" then
+        return nil, profile_fault(i, string.format("more than one profile is named '%s'; use its id", p.name),
+          "name", p.name)
+      end
+    elseif known_ids and not known_ids[id] then
+      return nil, profile_fault(i, string.format("no profile with id %s in this org", id), "id", id)
+    end
+    if seen[id] then
+      return nil, profile_fault(i, string.format("profile %s is given twice", id))
+    end
+    seen[id] = true
+    resolved[i] = { id = id, _delete = p._delete }
+  end
+  return resolved
+end
+
+local function has_names(list)
+  for _, p in ipairs(list or {}) do
+    if p.name then return true end
+  end
+  return false
+end
+
+-- Replaces `{ name = ... }` entries by ids, reading the profile list once per client.
+local function resolve_names(client, clean)
+  if not has_names(clean.profiles) then return clean end
   local profiles, err = cached_profiles(client)
   if not profiles then return nil, err end
-  local by_name = {}
-  for _, p in ipairs(profiles) do
-    if type(p.name) == "string" then
-      local seen = by_name[p.name]
-      by_name[p.name] = seen and "ambiguous" or p.id
-    end
-  end
-  local seen = {}
-  for i, p in ipairs(clean.profiles) do
-    if p.name then
-      local id = by_name[p.name]
-      if id == nil then
-        return nil, name_fault(i, string.format("no profile named '%s'", p.name), p.name)
-      elseif id == "ambiguous" then
-        return nil, name_fault(i, string.format("more than one profile is named '%s'; use its id", p.name), p.name)
-      end
-      p.id, p.name = id, nil
-    end
-    if seen[p.id] then
-      local e = name_fault(i, string.format("profile %s is given twice", p.id), p.id)
-      e.field = string.format("profiles[%d]", i)
-      return nil, e
-    end
-    seen[p.id] = true
-  end
-  return clean
+  local list, rerr = M.resolve_profiles(clean.profiles, M.by_name(profiles))
+  if not list then return nil, rerr end
+  local update = {}
+  for k, v in pairs(clean) do update[k] = v end
+  update.profiles = list
+  return update
 end
 
 -- }====
 
 -- {==== modules
 
---- update_module(module, update) -> { id, code, message, status, details } or nil, err.
--- Validates locally first: an invalid update or module sends nothing.
-function M.update_module(client, module, update)
-  local segment, merr = core.check_module(module)
-  if not segment then return nil, merr end
-  local clean, verr = core.prepare_update(update)
-  if not clean then return nil, verr end
+--- send_update(segment, clean) -> as update_module. The internal operation
+-- behind it: `segment` and `clean` have passed core.check_module and
+-- core.prepare_update already (a plan checks every entry before sending), so
+-- they are not checked again; profile names left in `clean` are resolved.
+function M.send_update(client, segment, clean)
+  local verr
   clean, verr = resolve_names(client, clean)
   if not clean then return nil, verr end
   local status, doc = http.call(client, "PUT", "settings/modules/" .. segment,
@@ -154,6 +177,16 @@ function M.update_module(client, module, update)
     id = id_string(details.id), code = item.code, message = item.message,
     status = item.status, details = details,
   }
+end
+
+--- update_module(module, update) -> { id, code, message, status, details } or nil, err.
+-- Validates locally first: an invalid update or module sends nothing.
+function M.update_module(client, module, update)
+  local segment, merr = core.check_module(module)
+  if not segment then return nil, merr end
+  local clean, verr = core.prepare_update(update)
+  if not clean then return nil, verr end
+  return M.send_update(client, segment, clean)
 end
 
 local function http_date(t)
@@ -216,6 +249,5 @@ function M.request(client, method, path, opts)
   return http.call(client, method, (path:gsub("^/", "")), o)
 end
 
-M.resolve_names = resolve_names
 
 return M

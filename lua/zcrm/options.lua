@@ -1,0 +1,190 @@
+--- Client options, checked in one place: `zcrm.new` hands its table here and
+-- gets back the settings a client is built from, or `nil, err` (kind "config").
+-- Options not given fall back to the ZOHO_* environment variables, unless
+-- `env = false`. The same type checker serves the options of `client:apply`.
+
+local core = require "zcrm.core"
+local dc = require "zcrm.dc"
+local util = require "zcrm.util"
+
+local M = {}
+
+-- name -> Lua type; "function|false" also accepts false (no logger).
+M.CLIENT = {
+  api_domain = "string", dc = "string", environment = "string", access_token = "string",
+  oauth = "table", version = "string", timeout = "number", connect_timeout = "number",
+  max_retries = "number", concurrency = "number", ca_file = "string", proxy = "string",
+  user_agent = "string", logger = "function|false", max_credits = "number", credit_costs = "table",
+  retry_base = "number", retry_max_delay = "number", max_response_bytes = "number",
+  env = "boolean",
+}
+M.OAUTH = {
+  client_id = "string", client_secret = "string", refresh_token = "string",
+  accounts_url = "string", refresh_margin = "number", token_cache = "string",
+  refresh_limit = "number",
+}
+
+--- check_types(t, known, prefix) -> nil when every key of `t` is in `known`
+-- with the type named there; else message, field.
+function M.check_types(t, known, prefix)
+  prefix = prefix or ""
+  for k, v in pairs(t) do
+    local want = known[k]
+    local name = prefix .. tostring(k)
+    if not want then
+      return string.format("unknown option '%s'", name), name
+    end
+    local base, or_false = want:match("^(%w+)(|?f?a?l?s?e?)$")
+    if type(v) ~= base and not (or_false == "|false" and v == false) then
+      return string.format("option '%s' must be a %s, got %s", name, base, type(v)), name
+    end
+  end
+end
+
+local function config_error(message, field)
+  return core.error { kind = "config", code = "INVALID_CONFIG", message = message, field = field }
+end
+
+-- Options not given fall back to the ZOHO_* environment variables (README,
+-- "Authentication"), unless `env = false`.
+local function from_env(opts)
+  if opts.env == false then return opts end
+  local getenv = os.getenv
+  local o = util.copy(opts)
+  local explicit_auth = o.access_token or o.oauth
+  if not explicit_auth then
+    local id, secret, refresh = getenv("ZOHO_CLIENT_ID"), getenv("ZOHO_CLIENT_SECRET"), getenv("ZOHO_REFRESH_TOKEN")
+    if id or secret or refresh then
+      o.oauth = { client_id = id, client_secret = secret, refresh_token = refresh,
+                  accounts_url = not (opts.dc or opts.environment) and getenv("ZOHO_ACCOUNTS_URL") or nil }
+    elseif getenv("ZOHO_ACCESS_TOKEN") then
+      o.access_token = getenv("ZOHO_ACCESS_TOKEN")
+    end
+  elseif o.oauth and not o.oauth.accounts_url and not opts.dc and not opts.environment
+      and getenv("ZOHO_ACCOUNTS_URL") then
+    o.oauth = util.copy(o.oauth)
+    o.oauth.accounts_url = getenv("ZOHO_ACCOUNTS_URL")
+  end
+  o.dc = o.dc or getenv("ZOHO_DC")
+  o.environment = o.environment or getenv("ZOHO_ENVIRONMENT")
+  if not o.api_domain and not opts.dc and not opts.environment then
+    o.api_domain = getenv("ZOHO_API_DOMAIN")
+  end
+  return o
+end
+
+local function positive(n) return n == nil or n > 0 end
+
+-- Where the API lives: an explicit api_domain wins; otherwise dc + environment.
+local function resolve_domain(opts, s)
+  s.dc, s.environment = opts.dc or "us", opts.environment or "production"
+  local where, derr = dc.resolve(s.dc, s.environment)
+  if not where and (opts.dc or opts.environment) then
+    return nil, config_error(derr, opts.dc and "dc" or "environment")
+  end
+  if opts.api_domain then
+    s.api_domain_explicit = true
+    where = where or {}
+    where.api_domain = opts.api_domain
+  elseif not where then
+    return nil, config_error(derr, opts.dc and "dc" or "environment")
+  end
+  local domain, uerr = core.check_base_url(where.api_domain)
+  if not domain then uerr.field = "api_domain"; return nil, uerr end
+  s.api_domain = domain
+  return where
+end
+
+-- Credentials: an OAuth triple (with its accounts server) or a static token.
+local function credentials(opts, s, where)
+  if opts.oauth then
+    local o = util.copy(opts.oauth)
+    for _, k in ipairs { "client_id", "client_secret", "refresh_token" } do
+      if o[k] == nil then
+        return nil, config_error("oauth." .. k .. " is missing (or set ZOHO_" .. k:upper() .. ")", "oauth." .. k)
+      end
+      local ok, terr = core.check_token(o[k], "oauth." .. k)
+      if not ok then return nil, terr end
+    end
+    s.secrets = { o.client_secret, o.refresh_token }
+    local accounts = o.accounts_url or (where and where.accounts_url)
+    if not accounts then
+      return nil, config_error("oauth.accounts_url is needed when dc is unknown", "oauth.accounts_url")
+    end
+    local acc, aerr = core.check_base_url(accounts)
+    if not acc then aerr.field = "oauth.accounts_url"; return nil, aerr end
+    o.accounts_url = acc
+    o.refresh_margin = o.refresh_margin or 60
+    s.oauth = o
+  elseif opts.access_token then
+    local ok, terr = core.check_token(opts.access_token, "access_token")
+    if not ok then return nil, terr end
+    s.access_token = opts.access_token
+    s.secrets = { opts.access_token }
+  else
+    return nil, config_error("no credentials: give access_token or oauth (or set ZOHO_ACCESS_TOKEN, "
+      .. "or ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET and ZOHO_REFRESH_TOKEN)", "access_token")
+  end
+  return true
+end
+
+--- client(opts, defaults) -> settings, or nil, err (kind "config"). `defaults`
+-- holds `credit_costs` and `user_agent` for options not given. Settings:
+-- version, request_timeout, connect_timeout, max_retries, retry_base,
+-- retry_max_delay, max_credits, logger, credit_costs, dc, environment,
+-- api_domain, api_domain_explicit, oauth or access_token, secrets, and
+-- `transport` (what the engine needs: concurrency, ca_file, proxy,
+-- user_agent, max_response_bytes).
+function M.client(opts, defaults)
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then error("zcrm.new expects a table of options", 3) end
+  local message, field = M.check_types(opts, M.CLIENT)
+  if not message and opts.oauth then message, field = M.check_types(opts.oauth, M.OAUTH, "oauth.") end
+  if message then return nil, config_error(message, field) end
+  opts = from_env(opts)
+
+  local s = {
+    version = opts.version or "v8",
+    request_timeout = opts.timeout or 30,
+    connect_timeout = opts.connect_timeout or 10,
+    max_retries = opts.max_retries or 3,
+    retry_base = opts.retry_base or 0.5,
+    retry_max_delay = opts.retry_max_delay or 30,
+    max_credits = opts.max_credits,
+    logger = opts.logger or nil,
+  }
+  if not (positive(opts.timeout) and positive(opts.connect_timeout)) then
+    return nil, config_error("timeout and connect_timeout must be positive", "timeout")
+  end
+  local conc = opts.concurrency
+  if conc ~= nil and (math.type(conc) ~= "integer" or conc < 1 or conc > 1000) then
+    return nil, config_error("concurrency must be an integer from 1 to 1000 (Zoho allows 5 to 25 by edition)", "concurrency")
+  end
+  if math.type(s.max_retries) ~= "integer" or s.max_retries < 0 then
+    return nil, config_error("max_retries must be a non-negative integer", "max_retries")
+  end
+  if not s.version:match("^v%d+$") then
+    return nil, config_error("version must look like 'v8'", "version")
+  end
+
+  s.credit_costs = util.copy(defaults.credit_costs)
+  for k, v in pairs(opts.credit_costs or {}) do s.credit_costs[k] = v end
+
+  local where, werr = resolve_domain(opts, s)
+  if not where then return nil, werr end
+  local ok, cerr = credentials(opts, s, where)
+  if not ok then return nil, cerr end
+
+  if opts.user_agent ~= nil then
+    local uok, terr = core.check_token((opts.user_agent:gsub(" ", "_")), "user_agent")
+    if not uok then return nil, terr end
+  end
+  s.concurrency = conc or 10
+  s.transport = {
+    concurrency = s.concurrency, ca_file = opts.ca_file, proxy = opts.proxy,
+    user_agent = opts.user_agent or defaults.user_agent, max_response_bytes = opts.max_response_bytes,
+  }
+  return s
+end
+
+return M

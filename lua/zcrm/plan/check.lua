@@ -1,0 +1,152 @@
+--- Plan checks that need no network: each entry on its own (module, update
+-- rules through the C core), then the plan as a whole (a module or a label
+-- given twice). The errors a plan reports are built here too.
+
+local core = require "zcrm.core"
+
+local M = {}
+
+-- {==== errors
+
+-- A fault found here, before any request: like the core's own validation
+-- errors it has Zoho's code for the same fault but no HTTP status.
+function M.plan_error(code, message, field, details)
+  local e = core.error { kind = "validation", code = code, message = message, field = field, details = details }
+  e.status = nil
+  return e
+end
+
+function M.io_error(code, message)
+  return core.error { kind = "io", code = code, message = message, retryable = false }
+end
+
+function M.entry_fault(item, err)
+  return { index = item.index, module = item.module, error = err }
+end
+
+function M.invalid_plan(faults, total)
+  return core.error {
+    kind = "validation", code = "INVALID_PLAN",
+    message = string.format("%d of %d entries are invalid (first: entry %d: %s); nothing was sent",
+      #faults, total, faults[1].index, tostring(faults[1].error)),
+    details = { errors = faults },
+    resolution = "Fix the entries listed in err.details.errors (each has its index), "
+      .. "or pass partial = true to send only the valid ones.",
+  }
+end
+
+-- }====
+
+-- {==== checks of single entries (no network)
+
+local function module_name(m)
+  if type(m) == "string" then return m end
+  if math.type(m) == "integer" then return string.format("%d", m) end
+  return nil
+end
+
+-- Returns item, or nil, fault. An item carries what the later stages need.
+function M.check_entry(index, entry)
+  local item = { index = index, entry = entry }
+  if type(entry) ~= "table" then
+    return nil, M.entry_fault(item, M.plan_error("INVALID_DATA", "an entry is a table, got " .. type(entry)))
+  end
+  item.module = module_name(entry.module)
+  if entry.module == nil then
+    return nil, M.entry_fault(item, M.plan_error("INVALID_MODULE", "the entry has no 'module' (an id or API name)", "module"))
+  end
+  if not item.module then
+    return nil, M.entry_fault(item, M.plan_error("INVALID_MODULE", "'module' is an id or API name, got " .. type(entry.module), "module"))
+  end
+  local ok, segment, merr = pcall(core.check_module, entry.module)
+  if not ok or not segment then
+    return nil, M.entry_fault(item, ok and merr or M.plan_error("INVALID_MODULE", tostring(segment), "module"))
+  end
+  item.segment = segment
+  item.module = segment
+  local update = {}
+  for k, v in pairs(entry) do
+    if k ~= "module" then update[k] = v end
+  end
+  local cok, clean, verr = pcall(core.prepare_update, update)
+  if not cok or not clean then
+    return nil, M.entry_fault(item, cok and verr or M.plan_error("INVALID_DATA", tostring(clean)))
+  end
+  item.update = clean
+  return item
+end
+
+function M.fold(label)
+  return (label:lower():gsub("%s+", " "))
+end
+
+-- Plan-level: a module given twice, a label given twice. With state, modules
+-- are compared by id, so an API name and its id count as the same module.
+function M.check_duplicates(items, faults)
+  local modules = {}
+  local label_sets = { plural_label = {}, singular_label = {} }
+  for _, item in ipairs(items) do
+    local key = item.current and item.current.id or item.segment
+    local first = modules[key]
+    if first then
+      faults[#faults + 1] = M.entry_fault(item, M.plan_error("DUPLICATE_DATA",
+        string.format("module %s is already updated by entry %d; give each module once", item.module, first.index),
+        "module", { index = first.index }))
+    else
+      modules[key] = item
+    end
+    for field, seen in pairs(label_sets) do
+      local label = item.update[field]
+      if label then
+        local folded = M.fold(label)
+        local other = seen[folded]
+        if other and other ~= item then
+          faults[#faults + 1] = M.entry_fault(item, M.plan_error("DUPLICATE_DATA",
+            string.format("%s '%s' is also given by entry %d; labels must be unique", field, label, other.index),
+            field, { index = other.index }))
+        else
+          seen[folded] = item
+        end
+      end
+    end
+  end
+end
+
+function M.check_all(list)
+  local items, faults = {}, {}
+  for i = 1, #list do
+    local item, fault = M.check_entry(i, list[i])
+    if item then items[#items + 1] = item else faults[#faults + 1] = fault end
+  end
+  for k in pairs(list) do
+    if math.type(k) ~= "integer" or k < 1 or k > #list then
+      faults[#faults + 1] = { index = 0, error = M.plan_error("INVALID_PLAN",
+        string.format("the plan has a key %s outside its list of entries", tostring(k))) }
+      break
+    end
+  end
+  return items, faults
+end
+
+function M.by_index(a, b)
+  return a.index < b.index
+end
+
+-- }====
+
+--- plan(list, more) -> items, faults (sorted by index). `more(items, faults)`,
+-- when given, adds the checks that need the org's state (it returns true, or
+-- nil, err to stop); duplicates are looked for after it, among all entries
+-- that name a module, even those invalid for another reason.
+function M.plan(list, more)
+  local items, faults = M.check_all(list)
+  if more then
+    local ok, err = more(items, faults)
+    if not ok then return nil, err end
+  end
+  M.check_duplicates(items, faults)
+  table.sort(faults, M.by_index)
+  return items, faults
+end
+
+return M

@@ -1,0 +1,138 @@
+--- The journal of a plan run: JSON lines, one per completed item, each on
+-- disk (fsync) before the run moves on, so that a run killed at any point
+-- resumes without repeating what completed. Items are keyed by index, module
+-- and a hash of the entry's content.
+
+local cjson = require "cjson.safe"
+local core = require "zcrm.core"
+local util = require "zcrm.util"
+local check = require "zcrm.plan.check"
+
+local io_error = check.io_error
+
+local M = {}
+
+local JOURNAL_FORMAT = 1
+
+-- {==== canonical form and content hash (journal keys)
+
+local function sort_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b)
+    local ta, tb = type(a), type(b)
+    if ta == tb and (ta == "string" or ta == "number") then return a < b end
+    if ta ~= tb then return ta < tb end
+    return tostring(a) < tostring(b)
+  end)
+  return keys
+end
+
+-- One stable string per value: the same entry hashes the same in every run.
+local function canonical(v, out)
+  if type(v) == "table" then
+    out[#out + 1] = "{"
+    for _, k in ipairs(sort_keys(v)) do
+      canonical(k, out)
+      out[#out + 1] = "="
+      canonical(v[k], out)
+      out[#out + 1] = ";"
+    end
+    out[#out + 1] = "}"
+  elseif type(v) == "string" then
+    out[#out + 1] = string.format("%q", v)
+  elseif math.type(v) == "integer" then
+    out[#out + 1] = string.format("%d", v)
+  elseif type(v) == "number" then
+    out[#out + 1] = string.format("%.17g", v)
+  elseif v == cjson.null then
+    out[#out + 1] = "null"
+  else
+    out[#out + 1] = tostring(v)
+  end
+  return out
+end
+
+--- hash(entry) -> 16 hex digits identifying the entry's content.
+function M.hash(entry)
+  return util.fnv1a64(table.concat(canonical(entry, {})))
+end
+
+-- }====
+
+-- The journal key: the entry's index, module and a hash of its content. Only
+-- runs with a journal need it, and hashing in Lua is most of the CPU that apply
+-- spends per entry (bench/README.md, figure 2), so it is computed only then.
+function M.set_key(item)
+  item.hash = M.hash(item.entry)
+  item.key = string.format("%d:%s:%s", item.index, item.segment, item.hash)
+end
+
+
+-- {==== the journal: JSON lines, one per completed item, on disk before we move on
+
+local sync = core.fsync or function(fh) return fh:flush() end
+
+local Journal = {}
+Journal.__index = Journal
+
+local function read_journal(path)
+  local f = io.open(path, "rb")
+  if not f then return { applied = {}, lines = 0, text = "" } end
+  local text = f:read("a")
+  f:close()
+  local j = { applied = {}, lines = 0, text = text }
+  for line in text:gmatch("[^\n]+") do
+    local rec = cjson.decode(line)
+    -- A line torn by a kill is not JSON: it recorded nothing, so it is skipped.
+    if type(rec) == "table" then
+      j.lines = j.lines + 1
+      if rec.kind == "item" and rec.status == "applied" and type(rec.key) == "string" then
+        j.applied[rec.key] = true
+      elseif rec.kind == "state" and type(rec.modules) == "table" and not j.state then
+        j.state = rec.modules
+      end
+    end
+  end
+  return j
+end
+
+--- Opens (or creates) the journal at `path`. read_only: read what it holds, write nothing.
+function M.open(path, read_only)
+  local j = read_journal(path)
+  if read_only then return setmetatable(j, Journal) end
+  local fh, err = io.open(path, "ab")
+  if not fh then return nil, io_error("JOURNAL_ERROR", "cannot open journal: " .. tostring(err)) end
+  j.fh = fh
+  if #j.text > 0 and j.text:sub(-1) ~= "\n" then
+    fh:write("\n") -- end the torn line, so the next record starts on its own
+  end
+  j.text = nil
+  return setmetatable(j, Journal)
+end
+
+function Journal:write(rec)
+  if not self.fh then return true end
+  rec.v = JOURNAL_FORMAT
+  local line = assert(cjson.encode(rec))
+  local ok, err = self.fh:write(line, "\n")
+  if ok then ok, err = sync(self.fh) end
+  if not ok then return nil, io_error("JOURNAL_ERROR", "cannot write journal: " .. tostring(err)) end
+  return true
+end
+
+function Journal:close()
+  if self.fh then self.fh:close(); self.fh = nil end
+end
+
+--- state_record(items) -> the journal line that keeps the state read before
+-- the first run, for the undo plan of a resumed one.
+function M.state_record(items)
+  local modules = {}
+  for _, item in ipairs(items) do modules[item.current.id] = item.current end
+  return { kind = "state", time = os.time(), modules = modules }
+end
+
+-- }====
+
+return M

@@ -1,0 +1,260 @@
+--- A plan against the org's current state: reading it (modules, profiles),
+-- the checks that need it, the diff of each entry, and the undo plan that
+-- reverses a run.
+
+local cjson = require "cjson.safe"
+local modules = require "zcrm.modules"
+local check = require "zcrm.plan.check"
+
+local plan_error, fold = check.plan_error, check.fold
+
+local M = {}
+
+-- {==== current state: read, checked against, diffed
+
+local function find_module(state, segment)
+  if segment:match("^%d+$") then return state.by_id[segment] end
+  return state.by_api[segment]
+end
+
+local function profile_ids(list)
+  local set = {}
+  for _, p in ipairs(type(list) == "table" and list or {}) do
+    if type(p) == "table" and p.id then set[tostring(p.id)] = true end
+  end
+  return set
+end
+
+-- A module's state as the diff and the journal need it.
+local function snapshot(m)
+  local ids = {}
+  for id in pairs(profile_ids(m.profiles)) do ids[#ids + 1] = id end
+  table.sort(ids)
+  return {
+    id = m.id, api_name = m.api_name, generated_type = m.generated_type,
+    plural_label = m.actual_plural_label or m.plural_label,
+    singular_label = m.actual_singular_label or m.singular_label,
+    profiles = ids,
+  }
+end
+
+local function needs_profiles(items)
+  for _, item in ipairs(items) do
+    if item.update.profiles then return true end
+  end
+  return false
+end
+
+-- Reads every module (one call) and, when entries name profiles, the profile
+-- list (one more call, in parallel). Modules of the plan whose profile list is
+-- truncated in the list answer are read one by one.
+function M.read_state(client, items)
+  local mreq = client:submit("get_modules")
+  local preq = needs_profiles(items) and client:submit("get_profiles")
+  local mods, err = client:wait(mreq)
+  if not mods then return nil, err end
+  local profiles = {}
+  if preq then
+    local perr
+    profiles, perr = client:wait(preq)
+    if not profiles then return nil, perr end
+  end
+  local state = { by_id = {}, by_api = {}, plural_owner = {}, singular_owner = {},
+                  profile_by_id = {}, profile_by_name = {} }
+  for _, m in ipairs(mods) do
+    if type(m) == "table" and m.id then
+      state.by_id[m.id] = m
+      if m.api_name then state.by_api[m.api_name] = m end
+      for _, k in ipairs { "plural_label", "actual_plural_label" } do
+        if type(m[k]) == "string" then state.plural_owner[fold(m[k])] = m end
+      end
+      for _, k in ipairs { "singular_label", "actual_singular_label" } do
+        if type(m[k]) == "string" then state.singular_owner[fold(m[k])] = m end
+      end
+      for _, p in ipairs(type(m.profiles) == "table" and m.profiles or {}) do
+        if p.id and p.name then state.profile_by_id[p.id] = p.name end
+      end
+    end
+  end
+  for _, item in ipairs(items) do
+    local m = find_module(state, item.segment)
+    if m and (type(m.profiles) ~= "table" or m.has_more_profiles == true) then
+      local full, ferr = client:get_module(m.id)
+      if not full then return nil, ferr end
+      m.profiles = full.profiles or {}
+    end
+  end
+  for _, p in ipairs(profiles) do
+    if p.id then state.profile_by_id[p.id] = p.name or state.profile_by_id[p.id] end
+  end
+  modules.by_name(profiles, state.profile_by_name)
+  state.read_profiles = preq ~= false
+  return state
+end
+
+-- Replaces profile names by ids in item.update (a copy of it), through the
+-- one resolver (zcrm.modules); with the profile list read, unknown ids are
+-- faults too.
+local function resolve_profiles(item, state)
+  local list = item.update.profiles
+  if not list then return true end
+  local resolved, err = modules.resolve_profiles(list, state.profile_by_name,
+    state.read_profiles and state.profile_by_id or nil)
+  if not resolved then return nil, err end
+  local update = {}
+  for k, v in pairs(item.update) do update[k] = v end
+  update.profiles = resolved
+  item.update = update
+  return true
+end
+
+--- diff(before, update, names) -> change: what `update` does to a module whose
+-- state is `before` (a snapshot). Profile names come from `names` (id -> name).
+function M.diff(before, update, names)
+  local change = { module = before.api_name, id = before.id, granted = {}, revoked = {} }
+  local has = {}
+  for _, id in ipairs(before.profiles) do has[id] = true end
+  local changed = false
+  for _, field in ipairs { "plural_label", "singular_label" } do
+    local new = update[field]
+    if new ~= nil and new ~= before[field] then
+      change[field] = { old = before[field], new = new }
+      changed = true
+    end
+  end
+  for _, p in ipairs(update.profiles or {}) do
+    local revoke = p._delete ~= nil
+    if revoke == (has[p.id] == true) then
+      local list = revoke and change.revoked or change.granted
+      list[#list + 1] = { id = p.id, name = names[p.id] }
+      has[p.id] = not revoke or nil
+      changed = true
+    end
+  end
+  change.noop = not changed
+  change.profiles_after = next(has) ~= nil
+  return change
+end
+
+-- The update that makes exactly `change`: only the fields that differ.
+function M.reduced_update(change)
+  local u = {}
+  for _, field in ipairs { "plural_label", "singular_label" } do
+    if change[field] then u[field] = change[field].new end
+  end
+  local profiles = {}
+  for _, p in ipairs(change.granted) do profiles[#profiles + 1] = { id = p.id } end
+  for _, p in ipairs(change.revoked) do profiles[#profiles + 1] = { id = p.id, _delete = cjson.null } end
+  if #profiles > 0 then u.profiles = profiles end
+  return u
+end
+
+-- The entry that undoes `change` (old labels back, grants revoked, revokes
+-- granted), and a note for the undo file's comments: module id, profile names.
+local function undo_entry(change)
+  local e, note = { module = change.module }, { id = change.id, names = {} }
+  for _, field in ipairs { "plural_label", "singular_label" } do
+    if change[field] then e[field] = change[field].old end
+  end
+  local profiles = {}
+  for _, p in ipairs(change.revoked) do profiles[#profiles + 1] = { id = p.id } end
+  for _, p in ipairs(change.granted) do profiles[#profiles + 1] = { id = p.id, _delete = true } end
+  for _, p in ipairs(change.revoked) do note.names[p.id] = p.name end
+  for _, p in ipairs(change.granted) do note.names[p.id] = p.name end
+  if #profiles > 0 then e.profiles = profiles end
+  return e, note
+end
+
+-- The checks that need the org's state, for one entry.
+function M.check_against_state(item, state)
+  local m = find_module(state, item.segment)
+  if not m then
+    return nil, plan_error("INVALID_MODULE", string.format("no module '%s' in this org", item.segment), "module")
+  end
+  item.current = snapshot(m)
+  if m.generated_type ~= nil and m.generated_type ~= "custom" then
+    return nil, plan_error("NOT_SUPPORTED", string.format(
+      "%s is not a custom module (generated_type '%s'); only custom modules can be updated through the API",
+      m.api_name, tostring(m.generated_type)), "module")
+  end
+  local ok, perr = resolve_profiles(item, state)
+  if not ok then return nil, perr end
+  for field, owners in pairs { plural_label = state.plural_owner, singular_label = state.singular_owner } do
+    local label = item.update[field]
+    local owner = label and owners[fold(label)]
+    if owner and owner.id ~= m.id then
+      return nil, plan_error("DUPLICATE_DATA", string.format(
+        "%s '%s' is already the %s of module %s", field, label, field:gsub("_", " "), owner.api_name), field,
+        { module = owner.api_name, id = owner.id })
+    end
+  end
+  local change = M.diff(item.current, item.update, state.profile_by_id)
+  if not change.profiles_after then
+    return nil, plan_error("MINIMUM_DATA_NOT_FOUND",
+      string.format("this entry would leave %s with no profile; each module keeps at least one", m.api_name), "profiles")
+  end
+  item.change = change
+  return true
+end
+
+-- }====
+
+-- {==== undo plan file
+
+local function lua_string(s)
+  return string.format("%q", s)
+end
+
+local function render_undo_entry(e, note)
+  note = note or { names = {} }
+  local parts = { "module = " .. lua_string(e.module) }
+  for _, field in ipairs { "plural_label", "singular_label" } do
+    if e[field] then parts[#parts + 1] = field .. " = " .. lua_string(e[field]) end
+  end
+  local head = "  { " .. table.concat(parts, ", ")
+  local comment = note.id and (" -- " .. note.id) or ""
+  if not e.profiles then return head .. " }," .. comment end
+  local lines = { head .. "," .. comment, "    profiles = {" }
+  for _, p in ipairs(e.profiles) do
+    local name = note.names[p.id]
+    lines[#lines + 1] = "      { id = " .. lua_string(p.id) .. (p._delete and ", _delete = true" or "") .. " },"
+      .. (name and (" -- " .. (p._delete and "revoke " or "grant ") .. name:gsub("[\r\n]", " ")) or "")
+  end
+  lines[#lines + 1] = "    },"
+  lines[#lines + 1] = "  },"
+  return table.concat(lines, "\n")
+end
+
+--- undo_source(entries, notes, note) -> the text of a plan file that applies
+-- `entries`; notes[i] (optional) = { id =, names = { [profile id] = name } }.
+function M.undo_source(entries, notes, heading)
+  local lines = {
+    "-- Undo plan written by zcrm" .. (heading and (" " .. heading) or "") .. ".",
+    "-- It restores the labels and profile access read before that run. Apply it with",
+    "--   zcrm apply THIS_FILE --diff      or      client:apply(\"THIS_FILE\", { diff = true })",
+    "return {",
+  }
+  for i, e in ipairs(entries) do lines[#lines + 1] = render_undo_entry(e, notes and notes[i]) end
+  lines[#lines + 1] = "}"
+  return table.concat(lines, "\n") .. "\n"
+end
+
+-- Undo entries from the state before the first run: the journal's record when
+-- resuming (the org is half changed by then), else the state just read.
+function M.undo_entries(items, state, journal)
+  local recorded = journal and journal.state or {}
+  local entries, notes = {}, {}
+  for _, item in ipairs(items) do
+    local before = recorded[item.current.id] or item.current
+    local change = M.diff(before, item.update, state.profile_by_id)
+    if not change.noop then
+      local n = #entries + 1
+      entries[n], notes[n] = undo_entry(change)
+    end
+  end
+  return entries, notes
+end
+
+-- }====
+
+return M
