@@ -25,9 +25,9 @@ local EXPECTED_CODES = {
   CONNECTION_FAILED = "transport",   -- reset
 }
 
-local function plan_of(tag)
+local function plan_of(tag, n)
   local plan = {}
-  for i = 1, N do
+  for i = 1, n or N do
     plan[i] = { module = "Bulk_Module_" .. i,
                 plural_label = string.format("%s Items %d", tag, i),
                 singular_label = string.format("%s Item %d", tag, i) }
@@ -195,11 +195,7 @@ describe("a server killed with kill -9 mid-run and restarted", function()
     local client = assert(zcrm.new { api_domain = first.url, access_token = "emulator-token", env = false,
                                      concurrency = WINDOW, max_retries = 3, retry_base = 0.05, retry_max_delay = 0.2,
                                      logger = function(_, message) logged[#logged + 1] = message end })
-    local plan = {}
-    for i = 1, RUN do
-      plan[i] = { module = "Bulk_Module_" .. i, plural_label = "Restart Items " .. i,
-                  singular_label = "Restart Item " .. i }
-    end
+    local plan = plan_of("Restart", RUN)
     local completed, done_at_kill, second, first_log = {}, nil, nil, nil
     local report = assert(client:apply(plan, { on_result = function(entry, res)
       if res then completed[#completed + 1] = entry.module end
@@ -250,6 +246,89 @@ describe("a server killed with kill -9 mid-run and restarted", function()
       (function() local n = 0; for _, c in pairs(before) do n = n + c end; return n end)(),
       (function() local n = 0; for _, c in pairs(after) do n = n + c end; return n end)(),
       twice, retried, report.elapsed))
+  end)
+end)
+
+-- Issue 16, item 2: the disk that holds the journal or the undo plan fills up.
+-- A 64 KiB tmpfs (mount needs root, as `make test` runs here and in CI) with a
+-- filler file; removing the filler is "space freed".
+describe("a full disk", function()
+  local RUN, WINDOW = 300, 4
+  local dir, mounted, emu
+
+  local function sh(cmd) local ok = os.execute(cmd); return ok == true or ok == 0 end
+  local function fill(kib) assert(sh(string.format("dd if=/dev/zero of=%s/filler bs=1k count=%d 2>/dev/null", dir, kib))) end
+  local function free() os.remove(dir .. "/filler") end
+  local function new_client()
+    return assert(zcrm.new { api_domain = emu.url, access_token = "emulator-token", env = false, concurrency = WINDOW })
+  end
+
+  setup(function()
+    local p = assert(io.popen("mktemp -d"))
+    dir = p:read("l")
+    p:close()
+    mounted = sh("mount -t tmpfs -o size=64k,mode=0700 tmpfs " .. emulator.quote(dir) .. " 2>/dev/null")
+    emu = emulator.start { "--extra-modules", tostring(RUN), "--latency-ms", "5" }
+  end)
+  teardown(function()
+    emu:stop()
+    if mounted then sh("umount " .. emulator.quote(dir)) end
+    sh("rm -rf " .. emulator.quote(dir))
+  end)
+  before_each(function()
+    emu:reset()
+    if mounted then sh("rm -f " .. emulator.quote(dir) .. "/*") end
+  end)
+
+  it("stops sending when the journal cannot be written, says why, reports what was sent, and a rerun completes", function()
+    if not mounted then pending("needs a tmpfs (mount, as root)") return end
+    fill(48)                                   -- 16 KiB left: room for about 60 journal lines
+    local journal = dir .. "/run.journal"
+    local plan = plan_of("Full", RUN)
+    local report = assert(new_client():apply(plan, { journal = journal }))
+    local puts = put_count(emu:stats())
+    local err = report.aborted
+    assert.truthy(zcrm.is_error(err), "the run did not stop")
+    assert.equal("io", err.kind)
+    assert.equal("JOURNAL_ERROR", err.code)
+    assert.truthy(err.message:find(journal, 1, true), err.message)
+    assert.truthy(err.message:find("No space left on device", 1, true), err.message)
+    assert.equal(journal, err.details.path)
+    assert.is_false(report.ok)
+    -- what was sent is reported, the rest listed as not sent
+    assert.equal(puts, #report.applied + #report.failed)
+    assert.equal(RUN, #report.applied + #report.failed + #report.not_sent)
+    assert.is_true(#report.not_sent > 0)
+    -- nothing more was sent once a line failed: only the calls already in flight
+    local journalled = #read_journal(journal)
+    assert.is_true(puts <= journalled + WINDOW, puts .. " PUTs for " .. journalled .. " journal lines")
+
+    free()
+    local rerun = assert(new_client():apply(plan, { journal = journal }))
+    assert.is_true(rerun.ok)
+    assert.equal(journalled, #rerun.skipped)
+    assert.equal(RUN, #rerun.skipped + #rerun.applied)
+    local by = state_by_api_name(emu)
+    for i = 1, RUN do assert.equal("Full Items " .. i, by["Bulk_Module_" .. i].plural_label) end
+  end)
+
+  it("sends nothing when the undo plan cannot be written, says why, and a rerun completes", function()
+    if not mounted then pending("needs a tmpfs (mount, as root)") return end
+    fill(64)
+    local undo = dir .. "/undo.lua"
+    local plan = plan_of("Undo", RUN)
+    local report, err = new_client():apply(plan, { undo_file = undo })
+    assert.is_nil(report)
+    assert.equal("UNDO_FILE_ERROR", err.code)
+    assert.truthy(err.message:find(undo, 1, true), err.message)
+    assert.truthy(err.message:find("No space left on device", 1, true), err.message)
+    assert.equal(0, put_count(emu:stats()))
+
+    free()
+    local rerun = assert(new_client():apply(plan, { undo_file = undo }))
+    assert.is_true(rerun.ok)
+    assert.equal(RUN, #rerun.applied)
+    assert.equal(undo, rerun.undo_file)
   end)
 end)
 

@@ -71,7 +71,7 @@ end
 
 -- {==== the journal: JSON lines, one per completed item, on disk before we move on
 
-local sync = core.fsync or function(fh) return fh:flush() end
+local sync = core.fsync
 
 local Journal = {}
 Journal.__index = Journal
@@ -103,7 +103,7 @@ function M.open(path, read_only)
   if read_only then return setmetatable(j, Journal) end
   local fh, err = io.open(path, "ab")
   if not fh then return nil, io_error("JOURNAL_ERROR", "cannot open journal: " .. tostring(err)) end
-  j.fh = fh
+  j.fh, j.path = fh, path
   if #j.text > 0 and j.text:sub(-1) ~= "\n" then
     fh:write("\n") -- end the torn line, so the next record starts on its own
   end
@@ -115,10 +115,19 @@ function Journal:write(rec)
   if not self.fh then return true end
   rec.v = JOURNAL_FORMAT
   local line = assert(cjson.encode(rec))
-  local ok, err = self.fh:write(line, "\n")
-  if ok then ok, err = sync(self.fh) end
-  if not ok then return nil, io_error("JOURNAL_ERROR", "cannot write journal: " .. tostring(err)) end
-  return true
+  -- Written, flushed, then fsync'd: a full disk or an I/O error at any step
+  -- ends the run (nothing more is sent), naming the file and the cause.
+  local ok, err, errno = self.fh:write(line, "\n")
+  if ok then ok, err, errno = self.fh:flush() end
+  if ok then
+    ok, err = sync(self.fh, "journal " .. self.path)
+    if not ok then
+      return nil, io_error("JOURNAL_ERROR", err.message, { path = self.path, errno = err.details and err.details.errno })
+    end
+    return true
+  end
+  return nil, io_error("JOURNAL_ERROR", string.format("cannot write journal %s: %s", self.path, tostring(err)),
+    { path = self.path, errno = errno })
 end
 
 function Journal:close()
