@@ -191,9 +191,11 @@ describe("a server killed with kill -9 mid-run and restarted", function()
     local logged = {}
     -- max_retries 3 with delays of at most 0.2 s spans well under the second
     -- the server is away: only retrying refused connections for the call's
-    -- `timeout` carries the run across it.
+    -- `timeout` carries the run across it. 120 s, since under valgrind on a
+    -- busy machine the restarted emulator can take half a minute to listen.
     local client = assert(zcrm.new { api_domain = first.url, access_token = "emulator-token", env = false,
                                      concurrency = WINDOW, max_retries = 3, retry_base = 0.05, retry_max_delay = 0.2,
+                                     timeout = 120,
                                      logger = function(_, message) logged[#logged + 1] = message end })
     local plan = plan_of("Restart", RUN)
     local completed, done_at_kill, second, first_log = {}, nil, nil, nil
