@@ -40,9 +40,10 @@ EMU_LIBS  = $(shell pkg-config --libs libmicrohttpd libcjson 2>/dev/null || echo
 DEB_PACKAGES = make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
                libutf8proc-dev lua-cjson lua-busted lua-check libmicrohttpd-dev \
                libcjson-dev curl luarocks \
-               clang libclang-rt-14-dev valgrind openssl lua-socket cppcheck
+               clang libclang-rt-14-dev valgrind openssl lua-socket cppcheck \
+               lua-ldoc lcov
 
-.PHONY: all deps test demo install uninstall lint clean bench soak asan valgrind fuzz rock
+.PHONY: all deps test demo install uninstall lint docs coverage clean bench soak asan valgrind fuzz rock
 
 all: $(CORE_SO) $(EMU_BIN)
 
@@ -82,12 +83,52 @@ soak: deps all
 	$(LUA) bench/soak.lua
 
 lint: deps
-	luacheck lua spec bin/zcrm examples bench
+	luacheck lua spec bin/zcrm examples bench .ci/docscov.lua
 	cppcheck -q --enable=warning,portability,performance --error-exitcode=1 --std=c99 \
 	  -I$(LUA_INCDIR) --suppress=missingIncludeSystem --suppress=toomanyconfigs csrc emulator
 
 demo: deps all
 	@sh examples/demo.sh
+
+# API reference in doc/api/ (LDoc reads config.ld), then a check that every
+# public function of zcrm, of the client and of a request, and every option,
+# has a doc comment with types and a return convention (.ci/docscov.lua).
+docs: deps all
+	ldoc -q .
+	@dump=$$(mktemp) && ldoc --filter pl.pretty.dump . >$$dump 2>/dev/null; \
+	$(LUA) .ci/docscov.lua $$dump; rc=$$?; rm -f $$dump; exit $$rc
+
+# Line coverage while the whole suite runs: the C core built with --coverage
+# under coverage/ (gcov, lcov) and loaded instead of csrc/zcrm/core.so, and
+# lua/ through a line hook (spec/support/coverage.lua, set as LUA_INIT_5_4 so
+# child Lua processes count too). Prints the figures and the least-covered
+# functions; coverage/html/ holds lcov's HTML report of the C core.
+COV_DIR      = coverage
+COV_CFLAGS   = -O0 -g --coverage -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden
+COV_OBJS     = $(patsubst csrc/%.c,$(COV_DIR)/obj/csrc/%.o,$(CORE_SRCS))
+COVERAGE_SPECS ?=
+# As for asan: the kill -9 test's window is too short for an instrumented child.
+COVERAGE_BUSTED_ARGS ?= --filter-out="killed with SIGKILL"
+
+$(COV_DIR)/obj/csrc/%.o: csrc/%.c csrc/zcrm.h csrc/errors.h
+	@mkdir -p $(@D)
+	$(CC) $(COV_CFLAGS) -I$(LUA_INCDIR) $(CURL_CFLAGS) -c -o $@ $<
+
+$(COV_DIR)/core.so: $(COV_OBJS)
+	$(CC) -shared --coverage -o $@ $(COV_OBJS) $(CURL_LIBS) -lutf8proc
+
+coverage: deps all $(COV_DIR)/core.so
+	@rm -rf $(COV_DIR)/lua $(COV_DIR)/html $(COV_DIR)/core.info && mkdir -p $(COV_DIR)/lua
+	@find $(COV_DIR)/obj -name '*.gcda' -delete
+	@rc=0; ZCRM_COVERAGE_CORE="$(CURDIR)/$(COV_DIR)/core.so" ZCRM_COVERAGE_DIR="$(CURDIR)/$(COV_DIR)/lua" \
+	  LUA_INIT_5_4="@$(CURDIR)/spec/support/coverage.lua" \
+	  $(LUA) /usr/bin/busted --ignore-lua --lua=$(LUA) $(COVERAGE_BUSTED_ARGS) $(COVERAGE_SPECS) || rc=$$?; \
+	{ lcov -q --capture --directory $(COV_DIR)/obj --base-directory . --no-external \
+	    --output-file $(COV_DIR)/core.info && \
+	  genhtml -q --output-directory $(COV_DIR)/html $(COV_DIR)/core.info; } >$(COV_DIR)/lcov.log 2>&1 || \
+	  { cat $(COV_DIR)/lcov.log; rc=1; }; \
+	$(LUA) spec/support/coverage_report.lua $(COV_DIR) || rc=1; \
+	[ $$rc = 0 ] || echo "coverage: the suite or the report failed (exit $$rc)"; exit $$rc
 
 install: $(CORE_SO)
 	install -d $(DESTDIR)$(LIBDIR)/zcrm $(DESTDIR)$(LUADIR)/zcrm/plan $(DESTDIR)$(BINDIR)
@@ -103,9 +144,9 @@ uninstall:
 
 clean:
 	rm -f csrc/*.o emulator/*.o $(CORE_SO) $(EMU_BIN)
-	rm -rf csrc/zcrm
+	rm -rf csrc/zcrm $(COV_DIR) doc/api
 
-# {==== fuzzing, sanitizers (issue 8; see fuzz/README.md and doc/reliability.md)
+# {==== fuzzing, sanitizers (see fuzz/README.md and doc/reliability.md)
 #
 # Everything is built under fuzz/bin/ (ignored by git), never over the normal
 # build, so `make asan` and `make fuzz` leave csrc/zcrm/core.so and

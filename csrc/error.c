@@ -4,8 +4,13 @@
 ** An error object is a plain table holding its fields (kind, code, status,
 ** message, details, field, retryable, resolution) with the metatable
 ** registered as "zcrm.error" (__name, __tostring). Shape after Lua-cURL
-** lcerror.c and lua-http h2_error.lua; fields per architecture.md.
+** lcerror.c and lua-http h2_error.lua; the fields are those of the README's
+** "The error convention".
 */
+/***
+ * The C core, `require "zcrm.core"`; its contract is csrc/API.md.
+ * @module zcrm.core
+ */
 #include <string.h>
 
 #include "zcrm.h"
@@ -160,7 +165,7 @@ static int zc_l_error(lua_State *L) {
  * True when `v` is an error object (from any copy of this module loaded in
  * the same state).
  * @function is_error
- * @param v any value
+ * @tparam any v
  * @treturn boolean
  */
 static int zc_l_is_error(lua_State *L) {

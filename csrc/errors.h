@@ -4,17 +4,17 @@
 **   X(code, status, kind, retryable, message, resolution)
 **
 ** status 0: no HTTP status (a failure before or without a response).
-** Sources: [SEED] = ../shared/reference/000_1f7a8f2fd1d9f25a.txt ("Possible
-** Errors", L551-625, of the Update Custom Module page; messages and
-** resolutions are quoted from it, links dropped),
-** [REF §n] = ../shared/reference/zoho-crm-v8.md.
+** Sources, Zoho CRM API v8 pages by title: "Update Custom Module" (its
+** Possible Errors table; messages and resolutions are quoted from it, links
+** dropped), "Status Codes", "Step 4: Refreshing your Access Tokens", and the
+** Kaizen post "Common Errors and Error Handling".
 ** Expanded by error.c into a static table (and `core.catalogue`).
 */
 #ifndef ZCRM_ERRORS_H
 #define ZCRM_ERRORS_H
 
 #define ZC_ERRORS(X) \
-  /* ---- the nine errors of the Update Custom Module page [SEED] ---- */ \
+  /* ---- the nine errors of the "Update Custom Module" page ---- */ \
   X("INVALID_MODULE", 400, "api", 0, \
     "The URL contains invalid module data", \
     "Specify the correct API name or module ID in the URL. Refer to the GET " \
@@ -51,7 +51,7 @@
     "Internal Server Error", \
     "Unexpected and unhandled exception in the server. Contact support " \
     "team.") \
-  /* ---- auth codes seen on the wire [REF §4.4, §7 catalogue] ---- */ \
+  /* ---- auth codes seen on the wire ("Status Codes"; Kaizen errors post) ---- */ \
   X("INVALID_TOKEN", 401, "auth", 0, \
     "invalid oauth token", \
     "The access token expired or was revoked. With oauth settings zcrm " \
@@ -65,7 +65,7 @@
   X("AUTHENTICATION_FAILED", 401, "auth", 0, /* Kaizen #25's spelling */ \
     "Authentication failed", \
     "Pass the access token in the request header of the API call.") \
-  /* ---- other Zoho codes [REF §2.4, §7 catalogue] ---- */ \
+  /* ---- other Zoho codes ("Update Custom Module"; Kaizen errors post) ---- */ \
   X("INVALID_DATA", 400, "api", 0, \
     "Invalid data", \
     "Correct the value named in details (api_name, json_path) and send " \
@@ -179,7 +179,8 @@
   X("INTERNAL_CLIENT_ERROR", 0, "internal", 0, \
     "zcrm internal error", \
     "Please report it with the message; the call was not completed.") \
-  /* ---- OAuth token endpoint errors (HTTP 200 + "error") [REF §4.3] ---- */ \
+  /* ---- OAuth token endpoint errors (HTTP 200 + "error"; "Step 4: Refreshing
+     your Access Tokens") ---- */ \
   X("invalid_client", 0, "auth", 0, \
     "invalid client id or secret, or the wrong data centre's accounts " \
     "server", \

@@ -15,6 +15,10 @@
 **   unlinked itself, so any collection order is safe.
 ** No Lua call is made from inside a libcurl callback (this file sets none).
 */
+/***
+ * The C core, `require "zcrm.core"`; its contract is csrc/API.md.
+ * @module zcrm.core
+ */
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -53,6 +57,7 @@ static int zc_multi_gc(lua_State *L) {
  * Cancels every running request and frees the handle. Idempotent; also
  * `__gc` and `__close`.
  * @function multi:close
+ * @treturn nil
  */
 static int zc_multi_close(lua_State *L) {
   zc_multi *m = zc_multi_check(L, 1);

@@ -4,6 +4,10 @@
 ** without following symbolic links (journal, undo plan, exports) and private
 ** files (mode 0600, written atomically) for the token cache.
 */
+/***
+ * The C core, `require "zcrm.core"`; its contract is csrc/API.md.
+ * @module zcrm.core
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -17,7 +21,11 @@
 
 /* {==== clock */
 
-/* Monotonic seconds: deadlines and backoff must not jump with the wall clock. */
+/***
+ * Monotonic seconds: deadlines and backoff must not jump with the wall clock.
+ * @function now
+ * @treturn number seconds since an arbitrary start
+ */
 static int zc_now(lua_State *L) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -25,9 +33,14 @@ static int zc_now(lua_State *L) {
   return 1;
 }
 
-/* Sleeps up to `seconds`; non-finite, negative and huge values are
-** clamped (NaN and negatives: no sleep; above a day: a day), so the
-** conversion to time_t is always defined. */
+/***
+ * Sleeps up to `seconds`; non-finite, negative and huge values are
+ * clamped (NaN and negatives: no sleep; above a day: a day), so the
+ * conversion to time_t is always defined.
+ * @function sleep
+ * @tparam number seconds
+ * @treturn nil
+ */
 #define ZC_SLEEP_MAX 86400.0
 
 static int zc_sleep(lua_State *L) {
@@ -85,8 +98,14 @@ static const char *zc_path_arg(lua_State *L, int arg) {
   return path;
 }
 
-/* fsync(file[, name]): a journal line counts as written only once it is on
-** disk. `name` (default "file") names the file in the error. */
+/***
+ * Flushes and fsyncs a Lua file: a journal line counts as written only once
+ * it is on disk.
+ * @function fsync
+ * @tparam file file an open Lua file
+ * @tparam[opt="file"] string name what the error calls the file, e.g. its path
+ * @treturn true|nil true, or nil and an error object
+ */
 static int zc_fsync(lua_State *L) {
   luaL_Stream *s = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
   const char *name = luaL_optstring(L, 2, "file");
@@ -97,7 +116,13 @@ static int zc_fsync(lua_State *L) {
   return 1;
 }
 
-/* file_mode(path) -> permission bits, or nil, err. */
+/***
+ * The permission bits of a file (stat, so a link is followed here: it only
+ * reads the mode).
+ * @function file_mode
+ * @tparam string path
+ * @treturn integer|nil the bits (e.g. 0x180 for 0600), or nil and an error object
+ */
 static int zc_file_mode(lua_State *L) {
   const char *path = zc_path_arg(L, 1);
   struct stat st;
@@ -114,13 +139,17 @@ static int zc_file_close(lua_State *L) {
   return luaL_fileresult(L, ok, NULL);
 }
 
-/*
-** open_file(path, mode) -> a Lua file (as io.open's), or nil, err.
-** mode "r" read, "w" create/truncate, "wx" create, failing when the path
-** exists, "a" append/create. Always O_NOFOLLOW | O_CLOEXEC; new files get
-** mode 0600. The userdata is made first, in liolib's closed state
-** (closef NULL), so a memory error leaks no descriptor.
-*/
+/***
+ * Opens a file without following a symbolic link at `path`: mode "r" read,
+ * "w" create/truncate, "wx" create, failing when the path exists, "a"
+ * append/create. Always O_NOFOLLOW | O_CLOEXEC; new files get mode 0600.
+ * The userdata is made first, in liolib's closed state (closef NULL), so a
+ * memory error leaks no descriptor.
+ * @function open_file
+ * @tparam string path
+ * @tparam string mode "r", "w", "wx" or "a"
+ * @treturn file|nil a Lua file (as io.open's), or nil and an error object
+ */
 static int zc_open_file(lua_State *L) {
   static const char *const modes[] = { "r", "w", "wx", "a", NULL };
   static const int flags[] = {
@@ -168,11 +197,18 @@ static int zc_write_all(int fd, const char *data, size_t len) {
   return 0;
 }
 
-/* write_private_file(path, data[, sync]): a new temporary file with a
-** unique name beside `path` (mkstemp: O_CREAT|O_EXCL, mode 0600, so no
-** planted file or symbolic link is ever written through), fsync (unless
-** sync is false), rename over `path`. Readers see the old file or the new
-** one, never half; two writers never share a temporary file. */
+/***
+ * Writes `data` to a new temporary file with a unique name beside `path`
+ * (mkstemp: O_CREAT|O_EXCL, mode 0600, so no planted file or symbolic link
+ * is ever written through), fsyncs it (unless `sync` is false) and renames
+ * it over `path`. Readers see the old file or the new one, never half; two
+ * writers never share a temporary file.
+ * @function write_private_file
+ * @tparam string path
+ * @tparam string data
+ * @tparam[opt=true] boolean sync
+ * @treturn true|nil true, or nil and an error object
+ */
 static int zc_write_private_file(lua_State *L) {
   size_t len, plen;
   const char *path = zc_path_arg(L, 1);

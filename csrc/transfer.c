@@ -14,6 +14,10 @@
 ** - On completion (zc_request_finish) the facts are copied out and the easy
 **   handle is cleaned up at once, so a done request holds no libcurl state.
 */
+/***
+ * The C core, `require "zcrm.core"`; its contract is csrc/API.md.
+ * @module zcrm.core
+ */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -519,7 +523,10 @@ static void zc_push_headers(lua_State *L, const zc_buf *hb) {
  * The outcome once done: `status, body, headers`, or nil and an error
  * object for a transport failure (or cancellation). Before completion:
  * nil alone.
- * @function request:result
+ * @function transfer:result
+ * @treturn integer|nil the HTTP status, or nil and an error object
+ * @treturn string the body
+ * @treturn table the response headers (lower-case names)
  */
 static int zc_request_result(lua_State *L) {
   zc_request *r = zc_request_check(L, 1);
@@ -577,7 +584,8 @@ static int zc_request_result(lua_State *L) {
 
 /***
  * True once the request completed or was cancelled.
- * @function request:done
+ * @function transfer:done
+ * @treturn boolean
  */
 static int zc_request_done(lua_State *L) {
   zc_request *r = zc_request_check(L, 1);
@@ -594,7 +602,8 @@ static void zc_set_secs(lua_State *L, const char *k, curl_off_t us) {
  * Timing facts of a completed request: `total_time`, `connect_time`,
  * `starttransfer_time` (seconds), `http_version` ("1.0", "1.1", "2", "3"),
  * `status`. Empty before completion.
- * @function request:info
+ * @function transfer:info
+ * @treturn table the facts (empty before completion)
  */
 static int zc_request_info(lua_State *L) {
   zc_request *r = zc_request_check(L, 1);
@@ -621,7 +630,8 @@ static int zc_request_info(lua_State *L) {
 /***
  * Removes the request from its multi and frees its handle; result() then
  * gives CANCELLED. Idempotent; no effect on a completed request.
- * @function request:cancel
+ * @function transfer:cancel
+ * @treturn nil
  */
 static int zc_request_cancel(lua_State *L) {
   zc_request *r = zc_request_check(L, 1);

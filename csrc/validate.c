@@ -2,14 +2,18 @@
 ** validate.c: local checks of everything the docs state, before a request
 ** exists: update tables, module path segments, base URLs, tokens.
 **
-** Sources cited in comments:
-**   [SEED]  ../shared/reference/000_1f7a8f2fd1d9f25a.txt, the Update Custom
-**           Module page (line numbers of that file, "Lnnn").
-**   [REF §] ../shared/reference/zoho-crm-v8.md, section number.
+** Sources cited in comments are Zoho CRM API v8 pages, by title: "Update
+** Custom Module" (its input table, sample request and Possible Errors),
+** "Create Custom Module", "Modules", "Specific Module", "Profiles", and
+** Zoho's OpenAPI files (the crm-oas repository, v8.0).
 ** Every validation error has kind "validation", retryable false, no status,
-** and uses the code the server documents for the same fault
-** (architecture.md, "Error objects").
+** and uses the code the server documents for the same fault (README, "The
+** error convention").
 */
+/***
+ * The C core, `require "zcrm.core"`; its contract is csrc/API.md.
+ * @module zcrm.core
+ */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,14 +25,15 @@
 
 #include "zcrm.h"
 
-/* [SEED] L502, L508: "A maximum of 25 characters, including spaces". */
+/* "Update Custom Module", both labels: "A maximum of 25 characters,
+** including spaces". */
 #define ZC_LABEL_MAX 25
-/* [REF §8.4] "Module profiles[]: up to 203 per module ([OAS+])", and §2.1
-** (`profiles` array (<=203)). */
+/* Zoho's OpenAPI file for modules: a module's `profiles` array holds at
+** most 203 items. */
 #define ZC_MAX_PROFILES 203
-/* [REF §3] profile `name`: string <= 50. */
+/* "Profiles": a profile `name` is a string of at most 50. */
 #define ZC_PROFILE_NAME_MAX 50
-/* [REF §2.1] `api_name`: string <= 50. */
+/* "Modules": `api_name` is a string of at most 50. */
 #define ZC_API_NAME_MAX 50
 /* Zoho access and refresh tokens are ~70 bytes; anything near this is not
 ** a token, and it keeps a header line bounded. */
@@ -121,8 +126,8 @@ static utf8proc_ssize_t zc_utf8_next(const char *s, size_t len,
 }
 
 /*
-** Parses a Zoho id: 1-19 ASCII digits ([REF §1]: "IDs are 64-bit integers
-** sent as JSON strings of 1-19 digits (pattern ^[0-9]{1,19}$)"), value at
+** Parses a Zoho id: 1-19 ASCII digits (Zoho's OpenAPI files: ids are 64-bit
+** integers sent as JSON strings of 1-19 digits, ^[0-9]{1,19}$), value at
 ** most INT64_MAX (9223372036854775807). We also refuse a leading zero (and
 ** so 0): Zoho ids never have one, and "015" would be a second spelling of
 ** the id 15 that the server may not accept. Returns NULL or a reason.
@@ -230,7 +235,7 @@ static const char *zc_pushcharname(lua_State *L, const char *s, size_t n,
 }
 
 /*
-** A module label ([SEED] L498-508, plural_label and singular_label):
+** A module label ("Update Custom Module", plural_label and singular_label):
 ** "A maximum of 25 characters, including spaces, is allowed. Note that the
 ** value of this field should not be empty, and only letters, numbers, and
 ** spaces are supported."
@@ -254,7 +259,7 @@ static const char *zc_pushcharname(lua_State *L, const char *s, size_t n,
 **   private use, unassigned code points;
 ** - not empty, not only spaces; at most 25 code points.
 ** Fault: INVALID_DATA, details { api_name, json_path, maximum_length = 25
-** for the length fault } like the server's ([REF §2.3]).
+** for the length fault } like the server's ("Create Custom Module").
 */
 static int zc_check_label(lua_State *L, int idx, const char *key) {
   const char *s;
@@ -338,7 +343,7 @@ typedef struct zc_profile_key {
   size_t namelen;
 } zc_profile_key;
 
-/* A profile name ([REF §3]: string <= 50): a non-empty string of at most
+/* A profile name ("Profiles": string <= 50): a non-empty string of at most
 ** 50 bytes of valid UTF-8 without control characters. Returns NULL or a
 ** reason. */
 static const char *zc_check_name(const char *s, size_t len) {
@@ -357,8 +362,8 @@ static const char *zc_check_name(const char *s, size_t len) {
 }
 
 /*
-** One entry of `profiles` ([SEED] L510-514 and sample L526-548; [REF §2.4]
-** delta semantics): a table with exactly one of `id` or `name`, and
+** One entry of `profiles` ("Update Custom Module", its input table and
+** sample request; only the profiles listed change): a table with exactly one of `id` or `name`, and
 ** optional `_delete`. Leaves nothing on the stack on success; on failure
 ** pushes the error and returns 1. *pk gets the identity for duplicates,
 ** *revoke the meaning of `_delete`.
@@ -393,7 +398,7 @@ static int zc_check_profile(lua_State *L, int e, int i, zc_profile_key *pk,
     return zc_verr(L, "INVALID_DATA", field, "profiles", path, -1,
                    "%s has both id and name; give one of them", field);
   if (tid == LUA_TNIL && tname == LUA_TNIL)
-    /* [REF §2.3]: a missing profiles[].id is MANDATORY_NOT_FOUND. */
+    /* "Create Custom Module": a missing profiles[].id is MANDATORY_NOT_FOUND. */
     return zc_verr(L, "MANDATORY_NOT_FOUND", idfield, "id", idpath, -1,
                    "%s is missing (each profile needs an id or a name)",
                    idfield);
@@ -440,7 +445,7 @@ static int zc_check_profile(lua_State *L, int e, int i, zc_profile_key *pk,
                      "%s %s", nfield, why);
     lua_pop(L, 2);
   }
-  /* [SEED] sample L537-538 and [REF §2.4]: "_delete": null revokes. */
+  /* "Update Custom Module", sample request: "_delete": null revokes. */
   if (tdel == LUA_TNIL || (tdel == LUA_TBOOLEAN && !lua_toboolean(L, -1)))
     *revoke = 0;
   else if (tdel == LUA_TBOOLEAN || zc_isnull(L, -1))
@@ -457,12 +462,12 @@ static int zc_check_profile(lua_State *L, int e, int i, zc_profile_key *pk,
 }
 
 /*
-** `profiles` ([SEED] L510-514: "Specify the profiles that should have
+** `profiles` ("Update Custom Module": "Specify the profiles that should have
 ** access to the module. It is mandatory to specify at least one profile";
 ** L523 "Assign at least one profile to each module"; error
 ** MINIMUM_DATA_NOT_FOUND L569-575: "The profile key should not be empty or
-** null"): a non-empty sequence of at most 203 entries ([REF §8.4]), no
-** duplicated id or name ([REF §2.3] "no duplicates").
+** null"): a non-empty sequence of at most 203 entries (Zoho's OpenAPI
+** files), no duplicated id or name ("Create Custom Module": "no duplicates").
 ** out > 0: appends the clean entries to the list at `out`.
 */
 static int zc_check_profiles(lua_State *L, int idx, int out) {
@@ -551,7 +556,7 @@ static const char *const zc_update_keys[] = {
 };
 
 /*
-** The update table (issue 2, part 2). Checks in a fixed order, so that the
+** The update table. Checks in a fixed order, so that the
 ** reported fault does not depend on table traversal: type, keys the API
 ** refuses (NOT_ALLOWED), unknown keys, nothing to update, then each field.
 ** out > 0: fills the clean table at `out`.
@@ -561,25 +566,26 @@ static int zc_check_update(lua_State *L, int idx, int out) {
   if (!lua_istable(L, idx))
     return zc_verr(L, "INVALID_DATA", NULL, NULL, NULL, -1,
                    "the update must be a table, got %s", zc_typename(L, idx));
-  /* [SEED] L520 "The module API name can be updated only through the
-  ** UI", and NOT_ALLOWED L561-567 "API name cannot be updated for module". */
+  /* "Update Custom Module": "The module API name can be updated only through
+  ** the UI", and its NOT_ALLOWED error "API name cannot be updated for
+  ** module". */
   if (zc_rawfield(L, idx, "api_name") != LUA_TNIL)
     return zc_verr(L, "NOT_ALLOWED", "api_name", "api_name",
                    "$.modules[0].api_name", -1,
                    "api_name cannot be updated through the API; change it "
                    "in the UI");
   lua_pop(L, 1);
-  /* [REF §2.4] ([OAS+]): "access_type must not be sent ("access type
-  ** update not allowed")". */
+  /* Zoho's OpenAPI file for modules: access_type must not be sent ("access
+  ** type update not allowed"). */
   if (zc_rawfield(L, idx, "access_type") != LUA_TNIL)
     return zc_verr(L, "NOT_ALLOWED", "access_type", "access_type",
                    "$.modules[0].access_type", -1,
                    "access_type cannot be changed after the module is "
                    "created");
   lua_pop(L, 1);
-  /* [SEED] L496-514 lists the Input JSON keys: plural_label,
+  /* "Update Custom Module" lists the Input JSON keys: plural_label,
   ** singular_label, profiles. Anything else (e.g. the typo plural_lable)
-  ** is refused, never silently sent or dropped (issue 2). */
+  ** is refused, never silently sent or dropped. */
   if (zc_unknown_key(L, idx, zc_update_keys, &isstr)) {
     if (isstr) {
       size_t klen;
@@ -594,7 +600,7 @@ static int zc_check_update(lua_State *L, int idx, int out) {
                    "unknown key %s in the update (allowed: plural_label, "
                    "singular_label, profiles)", lua_tostring(L, -1));
   }
-  /* [SEED] MANDATORY_NOT_FOUND L587-593 "Mandatory fields are missing":
+  /* "Update Custom Module", MANDATORY_NOT_FOUND "Mandatory fields are missing":
   ** an update with none of the three keys has nothing to send. */
   {
     int i;
@@ -681,12 +687,12 @@ static int zc_l_validate_update(lua_State *L) {
 /* {==== modules */
 
 /*
-** The module path segment ([SEED] L464-473: PUT /settings/modules/{module_ID}
+** The module path segment ("Update Custom Module": PUT /settings/modules/{module_ID}
 ** or /{module_API_name}): an id (1-19 digits, see zc_parse_id, or a
-** positive Lua integer) or an API name ([REF §2.1] api_name: "Letters,
+** positive Lua integer) or an API name ("Modules", api_name: "Letters,
 ** digits and _; starts with a letter; no __; no trailing _", <= 50).
 ** Fault: INVALID_MODULE with details.resource_path_index = 2, the shape of
-** the server's own answer ([REF §2.2]).
+** the server's own answer ("Specific Module").
 */
 static int zc_module_err(lua_State *L, const char *fmt, const char *arg,
                          const char *tail) {
@@ -705,7 +711,7 @@ static int zc_module_err(lua_State *L, const char *fmt, const char *arg,
  * Returns the module path segment: an id as its decimal string, or the API
  * name.
  * @function check_module
- * @param module id (string of digits or integer) or API name
+ * @tparam string|integer module id (string of digits or integer) or API name
  * @treturn string|nil the segment, or nil and an error object
  */
 static int zc_l_check_module(lua_State *L) {
@@ -782,7 +788,7 @@ static int zc_ieq(const char *a, size_t alen, const char *b) {
   return 1;
 }
 
-/* Loopback per issue 2 part 3: 127.0.0.0/8, ::1 (also ::ffff:127.x.y.z),
+/* Loopback: 127.0.0.0/8, ::1 (also ::ffff:127.x.y.z),
 ** localhost. The host is already checked for its characters. */
 static int zc_is_loopback(const char *host, size_t len, int bracketed) {
   char buf[64];
@@ -903,11 +909,11 @@ static int zc_l_check_base_url(lua_State *L) {
 }
 
 /***
- * Checks a token's format (issue 2 part 3: "a token ... containing CR, LF,
- * NUL or spaces is refused before any request"): a non-empty string of
+ * Checks a token's format (a token containing CR, LF, NUL or spaces is
+ * refused before any request): a non-empty string of
  * printable ASCII without spaces. The message names `what`, never the value.
  * @function check_token
- * @param s the token
+ * @tparam string s the token
  * @tparam[opt="token"] string what its name for messages
  * @treturn true|nil true, or nil and an error object
  */

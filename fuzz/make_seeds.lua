@@ -1,7 +1,7 @@
 -- Writes the seed corpora fuzz/corpus/<target>/seed-*, from the samples of the
--- Update Custom Module page (../shared/reference/000_1f7a8f2fd1d9f25a.txt,
--- "[page]") and the reference notes (../shared/reference/zoho-crm-v8.md,
--- "[ref §n]"). Run from the repository root:  lua5.4 fuzz/make_seeds.lua
+-- "Update Custom Module" page ("[page]") and other Zoho CRM API v8 pages,
+-- named by title ("Status Codes", "Modules", "Profiles", "Step 4: Refreshing
+-- your Access Tokens"). Run from the repository root:  lua5.4 fuzz/make_seeds.lua
 --
 -- The marker "zq7x" in URLs, headers and tokens lets the targets check that
 -- no error message quotes what it refused (no message template contains it).
@@ -156,19 +156,19 @@ end
 local PAGE_RESPONSE = '{"modules":[{"code":"SUCCESS","details":{"id":"2423488000000834002"},'
   .. '"message":"module updated successfully","status":"success"}]}'                  -- [page] Sample Response
 local SHAPE_A = '{"code":"INVALID_MODULE","details":{"resource_path_index":2},'
-  .. '"message":"the module name given seems to be invalid","status":"error"}'         -- [ref §7]
+  .. '"message":"the module name given seems to be invalid","status":"error"}'         -- "Status Codes"
 local SHAPE_B = '{"modules":[{"code":"MANDATORY_NOT_FOUND","details":{"api_name":"profiles",'
   .. '"json_path":"$.modules[0].profiles"},"message":"required field not found","status":"error"}]}'
 local MODULES = '{"modules":[{"id":"111111000000002648","api_name":"Leads","module_name":"Leads",'
   .. '"plural_label":"Leads","singular_label":"Lead","generated_type":"default","api_supported":true,'
   .. '"visibility":1,"status":"visible","profiles":[{"name":"Administrator","id":"111111000000000497"}],'
-  .. '"modified_time":"2025-11-11T11:29:45+05:30","private_profile":null}]}'          -- [ref §2.1]
+  .. '"modified_time":"2025-11-11T11:29:45+05:30","private_profile":null}]}'          -- "Modules"
 local PROFILES = '{"profiles":[{"id":"2423488000000015972","name":"Administrator","custom":false},'
   .. '{"id":"2423488000000015975","name":"Standard","custom":false}],'
-  .. '"info":{"page":1,"per_page":200,"count":2,"more_records":false}}'                 -- [ref §3]
+  .. '"info":{"page":1,"per_page":200,"count":2,"more_records":false}}'                 -- "Profiles"
 local PROFILES_MORE = PROFILES:gsub('"more_records":false', '"more_records":true')
 local TOKEN = '{"access_token":"1000.xxxx.yyyy","scope":"ZohoCRM.settings.modules.ALL ZohoCRM.settings.profiles.READ",'
-  .. '"api_domain":"https://www.zohoapis.com","token_type":"Bearer","expires_in":3600}' -- [ref §4.1]
+  .. '"api_domain":"https://www.zohoapis.com","token_type":"Bearer","expires_in":3600}' -- "Step 4: Refreshing your Access Tokens"
 local TOKEN_MS = '{"access_token":"1000.xxxx.zzzz","expires_in_sec":3600,"expires_in":3600000}'
 local TOKEN_ERR = '{"error":"invalid_code"}'
 local TOO_MANY = '{"code":"TOO_MANY_REQUESTS","details":{},"message":"too many","status":"error"}'

@@ -1,4 +1,4 @@
--- Reliability under a fault storm (issue 8, item 3): 500 module updates through
+-- Reliability under a fault storm: 500 module updates through
 -- client:apply with a journal, against an emulator that spoils 20% of the API
 -- calls with 500, 503, connection resets, answers slower than the client's
 -- timeout, 429 and garbage bodies. Every update must end applied or reported
@@ -164,7 +164,7 @@ describe("fault storm", function()
   end)
 end)
 
--- Hostile input (issue 8, item 4): each case ends in an error object with the
+-- Hostile input: each case ends in an error object with the
 -- right kind (or a correct result), with no crash, no request sent for input
 -- that is invalid, and bounded memory. client_spec.lua covers update_module
 -- against empty, garbage, truncated, wrongtype, html, deep and gzip answers;

@@ -1,4 +1,4 @@
--- Security checks (issue 8, item 5): TLS verified by default against a
+-- Security checks: TLS verified by default against a
 -- throwaway CA made with openssl at test time; no credentials sent to a
 -- redirect target (zcrm never follows redirects); plain http:// refused off
 -- loopback; secrets kept out of output; the token cache file's mode.
@@ -19,13 +19,7 @@ local function sh(cmd)
   return ok == true or ok == 0
 end
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local slurp = require("spec.support.files").read
 
 local function tmpdir()
   local d = os.tmpname()

@@ -1,10 +1,12 @@
---- Access tokens: a static token, or OAuth refresh (reference §4).
+--- Access tokens: a static token, or OAuth refresh (Zoho's "Step 4: Refreshing
+-- your Access Tokens" page).
 --
 -- Refresh happens when a token is first needed, ahead of expiry, and once after
 -- a 401 INVALID_TOKEN. It is single-flight: however many calls need a token at
 -- once, one refresh request is made and the others wait for its answer. Zoho
--- allows 10 refreshes per 10 minutes per refresh token (§4.2); the client never
+-- allows 10 refreshes per 10 minutes per refresh token ("Token Validity"); the client never
 -- sends an 11th, it answers with a `REFRESH_LIMIT` error instead.
+-- @module zcrm.auth
 
 local cjson = require "cjson.safe"
 local core = require "zcrm.core"
@@ -21,8 +23,8 @@ local refresh_times = {}
 
 
 local function auth_error(code, message, extra)
-  local e = { kind = "auth", code = code, message = message }
-  for k, v in pairs(extra or {}) do e[k] = v end
+  local e = util.copy(extra)
+  e.kind, e.code, e.message = "auth", code, message
   return core.error(e)
 end
 
@@ -80,7 +82,7 @@ end
 -- }====
 
 -- Seconds of validity in a token answer: `expires_in_sec` means `expires_in` is
--- in milliseconds (the SDK's rule, reference §4.1); else `expires_in` is seconds.
+-- in milliseconds (the official SDK's rule); else `expires_in` is seconds.
 local function lifetime(doc)
   local sec = tonumber(doc.expires_in_sec)
   if sec then return sec end
@@ -131,7 +133,8 @@ local function refresh(client)
       string.format("token endpoint answered HTTP %d with no JSON object", status),
       { status = status, retryable = status >= 500 })
   end
-  -- Zoho answers token errors with HTTP 200 and an `error` key (reference §4.3).
+  -- Zoho answers token errors with HTTP 200 and an `error` key ("Step 4:
+  -- Refreshing your Access Tokens").
   if doc.error ~= nil or type(doc.access_token) ~= "string" then
     -- Zoho's error names are short words; anything else is not one of them.
     local code = type(doc.error) == "string" and doc.error:match("^[%w_ ]+$") and #doc.error <= 64
@@ -164,23 +167,16 @@ local function refresh(client)
   return o.access_token
 end
 
--- The refresh itself, as an engine task: it always ends by waking its waiters.
 -- A refresh that fails while the current token is still valid (inside the
 -- refresh margin) keeps that token: one accounts-server hiccup must not fail
 -- calls that can still succeed.
-local function refresh_task(client)
+local function keep_current(client, token, err)
   local o = client.oauth
-  local ok, token, err = pcall(refresh, client)
-  if not ok then
-    token, err = nil, core.error { kind = "internal", code = "INTERNAL_CLIENT_ERROR",
-                                   message = "token refresh failed: " .. client:_redact(tostring(token)) }
-  end
   if not token and o.access_token and core.now() < o.expires_at then
     client:_log("warn", "token refresh failed (" .. tostring(err) .. "); using the current token until it expires")
     token, err = o.access_token, nil
   end
-  o.refreshing = false
-  client._engine:signal(TOKEN_EVENT, token, err)
+  return token, err
 end
 
 --- Returns a usable access token (refreshing when needed), or nil, err. Runs
@@ -193,11 +189,7 @@ function M.access_token(client)
     local margin = math.min(o.refresh_margin, (o.ttl or 3600) / 2)
     if core.now() < o.expires_at - margin then return o.access_token end
   end
-  if not o.refreshing then
-    o.refreshing = true
-    client._engine:spawn("token refresh", refresh_task)
-  end
-  return coroutine.yield("wait", TOKEN_EVENT)
+  return client._engine:single_flight(TOKEN_EVENT, "token refresh", refresh, keep_current)
 end
 
 --- Forgets `token` after the server refused it, unless a newer one is in use.

@@ -1,6 +1,9 @@
 --- Zoho data centres and environments: where the API and the accounts server
--- live. Source: ../shared/reference/zoho-crm-v8.md §5 (the official SDK's dc/*
--- files and the v8 multi-DC page). CA's accounts server is on zohocloud.ca.
+-- live. Source: Zoho's "Multi DC Support" page and the official Python SDK's
+-- dc classes. CA's accounts server is on zohocloud.ca.
+-- @module zcrm.dc
+
+local util = require "zcrm.util"
 
 local M = {}
 
@@ -19,15 +22,8 @@ local DCS = {
 -- environment -> host prefix of the API domain
 local ENVIRONMENTS = { production = "www", sandbox = "sandbox", developer = "developer" }
 
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys)
-  return keys
-end
-
-M.names = sorted_keys(DCS)
-M.environments = sorted_keys(ENVIRONMENTS)
+M.names = util.sorted_keys(DCS)
+M.environments = util.sorted_keys(ENVIRONMENTS)
 
 --- Resolves a dc and environment to `{ api_domain =, accounts_url = }`, or
 -- `nil, message` naming the valid choices.

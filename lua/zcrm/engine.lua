@@ -5,6 +5,11 @@
 --
 -- Nothing here runs inside libcurl: `multi:perform` returns the finished
 -- transfers, and only then are coroutines resumed and callbacks called.
+--
+-- One file of a little over 400 lines, because it reads best whole: the
+-- request object, the queue, the timers, the waiters and `poll` all act on
+-- the same engine state, and each would reach into the others if split.
+-- @module zcrm.engine
 
 local core = require "zcrm.core"
 
@@ -16,6 +21,8 @@ local M = {}
 
 -- {==== request objects
 
+--- A running call (`zcrm.request`), as `client:submit` returns it.
+-- @type Request
 local Request = {}
 Request.__index = Request
 Request.__name = "zcrm.request"
@@ -25,11 +32,13 @@ function Request:__tostring()
 end
 
 --- True once the request has a result (success or failure).
+-- @treturn boolean
 function Request:done()
   return self._done == true
 end
 
---- The call's results (`res` or `nil, err`) once done; nothing before.
+--- The call's results once done; nothing before.
+-- @return `res`, or nil and a `zcrm.error`
 function Request:result()
   if not self._done then return nil end
   return unpack(self._res, 1, self._res.n)
@@ -38,6 +47,8 @@ end
 --- Calls `fn(res, err)` from `poll` once the request is done (also when it is
 -- done already). Errors raised by `fn` are logged and kept in
 -- `client.callback_errors`; they never break the engine.
+-- @tparam function fn `function(res, err)`
+-- @treturn Request the request itself
 function Request:on_done(fn)
   assert(type(fn) == "function", "on_done expects a function")
   self._on_done = fn
@@ -47,6 +58,7 @@ end
 
 --- Stops the request: a transfer in flight is aborted, a queued one is never
 -- sent. The result becomes `nil, err` with code CANCELLED. Idempotent.
+-- @treturn boolean false when the request was done already
 function Request:cancel()
   if self._done then return false end
   self.engine:cancel(self)
@@ -59,15 +71,20 @@ M.Request = Request
 
 -- {==== the engine object, held by its client as `client._engine`
 
-local E = {}
-E.__index = E
-E.__name = "zcrm.engine"
+--- The engine (`zcrm.engine`): one per client, held as `client._engine`. Its
+-- state (the transfer queue, timers, waiters) is its own; the client
+-- forwards `submit`, `poll`, `wait` and the host-loop methods to it.
+-- @type Engine
+local Engine = {}
+Engine.__index = Engine
+Engine.__name = "zcrm.engine"
 
---- new(client, ops, opts) -> engine. `ops` maps an operation's name to
+--- Makes the engine of `client`. `ops` maps an operation's name to
 -- `function(client, ...)`, run as a coroutine; opts: concurrency, ca_file,
 -- proxy, user_agent, max_response_bytes (checked by the client already).
+-- @treturn Engine
 function M.new(client, ops, opts)
-  local self = setmetatable({ client = client, ops = ops }, E)
+  local self = setmetatable({ client = client, ops = ops }, Engine)
   self.concurrency = opts.concurrency or 10
   self.multi = core.new_multi {
     ca_file = opts.ca_file, proxy = opts.proxy, user_agent = opts.user_agent,
@@ -82,6 +99,7 @@ function M.new(client, ops, opts)
   self._transfers = {}    -- core transfer -> owning zcrm.request
   self._timers = {}       -- { at =, req = }, kept sorted by `at`
   self._waiters = {}      -- event name -> list of requests
+  self._flights = {}      -- event name -> true while its single-flight task runs
   self._ready = {}        -- { req, args } to resume at the next step
   self._to_notify = {}    -- done requests whose callback has not run yet
   self.callback_errors = {}
@@ -102,7 +120,7 @@ end
 -- During `submit` (`first`), an error raised by the operation is misuse by the
 -- caller: it is returned, for `submit` to raise. Later it can only be a bug in
 -- zcrm, and it becomes the request's error result.
-function E:step(req, first, ...)
+function Engine:step(req, first, ...)
   local co = req.co
   if not co then return end
   local r = pack(coroutine.resume(co, ...))
@@ -147,14 +165,36 @@ end
 -- Runs `fn(client)` as an engine-owned task: no request object reaches the
 -- user, so nobody can cancel it half way. Single-flight work (a token
 -- refresh, the profile list) runs this way, and its waiters always wake.
-function E:spawn(name, fn)
+function Engine:spawn(name, fn)
   local task = setmetatable({ engine = self, method = name }, Request)
   local client = self.client
   task.co = coroutine.create(function() return fn(client) end)
   self._ready[#self._ready + 1] = { task, pack() }
 end
 
-function E:start_transfer(req, spec)
+-- Runs `fn(client)` once for every caller that asks while it runs (single
+-- flight): the first call starts it as an engine task, and every caller
+-- waits for its results. An error raised by `fn` becomes an internal error;
+-- `after(client, ...)`, when given, turns the results into what the callers
+-- get. Runs inside an operation's coroutine.
+function Engine:single_flight(event, name, fn, after)
+  if not self._flights[event] then
+    self._flights[event] = true
+    self:spawn(name, function(client)
+      local r = pack(pcall(fn, client))
+      if not r[1] then
+        r = pack(true, nil, core.error { kind = "internal", code = "INTERNAL_CLIENT_ERROR",
+                                         message = name .. " failed: " .. client:_redact(tostring(r[2])) })
+      end
+      if after then r = pack(true, after(client, unpack(r, 2, r.n))) end
+      self._flights[event] = nil
+      self:signal(event, unpack(r, 2, r.n))
+    end)
+  end
+  return coroutine.yield("wait", event)
+end
+
+function Engine:start_transfer(req, spec)
   if spec.before_start then
     local ok, err = spec.before_start(self.client, spec)
     if not ok then
@@ -183,7 +223,7 @@ function E:start_transfer(req, spec)
 end
 
 -- Starts queued transfers while slots are free.
-function E:fill()
+function Engine:fill()
   local q = self._queue
   while self._inflight < self.concurrency and self._qhead <= self._qtail do
     local req = q[self._qhead]
@@ -194,11 +234,11 @@ function E:fill()
 end
 
 --- Number of transfers waiting for a concurrency slot.
-function E:queued()
+function Engine:queued()
   return self._qtail - self._qhead + 1
 end
 
-function E:cancel(req)
+function Engine:cancel(req)
   local creq, spec = req._creq, req._spec
   if creq then
     self._transfers[creq] = nil
@@ -218,7 +258,7 @@ function E:cancel(req)
 end
 
 --- Wakes every request waiting on `event`, passing them `...`.
-function E:signal(event, ...)
+function Engine:signal(event, ...)
   local list = self._waiters[event]
   if not list then return end
   self._waiters[event] = nil
@@ -228,7 +268,7 @@ end
 
 -- Resumes what is ready (finished transfers, due timers, signalled events) until
 -- nothing more is, then starts queued transfers.
-function E:run_ready()
+function Engine:run_ready()
   while true do
     local ready = self._ready
     if #ready == 0 then
@@ -249,7 +289,7 @@ function E:run_ready()
   self:fill()
 end
 
-function E:notify()
+function Engine:notify()
   local list = self._to_notify
   if #list == 0 then return 0 end
   self._to_notify = {}
@@ -287,19 +327,19 @@ end
 
 --- Starts `method` (the name of any blocking client method) with its arguments
 -- and returns a request object at once.
-function E:submit(method, ...)
+function Engine:submit(method, ...)
   return start(self, 3, method, ...)
 end
 
 --- The blocking form of `method`: submit, then wait for the result.
-function E:call(method, ...)
+function Engine:call(method, ...)
   return self:wait(start(self, 4, method, ...))
 end
 
 --- Does what can be done without waiting longer than `timeout` seconds
 -- (default 0: never blocks). Finished requests get their results, and their
 -- callbacks run here. Returns the number of callbacks run.
-function E:poll(timeout)
+function Engine:poll(timeout)
   timeout = timeout or 0
   self:run_ready()
   local wait = timeout
@@ -327,7 +367,7 @@ function E:poll(timeout)
 end
 
 --- Seconds a host may sleep before calling `poll` again; nil when idle.
-function E:timeout()
+function Engine:timeout()
   if #self._ready > 0 or #self._to_notify > 0 then return 0 end
   local t = self.multi:timeout()
   local timer = self._timers[1]
@@ -339,12 +379,12 @@ function E:timeout()
 end
 
 --- File descriptors libcurl waits on: { { fd =, read =, write = }, ... }.
-function E:fds()
+function Engine:fds()
   return self.multi:fds()
 end
 
 --- Number of requests not yet done.
-function E:pending()
+function Engine:pending()
   local n = 0
   for _ in pairs(self._live) do n = n + 1 end
   return n
@@ -353,7 +393,7 @@ end
 --- Drives the engine until `req` is done and returns its result. Inside a
 -- coroutine that the host resumes (coroutine.isyieldable()), it yields instead
 -- of blocking, so `apply`-style code can run under a host scheduler.
-function E:wait(req, opts)
+function Engine:wait(req, opts)
   local yield = opts and opts.yield
   while not req._done do
     if yield and coroutine.isyieldable() then
@@ -368,12 +408,12 @@ function E:wait(req, opts)
 end
 
 --- Like `wait`, but yields to the host between polls when running in a coroutine.
-function E:await(req)
+function Engine:await(req)
   return self:wait(req, { yield = true })
 end
 
 --- Runs until no request is pending (or `timeout` seconds pass).
-function E:drain(timeout)
+function Engine:drain(timeout)
   local deadline = timeout and now() + timeout
   while next(self._live) or #self._to_notify > 0 do
     if deadline and now() >= deadline then return false end
@@ -383,12 +423,12 @@ function E:drain(timeout)
 end
 
 --- Releases the transport; pending requests end as CANCELLED.
-function E:close()
+function Engine:close()
   for req in pairs(self._live) do req:cancel() end
   self.multi:close()
 end
 
-M.Engine = E
+M.Engine = Engine
 
 -- }====
 

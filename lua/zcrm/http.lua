@@ -2,7 +2,9 @@
 -- header, credits, the transfer, reading Zoho's two error shapes, and the retry
 -- policy (429, 5xx and connection failures; backoff with full jitter).
 --
--- Source of the shapes: ../shared/reference/zoho-crm-v8.md §7; of the limits: §8.
+-- Source of the shapes: Zoho's "Status Codes" page and the error tables of the
+-- "Update Custom Module" page; of the limits: the "API Limits" page.
+-- @module zcrm.http
 
 local cjson = require "cjson.safe"
 local core = require "zcrm.core"
@@ -10,7 +12,7 @@ local auth = require "zcrm.auth"
 
 local M = {}
 
--- Credits each call costs (reference §8.1); `credit_costs` in zcrm.new overrides.
+-- Credits each call costs (the "API Limits" page); `credit_costs` in zcrm.new overrides.
 M.DEFAULT_COSTS = { read = 1, update_module = 5, create_module = 500, token = 0 }
 
 local function unexpected(status, why)

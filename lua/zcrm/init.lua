@@ -2,7 +2,9 @@
 --
 -- Returns: every runtime failure is `nil, err`, where `err` is a `zcrm.error`
 -- (fields: kind, code, status, message, details, field, retryable, resolution);
--- misuse of the API (a wrong argument type) raises.
+-- misuse of the API (a wrong argument type) raises. "Returns: `T` or `nil, err`"
+-- below means exactly that.
+-- @module zcrm
 
 local core = require "zcrm.core"
 local cjson = require "cjson.safe"
@@ -16,23 +18,51 @@ local plan = require "zcrm.plan"
 
 local zcrm = {}
 
+--- "zcrm 0.1.0".
 zcrm._VERSION = "zcrm 0.1.0"
+--- "0.1.0".
 zcrm.VERSION = "0.1.0"
 --- JSON null: write `_delete = zcrm.null` (or `_delete = true`) to revoke a profile.
 zcrm.null = cjson.null
 assert(core.null == cjson.null, "zcrm.core and lua-cjson disagree on null")
 
+--- True for error objects (`zcrm.error`).
+-- @function is_error
+-- @tparam any v
+-- @treturn boolean
 zcrm.is_error = core.is_error
+
+--- Builds an error object from a table of its fields; fields not given come
+-- from the catalogue entry of `code`.
+-- @function error
+-- @tparam table fields kind, code, status, message, details, field, retryable, resolution
+-- @treturn zcrm.error
 zcrm.error = core.error
+
+--- The error catalogue: `code -> { status =, kind =, retryable =, message =, resolution = }`.
+-- @table catalogue
 zcrm.catalogue = core.catalogue
 
---- validate_update(update) -> true, or nil, err. Pure: no network.
+--- Checks an update table against the Update Custom Module page's rules.
+-- Pure: no network.
+-- @function validate_update
+-- @tparam table update `{ plural_label =, singular_label =, profiles = }`
+-- @treturn true|nil true, or nil and a `zcrm.error` (kind "validation")
 zcrm.validate_update = core.validate_update
---- check_module(module) -> path segment, or nil, err.
+
+--- Checks a module id or API name.
+-- @function check_module
+-- @tparam string|integer module an id (digits) or an API name
+-- @treturn string|nil the path segment, or nil and a `zcrm.error`
 zcrm.check_module = core.check_module
 
 -- {==== client
 
+--- A client of one Zoho CRM org (`zcrm.client`), made by `zcrm.new`. Every
+-- blocking method is also available non-blocking through `Client:submit`.
+-- Fields a caller may read: `api_domain`, `dc`, `environment`, `version`,
+-- `concurrency`, `callback_errors` (errors raised by `on_done` callbacks).
+-- @type Client
 local Client = {}
 Client.__index = Client
 Client.__name = "zcrm.client"
@@ -61,6 +91,39 @@ for name in pairs(Client._ops) do
   end
 end
 
+--- Updates one custom module (PUT /settings/modules/{module}). Checked
+-- locally first: an invalid update or module sends nothing. Profiles may be
+-- given by `name`; the org's profile list is then read once per client.
+-- @function Client:update_module
+-- @tparam string|integer module the module's id or API name
+-- @tparam table update `{ plural_label =, singular_label =, profiles = { { id = | name = [, _delete = true] }, ... } }`
+-- @treturn table|nil `{ id =, code =, message =, status =, details = }`, or nil and a `zcrm.error`
+
+--- Every module of the org (GET /settings/modules), ids as strings.
+-- @function Client:get_modules
+-- @tparam[opt] table opts `status` (Zoho's filter), `if_modified_since` (a time or an HTTP date)
+-- @treturn table|nil the list of modules (with `not_modified = true` and no
+-- items when nothing changed since `if_modified_since`), or nil and a `zcrm.error`
+
+--- One module's full metadata (GET /settings/modules/{module}).
+-- @function Client:get_module
+-- @tparam string|integer module the module's id or API name
+-- @treturn table|nil the module, or nil and a `zcrm.error`
+
+--- Every profile of the org (GET /settings/profiles, all pages), ids as strings.
+-- @function Client:get_profiles
+-- @treturn table|nil the list of profiles, or nil and a `zcrm.error`
+
+--- Any CRM call with zcrm's auth, credits, retries and error reading.
+-- @function Client:request
+-- @tparam string method an upper-case HTTP method such as "GET"
+-- @tparam string path the path after /crm/{version}/, such as "settings/modules"
+-- @tparam[opt] table opts `query` (table), `body` (Lua table, sent as JSON), `key`
+-- (the resource key of Zoho's answer), `cost` (credits, default 1), `headers` (list)
+-- @treturn integer|nil the HTTP status, or nil and a `zcrm.error`
+-- @treturn table the decoded body (nil for 204 and 304)
+-- @treturn table the response headers
+
 -- The engine's public methods, as client methods (see lua/zcrm/engine.lua).
 for _, name in ipairs { "submit", "poll", "timeout", "fds", "pending", "wait", "await", "drain", "queued" } do
   Client[name] = function(self, ...)
@@ -69,7 +132,52 @@ for _, name in ipairs { "submit", "poll", "timeout", "fds", "pending", "wait", "
   end
 end
 
---- Replaces every known secret in `s` by "[REDACTED]".
+--- Starts `method` (the name of any blocking method above) and returns at once.
+-- @function Client:submit
+-- @string method such as "update_module"
+-- @param ... the method's arguments
+-- @treturn zcrm.request the running call (see `zcrm.engine`)
+
+--- Does what can be done without waiting longer than `timeout` seconds:
+-- finished requests get their results, and their callbacks run here.
+-- @function Client:poll
+-- @tparam[opt=0] number timeout seconds; 0 never blocks
+-- @treturn integer the number of callbacks run
+
+--- Seconds a host loop may sleep before calling `poll` again.
+-- @function Client:timeout
+-- @treturn number|nil seconds, or nil when idle
+
+--- The descriptors libcurl waits on, for a host loop.
+-- @function Client:fds
+-- @treturn table `{ { fd =, read =, write = }, ... }`
+
+--- The number of requests not yet done.
+-- @function Client:pending
+-- @treturn integer
+
+--- Drives the client until `req` is done and returns its result. Inside a
+-- coroutine with `{ yield = true }`, it yields to the host between polls.
+-- @function Client:wait
+-- @tparam zcrm.request req a request from `submit`
+-- @tparam[opt] table opts `yield` (boolean)
+-- @return the request's results: `res`, or nil and a `zcrm.error`
+
+--- Like `wait`, but yields to the host between polls when run in a coroutine.
+-- @function Client:await
+-- @tparam zcrm.request req
+-- @return the request's results: `res`, or nil and a `zcrm.error`
+
+--- Runs until no request is pending, or `timeout` seconds pass.
+-- @function Client:drain
+-- @tparam[opt] number timeout seconds
+-- @treturn boolean true when nothing is pending any more
+
+--- The number of transfers waiting for a concurrency slot.
+-- @function Client:queued
+-- @treturn integer
+
+-- Replaces every known secret in `s` by "[REDACTED]".
 function Client:_redact(s)
   s = tostring(s)
   for _, secret in ipairs(self._secrets) do
@@ -95,17 +203,26 @@ function Client:_log(level, message)
   pcall(logger, level, self:_redact(message))
 end
 
---- apply(plan, opts): bulk apply; see lua/zcrm/plan/apply.lua.
+--- Applies a plan: checks every entry first, then sends the updates
+-- concurrently; resumable with a journal, reversible with an undo file.
+-- See doc/plans.md and `zcrm.plan.apply`.
+-- @function Client:apply
+-- @tparam table|function|string plan a list of entries, a function of a
+-- context returning one, or the path of a plan file
+-- @tparam[opt] table opts see `zcrm.plan.apply.options`
+-- @treturn table|nil the report, or nil and a `zcrm.error` when nothing could be sent
 Client.apply = plan.apply
-zcrm.plan = plan
 
 --- Credits spent by this client so far, and the server's last
 -- X-API-CREDITS-REMAINING (nil until Zoho sends it).
+-- @treturn integer credits spent
+-- @treturn integer|nil credits remaining
 function Client:credits()
   return self.credits_spent, self.credits_remaining
 end
 
---- Releases the transport; pending requests end as CANCELLED.
+--- Releases the transport; pending requests end as CANCELLED. Also `__close`.
+-- @treturn nil
 function Client:close()
   self._engine:close()
 end
@@ -113,8 +230,13 @@ Client.__close = Client.close
 
 -- }====
 
---- zcrm.new(opts) -> client, or nil, err (kind "config"). The options are
--- checked in lua/zcrm/options.lua.
+--- Making a client.
+-- @section new
+
+--- Makes a client. The options are checked in one place, `zcrm.options`;
+-- options not given fall back to the ZOHO_* environment variables.
+-- @tparam[opt] table opts see `zcrm.options.client_options`
+-- @treturn Client|nil the client, or nil and a `zcrm.error` (kind "config")
 function zcrm.new(opts)
   local ua = string.format("zcrm/%s (%s; %s)", zcrm.VERSION, _VERSION, core.curl_version or "libcurl")
   local s, err = options.client(opts, { credit_costs = http.DEFAULT_COSTS, user_agent = ua })
@@ -139,7 +261,11 @@ function zcrm.new(opts)
   return self
 end
 
+--- The plan functions (`zcrm.plan`): validate, load, build, read_csv, apply.
+zcrm.plan = plan
+--- The client class, for `getmetatable(client) == zcrm.Client` checks.
 zcrm.Client = Client
+--- Data centres and environments (`zcrm.dc`).
 zcrm.dc = dc
 
 return zcrm

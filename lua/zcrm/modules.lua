@@ -1,9 +1,12 @@
---- The settings endpoints: modules and profiles (reference §2, §3). Each
+--- The settings endpoints: modules and profiles (Zoho's "Modules", "Specific
+-- Module", "Update Custom Module" and "Profiles" pages). Each
 -- function here is an operation: it runs inside the engine's coroutine, and the
 -- client exposes it both as a blocking method and through `submit`.
+-- @module zcrm.modules
 
 local core = require "zcrm.core"
 local http = require "zcrm.http"
+local util = require "zcrm.util"
 
 local M = {}
 
@@ -14,7 +17,9 @@ local function id_string(v)
   return v
 end
 
--- Ids are kept as strings (reference §1); a server that sent numbers is mended.
+-- Ids are kept as strings: they are 64-bit integers, which JSON numbers and
+-- doubles cannot all hold (Zoho sends them as strings); a server that sent
+-- numbers is mended.
 local function normalise_ids(list)
   for _, item in ipairs(list) do
     if type(item) == "table" then
@@ -61,24 +66,14 @@ M.get_profiles = fetch_profiles
 
 -- The profile list, read once per client: an engine task reads it, and every
 -- call that needs it waits for that one read (single flight).
-local function profiles_task(client)
-  local ok, list, err = pcall(fetch_profiles, client)
-  if not ok then
-    list, err = nil, core.error { kind = "internal", code = "INTERNAL_CLIENT_ERROR",
-                                  message = "reading profiles failed: " .. client:_redact(tostring(list)) }
-  end
+local function keep_profiles(client, list, err)
   if list then client._profiles = list end
-  client._profiles_loading = false
-  client._engine:signal(PROFILES_EVENT, list, err)
+  return list, err
 end
 
 local function cached_profiles(client)
   if client._profiles then return client._profiles end
-  if not client._profiles_loading then
-    client._profiles_loading = true
-    client._engine:spawn("profiles read", profiles_task)
-  end
-  return coroutine.yield("wait", PROFILES_EVENT)
+  return client._engine:single_flight(PROFILES_EVENT, "profiles read", fetch_profiles, keep_profiles)
 end
 
 local function profile_fault(i, message, key, value)
@@ -130,6 +125,17 @@ function M.resolve_profiles(list, by_name, known_ids)
   return resolved
 end
 
+--- resolve_update(update, by_name, known_ids) -> `update` with its profiles
+-- resolved (a copy when it has any), or nil, err; see `resolve_profiles`.
+function M.resolve_update(update, by_name, known_ids)
+  if not update.profiles then return update end
+  local list, err = M.resolve_profiles(update.profiles, by_name, known_ids)
+  if not list then return nil, err end
+  local copy = util.copy(update)
+  copy.profiles = list
+  return copy
+end
+
 local function has_names(list)
   for _, p in ipairs(list or {}) do
     if p.name then return true end
@@ -142,12 +148,7 @@ local function resolve_names(client, clean)
   if not has_names(clean.profiles) then return clean end
   local profiles, err = cached_profiles(client)
   if not profiles then return nil, err end
-  local list, rerr = M.resolve_profiles(clean.profiles, M.by_name(profiles))
-  if not list then return nil, rerr end
-  local update = {}
-  for k, v in pairs(clean) do update[k] = v end
-  update.profiles = list
-  return update
+  return M.resolve_update(clean, M.by_name(profiles))
 end
 
 -- }====
@@ -243,8 +244,7 @@ function M.request(client, method, path, opts)
     return nil, core.error { kind = "validation", code = "INVALID_URL_PATTERN",
       message = "request: path must be a plain path such as 'settings/modules'" }
   end
-  local o = {}
-  for k, v in pairs(opts or {}) do o[k] = v end
+  local o = util.copy(opts)
   o.cost = o.cost or client.credit_costs.read
   return http.call(client, method, (path:gsub("^/", "")), o)
 end

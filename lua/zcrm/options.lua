@@ -2,6 +2,7 @@
 -- gets back the settings a client is built from, or `nil, err` (kind "config").
 -- Options not given fall back to the ZOHO_* environment variables, unless
 -- `env = false`. The same type checker serves the options of `client:apply`.
+-- @module zcrm.options
 
 local core = require "zcrm.core"
 local dc = require "zcrm.dc"
@@ -9,7 +10,33 @@ local util = require "zcrm.util"
 
 local M = {}
 
--- name -> Lua type; "function|false" also accepts false (no logger).
+--- The options of `zcrm.new` (name -> Lua type; "function|false" also
+-- accepts false). An unknown option or a wrong type is a "config" error.
+-- @table client_options
+-- @tfield string api_domain the API's base URL, e.g. "https://www.zohoapis.eu";
+-- wins over `dc` and `environment`; `http://` only to loopback (ZOHO_API_DOMAIN)
+-- @tfield string dc data centre: us, eu, in, au, jp, ca, sa, cn (default "us"; ZOHO_DC)
+-- @tfield string environment production, sandbox or developer (default
+-- "production"; ZOHO_ENVIRONMENT)
+-- @tfield string access_token a static token (ZOHO_ACCESS_TOKEN)
+-- @tfield table oauth refresh-token credentials; see `oauth_options`
+-- @tfield string version the API version, "v8" (default)
+-- @tfield number timeout seconds for a whole call (default 30)
+-- @tfield number connect_timeout seconds to connect (default 10)
+-- @tfield integer max_retries retries of a retryable failure (default 3)
+-- @tfield integer concurrency calls in flight at once, 1 to 1000 (default 10;
+-- Zoho allows 5 to 25 by edition)
+-- @tfield string ca_file a CA bundle for TLS verification
+-- @tfield string proxy a proxy URL for libcurl
+-- @tfield string user_agent the User-Agent header (default "zcrm/VERSION (...)")
+-- @tfield function|false logger `function(level, message)`; secrets never reach it
+-- @tfield number max_credits a budget: a call past it fails with CREDIT_LIMIT
+-- @tfield table credit_costs credits per call kind: read, update_module,
+-- create_module, token (defaults from the API Limits page)
+-- @tfield number retry_base seconds of the first backoff step (default 0.5)
+-- @tfield number retry_max_delay the longest wait between retries, seconds (default 30)
+-- @tfield integer max_response_bytes a larger response body fails the call
+-- @tfield boolean env false: ignore the ZOHO_* environment variables
 M.CLIENT = {
   api_domain = "string", dc = "string", environment = "string", access_token = "string",
   oauth = "table", version = "string", timeout = "number", connect_timeout = "number",
@@ -18,14 +45,28 @@ M.CLIENT = {
   retry_base = "number", retry_max_delay = "number", max_response_bytes = "number",
   env = "boolean",
 }
+--- The fields of `oauth` in `zcrm.new`'s options.
+-- @table oauth_options
+-- @tfield string client_id (ZOHO_CLIENT_ID)
+-- @tfield string client_secret (ZOHO_CLIENT_SECRET); never logged
+-- @tfield string refresh_token (ZOHO_REFRESH_TOKEN); never logged
+-- @tfield string accounts_url the accounts server (default: the dc's; ZOHO_ACCOUNTS_URL)
+-- @tfield number refresh_margin refresh this many seconds before expiry (default 60)
+-- @tfield string token_cache a file (mode 0600) keeping the access token between runs
+-- @tfield integer refresh_limit refreshes per 10 minutes (default 10, Zoho's limit)
 M.OAUTH = {
   client_id = "string", client_secret = "string", refresh_token = "string",
   accounts_url = "string", refresh_margin = "number", token_cache = "string",
   refresh_limit = "number",
 }
 
---- check_types(t, known, prefix) -> nil when every key of `t` is in `known`
--- with the type named there; else message, field.
+--- Checks the keys and value types of an options table.
+-- @tparam table t the options
+-- @tparam table known name -> Lua type name
+-- @tparam[opt] string prefix put before names in messages, e.g. "oauth."
+-- @treturn nil|string nil when every key of `t` is in `known` with the type
+-- named there; else a message
+-- @treturn string the option at fault
 function M.check_types(t, known, prefix)
   prefix = prefix or ""
   for k, v in pairs(t) do
@@ -128,13 +169,16 @@ local function credentials(opts, s, where)
   return true
 end
 
---- client(opts, defaults) -> settings, or nil, err (kind "config"). `defaults`
+--- Checks `zcrm.new`'s options and resolves them to settings. `defaults`
 -- holds `credit_costs` and `user_agent` for options not given. Settings:
 -- version, request_timeout, connect_timeout, max_retries, retry_base,
 -- retry_max_delay, max_credits, logger, credit_costs, dc, environment,
 -- api_domain, api_domain_explicit, oauth or access_token, secrets, and
 -- `transport` (what the engine needs: concurrency, ca_file, proxy,
 -- user_agent, max_response_bytes).
+-- @tparam table|nil opts see `client_options`
+-- @tparam table defaults
+-- @treturn table|nil the settings, or nil and a `zcrm.error` (kind "config")
 function M.client(opts, defaults)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then error("zcrm.new expects a table of options", 3) end

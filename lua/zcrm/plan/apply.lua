@@ -11,6 +11,7 @@
 -- (an invalid plan, a state read that failed, a journal that cannot be opened).
 -- Failures of single entries are in `report.failed`, not an error return: a bulk
 -- run that is half done is a result to read, like Zoho's 207.
+-- @module zcrm.plan.apply
 
 local core = require "zcrm.core"
 local options = require "zcrm.options"
@@ -23,12 +24,30 @@ local M = {}
 
 -- {==== apply
 
+--- The options of `client:apply` (name -> Lua type). An unknown or mistyped
+-- option raises: a `dryrun = true` typo must not apply for real.
+-- @table options
+-- @tfield boolean dry_run check, diff if asked, and report what would be sent; send nothing
+-- @tfield boolean diff read the current state; skip entries that change nothing
+-- and send only the fields that differ
+-- @tfield string undo_file before the first update, write a plan that restores the state read
+-- @tfield string journal the journal's path: completed items are recorded, a rerun skips them
+-- @tfield boolean partial send the valid entries even when some are invalid
+-- @tfield integer concurrency updates in flight at most (default and cap: the client's)
+-- @tfield function on_result `function(entry, res, err)` after each update completes
+-- @tfield function on_progress `function(done, total)`, first with done = 0
+-- @tfield function on_plan `function(report)` once the plan is checked, before anything is sent
+-- @tfield boolean read_state read the current state (as diff and undo_file do) without diffing
+-- @tfield table args the plan function's `ctx.args`
+-- @tfield string dir the directory a plan function's `ctx.path` resolves against
 local KNOWN_OPTIONS = {
   dry_run = "boolean", diff = "boolean", undo_file = "string", journal = "string",
   partial = "boolean", concurrency = "number", on_result = "function", on_progress = "function",
   on_plan = "function",
   read_state = "boolean", args = "table", dir = "string",
 }
+
+M.OPTIONS = KNOWN_OPTIONS
 
 local function check_options(opts)
   if opts == nil then return {} end
@@ -184,8 +203,12 @@ local function finish(client, report, t0, credits0)
   return report
 end
 
---- apply(client, plan, opts) -> report, or nil, err. See doc/plans.md.
--- `plan` is a list, a function of a context, or the path of a plan file.
+--- Applies a plan (this is `client:apply`). See doc/plans.md for the report's fields.
+-- @tparam Client client
+-- @tparam table|function|string plan a list of entries, a function of a
+-- context returning one, or the path of a plan file
+-- @tparam[opt] table opts see `options`
+-- @treturn table|nil the report, or nil and a `zcrm.error` when nothing could be sent
 function M.apply(client, plan, opts)
   opts = check_options(opts)
   local t0, credits0 = core.now(), client:credits()

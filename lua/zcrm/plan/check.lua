@@ -1,6 +1,7 @@
 --- Plan checks that need no network: each entry on its own (module, update
 -- rules through the C core), then the plan as a whole (a module or a label
 -- given twice). The errors a plan reports are built here too.
+-- @module zcrm.plan.check
 
 local core = require "zcrm.core"
 

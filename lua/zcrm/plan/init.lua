@@ -5,6 +5,7 @@
 -- - `zcrm.plan.state`: the org's current state, the diff, the undo plan;
 -- - `zcrm.plan.journal`: the resumable record of a run;
 -- - `zcrm.plan.apply`: the run itself (`client:apply`).
+-- @module zcrm.plan
 
 local check = require "zcrm.plan.check"
 local load = require "zcrm.plan.load"

@@ -2,6 +2,7 @@
 -- disk (fsync) before the run moves on, so that a run killed at any point
 -- resumes without repeating what completed. Items are keyed by index, module
 -- and a hash of the entry's content.
+-- @module zcrm.plan.journal
 
 local cjson = require "cjson.safe"
 local core = require "zcrm.core"
@@ -16,23 +17,11 @@ local JOURNAL_FORMAT = 1
 
 -- {==== canonical form and content hash (journal keys)
 
-local function sort_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys, function(a, b)
-    local ta, tb = type(a), type(b)
-    if ta == tb and (ta == "string" or ta == "number") then return a < b end
-    if ta ~= tb then return ta < tb end
-    return tostring(a) < tostring(b)
-  end)
-  return keys
-end
-
 -- One stable string per value: the same entry hashes the same in every run.
 local function canonical(v, out)
   if type(v) == "table" then
     out[#out + 1] = "{"
-    for _, k in ipairs(sort_keys(v)) do
+    for _, k in ipairs(util.sorted_keys(v)) do
       canonical(k, out)
       out[#out + 1] = "="
       canonical(v[k], out)

@@ -1,7 +1,9 @@
 --- Loading plans: a Lua list, a function of a context returning one, or a
 -- plan file (a Lua file returning either); CSV files for plans built from
 -- spreadsheets.
+-- @module zcrm.plan.load
 
+local util = require "zcrm.util"
 local check = require "zcrm.plan.check"
 
 local plan_error = check.plan_error
@@ -84,8 +86,7 @@ end
 -- What a plan function receives: client (absent offline), dir (the plan file's
 -- directory), args, read_csv, and path(p) for a file beside the plan.
 local function context(ctx)
-  local c = {}
-  for k, v in pairs(ctx or {}) do c[k] = v end
+  local c = util.copy(ctx)
   c.args = c.args or {}
   c.read_csv = M.read_csv
   c.path = function(p) return resolve_path(c.dir, p) end
@@ -118,8 +119,7 @@ function M.load(path, ctx)
   if not chunk then return nil, plan_error("INVALID_PLAN", "cannot load plan: " .. tostring(lerr)) end
   local ok, value = pcall(chunk)
   if not ok then return nil, plan_error("INVALID_PLAN", "plan file raised: " .. tostring(value)) end
-  local c = {}
-  for k, v in pairs(ctx or {}) do c[k] = v end
+  local c = util.copy(ctx)
   c.dir = c.dir or dirname(path)
   return M.build(value, c)
 end

@@ -1,6 +1,7 @@
 --- A plan against the org's current state: reading it (modules, profiles),
 -- the checks that need it, the diff of each entry, and the undo plan that
 -- reverses a run.
+-- @module zcrm.plan.state
 
 local cjson = require "cjson.safe"
 local modules = require "zcrm.modules"
@@ -96,14 +97,9 @@ end
 -- one resolver (zcrm.modules); with the profile list read, unknown ids are
 -- faults too.
 local function resolve_profiles(item, state)
-  local list = item.update.profiles
-  if not list then return true end
-  local resolved, err = modules.resolve_profiles(list, state.profile_by_name,
+  local update, err = modules.resolve_update(item.update, state.profile_by_name,
     state.read_profiles and state.profile_by_id or nil)
-  if not resolved then return nil, err end
-  local update = {}
-  for k, v in pairs(item.update) do update[k] = v end
-  update.profiles = resolved
+  if not update then return nil, err end
   item.update = update
   return true
 end
