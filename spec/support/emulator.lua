@@ -61,7 +61,7 @@ function M.start(args, opts)
     table.concat(parts, " "), quote(self.out), quote(self.err), quote(self.pidfile), quote(self.rcfile))
   spit(self.rcfile, "")
   if not sh(cmd) then error("cannot start " .. bin, 2) end
-  self.bin, self.delay = bin, opts.delay or 0
+  self.delay = opts.delay or 0
   if opts.wait == false then return self end
   return self:ready(3)
 end
