@@ -129,7 +129,7 @@ function M.call(client, method, path, opts)
   local idempotent = opts.idempotent
   if idempotent == nil then idempotent = method ~= "POST" end
   local attempt, reauthed = 0, false
-  local started, refused = core.now(), 0
+  local refused, refused_since = 0, nil
   while true do
     local token
     local headers = { "Accept: application/json" }
@@ -177,15 +177,16 @@ function M.call(client, method, path, opts)
         retry_after = parse_retry_after(rheaders and rheaders["retry-after"])
       end
     end
-    if err and err.code == "CONNECTION_FAILED" and client.max_retries > 0
-        and core.now() - started < client.request_timeout then
+    if err and err.code == "CONNECTION_FAILED" then refused_since = refused_since or core.now() end
+    local left = refused_since and refused_since + client.request_timeout - core.now()
+    if err and err.code == "CONNECTION_FAILED" and client.max_retries > 0 and left > 0 then
       -- Nothing reached a server that refuses connections (one restarting,
-      -- say): the call keeps trying, with backoff, until `timeout` has passed
-      -- since it began; max_retries counts only the other failures.
+      -- say): the call keeps trying, with backoff, for `timeout` seconds from
+      -- the first refusal; max_retries counts only the other failures.
       refused = refused + 1
-      local delay = math.min(backoff(client, refused), started + client.request_timeout - core.now())
+      local delay = math.min(backoff(client, refused), left)
       client:_log("info", string.format("%s %s: %s; trying again in %.2fs (%.0fs left of timeout)",
-        method, path, err.code, delay, started + client.request_timeout - core.now()))
+        method, path, err.code, delay, left))
       coroutine.yield("sleep", delay)
     elseif err then
       if not err.retryable or attempt >= client.max_retries then return nil, err end
