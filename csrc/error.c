@@ -28,12 +28,17 @@ static const zc_catentry zc_catalogue[] = {
 
 #undef ZC_CAT_ENTRY
 
-const zc_catentry *zc_catalogue_find(const char *code) {
+/* The entry of the code (s, len), compared with its length: a code with
+** an embedded NUL is no catalogue code. */
+static const zc_catentry *zc_catalogue_findl(const char *s, size_t len) {
   const zc_catentry *e;
-  if (code == NULL) return NULL;
   for (e = zc_catalogue; e->code != NULL; e++)
-    if (strcmp(e->code, code) == 0) return e;
+    if (strlen(e->code) == len && memcmp(e->code, s, len) == 0) return e;
   return NULL;
+}
+
+const zc_catentry *zc_catalogue_find(const char *code) {
+  return code == NULL ? NULL : zc_catalogue_findl(code, strlen(code));
 }
 
 static int zc_default_retryable(lua_Integer status) {
@@ -109,52 +114,72 @@ int zc_fail(lua_State *L) {
 static int zc_l_error(lua_State *L) {
   const zc_catentry *e;
   const char *code;
+  size_t clen;
   lua_Integer status = 0;
+  int validation, own_kind;
   luaL_checktype(L, 1, LUA_TTABLE);
-  lua_getfield(L, 1, "code");
+  lua_settop(L, 1);
+  lua_getfield(L, 1, "code");                 /* 2 */
   /* Check the type first: lua_tostring would turn a number into a string. */
-  if (lua_type(L, -1) != LUA_TSTRING)
+  if (lua_type(L, 2) != LUA_TSTRING)
     return luaL_argerror(L, 1, "field 'code' must be a string");
-  code = lua_tostring(L, -1);
-  e = zc_catalogue_find(code);
-  lua_createtable(L, 0, 8);                   /* code err */
+  code = lua_tolstring(L, 2, &clen);
+  e = zc_catalogue_findl(code, clen);
+  lua_createtable(L, 0, 8);                   /* 3: err */
   lua_pushnil(L);
   while (lua_next(L, 1)) {                    /* copy every field */
     lua_pushvalue(L, -2);
     lua_insert(L, -2);
-    lua_rawset(L, -4);
+    lua_rawset(L, 3);
   }
-  lua_getfield(L, -1, "status");
-  if (lua_type(L, -1) == LUA_TNIL && e && e->status > 0) {
+  lua_pushvalue(L, 2);                        /* the code that was checked */
+  lua_setfield(L, 3, "code");
+  if (lua_getfield(L, 3, "kind") == LUA_TNIL) {
+    lua_pushstring(L, e ? e->kind : "api");
+    lua_setfield(L, 3, "kind");
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 3, "kind");                 /* 4 */
+  validation = lua_type(L, 4) == LUA_TSTRING &&
+               lua_rawlen(L, 4) == 10 && strcmp(lua_tostring(L, 4),
+                                                "validation") == 0;
+  /* The catalogue's status belongs to the server's answer with that code:
+  ** only an error of the catalogue's own kind gets it by default. */
+  own_kind = e && lua_type(L, 4) == LUA_TSTRING &&
+             lua_rawlen(L, 4) == strlen(e->kind) &&
+             strcmp(lua_tostring(L, 4), e->kind) == 0;
+  lua_pop(L, 1);
+  if (validation) {
+    /* Found locally: nothing was sent, so no HTTP status, and sending
+    ** the same input again cannot help. */
+    lua_pushnil(L);
+    lua_setfield(L, 3, "status");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, 3, "retryable");
+  }
+  if (lua_getfield(L, 3, "status") == LUA_TNIL && !validation && own_kind &&
+      e->status > 0) {
     lua_pushinteger(L, e->status);
-    lua_setfield(L, -3, "status");
+    lua_setfield(L, 3, "status");
     status = e->status;
   }
   else
     status = lua_tointegerx(L, -1, NULL);     /* 0 unless an integer */
   lua_pop(L, 1);
-  lua_getfield(L, -1, "kind");
-  if (lua_isnil(L, -1)) {
-    lua_pushstring(L, e ? e->kind : "api");
-    lua_setfield(L, -3, "kind");
-  }
-  lua_pop(L, 1);
-  lua_getfield(L, -1, "retryable");
-  if (lua_isnil(L, -1)) {
+  if (lua_getfield(L, 3, "retryable") == LUA_TNIL) {
     lua_pushboolean(L, e ? e->retryable : zc_default_retryable(status));
-    lua_setfield(L, -3, "retryable");
+    lua_setfield(L, 3, "retryable");
   }
   lua_pop(L, 1);
-  lua_getfield(L, -1, "message");
-  if (lua_isnil(L, -1)) {
-    lua_pushstring(L, e ? e->message : code);
-    lua_setfield(L, -3, "message");
+  if (lua_getfield(L, 3, "message") == LUA_TNIL) {
+    if (e) lua_pushstring(L, e->message);
+    else lua_pushvalue(L, 2);
+    lua_setfield(L, 3, "message");
   }
   lua_pop(L, 1);
-  lua_getfield(L, -1, "resolution");
-  if (lua_isnil(L, -1) && e && e->resolution) {
+  if (lua_getfield(L, 3, "resolution") == LUA_TNIL && e && e->resolution) {
     lua_pushstring(L, e->resolution);
-    lua_setfield(L, -3, "resolution");
+    lua_setfield(L, 3, "resolution");
   }
   lua_pop(L, 1);
   luaL_setmetatable(L, ZC_ERROR_MT);
@@ -221,8 +246,8 @@ static int zc_error_tostring(lua_State *L) {
   }
   luaL_addstring(&b, ":");
   /* Our validation messages already start with the field name. */
-  if (field && !(msg && strncmp(msg, field, flen) == 0 &&
-                 (msg[flen] == ' ' || msg[flen] == '\0'))) {
+  if (field && !(msg && mlen >= flen && memcmp(msg, field, flen) == 0 &&
+                 (mlen == flen || msg[flen] == ' '))) {
     luaL_addstring(&b, " ");
     zc_add_printable(&b, field, flen);
     luaL_addstring(&b, ":");

@@ -204,15 +204,21 @@ static int zc_multi_tostring(lua_State *L) {
 
 /* {==== new_multi */
 
-static const char *zc_optstring_field(lua_State *L, int t, const char *k) {
-  int ty = lua_getfield(L, t, k);
-  const char *s = NULL;
-  if (ty == LUA_TSTRING) s = lua_tostring(L, -1);
+/* Checks t[k] (raw: t is our copy): nil, or a string without NUL. */
+static void zc_optstring_field(lua_State *L, int t, const char *k) {
+  int ty;
+  size_t len;
+  lua_pushstring(L, k);
+  ty = lua_rawget(L, t);
+  if (ty == LUA_TSTRING) {
+    const char *s = lua_tolstring(L, -1, &len);
+    if (strlen(s) != len)         /* libcurl would take a shorter string */
+      luaL_error(L, "bad option '%s' (contains a NUL byte)", k);
+  }
   else if (ty != LUA_TNIL)
     luaL_error(L, "bad option '%s' (string expected, got %s)", k,
                luaL_typename(L, -1));
-  lua_pop(L, 1);                  /* still referenced by the options table */
-  return s;
+  lua_pop(L, 1);
 }
 
 /***
@@ -233,10 +239,19 @@ static int zc_new_multi(lua_State *L) {
     lua_replace(L, 1);
   }
   luaL_checktype(L, 1, LUA_TTABLE);
-  /* Check the options first: nothing is allocated yet. */
-  zc_optstring_field(L, 1, "ca_file");
-  zc_optstring_field(L, 1, "proxy");
-  zc_optstring_field(L, 1, "user_agent");
+  /* Copy the options once (a later change to the caller's table, or an
+  ** __index that answers differently on a second read, changes nothing
+  ** running requests use), then check the copy. */
+  lua_createtable(L, 0, 3);                           /* 2: options */
+  lua_getfield(L, 1, "ca_file");
+  lua_setfield(L, 2, "ca_file");
+  lua_getfield(L, 1, "proxy");
+  lua_setfield(L, 2, "proxy");
+  lua_getfield(L, 1, "user_agent");
+  lua_setfield(L, 2, "user_agent");
+  zc_optstring_field(L, 2, "ca_file");
+  zc_optstring_field(L, 2, "proxy");
+  zc_optstring_field(L, 2, "user_agent");
   if (lua_getfield(L, 1, "max_response_bytes") != LUA_TNIL) {
     int isint;
     maxb = lua_tointegerx(L, -1, &isint);
@@ -247,15 +262,6 @@ static int zc_new_multi(lua_State *L) {
   lua_pop(L, 1);
   if (lua_getfield(L, 1, "verbose") != LUA_TNIL) verbose = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  /* A copy of the options, so later changes to the caller's table do not
-  ** change (or invalidate) what running requests use. */
-  lua_createtable(L, 0, 3);                           /* 2: options */
-  lua_getfield(L, 1, "ca_file");
-  lua_setfield(L, 2, "ca_file");
-  lua_getfield(L, 1, "proxy");
-  lua_setfield(L, 2, "proxy");
-  lua_getfield(L, 1, "user_agent");
-  lua_setfield(L, 2, "user_agent");
   /* The userdata first, zeroed and closed, then the libcurl handles. */
   m = (zc_multi *)lua_newuserdatauv(L, sizeof *m, 2); /* 3 */
   memset(m, 0, sizeof *m);

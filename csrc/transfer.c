@@ -229,94 +229,149 @@ static long zc_ms_field(lua_State *L, int t, const char *k, double def) {
   return ms < 1 ? 1 : (long)ms;
 }
 
-static int zc_start_err(lua_State *L, const char *code, const char *msg) {
+/* Pushes an error object with catalogue code `code`. */
+static void zc_start_err(lua_State *L, const char *code, const char *msg) {
   lua_pushstring(L, msg);
   zc_error_new(L, code, NULL, 0, NULL);
-  return zc_fail(L);
 }
 
-/***
- * Starts a transfer: adds it to the multi at once; nothing is performed
- * until `perform`. Never follows redirects.
- * @function multi:start
- * @tparam table req `method`, `url`, `headers` (list of "Name: value"),
- *   `body` (string), `timeout`, `connect_timeout` (seconds; default 30, 10)
- * @treturn zcrm.transfer|nil the transfer, or nil and an error object
- */
-int zc_multi_start(lua_State *L) {
-  zc_multi *m = zc_multi_check(L, 1);
-  zc_request *r;
-  const char *method, *url, *body = NULL, *s;
-  size_t mlen, ulen, blen = 0, i;
-  lua_Integer nh = 0, h;
+/*
+** multi:start in two steps.
+**
+** zc_start_check reads every field of the request table once, checks it,
+** and leaves what it read on the stack (slots below), so the set-up uses
+** exactly the checked values: strings are immutable and anchored there, and
+** the header list is copied into a private table entry by entry as each
+** entry is read. The set-up allocates (userdata, libcurl state: GC points
+** where finalizers run), and no finalizer can change a private copy.
+*/
+enum { ZC_S_MULTI = 1, ZC_S_REQ, ZC_S_METHOD, ZC_S_URL, ZC_S_BODY,
+       ZC_S_HEADERS, ZC_S_TRANSFER };
+
+typedef struct zc_start_args {
+  const char *method, *url, *body;            /* body NULL: none */
+  size_t mlen, ulen, blen;
+  lua_Integer nh;                             /* entries of ZC_S_HEADERS */
   long timeout_ms, connect_ms;
-  CURL *e;
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_settop(L, 2);
-  if (m->multi == NULL) return luaL_error(L, "attempt to use a closed zcrm.multi");
-  /* 3: method, 4: url, 5: body, 6: headers */
-  lua_getfield(L, 2, "method");
-  method = lua_tolstring(L, 3, &mlen);
-  if (lua_type(L, 3) != LUA_TSTRING || mlen == 0 || mlen > 16)
+} zc_start_args;
+
+static int zc_method_is(const zc_start_args *a, const char *name) {
+  return a->mlen == strlen(name) && memcmp(a->method, name, a->mlen) == 0;
+}
+
+/* Misuse raises; runtime faults (values that may come from data) push an
+** error object and return 1. Never puts the URL or a header in a message:
+** they may carry secrets. */
+static int zc_start_check(lua_State *L, zc_start_args *a) {
+  lua_Integer h;
+  size_t i;
+  luaL_checktype(L, ZC_S_REQ, LUA_TTABLE);
+  lua_settop(L, ZC_S_REQ);
+  memset(a, 0, sizeof *a);
+  lua_getfield(L, ZC_S_REQ, "method");
+  a->method = lua_tolstring(L, ZC_S_METHOD, &a->mlen);
+  if (lua_type(L, ZC_S_METHOD) != LUA_TSTRING || a->mlen == 0 || a->mlen > 16)
     return luaL_argerror(L, 2, "field 'method' must be an HTTP method name");
-  for (i = 0; i < mlen; i++)
-    if (method[i] < 'A' || method[i] > 'Z')
+  for (i = 0; i < a->mlen; i++)
+    if (a->method[i] < 'A' || a->method[i] > 'Z')
       return luaL_argerror(L, 2, "field 'method' must be upper-case letters");
-  lua_getfield(L, 2, "url");
-  if (lua_type(L, 4) != LUA_TSTRING)
+  if (lua_getfield(L, ZC_S_REQ, "url") != LUA_TSTRING)
     return luaL_argerror(L, 2, "field 'url' must be a string");
-  url = lua_tolstring(L, 4, &ulen);
-  if (lua_getfield(L, 2, "body") != LUA_TNIL) {
-    if (lua_type(L, 5) != LUA_TSTRING)
+  a->url = lua_tolstring(L, ZC_S_URL, &a->ulen);
+  if (lua_getfield(L, ZC_S_REQ, "body") != LUA_TNIL) {
+    if (lua_type(L, ZC_S_BODY) != LUA_TSTRING)
       return luaL_argerror(L, 2, "field 'body' must be a string");
-    body = lua_tolstring(L, 5, &blen);
+    a->body = lua_tolstring(L, ZC_S_BODY, &a->blen);
   }
-  if (lua_getfield(L, 2, "headers") != LUA_TNIL) {
-    if (!lua_istable(L, 6))
+  if (lua_getfield(L, ZC_S_REQ, "headers") != LUA_TNIL) {
+    if (!lua_istable(L, ZC_S_HEADERS))
       return luaL_argerror(L, 2, "field 'headers' must be a list of strings");
-    nh = (lua_Integer)lua_rawlen(L, 6);
-    for (h = 1; h <= nh; h++) {
-      if (lua_rawgeti(L, 6, h) != LUA_TSTRING)
+    a->nh = (lua_Integer)lua_rawlen(L, ZC_S_HEADERS);
+    lua_createtable(L, a->nh > 64 ? 64 : (int)a->nh, 0);   /* the copy */
+    for (h = 1; h <= a->nh; h++) {
+      if (lua_rawgeti(L, ZC_S_HEADERS, h) != LUA_TSTRING)
         return luaL_argerror(L, 2, "field 'headers' must be a list of strings");
-      lua_pop(L, 1);
+      lua_rawseti(L, -2, h);
+    }
+    lua_replace(L, ZC_S_HEADERS);
+  }
+  else {
+    lua_pop(L, 1);
+    lua_newtable(L);
+  }
+  a->timeout_ms = zc_ms_field(L, ZC_S_REQ, "timeout", ZC_DEFAULT_TIMEOUT);
+  a->connect_ms = zc_ms_field(L, ZC_S_REQ, "connect_timeout",
+                              ZC_DEFAULT_CONNECT_TIMEOUT);
+  for (i = 0; i < a->ulen; i++) {
+    unsigned char c = (unsigned char)a->url[i];
+    if (c <= 0x20 || c >= 0x7f) {
+      zc_start_err(L, "INVALID_URL", "the request URL contains a space, "
+                   "control character or non-ASCII byte");
+      return 1;
     }
   }
-  timeout_ms = zc_ms_field(L, 2, "timeout", ZC_DEFAULT_TIMEOUT);
-  connect_ms = zc_ms_field(L, 2, "connect_timeout", ZC_DEFAULT_CONNECT_TIMEOUT);
-  /* Runtime faults: nil, err (the values may come from data). Never put
-  ** the URL or a header in a message: they may carry secrets. */
-  for (i = 0; i < ulen; i++) {
-    unsigned char c = (unsigned char)url[i];
-    if (c <= 0x20 || c >= 0x7f)
-      return zc_start_err(L, "INVALID_URL", "the request URL contains a "
-                          "space, control character or non-ASCII byte");
-  }
-  for (h = 1; h <= nh; h++) {
+  for (h = 1; h <= a->nh; h++) {
     size_t hl;
-    lua_rawgeti(L, 6, h);
-    s = lua_tolstring(L, -1, &hl);
-    if (!zc_header_ok(s, hl)) {
+    const char *hs;
+    lua_rawgeti(L, ZC_S_HEADERS, h);
+    hs = lua_tolstring(L, -1, &hl);
+    if (!zc_header_ok(hs, hl)) {
       lua_pushfstring(L, "header %d is not \"Name: value\" without CR, LF "
                       "or NUL", (int)h);
       zc_error_new(L, "INVALID_HEADER", NULL, 0, NULL);
-      return zc_fail(L);
+      return 1;
     }
     lua_pop(L, 1);
   }
+  return 0;
+}
 
-  /* The userdata first (7), zeroed and idle, then libcurl. */
+/* Hosts that never go through a proxy: loopback, as check_base_url knows
+** it, plus the user's own no_proxy list. CURLOPT_NOPROXY replaces the
+** environment's, so it is appended here. Pushes the list. */
+static const char *zc_push_noproxy(lua_State *L) {
+  static const char loopback[] =
+    "localhost,127.0.0.0/8,::1,::ffff:127.0.0.0/104";
+  const char *env = getenv("no_proxy");
+  if (env == NULL || *env == '\0') env = getenv("NO_PROXY");
+  if (env == NULL || *env == '\0') return lua_pushstring(L, loopback);
+  return lua_pushfstring(L, "%s,%s", loopback, env);
+}
+
+/* The multi's options (strings libcurl copies). */
+static void zc_start_options(lua_State *L, CURL *e) {
+  int o = lua_gettop(L) + 1;
+  lua_getiuservalue(L, ZC_S_MULTI, 2);
+  if (lua_getfield(L, o, "ca_file") == LUA_TSTRING)
+    curl_easy_setopt(e, CURLOPT_CAINFO, lua_tostring(L, -1));
+  if (lua_getfield(L, o, "proxy") == LUA_TSTRING)
+    curl_easy_setopt(e, CURLOPT_PROXY, lua_tostring(L, -1));
+  curl_easy_setopt(e, CURLOPT_NOPROXY, zc_push_noproxy(L));
+  lua_getfield(L, o, "user_agent");
+  curl_easy_setopt(e, CURLOPT_USERAGENT, lua_type(L, -1) == LUA_TSTRING
+                   ? lua_tostring(L, -1) : ZCRM_CORE_VERSION);
+  lua_settop(L, o - 1);
+}
+
+/* The userdata (ZC_S_TRANSFER) and its easy handle, from checked values
+** only. Returns 0, or 1 with an error object pushed. */
+static int zc_start_setup(lua_State *L, zc_multi *m, const zc_start_args *a) {
+  zc_request *r;
+  lua_Integer h;
+  CURL *e;
+  /* The userdata first, zeroed and idle, then libcurl. */
   r = (zc_request *)lua_newuserdatauv(L, sizeof *r, 2);
   memset(r, 0, sizeof *r);
   luaL_setmetatable(L, ZC_TRANSFER_MT);
   r->state = ZC_IDLE;
   r->max_bytes = m->max_response_bytes;
-  lua_pushvalue(L, 5);                        /* the body stays alive */
-  lua_setiuservalue(L, 7, 1);
+  lua_pushvalue(L, ZC_S_BODY);                /* the body stays alive */
+  lua_setiuservalue(L, ZC_S_TRANSFER, 1);
   r->easy = e = curl_easy_init();
   if (e == NULL) return luaL_error(L, "curl_easy_init failed");
-  for (h = 1; h <= nh; h++) {
+  for (h = 1; h <= a->nh; h++) {
     struct curl_slist *nl;
-    lua_rawgeti(L, 6, h);
+    lua_rawgeti(L, ZC_S_HEADERS, h);          /* checked, private copy */
     nl = curl_slist_append(r->headers, lua_tostring(L, -1));
     lua_pop(L, 1);
     if (nl == NULL) return luaL_error(L, "not enough memory");
@@ -332,22 +387,23 @@ int zc_multi_start(lua_State *L) {
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_SHARE, m->share);
-  if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK)
-    return zc_start_err(L, "INVALID_URL", "the request URL is malformed");
+  if (curl_easy_setopt(e, CURLOPT_URL, a->url) != CURLE_OK) {
+    zc_start_err(L, "INVALID_URL", "the request URL is malformed");
+    return 1;
+  }
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, a->timeout_ms);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, a->connect_ms);
   /* No CURLOPT_ACCEPT_ENCODING: no Accept-Encoding header (identity). */
-  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
-                   (curl_off_t)r->max_bytes);
+  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_bytes);
   /* https: wait for the first connection's ALPN answer and multiplex on it
   ** (HTTP/2) rather than open parallel connections. Not for plain http:
   ** libcurl only learns that an HTTP/1.1 connection cannot multiplex from
   ** its first response, so later requests would queue behind it. */
-  if (ulen >= 8 && strncmp(url, "https://", 8) == 0)
+  if (a->ulen >= 8 && memcmp(a->url, "https://", 8) == 0)
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, zc_write_cb);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)r);
@@ -358,44 +414,53 @@ int zc_multi_start(lua_State *L) {
     curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, zc_debug_cb);
     curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
   }
-  lua_getiuservalue(L, 1, 2);                 /* 8: the multi's options */
-  if (lua_getfield(L, 8, "ca_file") == LUA_TSTRING)
-    curl_easy_setopt(e, CURLOPT_CAINFO, lua_tostring(L, -1));
-  lua_pop(L, 1);
-  if (lua_getfield(L, 8, "proxy") == LUA_TSTRING)
-    curl_easy_setopt(e, CURLOPT_PROXY, lua_tostring(L, -1));
-  lua_pop(L, 1);
-  lua_getfield(L, 8, "user_agent");
-  curl_easy_setopt(e, CURLOPT_USERAGENT, lua_type(L, -1) == LUA_TSTRING
-                   ? lua_tostring(L, -1) : ZCRM_CORE_VERSION);
-  lua_pop(L, 2);
+  zc_start_options(L, e);
   /* The method. A body goes through CURLOPT_POSTFIELDS (not copied: user
   ** value 1 keeps the string alive); PUT and PATCH without a body send an
   ** empty one, so Content-Length: 0 is set. */
-  if (strcmp(method, "GET") == 0 && body == NULL)
+  if (zc_method_is(a, "GET") && a->body == NULL)
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-  else if (strcmp(method, "HEAD") == 0 && body == NULL)
+  else if (zc_method_is(a, "HEAD") && a->body == NULL)
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   else {
-    if (body != NULL || strcmp(method, "POST") == 0 ||
-        strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0) {
-      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
-      curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");
+    if (a->body != NULL || zc_method_is(a, "POST") ||
+        zc_method_is(a, "PUT") || zc_method_is(a, "PATCH")) {
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)a->blen);
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, a->body ? a->body : "");
     }
-    if (strcmp(method, "POST") != 0)
-      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    if (!zc_method_is(a, "POST"))
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, a->method);
   }
+  return 0;
+}
+
+/***
+ * Starts a transfer: adds it to the multi at once; nothing is performed
+ * until `perform`. Never follows redirects.
+ * @function multi:start
+ * @tparam table req `method`, `url`, `headers` (list of "Name: value"),
+ *   `body` (string), `timeout`, `connect_timeout` (seconds; default 30, 10)
+ * @treturn zcrm.transfer|nil the transfer, or nil and an error object
+ */
+int zc_multi_start(lua_State *L) {
+  zc_multi *m = zc_multi_check(L, ZC_S_MULTI);
+  zc_request *r;
+  zc_start_args a;
+  if (m->multi == NULL) return luaL_error(L, "attempt to use a closed zcrm.multi");
+  if (zc_start_check(L, &a) || zc_start_setup(L, m, &a)) return zc_fail(L);
+  r = (zc_request *)lua_touserdata(L, ZC_S_TRANSFER);
   /* Anchor before adding: if anchoring raises (memory), libcurl never saw
   ** the handle. */
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, 7, 2);
-  lua_getiuservalue(L, 1, 1);                 /* 8: anchors */
-  lua_pushvalue(L, 7);
-  lua_rawsetp(L, 8, r);
-  if (curl_multi_add_handle(m->multi, e) != CURLM_OK) {
+  lua_pushvalue(L, ZC_S_MULTI);
+  lua_setiuservalue(L, ZC_S_TRANSFER, 2);
+  lua_getiuservalue(L, ZC_S_MULTI, 1);        /* anchors */
+  lua_pushvalue(L, ZC_S_TRANSFER);
+  lua_rawsetp(L, -2, r);
+  if (curl_multi_add_handle(m->multi, r->easy) != CURLM_OK) {
     lua_pushnil(L);
-    lua_rawsetp(L, 8, r);
-    return zc_start_err(L, "TRANSPORT_ERROR", "curl_multi_add_handle failed");
+    lua_rawsetp(L, -2, r);
+    zc_start_err(L, "TRANSPORT_ERROR", "curl_multi_add_handle failed");
+    return zc_fail(L);
   }
   r->multi = m;
   r->next = m->running;
@@ -403,7 +468,7 @@ int zc_multi_start(lua_State *L) {
   m->running = r;
   m->nrunning++;
   r->state = ZC_RUNNING;
-  lua_settop(L, 7);
+  lua_settop(L, ZC_S_TRANSFER);
   return 1;
 }
 
@@ -545,10 +610,11 @@ static int zc_request_result(lua_State *L) {
   if (r->result != CURLE_OK) {
     const char *code = zc_transport_code(r);
     const zc_catentry *ce = zc_catalogue_find(code);
+    int too_large = strcmp(code, "RESPONSE_TOO_LARGE") == 0;
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     luaL_addstring(&b, ce ? ce->message : "transfer failed");
-    if (strcmp(code, "RESPONSE_TOO_LARGE") == 0) {
+    if (too_large) {
       lua_pushfstring(L, " (%I bytes)", (LUAI_UACINT)r->max_bytes);
       luaL_addvalue(&b);
     }
@@ -562,7 +628,9 @@ static int zc_request_result(lua_State *L) {
     lua_pushfstring(L, " (curl error %d)", (int)r->result);
     luaL_addvalue(&b);
     luaL_pushresult(&b);
-    zc_error_new(L, code, NULL, 0, NULL);
+    /* A body over the cap stops a transfer whose status line was read:
+    ** keep that status (0, none, for the other transport faults). */
+    zc_error_new(L, code, NULL, too_large ? (int)r->status : 0, NULL);
     lua_createtable(L, 0, 1);
     lua_pushinteger(L, (lua_Integer)r->result);
     lua_setfield(L, -2, "curl_code");

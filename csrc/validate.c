@@ -150,6 +150,12 @@ static const char *zc_parse_id(const char *s, size_t len,
   return NULL;
 }
 
+/* True when the Lua string (s, len) is exactly `name`: with its length,
+** so "profiles\0junk" is not "profiles". */
+static int zc_key_is(const char *s, size_t len, const char *name) {
+  return len == strlen(name) && memcmp(s, name, len) == 0;
+}
+
 /*
 ** Finds the unknown key of table `t` (keys not in `allowed`). Several
 ** unknown keys: the smallest string key, so the report does not depend on
@@ -167,9 +173,10 @@ static int zc_unknown_key(lua_State *L, int t, const char *const allowed[],
     int ok = 0, i;
     lua_pop(L, 1);                            /* [best] key */
     if (lua_type(L, -1) == LUA_TSTRING) {
-      const char *k = lua_tostring(L, -1);
+      size_t klen;
+      const char *k = lua_tolstring(L, -1, &klen);
       for (i = 0; allowed[i]; i++)
-        if (strcmp(k, allowed[i]) == 0) { ok = 1; break; }
+        if (zc_key_is(k, klen, allowed[i])) { ok = 1; break; }
       if (!ok && (!found || !*isstr ||
                   lua_compare(L, -1, -2, LUA_OPLT))) {
         lua_pushvalue(L, -1);
@@ -370,8 +377,8 @@ static const char *zc_check_name(const char *s, size_t len) {
 */
 static const char *const zc_profile_keys[] = { "id", "name", "_delete", NULL };
 
-static int zc_check_profile(lua_State *L, int e, int i, zc_profile_key *pk,
-                            int *revoke) {
+static int zc_check_profile(lua_State *L, int e, int i, int anchors,
+                            zc_profile_key *pk, int *revoke) {
   int top = lua_gettop(L), isstr = 0, tid, tname, tdel;
   const char *field, *path, *idfield, *idpath;
   e = lua_absindex(L, e);
@@ -443,6 +450,11 @@ static int zc_check_profile(lua_State *L, int e, int i, zc_profile_key *pk,
                      pk->namelen > ZC_PROFILE_NAME_MAX ? ZC_PROFILE_NAME_MAX
                                                        : -1,
                      "%s %s", nfield, why);
+    /* pk->name must outlive this entry: a weak-valued `profiles` list
+    ** (or a finalizer) can drop the entry, and with it the string, at the
+    ** next allocation. The caller's anchor list keeps the string. */
+    lua_pushvalue(L, -4);
+    lua_rawseti(L, anchors, i);
     lua_pop(L, 2);
   }
   /* "Update Custom Module", sample request: "_delete": null revokes. */
@@ -474,7 +486,7 @@ static int zc_check_profiles(lua_State *L, int idx, int out) {
   static const char path[] = "$.modules[0].profiles";
   zc_profile_key keys[ZC_MAX_PROFILES];
   lua_Integer n = 0, maxkey = 0, i;
-  int bad = 0;
+  int bad = 0, anchors;
   idx = lua_absindex(L, idx);
   if (zc_isnull(L, idx))
     return zc_verr(L, "MINIMUM_DATA_NOT_FOUND", "profiles", "profiles", path,
@@ -503,11 +515,15 @@ static int zc_check_profiles(lua_State *L, int idx, int out) {
     return zc_verr(L, "INVALID_DATA", "profiles", "profiles", path,
                    ZC_MAX_PROFILES, "profiles has %I entries; at most %d "
                    "allowed", (LUAI_UACINT)n, ZC_MAX_PROFILES);
+  /* Anchors for the names in keys[]: they are compared after their
+  ** entries are popped, across allocations (GC points). */
+  lua_createtable(L, (int)n, 0);
+  anchors = lua_gettop(L);
   for (i = 1; i <= n; i++) {
     zc_profile_key *pk = &keys[i - 1];
     int revoke = 0, j;
     lua_rawgeti(L, idx, i);
-    if (zc_check_profile(L, -1, (int)i, pk, &revoke)) return 1;
+    if (zc_check_profile(L, -1, (int)i, anchors, pk, &revoke)) return 1;
     for (j = 0; j < i - 1; j++) {
       const zc_profile_key *q = &keys[j];
       if (pk->id != 0 && q->id == pk->id)
@@ -542,8 +558,9 @@ static int zc_check_profiles(lua_State *L, int idx, int out) {
       }
       lua_rawseti(L, out, i);
     }
-    lua_pop(L, 1);      /* the entry stays reachable from `profiles` */
+    lua_pop(L, 1);
   }
+  lua_pop(L, 1);                              /* anchors */
   return 0;
 }
 
@@ -591,7 +608,9 @@ static int zc_check_update(lua_State *L, int idx, int out) {
       size_t klen;
       const char *k = lua_tolstring(L, -1, &klen);
       const char *q = zc_pushquoted(L, k, klen);
-      const char *path = lua_pushfstring(L, "$.modules[0].%s", k);
+      const char *path;
+      if (strlen(k) != klen) k = q;           /* a NUL: name it quoted */
+      path = lua_pushfstring(L, "$.modules[0].%s", k);
       return zc_verr(L, "INVALID_DATA", k, k, path, -1,
                      "unknown key %s in the update (allowed: plural_label, "
                      "singular_label, profiles)", q);
@@ -788,40 +807,140 @@ static int zc_ieq(const char *a, size_t alen, const char *b) {
   return 1;
 }
 
-/* Loopback: 127.0.0.0/8, ::1 (also ::ffff:127.x.y.z),
-** localhost. The host is already checked for its characters. */
-static int zc_is_loopback(const char *host, size_t len, int bracketed) {
-  char buf[64];
-  if (len >= sizeof buf) return 0;
-  memcpy(buf, host, len);
-  buf[len] = '\0';
+/* True when `needle` occurs in (s, len), ignoring ASCII case. */
+static int zc_icontains(const char *s, size_t len, const char *needle) {
+  size_t n = strlen(needle), i, j;
+  for (i = 0; n <= len && i <= len - n; i++) {
+    for (j = 0; j < n; j++)
+      if (zc_lower((unsigned char)s[i + j]) != zc_lower((unsigned char)needle[j]))
+        break;
+    if (j == n) return 1;
+  }
+  return 0;
+}
+
+/* Loopback: 127.0.0.0/8, ::1 (also ::ffff:127.x.y.z), localhost. `host`
+** is libcurl's parse of it (an IPv6 address without its brackets). */
+static int zc_is_loopback(const char *host, int bracketed) {
   if (bracketed) {
     unsigned char a[16];
     static const unsigned char one[16] = { 0,0,0,0, 0,0,0,0, 0,0,0,0, 0,0,0,1 };
     static const unsigned char mapped[12] = { 0,0,0,0, 0,0,0,0, 0,0,0xff,0xff };
-    if (inet_pton(AF_INET6, buf, a) != 1) return 0;
+    if (inet_pton(AF_INET6, host, a) != 1) return 0;
     return memcmp(a, one, 16) == 0 ||
            (memcmp(a, mapped, 12) == 0 && a[12] == 127);
   }
   else {
     unsigned char a[4];
-    if (inet_pton(AF_INET, buf, a) == 1) return a[0] == 127;
-    return zc_ieq(host, len, "localhost");
+    if (inet_pton(AF_INET, host, a) == 1) return a[0] == 127;
+    return zc_ieq(host, strlen(host), "localhost");
   }
+}
+
+/* The parts of a base URL, as libcurl's URL parser (the one that will
+** build every request) reads it. Strings are libcurl's, freed by
+** zc_url_parts_free; NULL when the part is absent. */
+typedef struct zc_url_parts {
+  char *scheme, *host, *port, *path, *query, *fragment, *user, *password,
+       *zoneid;
+} zc_url_parts;
+
+static void zc_url_parts_free(zc_url_parts *p) {
+  curl_free(p->scheme); curl_free(p->host); curl_free(p->port);
+  curl_free(p->path); curl_free(p->query); curl_free(p->fragment);
+  curl_free(p->user); curl_free(p->password); curl_free(p->zoneid);
+}
+
+/* Parses s with curl_url(); returns NULL, or why it is no URL. Makes no Lua
+** call: the caller frees *p before raising anything. */
+static const char *zc_url_parse(const char *s, zc_url_parts *p) {
+  CURLU *u = curl_url();
+  CURLUcode rc;
+  const char *why = NULL;
+  memset(p, 0, sizeof *p);
+  if (u == NULL) return "out of memory";
+  rc = curl_url_set(u, CURLUPART_URL, s, CURLU_PATH_AS_IS);
+  switch (rc) {
+    case CURLUE_OK: break;
+    case CURLUE_BAD_SCHEME: case CURLUE_UNSUPPORTED_SCHEME:
+    case CURLUE_BAD_SLASHES:
+      why = "it must start with https:// (or http:// for a loopback host)";
+      break;
+    case CURLUE_NO_HOST: why = "the host is empty"; break;
+    case CURLUE_BAD_PORT_NUMBER: why = "the port must be 1 to 65535"; break;
+    case CURLUE_BAD_IPV6: why = "invalid [IPv6] host"; break;
+    case CURLUE_BAD_HOSTNAME:
+      why = "the host name may contain only letters, digits, '-' and '.'";
+      break;
+    case CURLUE_BAD_LOGIN: case CURLUE_BAD_USER: case CURLUE_BAD_PASSWORD:
+      why = "it must not contain user info (user@ or user:password@)";
+      break;
+    case CURLUE_OUT_OF_MEMORY: why = "out of memory"; break;
+    default: why = "it is not a URL of the form https://host[:port]"; break;
+  }
+  if (why == NULL) {
+    curl_url_get(u, CURLUPART_SCHEME, &p->scheme, 0);
+    curl_url_get(u, CURLUPART_HOST, &p->host, 0);
+    curl_url_get(u, CURLUPART_PORT, &p->port, 0);
+    curl_url_get(u, CURLUPART_PATH, &p->path, 0);
+    curl_url_get(u, CURLUPART_QUERY, &p->query, 0);
+    curl_url_get(u, CURLUPART_FRAGMENT, &p->fragment, 0);
+    curl_url_get(u, CURLUPART_USER, &p->user, 0);
+    curl_url_get(u, CURLUPART_PASSWORD, &p->password, 0);
+    curl_url_get(u, CURLUPART_ZONEID, &p->zoneid, 0);
+    if (p->scheme == NULL || p->host == NULL || p->path == NULL)
+      why = "out of memory";
+  }
+  curl_url_cleanup(u);
+  return why;
+}
+
+/* What zcrm refuses in a URL libcurl accepts; NULL when it is a base URL.
+** *https and *bracketed describe it. */
+static const char *zc_base_url_why(const zc_url_parts *p, int *https,
+                                   int *bracketed) {
+  size_t hlen = strlen(p->host), i;
+  if (strcmp(p->scheme, "https") == 0) *https = 1;
+  else if (strcmp(p->scheme, "http") == 0) *https = 0;
+  else return "it must start with https:// (or http:// for a loopback host)";
+  if (p->user || p->password)
+    return "it must not contain user info (user@ or user:password@)";
+  if (p->query) return "it must not have a query or fragment";
+  if (p->fragment) return "it must not have a query or fragment";
+  if (strcmp(p->path, "/") != 0)
+    return "it must not have a path (give only scheme://host[:port])";
+  if (p->port && strcmp(p->port, "0") == 0)
+    return "the port must be 1 to 65535";
+  *bracketed = hlen >= 2 && p->host[0] == '[';
+  if (*bracketed) {
+    if (p->zoneid) return "invalid [IPv6] host (no zone id)";
+    return NULL;
+  }
+  if (hlen == 0) return "the host is empty";
+  if (hlen > 253) return "the host name is too long";
+  for (i = 0; i < hlen; i++) {
+    char c = p->host[i];
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+          (c >= 'A' && c <= 'Z') || c == '-' || c == '.'))
+      return "the host name may contain only letters, digits, '-' and '.'";
+  }
+  return NULL;
 }
 
 /***
  * Checks and normalises an API base URL (`https://host[:port]`, or
- * `http://` with a loopback host).
+ * `http://` with a loopback host), as libcurl's URL parser reads it.
  * @function check_base_url
  * @tparam string url
- * @treturn string|nil the URL without a trailing `/`, or nil and an error
+ * @treturn string|nil the URL `scheme://host[:port]` (scheme and host
+ *   lower-cased, a numeric IPv4 host in dotted form), or nil and an error
  */
 static int zc_l_check_base_url(lua_State *L) {
-  size_t len, i, hlen, plen = 0;
+  size_t len, i;
   const char *s = luaL_checklstring(L, 1, &len);
-  const char *p, *end = s + len, *host, *port = NULL;
-  int https, bracketed = 0;
+  const char *why;
+  zc_url_parts p;
+  int https = 0, bracketed = 0, loopback = 0;
   luaL_Buffer b;
   /* Never echo the URL: it may carry a password in its user info. */
   for (i = 0; i < len; i++) {
@@ -832,79 +951,46 @@ static int zc_l_check_base_url(lua_State *L) {
       return zc_url_err(L, "it contains a space, control character or "
                            "non-ASCII byte (use the punycode host name)");
   }
-  if (len >= 8 && zc_ieq(s, 8, "https://")) { https = 1; p = s + 8; }
-  else if (len >= 7 && zc_ieq(s, 7, "http://")) { https = 0; p = s + 7; }
-  else return zc_url_err(L, "it must start with https:// (or http:// for a "
-                            "loopback host)");
-  if (memchr(p, '?', (size_t)(end - p)) || memchr(p, '#', (size_t)(end - p)))
-    return zc_url_err(L, "it must not have a query or fragment");
-  if (memchr(p, '@', (size_t)(end - p)))
-    return zc_url_err(L, "it must not contain user info (user@ or "
-                         "user:password@)");
-  host = p;
-  if (p < end && *p == '[') {
-    const char *rb = (const char *)memchr(p, ']', (size_t)(end - p));
-    if (!rb) return zc_url_err(L, "unterminated [IPv6] host");
-    host = p + 1;
-    hlen = (size_t)(rb - host);
-    bracketed = 1;
-    for (i = 0; i < hlen; i++) {
-      char c = host[i];
-      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-            (c >= 'A' && c <= 'F') || c == ':' || c == '.'))
-        return zc_url_err(L, "invalid [IPv6] host");
+  why = zc_url_parse(s, &p);
+  if (why == NULL) why = zc_base_url_why(&p, &https, &bracketed);
+  if (why == NULL) {
+    if (bracketed) {                          /* "[::1]" -> "::1" */
+      size_t hl = strlen(p.host) - 2;
+      memmove(p.host, p.host + 1, hl);
+      p.host[hl] = '\0';
     }
-    if (!zc_is_loopback(host, hlen, 1)) {
-      unsigned char a[16];
-      char buf[64];
-      if (hlen >= sizeof buf) return zc_url_err(L, "invalid [IPv6] host");
-      memcpy(buf, host, hlen);
-      buf[hlen] = '\0';
-      if (inet_pton(AF_INET6, buf, a) != 1)
-        return zc_url_err(L, "invalid [IPv6] host");
+    loopback = zc_is_loopback(p.host, bracketed);
+    if (!bracketed && !zc_icontains(s, len, p.host)) {
+      /* libcurl rewrote a numeric host ("127.1", "0x7f000001",
+      ** "2130706433" are 127.0.0.1 to it): only the plain form is taken,
+      ** so what the user reads is where zcrm connects. */
+      loopback = 0;
+      if (https) why = "a numeric host must be written as a dotted IPv4 "
+                       "address (a.b.c.d)";
     }
-    p = rb + 1;
+    if (!why && !https && !loopback)
+      why = "plain http:// is allowed only for a loopback host "
+            "(127.0.0.0/8, [::1], localhost); use https://";
   }
-  else {
-    while (p < end && *p != ':' && *p != '/') p++;
-    hlen = (size_t)(p - host);
-    for (i = 0; i < hlen; i++) {
-      char c = host[i];
-      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-            (c >= 'A' && c <= 'Z') || c == '-' || c == '.'))
-        return zc_url_err(L, "the host name may contain only letters, "
-                             "digits, '-' and '.'");
-    }
-    if (hlen > 253) return zc_url_err(L, "the host name is too long");
+  if (why) {
+    zc_url_parts_free(&p);
+    return zc_url_err(L, why);
   }
-  if (hlen == 0) return zc_url_err(L, "the host is empty");
-  if (p < end && *p == ':') {
-    unsigned long v = 0;
-    port = ++p;
-    while (p < end && *p >= '0' && *p <= '9') {
-      v = v * 10 + (unsigned long)(*p - '0');
-      if (v > 65535) return zc_url_err(L, "the port must be 1 to 65535");
-      p++;
-    }
-    plen = (size_t)(p - port);
-    if (plen == 0 || v == 0) return zc_url_err(L, "the port must be 1 to 65535");
+  /* No Lua call can raise while p is held: copy the result into a
+  ** buffer on the C stack first. */
+  {
+    char out[300];
+    int n = snprintf(out, sizeof out, "%s://%s%s%s%s%s", p.scheme,
+                     bracketed ? "[" : "", p.host, bracketed ? "]" : "",
+                     p.port ? ":" : "", p.port ? p.port : "");
+    zc_url_parts_free(&p);
+    if (n < 0 || (size_t)n >= sizeof out)
+      return zc_url_err(L, "the host name is too long");
+    luaL_buffinit(L, &b);
+    for (i = 0; i < (size_t)n; i++)
+      luaL_addchar(&b, (char)zc_lower((unsigned char)out[i]));
+    luaL_pushresult(&b);
   }
-  if (p < end && !(*p == '/' && p + 1 == end))
-    return zc_url_err(L, "it must not have a path (give only "
-                         "scheme://host[:port])");
-  if (!https && !zc_is_loopback(host, hlen, bracketed))
-    return zc_url_err(L, "plain http:// is allowed only for a loopback host "
-                         "(127.0.0.0/8, [::1], localhost); use https://");
-  luaL_buffinit(L, &b);
-  luaL_addstring(&b, https ? "https://" : "http://");
-  if (bracketed) luaL_addchar(&b, '[');
-  for (i = 0; i < hlen; i++) luaL_addchar(&b, (char)zc_lower((unsigned char)host[i]));
-  if (bracketed) luaL_addchar(&b, ']');
-  if (port) {
-    luaL_addchar(&b, ':');
-    luaL_addlstring(&b, port, plen);
-  }
-  luaL_pushresult(&b);
   return 1;
 }
 

@@ -3,8 +3,11 @@
 ** through a Lua state.
 **
 ** Input: byte 0 picks the function, byte 1 (when its high bit is set) the
-** allocation to fail, the rest is zf_push_value's encoding of the argument
-** (and of `what` for check_token, of the fields for core.error).
+** allocation to fail and (bit 6) the weak mode below, the rest is
+** zf_push_value's encoding of the argument (and of `what` for check_token,
+** of the fields for core.error), then in weak mode one byte: the
+** collection cycle at which the argument's tables lose their last strong
+** references.
 **
 ** Besides ASan/UBSan findings, the target fails (abort) when:
 ** - a function raises for an argument that API.md says it answers with
@@ -40,13 +43,15 @@ static const char checker[] =
 "local function id_ok(s)\n"
 "  return type(s) == 'string' and #s <= 19 and s:match('^[1-9]%d*$') ~= nil\n"
 "end\n"
-"return function(op, arg, what, ok, a, b)\n"
+"return function(op, arg, what, ok, a, b, weak)\n"
 "  if op == 0 or op == 1 then\n"
-"    local v = core.validate_update(arg)\n"
+"    -- weak mode: the argument lost entries during the call, so the two\n"
+"    -- functions saw different tables; the cleaned copy must still be valid\n"
+"    local v = not weak and core.validate_update(arg)\n"
 "    if op == 0 then\n"
-"      if a == nil then check_err(b); assert(v == nil, 'validate_update accepts what prepare_update refuses')\n"
+"      if a == nil then check_err(b); assert(weak or v == nil, 'validate_update accepts what prepare_update refuses')\n"
 "        return end\n"
-"      assert(v == true, 'validate_update refuses what prepare_update accepts')\n"
+"      assert(weak or v == true, 'validate_update refuses what prepare_update accepts')\n"
 "      assert(type(a) == 'table' and a ~= arg, 'prepare_update returned no new table')\n"
 "      local n = 0\n"
 "      for k, val in pairs(a) do n = n + 1\n"
@@ -106,12 +111,50 @@ static const char checker[] =
 "  end\n"
 "end\n";
 
-static int check_ref = LUA_NOREF;
+/* Weak mode: every table of the argument gets weak values (or keys and
+** values), and a finalizer drops the only strong references to them at
+** the n-th collection cycle; the collector runs a full cycle at every
+** allocation point (pause 0: Lua's own HARDMEMTESTS idea). So entries
+** vanish at any allocation inside the function under test: C that keeps a
+** pointer into a value across an allocation reads freed memory (ASan). */
+static const char weakener[] =
+"return function(v, n)\n"
+"  local hold, seen = {}, {}\n"
+"  local function walk(t, d)\n"
+"    if type(t) ~= 'table' or seen[t] or d > 8 then return end\n"
+"    seen[t] = true\n"
+"    hold[#hold + 1] = t\n"
+"    for k, x in next, t do walk(k, d + 1); walk(x, d + 1) end\n"
+"    setmetatable(t, { __mode = n % 2 == 0 and 'v' or 'kv' })\n"
+"  end\n"
+"  walk(v, 0)\n"
+"  local ticks, mt = 0, {}\n"
+"  mt.__gc = function()\n"
+"    ticks = ticks + 1\n"
+"    if ticks >= n then for i = #hold, 1, -1 do hold[i] = nil end\n"
+"    else setmetatable({}, mt) end\n"
+"  end\n"
+"  setmetatable({}, mt)\n"
+"  -- the caller keeps `hold` on its stack: reachable only from a finalizer,\n"
+"  -- its tables would count as unreachable for weak tables at once\n"
+"  return hold\n"
+"end\n";
+
+static int check_ref = LUA_NOREF, weaken_ref = LUA_NOREF;
+
+static void gc_every_allocation(lua_State *L, int on) {
+  if (on) lua_gc(L, LUA_GCINC, 1, 1000, 20);
+  else lua_gc(L, LUA_GCINC, 200, 100, 13);    /* Lua's defaults */
+  lua_gc(L, LUA_GCCOLLECT);                   /* the new pause applies */
+}
 
 /* Called through lua_pcall: decode, call, check. */
 static int run (lua_State *L) {
   zf_in *in = (zf_in *)lua_touserdata(L, 1);
   int op = zf_u8(in) % 7, fail = zf_u8(in), status;
+  /* weak mode only where the argument is a table the C keeps pointers
+  ** into: it costs a full collection per allocation */
+  int weak = (fail & 0x40) && (op == 0 || op == 1 || op == 6);
   static const char *const fn[] = {
     "prepare_update", "validate_update", "check_module", "check_base_url",
     "check_token", "url_escape", "error"
@@ -130,9 +173,21 @@ static int run (lua_State *L) {
   lua_remove(L, -2);
   lua_pushvalue(L, 3);
   if (op == 4) lua_pushvalue(L, 4);
+  if (weak) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, weaken_ref);
+    lua_pushvalue(L, 3);
+    lua_pushinteger(L, zf_u8(in) % 64 + 1);
+    lua_call(L, 2, 1);            /* the strong references, below the call */
+    lua_insert(L, op == 4 ? -4 : -3);
+    gc_every_allocation(L, 1);    /* from here: the weakener's garbage is gone */
+  }
   if (fail & 0x80) zf_fail_countdown = fail & 0x3f;
   status = lua_pcall(L, op == 4 ? 2 : 1, 2, 0);
   zf_fail_countdown = -1;
+  if (weak) {
+    gc_every_allocation(L, 0);
+    if (status == LUA_OK) lua_remove(L, -3);               /* hold */
+  }
   if (status == LUA_ERRMEM) return 0;                    /* allowed */
   if (status != LUA_OK) {
     /* only core.error may raise (a fields table without a string code);
@@ -142,7 +197,8 @@ static int run (lua_State *L) {
   }
   lua_pushboolean(L, 1);          /* ok */
   lua_insert(L, -3);
-  lua_call(L, 6, 0);              /* checker(op, arg, what, ok, a, b) */
+  lua_pushboolean(L, weak);
+  lua_call(L, 7, 0);              /* checker(op, arg, what, ok, a, b, weak) */
   return 0;
 }
 
@@ -154,6 +210,8 @@ int LLVMFuzzerInitialize (int *argc, char ***argv) {
   (void)argc; (void)argv;
   if (luaL_loadstring(L, checker) || lua_pcall(L, 0, 1, 0)) zf_die(L, "checker");
   check_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (luaL_loadstring(L, weakener) || lua_pcall(L, 0, 1, 0)) zf_die(L, "weakener");
+  weaken_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 0;
 }
 
@@ -164,6 +222,7 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size) {
   lua_pushcfunction(L, run);
   lua_pushlightuserdata(L, &in);
   if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    gc_every_allocation(L, 0);    /* run() raised between the two calls */
     /* the checker's memory error under injection is not a finding */
     if (strcmp(lua_tostring(L, -1), "not enough memory") != 0)
       zf_die(L, "contract broken");

@@ -113,6 +113,19 @@ for i, s in ipairs(V) do
     write("validate", string.format("%02d-oom", i), string.char(op, 0x80 | (i % 32)) .. enc(arg))
   end
 end
+-- Weak mode (failure byte bit 6): the argument's tables turn weak and lose
+-- their strong references at collection cycle n, with a full cycle at
+-- every allocation. Long profile names (separate strings) and duplicates,
+-- so a name compared after its entry died is a use after free.
+local LONG = string.rep("N", 45)
+local WEAK = { profiles = { { name = LONG }, { name = LONG }, { name = LONG }, { name = LONG } },
+               plural_label = "Weak Labels" }
+for n = 1, 24 do
+  write("validate", string.format("weak-%02d", n), string.char(0, 0x40) .. enc(WEAK) .. string.char(n - 1))
+end
+write("validate", "weak-validate", string.char(1, 0x40) .. enc(WEAK) .. string.char(4))
+write("validate", "weak-error", string.char(6, 0x40) .. enc({ code = "INVALID_DATA", details = { x = { y = LONG } } })
+  .. string.char(2))
 
 -- }====
 
@@ -229,6 +242,32 @@ local E = {
   "!maxbody=16\nPUT /crm/v8/settings/modules/Projects\n" .. AUTH .. '\n{"modules":[{"plural_label":"Long body here"}]}',
 }
 for i, s in ipairs(E) do write("emulator", string.format("%02d", i), s) end
+
+-- }====
+
+-- {==== undo: module count, per module id kind+value, api name, labels, profiles; heading; plan choices
+-- (fuzz/undo_driver.lua). The ids, names and labels of a hostile server: an id that ends the
+-- undo file's comment, labels that end a long string, profile names with CR/LF.
+
+local function str(s) return string.char(#s % 48) .. s:sub(1, 47) end
+local function digits_id(n) return string.char(0, n // 256, n % 256) end
+local function module(id, api, plural, singular, profiles)
+  local b = id .. str(api) .. string.char(0) .. str(plural) .. string.char(0) .. str(singular)
+    .. string.char(#profiles)
+  for _, p in ipairs(profiles) do b = b .. p[1] .. str(p[2]) end
+  return b
+end
+local U = {
+  string.char(0) .. module(string.char(1) .. str("1\nos.execute('touch /tmp/x')\n--"), "Digital_Marketing",
+    "Old", "Old One", { { digits_id(7), "Admin" } }) .. str("") .. string.char(3, 0, 0),
+  string.char(1) .. module(digits_id(5), "A]]..os.exit(1)..[[", "x\r--]] os.exit(1) --[[", "\\\"", {
+    { digits_id(9), "Name\nos.exit(1)" }, { digits_id(10), "\27[2J" } })
+    .. module(digits_id(6), "Second", "Two\0Nul", "\u{202e}evil", { { digits_id(9), "Name\nos.exit(1)" } })
+    .. str("heading\nos.exit(1)") .. string.char(3, 0, 0, 0, 0, 3, 0, 1),
+  string.char(0) .. module(string.char(2, 0), "Numeric", "L", "S", {}) .. str("") .. string.char(1),
+  string.char(0) .. module(string.char(2, 1), "Too_Big", "L", "S", {}) .. str("") .. string.char(1),
+}
+for i, s in ipairs(U) do write("undo", string.format("%02d", i), s) end
 
 -- }====
 

@@ -518,6 +518,8 @@ describe("zcrm.core", function()
       assert.equal("https://crm.example.com:8443", core.check_base_url("https://crm.example.com:8443/"))
       assert.equal("https://[::1]:9", core.check_base_url("https://[::1]:9"))
       assert.equal("https://10.1.2.3", core.check_base_url("https://10.1.2.3"))
+      -- an empty port is libcurl's default port
+      assert.equal("https://a.com", core.check_base_url("https://a.com:"))
     end)
 
     it("accepts plain http only for loopback hosts", function()
@@ -545,7 +547,7 @@ describe("zcrm.core", function()
         { "https://a.com?x=1", "query" }, { "https://a.com/#f", "fragment" },
         { "ftp://a.com", "https://" }, { "a.com", "https://" }, { "https://", "empty" },
         { "https://:443", "empty" }, { "https://a.com:0", "port" }, { "https://a.com:70000", "port" },
-        { "https://a.com:", "port" }, { "https://a.com:8x", "path" }, { "https://a_b.com", "host name" },
+        { "https://a.com:8x", "port" }, { "https://a_b.com", "host name" },
         { "https://[::1", "IPv6" }, { "https://[zz::1]", "IPv6" }, { "https://[fe80::1%25eth0]", "IPv6" },
         { "https://ex\u{e4}mple.com", "non%-ASCII" },
       }

@@ -29,6 +29,85 @@ local function fails(code, ...)
   return err
 end
 
+-- Runs fn with the collector doing a full cycle at every allocation and a
+-- finalizer that, at the n-th cycle, drops the strong references `hold`
+-- keeps (the only way left to the values is then through weak tables) and
+-- calls `action`.
+local function at_gc_cycle(n, hold, fn, action)
+  local ticks, mt = 0, {}
+  mt.__gc = function()
+    ticks = ticks + 1
+    if ticks >= n then
+      for k in pairs(hold) do hold[k] = nil end
+      if action then action() end
+    else setmetatable({}, mt) end
+  end
+  setmetatable({}, mt)
+  collectgarbage("incremental", 1, 1000, 20)
+  collectgarbage()                  -- the new pause applies from now on
+  local ok, a, b = pcall(fn)
+  collectgarbage("incremental", 200, 100, 13)
+  ticks = math.huge
+  collectgarbage()
+  assert(ok, a)
+  return a, b
+end
+
+
+-- A loopback HTTP server in this process (LuaSocket, never blocking): it
+-- records each request head and answers 200 "{}" (GET /status/S/N: status
+-- S with N bytes; or what respond(head) returns: status, body).
+local socket = require "socket"
+
+local function new_server(respond)
+  local srv = assert(socket.bind("127.0.0.1", 0))
+  srv:settimeout(0)
+  local _, port = srv:getsockname()
+  return { srv = srv, port = port, url = "http://127.0.0.1:" .. port, heads = {}, conns = {}, respond = respond }
+end
+
+local function serve(s)
+  local c = s.srv:accept()
+  if c then
+    c:settimeout(0)
+    s.conns[#s.conns + 1] = { c = c, buf = "" }
+  end
+  for i = #s.conns, 1, -1 do
+    local k = s.conns[i]
+    local data, err, partial = k.c:receive(4096)
+    k.buf = k.buf .. (data or partial or "")
+    local head = k.buf:match("^(.-\r\n\r\n)")
+    if head then
+      s.heads[#s.heads + 1] = head
+      local status, body = head:match("^GET /status/(%d+)/(%d+)")
+      body = string.rep("x", tonumber(body) or 0)
+      if body == "" then body = "{}" end
+      if s.respond then status, body = s.respond(head) end
+      k.c:send("HTTP/1.1 " .. (status or 200) .. " X\r\nContent-Length: " .. #body
+        .. "\r\nConnection: close\r\n\r\n" .. body)
+    end
+    if head or err == "closed" then
+      k.c:close()
+      table.remove(s.conns, i)
+    end
+  end
+end
+
+-- Performs `req` on `m` while serving `servers`, until it is done.
+local function drive(m, req, servers)
+  local t0 = core.now()
+  while not req:done() do
+    assert(core.now() - t0 < 10, "the request did not finish in time")
+    m:perform(0.005)
+    for _, s in ipairs(servers) do serve(s) end
+  end
+end
+
+local function close_server(s)
+  for _, k in ipairs(s.conns) do k.c:close() end
+  s.srv:close()
+end
+
 -- {==== files a local user could plant links at
 
 describe("files opened by zcrm", function()
@@ -127,3 +206,439 @@ describe("core.sleep", function()
 end)
 
 -- }====
+
+-- {==== a script abusing the validator
+
+describe("the validator against a hostile script", function()
+  it("compares keys with their length: an embedded NUL makes a different key", function()
+    local err = fails("INVALID_DATA", core.validate_update { ["profiles\0junk"] = { { id = "111" } } })
+    assert.matches("unknown key 'profiles\\x00junk'", err.message, 1, true)
+    -- "_delete\0" is not "_delete": the entry is refused, never sent as a grant
+    err = fails("INVALID_DATA", core.prepare_update {
+      profiles = { { id = "111", ["_delete\0"] = true } },
+    })
+    assert.matches("unknown key '_delete\\x00'", err.message, 1, true)
+    fails("INVALID_DATA", core.validate_update { ["plural_label\0"] = "Deals" })
+  end)
+
+  it("keeps profile names alive while checking a weak-valued list", function()
+    -- Names over 40 bytes are separate strings, entries reachable only
+    -- through the weak list once `hold` is emptied. Whichever allocation
+    -- the entries die at, the result is an error object (the list is full
+    -- of duplicates) and the names compared are never freed memory
+    -- (make asan: heap-use-after-free in the duplicate check before).
+    local name = string.rep("N", 41)
+    for n = 1, 80 do
+      local list, hold = setmetatable({}, { __mode = "v" }), {}
+      for i = 1, 4 do
+        hold[i] = { name = name .. string.format("%04d", 1) }
+        list[i] = hold[i]
+      end
+      local v, err = at_gc_cycle(n, hold, function() return core.prepare_update { profiles = list } end)
+      assert.is_nil(v)
+      assert.is_true(core.is_error(err))
+      assert.is_truthy(err.message:find("duplicates", 1, true) or err.message:find("got nil", 1, true)
+        or err.message:find("profiles is empty", 1, true), err.message)
+    end
+  end)
+end)
+
+-- }====
+
+-- {==== multi:start against finalizers
+
+describe("multi:start against a finalizer run at one of its allocations", function()
+  local server
+  before_each(function() server = new_server() end)
+  after_each(function() close_server(server) end)
+
+  -- Whatever allocation the finalizer runs at, start either refuses the
+  -- changed list (misuse raise, INVALID_HEADER) or sends the list as
+  -- checked: never a NULL header (SEGV before) or an unchecked CR/LF.
+  for _, case in ipairs {
+    { "swaps in a header with CR/LF", "X-Evil: a\r\nInjected: 1" },
+    { "clears an entry", false },
+  } do
+    it(case[1], function()
+      local m = core.new_multi {}
+      local started = 0
+      for n = 1, 40 do
+        local headers = { "X-A: 1", "X-B: 2" }
+        local ok, req, err = pcall(at_gc_cycle, n, {}, function()
+          return m:start { method = "GET", url = server.url .. "/x", headers = headers }
+        end, function() headers[1] = case[2] end)
+        if ok and req then
+          started = started + 1
+          drive(m, req, { server })
+        elseif ok then
+          assert.equal("INVALID_HEADER", err.code)
+        else
+          assert.matches("headers", tostring(req))
+        end
+      end
+      assert.is_true(started > 0)
+      for _, head in ipairs(server.heads) do
+        assert.is_nil(head:find("Injected", 1, true), head)
+        assert.truthy(head:find("X-B: 2", 1, true), head)
+      end
+      m:close()
+    end)
+  end
+end)
+
+-- }====
+
+-- {==== proxies
+
+describe("proxies", function()
+  local target, proxy
+  before_each(function() target, proxy = new_server(), new_server() end)
+  after_each(function() close_server(target); close_server(proxy) end)
+
+  it("a loopback host never goes through the proxy option", function()
+    local m = core.new_multi { proxy = proxy.url }
+    local req = assert(m:start { method = "GET", url = target.url .. "/direct",
+                                 headers = { "Authorization: Zoho-oauthtoken 1000.proxy.leak" } })
+    drive(m, req, { target, proxy })
+    assert.equal(200, (req:result()))
+    assert.equal(1, #target.heads)
+    assert.equal(0, #proxy.heads)
+    m:close()
+  end)
+
+  it("a loopback host never goes through a proxy from the environment", function()
+    local dir = tmpdir()
+    local script = dir .. "/child.lua"
+    files.write(script, string.format([[
+      package.cpath = "./csrc/?.so;" .. package.cpath
+      local core = require "zcrm.core"
+      local m = core.new_multi {}
+      local req = assert(m:start { method = "GET", url = %q })
+      local t0 = core.now()
+      while not req:done() and core.now() - t0 < 10 do m:perform(0.01) end
+      local f = io.open(%q, "w"); f:write(tostring((req:result()))); f:close()
+    ]], target.url .. "/direct", dir .. "/done"))
+    local env = "http_proxy=" .. proxy.url .. " HTTPS_PROXY=" .. proxy.url .. " ALL_PROXY=" .. proxy.url
+      .. " no_proxy= NO_PROXY="
+    assert(sh(env .. " lua5.4 " .. quote(script) .. " >/dev/null 2>&1 &"))
+    local t0 = core.now()
+    while not files.read(dir .. "/done") do
+      assert(core.now() - t0 < 20, "the child did not finish")
+      serve(target)
+      serve(proxy)
+      socket.sleep(0.005)
+    end
+    local status = files.read(dir .. "/done")
+    sh("rm -rf " .. quote(dir))
+    assert.equal("200", status)
+    assert.equal(1, #target.heads)
+    assert.equal(0, #proxy.heads)
+  end)
+end)
+
+-- }====
+
+-- {==== error objects: what is local has no HTTP status
+
+describe("error statuses", function()
+  it("a locally-found validation error has no HTTP status and is not retryable", function()
+    for _, code in ipairs { "INVALID_DATA", "INVALID_REQUEST", "INVALID_URL_PATTERN", "MANDATORY_NOT_FOUND" } do
+      local err = core.error { kind = "validation", code = code, message = "found here", retryable = true }
+      assert.is_nil(err.status, code)
+      assert.is_false(err.retryable, code)
+      assert.is_nil(tostring(err):find("HTTP", 1, true), tostring(err))
+    end
+    -- even when a status was given: nothing was sent
+    assert.is_nil(core.error { kind = "validation", code = "INVALID_DATA", status = 400 }.status)
+  end)
+
+  it("the catalogue's status belongs to the server's answer, not to a local error of another kind", function()
+    assert.equal(400, core.error { code = "INVALID_DATA" }.status)
+    assert.is_nil(core.error { kind = "config", code = "INVALID_DATA" }.status)
+    assert.is_nil(core.error { kind = "io", code = "INTERNAL_ERROR" }.status)
+  end)
+
+  it("a code with an embedded NUL is not a catalogue code", function()
+    local err = core.error { code = "INVALID_DATA\0x" }
+    assert.equal("INVALID_DATA\0x", err.code)
+    assert.is_nil(err.status)
+    assert.equal("api", err.kind)
+  end)
+
+  it("RESPONSE_TOO_LARGE keeps the HTTP status libcurl had read", function()
+    local server = new_server()
+    local m = core.new_multi { max_response_bytes = 1000 }
+    local req = assert(m:start { method = "GET", url = server.url .. "/status/503/100000" })
+    drive(m, req, { server })
+    close_server(server)
+    local _, err = req:result()
+    assert.equal("RESPONSE_TOO_LARGE", err.code)
+    assert.equal(503, err.status)
+    m:close()
+  end)
+end)
+
+-- }====
+
+-- {==== a hostile server against the Lua layer
+
+local zcrm = require "zcrm"
+local plan = require "zcrm.plan"
+local cjson = require "cjson"
+
+-- Loads `source` as the plan loader would, in an environment where any
+-- global read or write raises: a plan zcrm wrote can only describe.
+local function load_sandboxed(source)
+  local touched = {}
+  local env = setmetatable({}, {
+    __index = function(_, k) touched[#touched + 1] = tostring(k); error("global read: " .. tostring(k)) end,
+    __newindex = function(_, k) touched[#touched + 1] = tostring(k); error("global write: " .. tostring(k)) end,
+  })
+  local chunk, lerr = load(source, "=undo", "t", env)
+  assert(chunk, lerr)
+  local ok, v = pcall(chunk)
+  assert(ok and #touched == 0, "the plan touched globals: " .. table.concat(touched, ", ") .. " " .. tostring(v))
+  return v
+end
+
+local HOSTILE = {
+  "1\nos.execute('touch /tmp/zcrm-pwned')\n--", "x\r--]] os.exit(1) --[[", "]]..os.getenv('HOME')..[[",
+  "\"; os.exit(1); --", "\\\"); os.exit(1) --", "a\0b", "tab\there", "\27[31mred", "Équipes \u{202e}",
+}
+
+describe("undo plans written from a hostile server's state", function()
+  it("carry every value as a literal and every comment on its line", function()
+    local entries, notes = {}, {}
+    for i, s in ipairs(HOSTILE) do
+      entries[i] = { module = s, plural_label = s, singular_label = s,
+                     profiles = { { id = "111" }, { id = "222", _delete = true } } }
+      notes[i] = { id = s, names = { ["111"] = s, ["222"] = s } }
+    end
+    local source = plan.undo_source(entries, notes, HOSTILE[1])
+    local back = load_sandboxed(source)
+    assert.same(entries, back)
+  end)
+
+  local ids = {
+    { '"1\\nos.execute(\'touch /tmp/zcrm-pwned\')\\n--"', false },
+    { '"12a"', false }, { '""', false }, { '"12345678901234567890"', false },
+    { "2423488000000015972", false }, { "1.5", false }, { "-3", false }, { "true", false },
+    { '"2423488000000015972"', "2423488000000015972" }, { "123", "123" }, { "9007199254740991", "9007199254740991" },
+  }
+  for _, case in ipairs(ids) do
+    it("reads the module id " .. case[1] .. (case[2] and " as its digits" or " as UNEXPECTED_RESPONSE"), function()
+      local body = '{"modules":[{"id":' .. case[1] .. ',"api_name":"Digital_Marketing","plural_label":"X",'
+        .. '"profiles":[{"id":"111","name":"Administrator"}]}]}'
+      local server = new_server(function() return 200, body end)
+      local client = assert(zcrm.new { api_domain = server.url, access_token = "1000.hostile.token", env = false,
+                                       max_retries = 0 })
+      local req = client:submit("get_modules")
+      local t0 = core.now()
+      while not req:done() do
+        assert(core.now() - t0 < 10)
+        client:poll(0.005)
+        serve(server)
+      end
+      close_server(server)
+      local list, err = req:result()
+      if case[2] then
+        assert.is_nil(err, tostring(err))
+        assert.equal(case[2], list[1].id)
+      else
+        assert.is_nil(list)
+        assert.equal("UNEXPECTED_RESPONSE", err.code, tostring(err))
+      end
+      client:close()
+    end)
+  end
+end)
+
+-- Runs `method` on a client of a one-answer server until done.
+local function against(respond, opts, method, ...)
+  local server = new_server(respond)
+  local o = { api_domain = server.url, access_token = "1000.hostile.token", env = false, max_retries = 0 }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  local client = assert(zcrm.new(o))
+  local req = client:submit(method, ...)
+  local t0 = core.now()
+  while not req:done() do
+    assert(core.now() - t0 < 10)
+    client:poll(0.005)
+    serve(server)
+  end
+  close_server(server)
+  client:close()
+  return req:result()
+end
+
+describe("secrets in what a server sends back", function()
+  local TOKEN = "1000.hostile.token"
+  local function echo(head)
+    local auth = head:match("[Aa]uthorization: ([^\r\n]*)")
+    return 400, cjson.encode { code = "INVALID_DATA", status = "error", message = "you sent " .. auth,
+      details = { echo = { authorization = auth, deeper = { auth, ["key " .. auth] = "v" } },
+                  encoded = core.url_escape(auth), lower = core.url_escape(TOKEN):lower(),
+                  every = TOKEN:gsub(".", function(c) return string.format("%%%02x", c:byte()) end) } }
+  end
+
+  it("are redacted from error details, recursively, raw and percent-encoded", function()
+    local _, err = against(echo, nil, "get_modules")
+    assert.equal("INVALID_DATA", err.code)
+    local text = cjson.encode { message = err.message, details = err.details }
+    assert.is_nil(text:find("hostile", 1, true), text)
+    assert.is_nil(text:find("%68%6f%73", 1, true), text)
+    assert.truthy(text:find("[REDACTED]", 1, true))
+  end)
+
+  it("never reach zcrm --json output", function()
+    local dir = tmpdir()
+    local server = new_server(echo)
+    assert(sh(string.format("ZOHO_ACCESS_TOKEN=1000.hostile.token bin/zcrm modules --json --api-domain %s >%s 2>%s &",
+      server.url, quote(dir .. "/out"), quote(dir .. "/err")) .. " true"))
+    local t0 = core.now()
+    while #server.heads == 0 or (files.read(dir .. "/out") or "") == "" do
+      assert(core.now() - t0 < 20, "zcrm did not answer")
+      serve(server)
+      socket.sleep(0.005)
+    end
+    close_server(server)
+    local out = files.read(dir .. "/out")
+    sh("rm -rf " .. quote(dir))
+    assert.truthy(out:find("INVALID_DATA", 1, true), out)
+    assert.is_nil(out:find("hostile", 1, true), out)
+  end)
+
+  it("log lines keep CR, LF and escape bytes escaped", function()
+    local lines = {}
+    local n = 0
+    local _, err = against(function()
+      n = n + 1
+      if n == 1 then
+        return 500, cjson.encode { code = "INTERNAL\r\nFORGED: line\27[2J", status = "error", message = "x" }
+      end
+      return 200, '{"modules":[]}'
+    end, { max_retries = 1, retry_base = 0.001, logger = function(_, line) lines[#lines + 1] = line end },
+    "get_modules")
+    assert.is_nil(err, tostring(err))
+    assert.is_true(#lines > 0)
+    for _, line in ipairs(lines) do
+      assert.is_nil(line:find("[%c]"), line)
+    end
+    assert.truthy(table.concat(lines):find("INTERNAL\\x0D\\x0AFORGED", 1, true))
+  end)
+end)
+
+-- }====
+
+-- {==== a hostile script: callbacks and sleeps
+
+describe("poll against callbacks that fail in any way", function()
+  it("survives any error object and runs every callback of the round", function()
+    local server = new_server(function() return 200, '{"modules":[]}' end)
+    local client = assert(zcrm.new { api_domain = server.url, access_token = "1000.hostile.token", env = false })
+    local bad_tostring = setmetatable({}, { __tostring = function() error("tostring raised") end })
+    local not_a_string = setmetatable({}, { __tostring = function() return {} end })
+    local throws = { bad_tostring, not_a_string, bad_tostring, "plain", not_a_string }
+    local called = {}
+    local reqs = {}
+    for i = 1, #throws do
+      reqs[i] = client:submit("get_modules")
+      reqs[i]:on_done(function() called[i] = true; error(throws[i]) end)
+    end
+    local t0 = core.now()
+    local function all_done()
+      for _, r in ipairs(reqs) do if not r:done() then return false end end
+      return true
+    end
+    while not all_done() or #client.callback_errors < #throws do
+      assert(core.now() - t0 < 10)
+      client:poll(0.005)
+      serve(server)
+    end
+    close_server(server)
+    for i = 1, #throws do assert.is_true(called[i], "callback " .. i) end
+    assert.equal(#throws, #client.callback_errors)
+    assert.matches("cannot be shown", client.callback_errors[1].message)
+    client:close()
+  end)
+
+  it("poll(0/0) and poll(-1) do not wait, idle or with a transfer running", function()
+    local server = new_server(function() return 200, '{"modules":[]}' end)
+    local client = assert(zcrm.new { api_domain = server.url, access_token = "1000.hostile.token", env = false })
+    client:poll(0 / 0)
+    client:poll(-1)
+    local req = client:submit("get_modules")
+    while not req:done() do
+      client:poll(0 / 0)
+      client:poll(-1)
+      serve(server)
+    end
+    close_server(server)
+    assert.truthy(req:result())
+    client:close()
+  end)
+end)
+
+-- }====
+
+-- {==== the files a run writes
+
+describe("journal and undo files", function()
+  local emulator = require "spec.support.emulator"
+  local emu, dir
+  setup(function() emu = emulator.start() end)
+  teardown(function() emu:stop() end)
+  before_each(function() dir = tmpdir() end)
+  after_each(function() sh("rm -rf " .. quote(dir)) end)
+
+  local function client()
+    return assert(zcrm.new { api_domain = emu.url, access_token = "emulator-token", env = false })
+  end
+  local PLAN = { { module = "Digital_Marketing", plural_label = "Hostile Files" } }
+
+  it("a journal is never written through a planted symbolic link", function()
+    files.write(dir .. "/victim", "precious\n")
+    assert(sh("ln -s " .. quote(dir .. "/victim") .. " " .. quote(dir .. "/journal")))
+    local report, err = client():apply(PLAN, { journal = dir .. "/journal" })
+    assert.is_nil(report)
+    assert.equal("JOURNAL_ERROR", err.code)
+    assert.matches("symbolic link", err.message)
+    assert.equal("precious\n", files.read(dir .. "/victim"))
+  end)
+
+  it("a new journal and an undo plan get mode 0600", function()
+    local c = client()
+    assert(c:apply(PLAN, { journal = dir .. "/journal", undo_file = dir .. "/undo.lua" }))
+    assert.equal(6 * 64, core.file_mode(dir .. "/journal"))
+    assert.equal(6 * 64, core.file_mode(dir .. "/undo.lua"))
+    c:close()
+  end)
+end)
+
+-- }====
+
+describe("local faults of the Lua layer", function()
+  it("a closed client and an unencodable body carry no HTTP status", function()
+    local c = assert(zcrm.new { api_domain = "http://127.0.0.1:9", access_token = "1000.hostile.token", env = false })
+    local _, err = c:request("PUT", "settings/modules", { body = { f = print } })
+    assert.equal("validation", err.kind)
+    assert.is_nil(err.status)
+    assert.is_nil(tostring(err):find("HTTP", 1, true), tostring(err))
+    c:close()
+    _, err = c:get_modules()
+    assert.is_true(zcrm.is_error(err))
+    assert.is_nil(err.status, tostring(err))
+    assert.is_false(err.retryable)
+    assert.is_nil(tostring(err):find("HTTP", 1, true), tostring(err))
+  end)
+
+  it("a proxy URL's password is redacted like a token", function()
+    local lines = {}
+    local c = assert(zcrm.new { api_domain = "http://127.0.0.1:9", access_token = "1000.hostile.token", env = false,
+                                proxy = "http://user:proxy-pass-77@127.0.0.1:9",
+                                logger = function(_, l) lines[#lines + 1] = l end })
+    c:_log("info", "echo http://user:proxy-pass-77@127.0.0.1:9")
+    assert.is_nil(lines[1]:find("proxy-pass-77", 1, true), lines[1])
+    c:close()
+  end)
+end)

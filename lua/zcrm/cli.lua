@@ -196,18 +196,25 @@ end
 
 -- Reads a config file: Lua returning a table of zcrm.new options, run with no
 -- globals so that it can only describe, not act.
+-- Errors name the file and the line only: Lua's own messages quote the file's
+-- text (`near '...'`) or values, and a config holds secrets.
+local function config_fault(path, what, lua_message)
+  local line = type(lua_message) == "string" and lua_message:match(":(%d+):")
+  return zcrm.error { kind = "config", code = "INVALID_CONFIG",
+    message = string.format("config %s: %s%s (the file's text is not shown: it may hold secrets)", path, what,
+      line and (" at line " .. line) or ""),
+    resolution = "The file must be Lua ending with `return { ... }` holding zcrm.new options." }
+end
+
 local function read_config(path)
   local chunk, lerr = loadfile(path, "t", {})
   if not chunk then
-    return nil, zcrm.error { kind = "config", code = "INVALID_CONFIG", message = "cannot read config: " .. tostring(lerr),
-                             resolution = "Give --config a Lua file that returns a table of zcrm.new options." }
+    if tostring(lerr):match("^cannot ") then return nil, config_fault(path, "cannot be read") end
+    return nil, config_fault(path, "Lua syntax error", lerr)
   end
   local ok, t = pcall(chunk)
-  if not ok or type(t) ~= "table" then
-    return nil, zcrm.error { kind = "config", code = "INVALID_CONFIG",
-      message = "config " .. path .. (ok and " does not return a table" or (" raised: " .. tostring(t))),
-      resolution = "The file must end with `return { ... }` holding zcrm.new options." }
-  end
+  if not ok then return nil, config_fault(path, "raised an error", t) end
+  if type(t) ~= "table" then return nil, config_fault(path, "does not return a table") end
   local mode = core.file_mode(path)
   if mode and mode & 0x3f ~= 0 and holds_secrets(t) then
     return nil, zcrm.error { kind = "config", code = "UNSAFE_CONFIG",

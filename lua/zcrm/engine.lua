@@ -299,9 +299,13 @@ function Engine:notify()
       req._notified = true
       local ok, err = pcall(fn, req:result())
       if not ok then
+        -- Any error value: one whose __tostring raises, or returns no string,
+        -- must not escape poll and skip the other callbacks of this round.
+        local shown, text = pcall(tostring, err)
+        if not shown or type(text) ~= "string" then text = "(a " .. type(err) .. " that cannot be shown)" end
         local e = core.error {
           kind = "callback", code = "CALLBACK_ERROR",
-          message = "error in on_done callback of " .. req.method .. ": " .. self.client:_redact(tostring(err)),
+          message = "error in on_done callback of " .. req.method .. ": " .. self.client:_redact(text),
         }
         self.callback_errors[#self.callback_errors + 1] = e
         self.client:_log("error", e.message)
@@ -341,6 +345,7 @@ end
 -- callbacks run here. Returns the number of callbacks run.
 function Engine:poll(timeout)
   timeout = timeout or 0
+  if timeout ~= timeout or timeout < 0 then timeout = 0 end -- NaN and negatives: do not wait
   self:run_ready()
   local wait = timeout
   local next_timer = self._timers[1]

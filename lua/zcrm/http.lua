@@ -58,7 +58,7 @@ local function api_error(client, status, doc, why, key)
   return core.error {
     code = item.code, status = status,
     message = message and client:_redact(message),
-    details = details,
+    details = details and client:_redact_value(details),
     retryable = (status == 429 or status >= 500) or nil,
   }
 end

@@ -15,6 +15,7 @@ local auth = require "zcrm.auth"
 local modules = require "zcrm.modules"
 local options = require "zcrm.options"
 local plan = require "zcrm.plan"
+local util = require "zcrm.util"
 
 local zcrm = {}
 
@@ -177,13 +178,47 @@ end
 -- @function Client:queued
 -- @treturn integer
 
--- Replaces every known secret in `s` by "[REDACTED]".
+-- {==== redaction: every string that leaves zcrm (messages, details, logs)
+
+-- The forms a secret may take in text a server echoes: as it is, and
+-- percent-encoded (only what must be, or every byte; upper- and lower-case
+-- hex), as Lua patterns.
+local function secret_patterns(s)
+  local forms, seen, out = { s }, {}, {}
+  local min = core.url_escape(s)
+  local all = s:gsub(".", function(c) return string.format("%%%02X", c:byte()) end)
+  for _, f in ipairs { min, min:lower(), all, all:lower() } do forms[#forms + 1] = f end
+  for _, f in ipairs(forms) do
+    if not seen[f] then
+      seen[f] = true
+      out[#out + 1] = f:gsub("%p", "%%%0")
+    end
+  end
+  return out
+end
+
+-- Replaces every known secret in `s` (raw or percent-encoded) by "[REDACTED]".
 function Client:_redact(s)
   s = tostring(s)
-  for _, secret in ipairs(self._secrets) do
-    s = s:gsub(secret:gsub("%p", "%%%0"), "[REDACTED]")
+  for _, pats in ipairs(self._secret_patterns) do
+    for _, pat in ipairs(pats) do s = s:gsub(pat, "[REDACTED]") end
   end
   return s
+end
+
+-- A copy of `v` with every string in it, keys included, redacted; tables
+-- copied recursively (a cycle or a depth over 32 becomes "[...]"). Used for
+-- the `details` of errors and results, which come from the server.
+function Client:_redact_value(v, seen, depth)
+  if type(v) == "string" then return self:_redact(v) end
+  if type(v) ~= "table" then return v end
+  seen, depth = seen or {}, depth or 0
+  if seen[v] or depth > 32 then return "[...]" end
+  seen[v] = true
+  local c = {}
+  for k, x in next, v do c[self:_redact_value(k, seen, depth + 1)] = self:_redact_value(x, seen, depth + 1) end
+  seen[v] = nil
+  return c
 end
 
 function Client:_add_secret(s)
@@ -194,14 +229,20 @@ function Client:_add_secret(s)
     self._secrets[#self._secrets + 1] = s
     -- Longest first, so a secret containing another is redacted whole.
     table.sort(self._secrets, function(a, b) return #a > #b end)
+    self._secret_patterns = {}
+    for i, secret in ipairs(self._secrets) do self._secret_patterns[i] = secret_patterns(secret) end
   end
 end
 
+-- Hands `message` to the logger redacted, on one line: control characters
+-- (CR, LF, ESC...) as \xNN, so text from a server cannot forge log lines.
 function Client:_log(level, message)
   local logger = self.logger
   if not logger then return end
-  pcall(logger, level, self:_redact(message))
+  pcall(logger, level, util.printable(self:_redact(message)))
 end
+
+-- }====
 
 --- Applies a plan: checks every entry first, then sends the updates
 -- concurrently; resumable with a journal, reversible with an undo file.
@@ -248,7 +289,7 @@ function zcrm.new(opts)
     max_retries = s.max_retries, retry_base = s.retry_base, retry_max_delay = s.retry_max_delay,
     max_credits = s.max_credits, credit_costs = s.credit_costs, credits_spent = 0,
     oauth = s.oauth, access_token = s.access_token, token_refreshes = 0,
-    logger = s.logger, _secrets = {},
+    logger = s.logger, _secrets = {}, _secret_patterns = {},
   }, Client)
   for _, secret in ipairs(s.secrets) do self:_add_secret(secret) end
   if self.oauth then

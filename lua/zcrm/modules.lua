@@ -12,35 +12,61 @@ local M = {}
 
 local PROFILES_EVENT = "zcrm.profiles"
 
-local function id_string(v)
-  if math.type(v) == "integer" then return string.format("%d", v) end
-  return v
+-- An id from a server answer (reference §1: a string of 1-19 digits): a
+-- digit string as it is, or a JSON number that is an exact integer (lua-cjson
+-- decodes numbers as floats, exact below 2^53) as its digits. Anything else
+-- is nil: never a rounded id, and never text that ends up in a file zcrm
+-- writes (an undo plan is Lua code).
+local function server_id(v)
+  if type(v) == "string" then
+    if #v <= 19 and v:match("^%d+$") then return v end
+  elseif type(v) == "number" then
+    local i = math.tointeger(v)
+    if i and i > 0 and i < 2 ^ 53 then return string.format("%d", i) end
+  end
+  return nil
 end
 
--- Ids are kept as strings: they are 64-bit integers, which JSON numbers and
--- doubles cannot all hold (Zoho sends them as strings); a server that sent
--- numbers is mended.
+-- Checks and mends the ids of a list (modules or profiles, with a module's
+-- profiles): ids are kept as strings, since they are 64-bit integers, which
+-- JSON numbers and doubles cannot all hold. nil, reason for one that is not
+-- an id.
 local function normalise_ids(list)
-  for _, item in ipairs(list) do
-    if type(item) == "table" then
-      item.id = id_string(item.id)
-      if type(item.profiles) == "table" then
-        for _, p in ipairs(item.profiles) do
-          if type(p) == "table" then p.id = id_string(p.id) end
-        end
+  local function fix(t, what, i)
+    if type(t) ~= "table" or t.id == nil then return true end
+    local id = server_id(t.id)
+    if not id then
+      return nil, string.format("%s %d has an id that is not a string of digits or an exact integer", what, i)
+    end
+    t.id = id
+    return true
+  end
+  for i, item in ipairs(list) do
+    local ok, why = fix(item, "item", i)
+    if not ok then return nil, why end
+    if type(item) == "table" and type(item.profiles) == "table" then
+      for j, p in ipairs(item.profiles) do
+        ok, why = fix(p, string.format("item %d's profile", i), j)
+        if not ok then return nil, why end
       end
     end
   end
   return list
 end
 
+--- list_of(doc, key, status) -> doc[key], a list whose ids are checked
+-- digit strings, or nil, UNEXPECTED_RESPONSE. The reader of every list answer.
 local function list_of(doc, key, status)
   local list = doc[key]
   if type(list) ~= "table" then
     return nil, http.unexpected(status, "no '" .. key .. "' array in the body")
   end
-  return normalise_ids(list)
+  local ok, why = normalise_ids(list)
+  if not ok then return nil, http.unexpected(status, why) end
+  return list
 end
+
+M.list_of = list_of
 
 -- {==== profiles
 
@@ -174,8 +200,15 @@ function M.send_update(client, segment, clean)
     return nil, http.api_error(client, status, doc, nil, "modules")
   end
   local details = type(item.details) == "table" and item.details or {}
+  local id = details.id
+  if id ~= nil then
+    id = server_id(id)
+    if not id then return nil, http.unexpected(status, "the result's details.id is not an id") end
+  end
+  details = client:_redact_value(details)
+  details.id = id
   return {
-    id = id_string(details.id), code = item.code, message = item.message,
+    id = id, code = item.code, message = item.message,
     status = item.status, details = details,
   }
 end

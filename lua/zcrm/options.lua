@@ -223,6 +223,9 @@ function M.client(opts, defaults)
     local uok, terr = core.check_token((opts.user_agent:gsub(" ", "_")), "user_agent")
     if not uok then return nil, terr end
   end
+  -- A proxy URL's password is a secret like the tokens.
+  local proxy_password = type(opts.proxy) == "string" and opts.proxy:match("^%a[%w+.-]*://[^/@:]*:([^/@]+)@")
+  if proxy_password then s.secrets[#s.secrets + 1] = proxy_password end
   s.concurrency = conc or 10
   s.transport = {
     concurrency = s.concurrency, ca_file = opts.ca_file, proxy = opts.proxy,

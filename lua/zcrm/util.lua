@@ -1,4 +1,5 @@
---- Small helpers shared by the Lua modules: a shallow copy and the one hash.
+--- Small helpers shared by the Lua modules: a shallow copy, the one hash, and
+-- the writers of Lua source text (undo plans, exports, change sets).
 -- @module zcrm.util
 
 local M = {}
@@ -35,5 +36,43 @@ function M.fnv1a64(s)
   end
   return string.format("%016x", h)
 end
+
+-- {==== writing Lua source
+--
+-- Files zcrm writes as Lua (undo plans, exports) are code that `zcrm apply`
+-- and `zcrm validate` run: every value in them comes from a server or a user,
+-- so each is written as a string literal or a checked number, and comments
+-- cannot end early. Nothing else is ever written into such a file.
+
+--- lua_string(s) -> `s` as a one-line Lua string literal that reads back as
+-- exactly `s`: control bytes, `"` and `\` as decimal escapes; other bytes
+-- (UTF-8 included) as they are.
+function M.lua_string(s)
+  assert(type(s) == "string", "lua_string: string expected")
+  return '"' .. s:gsub('[%c"\\]', function(c) return string.format("\\%03d", c:byte()) end) .. '"'
+end
+
+--- lua_value(v) -> a literal for a string, an integer, a boolean; anything
+-- else (floats, tables, functions) is refused: raises.
+function M.lua_value(v)
+  if type(v) == "string" then return M.lua_string(v) end
+  if math.type(v) == "integer" then return string.format("%d", v) end
+  if type(v) == "boolean" then return tostring(v) end
+  error("lua_value: cannot write a " .. (math.type(v) or type(v)) .. " into a Lua file", 2)
+end
+
+--- printable(s) -> `s` on one line: control bytes (CR, LF, ESC...) as \xNN,
+-- as zcrm.error's tostring shows them.
+function M.printable(s)
+  return (tostring(s):gsub("%c", function(c) return string.format("\\x%02X", c:byte()) end))
+end
+
+--- lua_comment(s) -> "-- " .. s on one line (M.printable), so the comment ends
+-- where the line does (and "-- " never opens a long comment).
+function M.lua_comment(s)
+  return "-- " .. M.printable(s)
+end
+
+-- }====
 
 return M

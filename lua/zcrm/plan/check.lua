@@ -12,9 +12,7 @@ local M = {}
 -- A fault found here, before any request: like the core's own validation
 -- errors it has Zoho's code for the same fault but no HTTP status.
 function M.plan_error(code, message, field, details)
-  local e = core.error { kind = "validation", code = code, message = message, field = field, details = details }
-  e.status = nil
-  return e
+  return core.error { kind = "validation", code = code, message = message, field = field, details = details }
 end
 
 function M.io_error(code, message, details)

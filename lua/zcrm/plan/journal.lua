@@ -65,9 +65,16 @@ local sync = core.fsync
 local Journal = {}
 Journal.__index = Journal
 
+local ENOENT = 2 -- errno on Linux, the BSDs and macOS
+
+-- Reads the journal (never through a symbolic link); a missing file is an
+-- empty journal, any other failure an error.
 local function read_journal(path)
-  local f = io.open(path, "rb")
-  if not f then return { applied = {}, lines = 0, text = "" } end
+  local f, ferr = core.open_file(path, "r")
+  if not f then
+    if ferr.details and ferr.details.errno == ENOENT then return { applied = {}, lines = 0, text = "" } end
+    return nil, io_error("JOURNAL_ERROR", "cannot read journal: " .. ferr.message)
+  end
   local text = f:read("a")
   f:close()
   local j = { applied = {}, lines = 0, text = text }
@@ -88,10 +95,12 @@ end
 
 --- Opens (or creates) the journal at `path`. read_only: read what it holds, write nothing.
 function M.open(path, read_only)
-  local j = read_journal(path)
+  local j, rerr = read_journal(path)
+  if not j then return nil, rerr end
   if read_only then return setmetatable(j, Journal) end
-  local fh, err = io.open(path, "ab")
-  if not fh then return nil, io_error("JOURNAL_ERROR", "cannot open journal: " .. tostring(err)) end
+  -- O_NOFOLLOW, mode 0600 when new: the journal records the org's state.
+  local fh, err = core.open_file(path, "a")
+  if not fh then return nil, io_error("JOURNAL_ERROR", "cannot open journal: " .. err.message) end
   j.fh, j.path = fh, path
   if #j.text > 0 and j.text:sub(-1) ~= "\n" then
     fh:write("\n") -- end the torn line, so the next record starts on its own

@@ -5,9 +5,11 @@
 
 local cjson = require "cjson.safe"
 local modules = require "zcrm.modules"
+local util = require "zcrm.util"
 local check = require "zcrm.plan.check"
 
 local plan_error, fold = check.plan_error, check.fold
+local lua_value, lua_comment = util.lua_value, util.lua_comment
 
 local M = {}
 
@@ -31,10 +33,16 @@ local function snapshot(m)
   local ids = {}
   for id in pairs(profile_ids(m.profiles)) do ids[#ids + 1] = id end
   table.sort(ids)
+  -- Only strings are labels: a server's null or number is no label to restore.
+  local function label(a, b)
+    if type(a) == "string" then return a end
+    if type(b) == "string" then return b end
+    return nil
+  end
   return {
-    id = m.id, api_name = m.api_name, generated_type = m.generated_type,
-    plural_label = m.actual_plural_label or m.plural_label,
-    singular_label = m.actual_singular_label or m.singular_label,
+    id = m.id, api_name = type(m.api_name) == "string" and m.api_name or nil, generated_type = m.generated_type,
+    plural_label = label(m.actual_plural_label, m.plural_label),
+    singular_label = label(m.actual_singular_label, m.singular_label),
     profiles = ids,
   }
 end
@@ -60,6 +68,22 @@ function M.read_state(client, items)
     profiles, perr = client:wait(preq)
     if not profiles then return nil, perr end
   end
+  local state = M.index(mods, profiles)
+  for _, item in ipairs(items) do
+    local m = find_module(state, item.segment)
+    if m and (type(m.profiles) ~= "table" or m.has_more_profiles == true) then
+      local full, ferr = client:get_module(m.id)
+      if not full then return nil, ferr end
+      m.profiles = full.profiles or {}
+    end
+  end
+  state.read_profiles = preq ~= false
+  return state
+end
+
+--- index(mods, profiles) -> the state of the org from the module and profile
+-- lists as read (ids already checked by zcrm.modules).
+function M.index(mods, profiles)
   local state = { by_id = {}, by_api = {}, plural_owner = {}, singular_owner = {},
                   profile_by_id = {}, profile_by_name = {} }
   for _, m in ipairs(mods) do
@@ -77,19 +101,10 @@ function M.read_state(client, items)
       end
     end
   end
-  for _, item in ipairs(items) do
-    local m = find_module(state, item.segment)
-    if m and (type(m.profiles) ~= "table" or m.has_more_profiles == true) then
-      local full, ferr = client:get_module(m.id)
-      if not full then return nil, ferr end
-      m.profiles = full.profiles or {}
-    end
-  end
   for _, p in ipairs(profiles) do
     if p.id then state.profile_by_id[p.id] = p.name or state.profile_by_id[p.id] end
   end
   modules.by_name(profiles, state.profile_by_name)
-  state.read_profiles = preq ~= false
   return state
 end
 
@@ -148,7 +163,7 @@ end
 -- The entry that undoes `change` (old labels back, grants revoked, revokes
 -- granted), and a note for the undo file's comments: module id, profile names.
 local function undo_entry(change)
-  local e, note = { module = change.module }, { id = change.id, names = {} }
+  local e, note = { module = change.module or change.id }, { id = change.id, names = {} }
   for _, field in ipairs { "plural_label", "singular_label" } do
     if change[field] then e[field] = change[field].old end
   end
@@ -197,24 +212,22 @@ end
 
 -- {==== undo plan file
 
-local function lua_string(s)
-  return string.format("%q", s)
-end
-
+-- Every value is a literal (util.lua_value), every comment one line
+-- (util.lua_comment): the undo plan is code that apply and validate run.
 local function render_undo_entry(e, note)
   note = note or { names = {} }
-  local parts = { "module = " .. lua_string(e.module) }
+  local parts = { "module = " .. lua_value(e.module) }
   for _, field in ipairs { "plural_label", "singular_label" } do
-    if e[field] then parts[#parts + 1] = field .. " = " .. lua_string(e[field]) end
+    if e[field] then parts[#parts + 1] = field .. " = " .. lua_value(e[field]) end
   end
   local head = "  { " .. table.concat(parts, ", ")
-  local comment = note.id and (" -- " .. note.id) or ""
+  local comment = note.id and (" " .. lua_comment("module id " .. tostring(note.id))) or ""
   if not e.profiles then return head .. " }," .. comment end
   local lines = { head .. "," .. comment, "    profiles = {" }
   for _, p in ipairs(e.profiles) do
     local name = note.names[p.id]
-    lines[#lines + 1] = "      { id = " .. lua_string(p.id) .. (p._delete and ", _delete = true" or "") .. " },"
-      .. (name and (" -- " .. (p._delete and "revoke " or "grant ") .. name:gsub("[\r\n]", " ")) or "")
+    lines[#lines + 1] = "      { id = " .. lua_value(p.id) .. (p._delete and ", _delete = true" or "") .. " },"
+      .. (name and (" " .. lua_comment((p._delete and "revoke " or "grant ") .. tostring(name))) or "")
   end
   lines[#lines + 1] = "    },"
   lines[#lines + 1] = "  },"
@@ -225,7 +238,7 @@ end
 -- `entries`; notes[i] (optional) = { id =, names = { [profile id] = name } }.
 function M.undo_source(entries, notes, heading)
   local lines = {
-    "-- Undo plan written by zcrm" .. (heading and (" " .. heading) or "") .. ".",
+    lua_comment("Undo plan written by zcrm" .. (heading and (" " .. heading) or "") .. "."),
     "-- It restores the labels and profile access read before that run. Apply it with",
     "--   zcrm apply THIS_FILE --diff      or      client:apply(\"THIS_FILE\", { diff = true })",
     "return {",
