@@ -34,16 +34,16 @@ EMU_OBJS  = $(EMU_SRCS:.c=.o)
 EMU_BIN   = bin/zcrm-emulator
 EMU_CFLAGS = $(OPT) $(WARN) -D_GNU_SOURCE $(SAN_FLAGS) \
              $(shell pkg-config --cflags libmicrohttpd libcjson 2>/dev/null)
-EMU_LIBS  = $(shell pkg-config --libs libmicrohttpd libcjson 2>/dev/null || echo -lmicrohttpd -lcjson) -lpthread -lm
+EMU_LIBS  = $(shell pkg-config --libs libmicrohttpd libcjson 2>/dev/null || echo -lmicrohttpd -lcjson) -lutf8proc -lz -lpthread -lm
 
 # Debian packages the build, the tests and the demo need (see README, "Dependencies").
 DEB_PACKAGES = make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
                libutf8proc-dev lua-cjson lua-busted lua-check libmicrohttpd-dev \
-               libcjson-dev curl luarocks \
+               libcjson-dev curl luarocks zlib1g-dev \
                clang libclang-rt-14-dev valgrind openssl lua-socket cppcheck \
                lua-ldoc lcov
 
-.PHONY: all deps test demo install uninstall lint docs coverage clean bench soak asan valgrind fuzz rock
+.PHONY: all deps test demo install rock-install uninstall lint docs coverage clean bench soak asan valgrind fuzz
 
 all: $(CORE_SO) $(EMU_BIN)
 
@@ -90,6 +90,21 @@ lint: deps
 demo: deps all
 	@sh examples/demo.sh
 
+# bin/zcrm finds an installed module through one line that install rewrites:
+# `local INSTALLED_LUADIR, INSTALLED_LIBDIR = nil, nil` becomes the two
+# directories, written as Lua strings (%q), so the command runs from anywhere
+# without LUA_PATH.
+SET_INSTALLED_PATHS = local s = io.read("a"); \
+  local line = string.format("local INSTALLED_LUADIR, INSTALLED_LIBDIR = %q, %q", \
+    os.getenv("ZCRM_LUADIR"), os.getenv("ZCRM_LIBDIR")); \
+  local out, n = s:gsub("\nlocal INSTALLED_LUADIR, INSTALLED_LIBDIR = nil, nil\n", \
+    function() return "\n" .. line .. "\n" end, 1); \
+  assert(n == 1, "bin/zcrm has no INSTALLED_LUADIR line"); io.write(out)
+
+# The Lua modules, lua/zcrm/**/*.lua, under LUADIR.
+INSTALL_LUA = cd lua && for f in $$(find zcrm -name '*.lua' | sort); do \
+  install -D -m 0644 "$$f" "$(DESTDIR)$(LUADIR)/$$f" || exit 1; done
+
 # API reference in doc/api/ (LDoc reads config.ld), then a check that every
 # public function of zcrm, of the client and of a request, and every option,
 # has a doc comment with types and a return convention (.ci/docscov.lua).
@@ -131,12 +146,22 @@ coverage: deps all $(COV_DIR)/core.so
 	[ $$rc = 0 ] || echo "coverage: the suite or the report failed (exit $$rc)"; exit $$rc
 
 install: $(CORE_SO)
-	install -d $(DESTDIR)$(LIBDIR)/zcrm $(DESTDIR)$(LUADIR)/zcrm/plan $(DESTDIR)$(BINDIR)
+	install -d $(DESTDIR)$(LIBDIR)/zcrm $(DESTDIR)$(BINDIR)
 	install -m 0755 $(CORE_SO) $(DESTDIR)$(LIBDIR)/zcrm/core.so
-	install -m 0644 lua/zcrm/*.lua $(DESTDIR)$(LUADIR)/zcrm/
-	install -m 0644 lua/zcrm/plan/*.lua $(DESTDIR)$(LUADIR)/zcrm/plan/
-	install -m 0755 bin/zcrm $(DESTDIR)$(BINDIR)/zcrm
+	$(INSTALL_LUA)
+	ZCRM_LUADIR='$(LUADIR)' ZCRM_LIBDIR='$(LIBDIR)' $(LUA) -e '$(SET_INSTALLED_PATHS)' \
+	  <bin/zcrm >$(DESTDIR)$(BINDIR)/zcrm
+	chmod 0755 $(DESTDIR)$(BINDIR)/zcrm
 	if [ -f $(EMU_BIN) ]; then install -m 0755 $(EMU_BIN) $(DESTDIR)$(BINDIR)/zcrm-emulator; fi
+
+# `luarocks make` (the rockspec's build.type is "make") runs this with the
+# rock's directories: the core is compiled straight into LIBDIR, so the work
+# tree is left without object files; LuaRocks installs bin/zcrm itself.
+rock-install:
+	install -d $(DESTDIR)$(LIBDIR)/zcrm
+	$(CC) $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden -D_POSIX_C_SOURCE=200809L -I$(LUA_INCDIR) \
+	  $(CURL_CFLAGS) $(LIBFLAG) -o $(DESTDIR)$(LIBDIR)/zcrm/core.so $(CORE_SRCS) $(CURL_LIBS) -lutf8proc
+	$(INSTALL_LUA)
 
 uninstall:
 	rm -rf $(DESTDIR)$(LIBDIR)/zcrm $(DESTDIR)$(LUADIR)/zcrm $(DESTDIR)$(BINDIR)/zcrm \
@@ -185,7 +210,7 @@ $(FUZZ_DIR)/fuzz_validate $(FUZZ_DIR)/fuzz_request $(FUZZ_DIR)/fuzz_response $(F
 
 $(FUZZ_DIR)/fuzz_emulator: fuzz/fuzz_emulator.c $(FUZZ_EMU_OBJS)
 	$(SAN_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -D_GNU_SOURCE -o $@ $< $(FUZZ_EMU_OBJS) \
-	  $(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson) -lpthread -lm
+	  $(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson) -lutf8proc -lz -lpthread -lm
 
 # Each target runs FUZZ_SECONDS from its seeds (fuzz/corpus/T) plus what
 # earlier runs found (fuzz/corpus-run/T, kept between runs, not in git).

@@ -22,34 +22,18 @@ external_dependencies = {
   CURL = { library = "curl" },
   UTF8PROC = { header = "utf8proc.h", library = "utf8proc" },
 }
+-- build.type "make" rather than "builtin": builtin compiles object files
+-- beside the sources and leaves them (and a zcrm/ directory) in the work tree;
+-- the Makefile's rock-install target compiles straight into the rock.
 build = {
-  type = "builtin",
-  modules = {
-    ["zcrm.core"] = {
-      sources = {
-        "csrc/core.c", "csrc/error.c", "csrc/validate.c", "csrc/multi.c",
-        "csrc/transfer.c", "csrc/sys.c",
-      },
-      defines = { "_POSIX_C_SOURCE=200809L" },
-      libraries = { "curl", "utf8proc" },
-      incdirs = { "$(CURL_INCDIR)", "$(UTF8PROC_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)", "$(UTF8PROC_LIBDIR)" },
-    },
-    zcrm = "lua/zcrm/init.lua",
-    ["zcrm.auth"] = "lua/zcrm/auth.lua",
-    ["zcrm.cli"] = "lua/zcrm/cli.lua",
-    ["zcrm.dc"] = "lua/zcrm/dc.lua",
-    ["zcrm.engine"] = "lua/zcrm/engine.lua",
-    ["zcrm.http"] = "lua/zcrm/http.lua",
-    ["zcrm.modules"] = "lua/zcrm/modules.lua",
-    ["zcrm.options"] = "lua/zcrm/options.lua",
-    ["zcrm.util"] = "lua/zcrm/util.lua",
-    ["zcrm.plan"] = "lua/zcrm/plan/init.lua",
-    ["zcrm.plan.apply"] = "lua/zcrm/plan/apply.lua",
-    ["zcrm.plan.check"] = "lua/zcrm/plan/check.lua",
-    ["zcrm.plan.journal"] = "lua/zcrm/plan/journal.lua",
-    ["zcrm.plan.load"] = "lua/zcrm/plan/load.lua",
-    ["zcrm.plan.state"] = "lua/zcrm/plan/state.lua",
+  type = "make",
+  build_pass = false,
+  install_target = "rock-install",
+  install_variables = {
+    CFLAGS = "$(CFLAGS)", LIBFLAG = "$(LIBFLAG)", LUA_INCDIR = "$(LUA_INCDIR)",
+    CURL_CFLAGS = "-I$(CURL_INCDIR) -I$(UTF8PROC_INCDIR)",
+    CURL_LIBS = "-L$(CURL_LIBDIR) -L$(UTF8PROC_LIBDIR) -lcurl",
+    LUADIR = "$(LUADIR)", LIBDIR = "$(LIBDIR)",
   },
   install = {
     bin = { zcrm = "bin/zcrm" },

@@ -35,6 +35,7 @@ ZCRM_API int luaopen_zcrm_core(lua_State *L) {
   zc_open_request(L);
   zc_open_client(L);
   zc_open_sys(L);
+  zc_open_proc(L);
   lua_pushliteral(L, ZCRM_CORE_VERSION);
   lua_setfield(L, -2, "_VERSION");
   {

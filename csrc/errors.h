@@ -169,6 +169,28 @@
   X("UNDO_FILE_ERROR", 0, "io", 0, \
     "the undo plan could not be written", \
     "Check the undo file path, its permissions and free disk space.") \
+  X("JOURNAL_BUSY", 0, "io", 0, \
+    "the journal is in use by another run", \
+    "Wait for the other run to finish, or give this run its own journal.") \
+  X("CHANGED_SINCE_PLAN", 0, "validation", 0, \
+    "the module changed since the plan was made; it was not updated", \
+    "Make the plan again (zcrm plan), review it, and apply the new change " \
+    "set.") \
+  X("ORG_MISMATCH", 0, "validation", 0, \
+    "the change set was made for another org", \
+    "Apply a change set to the org it was planned against, or plan " \
+    "again against this org.") \
+  X("INVALID_CHANGES", 0, "validation", 0, \
+    "the change set file is malformed", \
+    "Write it again with zcrm plan --out; change sets are not edited by " \
+    "hand.") \
+  X("CHANGES_FILE_ERROR", 0, "io", 0, \
+    "the change set file could not be read or written", \
+    "Check the path and its permissions.") \
+  X("INVALID_ORGS", 0, "validation", 0, \
+    "the list of orgs is malformed", \
+    "Give a list of { name =, options = <zcrm.new options> } with " \
+    "distinct names.") \
   X("FILE_ERROR", 0, "io", 0, \
     "a file could not be opened or written", \
     "Check the path named in details.path: its directory, permissions and " \

@@ -1,8 +1,8 @@
 /*
 ** sys.c: the few operating-system services the Lua layer needs and plain Lua
-** lacks: a monotonic clock, a sleep, fsync of a Lua file, files opened
-** without following symbolic links (journal, undo plan, exports) and private
-** files (mode 0600, written atomically) for the token cache.
+** lacks: a monotonic clock, a sleep, fsync and flock of a Lua file, files
+** opened without following symbolic links (journal, undo plan, exports) and
+** private files (mode 0600, written atomically) for the token cache.
 */
 /***
  * The C core, `require "zcrm.core"`; its contract is csrc/API.md.
@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -238,6 +239,56 @@ static int zc_write_private_file(lua_State *L) {
   return 1;
 }
 
+/***
+ * Takes an exclusive flock on an open Lua file, without waiting. The kernel
+ * drops it when the file is closed or the process ends, however it ends: a
+ * journal left by a killed run is never mistaken for one in use. flock, not
+ * fcntl: its locks belong to the open file, so two runs in one process
+ * exclude each other too.
+ * @function lock_file
+ * @tparam file file an open Lua file
+ * @treturn true|nil true; or nil, a message and "busy" when another open
+ * file holds the lock; or nil and a message
+ */
+static int zc_lock_file(lua_State *L) {
+  luaL_Stream *s = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+  if (s->closef == NULL) return luaL_argerror(L, 1, "attempt to use a closed file");
+  while (flock(fileno(s->f), LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    if (e == EINTR) continue;
+    lua_pushnil(L);
+    if (e == EWOULDBLOCK) {
+      lua_pushliteral(L, "the file is locked by another run");
+      lua_pushliteral(L, "busy");
+      return 3;
+    }
+    lua_pushfstring(L, "cannot lock: %s", strerror(e));
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/***
+ * Whether a descriptor or a Lua file is a terminal (bin/zcrm: colours, the
+ * progress bar, the confirmation prompt).
+ * @function isatty
+ * @tparam integer|file fd a file descriptor, or an open Lua file
+ * @treturn boolean
+ */
+static int zc_isatty(lua_State *L) {
+  int fd;
+  if (lua_isinteger(L, 1)) {
+    fd = (int)lua_tointeger(L, 1);
+  } else {
+    luaL_Stream *s = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+    if (s->closef == NULL) return luaL_argerror(L, 1, "attempt to use a closed file");
+    fd = fileno(s->f);
+  }
+  lua_pushboolean(L, isatty(fd) == 1);
+  return 1;
+}
+
 /* }==== */
 
 static const luaL_Reg zc_sys_funcs[] = {
@@ -245,8 +296,10 @@ static const luaL_Reg zc_sys_funcs[] = {
   {"sleep", zc_sleep},
   {"fsync", zc_fsync},
   {"file_mode", zc_file_mode},
+  {"lock_file", zc_lock_file},
   {"open_file", zc_open_file},
   {"write_private_file", zc_write_private_file},
+  {"isatty", zc_isatty},
   {NULL, NULL}
 };
 

@@ -397,7 +397,7 @@ static int zc_start_setup(lua_State *L, zc_multi *m, const zc_start_args *a) {
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, a->timeout_ms);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, a->connect_ms);
-  /* No CURLOPT_ACCEPT_ENCODING: no Accept-Encoding header (identity). */
+  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");  /* what libcurl decodes */
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_bytes);
   /* https: wait for the first connection's ALPN answer and multiplex on it
   ** (HTTP/2) rather than open parallel connections. Not for plain http:

@@ -66,6 +66,10 @@ void zc_open_error(lua_State *L);     /* adds error, is_error, catalogue */
 int zc_open_sys(lua_State *L);        /* now, sleep, fsync, file_mode, ... */
 /* }==== */
 
+/* {==== proc.c */
+void zc_open_proc(lua_State *L);       /* catch_interrupts, interrupted, exec */
+/* }==== */
+
 /* {==== validate.c */
 void zc_open_validate(lua_State *L);  /* null, prepare_update, ... */
 /* }==== */

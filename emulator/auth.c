@@ -22,7 +22,7 @@ typedef struct token {
   int expired;                    /* forced by the expire-tokens hook */
 } token;
 
-struct zc_auth {
+struct auth_state {
   pthread_mutex_t lock;
   const emu_config *cfg;
   char *scope_buf;
@@ -47,15 +47,15 @@ static long long now_ms (void) {
   return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static uint64_t next_rand (zc_auth *a) {
+static uint64_t next_rand (auth_state *a) {
   uint64_t x = a->rng;            /* xorshift64* */
   x ^= x >> 12; x ^= x << 25; x ^= x >> 27;
   a->rng = x;
   return x * 2685821657736338717ULL;
 }
 
-zc_auth *auth_new (const emu_config *cfg) {
-  zc_auth *a = (zc_auth *)calloc(1, sizeof *a);
+auth_state *auth_new (const emu_config *cfg) {
+  auth_state *a = (auth_state *)calloc(1, sizeof *a);
   char *p;
   if (a == NULL) return NULL;
   a->cfg = cfg;
@@ -78,7 +78,7 @@ zc_auth *auth_new (const emu_config *cfg) {
   return a;
 }
 
-void auth_free (zc_auth *a) {
+void auth_free (auth_state *a) {
   if (a == NULL) return;
   pthread_mutex_destroy(&a->lock);
   free(a->scope_buf);
@@ -86,7 +86,7 @@ void auth_free (zc_auth *a) {
   free(a);
 }
 
-void auth_reset (zc_auth *a) {
+void auth_reset (auth_state *a) {
   pthread_mutex_lock(&a->lock);
   a->nlive = 0;
   a->nwindow = 0;
@@ -94,7 +94,7 @@ void auth_reset (zc_auth *a) {
   pthread_mutex_unlock(&a->lock);
 }
 
-void auth_expire_all (zc_auth *a) {
+void auth_expire_all (auth_state *a) {
   size_t i;
   pthread_mutex_lock(&a->lock);
   for (i = 0; i < a->nlive; i++) a->live[i].expired = 1;
@@ -108,7 +108,7 @@ void auth_expire_all (zc_auth *a) {
 ** API calls: Authorization: Zoho-oauthtoken <token>
 ** =================================================================== */
 
-static int has_scope (const zc_auth *a, const char *const *need) {
+static int has_scope (const auth_state *a, const char *const *need) {
   size_t i;
   for (; *need; need++)
     for (i = 0; i < a->nscopes; i++)
@@ -120,7 +120,7 @@ static int has_scope (const zc_auth *a, const char *const *need) {
 int auth_check (emu *e, const char *header, const char *const *need,
                 reply *r) {
   static const char prefix[] = "Zoho-oauthtoken ";
-  zc_auth *a = e->auth;
+  auth_state *a = e->auth;
   const char *tok;
   size_t i, n;
   int known = 0, expired = 0;
@@ -231,7 +231,7 @@ static void oauth_json (reply *r, const char *text) {
 }
 
 static void issue (emu *e, reply *r) {
-  zc_auth *a = e->auth;
+  auth_state *a = e->auth;
   char value[80];
   long long ttl = e->cfg.token_ttl;
   size_t i;
@@ -271,7 +271,7 @@ static void issue (emu *e, reply *r) {
 }
 
 static void revoke_token (emu *e, const request *q, reply *r) {
-  zc_auth *a = e->auth;
+  auth_state *a = e->auth;
   char tok[512];
   if (param(q, "token", tok, sizeof tok)
       && strcmp(tok, e->cfg.refresh_token) == 0) {
@@ -287,7 +287,7 @@ static void revoke_token (emu *e, const request *q, reply *r) {
 }
 
 void auth_token_endpoint (emu *e, const request *q, reply *r) {
-  zc_auth *a = e->auth;
+  auth_state *a = e->auth;
   char grant[64], cid[512], secret[512], rt[512];
   long long t;
   size_t i, keep;

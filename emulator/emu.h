@@ -43,7 +43,6 @@ char *jb_take (jbuf *b, size_t *len);         /* NULL on oom; caller frees */
 
 enum { LABEL_OK, LABEL_EMPTY, LABEL_TOO_LONG, LABEL_BAD_CHAR, LABEL_BAD_UTF8 };
 
-void text_init (void);
 int utf8_next (const unsigned char *s, size_t n, size_t *i, uint32_t *cp);
 int label_check (const char *s);
 char *label_fold (const char *s);              /* lower-cased copy */
@@ -72,7 +71,16 @@ void sm_del (strmap *m, const char *key);
 ** Callers hold emu.org_lock around every call.
 ** =================================================================== */
 
-#define ORG_MAX_PROFILES 64
+#define ORG_MAX_PROFILES 512
+#define EXTRA_PROFILES_MAX 500    /* --extra-profiles */
+
+/* A set of profiles, by index in the org's profile table. */
+typedef struct profset { uint64_t w[ORG_MAX_PROFILES / 64]; } profset;
+
+void ps_add (profset *s, int i);
+void ps_del (profset *s, int i);
+int ps_has (const profset *s, int i);
+int ps_empty (const profset *s);
 
 typedef struct profile {
   char *id, *name, *description;
@@ -84,12 +92,12 @@ typedef struct module {
   char *plural, *singular;
   char *generated_type, *status;
   int sequence;
-  uint64_t profiles;              /* bit i: profile i may see the module */
+  profset profiles;               /* profile i may see the module */
   char modified_time[40];         /* "" = never modified */
   int api_supported;
 } module;
 
-typedef struct zc_org {
+typedef struct org_data {
   module **mods;
   size_t n, cap;
   profile prof[ORG_MAX_PROFILES];
@@ -99,30 +107,32 @@ typedef struct zc_org {
   long next_custom;               /* CustomModuleN */
   uint64_t version;               /* bumped on every change */
   long long modified;             /* time() of the last change */
-} zc_org;
+} org_data;
 
-zc_org *org_seed (long extra);
-zc_org *org_load (const char *path, char *err, size_t errlen);
-void org_free (zc_org *o);
-char *org_state_text (const zc_org *o, size_t *len);
-int org_write_file (const char *path, const char *text, size_t len);
-module *org_find (const zc_org *o, const char *id_or_api_name);
-int org_profile_index (const zc_org *o, const char *id);
-module *org_label_owner (const zc_org *o, int plural, const char *label);
-int org_set_label (zc_org *o, module *m, int plural, const char *label);
-module *org_create (zc_org *o, const char *api_name, const char *plural,
-                    const char *singular, uint64_t profiles);
+org_data *org_seed (long extra, long extra_profiles);
+org_data *org_from_state (const char *text, size_t len, const char *name,
+                          char *err, size_t errlen);
+void org_free (org_data *o);
+char *org_state_text (const org_data *o, size_t *len);
+module *org_find (const org_data *o, const char *id_or_api_name);
+int org_profile_index (const org_data *o, const char *id);
+module *org_label_owner (const org_data *o, int plural, const char *label);
+int org_set_label (org_data *o, module *m, int plural, const char *label);
+module *org_create (org_data *o, const char *api_name, const char *plural,
+                    const char *singular, const profset *profiles);
 void org_touch (module *m);
 int org_api_name_ok (const char *s);
-void org_write_module (jbuf *b, const zc_org *o, const module *m);
-void org_write_profiles (jbuf *b, const zc_org *o);
-void org_write_state (jbuf *b, const zc_org *o);
+void org_write_module (jbuf *b, const org_data *o, const module *m);
+void org_write_module_detail (jbuf *b, const org_data *o, const module *m);
+void org_write_profiles (jbuf *b, const org_data *o, size_t first,
+                         size_t count, long page, long per_page);
+void org_write_state (jbuf *b, const org_data *o);
 
 /* }================================================================== */
 
 
 /* {==================================================================
-** Command-line configuration (main.c)
+** Configuration (defaults: config.c; command line: main.c)
 ** =================================================================== */
 
 typedef struct emu_config {
@@ -146,6 +156,7 @@ typedef struct emu_config {
   const char *tls_cert, *tls_key;
   const char *state_file;
   long extra_modules;
+  long extra_profiles;
   size_t max_body;
   unsigned idle_timeout;
   unsigned max_connections;
@@ -161,7 +172,7 @@ typedef struct emu_config {
 
 enum {
   ROUTE_LIST, ROUTE_GET, ROUTE_PUT, ROUTE_POST, ROUTE_PROFILES,
-  ROUTE_TOKEN, ROUTE_OTHER, ROUTE_N
+  ROUTE_TOKEN, ROUTE_OTHER, ROUTE_BATCH, ROUTE_N
 };
 
 typedef struct stats {
@@ -173,6 +184,7 @@ typedef struct stats {
   long long credits_used;
   long long in_flight, max_in_flight;
   long long updates_applied, token_refreshes, tokens_issued;
+  long long gzip_answers;
 } stats;
 
 void stats_init (stats *s);
@@ -193,17 +205,17 @@ void stats_write (stats *s, jbuf *b, long long budget);
 ** The emulator and one reply
 ** =================================================================== */
 
-typedef struct zc_auth zc_auth;
-typedef struct zc_faults zc_faults;
+typedef struct auth_state auth_state;
+typedef struct fault_state fault_state;
 
 typedef struct emu {
   emu_config cfg;
   char base_url[300];             /* what api_domain points at */
   pthread_mutex_t org_lock;
-  zc_org *org;
+  org_data *org;
   stats st;
-  zc_auth *auth;
-  zc_faults *faults;
+  auth_state *auth;
+  fault_state *faults;
   pthread_mutex_t save_lock;      /* serialises --state writes */
   uint64_t saved_version;
   pthread_mutex_t stop_lock;      /* sleeps end early on shutdown */
@@ -231,15 +243,36 @@ typedef struct request {
   int too_big;
   const char *authorization;
   const char *if_modified_since;
+  const char *accept_encoding;
   const char *(*query) (void *ctx, const char *key);
   void *ctx;
 } request;
 
+/* runtime.c */
+int emu_open (emu *e, char *err, size_t errlen);
+void emu_close (emu *e);
 void emu_sleep_ms (emu *e, long ms);
-void emu_save (emu *e);
+void emu_stop (emu *e);
+int emu_stopping (emu *e);
+int emu_save (emu *e);
+
+/* reply.c */
 void reply_json (reply *r, int status, jbuf *b);
 void reply_error (reply *r, int status, const char *code,
                   const char *details, const char *message);
+void reply_write_item_error (jbuf *b, const char *code, const char *api_name,
+                             const char *json_path, const char *extra,
+                             const char *message);
+void reply_write_item_success (jbuf *b, const char *id, const char *message);
+void reply_items (reply *r, int status, jbuf *items);
+void reply_item_error (reply *r, const char *code, const char *api_name,
+                       const char *json_path, const char *extra,
+                       const char *message);
+void reply_invalid_module (reply *r);
+void reply_bad_method (reply *r);
+void reply_bad_url (reply *r);
+int reply_accepts_gzip (const char *accept_encoding);
+int reply_gzip (reply *r);
 
 /* routes.c */
 int routes_classify (const char *method, const char *url);
@@ -253,13 +286,14 @@ void routes_hook (emu *e, const request *q, reply *r);
 #define ROUTED_IN_FLIGHT 2
 int routes_handle (emu *e, request *q, reply *r);
 
+/* config.c */
 void emu_config_defaults (emu_config *c);
 
 /* auth.c */
-zc_auth *auth_new (const emu_config *cfg);
-void auth_free (zc_auth *a);
-void auth_reset (zc_auth *a);
-void auth_expire_all (zc_auth *a);
+auth_state *auth_new (const emu_config *cfg);
+void auth_free (auth_state *a);
+void auth_reset (auth_state *a);
+void auth_expire_all (auth_state *a);
 int auth_check (emu *e, const char *header, const char *const *scopes,
                 reply *r);
 void auth_token_endpoint (emu *e, const request *q, reply *r);
@@ -272,12 +306,12 @@ enum {
 };
 typedef struct fault { int kind, status; } fault;
 
-zc_faults *faults_new (const emu_config *cfg, char *err, size_t errlen);
-void faults_free (zc_faults *f);
-void faults_clear (zc_faults *f);
-int fault_parse (const char *s, fault *out);
-int faults_script (zc_faults *f, const fault *ft, long count, int route);
-int faults_take (zc_faults *f, int route, fault *out);
+fault_state *faults_new (const emu_config *cfg, char *err, size_t errlen);
+void faults_free (fault_state *f);
+void faults_clear (fault_state *f);
+int faults_parse (const char *s, fault *out);
+int faults_script (fault_state *f, const fault *ft, long count, int route);
+int faults_take (fault_state *f, int route, fault *out);
 int faults_processes (const fault *ft);
 void faults_build (const fault *ft, reply *r);
 void faults_transform (const fault *ft, reply *r);

@@ -18,12 +18,12 @@ typedef struct entry {
   int route;
 } entry;
 
-struct zc_faults {
+struct fault_state {
   pthread_mutex_t lock;
   entry script[MAX_SCRIPT];       /* FIFO; each entry lasts count answers */
   size_t nscript;
   double rate;
-  fault *pool;                    /* --zc_faults */
+  fault *pool;                    /* --faults */
   size_t npool;
   uint64_t rng;
 };
@@ -42,7 +42,7 @@ static const struct { const char *name; int kind; } kinds[] = {
 ** =================================================================== */
 
 /* "mode" or "status:NNN"; a bare "NNN" (as in --faults 500,503) too. */
-int fault_parse (const char *s, fault *out) {
+int faults_parse (const char *s, fault *out) {
   size_t i;
   const char *digits = NULL;
   if (strncmp(s, "status:", 7) == 0) digits = s + 7;
@@ -65,8 +65,8 @@ int fault_parse (const char *s, fault *out) {
   return 0;
 }
 
-zc_faults *faults_new (const emu_config *cfg, char *err, size_t errlen) {
-  zc_faults *f = (zc_faults *)calloc(1, sizeof *f);
+fault_state *faults_new (const emu_config *cfg, char *err, size_t errlen) {
+  fault_state *f = (fault_state *)calloc(1, sizeof *f);
   char *list, *tok;
   if (f == NULL) { snprintf(err, errlen, "out of memory"); return NULL; }
   pthread_mutex_init(&f->lock, NULL);
@@ -82,7 +82,7 @@ zc_faults *faults_new (const emu_config *cfg, char *err, size_t errlen) {
     return NULL;
   }
   for (tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
-    if (!fault_parse(tok, &f->pool[f->npool])) {
+    if (!faults_parse(tok, &f->pool[f->npool])) {
       snprintf(err, errlen, "--faults: unknown fault '%s'", tok);
       free(list);
       faults_free(f);
@@ -94,20 +94,20 @@ zc_faults *faults_new (const emu_config *cfg, char *err, size_t errlen) {
   return f;
 }
 
-void faults_free (zc_faults *f) {
+void faults_free (fault_state *f) {
   if (f == NULL) return;
   pthread_mutex_destroy(&f->lock);
   free(f->pool);
   free(f);
 }
 
-void faults_clear (zc_faults *f) {
+void faults_clear (fault_state *f) {
   pthread_mutex_lock(&f->lock);
   f->nscript = 0;
   pthread_mutex_unlock(&f->lock);
 }
 
-int faults_script (zc_faults *f, const fault *ft, long count, int route) {
+int faults_script (fault_state *f, const fault *ft, long count, int route) {
   int ok = 0;
   pthread_mutex_lock(&f->lock);
   if (f->nscript < MAX_SCRIPT) {
@@ -122,14 +122,14 @@ int faults_script (zc_faults *f, const fault *ft, long count, int route) {
 }
 
 /* splitmix64: one draw per API request, so --seed replays the same run */
-static uint64_t next_rand (zc_faults *f) {
+static uint64_t next_rand (fault_state *f) {
   uint64_t z = (f->rng += 0x9E3779B97F4A7C15ULL);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   return z ^ (z >> 31);
 }
 
-int faults_take (zc_faults *f, int route, fault *out) {
+int faults_take (fault_state *f, int route, fault *out) {
   size_t i;
   int hit = 0;
   pthread_mutex_lock(&f->lock);

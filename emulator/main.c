@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "emu.h"
 
@@ -37,6 +36,7 @@ static const char usage[] =
 "  --tls-cert F --tls-key F  serve HTTPS with this PEM certificate and key\n"
 "  --state FILE            load the org from FILE and save it there on change\n"
 "  --extra-modules N       seed N more custom modules Bulk_Module_1..N (<= 100000)\n"
+"  --extra-profiles N      seed N more profiles \"Extra Profile 1..N\" (<= 500)\n"
 "  --max-body BYTES        larger request bodies get 413 (default 1048576)\n"
 "  --idle-timeout S        close idle connections after S seconds (default 30)\n"
 "  --max-connections N     simultaneous connections (default 1000)\n"
@@ -81,6 +81,7 @@ static const struct numopt {
   { "--seed", 0, 0x7FFFFFFFFFFFFFFFLL }, { "--extra-modules", 0, 100000 },
   { "--max-body", 1, 1073741824LL }, { "--idle-timeout", 0, 86400 },
   { "--max-connections", 1, 100000 }, { "--retry-after", 0, 86400 },
+  { "--extra-profiles", 0, EXTRA_PROFILES_MAX },
 };
 
 /* 1 = a numeric option, set; 0 = not one; -1 = bad value */
@@ -104,7 +105,8 @@ static int numeric (emu_config *c, const char *opt, const char *val) {
     case 9: c->max_body = (size_t)n; break;
     case 10: c->idle_timeout = (unsigned)n; break;
     case 11: c->max_connections = (unsigned)n; break;
-    default: c->retry_after = (int)n; break;
+    case 12: c->retry_after = (int)n; break;
+    default: c->extra_profiles = (long)n; break;
   }
   return 1;
 }
@@ -156,57 +158,18 @@ static int parse (int argc, char **argv, emu_config *c) {
 ** Life cycle
 ** =================================================================== */
 
-static int init (emu *e, char *err, size_t errlen) {
-  pthread_condattr_t ca;
-  pthread_mutex_init(&e->org_lock, NULL);
-  pthread_mutex_init(&e->save_lock, NULL);
-  pthread_mutex_init(&e->stop_lock, NULL);
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);   /* emu_sleep_ms */
-  pthread_cond_init(&e->stop_cond, &ca);
-  pthread_condattr_destroy(&ca);
-  stats_init(&e->st);
-  if (e->cfg.state_file && access(e->cfg.state_file, F_OK) == 0) {
-    e->org = org_load(e->cfg.state_file, err, errlen);
-    if (e->org == NULL) return 0;
-    e->saved_version = e->org->version;
-  } else {
-    e->org = org_seed(e->cfg.extra_modules);
-    e->saved_version = (uint64_t)-1;
-    if (e->org == NULL) { snprintf(err, errlen, "out of memory"); return 0; }
-  }
-  e->auth = auth_new(&e->cfg);
-  if (e->auth == NULL) { snprintf(err, errlen, "out of memory"); return 0; }
-  e->faults = faults_new(&e->cfg, err, errlen);
-  return e->faults != NULL;
-}
-
-static void finish (emu *e) {
-  org_free(e->org);
-  auth_free(e->auth);
-  faults_free(e->faults);
-  free(e->tls_pem[0]);
-  free(e->tls_pem[1]);
-  stats_destroy(&e->st);
-  pthread_cond_destroy(&e->stop_cond);
-  pthread_mutex_destroy(&e->stop_lock);
-  pthread_mutex_destroy(&e->save_lock);
-  pthread_mutex_destroy(&e->org_lock);
-}
-
 int main (int argc, char **argv) {
   static emu e;                   /* zeroed; lives as long as the program */
   struct MHD_Daemon *d;
   sigset_t sigs;
   char err[512] = "";
   int sig = 0, rc;
-  text_init();
   emu_config_defaults(&e.cfg);
   rc = parse(argc, argv, &e.cfg);
   if (rc <= 0) return rc < 0 ? 0 : 2;
-  if (!init(&e, err, sizeof err)) {
+  if (!emu_open(&e, err, sizeof err)) {
     fprintf(stderr, "zcrm-emulator: %s\n", err);
-    finish(&e);
+    emu_close(&e);
     return 1;
   }
   /* Every thread inherits this mask; main alone takes the signals, with
@@ -221,20 +184,21 @@ int main (int argc, char **argv) {
   d = server_start(&e, err, sizeof err);
   if (d == NULL) {
     fprintf(stderr, "zcrm-emulator: %s\n", err);
-    finish(&e);
+    emu_close(&e);
     return 1;
   }
-  emu_save(&e);                   /* a fresh --state file exists at once */
+  if (emu_save(&e) != 0) {        /* a fresh --state file exists at once */
+    server_stop(d);
+    emu_close(&e);
+    return 1;
+  }
   printf("listening on %s\n", e.base_url);
   fflush(stdout);
   while (sigwait(&sigs, &sig) != 0) {}
-  pthread_mutex_lock(&e.stop_lock);
-  e.stopping = 1;
-  pthread_cond_broadcast(&e.stop_cond);
-  pthread_mutex_unlock(&e.stop_lock);
+  emu_stop(&e);
   server_stop(d);
   emu_save(&e);
-  finish(&e);
+  emu_close(&e);
   return 0;
 }
 

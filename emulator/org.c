@@ -1,12 +1,11 @@
 /*
 ** org.c: the emulated org (modules and profiles), its indexes, its JSON
-** form, and --state persistence.
+** form, and the state form it is saved in (files: runtime.c).
 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -14,7 +13,7 @@
 
 
 /* {==================================================================
-** Seed data. Ids follow the Update Custom Module page's org
+** Seed data. Ids follow the Update Custom Module page's org_data
 ** (2423488000000...); custom labels of Digital_Marketing differ from the
 ** page's sample so that sending the sample is a real change.
 ** =================================================================== */
@@ -113,7 +112,25 @@ static const char *const seed_contractor_modules[] = {
 #define SEED_MODIFIED "2025-06-02T10:15:00+05:30"
 #define BULK_ID_BASE 2423488000010000000ULL
 #define CREATE_ID_BASE 2423488000000900001ULL
+#define EXTRA_PROFILE_ID_BASE 2423488000000300000ULL
 #define ADMIN_USER "{\"name\":\"Emulator Admin\",\"id\":\"2423488000000102001\"}"
+
+/* }================================================================== */
+
+
+/* {==================================================================
+** Profile sets
+** =================================================================== */
+
+void ps_add (profset *s, int i) { s->w[i / 64] |= ((uint64_t)1) << (i % 64); }
+void ps_del (profset *s, int i) { s->w[i / 64] &= ~(((uint64_t)1) << (i % 64)); }
+int ps_has (const profset *s, int i) { return (s->w[i / 64] >> (i % 64)) & 1; }
+
+int ps_empty (const profset *s) {
+  size_t k;
+  for (k = 0; k < sizeof s->w / sizeof s->w[0]; k++) if (s->w[k]) return 0;
+  return 1;
+}
 
 /* }================================================================== */
 
@@ -130,7 +147,7 @@ static void module_free (module *m) {
   free(m);
 }
 
-void org_free (zc_org *o) {
+void org_free (org_data *o) {
   size_t i;
   if (o == NULL) return;
   for (i = 0; i < o->n; i++) module_free(o->mods[i]);
@@ -143,8 +160,8 @@ void org_free (zc_org *o) {
   free(o);
 }
 
-static zc_org *org_empty (void) {
-  zc_org *o = (zc_org *)calloc(1, sizeof *o);
+static org_data *org_empty (void) {
+  org_data *o = (org_data *)calloc(1, sizeof *o);
   if (o == NULL) return NULL;
   o->by_id = sm_new(); o->by_api = sm_new();
   o->by_plural = sm_new(); o->by_singular = sm_new();
@@ -176,10 +193,10 @@ static void unindex_label (strmap *m, const char *label, size_t i) {
 }
 
 /* Takes the strings' copies; returns the module or NULL on oom. */
-static module *add_module (zc_org *o, const char *id, const char *api_name,
+static module *add_module (org_data *o, const char *id, const char *api_name,
                            const char *module_name, const char *plural,
                            const char *singular, const char *gtype,
-                           const char *status, uint64_t profiles) {
+                           const char *status, const profset *profiles) {
   module *m;
   size_t i = o->n;
   if (o->n == o->cap) {
@@ -195,7 +212,7 @@ static module *add_module (zc_org *o, const char *id, const char *api_name,
   m->module_name = xstrdup(module_name);
   m->plural = xstrdup(plural); m->singular = xstrdup(singular);
   m->generated_type = xstrdup(gtype); m->status = xstrdup(status);
-  m->profiles = profiles;
+  m->profiles = *profiles;
   m->sequence = (int)i + 1;
   m->api_supported = 1;
   if (!m->id || !m->api_name || !m->module_name || !m->plural
@@ -213,7 +230,7 @@ static module *add_module (zc_org *o, const char *id, const char *api_name,
   return m;
 }
 
-static int add_profile (zc_org *o, const char *id, const char *name,
+static int add_profile (org_data *o, const char *id, const char *name,
                         const char *description, int custom) {
   profile *p;
   if (o->nprof >= ORG_MAX_PROFILES) return -1;
@@ -227,35 +244,45 @@ static int add_profile (zc_org *o, const char *id, const char *name,
   return 0;
 }
 
-zc_org *org_seed (long extra) {
-  zc_org *o = org_empty();
-  uint64_t all, two = 3;          /* Administrator and Standard */
+org_data *org_seed (long extra, long extra_profiles) {
+  org_data *o = org_empty();
+  profset all, two;               /* two: Administrator and Standard */
   size_t i;
   long k;
   char id[32], api[64], plural[64], singular[64], mname[64];
   if (o == NULL) return NULL;
+  memset(&all, 0, sizeof all);
+  memset(&two, 0, sizeof two);
+  ps_add(&two, 0);
+  ps_add(&two, 1);
   for (i = 0; i < NELEM(seed_profiles); i++)
     if (add_profile(o, seed_profiles[i].id, seed_profiles[i].name,
                     seed_profiles[i].description, seed_profiles[i].custom))
       goto oom;
-  all = (((uint64_t)1) << o->nprof) - 1;
+  for (k = 1; k <= extra_profiles; k++) {
+    snprintf(id, sizeof id, "%llu",
+             (unsigned long long)(EXTRA_PROFILE_ID_BASE + (uint64_t)k));
+    snprintf(plural, sizeof plural, "Extra Profile %ld", k);
+    if (add_profile(o, id, plural, "Seeded by --extra-profiles", 1)) goto oom;
+  }
+  for (i = 0; i < NELEM(seed_profiles); i++) ps_add(&all, (int)i);
   for (i = 0; i < NELEM(seed_standard); i++) {
     const seed_module *s = &seed_standard[i];
     if (!add_module(o, s->id, s->api_name, s->module_name, s->plural,
-                    s->singular, "default", s->status, all))
+                    s->singular, "default", s->status, &all))
       goto oom;
   }
   for (i = 0; i < NELEM(seed_custom); i++) {
     const seed_module *s = &seed_custom[i];
-    uint64_t seen_by = two;
+    profset seen_by = two;
     module *m;
     size_t j;
     for (j = 0; j < NELEM(seed_contractor_modules); j++)
       if (strcmp(s->api_name, seed_contractor_modules[j]) == 0)
-        seen_by |= ((uint64_t)1) << CONTRACTOR_PROFILE;
+        ps_add(&seen_by, CONTRACTOR_PROFILE);
     snprintf(mname, sizeof mname, "CustomModule%ld", o->next_custom);
     m = add_module(o, s->id, s->api_name, mname, s->plural, s->singular,
-                   "custom", s->status, seen_by);
+                   "custom", s->status, &seen_by);
     if (m == NULL) goto oom;
     strcpy(m->modified_time, SEED_MODIFIED);
   }
@@ -268,7 +295,7 @@ zc_org *org_seed (long extra) {
     snprintf(singular, sizeof singular, "Bulk Module %ld", k);
     snprintf(mname, sizeof mname, "CustomModule%ld", o->next_custom);
     m = add_module(o, id, api, mname, plural, singular, "custom", "visible",
-                   two);
+                   &two);
     if (m == NULL) goto oom;
     strcpy(m->modified_time, SEED_MODIFIED);
   }
@@ -291,7 +318,7 @@ static int all_digits (const char *s) {
   return 1;
 }
 
-module *org_find (const zc_org *o, const char *key) {
+module *org_find (const org_data *o, const char *key) {
   size_t i;
   if (all_digits(key)) {
     if (sm_get(o->by_id, key, &i)) return o->mods[i];
@@ -301,14 +328,14 @@ module *org_find (const zc_org *o, const char *key) {
   return NULL;
 }
 
-int org_profile_index (const zc_org *o, const char *id) {
+int org_profile_index (const org_data *o, const char *id) {
   size_t i;
   for (i = 0; i < o->nprof; i++)
     if (strcmp(o->prof[i].id, id) == 0) return (int)i;
   return -1;
 }
 
-module *org_label_owner (const zc_org *o, int plural, const char *label) {
+module *org_label_owner (const org_data *o, int plural, const char *label) {
   char *k = label_fold(label);
   size_t i;
   int found;
@@ -318,13 +345,13 @@ module *org_label_owner (const zc_org *o, int plural, const char *label) {
   return found ? o->mods[i] : NULL;
 }
 
-static size_t index_of (const zc_org *o, const module *m) {
+static size_t index_of (const org_data *o, const module *m) {
   size_t i;
   if (sm_get(o->by_id, m->id, &i)) return i;
   return 0;
 }
 
-int org_set_label (zc_org *o, module *m, int plural, const char *label) {
+int org_set_label (org_data *o, module *m, int plural, const char *label) {
   strmap *map = plural ? o->by_plural : o->by_singular;
   char **slot = plural ? &m->plural : &m->singular;
   size_t i = index_of(o, m);
@@ -362,8 +389,8 @@ int org_api_name_ok (const char *s) {
   return s[n - 1] != '_';
 }
 
-module *org_create (zc_org *o, const char *api_name, const char *plural,
-                    const char *singular, uint64_t profiles) {
+module *org_create (org_data *o, const char *api_name, const char *plural,
+                    const char *singular, const profset *profiles) {
   char id[32], mname[64];
   module *m;
   size_t dummy;
@@ -390,8 +417,251 @@ static void kv_bool (jbuf *b, const char *k, int v) {
   jb_lit(b, v ? "true" : "false");
 }
 
-/* The field set of the reference's list example (zoho-crm-v8.md §2.1). */
-void org_write_module (jbuf *b, const zc_org *o, const module *m) {
+
+/* {==================================================================
+** The detail form of a module (GET /settings/modules/{module}): every key
+** the OpenAPI schema of a module requires, with its documented type. The
+** values are plausible for a fresh custom module; which fields, layouts
+** and related lists it has is assumed.
+** =================================================================== */
+
+/* The fields of a custom module's detail answer: Name, Owner, Email and
+** Created_Time, each with every key the OpenAPI schema requires of a
+** field (generated from fields.json of zoho/crm-oas; values assumed where
+** a default does). Pieces, so no literal passes C99's 4095 characters. */
+static const char *const detail_fields[] = {
+  "[{\"blueprint_supported\":false,\"json_type\":\"string\",\"length\":120,\"decim",
+  "al_place\":null,\"multi_module_lookup\":null,\"sharing_properties\":{},\"cur",
+  "rency\":null,\"file_upolad_optionlist\":[],\"lookup\":null,\"subform\":null,\"",
+  "formula\":null,\"multiselectlookup\":null,\"multiuserlookup\":{\"display_lab",
+  "el\":null,\"linking_module\":{\"api_name\":null,\"id\":null},\"connected_modul",
+  "e\":{\"api_name\":null,\"id\":null},\"lookup_apiname\":null,\"api_name\":null,\"",
+  "connectedfield_apiname\":null,\"connectedlookup_apiname\":null,\"id\":null,",
+  "\"record_access\":false},\"pick_list_values\":[],\"allowed_modules\":[],\"hip",
+  "aa_compliance_enabled\":false,\"hipaa_compliance\":{\"restricted_in_export",
+  "\":false,\"restricted\":false},\"associated_module\":{\"api_name\":null,\"id\":",
+  "null},\"data_type\":\"text\",\"operation_type\":{\"web_update\":true,\"api_crea",
+  "te\":true,\"web_create\":true,\"api_update\":true},\"system_mandatory\":true,",
+  "\"webhook\":false,\"virtual_field\":false,\"field_read_only\":false,\"customi",
+  "zable_properties\":[],\"read_only\":false,\"custom_field\":false,\"businessc",
+  "ard_supported\":false,\"filterable\":true,\"visible\":true,\"available_in_us",
+  "er_layout\":true,\"display_field\":true,\"pick_list_values_sorted_lexicall",
+  "y\":false,\"sortable\":true,\"layout_associations\":[],\"separator\":false,\"s",
+  "earchable\":true,\"enable_colour_code\":false,\"mass_update\":false,\"create",
+  "d_source\":\"default\",\"type\":\"used\",\"display_label\":\"Name\",\"column_n",
+  "ame\":\"NAME\",\"api_name\":\"Name\",\"display_type\":-1,\"ui_type\":1,\"colour_co",
+  "de_enabled_by_system\":false,\"quick_sequence_number\":\"1\",\"email_parser\"",
+  ":{\"fields_update_supported\":false,\"record_operations_supported\":false}",
+  ",\"rollup_summary\":null,\"refer_from_field\":{\"id\":null,\"api_name\":null},",
+  "\"created_time\":null,\"modified_time\":null,\"show_type\":7,\"category\":0,\"i",
+  "d\":\"2423488000000900501\",\"profiles\":[{\"name\":\"Administrator\",\"id\":\"242",
+  "3488000000015972\",\"permission_type\":\"read_write\"}],\"view_type\":{\"view\"",
+  ":true,\"edit\":true,\"quick_create\":true,\"create\":true},\"unique\":null,\"su",
+  "b_module\":{\"api_name\":null,\"id\":null},\"external\":{\"show\":false,\"type\":",
+  "null},\"convert_mapping\":{},\"autonumber\":{\"starting_number_length\":0,\"p",
+  "refix\":null,\"suffix\":null,\"start_number\":null},\"auto_number\":null,\"cry",
+  "pt\":{\"mode\":null,\"status\":null},\"tooltip\":{\"name\":\"\",\"value\":\"\"},\"hist",
+  "ory_tracking\":{\"module\":{},\"duration_configured_field\":{\"api_name\":nul",
+  "l,\"id\":null}},\"association_details\":{\"related_field\":{\"api_name\":null,",
+  "\"id\":null},\"lookup_field\":{\"api_name\":null,\"id\":null}},\"additional_col",
+  "umn\":null,\"field_label\":\"Name\",\"common.picklist\":null,\"_update_exi",
+  "sting_records\":false,\"number_separator\":false,\"textarea\":{},\"static_fi",
+  "eld\":false},{\"blueprint_supported\":false,\"json_type\":\"jsonobject\",\"len",
+  "gth\":120,\"decimal_place\":null,\"multi_module_lookup\":null,\"sharing_prop",
+  "erties\":{},\"currency\":null,\"file_upolad_optionlist\":[],\"lookup\":null,\"",
+  "subform\":null,\"formula\":null,\"multiselectlookup\":null,\"multiuserlookup",
+  "\":{\"display_label\":null,\"linking_module\":{\"api_name\":null,\"id\":null},\"",
+  "connected_module\":{\"api_name\":null,\"id\":null},\"lookup_apiname\":null,\"a",
+  "pi_name\":null,\"connectedfield_apiname\":null,\"connectedlookup_apiname\":",
+  "null,\"id\":null,\"record_access\":false},\"pick_list_values\":[],\"allowed_m",
+  "odules\":[],\"hipaa_compliance_enabled\":false,\"hipaa_compliance\":{\"restr",
+  "icted_in_export\":false,\"restricted\":false},\"associated_module\":{\"api_n",
+  "ame\":null,\"id\":null},\"data_type\":\"ownerlookup\",\"operation_type\":{\"web_",
+  "update\":true,\"api_create\":true,\"web_create\":true,\"api_update\":true},\"s",
+  "ystem_mandatory\":false,\"webhook\":false,\"virtual_field\":false,\"field_re",
+  "ad_only\":false,\"customizable_properties\":[],\"read_only\":false,\"custom_",
+  "field\":false,\"businesscard_supported\":false,\"filterable\":true,\"visible",
+  "\":true,\"available_in_user_layout\":true,\"display_field\":false,\"pick_lis",
+  "t_values_sorted_lexically\":false,\"sortable\":true,\"layout_associations\"",
+  ":[],\"separator\":false,\"searchable\":true,\"enable_colour_code\":false,\"ma",
+  "ss_update\":true,\"created_source\":\"default\",\"type\":\"used\",\"display_labe",
+  "l\":\"Owner\",\"column_name\":\"OWNER\",\"api_name\":\"Owner\",\"display_type\"",
+  ":-1,\"ui_type\":8,\"colour_code_enabled_by_system\":false,\"quick_sequence_",
+  "number\":\"1\",\"email_parser\":{\"fields_update_supported\":false,\"record_op",
+  "erations_supported\":false},\"rollup_summary\":null,\"refer_from_field\":{\"",
+  "id\":null,\"api_name\":null},\"created_time\":null,\"modified_time\":null,\"sh",
+  "ow_type\":7,\"category\":0,\"id\":\"2423488000000900502\",\"profiles\":[{\"name\"",
+  ":\"Administrator\",\"id\":\"2423488000000015972\",\"permission_type\":\"read_wr",
+  "ite\"}],\"view_type\":{\"view\":true,\"edit\":true,\"quick_create\":true,\"creat",
+  "e\":true},\"unique\":null,\"sub_module\":{\"api_name\":null,\"id\":null},\"exter",
+  "nal\":{\"show\":false,\"type\":null},\"convert_mapping\":{},\"autonumber\":{\"st",
+  "arting_number_length\":0,\"prefix\":null,\"suffix\":null,\"start_number\":nul",
+  "l},\"auto_number\":null,\"crypt\":{\"mode\":null,\"status\":null},\"tooltip\":{\"",
+  "name\":\"\",\"value\":\"\"},\"history_tracking\":{\"module\":{},\"duration_configu",
+  "red_field\":{\"api_name\":null,\"id\":null}},\"association_details\":{\"relate",
+  "d_field\":{\"api_name\":null,\"id\":null},\"lookup_field\":{\"api_name\":null,\"",
+  "id\":null}},\"additional_column\":null,\"field_label\":\"Owner\",\"common.",
+  "picklist\":null,\"_update_existing_records\":false,\"number_separator\":fal",
+  "se,\"textarea\":{},\"static_field\":false},{\"blueprint_supported\":false,\"j",
+  "son_type\":\"string\",\"length\":100,\"decimal_place\":null,\"multi_module_loo",
+  "kup\":null,\"sharing_properties\":{},\"currency\":null,\"file_upolad_optionl",
+  "ist\":[],\"lookup\":null,\"subform\":null,\"formula\":null,\"multiselectlookup",
+  "\":null,\"multiuserlookup\":{\"display_label\":null,\"linking_module\":{\"api_",
+  "name\":null,\"id\":null},\"connected_module\":{\"api_name\":null,\"id\":null},\"",
+  "lookup_apiname\":null,\"api_name\":null,\"connectedfield_apiname\":null,\"co",
+  "nnectedlookup_apiname\":null,\"id\":null,\"record_access\":false},\"pick_lis",
+  "t_values\":[],\"allowed_modules\":[],\"hipaa_compliance_enabled\":false,\"hi",
+  "paa_compliance\":{\"restricted_in_export\":false,\"restricted\":false},\"ass",
+  "ociated_module\":{\"api_name\":null,\"id\":null},\"data_type\":\"email\",\"opera",
+  "tion_type\":{\"web_update\":true,\"api_create\":true,\"web_create\":true,\"api",
+  "_update\":true},\"system_mandatory\":false,\"webhook\":false,\"virtual_field",
+  "\":false,\"field_read_only\":false,\"customizable_properties\":[],\"read_onl",
+  "y\":false,\"custom_field\":false,\"businesscard_supported\":false,\"filterab",
+  "le\":true,\"visible\":true,\"available_in_user_layout\":true,\"display_field",
+  "\":false,\"pick_list_values_sorted_lexically\":false,\"sortable\":true,\"lay",
+  "out_associations\":[],\"separator\":false,\"searchable\":true,\"enable_colou",
+  "r_code\":false,\"mass_update\":true,\"created_source\":\"default\",\"type\":\"us",
+  "ed\",\"display_label\":\"Email\",\"column_name\":\"EMAIL\",\"api_name\":\"Email\",\"",
+  "display_type\":-1,\"ui_type\":25,\"colour_code_enabled_by_system\":false,\"q",
+  "uick_sequence_number\":\"1\",\"email_parser\":{\"fields_update_supported\":fa",
+  "lse,\"record_operations_supported\":false},\"rollup_summary\":null,\"refer_",
+  "from_field\":{\"id\":null,\"api_name\":null},\"created_time\":null,\"modified_",
+  "time\":null,\"show_type\":7,\"category\":0,\"id\":\"2423488000000900503\",\"prof",
+  "iles\":[{\"name\":\"Administrator\",\"id\":\"2423488000000015972\",\"permission_",
+  "type\":\"read_write\"}],\"view_type\":{\"view\":true,\"edit\":true,\"quick_creat",
+  "e\":true,\"create\":true},\"unique\":null,\"sub_module\":{\"api_name\":null,\"id",
+  "\":null},\"external\":{\"show\":false,\"type\":null},\"convert_mapping\":{},\"au",
+  "tonumber\":{\"starting_number_length\":0,\"prefix\":null,\"suffix\":null,\"sta",
+  "rt_number\":null},\"auto_number\":null,\"crypt\":{\"mode\":null,\"status\":null",
+  "},\"tooltip\":{\"name\":\"\",\"value\":\"\"},\"history_tracking\":{\"module\":{},\"du",
+  "ration_configured_field\":{\"api_name\":null,\"id\":null}},\"association_det",
+  "ails\":{\"related_field\":{\"api_name\":null,\"id\":null},\"lookup_field\":{\"ap",
+  "i_name\":null,\"id\":null}},\"additional_column\":null,\"field_label\":\"Email",
+  "\",\"common.picklist\":null,\"_update_existing_records\":false,\"number_sepa",
+  "rator\":false,\"textarea\":{},\"static_field\":false},{\"blueprint_supported",
+  "\":false,\"json_type\":\"string\",\"length\":120,\"decimal_place\":null,\"multi_",
+  "module_lookup\":null,\"sharing_properties\":{},\"currency\":null,\"file_upol",
+  "ad_optionlist\":[],\"lookup\":null,\"subform\":null,\"formula\":null,\"multise",
+  "lectlookup\":null,\"multiuserlookup\":{\"display_label\":null,\"linking_modu",
+  "le\":{\"api_name\":null,\"id\":null},\"connected_module\":{\"api_name\":null,\"i",
+  "d\":null},\"lookup_apiname\":null,\"api_name\":null,\"connectedfield_apiname",
+  "\":null,\"connectedlookup_apiname\":null,\"id\":null,\"record_access\":false}",
+  ",\"pick_list_values\":[],\"allowed_modules\":[],\"hipaa_compliance_enabled\"",
+  ":false,\"hipaa_compliance\":{\"restricted_in_export\":false,\"restricted\":f",
+  "alse},\"associated_module\":{\"api_name\":null,\"id\":null},\"data_type\":\"dat",
+  "etime\",\"operation_type\":{\"web_update\":true,\"api_create\":true,\"web_crea",
+  "te\":true,\"api_update\":true},\"system_mandatory\":false,\"webhook\":false,\"",
+  "virtual_field\":false,\"field_read_only\":true,\"customizable_properties\":",
+  "[],\"read_only\":true,\"custom_field\":false,\"businesscard_supported\":fals",
+  "e,\"filterable\":true,\"visible\":true,\"available_in_user_layout\":true,\"di",
+  "splay_field\":false,\"pick_list_values_sorted_lexically\":false,\"sortable",
+  "\":true,\"layout_associations\":[],\"separator\":false,\"searchable\":true,\"e",
+  "nable_colour_code\":false,\"mass_update\":true,\"created_source\":\"default\"",
+  ",\"type\":\"used\",\"display_label\":\"Created Time\",\"column_name\":\"CREATED_T",
+  "IME\",\"api_name\":\"Created_Time\",\"display_type\":-1,\"ui_type\":0,\"colour_c",
+  "ode_enabled_by_system\":false,\"quick_sequence_number\":\"1\",\"email_parser",
+  "\":{\"fields_update_supported\":false,\"record_operations_supported\":false",
+  "},\"rollup_summary\":null,\"refer_from_field\":{\"id\":null,\"api_name\":null}",
+  ",\"created_time\":null,\"modified_time\":null,\"show_type\":7,\"category\":0,\"",
+  "id\":\"2423488000000900504\",\"profiles\":[{\"name\":\"Administrator\",\"id\":\"24",
+  "23488000000015972\",\"permission_type\":\"read_write\"}],\"view_type\":{\"view",
+  "\":true,\"edit\":true,\"quick_create\":true,\"create\":true},\"unique\":null,\"s",
+  "ub_module\":{\"api_name\":null,\"id\":null},\"external\":{\"show\":false,\"type\"",
+  ":null},\"convert_mapping\":{},\"autonumber\":{\"starting_number_length\":0,\"",
+  "prefix\":null,\"suffix\":null,\"start_number\":null},\"auto_number\":null,\"cr",
+  "ypt\":{\"mode\":null,\"status\":null},\"tooltip\":{\"name\":\"\",\"value\":\"\"},\"his",
+  "tory_tracking\":{\"module\":{},\"duration_configured_field\":{\"api_name\":nu",
+  "ll,\"id\":null}},\"association_details\":{\"related_field\":{\"api_name\":null",
+  ",\"id\":null},\"lookup_field\":{\"api_name\":null,\"id\":null}},\"additional_co",
+  "lumn\":null,\"field_label\":\"Created Time\",\"common.picklist\":null,\"_updat",
+  "e_existing_records\":false,\"number_separator\":false,\"textarea\":{},\"stat",
+  "ic_field\":false}]",
+  NULL
+};
+
+/* {"api_name":a,"id":i} */
+static void api_ref (jbuf *b, const char *api_name, const char *id) {
+  jb_lit(b, "{"); jb_key(b, "api_name"); jb_str(b, api_name);
+  jb_lit(b, ","); jb_key(b, "id"); jb_str(b, id);
+  jb_lit(b, "}");
+}
+
+static void write_detail (jbuf *b, const module *m) {
+  static const char *const flags_true[] = {
+    "common.search_supported", "triggers_supported", "visible",
+    "emailTemplate_support", "filter_supported", "webform_supported",
+    "chart_view_supported", "kanban_view_supported", "filter_status",
+    "scoring_supported", NULL
+  };
+  static const char *const flags_false[] = {
+    "inventory_template_supported", "chart_view", "email_parser_supported",
+    "track_current_data", "kanban_view", "zia_view", NULL
+  };
+  size_t i;
+  for (i = 0; flags_true[i]; i++) kv_bool(b, flags_true[i], 1);
+  for (i = 0; flags_false[i]; i++) kv_bool(b, flags_false[i], 0);
+  jb_lit(b, ",\"activity_badge\":\"Disabled\",\"$field_states\":[]"
+            ",\"business_card_fields\":[\"Name\",\"Owner\",\"Email\"]"
+            ",\"per_page\":10"
+            ",\"$properties\":[\"$approval_state\",\"$editable\","
+            "\"$approved\",\"$review_process\"]"
+            ",\"$on_demand_properties\":[\"$client_portal_permission\"]"
+            ",\"search_layout_fields\":[\"Name\",\"Email\",\"Owner\"]"
+            ",\"lookup_field_properties\":{\"fields\":[{\"sequence_number\":1,"
+            "\"api_name\":\"Name\",\"id\":\"2423488000000900501\"},"
+            "{\"sequence_number\":2,\"api_name\":\"Email\","
+            "\"id\":\"2423488000000900503\"}]}"
+            ",\"related_list_properties\":{\"sort_by\":{\"api_name\":"
+            "\"Created_Time\",\"id\":\"2423488000000900504\"},\"fields\":"
+            "[\"Name\",\"Owner\",\"Email\"],\"sort_order\":\"desc\"}"
+            ",\"display_field\":{\"api_name\":\"Name\","
+            "\"id\":\"2423488000000900501\"}"
+            ",\"default_mapping_fields\":[]");
+  jb_lit(b, ",\"layout_associations\":[{\"api_name\":\"Standard\","
+            "\"name\":\"Standard\",\"id\":");
+  jb_str(b, m->id);
+  jb_lit(b, "}],\"layouts\":[{\"id\":");
+  jb_str(b, m->id);
+  jb_lit(b, ",\"name\":\"Standard\",\"display_label\":\"Standard\","
+            "\"api_name\":\"Standard\",\"status\":\"active\"}]");
+  jb_lit(b, ",\"related_lists\":[{\"id\":\"2423488000000900601\","
+            "\"sequence_number\":\"1\",\"display_label\":\"Notes\","
+            "\"api_name\":\"Notes\",\"module\":");
+  api_ref(b, "Notes", "2423488000000002209");
+  jb_lit(b, ",\"name\":\"Notes\",\"action\":null,\"href\":null,"
+            "\"type\":\"default\",\"visible\":true,\"customize_sort\":false,"
+            "\"customize_fields\":false,\"customize_display_label\":false,"
+            "\"sort_by\":");
+  api_ref(b, "Created_Time", "2423488000000900504");
+  jb_lit(b, ",\"sort_order\":\"desc\",\"fields\":[],\"status\":\"visible\"}]");
+  jb_lit(b, ",\"fields\":");
+  for (i = 0; detail_fields[i]; i++) jb_lit(b, detail_fields[i]);
+  jb_lit(b, ",\"custom_view\":{\"display_value\":");
+  jb_str(b, m->plural);
+  jb_lit(b, ",\"system_name\":\"ALLVIEWS\",\"category\":\"public_views\","
+            "\"created_time\":null,\"modified_time\":null,"
+            "\"last_accessed_time\":null,\"name\":\"All\",\"created_by\":"
+            ADMIN_USER ",\"modified_by\":" ADMIN_USER ",\"module\":{");
+  jb_key(b, "name"); jb_str(b, m->api_name);
+  jb_lit(b, ","); jb_key(b, "id"); jb_str(b, m->id);
+  jb_lit(b, "},\"criteria\":{\"comparator\":null,\"field\":{\"api_name\":null,"
+            "\"id\":null},\"value\":null,\"group_operator\":null,\"group\":[]},"
+            "\"default\":true,\"system_defined\":true,\"locked\":false,"
+            "\"favorite\":null,\"offline\":false,\"access_type\":\"public\","
+            "\"shared_to\":[],\"fields\":[{\"id\":\"2423488000000900501\","
+            "\"api_name\":\"Name\",\"_pin\":false}],\"sort_by\":{\"id\":"
+            "\"2423488000000900504\",\"api_name\":\"Created_Time\"},"
+            "\"sort_order\":\"desc\",\"id\":");
+  jb_str(b, m->id);
+  jb_lit(b, "}");
+}
+
+/* }================================================================== */
+
+/* The field set of the example answer on Zoho's "Modules Metadata" page
+** (GET /settings/modules). */
+static void write_module (jbuf *b, const org_data *o, const module *m,
+                          int detail) {
   int custom = strcmp(m->generated_type, "custom") == 0;
   int leads = strcmp(m->api_name, "Leads") == 0;
   size_t i, count = 0;
@@ -428,7 +698,7 @@ void org_write_module (jbuf *b, const zc_org *o, const module *m) {
   jb_lit(b, ","); jb_key(b, "private_profile"); jb_lit(b, "null");
   jb_lit(b, ","); jb_key(b, "profiles"); jb_lit(b, "[");
   for (i = 0; i < o->nprof; i++) {
-    if (!(m->profiles & (((uint64_t)1) << i))) continue;
+    if (!ps_has(&m->profiles, (int)i)) continue;
     if (count++) jb_lit(b, ",");
     jb_lit(b, "{"); jb_key(b, "name"); jb_str(b, o->prof[i].name);
     jb_lit(b, ","); jb_key(b, "id"); jb_str(b, o->prof[i].id);
@@ -449,7 +719,17 @@ void org_write_module (jbuf *b, const zc_org *o, const module *m) {
   jb_lit(b, ","); jb_key(b, "arguments"); jb_lit(b, "[]");
   jb_lit(b, ","); jb_key(b, "description"); jb_lit(b, "null");
   jb_lit(b, ","); jb_key(b, "business_card_field_limit"); jb_int(b, 5);
+  if (detail) write_detail(b, m);
   jb_lit(b, "}");
+}
+
+void org_write_module (jbuf *b, const org_data *o, const module *m) {
+  write_module(b, o, m, 0);
+}
+
+/* The single-module GET's form: the list's fields and the detail ones. */
+void org_write_module_detail (jbuf *b, const org_data *o, const module *m) {
+  write_module(b, o, m, 1);
 }
 
 static void write_profile (jbuf *b, const profile *p) {
@@ -461,6 +741,7 @@ static void write_profile (jbuf *b, const profile *p) {
   jb_lit(b, ","); jb_key(b, "type"); jb_str(b, "normal_profile");
   kv_bool(b, "custom", p->custom);
   kv_bool(b, "default", !p->custom);
+  kv_bool(b, "category", 0);
   jb_lit(b, ","); jb_key(b, "description"); jb_str(b, p->description);
   jb_lit(b, ","); jb_key(b, "created_time"); jb_lit(b, "null");
   jb_lit(b, ","); jb_key(b, "modified_time"); jb_str(b, SEED_MODIFIED);
@@ -469,7 +750,7 @@ static void write_profile (jbuf *b, const profile *p) {
   jb_lit(b, "}");
 }
 
-static void write_profile_array (jbuf *b, const zc_org *o) {
+static void write_profile_array (jbuf *b, const org_data *o) {
   size_t i;
   jb_lit(b, "[");
   for (i = 0; i < o->nprof; i++) {
@@ -479,15 +760,29 @@ static void write_profile_array (jbuf *b, const zc_org *o) {
   jb_lit(b, "]");
 }
 
-void org_write_profiles (jbuf *b, const zc_org *o) {
-  jb_lit(b, "{\"profiles\":");
-  write_profile_array(b, o);
-  jb_lit(b, ",\"info\":{\"page\":1,\"per_page\":200,\"count\":");
-  jb_int(b, (long long)o->nprof);
-  jb_lit(b, ",\"more_records\":false,\"license_limit\":200}}");
+/* One page of profiles: count of them from first, with Zoho's info. */
+void org_write_profiles (jbuf *b, const org_data *o, size_t first,
+                         size_t count, long page, long per_page) {
+  size_t i;
+  jb_lit(b, "{\"profiles\":[");
+  for (i = first; i < first + count && i < o->nprof; i++) {
+    if (i > first) jb_lit(b, ",");
+    write_profile(b, &o->prof[i]);
+  }
+  jb_lit(b, "],\"info\":{\"page\":");
+  jb_int(b, page);
+  jb_lit(b, ",\"per_page\":");
+  jb_int(b, per_page);
+  jb_lit(b, ",\"count\":");
+  jb_int(b, (long long)count);
+  jb_lit(b, ",\"more_records\":");
+  jb_lit(b, first + count < o->nprof ? "true" : "false");
+  jb_lit(b, ",\"license_limit\":");
+  jb_int(b, o->nprof > 200 ? (long long)o->nprof : 200);
+  jb_lit(b, "}}");
 }
 
-void org_write_state (jbuf *b, const zc_org *o) {
+void org_write_state (jbuf *b, const org_data *o) {
   size_t i;
   jb_lit(b, "{\"modules\":[");
   for (i = 0; i < o->n; i++) {
@@ -503,27 +798,10 @@ void org_write_state (jbuf *b, const zc_org *o) {
 
 
 /* {==================================================================
-** --state: load and atomic save
+** The state form: what GET /__emulator/state answers and --state holds
 ** =================================================================== */
 
-/* Write text to path through a temporary file and rename(), which is
-** atomic: a reader sees the old file or the new one, never half. */
-int org_write_file (const char *path, const char *text, size_t len) {
-  char tmp[4096];
-  FILE *f;
-  int ok;
-  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-  f = fopen(tmp, "wb");
-  if (f == NULL) return -1;
-  ok = fwrite(text, 1, len, f) == len;
-  ok = (fflush(f) == 0) && ok;
-  ok = (fsync(fileno(f)) == 0) && ok;
-  ok = (fclose(f) == 0) && ok;
-  if (!ok || rename(tmp, path) != 0) { remove(tmp); return -1; }
-  return 0;
-}
-
-char *org_state_text (const zc_org *o, size_t *len) {
+char *org_state_text (const org_data *o, size_t *len) {
   jbuf b;
   jb_init(&b);
   org_write_state(&b, o);
@@ -536,30 +814,7 @@ static const char *jstr (const cJSON *obj, const char *key) {
   return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static char *read_file (const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  char *buf = NULL;
-  size_t cap = 0, n = 0;
-  if (f == NULL) return NULL;
-  for (;;) {
-    size_t got;
-    if (n + 65536 > cap) {
-      char *p;
-      cap = cap ? cap * 2 : 65536;
-      p = (char *)realloc(buf, cap);
-      if (p == NULL) { free(buf); fclose(f); return NULL; }
-      buf = p;
-    }
-    got = fread(buf + n, 1, cap - n, f);
-    n += got;
-    if (got == 0) break;
-  }
-  fclose(f);
-  *len = n;
-  return buf;
-}
-
-static int load_profiles (zc_org *o, const cJSON *arr, char *err, size_t elen) {
+static int load_profiles (org_data *o, const cJSON *arr, char *err, size_t elen) {
   const cJSON *p;
   cJSON_ArrayForEach(p, arr) {
     const char *id = jstr(p, "id"), *name = jstr(p, "name");
@@ -576,7 +831,7 @@ static int load_profiles (zc_org *o, const cJSON *arr, char *err, size_t elen) {
   return 0;
 }
 
-static int load_modules (zc_org *o, const cJSON *arr, char *err, size_t elen) {
+static int load_modules (org_data *o, const cJSON *arr, char *err, size_t elen) {
   const cJSON *j;
   cJSON_ArrayForEach(j, arr) {
     const char *id = jstr(j, "id"), *api = jstr(j, "api_name");
@@ -586,7 +841,7 @@ static int load_modules (zc_org *o, const cJSON *arr, char *err, size_t elen) {
     const cJSON *profs = cJSON_GetObjectItemCaseSensitive(j, "profiles");
     const cJSON *p, *seq = cJSON_GetObjectItemCaseSensitive(j, "sequence_number");
     const cJSON *sup = cJSON_GetObjectItemCaseSensitive(j, "api_supported");
-    uint64_t bits = 0;
+    profset bits;
     module *m;
     size_t dummy;
     if (!id || !api || !pl || !sg) {
@@ -597,13 +852,14 @@ static int load_modules (zc_org *o, const cJSON *arr, char *err, size_t elen) {
       snprintf(err, elen, "module %s appears twice", id);
       return -1;
     }
+    memset(&bits, 0, sizeof bits);
     cJSON_ArrayForEach(p, profs) {
       const char *pid = jstr(p, "id");
       int k = pid ? org_profile_index(o, pid) : -1;
-      if (k >= 0) bits |= ((uint64_t)1) << k;
+      if (k >= 0) ps_add(&bits, k);
     }
     m = add_module(o, id, api, mn ? mn : api, pl, sg,
-                   gt ? gt : "custom", st ? st : "visible", bits);
+                   gt ? gt : "custom", st ? st : "visible", &bits);
     if (m == NULL) { snprintf(err, elen, "out of memory"); return -1; }
     if (cJSON_IsNumber(seq)) m->sequence = seq->valueint;
     if (cJSON_IsBool(sup)) m->api_supported = cJSON_IsTrue(sup);
@@ -612,20 +868,18 @@ static int load_modules (zc_org *o, const cJSON *arr, char *err, size_t elen) {
   return 0;
 }
 
-/* NULL with err set when the file is unreadable or not a state file. */
-zc_org *org_load (const char *path, char *err, size_t elen) {
-  size_t len, i;
-  char *text = read_file(path, &len);
-  cJSON *root;
-  zc_org *o;
-  if (text == NULL) { snprintf(err, elen, "cannot read %s", path); return NULL; }
-  root = cJSON_ParseWithLength(text, len);
-  free(text);
+/* An org from the text of a state file (org_write_state's form). NULL with
+** err set when the text is not one; `name` says where it came from. */
+org_data *org_from_state (const char *text, size_t len, const char *name,
+                          char *err, size_t elen) {
+  size_t i;
+  cJSON *root = cJSON_ParseWithLength(text, len);
+  org_data *o;
   if (!cJSON_IsObject(root)
       || !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(root, "modules"))
       || !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(root, "profiles"))) {
     snprintf(err, elen, "%s is not a state file ({\"modules\":[...],"
-             "\"profiles\":[...]})", path);
+             "\"profiles\":[...]})", name);
     cJSON_Delete(root);
     return NULL;
   }

@@ -1,8 +1,6 @@
 /*
 ** routes.c: the Zoho CRM settings routes (modules, profiles) and the
-** test hooks under /__emulator/. Error bodies follow the two shapes of
-** zoho-crm-v8.md §7: top-level {code,details,message,status} for the
-** request as a whole, per-item inside {"modules":[...]} for the body.
+** test hooks under /__emulator/. Answers are built by reply.c.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,79 +37,6 @@ static const char *const statuses[] = {
 
 
 /* {==================================================================
-** Replies
-** =================================================================== */
-
-void reply_json (reply *r, int status, jbuf *b) {
-  free(r->body);
-  r->body = jb_take(b, &r->len);
-  if (r->body == NULL) {          /* out of memory: say so, briefly */
-    r->status = 500;
-    r->len = 0;
-  } else r->status = status;
-  r->ctype = "application/json;charset=utf-8";
-}
-
-/* Shape A. details is a JSON object text. */
-void reply_error (reply *r, int status, const char *code,
-                  const char *details, const char *message) {
-  jbuf b;
-  jb_init(&b);
-  jb_lit(&b, "{"); jb_key(&b, "code"); jb_str(&b, code);
-  jb_lit(&b, ","); jb_key(&b, "details"); jb_lit(&b, details);
-  jb_lit(&b, ","); jb_key(&b, "message"); jb_str(&b, message);
-  jb_lit(&b, ","); jb_key(&b, "status"); jb_str(&b, "error");
-  jb_lit(&b, "}");
-  reply_json(r, status, &b);
-}
-
-/* Shape B, one item: details are api_name and json_path, plus extra
-** (",\"maximum_length\":25" and the like) when given. */
-static void item_error (reply *r, const char *code, const char *api_name,
-                        const char *json_path, const char *extra,
-                        const char *message) {
-  jbuf b;
-  jb_init(&b);
-  jb_lit(&b, "{\"modules\":[{"); jb_key(&b, "code"); jb_str(&b, code);
-  jb_lit(&b, ",\"details\":{"); jb_key(&b, "api_name"); jb_str(&b, api_name);
-  jb_lit(&b, ","); jb_key(&b, "json_path"); jb_str(&b, json_path);
-  if (extra) jb_lit(&b, extra);
-  jb_lit(&b, "},"); jb_key(&b, "message"); jb_str(&b, message);
-  jb_lit(&b, ","); jb_key(&b, "status"); jb_str(&b, "error");
-  jb_lit(&b, "}]}");
-  reply_json(r, 400, &b);
-}
-
-static void item_success (reply *r, int status, const char *id,
-                          const char *message) {
-  jbuf b;
-  jb_init(&b);
-  jb_lit(&b, "{\"modules\":[{\"code\":\"SUCCESS\",\"details\":{\"id\":");
-  jb_str(&b, id);
-  jb_lit(&b, "},\"message\":"); jb_str(&b, message);
-  jb_lit(&b, ",\"status\":\"success\"}]}");
-  reply_json(r, status, &b);
-}
-
-static void invalid_module (reply *r) {
-  reply_error(r, 400, "INVALID_MODULE", "{\"resource_path_index\":2}",
-              "the module name given seems to be invalid");
-}
-
-static void bad_method (reply *r) {
-  reply_error(r, 400, "INVALID_REQUEST_METHOD", "{}",
-              "The http request method type is not a valid one");
-}
-
-static void bad_url (reply *r) {
-  reply_error(r, 404, "INVALID_URL_PATTERN", "{}",
-              "Please check if the URL trying to access is a correct one");
-}
-
-/* }================================================================== */
-
-
-/* {==================================================================
 ** Classification
 ** =================================================================== */
 
@@ -139,6 +64,7 @@ int routes_classify (const char *method, const char *url) {
   if (strcmp(url, API_PREFIX "modules") == 0) {
     if (get) return ROUTE_LIST;
     if (strcmp(method, "POST") == 0) return ROUTE_POST;
+    if (strcmp(method, "PUT") == 0) return ROUTE_BATCH;
   } else if (module_segment(url)) {
     if (get) return ROUTE_GET;
     if (strcmp(method, "PUT") == 0) return ROUTE_PUT;
@@ -162,14 +88,33 @@ static int known_path (const char *url) {
 ** Body checks shared by create and update
 ** =================================================================== */
 
-/* Parse the body and check the {"modules":[ one object ]} frame. Returns
-** the item, or NULL with r set. *root must be freed by the caller. */
-static cJSON *module_item (const request *q, cJSON **root, const char *verb,
-                           reply *r) {
+/* Where one item's result goes: a jbuf of result objects, and the item's
+** index in the body (for json_path). */
+typedef struct item_out {
+  jbuf *b;
+  int index;
+  int count;                      /* results written so far */
+} item_out;
+
+/* One error result for the item; `sub` is the json_path below the item
+** ("" for the item itself, ".plural_label", ".profiles[2].id"). */
+static void item_fail (item_out *out, const char *code, const char *api_name,
+                       const char *sub, const char *extra,
+                       const char *message) {
+  char path[128];
+  snprintf(path, sizeof path, "$.modules[%d]%s", out->index, sub);
+  if (out->count++) jb_lit(out->b, ",");
+  reply_write_item_error(out->b, code, api_name, path, extra, message);
+}
+
+/* Parse the body and check its {"modules":[ 1..limit items ]} frame.
+** Returns the array, or NULL with r set. *root must be freed by the
+** caller. */
+static const cJSON *modules_array (const request *q, cJSON **root, int limit,
+                                   const char *verb, reply *r) {
   const cJSON *arr;
-  cJSON *item;
   size_t i;
-  char msg[80];
+  char msg[80], details[96];
   *root = NULL;
   for (i = 0; i < q->len && (q->body[i] == ' ' || q->body[i] == '\n'
                              || q->body[i] == '\r' || q->body[i] == '\t');
@@ -205,55 +150,65 @@ static cJSON *module_item (const request *q, cJSON **root, const char *verb,
                 "\"jsonarray\"}", "invalid data");
     return NULL;
   }
-  if (cJSON_GetArraySize(arr) > 1) {
-    snprintf(msg, sizeof msg, "only one module can be %s per request", verb);
-    reply_error(r, 400, "LIMIT_EXCEEDED", "{\"api_name\":\"modules\","
-                "\"json_path\":\"$.modules\",\"limit\":1}", msg);
+  if (cJSON_GetArraySize(arr) > limit) {
+    if (limit == 1)
+      snprintf(msg, sizeof msg, "only one module can be %s per request", verb);
+    else
+      snprintf(msg, sizeof msg, "at most %d modules can be %s per request",
+               limit, verb);
+    snprintf(details, sizeof details, "{\"api_name\":\"modules\","
+             "\"json_path\":\"$.modules\",\"limit\":%d}", limit);
+    reply_error(r, 400, "LIMIT_EXCEEDED", details, msg);
     return NULL;
   }
-  item = cJSON_GetArrayItem(arr, 0);
+  return arr;
+}
+
+/* The one item of a single-module call, or NULL with r set (400). */
+static const cJSON *single_item (const cJSON *arr, reply *r) {
+  const cJSON *item = cJSON_GetArrayItem(arr, 0);
   if (!cJSON_IsObject(item)) {
-    item_error(r, "INVALID_DATA", "modules", "$.modules[0]",
-               ",\"expected_data_type\":\"jsonobject\"", "invalid data");
+    reply_item_error(r, "INVALID_DATA", "modules", "$.modules[0]",
+                     ",\"expected_data_type\":\"jsonobject\"", "invalid data");
     return NULL;
   }
   return item;
 }
 
 /* Check item[key] as a label when present. 1 = fine or absent. */
-static int check_label (const cJSON *item, const char *key, reply *r) {
+static int check_label (const cJSON *item, const char *key, item_out *out) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(item, key);
   char path[64], msg[80];
   const char *what = strcmp(key, "plural_label") == 0 ? "plural" : "singular";
   if (v == NULL) return 1;
-  snprintf(path, sizeof path, "$.modules[0].%s", key);
+  snprintf(path, sizeof path, ".%s", key);
   if (!cJSON_IsString(v)) {
-    item_error(r, "INVALID_DATA", key, path,
+    item_fail(out, "INVALID_DATA", key, path,
                ",\"expected_data_type\":\"text\"", "invalid data");
     return 0;
   }
   switch (label_check(v->valuestring)) {
     case LABEL_OK: return 1;
     case LABEL_TOO_LONG:
-      item_error(r, "INVALID_DATA", key, path, ",\"maximum_length\":25",
+      item_fail(out, "INVALID_DATA", key, path, ",\"maximum_length\":25",
                  "invalid data");
       return 0;
     case LABEL_EMPTY:
       snprintf(msg, sizeof msg, "Module %s name cannot be empty", what);
-      item_error(r, "INVALID_DATA", key, path, NULL, msg);
+      item_fail(out, "INVALID_DATA", key, path, NULL, msg);
       return 0;
     case LABEL_BAD_UTF8:
-      item_error(r, "INVALID_DATA", key, path, NULL, "invalid data");
+      item_fail(out, "INVALID_DATA", key, path, NULL, "invalid data");
       return 0;
     default:
       snprintf(msg, sizeof msg, "Special characters in module %s name", what);
-      item_error(r, "INVALID_DATA", key, path, NULL, msg);
+      item_fail(out, "INVALID_DATA", key, path, NULL, msg);
       return 0;
   }
 }
 
-static int check_duplicates (const zc_org *o, const cJSON *item,
-                             const module *self, reply *r) {
+static int check_duplicates (const org_data *o, const cJSON *item,
+                             const module *self, item_out *out) {
   static const char *const keys[2] = { "plural_label", "singular_label" };
   int k;
   for (k = 0; k < 2; k++) {
@@ -263,8 +218,8 @@ static int check_duplicates (const zc_org *o, const cJSON *item,
     if (!cJSON_IsString(v)) continue;
     owner = org_label_owner(o, k == 0, v->valuestring);
     if (owner == NULL || owner == self) continue;
-    snprintf(path, sizeof path, "$.modules[0].%s", keys[k]);
-    item_error(r, "DUPLICATE_DATA", keys[k], path, NULL,
+    snprintf(path, sizeof path, ".%s", keys[k]);
+    item_fail(out, "DUPLICATE_DATA", keys[k], path, NULL,
                k == 0 ? "Module plural name duplicate"
                       : "Module singular name duplicate");
     return 0;
@@ -274,8 +229,8 @@ static int check_duplicates (const zc_org *o, const cJSON *item,
 
 /* Apply the profiles delta of item to *bits: an entry adds its profile,
 ** one with "_delete": null removes it. 1 = fine or absent. */
-static int check_profiles (const zc_org *o, const cJSON *item, uint64_t *bits,
-                           reply *r) {
+static int check_profiles (const org_data *o, const cJSON *item, profset *bits,
+                           item_out *out) {
   const cJSON *arr = cJSON_GetObjectItemCaseSensitive(item, "profiles");
   const cJSON *p;
   int i = 0;
@@ -283,12 +238,12 @@ static int check_profiles (const zc_org *o, const cJSON *item, uint64_t *bits,
   if (arr == NULL) return 1;
   if (cJSON_IsNull(arr)
       || (cJSON_IsArray(arr) && cJSON_GetArraySize(arr) == 0)) {
-    item_error(r, "MINIMUM_DATA_NOT_FOUND", "profiles",
-               "$.modules[0].profiles", NULL, "At least one profile needed");
+    item_fail(out, "MINIMUM_DATA_NOT_FOUND", "profiles",
+               ".profiles", NULL, "At least one profile needed");
     return 0;
   }
   if (!cJSON_IsArray(arr)) {
-    item_error(r, "INVALID_DATA", "profiles", "$.modules[0].profiles",
+    item_fail(out, "INVALID_DATA", "profiles", ".profiles",
                ",\"expected_data_type\":\"jsonarray\"", "invalid data");
     return 0;
   }
@@ -297,41 +252,41 @@ static int check_profiles (const zc_org *o, const cJSON *item, uint64_t *bits,
     const cJSON *del = cJSON_GetObjectItemCaseSensitive(p, "_delete");
     int k;
     if (!cJSON_IsObject(p)) {
-      snprintf(path, sizeof path, "$.modules[0].profiles[%d]", i);
-      item_error(r, "INVALID_DATA", "profiles", path,
+      snprintf(path, sizeof path, ".profiles[%d]", i);
+      item_fail(out, "INVALID_DATA", "profiles", path,
                  ",\"expected_data_type\":\"jsonobject\"", "invalid data");
       return 0;
     }
-    snprintf(path, sizeof path, "$.modules[0].profiles[%d].id", i);
+    snprintf(path, sizeof path, ".profiles[%d].id", i);
     if (id == NULL || cJSON_IsNull(id)) {
-      item_error(r, "MANDATORY_NOT_FOUND", "id", path, NULL,
+      item_fail(out, "MANDATORY_NOT_FOUND", "id", path, NULL,
                  "required field not found");
       return 0;
     }
     if (!cJSON_IsString(id)) {    /* a number would lose 64-bit precision */
-      item_error(r, "INVALID_DATA", "id", path,
+      item_fail(out, "INVALID_DATA", "id", path,
                  ",\"expected_data_type\":\"bigint\"", "invalid data");
       return 0;
     }
     k = org_profile_index(o, id->valuestring);
     if (k < 0) {
-      item_error(r, "INVALID_DATA", "id", path, NULL,
+      item_fail(out, "INVALID_DATA", "id", path, NULL,
                  "Invalid profile id passed");
       return 0;
     }
     if (del != NULL && !cJSON_IsNull(del)) {
-      snprintf(path, sizeof path, "$.modules[0].profiles[%d]._delete", i);
-      item_error(r, "INVALID_DATA", "_delete", path,
+      snprintf(path, sizeof path, ".profiles[%d]._delete", i);
+      item_fail(out, "INVALID_DATA", "_delete", path,
                  ",\"expected_data_type\":\"jsonobject\"", "invalid data");
       return 0;
     }
-    if (del) *bits &= ~(((uint64_t)1) << k);
-    else *bits |= ((uint64_t)1) << k;
+    if (del) ps_del(bits, k);
+    else ps_add(bits, k);
     i++;
   }
-  if (*bits == 0) {
-    item_error(r, "MINIMUM_DATA_NOT_FOUND", "profiles",
-               "$.modules[0].profiles", NULL, "At least one profile needed");
+  if (ps_empty(bits)) {
+    item_fail(out, "MINIMUM_DATA_NOT_FOUND", "profiles",
+               ".profiles", NULL, "At least one profile needed");
     return 0;
   }
   return 1;
@@ -380,7 +335,7 @@ static long long parse_time (const char *s) {
 }
 
 /* 304 when nothing changed since If-Modified-Since */
-static int not_modified (const zc_org *o, const request *q, reply *r) {
+static int not_modified (const org_data *o, const request *q, reply *r) {
   long long since;
   if (q->if_modified_since == NULL) return 0;
   since = parse_time(q->if_modified_since);
@@ -391,7 +346,7 @@ static int not_modified (const zc_org *o, const request *q, reply *r) {
 
 static void list_modules (emu *e, const request *q, reply *r) {
   const char *filter = q->query ? q->query(q->ctx, "status") : NULL;
-  const zc_org *o = e->org;
+  const org_data *o = e->org;
   size_t i, count = 0;
   jbuf b;
   if (filter) {                   /* every item must be a known status */
@@ -441,68 +396,58 @@ static void get_module (emu *e, const request *q, const char *seg,
                         reply *r) {
   const module *m = org_find(e->org, seg);
   jbuf b;
-  if (m == NULL) { invalid_module(r); return; }
+  if (m == NULL) { reply_invalid_module(r); return; }
   if (not_modified(e->org, q, r)) return;
   if (!m->api_supported) { r->status = 204; return; }
   jb_init(&b);
   jb_lit(&b, "{\"modules\":[");
-  org_write_module(&b, e->org, m);
+  org_write_module_detail(&b, e->org, m);
   jb_lit(&b, "]}");
   reply_json(r, 200, &b);
 }
 
-static int update_module (emu *e, const request *q, const char *seg,
-                          reply *r) {
-  zc_org *o = e->org;
-  module *m = org_find(o, seg);
-  cJSON *root, *item;
+/* Checks one update item against module m and applies it. Writes one
+** result (success or error) to out; 1 when applied. The id, when the item
+** carries one, must be m's. */
+static int update_item (org_data *o, module *m, const cJSON *item,
+                        item_out *out) {
   const cJSON *v;
-  uint64_t bits;
-  int touched = 0;
-  if (m == NULL) { invalid_module(r); return 0; }
-  if (strcmp(m->generated_type, "custom") != 0) {
-    /* only custom modules can be changed through this API */
-    reply_error(r, 400, "NOT_SUPPORTED", "{\"resource_path_index\":2}",
-                "the module name given seems to be invalid");
-    return 0;
-  }
-  item = module_item(q, &root, "updated", r);
-  if (item == NULL) goto done;
+  profset bits;
   v = cJSON_GetObjectItemCaseSensitive(item, "api_name");
   if (v && !(cJSON_IsString(v) && strcmp(v->valuestring, m->api_name) == 0)) {
-    item_error(r, "NOT_ALLOWED", "api_name", "$.modules[0].api_name", NULL,
-               "Api name update not allowed");
-    goto done;
+    item_fail(out, "NOT_ALLOWED", "api_name", ".api_name", NULL,
+              "Api name update not allowed");
+    return 0;
   }
   if (cJSON_GetObjectItemCaseSensitive(item, "access_type")) {
-    item_error(r, "NOT_ALLOWED", "access_type", "$.modules[0].access_type",
-               NULL, "access type update not allowed");
-    goto done;
+    item_fail(out, "NOT_ALLOWED", "access_type", ".access_type", NULL,
+              "access type update not allowed");
+    return 0;
   }
   v = cJSON_GetObjectItemCaseSensitive(item, "id");
   if (v && !cJSON_IsString(v)) {
-    item_error(r, "INVALID_DATA", "id", "$.modules[0].id",
-               ",\"expected_data_type\":\"bigint\"", "invalid data");
-    goto done;
+    item_fail(out, "INVALID_DATA", "id", ".id",
+              ",\"expected_data_type\":\"bigint\"", "invalid data");
+    return 0;
   }
   if (v && strcmp(v->valuestring, m->id) != 0) {
-    item_error(r, "INVALID_DATA", "id", "$.modules[0].id", NULL,
-               "the id given seems to be invalid");
-    goto done;
+    item_fail(out, "INVALID_DATA", "id", ".id", NULL,
+              "the id given seems to be invalid");
+    return 0;
   }
-  if (!check_label(item, "plural_label", r)
-      || !check_label(item, "singular_label", r))
-    goto done;
+  if (!check_label(item, "plural_label", out)
+      || !check_label(item, "singular_label", out))
+    return 0;
   bits = m->profiles;
-  if (!check_profiles(o, item, &bits, r)) goto done;
+  if (!check_profiles(o, item, &bits, out)) return 0;
   if (!cJSON_GetObjectItemCaseSensitive(item, "plural_label")
       && !cJSON_GetObjectItemCaseSensitive(item, "singular_label")
       && !cJSON_GetObjectItemCaseSensitive(item, "profiles")) {
-    item_error(r, "MANDATORY_NOT_FOUND", "plural_label",
-               "$.modules[0].plural_label", NULL, "required field not found");
-    goto done;
+    item_fail(out, "MANDATORY_NOT_FOUND", "plural_label", ".plural_label",
+              NULL, "required field not found");
+    return 0;
   }
-  if (!check_duplicates(o, item, m, r)) goto done;
+  if (!check_duplicates(o, item, m, out)) return 0;
   v = cJSON_GetObjectItemCaseSensitive(item, "plural_label");
   if (v && org_set_label(o, m, 1, v->valuestring)) goto oom;
   v = cJSON_GetObjectItemCaseSensitive(item, "singular_label");
@@ -511,19 +456,90 @@ static int update_module (emu *e, const request *q, const char *seg,
   org_touch(m);
   o->version++;
   o->modified = (long long)time(NULL);
-  touched = 1;
-  item_success(r, 200, m->id, "module updated successfully");
-  goto done;
+  if (out->count++) jb_lit(out->b, ",");
+  reply_write_item_success(out->b, m->id, "module updated successfully");
+  return 1;
 oom:
-  reply_error(r, 500, "INTERNAL_ERROR", "{}", "Internal Server Error");
-done:
+  item_fail(out, "INTERNAL_ERROR", "modules", "", NULL,
+            "Internal Server Error");
+  return 0;
+}
+
+/* PUT /settings/modules/{module}: one item; 200 or 400. */
+static int update_module (emu *e, const request *q, const char *seg,
+                          reply *r) {
+  module *m = org_find(e->org, seg);
+  cJSON *root;
+  const cJSON *arr, *item;
+  jbuf b;
+  item_out out;
+  int applied;
+  if (m == NULL) { reply_invalid_module(r); return 0; }
+  if (strcmp(m->generated_type, "custom") != 0) {
+    /* only custom modules can be changed through this API */
+    reply_error(r, 400, "NOT_SUPPORTED", "{\"resource_path_index\":2}",
+                "the module name given seems to be invalid");
+    return 0;
+  }
+  arr = modules_array(q, &root, 1, "updated", r);
+  item = arr ? single_item(arr, r) : NULL;
+  if (item == NULL) { cJSON_Delete(root); return 0; }
+  jb_init(&b);
+  out.b = &b; out.index = 0; out.count = 0;
+  applied = update_item(e->org, m, item, &out);
+  reply_items(r, applied ? 200 : 400, &b);
   cJSON_Delete(root);
-  return touched;
+  return applied;
+}
+
+#define BATCH_MAX 100
+
+/* PUT /settings/modules: up to 100 items, each with its module's id, each
+** checked and applied on its own, in order (a later item sees what an
+** earlier one changed). 200 when all were applied, 207 when some were,
+** 400 when none was; one result per item, in order. Returns the number
+** applied. */
+static int update_modules (emu *e, const request *q, reply *r) {
+  cJSON *root;
+  const cJSON *arr, *item;
+  jbuf b;
+  item_out out;
+  int applied = 0, n;
+  arr = modules_array(q, &root, BATCH_MAX, "updated", r);
+  if (arr == NULL) { cJSON_Delete(root); return 0; }
+  n = cJSON_GetArraySize(arr);
+  jb_init(&b);
+  out.b = &b; out.index = 0; out.count = 0;
+  cJSON_ArrayForEach(item, arr) {
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "id");
+    module *m;
+    if (!cJSON_IsObject(item))
+      item_fail(&out, "INVALID_DATA", "modules", "",
+                ",\"expected_data_type\":\"jsonobject\"", "invalid data");
+    else if (id == NULL || cJSON_IsNull(id))
+      item_fail(&out, "MANDATORY_NOT_FOUND", "id", ".id", NULL,
+                "required field not found");
+    else if (!cJSON_IsString(id))
+      item_fail(&out, "INVALID_DATA", "id", ".id",
+                ",\"expected_data_type\":\"bigint\"", "invalid data");
+    else if ((m = org_find(e->org, id->valuestring)) == NULL
+             || strspn(id->valuestring, "0123456789") != strlen(id->valuestring))
+      item_fail(&out, "INVALID_DATA", "id", ".id", NULL,
+                "the id given seems to be invalid");
+    else if (strcmp(m->generated_type, "custom") != 0)
+      item_fail(&out, "NOT_SUPPORTED", "id", ".id", NULL,
+                "the module given is not supported for this operation");
+    else applied += update_item(e->org, m, item, &out);
+    out.index++;
+  }
+  reply_items(r, applied == n ? 200 : applied ? 207 : 400, &b);
+  cJSON_Delete(root);
+  return applied;
 }
 
 /* An API name from the plural label: ASCII letters and digits, spaces
 ** as '_', then a suffix if it is taken. */
-static void make_api_name (const zc_org *o, const char *label, char *out,
+static void make_api_name (const org_data *o, const char *label, char *out,
                            size_t outlen) {
   size_t n = 0, base;
   int k;
@@ -547,60 +563,109 @@ static int create_module (emu *e, const request *q, reply *r) {
   static const char *const need[3] = {
     "plural_label", "singular_label", "profiles"
   };
-  zc_org *o = e->org;
-  cJSON *root, *item;
-  const cJSON *api;
-  char name[64], path[64];
-  uint64_t bits = 0;
+  org_data *o = e->org;
+  cJSON *root;
+  const cJSON *arr, *item, *api;
+  char name[64], sub[32];
+  profset bits;
   module *m;
+  jbuf b;
+  item_out out;
   int k, made = 0;
-  item = module_item(q, &root, "created", r);
-  if (item == NULL) goto done;
+  arr = modules_array(q, &root, 1, "created", r);
+  item = arr ? single_item(arr, r) : NULL;
+  if (item == NULL) { cJSON_Delete(root); return 0; }
+  jb_init(&b);
+  out.b = &b; out.index = 0; out.count = 0;
+  memset(&bits, 0, sizeof bits);
   for (k = 0; k < 3; k++) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(item, need[k]);
     if (v == NULL || (cJSON_IsNull(v) && k < 2)) {
-      snprintf(path, sizeof path, "$.modules[0].%s", need[k]);
-      item_error(r, "MANDATORY_NOT_FOUND", need[k], path, NULL,
-                 "required field not found");
+      snprintf(sub, sizeof sub, ".%s", need[k]);
+      item_fail(&out, "MANDATORY_NOT_FOUND", need[k], sub, NULL,
+                "required field not found");
       goto done;
     }
   }
-  if (!check_label(item, "plural_label", r)
-      || !check_label(item, "singular_label", r)
-      || !check_profiles(o, item, &bits, r))
+  if (!check_label(item, "plural_label", &out)
+      || !check_label(item, "singular_label", &out)
+      || !check_profiles(o, item, &bits, &out))
     goto done;
   api = cJSON_GetObjectItemCaseSensitive(item, "api_name");
   if (api && !(cJSON_IsString(api) && org_api_name_ok(api->valuestring))) {
-    item_error(r, "INVALID_DATA", "api_name", "$.modules[0].api_name", NULL,
-               "invalid data");
+    item_fail(&out, "INVALID_DATA", "api_name", ".api_name", NULL,
+              "invalid data");
     goto done;
   }
   if (api && org_find(o, api->valuestring)) {
-    item_error(r, "DUPLICATE_DATA", "api_name", "$.modules[0].api_name",
-               NULL, "duplicate data");
+    item_fail(&out, "DUPLICATE_DATA", "api_name", ".api_name", NULL,
+              "duplicate data");
     goto done;
   }
-  if (!check_duplicates(o, item, NULL, r)) goto done;
+  if (!check_duplicates(o, item, NULL, &out)) goto done;
   if (api) snprintf(name, sizeof name, "%s", api->valuestring);
   else make_api_name(o, cJSON_GetObjectItemCaseSensitive(item,
                      "plural_label")->valuestring, name, sizeof name);
   m = org_create(o, name,
                  cJSON_GetObjectItemCaseSensitive(item, "plural_label")->valuestring,
                  cJSON_GetObjectItemCaseSensitive(item, "singular_label")->valuestring,
-                 bits);
+                 &bits);
   if (m == NULL) {
+    jb_free(&b);
+    cJSON_Delete(root);
     reply_error(r, 500, "INTERNAL_ERROR", "{}", "Internal Server Error");
-    goto done;
+    return 0;
   }
   made = 1;
-  item_success(r, 201, m->id, "module created successfully");
+  reply_write_item_success(&b, m->id, "module created successfully");
 done:
+  reply_items(r, made ? 201 : 400, &b);
   cJSON_Delete(root);
   return made;
 }
 
 /* }================================================================== */
 
+
+/* A page parameter: absent gives dflt; otherwise a whole number in
+** lo..hi, or -1. */
+static long page_param (const request *q, const char *key, long dflt,
+                        long lo, long hi) {
+  const char *v = q->query ? q->query(q->ctx, key) : NULL;
+  char *end;
+  long n;
+  if (v == NULL) return dflt;
+  n = strtol(v, &end, 10);
+  if (end == v || *end != '\0' || n < lo || n > hi) return -1;
+  return n;
+}
+
+/* GET /settings/profiles[?page=P&per_page=N]: pages of at most 200 (the
+** default), info.more_records while more follow; a page past the end is
+** 204, as the modules list answers an empty result. */
+static void list_profiles (emu *e, const request *q, reply *r) {
+  long page = page_param(q, "page", 1, 1, 1000000);
+  long per_page = page_param(q, "per_page", 200, 1, 200);
+  size_t first;
+  jbuf b;
+  if (page < 0 || per_page < 0) {
+    char details[160];
+    snprintf(details, sizeof details, "{\"param_name\":\"%s\"%s}",
+             page < 0 ? "page" : "per_page",
+             page < 0 ? "" : ",\"maximum_length\":200");
+    reply_error(r, 400, "INVALID_DATA", details,
+                "the given parameter value is invalid");
+    return;
+  }
+  first = (size_t)(page - 1) * (size_t)per_page;
+  if (first >= e->org->nprof) { r->status = 204; return; }
+  jb_init(&b);
+  org_write_profiles(&b, e->org, first,
+                     e->org->nprof - first < (size_t)per_page
+                       ? e->org->nprof - first : (size_t)per_page,
+                     page, per_page);
+  reply_json(r, 200, &b);
+}
 
 /* {==================================================================
 ** API dispatch: path, method, auth, credits, handler
@@ -609,18 +674,21 @@ done:
 void routes_api (emu *e, const request *q, reply *r) {
   const char *seg = module_segment(q->url);
   const char *const *scopes;
-  int route = routes_classify(q->method, q->url), changed = 0;
+  int route = routes_classify(q->method, q->url), changed = 0, applied = 0;
   long long cost = 1, left;
-  if (!known_path(q->url)) { bad_url(r); return; }
+  if (!known_path(q->url)) { reply_bad_url(r); return; }
   switch (route) {
     case ROUTE_LIST: case ROUTE_GET: scopes = scope_modules_read; break;
-    case ROUTE_PUT: scopes = scope_modules_update; cost = 5; break;
+    case ROUTE_PUT: case ROUTE_BATCH:
+      scopes = scope_modules_update;
+      cost = 5;                   /* a batch: per call, assumed */
+      break;
     case ROUTE_POST:
       scopes = scope_modules_create;
       cost = e->cfg.create_credits;
       break;
     case ROUTE_PROFILES: scopes = scope_profiles_read; break;
-    default: bad_method(r); return;
+    default: reply_bad_method(r); return;
   }
   if (!auth_check(e, q->authorization, scopes, r)) return;
   left = stats_charge(&e->st, e->cfg.credits, cost);
@@ -633,19 +701,16 @@ void routes_api (emu *e, const request *q, reply *r) {
   switch (route) {
     case ROUTE_LIST: list_modules(e, q, r); break;
     case ROUTE_GET: get_module(e, q, seg, r); break;
-    case ROUTE_PUT: changed = update_module(e, q, seg, r); break;
+    case ROUTE_PUT: changed = applied = update_module(e, q, seg, r); break;
+    case ROUTE_BATCH: changed = applied = update_modules(e, q, r); break;
     case ROUTE_POST: changed = create_module(e, q, r); break;
-    default: {
-      jbuf b;
-      jb_init(&b);
-      org_write_profiles(&b, e->org);
-      reply_json(r, 200, &b);
-    }
+    default: list_profiles(e, q, r);
   }
   pthread_mutex_unlock(&e->org_lock);
-  if (changed && route == ROUTE_PUT)
-    stats_add(&e->st, &e->st.updates_applied, 1);
-  if (changed) emu_save(e);
+  if (applied) stats_add(&e->st, &e->st.updates_applied, applied);
+  /* --state: a change is answered as done only once it is on disk */
+  if (changed && emu_save(e) != 0)
+    reply_error(r, 500, "INTERNAL_ERROR", "{}", "Internal Server Error");
   /* Zoho adds the header once half of the day's credits are used */
   if ((e->cfg.credits - left) * 2 >= e->cfg.credits) r->credits_left = left;
 }
@@ -672,7 +737,7 @@ static void hook_script (emu *e, const request *q, reply *r) {
   int where = FAULT_API, bad_count = count && !cJSON_IsNumber(count);
   long n = 1;
   fault ft;
-  if (!cJSON_IsString(mode) || !fault_parse(mode->valuestring, &ft)) {
+  if (!cJSON_IsString(mode) || !faults_parse(mode->valuestring, &ft)) {
     reply_error(r, 400, "INVALID_DATA", "{\"api_name\":\"mode\"}",
                 "mode: empty, html, garbage, truncated, huge, deep, nonutf8, "
                 "wrongtype, gzip, drip, reset, slow or status:NNN");
@@ -700,14 +765,14 @@ static void hook_script (emu *e, const request *q, reply *r) {
 }
 
 static void hook_reset (emu *e, reply *r) {
-  zc_org *fresh = org_seed(e->cfg.extra_modules), *old;
+  org_data *fresh = org_seed(e->cfg.extra_modules, e->cfg.extra_profiles), *old;
   if (fresh == NULL) {
     reply_error(r, 500, "INTERNAL_ERROR", "{}", "out of memory");
     return;
   }
   pthread_mutex_lock(&e->org_lock);
   old = e->org;
-  /* keep versions rising so --state saves the reset zc_org */
+  /* keep versions rising so --state saves the reset org_data */
   fresh->version = old->version + 1;
   e->org = fresh;
   pthread_mutex_unlock(&e->org_lock);
@@ -715,8 +780,10 @@ static void hook_reset (emu *e, reply *r) {
   stats_reset(&e->st);
   auth_reset(e->auth);
   faults_clear(e->faults);
-  emu_save(e);
-  ok_json(r);
+  if (emu_save(e) != 0)
+    reply_error(r, 500, "INTERNAL_ERROR", "{}", "the --state file cannot be "
+                "written");
+  else ok_json(r);
 }
 
 void routes_hook (emu *e, const request *q, reply *r) {
@@ -725,28 +792,28 @@ void routes_hook (emu *e, const request *q, reply *r) {
   int post = strcmp(q->method, "POST") == 0;
   jbuf b;
   if (strcmp(name, "stats") == 0) {
-    if (!get) { bad_method(r); return; }
+    if (!get) { reply_bad_method(r); return; }
     jb_init(&b);
     stats_write(&e->st, &b, e->cfg.credits);
     reply_json(r, 200, &b);
   } else if (strcmp(name, "state") == 0) {
-    if (!get) { bad_method(r); return; }
+    if (!get) { reply_bad_method(r); return; }
     jb_init(&b);
     pthread_mutex_lock(&e->org_lock);
     org_write_state(&b, e->org);
     pthread_mutex_unlock(&e->org_lock);
     reply_json(r, 200, &b);
   } else if (strcmp(name, "reset") == 0) {
-    if (!post) { bad_method(r); return; }
+    if (!post) { reply_bad_method(r); return; }
     hook_reset(e, r);
   } else if (strcmp(name, "expire-tokens") == 0) {
-    if (!post) { bad_method(r); return; }
+    if (!post) { reply_bad_method(r); return; }
     auth_expire_all(e->auth);
     ok_json(r);
   } else if (strcmp(name, "script") == 0) {
-    if (!post) { bad_method(r); return; }
+    if (!post) { reply_bad_method(r); return; }
     hook_script(e, q, r);
-  } else bad_url(r);
+  } else reply_bad_url(r);
 }
 
 /* }================================================================== */
@@ -798,6 +865,10 @@ int routes_handle (emu *e, request *q, reply *r) {
     } else routes_api(e, q, r);
     if (have) faults_transform(&ft, r);
   }
+  /* Zoho's servers compress for a client that asks (assumed: the
+  ** reference says nothing); 304s and 204s have no body to compress */
+  if (!r->hang_up && reply_accepts_gzip(q->accept_encoding) && reply_gzip(r))
+    stats_add(&e->st, &e->st.gzip_answers, 1);
   if (e->cfg.verbose)
     fprintf(stderr, "zcrm-emulator: %s %s -> %d%s\n", q->method, q->url,
             r->hang_up ? 0 : r->status, have ? " (fault)" : "");

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -33,62 +34,6 @@ typedef struct drip {
 
 
 /* {==================================================================
-** Sleeping and saving
-** =================================================================== */
-
-/* Sleep, but wake at once when the emulator shuts down. */
-void emu_sleep_ms (emu *e, long ms) {
-  struct timespec until;
-  if (ms <= 0) return;
-  clock_gettime(CLOCK_MONOTONIC, &until);
-  until.tv_sec += ms / 1000;
-  until.tv_nsec += (ms % 1000) * 1000000L;
-  if (until.tv_nsec >= 1000000000L) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000L;
-  }
-  pthread_mutex_lock(&e->stop_lock);
-  while (!e->stopping)
-    if (pthread_cond_timedwait(&e->stop_cond, &e->stop_lock, &until)
-        == ETIMEDOUT)
-      break;
-  pthread_mutex_unlock(&e->stop_lock);
-}
-
-static int stopping (emu *e) {
-  int s;
-  pthread_mutex_lock(&e->stop_lock);
-  s = e->stopping;
-  pthread_mutex_unlock(&e->stop_lock);
-  return s;
-}
-
-/* --state: write the org when it changed since the last save. The text
-** is made under the org lock; the slow write happens outside it. */
-void emu_save (emu *e) {
-  char *text;
-  size_t len;
-  uint64_t v;
-  if (e->cfg.state_file == NULL) return;
-  pthread_mutex_lock(&e->save_lock);
-  pthread_mutex_lock(&e->org_lock);
-  v = e->org->version;
-  text = v != e->saved_version ? org_state_text(e->org, &len) : NULL;
-  pthread_mutex_unlock(&e->org_lock);
-  if (text) {
-    if (org_write_file(e->cfg.state_file, text, len) == 0)
-      e->saved_version = v;
-    else
-      fprintf(stderr, "zcrm-emulator: cannot save %s\n", e->cfg.state_file);
-    free(text);
-  }
-  pthread_mutex_unlock(&e->save_lock);
-}
-
-/* }================================================================== */
-
-
-/* {==================================================================
 ** Sending a reply
 ** =================================================================== */
 
@@ -97,7 +42,7 @@ static ssize_t drip_read (void *cls, uint64_t pos, char *buf, size_t max) {
   (void)max;
   if (pos >= d->len) return MHD_CONTENT_READER_END_OF_STREAM;
   emu_sleep_ms(d->e, DRIP_MS);
-  if (stopping(d->e)) return MHD_CONTENT_READER_END_WITH_ERROR;
+  if (emu_stopping(d->e)) return MHD_CONTENT_READER_END_WITH_ERROR;
   buf[0] = d->body[pos];
   return 1;
 }
@@ -192,6 +137,8 @@ static enum MHD_Result handle (emu *e, struct MHD_Connection *c,
                                                 "Authorization");
   q.if_modified_since = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                     "If-Modified-Since");
+  q.accept_encoding = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                  "Accept-Encoding");
   q.query = query_value;
   q.ctx = c;
   x->answered = 1;
@@ -342,7 +289,15 @@ struct MHD_Daemon *server_start (emu *e, char *err, size_t errlen) {
   e->tls_pem[0] = cert;
   e->tls_pem[1] = key;
   if (d == NULL) {
-    snprintf(err, errlen, "cannot listen on %s port %d", host, e->cfg.port);
+    /* MHD does not say why; binding the same address once more does. */
+    int fd = socket(addr->sa_family, SOCK_STREAM, 0), why = 0;
+    if (fd >= 0) {
+      if (bind(fd, addr, v6 ? sizeof a6 : sizeof a4) != 0) why = errno;
+      close(fd);
+    }
+    snprintf(err, errlen, "cannot listen on %s port %d%s%s%s", host, e->cfg.port,
+             why ? ": " : "", why ? strerror(why) : "",
+             why == EADDRINUSE ? " (another program has it; --port 0 picks a free port)" : "");
     return NULL;
   }
   info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);

@@ -19,6 +19,7 @@ static const char *const route_names[ROUTE_N] = {
   "GET /crm/v8/settings/profiles",
   "POST /oauth/v2/token",
   "other",
+  "PUT /crm/v8/settings/modules",
 };
 
 void stats_init (stats *s) {
@@ -40,6 +41,7 @@ void stats_reset (stats *s) {
   s->credits_used = 0;
   s->max_in_flight = s->in_flight;
   s->updates_applied = s->token_refreshes = s->tokens_issued = 0;
+  s->gzip_answers = 0;
   pthread_mutex_unlock(&s->lock);
 }
 
@@ -135,6 +137,7 @@ void stats_write (stats *s, jbuf *b, long long budget) {
   kv(b, "updates_applied", s->updates_applied, 1);
   kv(b, "token_refreshes", s->token_refreshes, 1);
   kv(b, "tokens_issued", s->tokens_issued, 1);
+  kv(b, "gzip_answers", s->gzip_answers, 1);
   jb_lit(b, "}");
   pthread_mutex_unlock(&s->lock);
 }

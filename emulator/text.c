@@ -1,27 +1,22 @@
 /*
 ** text.c: UTF-8 decoding and the label rule of the Update Custom Module
-** page: at most 25 characters, only letters, digits and spaces, Unicode
-** letters allowed.
+** page ("A maximum of 25 characters, including spaces, is allowed. ...
+** only letters, numbers, and spaces are supported"), with characters
+** classified by their Unicode category (utf8proc), never by the locale,
+** and exactly as the client classifies them (spec/fixtures/labels.json
+** holds the verdicts both are checked against).
 */
-#include <locale.h>
 #include <stdlib.h>
 #include <string.h>
-#include <wctype.h>
+
+#include <utf8proc.h>
 
 #include "emu.h"
 
 
 /* {==================================================================
-** Locale
+** Strings
 ** =================================================================== */
-
-static int have_unicode_ctype;
-
-/* iswalnum() knows Unicode letters only under a UTF-8 LC_CTYPE. */
-void text_init (void) {
-  have_unicode_ctype = setlocale(LC_CTYPE, "C.UTF-8") != NULL
-                    || setlocale(LC_CTYPE, "C.utf8") != NULL;
-}
 
 char *xstrdup (const char *s) {
   size_t n = strlen(s) + 1;
@@ -85,31 +80,49 @@ static size_t utf8_put (char *out, uint32_t c) {
 ** Labels
 ** =================================================================== */
 
-static int label_char_ok (uint32_t c) {
-  if (c == ' ') return 1;
-  if (c < 0x80)
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')
-        || (c >= 'A' && c <= 'Z');
-  /* Without a Unicode locale we cannot classify: accept, and say so in
-  ** the README rather than refuse every non-ASCII label. */
-  if (!have_unicode_ctype) return 1;
-  return iswalnum((wint_t)c) != 0;
-}
-
+/*
+** The rule, code point by code point:
+** - letters (Lu Ll Lt Lm Lo), decimal digits (Nd), letter numbers (Nl) and
+**   U+0020, the only space;
+** - combining marks (Mn Mc) right after a letter or after marks that
+**   follow one: Devanagari, Bengali, Thai... write vowel signs and viramas
+**   as marks, and decomposed Latin (E + U+0301) too;
+** - anything else is refused: punctuation, symbols and emoji, other number
+**   forms (No), other spaces, controls, format characters (ZWJ, ZWNJ, bidi
+**   controls), enclosing marks, private use, unassigned code points.
+** Then: not only spaces, and at most 25 code points. A refused character
+** is reported before emptiness and length.
+*/
 int label_check (const char *s) {
   const unsigned char *u = (const unsigned char *)s;
-  size_t n = strlen(s), i = 0, count = 0, solid = 0;
-  int bad = 0;
+  size_t n = strlen(s), i = 0, count = 0;
+  int bad = 0, solid = 0, after_letter = 0;
   while (i < n) {
     uint32_t c;
     if (!utf8_next(u, n, &i, &c)) return LABEL_BAD_UTF8;
     count++;
-    if (!label_char_ok(c)) bad = 1;
-    else if (c != ' ') solid++;
+    if (c == ' ') { after_letter = 0; continue; }
+    switch (utf8proc_category((utf8proc_int32_t)c)) {
+      case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL:
+      case UTF8PROC_CATEGORY_LT: case UTF8PROC_CATEGORY_LM:
+      case UTF8PROC_CATEGORY_LO:
+        solid = after_letter = 1;
+        break;
+      case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_NL:
+        solid = 1;
+        after_letter = 0;
+        break;
+      case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_MC:
+        if (!after_letter) bad = 1;
+        break;
+      default:
+        bad = 1;
+    }
   }
-  if (solid == 0 && !bad) return LABEL_EMPTY;
+  if (bad) return LABEL_BAD_CHAR;
+  if (!solid) return LABEL_EMPTY;
   if (count > LABEL_MAX) return LABEL_TOO_LONG;
-  return bad ? LABEL_BAD_CHAR : LABEL_OK;
+  return LABEL_OK;
 }
 
 /* Uniqueness is checked without regard to case, as Zoho's UI does. */
@@ -121,8 +134,7 @@ char *label_fold (const char *s) {
   while (i < n) {
     uint32_t c;
     if (!utf8_next(u, n, &i, &c)) { c = u[i]; i++; out[o++] = (char)c; continue; }
-    if (c < 0x80) c = (c >= 'A' && c <= 'Z') ? c + 32 : c;
-    else if (have_unicode_ctype) c = (uint32_t)towlower((wint_t)c);
+    c = (uint32_t)utf8proc_tolower((utf8proc_int32_t)c);
     o += utf8_put(out + o, c);
   }
   out[o] = '\0';

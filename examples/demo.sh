@@ -1,9 +1,9 @@
 #!/bin/sh
 # make demo: start the emulator on a free loopback port, send the docs' sample
-# update, apply the relabel plan
-# (a dozen custom modules relabelled, Contractor revoked everywhere, Marketing
-# granted on the marketing modules) with a diff, print the report, stop the
-# emulator. Nothing leaves this machine.
+# update, apply the relabel plan (a dozen custom modules relabelled, Contractor
+# revoked everywhere, Marketing granted on the marketing modules): zcrm shows
+# the diff, applies it without asking (--yes: a demo has no one to ask), and
+# prints the report. Then the emulator stops. Nothing leaves this machine.
 set -eu
 cd "$(dirname "$0")/.."
 log=$(mktemp)
@@ -24,6 +24,6 @@ echo "\$ lua5.4 examples/update_module.lua"
 lua5.4 examples/update_module.lua
 echo
 echo "2. A bulk plan: a dozen modules relabelled, Contractor revoked everywhere"
-echo "\$ zcrm apply examples/plans/relabel.lua --diff"
+echo "\$ zcrm apply examples/plans/relabel.lua --yes"
 echo
-bin/zcrm apply examples/plans/relabel.lua --diff
+bin/zcrm apply examples/plans/relabel.lua --yes

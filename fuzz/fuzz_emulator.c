@@ -1,16 +1,19 @@
 /*
-** fuzz_emulator.c: the emulator's request handling (emulator/routes.c,
-** auth.c, faults.c, org.c, stats.c, text.c, strmap.c, jbuf.c), linked
-** without main.c and server.c (libmicrohttpd). `handle` below drives
-** routes_handle as server.c does, minus the MHD calls: hooks,
-** classification, the concurrency cap, faults, the token endpoint, the API
-** routes.
+** fuzz_emulator.c: the emulator's request handling (every emulator/ unit
+** but main.c and server.c, which hold libmicrohttpd), linked as it is:
+** no stubs. `handle` below drives routes_handle as server.c does, minus
+** the MHD calls: hooks, classification, the concurrency cap, faults, the
+** token endpoint, the API routes. The emulator is opened already stopping,
+** so sleeps (latency, slow faults) end at once; no --state is given, so
+** nothing is saved.
 **
 ** Input (text, so seeds read like HTTP):
 **   [!key=value ... \n]          optional: rate=P faults=LIST credits=N
 **                                scopes=LIST create=N conc=N maxbody=N extra=N
+**                                profiles=N (--extra-profiles)
 **   METHOD URL[?query]\n         one request
-**   Header: value\n ...          Authorization, If-Modified-Since, others ignored
+**   Header: value\n ...          Authorization, If-Modified-Since, Accept-Encoding;
+**                                others ignored
 **   \n
 **   body
 **   \n%%\n                       separates up to 8 requests (state carries over)
@@ -23,10 +26,6 @@
 #include <strings.h>
 
 #include "../emulator/emu.h"
-
-/* server.c's, without the daemon: nothing sleeps, nothing is saved */
-void emu_sleep_ms (emu *e, long ms) { (void)e; (void)ms; }
-void emu_save (emu *e) { (void)e; }
 
 typedef struct query_ctx {
   char *q;                        /* the raw query string, or NULL */
@@ -99,6 +98,7 @@ static void configure (emu_config *c, char *line) {
     else if (strcmp(tok, "conc") == 0) c->concurrency = atoi(eq) & 0xff;
     else if (strcmp(tok, "maxbody") == 0) c->max_body = (size_t)(atoll(eq) & 0xfffff);
     else if (strcmp(tok, "extra") == 0) c->extra_modules = atol(eq) & 0x3f;
+    else if (strcmp(tok, "profiles") == 0) c->extra_profiles = atol(eq) % (EXTRA_PROFILES_MAX + 1);
     else if (strcmp(tok, "seed") == 0) c->seed = (uint64_t)atoll(eq);
   }
 }
@@ -131,6 +131,7 @@ static void one_request (emu *e, char *s) {
     if (end) *end = '\0';
     if (strncasecmp(line, "Authorization: ", 15) == 0) q.authorization = line + 15;
     else if (strncasecmp(line, "If-Modified-Since: ", 19) == 0) q.if_modified_since = line + 19;
+    else if (strncasecmp(line, "Accept-Encoding: ", 17) == 0) q.accept_encoding = line + 17;
     line = end ? end + 1 : NULL;
   }
   if (body) { q.body = body; q.len = strlen(body); }
@@ -142,7 +143,6 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize (int *argc, char ***argv) {
   (void)argc; (void)argv;
-  text_init();
   return 0;
 }
 
@@ -165,15 +165,8 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size) {
     p = nl ? nl + 1 : p + strlen(p);
   }
   snprintf(e.base_url, sizeof e.base_url, "http://127.0.0.1:8089");
-  pthread_mutex_init(&e.org_lock, NULL);
-  pthread_mutex_init(&e.save_lock, NULL);
-  pthread_mutex_init(&e.stop_lock, NULL);
-  pthread_cond_init(&e.stop_cond, NULL);
-  stats_init(&e.st);
-  e.org = org_seed(e.cfg.extra_modules);
-  e.auth = auth_new(&e.cfg);
-  e.faults = faults_new(&e.cfg, err, sizeof err);
-  if (e.org && e.auth && e.faults) {
+  if (emu_open(&e, err, sizeof err)) {
+    emu_stop(&e);
     for (n = 0; n < 8 && p; n++) {
       char *sep = strstr(p, "\n%%\n");
       if (sep) *sep = '\0';
@@ -181,14 +174,7 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size) {
       p = sep ? sep + 4 : NULL;
     }
   }
-  org_free(e.org);
-  auth_free(e.auth);
-  faults_free(e.faults);
-  stats_destroy(&e.st);
-  pthread_cond_destroy(&e.stop_cond);
-  pthread_mutex_destroy(&e.stop_lock);
-  pthread_mutex_destroy(&e.save_lock);
-  pthread_mutex_destroy(&e.org_lock);
+  emu_close(&e);
   free(buf);
   return 0;
 }

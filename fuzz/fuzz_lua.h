@@ -12,8 +12,13 @@
 ** - Lua line coverage as libFuzzer extra counters, for targets whose logic
 **   is Lua code (the idea of atheris' Python coverage).
 **
-** A target includes this file once, calls zf_init() from
-** LLVMFuzzerInitialize and zf_finish_input() at the end of each input.
+** - The libFuzzer entry points' declarations, and zf_run_input, the body
+**   of LLVMFuzzerTestOneInput for a target that decodes its bytes in C.
+**
+** A target includes this file once, defines LLVMFuzzerInitialize (calling
+** zf_init(), then zf_ref_chunk() for its driver or checker) and
+** LLVMFuzzerTestOneInput (zf_run_input(), or its own call and
+** zf_finish_input() at the end of each input).
 */
 #ifndef ZCRM_FUZZ_LUA_H
 #define ZCRM_FUZZ_LUA_H
@@ -33,6 +38,10 @@
 #endif
 
 int luaopen_zcrm_core (lua_State *L);
+
+/* libFuzzer calls these; declared here so that each target only defines them */
+int LLVMFuzzerInitialize (int *argc, char ***argv);
+int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
 /* {==================================================================
 ** Byte reader: never fails; past the end it reads zeros.
@@ -176,6 +185,33 @@ static void zf_finish_input (lua_State *L) {
   zf_fail_countdown = -1;
   lua_settop(L, 0);
   lua_gc(L, LUA_GCCOLLECT);
+}
+
+/* Run a Lua chunk once (the text `src`, or the file `path` when src is
+** NULL) and keep its one result in the registry: returns the ref. */
+static inline int zf_ref_chunk (lua_State *L, const char *src, const char *path) {
+  int rc = src ? luaL_loadstring(L, src) : luaL_loadfile(L, path);
+  if (rc != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK)
+    zf_die(L, src ? "loading the target's chunk" : path);
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/* One input: run(L) in a pcall, with a zf_in over the bytes as its one
+** argument (a light userdata), then zf_finish_input. An error is a finding
+** unless it is the memory error of an injected allocation failure. */
+static inline int zf_run_input (lua_CFunction run, const uint8_t *data, size_t size) {
+  lua_State *L = zf_L;
+  zf_in in;
+  zf_in_init(&in, data, size);
+  lua_pushcfunction(L, run);
+  lua_pushlightuserdata(L, &in);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    if (msg == NULL || strstr(msg, "not enough memory") == NULL)
+      zf_die(L, "contract broken");
+  }
+  zf_finish_input(L);
+  return 0;
 }
 
 /* }================================================================== */

@@ -129,30 +129,12 @@ static int run (lua_State *L) {
   return 0;
 }
 
-int LLVMFuzzerInitialize (int *argc, char ***argv);
-int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
-
 int LLVMFuzzerInitialize (int *argc, char ***argv) {
-  lua_State *L = zf_init(0);
   (void)argc; (void)argv;
-  if (luaL_loadstring(L, driver) || lua_pcall(L, 0, 1, 0)) zf_die(L, "driver");
-  driver_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  driver_ref = zf_ref_chunk(zf_init(0), driver, NULL);
   return 0;
 }
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size) {
-  lua_State *L = zf_L;
-  zf_in in;
-  zf_in_init(&in, data, size);
-  lua_pushcfunction(L, run);
-  lua_pushlightuserdata(L, &in);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-    const char *msg = lua_tostring(L, -1);
-    /* a memory error raised inside the driver's own pcall is re-raised as
-    ** an assertion message by nobody: only this exact text is allowed */
-    if (msg == NULL || strstr(msg, "not enough memory") == NULL)
-      zf_die(L, "contract broken");
-  }
-  zf_finish_input(L);
-  return 0;
+  return zf_run_input(run, data, size);
 }

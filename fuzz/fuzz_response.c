@@ -9,16 +9,10 @@
 
 static int driver_ref = LUA_NOREF;
 
-int LLVMFuzzerInitialize (int *argc, char ***argv);
-int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
-
 int LLVMFuzzerInitialize (int *argc, char ***argv) {
   lua_State *L = zf_init(0);
   (void)argc; (void)argv;
-  if (luaL_loadfile(L, ZCRM_ROOT "/fuzz/response_driver.lua")
-      || lua_pcall(L, 0, 1, 0))
-    zf_die(L, "response_driver.lua");
-  driver_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  driver_ref = zf_ref_chunk(L, NULL, ZCRM_ROOT "/fuzz/response_driver.lua");
   /* coverage only from here on: loading the modules is the same each time */
   lua_sethook(L, zf_line_hook, LUA_MASKLINE, 0);
   return 0;

@@ -202,16 +202,11 @@ static int run (lua_State *L) {
   return 0;
 }
 
-int LLVMFuzzerInitialize (int *argc, char ***argv);
-int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
-
 int LLVMFuzzerInitialize (int *argc, char ***argv) {
   lua_State *L = zf_init(0);
   (void)argc; (void)argv;
-  if (luaL_loadstring(L, checker) || lua_pcall(L, 0, 1, 0)) zf_die(L, "checker");
-  check_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  if (luaL_loadstring(L, weakener) || lua_pcall(L, 0, 1, 0)) zf_die(L, "weakener");
-  weaken_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  check_ref = zf_ref_chunk(L, checker, NULL);
+  weaken_ref = zf_ref_chunk(L, weakener, NULL);
   return 0;
 }
 

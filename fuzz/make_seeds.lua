@@ -240,6 +240,18 @@ local E = {
   "GET /crm/v8/settings/nothing\n\n",
   "PUT /crm/v8/settings/modules/Leads\nAuthorization: Bearer x\n\n{}",
   "!maxbody=16\nPUT /crm/v8/settings/modules/Projects\n" .. AUTH .. '\n{"modules":[{"plural_label":"Long body here"}]}',
+  -- batch update: mixed results, a number id, a standard module, no id
+  "PUT /crm/v8/settings/modules\n" .. AUTH .. "\n"
+    .. '{"modules":[{"id":"2423488000000834023","plural_label":"Batch Tickets"},{"id":2423488000000834005},'
+    .. '{"id":"2423488000000002175","plural_label":"X"},{"plural_label":"No Id"},'
+    .. '{"id":"2423488000000834017","profiles":[{"id":"2423488000000015978"},{"id":"2423488000000015972","_delete":null}]}]}',
+  -- profiles in pages, with --extra-profiles
+  "!profiles=450\nGET /crm/v8/settings/profiles?page=2&per_page=200\n" .. AUTH .. "\n%%\n"
+    .. "GET /crm/v8/settings/profiles?page=0&per_page=201\n" .. AUTH .. "\n",
+  -- gzip on request, and a label with combining marks and a ZWJ
+  "GET /crm/v8/settings/modules/Projects\n" .. AUTH .. "Accept-Encoding: br, gzip;q=0.5\n\n%%\n"
+    .. "PUT /crm/v8/settings/modules/Projects\n" .. AUTH .. "Accept-Encoding: *\n\n"
+    .. '{"modules":[{"plural_label":"E\\u0301quipes \\u0915\\u094d\\u200d\\u0937"}]}',
 }
 for i, s in ipairs(E) do write("emulator", string.format("%02d", i), s) end
 

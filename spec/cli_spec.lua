@@ -17,9 +17,9 @@ local function slurp(path)
   return s
 end
 
--- Runs bin/zcrm with `args` (a list) in a clean environment plus `env`.
--- Returns exit code, stdout, stderr.
-local function zcrm(args, env)
+-- The shell command that runs bin/zcrm with `args` (a list) in a clean
+-- environment plus `env`.
+local function command(args, env)
   local parts = { "env -i", "PATH=" .. quote(os.getenv("PATH") or "/usr/bin:/bin") }
   for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. quote(v) end
   if os.getenv("ZCRM_COVERAGE_DIR") then -- make coverage counts the command too
@@ -29,9 +29,25 @@ local function zcrm(args, env)
   end
   parts[#parts + 1] = "bin/zcrm"
   for _, a in ipairs(args) do parts[#parts + 1] = quote(a) end
+  return table.concat(parts, " ")
+end
+
+-- Runs bin/zcrm; returns exit code, stdout, stderr.
+local function zcrm(args, env)
   local out, err = os.tmpname(), os.tmpname()
-  local _, _, code = os.execute(table.concat(parts, " ") .. " >" .. out .. " 2>" .. err)
+  local _, _, code = os.execute(command(args, env) .. " >" .. out .. " 2>" .. err)
   return code, slurp(out), slurp(err)
+end
+
+-- Runs bin/zcrm on a pseudo-terminal (util-linux `script`), with `input`
+-- typed on it. Returns exit code and everything the terminal showed.
+local function zcrm_tty(args, env, input)
+  local inf, outf = os.tmpname(), os.tmpname()
+  spit(inf, input or "")
+  local _, _, code = os.execute(string.format("script -qec %s /dev/null <%s >%s 2>&1",
+    quote(command(args, env)), inf, outf))
+  os.remove(inf)
+  return code, slurp(outf)
 end
 
 local function json_lines(text)
@@ -71,6 +87,14 @@ describe("bin/zcrm", function()
       local code, out = zcrm { "--help" }
       assert.equal(0, code)
       assert.matches("Commands:", out)
+      for _, sub in ipairs { "apply", "validate", "modules", "profiles" } do
+        local hcode, hout = zcrm { "help", sub }
+        assert.equal(0, hcode, sub)
+        assert.matches("^usage: zcrm " .. sub, hout)
+      end
+      code, out = zcrm { "help", "emulator" }
+      assert.equal(0, code)
+      assert.matches("usage: zcrm emulator", out)
       code, out = zcrm { "emulator", "--help" }
       assert.equal(0, code)
       assert.matches("usage: zcrm emulator", out)
@@ -134,6 +158,31 @@ describe("bin/zcrm", function()
     end)
   end)
 
+  it("gives hints that fit the fault", function()
+    local code, _, err = zcrm { "validate", "/nonexistent/plan.lua" }
+    assert.equal(2, code)
+    assert.matches("cannot read plan: /nonexistent/plan.lua: No such file", err)
+    assert.matches("hint: Check the plan file's name and path", err)
+    local path = write_plan "{\n  { module = 'Projects' plural_label = 'x' },\n}"
+    code, _, err = zcrm { "validate", path }
+    assert.equal(2, code)
+    assert.matches("syntax error in " .. path:gsub("%p", "%%%0") .. ":2:", err)
+    assert.matches("hint: Fix the Lua syntax", err)
+    os.remove(path)
+    path = write_plan [[{
+      { module = "Projects", plural_label = "Client Projects" },
+      { module = "Projects", singular_label = "Client Project" },
+      { plural_label = "Orphans" },
+    }]]
+    code, _, err = zcrm { "validate", path }
+    assert.equal(2, code)
+    assert.matches("entry 2 %(Projects%): DUPLICATE_DATA: module Projects is already updated by entry 1[^\n]*"
+      .. "hint: Merge the two entries", err)
+    assert.matches("entry 3: INVALID_MODULE: [^\n]*hint: Add module = ", err)
+    assert.is_nil(err:find("details.errors", 1, true))
+    os.remove(path)
+  end)
+
   describe("against the emulator", function()
     local emu, env
     setup(function() emu = emulator.start {} end)
@@ -146,7 +195,7 @@ describe("bin/zcrm", function()
     local function puts() return emu:stats().requests.by_route[PUT_ROUTE] or 0 end
 
     it("apply: exit 0 when all applied, with a diff and a summary", function()
-      local code, out, err = zcrm({ "apply", "examples/plans/relabel.lua", "--diff" }, env)
+      local code, out, err = zcrm({ "apply", "examples/plans/relabel.lua", "--diff", "--yes" }, env)
       assert.equal(0, code, err)
       assert.matches('"Campaign Assets" %-> "Marketing Assets"', out)
       assert.matches("grant Marketing", out)
@@ -157,16 +206,32 @@ describe("bin/zcrm", function()
       assert.is_nil(err:find(TOKEN, 1, true))
     end)
 
-    it("apply: exit 1 when some entries fail, each failure on one line", function()
+    it("apply --no-diff: exit 1 when some entries fail, each failure on one line", function()
       local path = write_plan [[{
         { module = "Projects", plural_label = "Client Projects" },
         { module = "Leads", plural_label = "Prospects" },
       }]]
-      local code, out, err = zcrm({ "apply", path }, env)
+      local code, out, err = zcrm({ "apply", path, "--no-diff", "--yes" }, env)
       assert.equal(1, code)
       assert.matches("applied 1, skipped 0, failed 1", out)
       assert.equal(1, lines(err))
       assert.matches("^zcrm: Leads failed: NOT_SUPPORTED", err)
+      os.remove(path)
+    end)
+
+    it("apply: identical failures make one line, with their count and modules", function()
+      local path = write_plan [[{
+        { module = "Leads", plural_label = "Prospects" },
+        { module = "Projects", plural_label = "Client Projects" },
+        { module = "Contacts", plural_label = "People" },
+      }]]
+      local code, out, err = zcrm({ "apply", path, "--no-diff", "--yes" }, env)
+      assert.equal(1, code)
+      assert.matches("applied 1, skipped 0, failed 2", out)
+      assert.equal(1, lines(err), err)
+      assert.matches("^zcrm: 2 entries failed %(%a+, %a+%): NOT_SUPPORTED", err)
+      assert.matches("Leads", err)
+      assert.matches("Contacts", err)
       os.remove(path)
     end)
 
@@ -176,7 +241,7 @@ describe("bin/zcrm", function()
         { module = "Tickets", singular_label = "x", plural_lable = "typo" },
       }]]
       local before = emu:stats().requests.total
-      local code, _, err = zcrm({ "apply", path }, env)
+      local code, _, err = zcrm({ "apply", path, "--yes" }, env)
       assert.equal(2, code)
       assert.matches("entry 2 %(Tickets%): INVALID_DATA: plural_lable", err)
       assert.matches("nothing was sent", err)
@@ -193,7 +258,7 @@ describe("bin/zcrm", function()
     end)
 
     it("apply --json writes only JSON lines: changes, results and the report", function()
-      local code, out = zcrm({ "apply", "examples/plans/relabel.lua", "--diff", "--json", "--concurrency", "3" }, env)
+      local code, out = zcrm({ "apply", "examples/plans/relabel.lua", "--json", "--concurrency", "3", "--yes" }, env)
       assert.equal(0, code)
       local events = json_lines(out)
       assert.equal(13, #of_kind(events, "change"))
@@ -213,7 +278,7 @@ describe("bin/zcrm", function()
 
     it("apply --json reports failures with their error object", function()
       local path = write_plan [[{ { module = "Leads", plural_label = "Prospects" } }]]
-      local code, out = zcrm({ "apply", path, "--json" }, env)
+      local code, out = zcrm({ "apply", path, "--json", "--no-diff", "--yes" }, env)
       assert.equal(1, code)
       local result = of_kind(json_lines(out), "result")[1]
       assert.equal("failed", result.status)
@@ -227,12 +292,12 @@ describe("bin/zcrm", function()
       os.remove(dir)
       os.execute("mkdir " .. quote(dir))
       local journal, undo = dir .. "/j", dir .. "/undo.lua"
-      local code = zcrm({ "apply", "examples/plans/relabel.lua", "--journal", journal, "--undo", undo }, env)
+      local code = zcrm({ "apply", "examples/plans/relabel.lua", "--journal", journal, "--undo", undo, "--yes" }, env)
       assert.equal(0, code)
-      local code2, out2 = zcrm({ "apply", "examples/plans/relabel.lua", "--journal", journal }, env)
+      local code2, out2 = zcrm({ "apply", "examples/plans/relabel.lua", "--journal", journal, "--yes" }, env)
       assert.equal(0, code2)
-      assert.matches("skipped 13 %(journal%)", out2)
-      local code3, out3 = zcrm({ "apply", undo, "--diff" }, env)
+      assert.matches("skipped 13 %(no change%)", out2)
+      local code3, out3 = zcrm({ "apply", undo, "--yes" }, env)
       assert.equal(0, code3)
       assert.matches("applied 13", out3)
       local code4, out4 = zcrm({ "apply", "examples/plans/relabel.lua", "--diff", "--dry-run" }, env)
@@ -242,7 +307,7 @@ describe("bin/zcrm", function()
     end)
 
     it("apply passes extra arguments to a plan function", function()
-      local code, out = zcrm({ "apply", "examples/plans/regional_labels.lua", "eu", "--diff" }, env)
+      local code, out = zcrm({ "apply", "examples/plans/regional_labels.lua", "eu", "--yes" }, env)
       assert.equal(0, code)
       assert.matches('"Client Programmes"', out)
     end)
@@ -250,7 +315,14 @@ describe("bin/zcrm", function()
     it("modules and profiles list the org, as text or JSON", function()
       local code, out = zcrm({ "modules" }, env)
       assert.equal(0, code)
-      assert.matches("Digital_Marketing%s+2423488000000834002%s+custom", out)
+      assert.matches("^API NAME%s+ID%s+TYPE%s+PLURAL LABEL%s+SINGULAR LABEL%s+PROFILES\n", out)
+      assert.matches("\nDigital_Marketing%s+2423488000000834002%s+custom", out)
+      -- aligned: every row's id starts in the header's ID column
+      local column = out:match("^(API NAME%s+)ID")
+      for line in out:gmatch("[^\n]+") do
+        assert.matches("^%S+%s+", line:sub(1, #column))
+        assert.matches("^[%dI]", line:sub(#column + 1))
+      end
       code, out = zcrm({ "profiles", "--json" }, env)
       assert.equal(0, code)
       local names = {}
@@ -285,14 +357,149 @@ describe("bin/zcrm", function()
       os.remove(path)
     end)
 
-    it("prints a refused token's error on one line with a hint, never the token", function()
+    it("a wrong token: one error line with a hint, nothing sent, never the token", function()
       local secret = "1000.secretvalue.abcdef"
-      local code, out, err = zcrm({ "apply", "examples/plans/relabel.lua", "--diff" },
-        { ZOHO_API_DOMAIN = emu.url, ZOHO_ACCESS_TOKEN = secret })
+      for _, extra in ipairs { {}, { "--no-diff" } } do
+        emu:reset()
+        local code, out, err = zcrm({ "apply", "examples/plans/relabel.lua", "--yes", table.unpack(extra) },
+          { ZOHO_API_DOMAIN = emu.url, ZOHO_ACCESS_TOKEN = secret })
+        assert.equal(1, code)
+        assert.equal(1, lines(err), err)
+        assert.matches("INVALID_TOKEN", err)
+        assert.matches("hint: ", err)
+        assert.is_nil((out .. err):find(secret, 1, true))
+        if #extra == 0 then
+          assert.equal(0, puts()) -- the state read proved the token wrong first
+        else
+          assert.matches("stopped, %d+ not sent", err) -- the first refusal stopped the run
+          assert.is_true(puts() <= 10)
+        end
+      end
+    end)
+
+    it("--undo refuses an existing file: exit 2, the file untouched, nothing sent", function()
+      local undo = os.tmpname()
+      os.remove(undo)
+      local code, _, err = zcrm({ "apply", "examples/plans/relabel.lua", "--undo", undo, "--yes" }, env)
+      assert.equal(0, code, err)
+      local first = files.read(undo)
+      assert.matches("^%-%- Undo plan written by zcrm", first)
+      local before = emu:stats().requests.total
+      code, _, err = zcrm({ "apply", "examples/plans/relabel.lua", "--undo", undo, "--yes" }, env)
+      assert.equal(2, code)
+      assert.equal(1, lines(err))
+      assert.matches("undo file .* already exists", err)
+      assert.matches("nothing was sent", err)
+      assert.equal(first, files.read(undo))
+      assert.equal(before, emu:stats().requests.total)
+      -- and the way back still works
+      code = zcrm({ "apply", undo, "--yes" }, env)
+      assert.equal(0, code)
+      assert.equal("Campaign Assets", emu:state().modules[1] and (function()
+        for _, m in ipairs(emu:state().modules) do if m.api_name == "Digital_Marketing" then return m.plural_label end end
+      end)())
+      os.remove(undo)
+    end)
+
+    it("a stale journal never skips a change: the org ends in the plan's state", function()
+      local journal, undo = os.tmpname(), os.tmpname()
+      os.remove(journal)
+      os.remove(undo)
+      assert.equal(0, (zcrm({ "apply", "examples/plans/relabel.lua", "--journal", journal, "--undo", undo, "--yes" }, env)))
+      assert.equal(0, (zcrm({ "apply", undo, "--yes" }, env)))  -- back to the seeded org
+      local code, out = zcrm({ "apply", "examples/plans/relabel.lua", "--journal", journal, "--yes" }, env)
+      assert.equal(0, code)
+      assert.matches("applied 13, skipped 0", out)
+      local labels = {}
+      for _, m in ipairs(emu:state().modules) do labels[m.api_name] = m.plural_label end
+      assert.equal("Marketing Assets", labels.Digital_Marketing)
+      assert.equal("Client Projects", labels.Projects)
+      assert.equal("Fleet Vehicles", labels.Vehicles)
+      os.remove(journal)
+      os.remove(undo)
+    end)
+
+    it("a dry run checks against the server: an unreachable host or a wrong token fails it", function()
+      local code, out, err = zcrm({ "apply", "examples/plans/relabel.lua", "--dry-run" },
+        { ZOHO_API_DOMAIN = "http://127.0.0.1:9", ZOHO_ACCESS_TOKEN = TOKEN })
+      assert.equal(1, code)
+      assert.matches("CONNECTION_FAILED", err)
+      assert.is_nil(out:find("would apply", 1, true))
+      code, out, err = zcrm({ "apply", "examples/plans/relabel.lua", "--dry-run" },
+        { ZOHO_API_DOMAIN = emu.url, ZOHO_ACCESS_TOKEN = "1000.wrong" })
       assert.equal(1, code)
       assert.equal(1, lines(err))
-      assert.matches("hint: ", err)
-      assert.is_nil((out .. err):find(secret, 1, true))
+      assert.matches("INVALID_TOKEN", err)
+      assert.is_nil(out:find("would apply", 1, true))
+      -- with the state read, it shows the real bodies: profile ids, only what differs
+      code, out = zcrm({ "apply", "examples/plans/relabel.lua", "--dry-run" }, env)
+      assert.equal(0, code)
+      assert.matches('would send  Projects%s+{.*"id":"2423488000000015984"', out)
+      assert.equal(0, puts())
+    end)
+
+    it("a dry run fails like the real run: a standard module, an unknown profile", function()
+      local path = write_plan [[{
+        { module = "Leads", plural_label = "Prospects" },
+        { module = "Projects", profiles = { { name = "Nobody" } } },
+      }]]
+      local code, _, err = zcrm({ "apply", path, "--dry-run" }, env)
+      assert.equal(2, code)
+      assert.matches("Leads is a standard module; only custom modules can be changed", err)
+      assert.matches("no profile named 'Nobody'", err)
+      assert.matches("%-%-partial", err)
+      os.remove(path)
+    end)
+
+    it("asks on a terminal: 'n' sends nothing, 'y' applies", function()
+      local code, screen = zcrm_tty({ "apply", "examples/plans/relabel.lua" }, env, "n\n")
+      assert.equal(1, code, screen)
+      assert.matches("Apply 13 changes to " .. emu.url:gsub("%p", "%%%0") .. "%? %[y/N%]", screen)
+      assert.matches("nothing was sent", screen)
+      assert.equal(0, puts())
+      code, screen = zcrm_tty({ "apply", "examples/plans/relabel.lua" }, env, "y\n")
+      assert.equal(0, code, screen)
+      assert.matches("applied 13", screen)
+      assert.equal(13, puts())
+      -- nothing left to change: no question
+      code, screen = zcrm_tty({ "apply", "examples/plans/relabel.lua" }, env, "")
+      assert.equal(0, code, screen)
+      assert.is_nil(screen:find("[y/N]", 1, true))
+    end)
+
+    it("without a terminal and without --yes, sends nothing and exits 2 naming --yes", function()
+      local code, out, err = zcrm({ "apply", "examples/plans/relabel.lua" }, env)
+      assert.equal(2, code)
+      assert.equal("", out)
+      assert.equal(1, lines(err))
+      assert.matches("%-%-yes", err)
+      assert.equal(0, emu:stats().requests.total)
+    end)
+
+    it("on a terminal: colours unless NO_COLOR or --no-color; the progress line is cleared first", function()
+      local path = write_plan [[{
+        { module = "Projects", plural_label = "Client Projects" },
+        { module = "Leads", plural_label = "Prospects" },
+      }]]
+      local _, screen = zcrm_tty({ "apply", path, "--no-diff", "--yes" }, env)
+      assert.matches("\27%[[%d;]+m", screen)
+      -- every error line starts a line of its own (or follows the clearing of the progress line)
+      local errors = 0
+      for line in screen:gmatch("[^\n]+") do
+        if line:find("zcrm:", 1, true) then
+          errors = errors + 1
+          local visible = line:gsub("\r+$", ""):match("[^\r]*$"):gsub("^\27%[K", "")
+          assert.matches("^\27%[[%d;]*mzcrm:", visible)
+        end
+      end
+      assert.equal(1, errors)
+      local _, plain = zcrm_tty({ "apply", path, "--no-diff", "--yes" }, { ZOHO_API_DOMAIN = emu.url,
+        ZOHO_ACCESS_TOKEN = TOKEN, NO_COLOR = "1" })
+      assert.is_nil(plain:find("\27%[[%d;]+m"))
+      _, plain = zcrm_tty({ "profiles", "--no-color" }, env)
+      assert.is_nil(plain:find("\27%[[%d;]+m"))
+      assert.matches("ID%s+NAME", plain)
+      os.remove(path)
     end)
 
     it("exits 2 for bad connection settings, naming the option", function()
@@ -303,5 +510,206 @@ describe("bin/zcrm", function()
       assert.equal(2, code)
       assert.matches("no credentials", err)
     end)
+  end)
+
+  -- Starts bin/zcrm in the background; returns { pid =, out =, err =, rc = } files.
+  local function start(args, env)
+    local run = { out = os.tmpname(), err = os.tmpname(), pidfile = os.tmpname(), rcfile = os.tmpname() }
+    spit(run.rcfile, "")
+    os.execute(string.format("( %s >%s 2>%s & echo $! >%s; wait $!; echo $? >%s ) >/dev/null 2>&1 &",
+      command(args, env), run.out, run.err, run.pidfile, run.rcfile))
+    repeat run.pid = tonumber(files.read(run.pidfile) or "") until run.pid
+    return run
+  end
+
+  -- Waits until `cond()` holds (an event, not a time), failing after a minute.
+  local function wait_for(cond, what)
+    local deadline = os.time() + 60
+    while not cond() do
+      assert(os.time() < deadline, "timed out waiting for " .. what)
+      os.execute("sleep 0.02")
+    end
+  end
+
+  local function finish(run)
+    wait_for(function() return (files.read(run.rcfile) or ""):match("%d") end, "zcrm to exit")
+    local code = tonumber(slurp(run.rcfile):match("%d+"))
+    local out, err = slurp(run.out), slurp(run.err)
+    os.remove(run.pidfile)
+    return code, out, err
+  end
+
+  describe("interrupted", function()
+    local emu, env
+    setup(function() emu = emulator.start { "--latency-ms", "400" } end)
+    teardown(function() emu:stop() end)
+    before_each(function()
+      emu:reset()
+      env = { ZOHO_API_DOMAIN = emu.url, ZOHO_ACCESS_TOKEN = TOKEN }
+    end)
+    local function puts() return emu:stats().requests.by_route[PUT_ROUTE] or 0 end
+
+    for _, case in ipairs { { "INT", 130, "Ctrl%-C" }, { "TERM", 143, "SIGTERM" } } do
+      it("by SIG" .. case[1] .. " mid-run: the summary and the command that resumes, exit " .. case[2]
+          .. "; that command completes the run", function()
+        local undo = os.tmpname()
+        os.remove(undo)
+        local run = start({ "apply", "examples/plans/relabel.lua", "--yes", "--undo", undo, "--concurrency", "1" }, env)
+        wait_for(function() return puts() >= 1 end, "the first update")
+        os.execute("kill -" .. case[1] .. " " .. run.pid)
+        local code, out, err = finish(run)
+        assert.equal(case[2], code, err)
+        assert.is_nil(err:find("traceback", 1, true), err)
+        assert.is_nil(err:find("interrupted!", 1, true), err)
+        assert.matches("not sent %d+ of 13 entries", out)
+        assert.matches("interrupted by " .. case[3], err)
+        assert.is_true(puts() < 13, "the run completed before the signal")
+        -- the same command, without --undo: this run's undo plan stays the way back
+        local resume = err:match("Running the same command again resumes: bin/zcrm (.-) %(")
+        assert.equal("apply examples/plans/relabel.lua --yes --concurrency 1", resume)
+        assert.matches(undo .. " stays the way back", err, 1, true)
+        local args = {}
+        for a in resume:gmatch("%S+") do args[#args + 1] = a end
+        code, out = zcrm(args, env)
+        assert.equal(0, code)
+        assert.matches("applied %d+, skipped %d+ %(no change%), failed 0 of 13", out)
+        assert.is_true(puts() <= 13 + 1, "PUTs: " .. puts())
+        -- and the undo plan of the interrupted run restores the seeded org
+        assert.equal(0, (zcrm({ "apply", undo, "--yes" }, env)))
+        for _, m in ipairs(emu:state().modules) do
+          if m.api_name == "Projects" then assert.equal("Projects", m.plural_label) end
+        end
+        os.remove(undo)
+      end)
+    end
+
+    it("leaves a token given with --access-token out of the command that resumes", function()
+      local run = start({ "apply", "examples/plans/relabel.lua", "--yes", "--concurrency", "1",
+                          "--api-domain", emu.url, "--access-token", TOKEN }, {})
+      wait_for(function() return puts() >= 1 end, "the first update")
+      os.execute("kill -INT " .. run.pid)
+      local code, out, err = finish(run)
+      assert.equal(130, code, err)
+      assert.is_nil((out .. err):find(TOKEN, 1, true), err)
+      local resume = err:match("Running the same command again resumes: bin/zcrm (.-) %(")
+      assert.equal("apply examples/plans/relabel.lua --yes --concurrency 1 --api-domain " .. emu.url, resume)
+      assert.matches("with your access token", err, 1, true)
+    end)
+
+    it("a second Ctrl-C stops at once", function()
+      local run = start({ "apply", "examples/plans/relabel.lua", "--yes", "--concurrency", "1" }, env)
+      wait_for(function() return puts() >= 1 end, "the first update")
+      os.execute("kill -INT " .. run.pid .. "; kill -INT " .. run.pid)
+      local code, _, err = finish(run)
+      assert.equal(130, code)
+      assert.is_nil(err:find("traceback", 1, true), err)
+    end)
+  end)
+
+  describe("emulator", function()
+    it("runs the server in this process: killing it frees the port; a busy port says why", function()
+      local run = start { "emulator", "--port", "0" }
+      wait_for(function() return (files.read(run.out) or ""):match("^listening on ") end, "the emulator")
+      local url = files.read(run.out):match("^listening on (%S+)")
+      local port = url:match(":(%d+)$")
+      local p = io.popen("ps -o comm= -p " .. run.pid)
+      assert.equal("zcrm-emulator", p:read("l"))
+      p:close()
+      local code, _, err = zcrm { "emulator", "--port", port }
+      assert.equal(1, code)
+      assert.matches("Address already in use", err)
+      assert.matches("%-%-port 0", err)
+      os.execute("kill -TERM " .. run.pid)
+      code = finish(run)
+      assert.equal(0, code)
+      -- the port is free again: a new emulator gets it
+      local again = start { "emulator", "--port", port }
+      wait_for(function() return (files.read(again.out) or ""):match("^listening on ")
+                              or (files.read(again.rcfile) or ""):match("%d") end, "the second emulator")
+      assert.matches("^listening on " .. url:gsub("%p", "%%%0"), files.read(again.out))
+      os.execute("kill -TERM " .. again.pid)
+      assert.equal(0, (finish(again)))
+    end)
+  end)
+
+  describe("its C helpers (zcrm.core)", function()
+    local core = require "zcrm.core"
+
+    it("isatty takes a descriptor or a file; a closed file is misuse", function()
+      assert.is_boolean(core.isatty(0))
+      assert.is_boolean(core.isatty(io.stderr))
+      local f = io.tmpfile()
+      assert.is_false(core.isatty(f))
+      f:close()
+      assert.has_error(function() core.isatty(f) end)
+      assert.has_error(function() core.isatty("stdout") end)
+    end)
+
+    it("exec returns nil, message, errno when the program cannot run", function()
+      local ok, message, errno = core.exec("/nonexistent/zcrm-emulator", { "x" })
+      assert.is_nil(ok)
+      assert.matches("cannot run /nonexistent/zcrm%-emulator: No such file", message)
+      assert.equal(2, errno)
+      assert.has_error(function() core.exec("true", { 1, {} }) end)
+    end)
+
+    it("catch_interrupts: the first signal only sets the flag; the second of the same kind ends the process", function()
+      local script = [[
+        package.cpath = "./csrc/?.so;" .. package.cpath
+        local core = require "zcrm.core"
+        io.write(tostring(core.interrupted()), " ")
+        core.catch_interrupts()
+        os.execute("kill -TERM $PPID")
+        io.write(tostring(core.interrupted()), " ")
+        io.flush()
+        os.execute("kill -TERM $PPID")
+        io.write("survived")
+      ]]
+      -- (the inner sh would say "Terminated" on its stderr)
+      local p = io.popen("sh -c " .. quote("lua5.4 -e " .. quote(script) .. "; echo \" exit $?\"") .. " 2>/dev/null")
+      local text = p:read("a")
+      p:close()
+      assert.equal("nil 15  exit 143\n", text)
+    end)
+  end)
+end)
+
+describe("zcrm and a hostile server's text", function()
+  it("prints labels that carry terminal escapes with their control bytes shown, not acted on", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir -p " .. quote(dir))
+    local state = dir .. "/org.json"
+    -- seed the state file, then give a custom module a label that clears the
+    -- screen and sets the window title (written as a server would send it)
+    local emu = emulator.start { "--state", state }
+    emu:stop()
+    local org = cjson.decode(slurp(state))
+    local hostile = "Lea\27[2J\27]0;PWNED\7ds\nX"
+    local changed
+    for _, m in ipairs(org.modules) do
+      if m.api_name == "Digital_Marketing" then m.plural_label = hostile changed = true end
+    end
+    assert.is_true(changed)
+    spit(state, cjson.encode(org))
+    emu = emulator.start { "--state", state }
+    local env = { ZOHO_API_DOMAIN = emu.url, ZOHO_ACCESS_TOKEN = TOKEN }
+    local ok, err = pcall(function()
+      local code, out = zcrm({ "modules" }, env)
+      assert.equal(0, code)
+      assert.is_nil(out:find("\27", 1, true), "an escape byte reached the terminal")
+      assert.is_nil(out:find("\7", 1, true))
+      assert.matches("Lea\\x1B[2J\\x1B]0;PWNED\\x07ds", out, 1, true)
+      -- the diff shows the label as one quoted line
+      local plan = write_plan '{ { module = "Digital_Marketing", plural_label = "Leads Two" } }'
+      code, out = zcrm({ "apply", plan, "--dry-run" }, env)
+      assert.equal(0, code, out)
+      assert.is_nil(out:find("\27", 1, true), "an escape byte reached the terminal")
+      assert.matches('"Lea\\027[2J', out, 1, true)
+      os.remove(plan)
+    end)
+    emu:stop()
+    os.execute("rm -rf " .. quote(dir))
+    assert(ok, err)
   end)
 end)

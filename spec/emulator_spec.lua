@@ -2,6 +2,7 @@
 -- two shapes, OAuth quirks, limits, faults, hooks, robustness, persistence.
 local cjson = require "cjson.safe"
 local emulator = require "spec.support.emulator"
+local labels = require "spec.support.labels"
 
 local TOKEN = "Zoho-oauthtoken emulator-token"
 local PAGE_MODULE = "2423488000000834002"
@@ -111,7 +112,7 @@ describe("zcrm-emulator", function()
           "--access-token", "--scopes", "--client-id", "--client-secret", "--refresh-token",
           "--token-ttl", "--expires-in-ms", "--token-api-domain", "--refresh-rate-limit",
           "--fault-rate", "--faults", "--seed", "--tls-cert", "--tls-key", "--state",
-          "--extra-modules", "--max-body" } do
+          "--extra-modules", "--extra-profiles", "--max-body", "--retry-after" } do
         assert.truthy(out:find(flag, 1, true), flag)
       end
     end)
@@ -123,6 +124,8 @@ describe("zcrm-emulator", function()
       assert.equal(2, code)
       _, code = shell(q(BIN) .. " --faults 500,nonsense --port 0 2>/dev/null")
       assert.equal(1, code)
+      _, code = shell(q(BIN) .. " --extra-profiles 501 2>/dev/null")   -- the org holds 512
+      assert.equal(2, code)
     end)
 
     it("exits 0 on SIGINT as on SIGTERM", function()
@@ -332,6 +335,26 @@ describe("zcrm-emulator", function()
       end)
     end
 
+    describe("labels of spec/fixtures/labels.json, with the client's verdicts", function()
+      for _, e in ipairs(labels.load()) do
+        it(labels.name(e), function()
+          -- Projects: its own labels may be set again, so no seeded label is a duplicate
+          local body = '{"modules":[{"plural_label":"' .. e.text:gsub('[%c"\\]', function(c)
+            return string.format("\\u%04x", c:byte())
+          end) .. '"}]}'
+          local status, answer = call(emu, "PUT", "/crm/v8/settings/modules/Projects", body)
+          if e.ok then
+            assert.equal(200, status, cjson.encode(answer))
+            assert.equal(e.text, module_in(emu:state(), "Projects").plural_label)
+          else
+            assert.equal(400, status)
+            local item = shape_b(answer, "INVALID_DATA", "plural_label", "$.modules[0].plural_label")
+            assert.equal(e.why == "length" and 25 or nil, item.details.maximum_length)
+          end
+        end)
+      end
+    end)
+
     it("refuses bad UTF-8 in a label", function()
       local status, body = call(emu, "PUT", "/crm/v8/settings/modules/Digital_Marketing",
         '{"modules":[{"plural_label":"Bad \xff\xfe Label"}]}')
@@ -384,6 +407,138 @@ describe("zcrm-emulator", function()
       local status, body = put(emu, "Assets", { plural_label = "Old Projects" })
       assert.equal(400, status)
       shape_b(body, "DUPLICATE_DATA", "plural_label")
+    end)
+  end)
+
+  describe("PUT /crm/v8/settings/modules (batch)", function()
+    local TICKETS, PROJECTS, ASSETS = "2423488000000834023", "2423488000000834005", "2423488000000834017"
+
+    local function batch(e, items)
+      return call(e, "PUT", "/crm/v8/settings/modules", { modules = items })
+    end
+
+    it("applies every item and answers 200 with one result per item, in order, for 5 credits", function()
+      local status, body = batch(emu, {
+        { id = TICKETS, plural_label = "Batch Tickets" },
+        { id = PROJECTS, singular_label = "Batch Project", profiles = { { id = SALES } } },
+      })
+      assert.equal(200, status)
+      assert.equal(2, #body.modules)
+      assert.same({ code = "SUCCESS", details = { id = TICKETS }, message = "module updated successfully",
+                    status = "success" }, body.modules[1])
+      assert.equal(PROJECTS, body.modules[2].details.id)
+      local state = emu:state()
+      assert.equal("Batch Tickets", module_in(state, "Tickets").plural_label)
+      assert.equal("Batch Project", module_in(state, "Projects").singular_label)
+      local stats = emu:stats()
+      assert.equal(2, stats.updates_applied)
+      assert.equal(5, stats.credits_used)
+      assert.equal(1, stats.requests.by_route["PUT /crm/v8/settings/modules"])
+    end)
+
+    it("answers 207 when some items fail: those change nothing, the others are applied", function()
+      local status, body = batch(emu, {
+        { id = TICKETS, plural_label = "Fine Tickets" },
+        { id = PROJECTS, plural_label = "Bad!" },
+        { plural_label = "No Id" },
+        { id = "2423488000000002175", plural_label = "Standard" },
+        { id = "2423488000000099999", plural_label = "Unknown" },
+        { id = ASSETS, profiles = { { id = "2423488000000099999" } } },
+      })
+      assert.equal(207, status)
+      assert.equal(6, #body.modules)
+      assert.equal("SUCCESS", body.modules[1].code)
+      local want = {
+        { "INVALID_DATA", "plural_label", "$.modules[1].plural_label" },
+        { "MANDATORY_NOT_FOUND", "id", "$.modules[2].id" },
+        { "NOT_SUPPORTED", "id", "$.modules[3].id" },
+        { "INVALID_DATA", "id", "$.modules[4].id" },
+        { "INVALID_DATA", "id", "$.modules[5].profiles[0].id" },
+      }
+      for i, w in ipairs(want) do
+        local item = body.modules[i + 1]
+        assert.equal("error", item.status)
+        assert.same(w, { item.code, item.details.api_name, item.details.json_path })
+      end
+      local state = emu:state()
+      assert.equal("Fine Tickets", module_in(state, "Tickets").plural_label)
+      assert.equal("Projects", module_in(state, "Projects").plural_label)
+      assert.equal(1, emu:stats().updates_applied)
+    end)
+
+    it("answers 400 when every item fails, changing nothing", function()
+      local before = emu:state()
+      local status, body = batch(emu, { { id = TICKETS, plural_label = "" }, { id = 2423488000000834005 } })
+      assert.equal(400, status)
+      assert.equal(2, #body.modules)
+      assert.equal("INVALID_DATA", body.modules[2].code)
+      assert.equal("bigint", body.modules[2].details.expected_data_type)
+      assert.same(before, emu:state())
+    end)
+
+    it("takes 100 items and refuses 101 with LIMIT_EXCEEDED, top-level", function()
+      local e = emulator.start { "--extra-modules", "101" }
+      local items = {}
+      for i = 1, 101 do
+        items[i] = { id = tostring(2423488000010000000 + i), plural_label = "Batch Modules " .. i }
+      end
+      local status, body = batch(e, items)
+      assert.equal(400, status)
+      shape_a(body, "LIMIT_EXCEEDED")
+      assert.equal(100, body.details.limit)
+      items[101] = nil
+      status, body = batch(e, items)
+      local stats = e:stats()
+      e:stop()
+      assert.equal(200, status)
+      assert.equal(100, #body.modules)
+      assert.equal(100, stats.updates_applied)
+    end)
+
+    it("answers a bad frame top-level, as the single PUT does", function()
+      local status, body = call(emu, "PUT", "/crm/v8/settings/modules", '{"modules":{}}')
+      assert.equal(400, status)
+      shape_a(body, "INVALID_DATA")
+      status, body = call(emu, "PUT", "/crm/v8/settings/modules", "")
+      assert.equal(400, status)
+      shape_a(body, "MANDATORY_NOT_FOUND")
+    end)
+  end)
+
+  describe("GET /crm/v8/settings/profiles pages", function()
+    it("pages by page and per_page with info.more_records; --extra-profiles seeds many", function()
+      local e = emulator.start { "--extra-profiles", "450" }
+      local seen, page, pages = {}, 1, 0
+      repeat
+        local status, body = call(e, "GET", "/crm/v8/settings/profiles?page=" .. page)
+        assert.equal(200, status)
+        pages = pages + 1
+        assert.equal(page, body.info.page)
+        assert.equal(200, body.info.per_page)
+        assert.equal(#body.profiles, body.info.count)
+        for _, p in ipairs(body.profiles) do
+          assert.is_nil(seen[p.id]); seen[p.id] = p.name
+        end
+        page = page + 1
+      until not body.info.more_records
+      assert.equal(3, pages)
+      local n = 0
+      for _ in pairs(seen) do n = n + 1 end
+      assert.equal(456, n)
+      assert.equal("Administrator", seen[ADMIN])
+      local status, body = call(e, "GET", "/crm/v8/settings/profiles?page=2&per_page=5")
+      assert.equal(200, status)
+      assert.equal(5, #body.profiles)
+      assert.is_true(body.info.more_records)
+      assert.equal(204, (call(e, "GET", "/crm/v8/settings/profiles?page=4")))
+      -- a profile from the last page can be granted like any other
+      local last = body.profiles[1].id
+      assert.equal(200, (put(e, "Assets", { profiles = { { id = last } } })))
+      local s400, b400 = call(e, "GET", "/crm/v8/settings/profiles?per_page=201")
+      e:stop()
+      assert.equal(400, s400)
+      shape_a(b400, "INVALID_DATA")
+      assert.equal("per_page", b400.details.param_name)
     end)
   end)
 
@@ -889,6 +1044,50 @@ describe("zcrm-emulator", function()
       local leftovers = shell("ls " .. q(path) .. ".tmp.* 2>/dev/null")
       assert.equal("", leftovers)
       os.remove(path)
+    end)
+
+    it("answers an update only once the file holds it, so SIGKILL right after loses nothing", function()
+      local dir = assert(shell("mktemp -d")):match("%S+")
+      local path = dir .. "/state.json"
+      local e = emulator.start { "--state", path }
+      local wanted = {}
+      for i, m in ipairs { "Tickets", "Projects", "Shipments", "Assets", "Contracts" } do
+        wanted[m] = "Durable Label " .. i
+        assert.equal(200, (put(e, m, { plural_label = wanted[m] })))
+        -- read at once: the answer came after the write, not before
+        local saved = cjson.decode(assert(io.open(path)):read("a"))
+        assert.equal(wanted[m], module_in(saved, m).plural_label)
+      end
+      os.execute("kill -KILL " .. e.pid)
+      pcall(e.stop, e)               -- reaps it and removes its files; the exit is 137
+      local again = emulator.start { "--state", path }
+      local state = again:state()
+      again:stop()
+      for m, label in pairs(wanted) do assert.equal(label, module_in(state, m).plural_label) end
+      os.execute("rm -rf " .. q(dir))
+    end)
+
+    it("answers 500, not success, when the file cannot be written; the retry succeeds once it can", function()
+      local dir = assert(shell("mktemp -d")):match("%S+")
+      local path = dir .. "/state.json"
+      local e = emulator.start { "--state", path }
+      assert.truthy(os.execute("rm -rf " .. q(dir)))
+      local status, body = put(e, "Tickets", { plural_label = "Unsaved Tickets" })
+      assert.equal(500, status)
+      shape_a(body, "INTERNAL_ERROR")
+      assert.truthy(os.execute("mkdir " .. q(dir)))
+      status = put(e, "Tickets", { plural_label = "Unsaved Tickets" })
+      assert.equal(200, status)
+      local saved = cjson.decode(assert(io.open(path)):read("a"))
+      e:stop()
+      os.execute("rm -rf " .. q(dir))
+      assert.equal("Unsaved Tickets", module_in(saved, "Tickets").plural_label)
+    end)
+
+    it("refuses to start when the file cannot be written", function()
+      local ok, err = pcall(emulator.start, { "--state", "/nonexistent-dir-zcrm/state.json" })
+      assert.is_false(ok)
+      assert.matches("cannot save /nonexistent%-dir%-zcrm/state.json", err)
     end)
 
     it("refuses a file that is not a state file", function()

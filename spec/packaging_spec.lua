@@ -15,18 +15,27 @@ local function loads_from(tree, luadir, libdir)
     tree, luadir, tree, luadir, tree, libdir))
 end
 
+-- The work tree's files, ignored ones too: what a build leaves behind shows here.
+local function tree_listing()
+  local _, out = run("git status --porcelain --ignored --untracked-files=all")
+  return out
+end
+
 describe("packaging", function()
-  it("luarocks make --deps-mode=none installs a loadable module and the zcrm command", function()
+  it("luarocks make --deps-mode=none installs a loadable module and the zcrm command, and leaves no build products", function()
     local tree = os.tmpname(); os.remove(tree)
+    local before = tree_listing()
     local ok, out = run("luarocks-5.4 make --deps-mode=none --tree " .. tree .. " zcrm-scm-1.rockspec")
     assert.is_true(ok, out)
+    assert.equal(before, tree_listing())
     local lok, lout = loads_from(tree, "share/lua/5.4", "lib/lua/5.4")
     assert.is_true(lok, lout)
     assert.matches("zcrm 0.1.0\t" .. tree, lout, 1, true)
+    -- as the README says: the tree's paths from `luarocks path`, then zcrm from PATH
     local cok, cout = run(string.format(
-      "LUA_PATH='%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua;;' LUA_CPATH='%s/lib/lua/5.4/?.so;;' %s/bin/zcrm --help",
-      tree, tree, tree, tree))
+      "cd / && env -i PATH=/usr/bin:/bin sh -c 'eval \"$(luarocks-5.4 --tree %s path)\" && zcrm --help'", tree))
     assert.is_true(cok, cout)
+    assert.matches("^usage: zcrm", cout)
     run("rm -rf " .. tree)
   end)
 
@@ -37,6 +46,16 @@ describe("packaging", function()
     local lok, lout = loads_from(tree, "lua", "lib")
     assert.is_true(lok, lout)
     assert.matches(tree .. "/lib/zcrm/core.so", lout, 1, true)
+    run("rm -rf " .. tree)
+  end)
+
+  it("make install PREFIX=$(mktemp -d) gives a zcrm that runs from / with no LUA_PATH", function()
+    local tree = os.tmpname(); os.remove(tree)
+    local ok, out = run(string.format("make -s install PREFIX=%s", tree))
+    assert.is_true(ok, out)
+    local cok, cout = run(string.format("cd / && env -i PATH=/usr/bin:/bin %s/bin/zcrm --help", tree))
+    assert.is_true(cok, cout)
+    assert.matches("^usage: zcrm", cout)
     run("rm -rf " .. tree)
   end)
 end)

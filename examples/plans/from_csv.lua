@@ -7,7 +7,7 @@
 --
 -- Usage:
 --   bin/zcrm validate examples/plans/from_csv.lua                # uses labels.csv beside it
---   bin/zcrm apply examples/plans/from_csv.lua my-labels.csv --diff
+--   bin/zcrm apply examples/plans/from_csv.lua my-labels.csv
 
 local function names(cell, revoke)
   local list = {}

@@ -1,4 +1,4 @@
--- The orgs that multi_org.lua changes: a name (used for the journal and undo
+-- The orgs that multi_org.lua and `zcrm ... --orgs` change: a name (used for the journal and undo
 -- file names), a region (passed to the plan) and zcrm.new options. Secrets come
 -- from the environment, never from this file. As written, it points at two local
 -- emulators (`bin/zcrm emulator --port 8642` and `--port 8643`).

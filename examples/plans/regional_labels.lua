@@ -2,7 +2,7 @@
 -- a plan that is a function of its context. `multi_org.lua` passes
 -- ctx.args = { org = NAME, region = REGION }; with `zcrm apply` the region is
 -- the first extra argument:
---   bin/zcrm apply examples/plans/regional_labels.lua eu --diff --dry-run
+--   bin/zcrm apply examples/plans/regional_labels.lua eu --dry-run
 
 local SPELLING = {
   us = { programs = "Client Programs", program = "Client Program",

@@ -3,9 +3,9 @@
 -- Marketing profile gains access to the two marketing modules.
 --
 -- Usage (from the repo root; connection from ZOHO_* or flags, see zcrm --help):
---   bin/zcrm apply examples/plans/relabel.lua --diff --dry-run       # what would change
---   bin/zcrm apply examples/plans/relabel.lua --diff --undo undo.lua --journal relabel.journal
---   bin/zcrm apply undo.lua --diff                                   # and back again
+--   bin/zcrm apply examples/plans/relabel.lua --dry-run              # what would change
+--   bin/zcrm apply examples/plans/relabel.lua --undo undo.lua --journal relabel.journal
+--   bin/zcrm apply undo.lua                                          # and back again
 -- `make demo` runs it against the local emulator.
 
 local REVOKE_CONTRACTOR = { name = "Contractor", _delete = true }

@@ -244,15 +244,82 @@ end
 
 -- }====
 
+-- {==== configuration as code (issue 13): lua/zcrm/plan/{export,changes}.lua, lua/zcrm/orgs.lua
+
+local export = require "zcrm.plan.export"
+local changes = require "zcrm.plan.changes"
+local orgs = require "zcrm.orgs"
+
 --- Applies a plan: checks every entry first, then sends the updates
--- concurrently; resumable with a journal, reversible with an undo file.
--- See doc/plans.md and `zcrm.plan.apply`.
+-- concurrently; with diff, a rerun sends only what the org still lacks;
+-- reversible with an undo file, recorded in a journal.
+-- See doc/plans.md and `zcrm.plan.apply`. Given a change set instead (a table
+-- from `Client:plan`, or the path of its `.json` file), applies exactly that
+-- change set: see `zcrm.plan.changes.apply`.
 -- @function Client:apply
--- @tparam table|function|string plan a list of entries, a function of a
--- context returning one, or the path of a plan file
--- @tparam[opt] table opts see `zcrm.plan.apply.options`
+-- @tparam table|function|string p a list of entries, a function of a
+-- context returning one, the path of a plan file, a change set, or the path of
+-- a change set's JSON file
+-- @tparam[opt] table opts see `zcrm.plan.apply.options` (plans) or
+-- `zcrm.plan.changes.apply` (change sets)
 -- @treturn table|nil the report, or nil and a `zcrm.error` when nothing could be sent
-Client.apply = plan.apply
+function Client:apply(p, opts)
+  if type(p) == "string" and p:match("%.json$") then
+    local cs, err = changes.read(p)
+    if not cs then return nil, err end
+    return changes.apply(self, cs, opts)
+  end
+  if changes.is_changes(p) then return changes.apply(self, p, opts) end
+  return plan.apply(self, p, opts)
+end
+
+--- The org's custom modules as a plan: API name, labels and the exact set of
+-- profiles with access (`profile_set`), sorted; no ids. See `zcrm.plan.export`.
+-- @function Client:export
+-- @tparam[opt] table opts `out`: also write the plan file there (mode 0600, no symlink followed)
+-- @treturn table|nil the plan (a list of entries), or nil and a `zcrm.error`
+Client.export = export.export
+
+--- The exact change set that applying `plan` would make, read from the live
+-- state: per module the values before, after, and the request body.
+-- @function Client:plan
+-- @tparam table|function|string plan as for `Client:apply`
+-- @tparam[opt] table opts `args` (the plan function's ctx.args), `dir`, `source`
+-- @treturn table|nil the change set, or nil and a `zcrm.error` (INVALID_PLAN)
+Client.plan = changes.plan
+
+--- The difference between a plan and the live org.
+-- @function Client:diff
+-- @tparam table|function|string plan as for `Client:apply`
+-- @tparam[opt] table opts `args`, `dir`
+-- @treturn table|nil `{ differs =, changes =, same =, total = }`, or nil and a `zcrm.error`
+Client.diff = changes.diff
+
+--- Configuration as code: exports and many orgs.
+-- @section config
+
+--- The text of a plan file for an export (every value an escaped Lua literal).
+-- @function export_source
+-- @tparam table plan from `Client:export`
+-- @tparam[opt] string heading where it came from (the API domain)
+-- @treturn string
+zcrm.export_source = export.source
+zcrm.changes = changes
+
+--- One plan, many orgs, concurrently in this process: every org is checked
+-- before any is changed, then `opts.confirm` decides once. See `zcrm.orgs`.
+-- @function apply_orgs
+-- @tparam table list `{ { name =, options = <zcrm.new options> }, ... }`
+-- @tparam table|function|string p the plan
+-- @tparam[opt] table opts dry_run, journal, undo_file (with {org}), args,
+-- concurrency, confirm, on_plan, on_result, on_progress
+-- @treturn table|nil the result, or nil and a `zcrm.error` (INVALID_PLAN with details.orgs)
+function zcrm.apply_orgs(list, p, opts)
+  return orgs.apply_orgs(zcrm, list, p, opts)
+end
+zcrm.orgs = orgs
+
+-- }====
 
 --- Credits spent by this client so far, and the server's last
 -- X-API-CREDITS-REMAINING (nil until Zoho sends it).

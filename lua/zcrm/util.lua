@@ -61,10 +61,28 @@ function M.lua_value(v)
   error("lua_value: cannot write a " .. (math.type(v) or type(v)) .. " into a Lua file", 2)
 end
 
+local function hex_escape(c) return string.format("\\x%02X", c:byte()) end
+
 --- printable(s) -> `s` on one line: control bytes (CR, LF, ESC...) as \xNN,
 -- as zcrm.error's tostring shows them.
 function M.printable(s)
-  return (tostring(s):gsub("%c", function(c) return string.format("\\x%02X", c:byte()) end))
+  return (tostring(s):gsub("%c", hex_escape))
+end
+
+--- terminal_text(s) -> `s` safe to write to a terminal: newlines, tabs and
+-- colour (SGR) sequences are kept, every other control byte is shown as \xNN,
+-- so text from a server (a label, a profile name) cannot move the cursor,
+-- clear the screen, set the title or reach the clipboard (OSC 52).
+function M.terminal_text(s)
+  local parts, pos = {}, 1
+  while true do
+    local from, to = s:find("\27%[[%d;]*m", pos)
+    parts[#parts + 1] = (s:sub(pos, (from or 0) - 1):gsub("[%z\1-\8\11-\31\127]", hex_escape))
+    if not from then break end
+    parts[#parts + 1] = s:sub(from, to)
+    pos = to + 1
+  end
+  return table.concat(parts)
 end
 
 --- lua_comment(s) -> "-- " .. s on one line (M.printable), so the comment ends

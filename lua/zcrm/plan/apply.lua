@@ -4,8 +4,8 @@
 -- profiles = }`. `apply` checks every entry before anything is sent, can read the
 -- current state to diff against it and to write an undo plan, sends the updates
 -- concurrently through the engine, and records each completed item in an
--- append-only journal, so that a run killed at any point resumes without
--- repeating what completed.
+-- append-only journal (an audit record). With the state read, a run killed at
+-- any point is resumed by running it again: only what the org lacks is sent.
 --
 -- Returns: `apply` gives a report table, or `nil, err` when nothing could be sent
 -- (an invalid plan, a state read that failed, a journal that cannot be opened).
@@ -24,26 +24,58 @@ local M = {}
 
 -- {==== apply
 
+-- An undo plan is the way back: one that exists is never replaced.
+local function undo_exists(path)
+  return core.error { kind = "io", code = "UNDO_FILE_EXISTS", retryable = false,
+    message = string.format("the undo file %s already exists; nothing was sent", path),
+    resolution = "Give undo_file (zcrm apply --undo) a new file name, or move the old one away first." }
+end
+
+-- Writes the undo plan to a file that must not exist yet ("wx": created, never
+-- followed through a link); a failed write removes what it created.
+local function write_undo(path, text)
+  local f, err = core.open_file(path, "wx")
+  if not f then
+    if core.file_mode(path) then return nil, undo_exists(path) end -- made since the check at the start
+    return nil, check.io_error("UNDO_FILE_ERROR", "cannot write undo plan: " .. tostring(err))
+  end
+  local ok, werr = f:write(text)
+  if ok then ok, werr = core.fsync(f) end
+  f:close()
+  if not ok then
+    os.remove(path)
+    return nil, check.io_error("UNDO_FILE_ERROR", "cannot write undo plan: " .. tostring(werr))
+  end
+  return true
+end
+
 --- The options of `client:apply` (name -> Lua type). An unknown or mistyped
 -- option raises: a `dryrun = true` typo must not apply for real.
 -- @table options
 -- @tfield boolean dry_run check, diff if asked, and report what would be sent; send nothing
 -- @tfield boolean diff read the current state; skip entries that change nothing
 -- and send only the fields that differ
--- @tfield string undo_file before the first update, write a plan that restores the state read
--- @tfield string journal the journal's path: completed items are recorded, a rerun skips them
+-- @tfield string undo_file before the first update, write a plan that restores the state read;
+-- the file must not exist (UNDO_FILE_EXISTS, nothing is sent)
+-- @tfield string journal the journal's path: an audit record of completed items (a rerun skips
+-- nothing because of it)
 -- @tfield boolean partial send the valid entries even when some are invalid
 -- @tfield integer concurrency updates in flight at most (default and cap: the client's)
 -- @tfield function on_result `function(entry, res, err)` after each update completes
 -- @tfield function on_progress `function(done, total)`, first with done = 0
 -- @tfield function on_plan `function(report)` once the plan is checked, before anything is sent
+-- @tfield function confirm `function(report)` after on_plan, when there is something to send: anything
+-- but a true result sends nothing (`report.declined`, the entries in `report.not_sent`)
+-- @tfield function stop `function()` asked before each new update is sent: once true, nothing more is
+-- sent (`report.interrupted`); those in flight get `stop_grace` seconds, then are cancelled
+-- @tfield number stop_grace seconds the updates in flight get after `stop` (default 5)
 -- @tfield boolean read_state read the current state (as diff and undo_file do) without diffing
 -- @tfield table args the plan function's `ctx.args`
 -- @tfield string dir the directory a plan function's `ctx.path` resolves against
 local KNOWN_OPTIONS = {
   dry_run = "boolean", diff = "boolean", undo_file = "string", journal = "string",
   partial = "boolean", concurrency = "number", on_result = "function", on_progress = "function",
-  on_plan = "function",
+  on_plan = "function", confirm = "function", stop = "function", stop_grace = "number",
   read_state = "boolean", args = "table", dir = "string",
 }
 
@@ -59,9 +91,16 @@ local function check_options(opts)
   return opts
 end
 
--- Errors after which sending more cannot succeed: stop, and report what was not sent.
-local function fatal(err)
-  return err.kind == "auth" or err.kind == "config" or err.kind == "io" or err.code == "CREDIT_LIMIT"
+-- Errors that every further call would share (token, scope, DNS, TLS,
+-- credits): after the first, sending more cannot succeed, so the run stops
+-- and reports what was not sent. A refused connection can also be one
+-- request's bad luck (each has been retried already): three in a row, with
+-- no other result between them, mean the host is gone.
+local SHARED = { CREDIT_LIMIT = true, DNS_ERROR = true, TLS_ERROR = true }
+local REFUSED_IN_A_ROW = 3
+local function fatal(err, refused)
+  return err.kind == "auth" or err.kind == "config" or err.kind == "io" or SHARED[err.code] == true
+    or refused >= REFUSED_IN_A_ROW
 end
 
 local function error_fields(err)
@@ -76,13 +115,23 @@ local function call_back(report, fn, ...)
   if not ok then report.callback_errors[#report.callback_errors + 1] = tostring(err) end
 end
 
+-- An exact profile set needs the state: its revokes depend on who has access.
+local function needs_state(list)
+  for _, entry in ipairs(list) do
+    if type(entry) == "table" and entry.profile_set ~= nil then return true end
+  end
+  return false
+end
+
 -- Runs the checks; returns the valid items, or nil, err. Duplicates are looked
 -- for among all entries that name a module, even those invalid for another reason.
 local function prepare(client, list, opts, report)
   local state
   local against_state
-  if opts.diff or opts.undo_file or opts.read_state then
+  if opts.diff or opts.undo_file or opts.read_state or needs_state(list) then
     against_state = function(items, faults)
+      -- A plan with faults found offline sends no request at all, not even a read.
+      if #faults > 0 and not opts.partial then return true end
       local err
       state, err = st.read_state(client, items)
       if not state then return nil, err end
@@ -112,21 +161,23 @@ local function change_report(item)
   return {
     index = item.index, module = c.module, id = c.id,
     plural_label = c.plural_label, singular_label = c.singular_label,
-    granted = c.granted, revoked = c.revoked,
+    granted = c.granted, revoked = c.revoked, before = item.current, names = item.names,
   }
 end
 
--- Decides, per item, whether it is sent and what is sent.
-local function plan_work(items, opts, journal, report)
+-- Decides, per item, whether it is sent and what is sent. Only the live
+-- state skips an entry: the journal is an audit record, and a change it lists
+-- may have been undone since.
+local function plan_work(items, opts, report)
   local work = {}
   for _, item in ipairs(items) do
     if item.change and not item.change.noop then report.changes[#report.changes + 1] = change_report(item) end
-    if journal and journal.applied[item.key] then
-      report.skipped[#report.skipped + 1] = { index = item.index, module = item.module, reason = "journal" }
-    elseif opts.diff and item.change.noop then
+    if (opts.diff or item.profile_set) and item.change.noop then
       report.skipped[#report.skipped + 1] = { index = item.index, module = item.module, reason = "no change" }
     else
-      item.send = opts.diff and st.reduced_update(item.change) or item.update
+      -- An entry with an exact profile set says how the module should be, so it
+      -- is always compared with the state: only what differs is sent.
+      item.send = (opts.diff or item.profile_set) and st.reduced_update(item.change) or item.update
       work[#work + 1] = item
     end
   end
@@ -152,31 +203,41 @@ end
 
 -- Sends the work through the engine, at most `window` in flight, and handles
 -- each completion here, in the caller's loop: journal line on disk first, then
--- the report and the callbacks.
+-- the report and the callbacks. Once `opts.stop()` is true nothing new is
+-- sent; the updates in flight get `opts.stop_grace` seconds, then are cancelled.
 local function send_all(client, work, opts, report, journal)
   local window = math.min(opts.concurrency or client.concurrency, client.concurrency)
-  local total, done, next_i, in_flight = #work, 0, 1, 0
-  local completed = {}
+  local total, done, next_i = #work, 0, 1
+  local completed, live, deadline, refused = {}, {}, nil, 0
   call_back(report, opts.on_progress, 0, total)
-  while done < total do
-    while not report.aborted and in_flight < window and next_i <= total do
+  while done < next_i - 1 or (next_i <= total and not report.aborted and not report.interrupted) do
+    if not report.interrupted and opts.stop and opts.stop() then
+      report.interrupted = true
+      deadline = core.now() + (opts.stop_grace or 5)
+    end
+    while not report.aborted and not report.interrupted and next_i - 1 - done < window and next_i <= total do
       local item = work[next_i]
       next_i = next_i + 1
-      in_flight = in_flight + 1
-      client:submit("_send_update", item.segment, item.send):on_done(function(res, err)
+      local req = client:submit("_send_update", item.segment, item.send)
+      live[req] = true
+      req:on_done(function(res, err)
+        live[req] = nil
         completed[#completed + 1] = { item, res, err }
       end)
     end
-    if in_flight == 0 then break end -- aborted, and nothing left in flight
+    if deadline and core.now() >= deadline then
+      for req in pairs(live) do req:cancel() end
+    end
     client:poll(0.05)
     local batch = completed
     completed = {}
     for _, c in ipairs(batch) do
       local item, res, err = c[1], c[2], c[3]
-      in_flight, done = in_flight - 1, done + 1
+      done = done + 1
       local ok, jerr = record_result(report, journal, item, res, err)
       if not ok then report.aborted = report.aborted or jerr end
-      if err and fatal(err) then report.aborted = report.aborted or err end
+      refused = err and err.code == "CONNECTION_FAILED" and refused + 1 or 0
+      if err and fatal(err, refused) then report.aborted = report.aborted or err end
       call_back(report, opts.on_result, item.entry, res, err)
       call_back(report, opts.on_progress, done, total)
     end
@@ -200,6 +261,7 @@ local function finish(client, report, t0, credits0)
   report.credits_remaining = remaining
   report.elapsed = core.now() - t0
   report.ok = #report.failed == 0 and #report.invalid == 0 and #report.not_sent == 0 and not report.aborted
+    and not report.interrupted and not report.declined
   return report
 end
 
@@ -220,6 +282,7 @@ function M.apply(client, plan, opts)
     list, lerr = load.build(plan, ctx)
   end
   if not list then return nil, lerr end
+  if opts.undo_file and core.file_mode(opts.undo_file) then return nil, undo_exists(opts.undo_file) end
   local report = new_report(list, opts)
   local items, err, state = prepare(client, list, opts, report)
   if not items then return nil, err end
@@ -232,25 +295,37 @@ function M.apply(client, plan, opts)
   end
   local undo_notes
   if state then report.undo, undo_notes = st.undo_entries(items, state, journal) end
-  local work = plan_work(items, opts, journal, report)
+  local work = plan_work(items, opts, report)
   report.would_send = {}
   for _, item in ipairs(work) do
     report.would_send[#report.would_send + 1] = { index = item.index, module = item.module, update = item.send }
   end
   call_back(report, opts.on_plan, report)
-  if opts.dry_run then return finish(client, report, t0, credits0) end
+  if opts.dry_run then
+    if journal then journal:close() end
+    return finish(client, report, t0, credits0)
+  end
+  if opts.confirm and #work > 0 then
+    local ok, yes = pcall(opts.confirm, report)
+    if not (ok and yes) then
+      if not ok then report.callback_errors[#report.callback_errors + 1] = tostring(yes) end
+      report.declined = true
+      for _, item in ipairs(work) do report.not_sent[#report.not_sent + 1] = { index = item.index, module = item.module } end
+      if journal then journal:close() end
+      return finish(client, report, t0, credits0)
+    end
+  end
 
   if state and journal and not journal.state then
     local ok, werr = journal:write(jn.state_record(items))
     if not ok then journal:close(); return nil, werr end
   end
   if opts.undo_file then
-    -- Written whole to a temporary file, then renamed: a reader never sees half a plan.
-    local ok, uerr = core.write_private_file(opts.undo_file,
+    local ok, uerr = write_undo(opts.undo_file,
       st.undo_source(report.undo, undo_notes, "on " .. os.date("!%Y-%m-%d %H:%M:%S UTC")))
     if not ok then
       if journal then journal:close() end
-      return nil, check.io_error("UNDO_FILE_ERROR", "cannot write undo plan: " .. tostring(uerr))
+      return nil, uerr
     end
     report.undo_file = opts.undo_file
   end

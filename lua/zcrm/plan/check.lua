@@ -4,6 +4,7 @@
 -- @module zcrm.plan.check
 
 local core = require "zcrm.core"
+local exact = require "zcrm.plan.exact"
 
 local M = {}
 
@@ -11,8 +12,9 @@ local M = {}
 
 -- A fault found here, before any request: like the core's own validation
 -- errors it has Zoho's code for the same fault but no HTTP status.
-function M.plan_error(code, message, field, details)
-  return core.error { kind = "validation", code = code, message = message, field = field, details = details }
+function M.plan_error(code, message, field, details, resolution)
+  return core.error { kind = "validation", code = code, message = message, field = field, details = details,
+                      resolution = resolution }
 end
 
 function M.io_error(code, message, details)
@@ -52,7 +54,8 @@ function M.check_entry(index, entry)
   end
   item.module = module_name(entry.module)
   if entry.module == nil then
-    return nil, M.entry_fault(item, M.plan_error("INVALID_MODULE", "the entry has no 'module' (an id or API name)", "module"))
+    return nil, M.entry_fault(item, M.plan_error("INVALID_MODULE", "the entry has no 'module' (an id or API name)", "module",
+      nil, "Add module = \"API_Name\" (or the module's id) to the entry; zcrm modules lists them."))
   end
   if not item.module then
     return nil, M.entry_fault(item, M.plan_error("INVALID_MODULE", "'module' is an id or API name, got " .. type(entry.module), "module"))
@@ -65,7 +68,17 @@ function M.check_entry(index, entry)
   item.module = segment
   local update = {}
   for k, v in pairs(entry) do
-    if k ~= "module" then update[k] = v end
+    if k ~= "module" and k ~= "profile_set" then update[k] = v end
+  end
+  if entry.profile_set ~= nil then -- exactly these profiles (lua/zcrm/plan/exact.lua)
+    if entry.profiles ~= nil then
+      return nil, M.entry_fault(item, M.plan_error("INVALID_DATA",
+        "give profiles (grants and revokes) or profile_set (exactly these), not both", "profile_set"))
+    end
+    local set, serr = exact.check(entry.profile_set)
+    if not set then return nil, M.entry_fault(item, serr) end
+    item.profile_set = set
+    if next(update) == nil then item.update = {}; return item end
   end
   local cok, clean, verr = pcall(core.prepare_update, update)
   if not cok or not clean then
@@ -90,7 +103,7 @@ function M.check_duplicates(items, faults)
     if first then
       faults[#faults + 1] = M.entry_fault(item, M.plan_error("DUPLICATE_DATA",
         string.format("module %s is already updated by entry %d; give each module once", item.module, first.index),
-        "module", { index = first.index }))
+        "module", { index = first.index }, "Merge the two entries into one, or remove one of them."))
     else
       modules[key] = item
     end

@@ -3,7 +3,7 @@
 -- - `zcrm.plan.load`: plan files, plan functions, CSV files;
 -- - `zcrm.plan.check`: checks that need no network, and the plan's errors;
 -- - `zcrm.plan.state`: the org's current state, the diff, the undo plan;
--- - `zcrm.plan.journal`: the resumable record of a run;
+-- - `zcrm.plan.journal`: the audit record of a run (never a reason to skip);
 -- - `zcrm.plan.apply`: the run itself (`client:apply`).
 -- @module zcrm.plan
 

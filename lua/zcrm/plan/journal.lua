@@ -1,7 +1,8 @@
---- The journal of a plan run: JSON lines, one per completed item, each on
--- disk (fsync) before the run moves on, so that a run killed at any point
--- resumes without repeating what completed. Items are keyed by index, module
--- and a hash of the entry's content.
+--- The journal of a plan run: an audit record in JSON lines, one per
+-- completed item, each on disk (fsync) before the run moves on. Items are
+-- keyed by index, module and a hash of the entry's content. It never makes a
+-- run skip anything (the org's state decides that); the state line of the
+-- first run is read back for the undo plan of a resumed one.
 -- @module zcrm.plan.journal
 
 local cjson = require "cjson.safe"
@@ -72,20 +73,20 @@ local ENOENT = 2 -- errno on Linux, the BSDs and macOS
 local function read_journal(path)
   local f, ferr = core.open_file(path, "r")
   if not f then
-    if ferr.details and ferr.details.errno == ENOENT then return { applied = {}, lines = 0, text = "" } end
+    if ferr.details and ferr.details.errno == ENOENT then return { lines = 0, text = "" } end
     return nil, io_error("JOURNAL_ERROR", "cannot read journal: " .. ferr.message)
   end
   local text = f:read("a")
   f:close()
-  local j = { applied = {}, lines = 0, text = text }
+  local j = { lines = 0, text = text }
   for line in text:gmatch("[^\n]+") do
     local rec = cjson.decode(line)
     -- A line torn by a kill is not JSON: it recorded nothing, so it is skipped.
     if type(rec) == "table" then
       j.lines = j.lines + 1
-      if rec.kind == "item" and rec.status == "applied" and type(rec.key) == "string" then
-        j.applied[rec.key] = true
-      elseif rec.kind == "state" and type(rec.modules) == "table" and not j.state then
+      -- Only the state before the first run is read back (for the undo plan):
+      -- the item lines are an audit record, and never make a run skip anything.
+      if rec.kind == "state" and type(rec.modules) == "table" and not j.state then
         j.state = rec.modules
       end
     end
@@ -95,12 +96,26 @@ end
 
 --- Opens (or creates) the journal at `path`. read_only: read what it holds, write nothing.
 function M.open(path, read_only)
-  local j, rerr = read_journal(path)
-  if not j then return nil, rerr end
-  if read_only then return setmetatable(j, Journal) end
+  if read_only then
+    local j, rerr = read_journal(path)
+    if not j then return nil, rerr end
+    return setmetatable(j, Journal)
+  end
   -- O_NOFOLLOW, mode 0600 when new: the journal records the org's state.
   local fh, err = core.open_file(path, "a")
   if not fh then return nil, io_error("JOURNAL_ERROR", "cannot open journal: " .. err.message) end
+  -- One run per journal: a second one refuses at once. The lock dies with its
+  -- process, so a journal left by a killed run is free again. It is taken
+  -- before the journal is read, so what is read is what the last run wrote.
+  local locked, lerr, busy = core.lock_file(fh)
+  if not locked then
+    fh:close()
+    return nil, io_error(busy and "JOURNAL_BUSY" or "JOURNAL_ERROR", busy
+      and string.format("journal %s is in use by another run (it holds the lock); wait for it to finish", path)
+      or string.format("cannot lock journal %s: %s", path, tostring(lerr)))
+  end
+  local j, rerr = read_journal(path)
+  if not j then fh:close(); return nil, rerr end
   j.fh, j.path = fh, path
   if #j.text > 0 and j.text:sub(-1) ~= "\n" then
     fh:write("\n") -- end the torn line, so the next record starts on its own

@@ -115,10 +115,22 @@ end
 --- load(path, ctx) -> list, or nil, err: runs a plan file (a Lua file returning
 -- a list, or a function of ctx); ctx.dir defaults to the file's directory.
 function M.load(path, ctx)
+  local f, oerr = io.open(path, "rb")
+  if not f then
+    return nil, plan_error("INVALID_PLAN", "cannot read plan: " .. tostring(oerr), nil, nil,
+      "Check the plan file's name and path (relative paths start from the current directory).")
+  end
+  f:close()
   local chunk, lerr = loadfile(path, "t")
-  if not chunk then return nil, plan_error("INVALID_PLAN", "cannot load plan: " .. tostring(lerr)) end
+  if not chunk then
+    return nil, plan_error("INVALID_PLAN", "syntax error in " .. tostring(lerr), nil, nil,
+      "Fix the Lua syntax at the file:line shown; the file must return a list of entries or a function.")
+  end
   local ok, value = pcall(chunk)
-  if not ok then return nil, plan_error("INVALID_PLAN", "plan file raised: " .. tostring(value)) end
+  if not ok then
+    return nil, plan_error("INVALID_PLAN", "plan file raised: " .. tostring(value), nil, nil,
+      "Fix the error at the file:line shown; the plan file ran and raised it.")
+  end
   local c = util.copy(ctx)
   c.dir = c.dir or dirname(path)
   return M.build(value, c)

@@ -7,6 +7,7 @@ local cjson = require "cjson.safe"
 local modules = require "zcrm.modules"
 local util = require "zcrm.util"
 local check = require "zcrm.plan.check"
+local exact = require "zcrm.plan.exact"
 
 local plan_error, fold = check.plan_error, check.fold
 local lua_value, lua_comment = util.lua_value, util.lua_comment
@@ -49,7 +50,7 @@ end
 
 local function needs_profiles(items)
   for _, item in ipairs(items) do
-    if item.update.profiles then return true end
+    if item.update.profiles or item.profile_set then return true end
   end
   return false
 end
@@ -180,13 +181,23 @@ end
 function M.check_against_state(item, state)
   local m = find_module(state, item.segment)
   if not m then
-    return nil, plan_error("INVALID_MODULE", string.format("no module '%s' in this org", item.segment), "module")
+    return nil, plan_error("INVALID_MODULE", string.format("no module '%s' in this org", item.segment), "module",
+      nil, "Check the module's API name or id: zcrm modules lists the org's modules.")
   end
   item.current = snapshot(m)
+  item.names = state.profile_by_id
   if m.generated_type ~= nil and m.generated_type ~= "custom" then
     return nil, plan_error("NOT_SUPPORTED", string.format(
-      "%s is not a custom module (generated_type '%s'); only custom modules can be updated through the API",
-      m.api_name, tostring(m.generated_type)), "module")
+      "%s is a standard module; only custom modules can be changed (generated_type '%s')",
+      m.api_name, tostring(m.generated_type)), "module", nil,
+      "Remove the entry: Zoho's API changes custom modules only (zcrm modules shows each module's type).")
+  end
+  if item.profile_set then
+    local profiles, xerr = exact.expand(item.profile_set, item.current, state)
+    if not profiles then return nil, xerr end
+    local update = { profiles = profiles }
+    for k, v in pairs(item.update) do update[k] = v end
+    item.update = update
   end
   local ok, perr = resolve_profiles(item, state)
   if not ok then return nil, perr end
@@ -240,7 +251,7 @@ function M.undo_source(entries, notes, heading)
   local lines = {
     lua_comment("Undo plan written by zcrm" .. (heading and (" " .. heading) or "") .. "."),
     "-- It restores the labels and profile access read before that run. Apply it with",
-    "--   zcrm apply THIS_FILE --diff      or      client:apply(\"THIS_FILE\", { diff = true })",
+    "--   zcrm apply THIS_FILE      or      client:apply(\"THIS_FILE\", { diff = true })",
     "return {",
   }
   for i, e in ipairs(entries) do lines[#lines + 1] = render_undo_entry(e, notes and notes[i]) end

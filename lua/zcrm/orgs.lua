@@ -1,0 +1,223 @@
+--- Many orgs in one run (issue 13): `zcrm.apply_orgs(orgs, plan, opts)`, and
+-- `each`, which runs one function per org concurrently in this process.
+--
+-- Each org has its own client (its own concurrency cap, credit budget, token
+-- and connections). Each org's work runs in a coroutine; while it waits for
+-- the network, its client's `poll` yields to the others, so all orgs' transfers
+-- are in flight at once and the wall time is close to the slowest org's.
+
+local core = require "zcrm.core"
+
+local M = {}
+
+-- A poll that waits at most this long before letting the next org run. The
+-- transfers keep going meanwhile (libcurl's multi), so this only bounds how
+-- late a finished transfer is noticed.
+local SLICE = 0.002
+
+local function orgs_error(code, message, details)
+  local e = core.error { kind = "validation", code = code, message = message, details = details }
+  e.status = nil
+  return e
+end
+
+--- check(orgs) -> true, or nil, err: a non-empty list of { name =, options = }
+-- with distinct names.
+function M.check(orgs)
+  if type(orgs) ~= "table" or #orgs == 0 then
+    return nil, orgs_error("INVALID_ORGS", "orgs is a non-empty list of { name =, options = }")
+  end
+  local seen = {}
+  for i, org in ipairs(orgs) do
+    if type(org) ~= "table" or type(org.name) ~= "string" or org.name == "" or type(org.options) ~= "table" then
+      return nil, orgs_error("INVALID_ORGS", string.format("orgs[%d] needs a name (a string) and options (a table)", i),
+        { index = i })
+    end
+    if not org.name:match("^[%w_.-]+$") then
+      return nil, orgs_error("INVALID_ORGS", string.format(
+        "orgs[%d]: the name %q may hold only letters, digits, '_', '.' and '-' (it names journal files)", i, org.name),
+        { index = i })
+    end
+    if seen[org.name] then
+      return nil, orgs_error("INVALID_ORGS", string.format("orgs[%d] repeats the name %s", i, org.name), { index = i })
+    end
+    seen[org.name] = true
+  end
+  return true
+end
+
+--- connect(zcrm, orgs) -> list of clients (in the orgs' order), or nil, err
+-- naming the org whose options are bad.
+function M.connect(zcrm, orgs)
+  local ok, err = M.check(orgs)
+  if not ok then return nil, err end
+  local clients = {}
+  for i, org in ipairs(orgs) do
+    local client, cerr = zcrm.new(org.options)
+    if not client then
+      for _, c in ipairs(clients) do c:close() end
+      return nil, orgs_error(cerr.code, string.format("org %s: %s", org.name, tostring(cerr)),
+        { org = org.name, index = i, error = cerr })
+    end
+    clients[i] = client
+  end
+  return clients
+end
+
+-- The engine's poll, made cooperative: when called inside the org's task it
+-- waits at most SLICE and then yields, so the other orgs run. Every wait of a
+-- client (its poll, wait, drain, and so every blocking call) goes through its
+-- engine's poll, so one override on the engine object covers them all.
+local function cooperative_poll(class_poll, task)
+  return function(self, timeout)
+    if coroutine.running() == task then
+      local n = class_poll(self, math.min(timeout or 0, SLICE))
+      coroutine.yield()
+      return n
+    end
+    return class_poll(self, timeout)
+  end
+end
+
+local function engine_of(client)
+  return client._engine or client
+end
+
+--- each(clients, fn) -> list of packed results: runs fn(client, i) for every
+-- client concurrently; an error raised in one is its result `nil, message`.
+function M.each(clients, fn)
+  local tasks, results, live = {}, {}, 0
+  for i, client in ipairs(clients) do
+    local co = coroutine.create(function() return table.pack(fn(client, i)) end)
+    local engine = engine_of(client)
+    engine.poll = cooperative_poll(engine.poll, co)
+    tasks[i] = co
+    live = live + 1
+  end
+  while live > 0 do
+    for i, co in ipairs(tasks) do
+      if coroutine.status(co) == "suspended" then
+        local ok, res = coroutine.resume(co)
+        if coroutine.status(co) == "dead" then
+          live = live - 1
+          results[i] = ok and res or table.pack(nil, orgs_error("INTERNAL_CLIENT_ERROR",
+            "error in the run of org " .. i .. ": " .. clients[i]:_redact(tostring(res))))
+          engine_of(clients[i]).poll = nil -- the class's poll again
+        end
+      end
+    end
+  end
+  return results
+end
+
+local APPLY_OPTIONS = {
+  dry_run = "boolean", journal = "string", undo_file = "string", args = "table", dir = "string",
+  confirm = "function", on_result = "function", on_plan = "function", on_progress = "function",
+  concurrency = "number",
+}
+
+-- "{org}" in a file name option becomes the org's name.
+local function per_org(path, org)
+  return path and (path:gsub("{org}", function() return org.name end))
+end
+
+-- A plan function's ctx.args for one org: the run's args, the org's name as
+-- `org`, and the org entry's own plain fields (e.g. `region`).
+local function with_org(args, org)
+  local a = {}
+  for k, v in pairs(args or {}) do a[k] = v end
+  for k, v in pairs(org) do
+    if k ~= "options" and k ~= "name" and (type(v) == "string" or type(v) == "number" or type(v) == "boolean") then
+      a[k] = v
+    end
+  end
+  a.org = org.name
+  return a
+end
+M.with_org = with_org
+
+--- apply_orgs(zcrm, orgs, plan, opts) -> result, or nil, err.
+-- Every org's plan is checked against its live state (a dry run with diff)
+-- before any org is changed; one invalid org stops the run (INVALID_PLAN with
+-- details.orgs). Then opts.confirm(result) (if given) decides, once for all;
+-- then every org applies concurrently.
+-- result = { ok =, confirmed =, elapsed =, orgs = { { name =, report =, error =, checked = }, ... } }
+function M.apply_orgs(zcrm, orgs, plan, opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("apply_orgs: opts must be a table", 3) end
+  for k, v in pairs(opts) do
+    local want = APPLY_OPTIONS[k]
+    if not want then error("apply_orgs: unknown option '" .. tostring(k) .. "'", 3) end
+    if type(v) ~= want then error(string.format("apply_orgs: option '%s' must be a %s", k, want), 3) end
+  end
+  for _, k in ipairs { "journal", "undo_file" } do
+    if opts[k] and #orgs > 1 and not opts[k]:find("{org}", 1, true) then
+      error(string.format("apply_orgs: option '%s' must hold {org} (each org writes its own file)", k), 2)
+    end
+  end
+  local t0 = core.now()
+  if opts.undo_file and not opts.dry_run then -- an undo plan is never replaced: refuse before any org runs
+    local ok, err = M.check(orgs)
+    if not ok then return nil, err end
+    for _, org in ipairs(orgs) do
+      local path = per_org(opts.undo_file, org)
+      if core.file_mode(path) then
+        return nil, core.error { kind = "io", code = "UNDO_FILE_EXISTS", retryable = false,
+          message = string.format("org %s: the undo file %s already exists; no org was changed", org.name, path),
+          resolution = "Give undo_file (--undo) a new name holding {org}, or move the old files away first." }
+      end
+    end
+  end
+  local clients, cerr = M.connect(zcrm, orgs)
+  if not clients then return nil, cerr end
+  local result = { orgs = {}, ok = true }
+  local function close()
+    for _, c in ipairs(clients) do c:close() end
+  end
+
+  -- 1. Check every org.
+  local checks = M.each(clients, function(client, i)
+    return client:apply(plan, { dry_run = true, diff = true, dir = opts.dir, args = with_org(opts.args, orgs[i]) })
+  end)
+  local bad = {}
+  for i, r in ipairs(checks) do
+    result.orgs[i] = { name = orgs[i].name, api_domain = clients[i].api_domain, checked = r[1], error = r[2] }
+    if not r[1] then bad[#bad + 1] = { org = orgs[i].name, error = r[2] } end
+  end
+  if #bad > 0 then
+    close()
+    return nil, orgs_error("INVALID_PLAN", string.format("%d of %d orgs refuse the plan (first: %s: %s); no org was changed",
+      #bad, #orgs, bad[1].org, tostring(bad[1].error)), { orgs = bad })
+  end
+  if opts.on_plan then opts.on_plan(result) end
+  if opts.dry_run then
+    close()
+    result.elapsed = core.now() - t0
+    return result
+  end
+  if opts.confirm then
+    result.confirmed = opts.confirm(result) == true
+    if not result.confirmed then close(); result.ok = false; return result end
+  end
+
+  -- 2. Apply everywhere, concurrently.
+  local runs = M.each(clients, function(client, i)
+    local org = orgs[i]
+    return client:apply(plan, {
+      diff = true, dir = opts.dir, args = with_org(opts.args, org), concurrency = opts.concurrency,
+      journal = per_org(opts.journal, org), undo_file = per_org(opts.undo_file, org),
+      on_result = opts.on_result and function(entry, res, err) opts.on_result(org.name, entry, res, err) end,
+      on_progress = opts.on_progress and function(done, total) opts.on_progress(org.name, done, total) end,
+    })
+  end)
+  for i, r in ipairs(runs) do
+    local o = result.orgs[i]
+    o.report, o.error = r[1], r[2]
+    if not (o.report and o.report.ok) then result.ok = false end
+  end
+  close()
+  result.elapsed = core.now() - t0
+  return result
+end
+
+return M
