@@ -1,5 +1,5 @@
 #!/bin/sh
-# make bench: the six figures of bench/README.md, printed as they come and
+# make bench: the seven figures of bench/README.md, printed as they come and
 # written with a description of the machine to bench/results/latest.txt.
 #
 #   1. bulk wall time against the ideal        bench/bulk_wall.lua
@@ -8,6 +8,7 @@
 #   4. peak RSS against plan size              bench/memory.lua
 #   5. validate_update: C against plain Lua    bench/validate_throughput.lua
 #   6. three orgs at once against one org      bench/orgs_wall.lua
+#   7. batch against single updates            bench/batch_vs_single.lua
 #
 # It installs what it needs and lacks: valgrind (apt-get, as root), the helper
 # bench/.build/rusage (cc), and Zoho's Node.js SDK into bench/node_modules
@@ -123,6 +124,8 @@ figure 4 "Memory vs plan size" lua5.4 bench/memory.lua 3
 figure 5 "Validation throughput: C core vs plain Lua" lua5.4 bench/validate_throughput.lua 1
 figure 6 "Many orgs: 3 orgs x 100 updates vs 1 org (latency 100 ms, concurrency 10 per org)" \
   lua5.4 bench/orgs_wall.lua 100 100 10 3
+figure 7 "Batch vs single updates (200 updates, latency 100 ms, concurrency 10)" \
+  lua5.4 bench/batch_vs_single.lua 200 100 10
 
 say ""
 say "total: $(($(date +%s) - START)) s"

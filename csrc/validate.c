@@ -33,8 +33,9 @@
 #define ZC_MAX_PROFILES 203
 /* "Profiles": a profile `name` is a string of at most 50. */
 #define ZC_PROFILE_NAME_MAX 50
-/* "Modules": `api_name` is a string of at most 50. */
-#define ZC_API_NAME_MAX 50
+/* A module API name in a path: at most 100 characters (issue 15; see
+** zc_l_check_module). */
+#define ZC_MODULE_NAME_MAX 100
 /* Zoho access and refresh tokens are ~70 bytes; anything near this is not
 ** a token, and it keeps a header line bounded. */
 #define ZC_TOKEN_MAX 4096
@@ -708,11 +709,19 @@ static int zc_l_validate_update(lua_State *L) {
 /*
 ** The module path segment ("Update Custom Module": PUT /settings/modules/{module_ID}
 ** or /{module_API_name}): an id (1-19 digits, see zc_parse_id, or a
-** positive Lua integer) or an API name ("Modules", api_name: "Letters,
-** digits and _; starts with a letter; no __; no trailing _", <= 50).
+** positive Lua integer) or an API name as Zoho has them: a letter, then
+** letters, digits and _, at most ZC_MODULE_NAME_MAX. "Modules" (api_name)
+** states "no __; no trailing _" for the names a user picks, but names Zoho gives are
+** wider: extension modules are namespace__Name
+** (zohosign__ZohoSign_Documents) and some system modules end in __s
+** (Appointments_Rescheduled_History__s), so neither is refused (issue 15).
+** Zoho documents no length limit for extension names; 100 bounds the
+** segment. Every accepted byte is unreserved in a URL path (RFC 3986), so
+** the segment needs no escaping and cannot leave its place in the path.
 ** Fault: INVALID_MODULE with details.resource_path_index = 2, the shape of
 ** the server's own answer ("Specific Module").
 */
+
 static int zc_module_err(lua_State *L, const char *fmt, const char *arg,
                          const char *tail) {
   lua_pushfstring(L, fmt, arg);
@@ -726,6 +735,20 @@ static int zc_module_err(lua_State *L, const char *fmt, const char *arg,
   return zc_fail(L);
 }
 
+/* An API name: [A-Za-z][A-Za-z0-9_]{0,99}. */
+static int zc_module_name_ok(const char *s, size_t len) {
+  size_t i;
+  if (len == 0 || len > ZC_MODULE_NAME_MAX) return 0;
+  if (!((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z')))
+    return 0;
+  for (i = 1; i < len; i++) {
+    char c = s[i];
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+          (c >= '0' && c <= '9') || c == '_')) return 0;
+  }
+  return 1;
+}
+
 /***
  * Returns the module path segment: an id as its decimal string, or the API
  * name.
@@ -735,8 +758,7 @@ static int zc_module_err(lua_State *L, const char *fmt, const char *arg,
  */
 static int zc_l_check_module(lua_State *L) {
   static const char rule[] = " is not a module id (1 to 19 digits) or API "
-    "name (a letter, then letters, digits or _, at most 50, no __, no "
-    "trailing _)";
+    "name (a letter, then letters, digits or _, at most 100)";
   int t = lua_type(L, 1);
   lua_settop(L, 1);
   if (t == LUA_TNUMBER) {
@@ -750,10 +772,9 @@ static int zc_l_check_module(lua_State *L) {
     return 1;
   }
   if (t == LUA_TSTRING) {
-    size_t len, i;
+    size_t len;
     const char *s = lua_tolstring(L, 1, &len);
     unsigned long long v;
-    int ok = 1;
     if (len > 0 && s[0] >= '0' && s[0] <= '9') {
       const char *why = zc_parse_id(s, len, &v);
       if (why) {
@@ -763,16 +784,7 @@ static int zc_l_check_module(lua_State *L) {
       lua_pushvalue(L, 1);
       return 1;
     }
-    if (len == 0 || len > ZC_API_NAME_MAX) ok = 0;
-    else if (!((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z')))
-      ok = 0;
-    for (i = 0; ok && i < len; i++) {
-      char c = s[i];
-      if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-            (c >= '0' && c <= '9') || c == '_')) ok = 0;
-      else if (c == '_' && (i + 1 == len || s[i + 1] == '_')) ok = 0;
-    }
-    if (!ok) {
+    if (!zc_module_name_ok(s, len)) {
       const char *q = zc_pushquoted(L, s, len);
       return zc_module_err(L, "module %s", q, rule);
     }

@@ -161,6 +161,7 @@ typedef struct emu_config {
   unsigned idle_timeout;
   unsigned max_connections;
   int verbose;
+  int no_batch;                   /* --no-batch: PUT /settings/modules is a wrong method */
 } emu_config;
 
 /* }================================================================== */

@@ -40,6 +40,8 @@ static const char usage[] =
 "  --max-body BYTES        larger request bodies get 413 (default 1048576)\n"
 "  --idle-timeout S        close idle connections after S seconds (default 30)\n"
 "  --max-connections N     simultaneous connections (default 1000)\n"
+"  --no-batch              answer the batch PUT /settings/modules as a wrong\n"
+"                          method, as a server without it would\n"
 "  --verbose               log each request to stderr\n"
 "  --help                  this text\n"
 "\n"
@@ -123,6 +125,7 @@ static int parse (int argc, char **argv, emu_config *c) {
     }
     if (strcmp(opt, "--expires-in-ms") == 0) { c->expires_in_ms = 1; continue; }
     if (strcmp(opt, "--verbose") == 0) { c->verbose = 1; continue; }
+    if (strcmp(opt, "--no-batch") == 0) { c->no_batch = 1; continue; }
     if (strncmp(opt, "--", 2) != 0) return bad(opt, "unexpected argument");
     if (i + 1 >= argc) return bad(opt, "needs a value");
     val = argv[++i];

@@ -677,6 +677,7 @@ void routes_api (emu *e, const request *q, reply *r) {
   int route = routes_classify(q->method, q->url), changed = 0, applied = 0;
   long long cost = 1, left;
   if (!known_path(q->url)) { reply_bad_url(r); return; }
+  if (route == ROUTE_BATCH && e->cfg.no_batch) { reply_bad_method(r); return; }
   switch (route) {
     case ROUTE_LIST: case ROUTE_GET: scopes = scope_modules_read; break;
     case ROUTE_PUT: case ROUTE_BATCH:

@@ -472,15 +472,24 @@ describe("zcrm.core", function()
       assert.equal("Digital_Marketing", core.check_module("Digital_Marketing"))
       assert.equal("a", core.check_module("a"))
       assert.equal("CustomModule3", core.check_module("CustomModule3"))
-      assert.equal(string.rep("A", 50), core.check_module(string.rep("A", 50)))
+      assert.equal(string.rep("A", 100), core.check_module(string.rep("A", 100)))
       assert.equal("2423488000000834002", core.check_module("2423488000000834002"))
       assert.equal("2423488000000834002", core.check_module(2423488000000834002))
       assert.equal("9223372036854775807", core.check_module(math.maxinteger))
     end)
 
+    it("accepts the API names Zoho gives: extension namespace__Name and system names ending in __s", function()
+      for _, name in ipairs { "zohosign__ZohoSign_Documents", "Appointments_Rescheduled_History__s",
+                              "zohosign__ZohoSign_Document_Events", "Services__s", "a__b", "Leads_",
+                              "x" .. string.rep("_", 99) } do
+        assert.equal(name, core.check_module(name))
+      end
+    end)
+
     it("refuses anything else with INVALID_MODULE (validation)", function()
-      for _, m in ipairs { "", "_Leads", "Leads_", "Lea__ds", "Le-ads", "Le ads", "Leads/x", "../Leads",
-                           "Leads?x=1", "Leads\r\n", "Léads", string.rep("A", 51), "1abc", "0123", "0",
+      for _, m in ipairs { "", "_Leads", "__s", "Le-ads", "Le ads", "Leads/x", "../Leads", "zohosign__Docs/..",
+                           "Leads?x=1", "Leads#x", "Leads%2e", "Leads.s", "Leads\r\n", "Leads\0", "Léads",
+                           string.rep("A", 101), "zohosign__" .. string.rep("D", 91), "1abc", "0123", "0",
                            "99999999999999999999", "9223372036854775808", 1.5, 3.0, 2^63, 0, -1,
                            true, {}, core.null } do
         local e = vfails("INVALID_MODULE", "module", core.check_module(m))
@@ -494,7 +503,7 @@ describe("zcrm.core", function()
     it("names the rule and quotes the value (even with % in it)", function()
       local e = fails("INVALID_MODULE", core.check_module("Le%ds_"))
       assert.equal("module 'Le%ds_' is not a module id (1 to 19 digits) or API name (a letter, then "
-                   .. "letters, digits or _, at most 50, no __, no trailing _)", e.message)
+                   .. "letters, digits or _, at most 100)", e.message)
       e = fails("INVALID_MODULE", core.check_module("12%s"))
       assert.equal("module id '12%s' must contain only digits (an id is 1 to 19 digits)", e.message)
       e = fails("INVALID_MODULE", core.check_module(-3))

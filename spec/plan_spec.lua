@@ -56,7 +56,7 @@ describe("zcrm.plan without a server", function()
       { module = "Projects", plural_label = "Client Projects" },
       { module = "Tickets", plural_label = "Tickets!" },                 -- bad character
       { plural_label = "No Module" },                                     -- no module
-      { module = "Bad__Name", singular_label = "X" },                     -- malformed API name
+      { module = "Bad-Name", singular_label = "X" },                      -- malformed API name
       { module = "Assets", plural_lable = "Typo" },                       -- unknown key
       { module = "Trainings", profiles = {} },                            -- empty profiles
       "not a table",

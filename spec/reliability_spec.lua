@@ -420,8 +420,8 @@ describe("hostile input", function()
       ["a slash"] = "Leads/../Deals", ["dot-dot"] = "..", ["encoded dot-dot"] = "%2e%2e",
       ["a query"] = "Leads?x=1", ["a fragment"] = "Leads#x", ["a space"] = "Digital Marketing",
       ["10 KB"] = string.rep("A", 10240), ["CR/LF"] = "Leads\r\nX-Evil: 1", ["NUL"] = "Leads\0",
-      ["a leading digit"] = "1Leads", ["a double underscore"] = "Digital__Marketing",
-      ["a trailing underscore"] = "Leads_", ["an id of 20 digits"] = "24234880000008340021",
+      ["a leading digit"] = "1Leads", ["a leading underscore"] = "_Leads", ["101 characters"] = string.rep("A", 101),
+      ["an extension name with a dot"] = "zohosign__ZohoSign.Documents", ["an id of 20 digits"] = "24234880000008340021",
       ["an id above 2^63-1"] = "9223372036854775808", ["an id with a leading zero"] = "0123",
       ["a negative id"] = -5, ["a float"] = 1.5, ["a table"] = {}, ["non-ASCII"] = "L\195\169ads",
     }

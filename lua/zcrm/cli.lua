@@ -56,7 +56,8 @@ turns them off.
 ]],
   apply = [[
 usage: zcrm apply PLAN.lua [ARG...] [--yes] [--dry-run] [--no-diff] [--partial]
-                  [--journal F] [--undo F] [--concurrency N] [--json] [connection options]
+                  [--journal F] [--undo F] [--concurrency N] [--batch] [--json]
+                  [connection options]
 
 Checks every entry of PLAN.lua, reads the org's current state, shows what would
 change, asks "Apply N changes to <api domain>? [y/N]" on a terminal, then sends
@@ -73,6 +74,8 @@ function as ctx.args.
                      audit record; it never makes a run skip anything
   --undo F           write F, a plan that restores the state read (F must not exist)
   --concurrency N    at most N updates in flight (default 10; Zoho allows 5 to 25)
+  --batch            send updates 100 modules per call (PUT settings/modules);
+                     if the server refuses that, one per call, said once
   --json             JSON lines on stdout: one event per line
   --diff             accepted for older scripts; reading the state is the default
 
@@ -233,7 +236,7 @@ local CONNECTION_FLAGS = { ["api-domain"] = "value", dc = "value", environment =
 local COMMAND_FLAGS = {
   apply = { ["dry-run"] = "boolean", diff = "boolean", ["no-diff"] = "boolean", journal = "value",
             undo = "value", concurrency = "value", json = "boolean", yes = "boolean",
-            partial = "boolean" },
+            partial = "boolean", batch = "boolean" },
   validate = { json = "boolean" },
   modules = { json = "boolean" },
   profiles = { json = "boolean" },
@@ -430,6 +433,7 @@ end
 
 -- A label as a Lua string literal: quoted, control bytes escaped, one line.
 local function show_value(v)
+  if v == nil then return "(new)" end        -- a module a create entry makes
   return type(v) == "string" and util.lua_string(v) or tostring(v)
 end
 
@@ -534,7 +538,12 @@ local function result_printer(flags, total_ref, index_of)
   local done = 0
   return function(entry, res, err)
     done = done + 1
-    local module = type(entry) == "table" and tostring(entry.module) or "?"
+    local module = "?"
+    if type(entry) == "table" then
+      -- a create entry has no module: it is named as the report names it
+      module = entry.create and entry.module == nil and ("(new) " .. tostring(entry.plural_label))
+        or tostring(entry.module)
+    end
     if flags.json then
       json_line { event = "result", index = index_of[entry], module = module, status = res and "applied" or "failed",
                   code = res and res.code or nil, id = res and res.id or nil,
@@ -552,6 +561,7 @@ local function report_json(report, extra)
     applied = #report.applied, skipped = #report.skipped, failed = #report.failed,
     invalid = #report.invalid, not_sent = #report.not_sent, credits = report.credits,
     elapsed = report.elapsed, undo_file = report.undo_file, journal = report.journal,
+    batch_fallback = report.batch_fallback and error_json(report.batch_fallback) or nil,
   }
   for k, v in pairs(extra or {}) do event[k] = v end
   json_line(event)
@@ -651,7 +661,7 @@ local function cmd_apply(flags, positional, argv)
   local opts = {
     dry_run = flags["dry-run"], diff = not flags["no-diff"], read_state = flags["dry-run"] or nil,
     journal = flags.journal, undo_file = flags.undo, partial = flags.partial,
-    concurrency = client.concurrency,
+    concurrency = client.concurrency, batch = flags.batch,
     on_result = result_printer(flags, total_ref, index_of),
     on_plan = function(report)
       show_plan(report, flags, string.format("Plan %s: %s for %s%s", path, plural(report.total, "entry"),
@@ -697,6 +707,10 @@ local function cmd_apply(flags, positional, argv)
     report_json(report, { interrupted = sig and SIGNAL_NAME[sig] or nil })
   else
     print_summary(report)
+  end
+  if report.batch_fallback then
+    err_line(string.format("zcrm: the server refused the batch endpoint (%s); the updates went one "
+      .. "module per call", tostring(report.batch_fallback)))
   end
   if sig then
     local again, secret_dropped = resume_command(argv)

@@ -108,7 +108,9 @@ end
 -- opts: query (table), body (Lua table, JSON-encoded), key (resource key of
 -- shape-B answers), cost (credits), headers (list), idempotent (default: not POST),
 -- auth (false: send no Authorization header), conditional (true when the
--- headers make it a conditional GET, so that 304 is an answer).
+-- headers make it a conditional GET, so that 304 is an answer), item_errors
+-- (true: a 400 whose body is a list of result items under `key` is returned
+-- like a success, for a batch call to read item by item).
 function M.call(client, method, path, opts)
   opts = opts or {}
   local url = client.api_domain .. "/crm/" .. client.version .. "/" .. path
@@ -163,6 +165,10 @@ function M.call(client, method, path, opts)
         err = unexpected(status, why)
         if not idempotent then return nil, err end
         err.retryable = true
+      elseif opts.item_errors and status == 400 and doc and doc.code == nil and opts.key
+          and type(doc[opts.key]) == "table" and type(doc[opts.key][1]) == "table" then
+        -- A batch answer in which every item failed: the caller reads the items.
+        return status, doc, rheaders
       else
         err = api_error(client, status, doc, why, opts.key)
         if status == 401 and (err.code == "INVALID_TOKEN" or err.code == "INVALID_OAUTHTOKEN")

@@ -74,14 +74,17 @@ end
 
 -- Operations: each runs in the engine as a coroutine of `function(client, ...)`.
 -- Public ones are also blocking methods; names starting with `_` are internal
--- (`_send_update` sends an update already checked by a plan).
+-- (`_send_update` and `_send_updates` send updates already checked by a plan).
 Client._ops = {
   update_module = modules.update_module,
+  update_modules = modules.update_modules,
+  create_module = modules.create_module,
   get_modules = modules.get_modules,
   get_module = modules.get_module,
   get_profiles = modules.get_profiles,
   request = modules.request,
   _send_update = modules.send_update,
+  _send_updates = modules.send_updates,
 }
 
 for name in pairs(Client._ops) do
@@ -100,7 +103,25 @@ end
 -- @tparam table update `{ plural_label =, singular_label =, profiles = { { id = | name = [, _delete = true] }, ... } }`
 -- @treturn table|nil `{ id =, code =, message =, status =, details = }`, or nil and a `zcrm.error`
 
---- Every module of the org (GET /settings/modules), ids as strings.
+--- Creates one custom module (POST /settings/modules, 500 credits). Checked
+-- locally first, as an update is, and more: all three keys are mandatory,
+-- profiles are grants (no `_delete`), `api_name` is refused. Never sent twice.
+-- @function Client:create_module
+-- @tparam table spec `{ plural_label =, singular_label =, profiles = { { id = | name = }, ... } }`
+-- @treturn table|nil `{ id =, code =, message =, status =, details = }` with the new
+-- module's id, or nil and a `zcrm.error`
+
+--- Updates many modules through the batch endpoint (PUT /settings/modules), at
+-- most 100 per call, the calls at once within the concurrency cap. Each entry is
+-- checked as update_module checks it; API names become ids (one read of the
+-- module list). A server that refuses the batch endpoint gets one module per
+-- call, for this call and every later one of the client, and the logger is told once.
+-- @function Client:update_modules
+-- @tparam table list entries `{ module = id or API name, plural_label =, singular_label =, profiles = }`
+-- @treturn table `results`: `results[i]` is entry i's result (as update_module's) or
+-- its `zcrm.error`; `results.fallback` is the refusal when the entries went one per call
+
+--- Every module of the org (GET /settings/modules, all pages), ids as strings.
 -- @function Client:get_modules
 -- @tparam[opt] table opts `status` (Zoho's filter), `if_modified_since` (a time or an HTTP date)
 -- @treturn table|nil the list of modules (with `not_modified = true` and no

@@ -14,6 +14,7 @@
 -- @module zcrm.plan.apply
 
 local core = require "zcrm.core"
+local modules = require "zcrm.modules"
 local options = require "zcrm.options"
 local check = require "zcrm.plan.check"
 local load = require "zcrm.plan.load"
@@ -74,11 +75,13 @@ end
 -- @tfield boolean read_state read the current state (as diff and undo_file do) without diffing
 -- @tfield table args the plan function's `ctx.args`
 -- @tfield string dir the directory a plan function's `ctx.path` resolves against
+-- @tfield boolean batch send updates 100 modules per call (PUT /settings/modules); a server
+-- that refuses it gets one module per call, said once in `report.batch_fallback`
 local KNOWN_OPTIONS = {
   dry_run = "boolean", diff = "boolean", undo_file = "string", journal = "string",
   partial = "boolean", concurrency = "number", on_result = "function", on_progress = "function",
   on_plan = "function", confirm = "function", stop = "function", stop_grace = "number",
-  read_state = "boolean", args = "table", dir = "string",
+  read_state = "boolean", args = "table", dir = "string", batch = "boolean",
 }
 
 M.OPTIONS = KNOWN_OPTIONS
@@ -161,7 +164,7 @@ end
 local function change_report(item)
   local c = item.change
   return {
-    index = item.index, module = c.module, id = c.id,
+    index = item.index, module = c.module, id = c.id, create = c.create,
     plural_label = c.plural_label, singular_label = c.singular_label,
     granted = c.granted, revoked = c.revoked, before = item.current, names = item.names,
   }
@@ -177,9 +180,11 @@ local function plan_work(items, opts, report)
     if (opts.diff or item.profile_set) and item.change.noop then
       report.skipped[#report.skipped + 1] = { index = item.index, module = item.module, reason = "no change" }
     else
-      -- An entry with an exact profile set says how the module should be, so it
-      -- is always compared with the state: only what differs is sent.
-      item.send = (opts.diff or item.profile_set) and st.reduced_update(item.change) or item.update
+      -- A new module is sent whole. An entry with an exact profile set says how
+      -- the module should be, so it is always compared with the state: only
+      -- what differs is sent; other updates too with diff.
+      item.send = ((opts.diff or item.profile_set) and not item.create) and st.reduced_update(item.change)
+        or item.update
       work[#work + 1] = item
     end
   end
@@ -203,29 +208,74 @@ local function record_result(report, journal, item, res, err)
   return journal:write(rec)
 end
 
--- Sends the work through the engine, at most `window` in flight, and handles
--- each completion here, in the caller's loop: journal line on disk first, then
--- the report and the callbacks. Once `opts.stop()` is true nothing new is
--- sent; the updates in flight get `opts.stop_grace` seconds, then are cancelled.
+-- The calls to make: with `batch`, the updates in groups `{ group = items }` of
+-- at most modules.BATCH_MAX (one PUT settings/modules each); otherwise, and for
+-- creates always (Zoho creates one module per POST), the items themselves.
+local function batch_units(work)
+  local list, group = {}, nil
+  for _, item in ipairs(work) do
+    if item.create then
+      list[#list + 1] = item
+    else
+      if not group or #group == modules.BATCH_MAX then
+        group = {}
+        list[#list + 1] = { group = group }
+      end
+      group[#group + 1] = item
+    end
+  end
+  return list
+end
+
+-- Starts one call; `done(item, res, err)` is called per item from poll.
+local function submit_unit(client, unit, done)
+  if unit.group then
+    local list = {}
+    for i, it in ipairs(unit.group) do list[i] = { it.current and it.current.id or it.segment, it.send } end
+    return client:submit("_send_updates", list):on_done(function(results, err)
+      for i, it in ipairs(unit.group) do
+        local r = results and results[i] or err
+        if core.is_error(r) then done(it, nil, r) else done(it, r, nil) end
+      end
+    end)
+  elseif unit.create then
+    return client:submit("create_module", unit.send):on_done(function(res, err) done(unit, res, err) end)
+  end
+  return client:submit("_send_update", unit.segment, unit.send):on_done(function(res, err) done(unit, res, err) end)
+end
+
+-- Sends the work through the engine, at most `window` calls in flight (with
+-- `batch`, a call carries up to 100 updates), and handles each completed item
+-- here, in the caller's loop: journal line on disk first, then the report and
+-- the callbacks. Once `opts.stop()` is true nothing new is sent; the calls in
+-- flight get `opts.stop_grace` seconds, then are cancelled.
 local function send_all(client, work, opts, report, journal)
   local window = math.min(opts.concurrency or client.concurrency, client.concurrency)
-  local total, done, next_i = #work, 0, 1
+  local total, done, started = #work, 0, 0
+  local list = opts.batch and batch_units(work) or work
+  local next_u, calls = 1, 0                 -- calls in flight
   local completed, live, deadline, refused = {}, {}, nil, 0
+  local left = {}                            -- item of a group -> { n = items of the group not done }
   call_back(report, opts.on_progress, 0, total)
-  while done < next_i - 1 or (next_i <= total and not report.aborted and not report.interrupted) do
+  while done < started or (next_u <= #list and not report.aborted and not report.interrupted) do
     if not report.interrupted and opts.stop and opts.stop() then
       report.interrupted = true
       deadline = core.now() + (opts.stop_grace or 5)
     end
-    while not report.aborted and not report.interrupted and next_i - 1 - done < window and next_i <= total do
-      local item = work[next_i]
-      next_i = next_i + 1
-      local req = client:submit("_send_update", item.segment, item.send)
-      live[req] = true
-      req:on_done(function(res, err)
+    while not report.aborted and not report.interrupted and calls < window and next_u <= #list do
+      local unit = list[next_u]
+      next_u, calls = next_u + 1, calls + 1
+      local count = { n = unit.group and #unit.group or 1 }
+      started = started + count.n
+      if unit.group then
+        for _, item in ipairs(unit.group) do left[item] = count end
+      end
+      local req
+      req = submit_unit(client, unit, function(item, res, err)
         live[req] = nil
         completed[#completed + 1] = { item, res, err }
       end)
+      live[req] = true
     end
     if deadline and core.now() >= deadline then
       for req in pairs(live) do req:cancel() end
@@ -235,6 +285,13 @@ local function send_all(client, work, opts, report, journal)
     completed = {}
     for _, c in ipairs(batch) do
       local item, res, err = c[1], c[2], c[3]
+      local count = left[item]
+      if count then
+        left[item], count.n = nil, count.n - 1
+        if count.n == 0 then calls = calls - 1 end
+      else
+        calls = calls - 1
+      end
       done = done + 1
       local ok, jerr = record_result(report, journal, item, res, err)
       if not ok then report.aborted = report.aborted or jerr end
@@ -244,9 +301,12 @@ local function send_all(client, work, opts, report, journal)
       call_back(report, opts.on_progress, done, total)
     end
   end
-  for i = next_i, total do
-    report.not_sent[#report.not_sent + 1] = { index = work[i].index, module = work[i].module }
+  for u = next_u, #list do
+    for _, item in ipairs(list[u].group or { list[u] }) do
+      report.not_sent[#report.not_sent + 1] = { index = item.index, module = item.module }
+    end
   end
+  if opts.batch then report.batch_fallback = client.batch_fallback end
 end
 
 local function new_report(list, opts)

@@ -5,6 +5,7 @@
 
 local core = require "zcrm.core"
 local exact = require "zcrm.plan.exact"
+local modules = require "zcrm.modules"
 
 local M = {}
 
@@ -46,12 +47,39 @@ local function module_name(m)
   return nil
 end
 
+-- A create entry `{ create = true, plural_label =, singular_label =, profiles = }`:
+-- a new module, checked as client:create_module checks it. It has no `module`
+-- (Zoho names the new module); in reports it is "(new) <plural label>".
+local function check_create(item, entry)
+  if entry.create ~= true then
+    return nil, M.entry_fault(item, M.plan_error("INVALID_DATA",
+      "'create' is true (a new module) or absent, got " .. tostring(entry.create), "create"))
+  end
+  if entry.module ~= nil then
+    return nil, M.entry_fault(item, M.plan_error("INVALID_DATA",
+      "a create entry has no 'module': Zoho gives the new module its API name", "module"))
+  end
+  local spec = {}
+  for k, v in pairs(entry) do
+    if k ~= "create" then spec[k] = v end
+  end
+  local ok, clean, err = pcall(modules.check_create, spec)
+  if not ok or not clean then
+    return nil, M.entry_fault(item, ok and err or M.plan_error("INVALID_DATA", tostring(clean)))
+  end
+  item.create = true
+  item.module = "(new) " .. clean.plural_label
+  item.update = clean
+  return item
+end
+
 -- Returns item, or nil, fault. An item carries what the later stages need.
 function M.check_entry(index, entry)
   local item = { index = index, entry = entry }
   if type(entry) ~= "table" then
     return nil, M.entry_fault(item, M.plan_error("INVALID_DATA", "an entry is a table, got " .. type(entry)))
   end
+  if entry.create ~= nil then return check_create(item, entry) end
   item.module = module_name(entry.module)
   if entry.module == nil then
     return nil, M.entry_fault(item, M.plan_error("INVALID_MODULE", "the entry has no 'module' (an id or API name)", "module",
@@ -95,17 +123,17 @@ end
 -- Plan-level: a module given twice, a label given twice. With state, modules
 -- are compared by id, so an API name and its id count as the same module.
 function M.check_duplicates(items, faults)
-  local modules = {}
+  local seen_modules = {}
   local label_sets = { plural_label = {}, singular_label = {} }
   for _, item in ipairs(items) do
     local key = item.current and item.current.id or item.segment
-    local first = modules[key]
+    local first = key and seen_modules[key]
     if first then
       faults[#faults + 1] = M.entry_fault(item, M.plan_error("DUPLICATE_DATA",
         string.format("module %s is already updated by entry %d; give each module once", item.module, first.index),
         "module", { index = first.index }, "Merge the two entries into one, or remove one of them."))
-    else
-      modules[key] = item
+    elseif key then                           -- a create entry has none: only its labels can clash
+      seen_modules[key] = item
     end
     for field, seen in pairs(label_sets) do
       local label = item.update[field]

@@ -55,7 +55,7 @@ end
 -- spends per entry (bench/README.md, figure 2), so it is computed only then.
 function M.set_key(item)
   item.hash = M.hash(item.entry)
-  item.key = string.format("%d:%s:%s", item.index, item.segment, item.hash)
+  item.key = string.format("%d:%s:%s", item.index, item.segment or "create", item.hash)
 end
 
 
@@ -151,7 +151,9 @@ end
 -- the first run, for the undo plan of a resumed one.
 function M.state_record(items)
   local modules = {}
-  for _, item in ipairs(items) do modules[item.current.id] = item.current end
+  for _, item in ipairs(items) do
+    if item.current then modules[item.current.id] = item.current end
+  end
   return { kind = "state", time = os.time(), modules = modules }
 end
 

@@ -71,7 +71,7 @@ function M.read_state(client, items)
   end
   local state = M.index(mods, profiles)
   for _, item in ipairs(items) do
-    local m = find_module(state, item.segment)
+    local m = item.segment and find_module(state, item.segment)
     if m and (type(m.profiles) ~= "table" or m.has_more_profiles == true) then
       local full, ferr = client:get_module(m.id)
       if not full then return nil, ferr end
@@ -177,8 +177,38 @@ local function undo_entry(change)
   return e, note
 end
 
+-- A create entry against the state: profile names and ids must exist, and its
+-- labels must be free. A module that already has both labels is taken as this
+-- entry's, created by an earlier run: the change is then a no-op, so a rerun
+-- with diff converges instead of failing on DUPLICATE_DATA.
+local function check_create(item, state)
+  local ok, perr = resolve_profiles(item, state)
+  if not ok then return nil, perr end
+  local u = item.update
+  local plural, singular = state.plural_owner[fold(u.plural_label)], state.singular_owner[fold(u.singular_label)]
+  local change = { create = true, module = item.module, granted = {}, revoked = {},
+                   plural_label = { new = u.plural_label }, singular_label = { new = u.singular_label } }
+  if plural and plural == singular then
+    change.noop, change.id = true, plural.id
+  else
+    for field, owner in pairs { plural_label = plural, singular_label = singular } do
+      if owner then
+        return nil, plan_error("DUPLICATE_DATA", string.format("%s '%s' is already the %s of module %s",
+          field, u[field], field:gsub("_", " "), owner.api_name), field, { module = owner.api_name, id = owner.id })
+      end
+    end
+    for _, p in ipairs(u.profiles) do
+      change.granted[#change.granted + 1] = { id = p.id, name = state.profile_by_id[p.id] }
+    end
+    change.noop = false
+  end
+  item.change = change
+  return true
+end
+
 -- The checks that need the org's state, for one entry.
 function M.check_against_state(item, state)
+  if item.create then return check_create(item, state) end
   local m = find_module(state, item.segment)
   if not m then
     return nil, plan_error("INVALID_MODULE", string.format("no module '%s' in this org", item.segment), "module",
@@ -265,12 +295,15 @@ function M.undo_entries(items, state, journal)
   local recorded = journal and journal.state or {}
   local entries, notes = {}, {}
   for _, item in ipairs(items) do
+    -- A module created by the run stays: the API has no delete (see README, Plans).
+    if item.create then goto continue end
     local before = recorded[item.current.id] or item.current
     local change = M.diff(before, item.update, state.profile_by_id)
     if not change.noop then
       local n = #entries + 1
       entries[n], notes[n] = undo_entry(change)
     end
+    ::continue::
   end
   return entries, notes
 end
