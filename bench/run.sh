@@ -1,5 +1,5 @@
 #!/bin/sh
-# make bench: the seven figures of bench/README.md, printed as they come and
+# make bench: the eight figures of bench/README.md, printed as they come and
 # written with a description of the machine to bench/results/latest.txt.
 #
 #   1. bulk wall time against the ideal        bench/bulk_wall.lua
@@ -9,6 +9,7 @@
 #   5. validate_update: C against plain Lua    bench/validate_throughput.lua
 #   6. three orgs at once against one org      bench/orgs_wall.lua
 #   7. batch against single updates            bench/batch_vs_single.lua
+#   8. event-loop hosts: wait, poll, pending   bench/event_loop.lua
 #
 # It installs what it needs and lacks: valgrind (apt-get, as root), the helper
 # bench/.build/rusage (cc), and Zoho's Node.js SDK into bench/node_modules
@@ -126,6 +127,8 @@ figure 6 "Many orgs: 3 orgs x 100 updates vs 1 org (latency 100 ms, concurrency 
   lua5.4 bench/orgs_wall.lua 100 100 10 3
 figure 7 "Batch vs single updates (200 updates, latency 100 ms, concurrency 10)" \
   lua5.4 bench/batch_vs_single.lua 200 100 10
+figure 8 "Event-loop hosts: CPU while waiting (luv), poll(0) against the queue, pending()" \
+  lua5.4 bench/event_loop.lua
 
 say ""
 say "total: $(($(date +%s) - START)) s"

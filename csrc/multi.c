@@ -1,5 +1,7 @@
 /*
-** multi.c: `zcrm.multi`, a libcurl multi handle (CURLM).
+** multi.c: `zcrm.multi`, a libcurl multi handle (CURLM), driven through
+** libcurl's socket interface (CURLMOPT_SOCKETFUNCTION,
+** CURLMOPT_TIMERFUNCTION, curl_multi_socket_action).
 **
 ** Lifetime (csrc/API.md, "Transport"):
 ** - the userdata is created, zeroed and given its metatable before
@@ -11,34 +13,178 @@
 **   request);
 ** - close (method, __gc and __close) is idempotent. It detaches every
 **   running request (their result() becomes CANCELLED), then cleans up the
-**   multi and the share handle. A request collected first has already
-**   unlinked itself, so any collection order is safe.
-** No Lua call is made from inside a libcurl callback (this file sets none).
+**   multi, the share handle and the epoll descriptor. A request collected
+**   first has already unlinked itself, so any collection order is safe.
+**
+** Readiness (csrc/API.md, "Transport"): libcurl tells the socket callback
+** which sockets to watch and the timer callback when it wants a timeout
+** call. Both only record that in C (the socket list, the epoll set, a
+** deadline): no Lua call, and nothing that can raise. On Linux the sockets
+** sit in one epoll descriptor (EPOLL_CLOEXEC), which pollfd() hands to a
+** host loop: it is readable whenever any transfer needs attention.
+** perform() then asks epoll for the ready sockets only, so its cost follows
+** the active sockets, not the number of requests (nor any FD_SETSIZE).
+** Elsewhere the same list feeds poll(2), and there is no pollfd().
 */
 /***
  * The C core, `require "zcrm.core"`; its contract is csrc/API.md.
  * @module zcrm.core
  */
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
-#include <sys/select.h>
+#include <poll.h>
+#if defined(__linux__) && !defined(ZC_NO_EPOLL)
+#define ZC_EPOLL 1
+#include <sys/epoll.h>
+#endif
 
 #include "zcrm.h"
 
 #define ZC_DEFAULT_MAX_RESPONSE (8u * 1024u * 1024u)
+#define ZC_MAX_EVENTS 64          /* ready sockets handled per perform */
 
 zc_multi *zc_multi_check(lua_State *L, int idx) {
   return (zc_multi *)luaL_checkudata(L, idx, ZC_MULTI_MT);
 }
 
+/* {==== the socket interface: libcurl callbacks (C only: no Lua calls) */
+
+static double zc_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static int zc_sock_find(const zc_multi *m, curl_socket_t s) {
+  int i;
+  for (i = 0; i < m->nsocks; i++)
+    if (m->socks[i].fd == s) return i;
+  return -1;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: watch `s` for `what`, or stop watching it. The
+** list holds the sockets of the active transfers (a handful: at most the
+** concurrency), so a linear search is the cheap choice. */
+static int zc_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp,
+                        void *socketp) {
+  zc_multi *m = (zc_multi *)userp;
+  int i = zc_sock_find(m, s);
+  short ev = 0;
+  (void)easy;
+  (void)socketp;
+  if (what == CURL_POLL_REMOVE) {
+    if (i >= 0) m->socks[i] = m->socks[--m->nsocks];
+#ifdef ZC_EPOLL
+    /* libcurl may have closed it already: then epoll dropped it itself. */
+    epoll_ctl(m->epfd, EPOLL_CTL_DEL, s, NULL);
+#endif
+    return 0;
+  }
+  if (what & CURL_POLL_IN) ev |= POLLIN;
+  if (what & CURL_POLL_OUT) ev |= POLLOUT;
+  if (i < 0) {
+    if (m->nsocks == m->capsocks) {
+      int ncap = m->capsocks ? m->capsocks * 2 : 16;
+      struct pollfd *np = (struct pollfd *)realloc(m->socks,
+                                                   (size_t)ncap * sizeof *np);
+      if (np == NULL) {           /* reported by the next perform */
+        m->oom = 1;
+        return 0;
+      }
+      m->socks = np;
+      m->capsocks = ncap;
+    }
+    i = m->nsocks++;
+    m->socks[i].fd = s;
+  }
+  m->socks[i].events = ev;
+  m->socks[i].revents = 0;
+#ifdef ZC_EPOLL
+  {
+    struct epoll_event ee;
+    memset(&ee, 0, sizeof ee);
+    ee.events = (uint32_t)((ev & POLLIN ? EPOLLIN : 0) |
+                           (ev & POLLOUT ? EPOLLOUT : 0));
+    ee.data.fd = s;
+    if (epoll_ctl(m->epfd, EPOLL_CTL_MOD, s, &ee) != 0 &&
+        (errno != ENOENT || epoll_ctl(m->epfd, EPOLL_CTL_ADD, s, &ee) != 0))
+      m->oom = errno == ENOMEM;   /* else: the transfer's timeout ends it */
+  }
+#endif
+  return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: call socket_action(CURL_SOCKET_TIMEOUT) in
+** timeout_ms milliseconds; -1 deletes the timer. The deadline stays set
+** once due until libcurl moves it, so a due timeout is never lost. */
+static int zc_timer_cb(CURLM *multi, long timeout_ms, void *userp) {
+  zc_multi *m = (zc_multi *)userp;
+  (void)multi;
+  if (timeout_ms < 0) m->timer_set = 0;
+  else {
+    m->timer_set = 1;
+    m->timer_at = zc_now_ms() + (double)timeout_ms;
+  }
+  return 0;
+}
+
+/* Waits at most wait_ms (0: not at all) for a ready socket or the timer,
+** then lets libcurl act on what is ready, and on the timer if it is due. */
+static void zc_multi_drive(zc_multi *m, int wait_ms) {
+  int n, i, still = 0;
+  if (m->timer_set) {
+    double left = m->timer_at - zc_now_ms();
+    if (left <= 0) wait_ms = 0;
+    else if (left < (double)wait_ms) wait_ms = (int)ceil(left);
+  }
+#ifdef ZC_EPOLL
+  {
+    struct epoll_event ev[ZC_MAX_EVENTS];
+    n = epoll_wait(m->epfd, ev, ZC_MAX_EVENTS, wait_ms);
+    for (i = 0; i < n; i++) {
+      int mask = 0;
+      if (ev[i].events & (EPOLLIN | EPOLLHUP)) mask |= CURL_CSELECT_IN;
+      if (ev[i].events & EPOLLOUT) mask |= CURL_CSELECT_OUT;
+      if (ev[i].events & EPOLLERR) mask |= CURL_CSELECT_ERR;
+      curl_multi_socket_action(m->multi, ev[i].data.fd, mask, &still);
+    }
+  }
+#else
+  {
+    /* The callbacks change the list while libcurl acts: act on a copy of
+    ** the ready entries. */
+    struct pollfd ready[ZC_MAX_EVENTS];
+    int k = 0;
+    n = m->nsocks ? poll(m->socks, (nfds_t)m->nsocks, wait_ms)
+                  : (wait_ms > 0 ? poll(NULL, 0, wait_ms) : 0);
+    for (i = 0; n > 0 && i < m->nsocks && k < ZC_MAX_EVENTS; i++)
+      if (m->socks[i].revents) ready[k++] = m->socks[i];
+    for (i = 0; i < k; i++) {
+      int mask = 0;
+      if (ready[i].revents & (POLLIN | POLLHUP)) mask |= CURL_CSELECT_IN;
+      if (ready[i].revents & POLLOUT) mask |= CURL_CSELECT_OUT;
+      if (ready[i].revents & (POLLERR | POLLNVAL)) mask |= CURL_CSELECT_ERR;
+      curl_multi_socket_action(m->multi, ready[i].fd, mask, &still);
+    }
+  }
+#endif
+  if (m->timer_set && zc_now_ms() >= m->timer_at)
+    curl_multi_socket_action(m->multi, CURL_SOCKET_TIMEOUT, 0, &still);
+}
+
+/* }==== */
+
 /* {==== close */
 
 static void zc_multi_release(zc_multi *m) {
   while (m->running) zc_request_detach(m->running);   /* unlinks it */
-  if (m->multi) {
+  if (m->multi) {                 /* its callbacks still see a valid list */
     curl_multi_cleanup(m->multi);
     m->multi = NULL;
   }
@@ -46,6 +192,14 @@ static void zc_multi_release(zc_multi *m) {
     curl_share_cleanup(m->share);
     m->share = NULL;
   }
+  if (m->epfd >= 0) {
+    close(m->epfd);
+    m->epfd = -1;
+  }
+  free(m->socks);
+  m->socks = NULL;
+  m->nsocks = m->capsocks = 0;
+  m->timer_set = 0;
 }
 
 static int zc_multi_gc(lua_State *L) {
@@ -69,11 +223,12 @@ static int zc_multi_close(lua_State *L) {
 
 /* }==== */
 
-/* {==== perform, timeout, fds, running */
+/* {==== perform, timeout, pollfd, fds, running */
 
 /***
  * Drives the transfers: waits at most `wait` seconds for activity (only
- * when transfers are running), then performs and collects what completed.
+ * when transfers are running), lets libcurl act on the ready sockets and a
+ * due timer (curl_multi_socket_action), and collects what completed.
  * @function multi:perform
  * @tparam[opt=0] number wait seconds; 0 never blocks
  * @treturn {request,...} the requests completed during this call
@@ -81,9 +236,8 @@ static int zc_multi_close(lua_State *L) {
 static int zc_multi_perform(lua_State *L) {
   zc_multi *m = zc_multi_check(L, 1);
   lua_Number wait = luaL_optnumber(L, 2, 0);
-  int still = 0, k = 0, left = 0, anchors;
+  int k = 0, left = 0, anchors, ims = 0;
   CURLMsg *msg;
-  CURLMcode mc;
   luaL_argcheck(L, wait >= 0 && wait == wait, 2, "must be >= 0");
   lua_settop(L, 2);
   /* The list is preallocated for every running request, so filling it
@@ -97,12 +251,13 @@ static int zc_multi_perform(lua_State *L) {
   }
   if (wait > 0 && m->nrunning > 0) {
     double ms = ceil(wait * 1000.0);
-    int ims = ms > (double)INT_MAX ? INT_MAX : (int)ms;
-    mc = curl_multi_poll(m->multi, NULL, 0, ims, NULL);
-    if (mc == CURLM_OUT_OF_MEMORY) return luaL_error(L, "not enough memory");
+    ims = ms > (double)INT_MAX ? INT_MAX : (int)ms;
   }
-  mc = curl_multi_perform(m->multi, &still);
-  if (mc == CURLM_OUT_OF_MEMORY) return luaL_error(L, "not enough memory");
+  zc_multi_drive(m, ims);
+  if (m->oom) {
+    m->oom = 0;
+    return luaL_error(L, "not enough memory");
+  }
   while ((msg = curl_multi_info_read(m->multi, &left)) != NULL) {
     char *priv = NULL;
     zc_request *r;
@@ -128,55 +283,72 @@ static int zc_multi_perform(lua_State *L) {
 }
 
 /***
- * Seconds until libcurl wants `perform` called again, or nil when nothing
- * is running.
+ * Seconds until libcurl wants `perform` called even without a ready
+ * socket (its timer), or nil when nothing is running.
  * @function multi:timeout
  * @treturn number|nil
  */
 static int zc_multi_timeout(lua_State *L) {
   zc_multi *m = zc_multi_check(L, 1);
-  long ms = -1;
+  double left;
   if (m->multi == NULL || m->nrunning == 0) {
     lua_pushnil(L);
     return 1;
   }
-  if (curl_multi_timeout(m->multi, &ms) != CURLM_OK || ms < 0)
-    ms = 100;                     /* none set: libcurl advises a short wait */
-  lua_pushnumber(L, (lua_Number)ms / 1000.0);
+  /* Transfers always have a timeout, so libcurl keeps a timer while any
+  ** runs; without one, a second is a safe bound. */
+  left = m->timer_set ? m->timer_at - zc_now_ms() : 1000.0;
+  lua_pushnumber(L, (lua_Number)(left > 0 ? left / 1000.0 : 0.0));
   return 1;
 }
 
 /***
- * The sockets libcurl waits on, for hosts with their own poller. From
- * curl_multi_fdset: libcurl 7.88's curl_multi_perform does not drive
- * CURLMOPT_SOCKETFUNCTION (only the curl_multi_socket_* calls do), and
- * curl_multi_waitfds needs 8.8. Limitation: a socket numbered FD_SETSIZE
- * (1024) or higher is not listed; timeout() still bounds the wait.
+ * The one descriptor a host loop watches for reading: an epoll descriptor
+ * holding every socket of every transfer, readable whenever one of them
+ * needs attention. Owned by the multi (closed with it; close-on-exec).
+ * Where there is no epoll: nil and an error (NOT_SUPPORTED); `fds()` and
+ * `timeout()` still work. A closed multi: nil.
+ * @function multi:pollfd
+ * @treturn integer|nil
+ */
+static int zc_multi_pollfd(lua_State *L) {
+  zc_multi *m = zc_multi_check(L, 1);
+  if (m->multi == NULL) {
+    lua_pushnil(L);
+    return 1;
+  }
+#ifdef ZC_EPOLL
+  lua_pushinteger(L, m->epfd);
+  return 1;
+#else
+  lua_pushliteral(L, "no pollable descriptor on this system (no epoll): "
+                  "watch fds() and timeout() instead");
+  zc_error_new(L, "NOT_SUPPORTED", "transport", 0, NULL);
+  return zc_fail(L);
+#endif
+}
+
+/***
+ * The sockets libcurl watches, as its socket callback last told: for hosts
+ * that register each socket with their own poller. Any descriptor number
+ * (no FD_SETSIZE limit). The list changes as transfers come and go;
+ * `pollfd()` is the one descriptor that does not.
  * @function multi:fds
  * @treturn {{fd=integer,read=boolean,write=boolean},...}
  */
 static int zc_multi_fds(lua_State *L) {
   zc_multi *m = zc_multi_check(L, 1);
-  fd_set rd, wr, ex;
-  int maxfd = -1, fd, n = 0;
-  lua_newtable(L);
-  if (m->multi == NULL) return 1;
-  FD_ZERO(&rd);
-  FD_ZERO(&wr);
-  FD_ZERO(&ex);
-  if (curl_multi_fdset(m->multi, &rd, &wr, &ex, &maxfd) != CURLM_OK)
-    return 1;
-  for (fd = 0; fd <= maxfd && fd < FD_SETSIZE; fd++) {
-    int r = FD_ISSET(fd, &rd), w = FD_ISSET(fd, &wr);
-    if (!r && !w) continue;
+  int i;
+  lua_createtable(L, m->nsocks, 0);
+  for (i = 0; i < m->nsocks; i++) {
     lua_createtable(L, 0, 3);
-    lua_pushinteger(L, fd);
+    lua_pushinteger(L, m->socks[i].fd);
     lua_setfield(L, -2, "fd");
-    lua_pushboolean(L, r);
+    lua_pushboolean(L, (m->socks[i].events & POLLIN) != 0);
     lua_setfield(L, -2, "read");
-    lua_pushboolean(L, w);
+    lua_pushboolean(L, (m->socks[i].events & POLLOUT) != 0);
     lua_setfield(L, -2, "write");
-    lua_rawseti(L, -2, ++n);
+    lua_rawseti(L, -2, i + 1);
   }
   return 1;
 }
@@ -265,6 +437,7 @@ static int zc_new_multi(lua_State *L) {
   /* The userdata first, zeroed and closed, then the libcurl handles. */
   m = (zc_multi *)lua_newuserdatauv(L, sizeof *m, 2); /* 3 */
   memset(m, 0, sizeof *m);
+  m->epfd = -1;                   /* before anything can fail */
   luaL_setmetatable(L, ZC_MULTI_MT);
   lua_newtable(L);
   lua_setiuservalue(L, 3, 1);
@@ -283,6 +456,15 @@ static int zc_new_multi(lua_State *L) {
   curl_share_setopt(m->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
   curl_share_setopt(m->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
   curl_multi_setopt(m->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+#ifdef ZC_EPOLL
+  m->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (m->epfd < 0)
+    return luaL_error(L, "epoll_create1 failed: %s", strerror(errno));
+#endif
+  curl_multi_setopt(m->multi, CURLMOPT_SOCKETFUNCTION, zc_socket_cb);
+  curl_multi_setopt(m->multi, CURLMOPT_SOCKETDATA, (void *)m);
+  curl_multi_setopt(m->multi, CURLMOPT_TIMERFUNCTION, zc_timer_cb);
+  curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, (void *)m);
   return 1;
 }
 
@@ -300,6 +482,7 @@ void zc_open_client(lua_State *L) {
     { "start", zc_multi_start },
     { "perform", zc_multi_perform },
     { "timeout", zc_multi_timeout },
+    { "pollfd", zc_multi_pollfd },
     { "fds", zc_multi_fds },
     { "running", zc_multi_running },
     { "close", zc_multi_close },

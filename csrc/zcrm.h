@@ -83,6 +83,7 @@ typedef struct zc_buf {
 } zc_buf;
 
 struct zc_request;
+struct pollfd;
 
 typedef struct zc_multi {
   CURLM *multi;                   /* NULL: closed (or not yet initialised) */
@@ -91,6 +92,14 @@ typedef struct zc_multi {
   int nrunning;
   size_t max_response_bytes;
   int verbose;
+  /* The socket interface (multi.c): written only by the libcurl socket and
+  ** timer callbacks, which make no Lua call. */
+  int epfd;                       /* epoll descriptor (Linux); -1: none */
+  struct pollfd *socks;           /* the sockets libcurl watches (malloc'd) */
+  int nsocks, capsocks;
+  int timer_set;                  /* libcurl wants a timeout call ... */
+  double timer_at;                /* ... at this monotonic time (ms) */
+  int oom;                        /* a callback could not allocate */
 } zc_multi;
 
 enum { ZC_IDLE = 0, ZC_RUNNING, ZC_DONE, ZC_CANCELLED };

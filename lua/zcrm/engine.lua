@@ -91,6 +91,7 @@ function M.new(client, ops, opts)
     max_response_bytes = opts.max_response_bytes,
   }
   self._live = {}         -- request -> true, until done
+  self._npending = 0      -- the number of entries in _live
   -- Transfers waiting for a concurrency slot: a FIFO with explicit ends, since
   -- `#` is unreliable on a table whose front has been emptied.
   self._queue = {}
@@ -104,6 +105,10 @@ function M.new(client, ops, opts)
   self._to_notify = {}    -- done requests whose callback has not run yet
   self.callback_errors = {}
   self.max_in_flight_seen = 0
+  -- Set by an event-loop adapter (zcrm.luv, zcrm.cqueues): wake_host(client)
+  -- after each submit and on close; host_wait(client, seconds) -> true when
+  -- it waited for activity its own way, instead of poll blocking.
+  self.wake_host, self.host_wait = nil, nil
   return self
 end
 
@@ -112,7 +117,10 @@ local function finish(self, req, ...)
   req._res = pack(...)
   req.co = nil
   req._spec = nil -- it holds the Authorization header or a token request's body
-  self._live[req] = nil
+  if self._live[req] then
+    self._live[req] = nil
+    self._npending = self._npending - 1
+  end
   if req._on_done then self._to_notify[#self._to_notify + 1] = req end
 end
 
@@ -323,9 +331,11 @@ local function start(self, level, method, ...)
   local client = self.client
   req.co = coroutine.create(function(...) return op(client, ...) end)
   self._live[req] = true
+  self._npending = self._npending + 1
   local misuse = self:step(req, true, ...)
   if misuse then error(misuse, level) end
   self:run_ready()
+  if self.wake_host then self.wake_host(client) end
   return req
 end
 
@@ -351,6 +361,8 @@ function Engine:poll(timeout)
   local next_timer = self._timers[1]
   if next_timer then wait = math.max(0, math.min(wait, next_timer.at - now())) end
   if #self._ready > 0 or #self._to_notify > 0 then wait = 0 end
+  -- An adapter may wait its own way (zcrm.cqueues: yield to the controller).
+  if wait > 0 and self.host_wait and self.host_wait(self.client, wait) then wait = 0 end
   if self.multi:running() == 0 then
     if wait > 0 then core.sleep(wait) end
   else
@@ -383,16 +395,26 @@ function Engine:timeout()
   return t
 end
 
---- File descriptors libcurl waits on: { { fd =, read =, write = }, ... }.
+--- The one descriptor a host loop watches for reading (with `timeout()` as
+-- its one timer): readable whenever a transfer needs `poll(0)`. Owned by the
+-- client, closed with it. nil, err where there is no epoll.
+function Engine:pollfd()
+  return self.multi:pollfd()
+end
+
+--- For cqueues' pollable protocol (with `pollfd` and `timeout`): "r".
+function Engine.events()
+  return "r"
+end
+
+--- The sockets libcurl watches now: { { fd =, read =, write = }, ... }.
 function Engine:fds()
   return self.multi:fds()
 end
 
---- Number of requests not yet done.
+--- Number of requests not yet done (a count kept as they come and go).
 function Engine:pending()
-  local n = 0
-  for _ in pairs(self._live) do n = n + 1 end
-  return n
+  return self._npending
 end
 
 --- Drives the engine until `req` is done and returns its result. Inside a
@@ -430,6 +452,7 @@ end
 --- Releases the transport; pending requests end as CANCELLED.
 function Engine:close()
   for req in pairs(self._live) do req:cancel() end
+  if self.wake_host then self.wake_host(self.client) end -- an adapter stops watching
   self.multi:close()
 end
 

@@ -147,7 +147,8 @@ end
 -- @treturn table the response headers
 
 -- The engine's public methods, as client methods (see lua/zcrm/engine.lua).
-for _, name in ipairs { "submit", "poll", "timeout", "fds", "pending", "wait", "await", "drain", "queued" } do
+for _, name in ipairs { "submit", "poll", "timeout", "pollfd", "events", "fds", "pending", "wait", "await",
+                        "drain", "queued" } do
   Client[name] = function(self, ...)
     local e = self._engine
     return e[name](e, ...)
@@ -170,11 +171,25 @@ end
 -- @function Client:timeout
 -- @treturn number|nil seconds, or nil when idle
 
---- The descriptors libcurl waits on, for a host loop.
+--- The one descriptor a host loop watches for reading, with `timeout` as its
+-- one timer: readable whenever a transfer needs `poll(0)`. An epoll descriptor
+-- owned by the client (close-on-exec), the same for its whole life, closed
+-- with it. See README, "Embedding zcrm in an event loop".
+-- @function Client:pollfd
+-- @treturn integer|nil the descriptor, or nil and a `zcrm.error` (NOT_SUPPORTED)
+-- where the core was built without epoll; nil once closed
+
+--- For cqueues' pollable protocol (with `pollfd` and `timeout`): the client
+-- waits for reading.
+-- @function Client:events
+-- @treturn string "r"
+
+--- The sockets libcurl watches now, for a host that registers each one with
+-- its own poller (any descriptor number); `pollfd` is the one that does not change.
 -- @function Client:fds
 -- @treturn table `{ { fd =, read =, write = }, ... }`
 
---- The number of requests not yet done.
+--- The number of requests not yet done, in constant time.
 -- @function Client:pending
 -- @treturn integer
 

@@ -1,0 +1,123 @@
+--- zcrm.luv: drive a zcrm client from a luv (libuv) loop.
+--
+--   local uv = require "luv"
+--   local h = require("zcrm.luv").attach(client)     -- or attach(client, vim.uv)
+--   client:submit("update_module", "Leads", { plural_label = "Prospects" })
+--     :on_done(function(res, err) print(res and res.code or err) end)
+--   h:run(function() local report = client:apply(plan, { on_result = print }) end)
+--   uv.run()          -- returns by itself once every request and task is done
+--   h:detach()
+--
+-- One `uv.new_poll` on `client:pollfd()` and one `uv` timer set from
+-- `client:timeout()`; either calls `client:poll(0)`, so callbacks (`on_done`)
+-- run on the loop. With nothing pending both handles are stopped, and a
+-- submit starts them again. `h:run(fn)` runs `fn` as a task on the loop: a
+-- blocking call inside it (`apply`, `update_module`, `wait`, ...) waits for
+-- the loop instead of blocking it, so `apply`'s `on_result` runs on the loop
+-- too. `uv` is the luv module bound to the loop to use (default
+-- `require "luv"`; in Neovim `vim.uv`).
+-- @module zcrm.luv
+
+local M = {}
+
+local Handle = {}
+Handle.__index = Handle
+Handle.__name = "zcrm.luv"
+
+--- Stops driving the client and closes the adapter's handles. Idempotent.
+-- Tasks still waiting are not resumed again.
+function Handle:detach()
+  if self.detached then return end
+  self.detached = true
+  local e = self.client._engine
+  if e.wake_host == self.wake then e.wake_host = nil end
+  if e.host_wait == self.host_wait then e.host_wait = nil end
+  for _, h in ipairs { self.poll, self.timer } do
+    if not h:is_closing() then h:close() end
+  end
+  -- Outside uv.run, let the closes complete now: luv 1.44 (Debian 12) crashes
+  -- at exit on a handle closed but never finished by the loop.
+  if self.uv.loop_mode and self.uv.loop_mode() == nil then self.uv.run("nowait") end
+end
+
+-- Resumes a task; an error it raises is raised here, with its traceback.
+local function resume(co, ...)
+  local ok, err = coroutine.resume(co, ...)
+  if not ok then error(debug.traceback(co, tostring(err)), 0) end
+end
+
+--- Runs `fn(...)` as a task on the loop, at once until its first wait.
+-- Inside it, a blocking client call waits for the loop instead of blocking
+-- it. An error raised by `fn` is raised from where the loop resumed it.
+function Handle:run(fn, ...)
+  if self.detached then error("zcrm.luv: run on a detached handle", 2) end
+  local co = coroutine.create(fn)
+  self.tasks[co] = true
+  resume(co, ...)
+end
+
+--- Attaches `client` to the loop of `uv`. Returns a handle with `:run(fn)`
+-- and `:detach()`; raises when the client has no pollable descriptor (no
+-- epoll) or is attached already.
+function M.attach(client, uv)
+  uv = uv or require "luv"
+  local engine = client._engine
+  if engine.wake_host or engine.host_wait then
+    error("zcrm.luv: the client is attached to a loop already", 2)
+  end
+  local fd, err = client:pollfd()
+  if not fd then error("zcrm.luv: " .. tostring(err), 2) end
+  local self = setmetatable({
+    client = client, uv = uv, poll = uv.new_poll(fd), timer = uv.new_timer(),
+    tasks = setmetatable({}, { __mode = "k" }), -- coroutines started by run
+    waiting = {},                               -- tasks waiting for the loop
+  }, Handle)
+  local polling, max_wait = false, nil
+  local drive
+
+  -- Watches the descriptor and sets the timer while anything is pending;
+  -- stops both once the client is idle and no task waits, so uv.run() can
+  -- return. A task waiting on an idle client (poll(t) with nothing to do)
+  -- is resumed after the wait it asked for.
+  local function rearm()
+    if self.detached then return end
+    local t = client:timeout()
+    if t == nil and client:pending() == 0 then
+      if polling then self.poll:stop(); polling = false end
+      if #self.waiting == 0 then self.timer:stop(); return end
+      t = max_wait
+    end
+    if not polling then self.poll:start("r", drive); polling = true end
+    if t then self.timer:start(math.ceil(t * 1000), 0, drive) else self.timer:stop() end
+  end
+
+  function drive()
+    if self.detached then return end
+    client:poll(0)
+    local waiting = self.waiting
+    if #waiting > 0 then
+      self.waiting, max_wait = {}, nil
+      for _, co in ipairs(waiting) do resume(co) end
+    end
+    rearm()
+  end
+
+  -- The engine's poll(t > 0) inside a task: yield to the loop until the
+  -- descriptor or the timer fires (the engine then does the ready work).
+  function self.host_wait(_, wait)
+    local co, main = coroutine.running()
+    if main or not self.tasks[co] then return false end
+    self.waiting[#self.waiting + 1] = co
+    max_wait = math.min(max_wait or wait, wait)
+    rearm()
+    coroutine.yield()
+    return true
+  end
+
+  self.wake = rearm
+  engine.wake_host, engine.host_wait = rearm, self.host_wait
+  rearm()
+  return self
+end
+
+return M

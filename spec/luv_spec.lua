@@ -1,0 +1,124 @@
+-- zcrm.luv: a client driven from a luv (libuv) loop through one uv poll on
+-- client:pollfd() and one uv timer set from client:timeout() (issue 14).
+local zcrm = require "zcrm"
+local uv = require "luv"
+local zluv = require "zcrm.luv"
+local emulator = require "spec.support.emulator"
+
+local LATENCY_MS, N, CAP = 50, 200, 10
+
+local function new_client(emu, opts)
+  local o = { api_domain = emu.url, access_token = "emulator-token", env = false }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return assert(zcrm.new(o))
+end
+
+-- uv.run() under a guard: an unreferenced timer does not keep the loop alive,
+-- so uv.run() returns by itself only if the adapter stopped its handles; the
+-- guard stops it (and says so) if the adapter never does.
+local function run_loop(limit)
+  local guard, stuck = uv.new_timer(), false
+  guard:start(limit * 1000, 0, function() stuck = true; uv.stop() end)
+  guard:unref()
+  uv.run()
+  guard:close()
+  uv.run("nowait") -- lets the close complete
+  return not stuck
+end
+
+describe("zcrm.luv", function()
+  local emu
+  setup(function()
+    emu = emulator.start { "--latency-ms", tostring(LATENCY_MS), "--extra-modules", tostring(N) }
+  end)
+  teardown(function() emu:stop() end)
+
+  it("runs 200 updates (latency 50 ms, cap 10) from uv.run() with 1,100 other descriptors open, "
+    .. "within 15% of 200 x 50 ms / 10, and uv.run() returns by itself", function()
+    local others = {}
+    for i = 1, 1100 do others[i] = assert(io.open("/dev/null", "rb")) end
+    local client = new_client(emu, { concurrency = CAP })
+    local handle = zluv.attach(client)
+    local ok, failed, on_loop, top_fd = 0, {}, 0, 0
+    local t0 = uv.hrtime()
+    for i = 1, N do
+      local name = "Bulk_Module_" .. i
+      client:submit("update_module", name, { plural_label = "Luv Items " .. i, singular_label = "Luv Item " .. i })
+        :on_done(function(res, err)
+          if res and res.code == "SUCCESS" then ok = ok + 1 else failed[#failed + 1] = name .. ": " .. tostring(err) end
+          if uv.loop_mode() == "default" then on_loop = on_loop + 1 end
+          for _, s in ipairs(client:fds()) do top_fd = math.max(top_fd, s.fd) end
+        end)
+    end
+    local returned = run_loop(60)
+    local wall = (uv.hrtime() - t0) / 1e9
+    handle:detach()
+    for _, f in ipairs(others) do f:close() end
+    assert.is_true(returned, "uv.run() did not return by itself")
+    assert.same({}, failed)
+    assert.equal(N, ok)
+    assert.equal(N, on_loop)                    -- every callback ran on the loop
+    assert.equal(0, client:pending())
+    assert.is_true(client._engine.max_in_flight_seen <= CAP)
+    assert.is_true(top_fd > 1100, "zcrm's sockets were numbered up to " .. top_fd)
+    local ideal = N * LATENCY_MS / 1000 / CAP
+    assert.is_true(wall <= ideal * 1.15,
+      string.format("wall %.3f s, ideal %.3f s (%.0f%% over)", wall, ideal, (wall / ideal - 1) * 100))
+    client:close()
+  end)
+
+  it("runs apply as a task on the loop: on_result on the loop, the loop's own timers keep firing", function()
+    local client = new_client(emu, { concurrency = CAP })
+    local handle = zluv.attach(client)
+    local plan = {}
+    for i = 1, 20 do plan[i] = { module = "Bulk_Module_" .. i, plural_label = "Luv Task Items " .. i } end
+    local results, on_loop, ticks, report, err = 0, 0, 0, nil, nil
+    local ticker = uv.new_timer()
+    ticker:start(10, 10, function() ticks = ticks + 1 end)
+    handle:run(function()
+      report, err = client:apply(plan, { on_result = function()
+        results = results + 1
+        if uv.loop_mode() == "default" then on_loop = on_loop + 1 end
+      end })
+      ticker:close()
+    end)
+    assert.is_nil(report)        -- run() returned at apply's first wait
+    assert.is_true(run_loop(60))
+    assert.is_nil(err)
+    assert.equal(20, #report.applied)
+    assert.equal(20, results)
+    assert.equal(20, on_loop)    -- every on_result ran inside uv.run()
+    -- two rounds of 50 ms at least: a loop blocked by apply would not tick
+    assert.is_true(ticks >= 2, ticks .. " ticks during apply")
+    handle:detach()
+    client:close()
+  end)
+
+  it("starts again on a submit after the loop went idle, and stops on detach", function()
+    local client = new_client(emu)
+    local handle = zluv.attach(client)
+    assert.is_true(run_loop(10)) -- nothing pending: returns at once
+    local req = client:submit("get_modules")
+    assert.is_true(run_loop(30))
+    assert.is_true(req:done())
+    assert.is_table((req:result()))
+    handle:detach()
+    handle:detach()
+    req = client:submit("get_modules")
+    assert.is_true(run_loop(10))  -- detached: the loop has nothing to run
+    assert.is_false(req:done())
+    assert.is_table((client:wait(req)))
+    client:close()
+  end)
+
+  it("stops watching when the client closes, and refuses a second attach", function()
+    local client = new_client(emu)
+    local handle = zluv.attach(client)
+    assert.has_error(function() zluv.attach(client) end)
+    local req = client:submit("get_modules")
+    client:close()
+    assert.is_true(run_loop(10))
+    assert.equal("CANCELLED", select(2, req:result()).code)
+    handle:detach()
+  end)
+end)
