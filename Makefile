@@ -43,7 +43,7 @@ DEB_PACKAGES = make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
                clang libclang-rt-14-dev valgrind openssl lua-socket cppcheck \
                lua-ldoc lcov lua-luv lua-cqueues
 
-.PHONY: all deps test demo install rock-install uninstall lint docs coverage clean bench soak asan valgrind fuzz rock tsan
+.PHONY: all deps test demo install rock-install uninstall lint docs coverage clean bench soak asan valgrind fuzz tsan
 
 # The C host of examples/host/ (issue 14): zcrm.core linked in.
 HOST_BIN  = examples/host/host
