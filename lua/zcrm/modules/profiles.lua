@@ -42,6 +42,26 @@ function M.by_name(profiles, into)
   return map
 end
 
+--- profile_id(p, by_name, known_ids, use_id) -> the id `p` (`{ id = }` or
+-- `{ name = }`) stands for, or nil, the key at fault ("name" or "id"), why.
+-- `by_name` is as `by_name` makes it; with `known_ids` (id -> anything), an
+-- id not in it is at fault. `use_id` ends the message for a shared name
+-- ("use its id" when nil). The one lookup: updates and profile_set use it.
+function M.profile_id(p, by_name, known_ids, use_id)
+  local id = p.id
+  if id == nil then
+    id = by_name[p.name]
+    if id == nil then
+      return nil, "name", string.format("no profile named '%s' in this org", p.name)
+    elseif id == "ambiguous" then
+      return nil, "name", string.format("more than one profile is named '%s'; %s", p.name, use_id or "use its id")
+    end
+  elseif known_ids and not known_ids[id] then
+    return nil, "id", string.format("no profile with id %s in this org", id)
+  end
+  return id
+end
+
 --- resolve_profiles(list, by_name, known_ids) -> a copy of `list` (a checked
 -- update's profiles) with every `{ name = }` replaced by its id, or nil, err.
 -- Unknown or ambiguous names, and an id given twice, are errors; with
@@ -50,18 +70,8 @@ end
 function M.resolve_profiles(list, by_name, known_ids)
   local resolved, seen = {}, {}
   for i, p in ipairs(list) do
-    local id = p.id
-    if id == nil then
-      id = by_name[p.name]
-      if id == nil then
-        return nil, profile_fault(i, string.format("no profile named '%s' in this org", p.name), "name", p.name)
-      elseif id == "ambiguous" then
-        return nil, profile_fault(i, string.format("more than one profile is named '%s'; use its id", p.name),
-          "name", p.name)
-      end
-    elseif known_ids and not known_ids[id] then
-      return nil, profile_fault(i, string.format("no profile with id %s in this org", id), "id", id)
-    end
+    local id, key, why = M.profile_id(p, by_name, known_ids)
+    if not id then return nil, profile_fault(i, why, key, p[key]) end
     if seen[id] then
       return nil, profile_fault(i, string.format("profile %s is given twice", id))
     end
