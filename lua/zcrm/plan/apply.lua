@@ -48,7 +48,9 @@ local function write_undo(path, text)
   f:close()
   if not ok then
     os.remove(path)
-    return nil, check.io_error("UNDO_FILE_ERROR", "cannot write undo plan: " .. tostring(werr))
+    -- a full disk or an I/O error: name the file and the cause
+    return nil, check.io_error("UNDO_FILE_ERROR", string.format("cannot write undo plan %s: %s", path,
+      core.is_error(werr) and werr.message or tostring(werr)), { path = path })
   end
   return true
 end

@@ -18,8 +18,8 @@ function M.plan_error(code, message, field, details, resolution)
                       resolution = resolution }
 end
 
-function M.io_error(code, message)
-  return core.error { kind = "io", code = code, message = message, retryable = false }
+function M.io_error(code, message, details)
+  return core.error { kind = "io", code = code, message = message, details = details, retryable = false }
 end
 
 function M.entry_fault(item, err)
