@@ -11,6 +11,9 @@
 -- (an invalid plan, a state read that failed, a journal that cannot be opened).
 -- Failures of single entries are in `report.failed`, not an error return: a bulk
 -- run that is half done is a result to read, like Zoho's 207.
+--
+-- One file of about 400 lines, because it reads best whole: one job, a run
+-- whose stages (check, read, send, journal, report) share one run state.
 -- @module zcrm.plan.apply
 
 local core = require "zcrm.core"
