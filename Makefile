@@ -43,7 +43,7 @@ DEB_PACKAGES = make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
                clang libclang-rt-14-dev valgrind openssl lua-socket cppcheck \
                lua-ldoc lcov lua-luv lua-cqueues
 
-.PHONY: all deps test demo install rock-install uninstall lint docs coverage clean bench asan valgrind fuzz rock tsan
+.PHONY: all deps test demo install rock-install uninstall lint docs coverage clean bench soak asan valgrind fuzz tsan
 
 # The C host of examples/host/ (issue 14): zcrm.core linked in.
 HOST_BIN  = examples/host/host
@@ -85,6 +85,12 @@ test: deps all $(HOST_TSAN)
 
 bench: deps all
 	@sh bench/run.sh
+
+# 100,000 updates through submit/poll against the emulator with 1% faults:
+# RSS, accounting and repeats checked, figures printed (doc/reliability.md).
+# Not part of make test (about a minute).
+soak: deps all
+	$(LUA) bench/soak.lua
 
 lint: deps
 	luacheck lua spec bin/zcrm examples bench .ci/docscov.lua
@@ -257,11 +263,9 @@ ASAN_CORE     = $(ASAN_DIR)/csrc/zcrm/core.so
 ASAN_EMU      = $(ASAN_DIR)/bin/zcrm-emulator
 ASAN_CFLAGS   = $(SAN_COMMON) -std=c99 -Wall -Wextra -D_POSIX_C_SOURCE=200809L
 ASAN_SPECS   ?=
-# plan_spec's kill -9 test kills its child 0.1-0.35 s after start, a window an
-# ASan-instrumented child under load may not reach; luv_spec's wall time
-# against the ideal (within 15%) would time the sanitized emulator and core.
-# Neither checks memory safety.
-ASAN_BUSTED_ARGS ?= --filter-out="killed with SIGKILL" --filter-out="within 15"
+# luv_spec's wall time against the ideal (within 15%) would time the sanitized
+# emulator and core (a figure, not a memory check; issue 14's spec).
+ASAN_BUSTED_ARGS ?= --filter-out="within 15"
 
 $(ASAN_DIR)/obj/csrc/%.o: csrc/%.c csrc/zcrm.h csrc/errors.h
 	@mkdir -p $(@D)
@@ -283,32 +287,36 @@ $(ASAN_DIR)/unpreload.so: fuzz/san/unpreload.c
 	@mkdir -p $(@D)
 	$(SAN_CC) -shared -fPIC -O1 -o $@ $<
 
-# LeakSanitizer's own tracer thread now and then crashes at a process's exit
-# ("Tracer caught signal 11 ... LeakSanitizer has encountered a fatal error"):
-# that says nothing about our code, so when it is the only report the suite
-# runs once more; any other report fails at once.
-LSAN_TRACER_CRASH = ^(Tracer caught signal|==[0-9]+==(LeakSanitizer has encountered a fatal error|HINT:))
+$(ASAN_DIR)/dtls_probe_lib.so: fuzz/san/dtls_probe_lib.c
+	@mkdir -p $(@D)
+	$(SAN_CC) -shared -fPIC -O1 -o $@ $<
 
-asan: deps all $(ASAN_CORE) $(ASAN_EMU) $(ASAN_DIR)/unpreload.so
+$(ASAN_DIR)/dtls_probe: fuzz/san/dtls_probe.c $(ASAN_DIR)/dtls_probe_lib.so
+	$(SAN_CC) $(ASAN_CFLAGS) -o $@ $< -ldl
+
+# intercept_tls_get_addr=0: the ASan runtime of LLVM <= 16 can misread a
+# dynamic TLS block as carrying glibc 2.19's header, and LeakSanitizer's tracer
+# then crashes at the process's exit ("Tracer caught signal 11"); turning the
+# interception off is the fix. fuzz/san/dtls_probe.c reproduces the crash and
+# runs first, so a runtime that ignores the option fails here, not at random
+# (doc/reliability.md, "LeakSanitizer's tracer").
+ASAN_OPTS = halt_on_error=1:detect_leaks=1:intercept_tls_get_addr=0:suppressions=$(CURDIR)/fuzz/san/lsan.supp
+
+asan: deps all $(ASAN_CORE) $(ASAN_EMU) $(ASAN_DIR)/unpreload.so $(ASAN_DIR)/dtls_probe
 	@test -f "$(ASAN_RT)" || { echo "asan: no $(ASAN_RT) (install libclang-rt-14-dev)"; exit 1; }
-	@start=$$(date +%s); attempt=1; \
-	while :; do \
-	rm -rf $(ASAN_DIR)/logs && mkdir -p $(ASAN_DIR)/logs; rc=0; \
+	@ASAN_OPTIONS="$(ASAN_OPTS)" $(ASAN_DIR)/dtls_probe $(CURDIR)/$(ASAN_DIR)/dtls_probe_lib.so || \
+	  { echo "asan: LeakSanitizer's tracer crashes on a misread TLS block even with intercept_tls_get_addr=0 (fuzz/san/dtls_probe.c)"; exit 1; }
+	@rm -rf $(ASAN_DIR)/logs && mkdir -p $(ASAN_DIR)/logs
+	@start=$$(date +%s); rc=0; \
 	PATH="$(CURDIR)/fuzz/san:$$PATH" \
 	ZCRM_ASAN_PRELOAD="$(ASAN_RT) $(CURDIR)/$(ASAN_DIR)/unpreload.so" \
 	LUA_INIT_5_4="@$(CURDIR)/fuzz/san/asan_init.lua" ZCRM_ASAN_CORE="$(CURDIR)/$(ASAN_CORE)" \
 	ZCRM_EMULATOR="$(CURDIR)/$(ASAN_EMU)" LUAROCKS_CONFIG="$(CURDIR)/fuzz/san/luarocks-config.lua" \
-	ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:log_path=$(CURDIR)/$(ASAN_DIR)/logs/asan:suppressions=$(CURDIR)/fuzz/san/lsan.supp" \
+	ASAN_OPTIONS="$(ASAN_OPTS):log_path=$(CURDIR)/$(ASAN_DIR)/logs/asan" \
 	LSAN_OPTIONS="suppressions=$(CURDIR)/fuzz/san/lsan.supp:print_suppressions=0" \
 	UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$(CURDIR)/$(ASAN_DIR)/logs/ubsan" \
 	  lua5.4 /usr/bin/busted --ignore-lua --lua=lua5.4 -o utfTerminal $(ASAN_BUSTED_ARGS) $(ASAN_SPECS) || rc=$$?; \
 	echo "asan: busted exit $$rc in $$(( $$(date +%s) - start )) s"; \
-	if [ $$attempt = 1 ] && ls $(ASAN_DIR)/logs/* >/dev/null 2>&1 && \
-	   ! grep -qvE '$(LSAN_TRACER_CRASH)' $(ASAN_DIR)/logs/*; then \
-	  echo "asan: only LeakSanitizer's tracer crashed (not a finding):"; cat $(ASAN_DIR)/logs/*; \
-	  echo "asan: running the suite once more"; attempt=2; continue; fi; \
-	break; \
-	done; \
 	if ls $(ASAN_DIR)/logs/* >/dev/null 2>&1; then \
 	  for f in $(ASAN_DIR)/logs/*; do echo "== $$f"; head -80 "$$f"; done; \
 	  echo "asan: sanitizer reports above"; exit 1; fi; \
@@ -320,11 +328,8 @@ asan: deps all $(ASAN_CORE) $(ASAN_EMU) $(ASAN_DIR)/unpreload.so
 # suite; only the Lua process at the top runs under valgrind (child zcrm
 # commands, curl and luarocks do not: make asan covers the zcrm children).
 VALGRIND_SPECS ?=
-# Timing checks that measure the interpreter, not correctness: poll(0)'s
-# 40 ms bound, the kill -9 window (as for asan), and zcrm.luv's wall time
-# against the ideal (the issue's 15%).
-VALGRIND_BUSTED_ARGS ?= --filter-out="never blocks in poll" --filter-out="killed with SIGKILL" \
-                        --filter-out="within 15"
+# zcrm.luv's wall time against the ideal (issue 14's 15%) times valgrind, not zcrm.
+VALGRIND_BUSTED_ARGS ?= --filter-out="within 15"
 VALGRIND      = valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
                 --show-leak-kinds=definite --track-origins=no --num-callers=30 \
                 --suppressions=$(CURDIR)/fuzz/san/valgrind.supp

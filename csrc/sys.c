@@ -104,13 +104,15 @@ static const char *zc_path_arg(lua_State *L, int arg) {
  * it is on disk.
  * @function fsync
  * @tparam file file an open Lua file
+ * @tparam[opt="file"] string name what the error calls the file, e.g. its path
  * @treturn true|nil true, or nil and an error object
  */
 static int zc_fsync(lua_State *L) {
   luaL_Stream *s = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+  const char *name = luaL_optstring(L, 2, "file");
   if (s->closef == NULL) return luaL_argerror(L, 1, "attempt to use a closed file");
   if (fflush(s->f) != 0 || fsync(fileno(s->f)) != 0)
-    return zc_fail_errno(L, "cannot fsync", "file", errno);
+    return zc_fail_errno(L, "cannot fsync", name, errno);
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -578,6 +578,20 @@ static const char *const zc_update_keys[] = {
 };
 
 /*
+** A key the API refuses in an update (NOT_ALLOWED): when the table at idx
+** has `key`, pushes the error (above the key's value) and returns 1; else
+** returns 0 with the stack as it was.
+*/
+static int zc_refused_key(lua_State *L, int idx, const char *key,
+                          const char *json_path, const char *why) {
+  if (zc_rawfield(L, idx, key) == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  return zc_verr(L, "NOT_ALLOWED", key, key, json_path, -1, "%s", why);
+}
+
+/*
 ** The update table. Checks in a fixed order, so that the
 ** reported fault does not depend on table traversal: type, keys the API
 ** refuses (NOT_ALLOWED), unknown keys, nothing to update, then each field.
@@ -591,20 +605,16 @@ static int zc_check_update(lua_State *L, int idx, int out) {
   /* "Update Custom Module": "The module API name can be updated only through
   ** the UI", and its NOT_ALLOWED error "API name cannot be updated for
   ** module". */
-  if (zc_rawfield(L, idx, "api_name") != LUA_TNIL)
-    return zc_verr(L, "NOT_ALLOWED", "api_name", "api_name",
-                   "$.modules[0].api_name", -1,
-                   "api_name cannot be updated through the API; change it "
-                   "in the UI");
-  lua_pop(L, 1);
+  if (zc_refused_key(L, idx, "api_name", "$.modules[0].api_name",
+                     "api_name cannot be updated through the API; change it "
+                     "in the UI"))
+    return 1;
   /* Zoho's OpenAPI file for modules: access_type must not be sent ("access
   ** type update not allowed"). */
-  if (zc_rawfield(L, idx, "access_type") != LUA_TNIL)
-    return zc_verr(L, "NOT_ALLOWED", "access_type", "access_type",
-                   "$.modules[0].access_type", -1,
-                   "access_type cannot be changed after the module is "
-                   "created");
-  lua_pop(L, 1);
+  if (zc_refused_key(L, idx, "access_type", "$.modules[0].access_type",
+                     "access_type cannot be changed after the module is "
+                     "created"))
+    return 1;
   /* "Update Custom Module" lists the Input JSON keys: plural_label,
   ** singular_label, profiles. Anything else (e.g. the typo plural_lable)
   ** is refused, never silently sent or dropped. */

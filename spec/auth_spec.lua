@@ -110,30 +110,51 @@ describe("auth", function()
     assert.equal(1, emu:stats().token_refreshes)
   end)
 
+  -- Expiry is the client's own reading of core.now; these move that clock
+  -- instead of sleeping through a short token lifetime, so a slow machine or
+  -- valgrind cannot push a call past the server's expiry. The emulator's
+  -- tokens (3600 s) stay valid on the server whatever the client's clock says.
+  local function client_clock()
+    local real = core.now
+    local offset = 0
+    core.now = function() return real() + offset end
+    finally(function() core.now = real end)
+    return function(t) offset = t - real() end
+  end
+
   it("keeps using a still-valid token when a refresh ahead of expiry fails", function()
-    local short = emulator.start(args { "--token-ttl", "4" })
-    local c = oauth_client(short, { oauth = { refresh_margin = 3 } })
+    local c = oauth_client(emu, { oauth = { refresh_margin = 60 } })
+    local set_clock = client_clock()
     assert.truthy(keep(c:get_module("Digital_Marketing")))
-    -- inside the margin now: the next call refreshes, and the accounts server fails
-    core.sleep(2.2)
-    short:script("status:500", 1, "token")
+    local token = c.oauth.access_token
+    -- 30 s before expiry: inside the margin, so the next call refreshes, and the accounts server fails
+    set_clock(c.oauth.expires_at - 30)
+    emu:script("status:500", 1, "token")
     local mod = keep(c:get_module("Digital_Marketing"))
-    short:stop()
+    local stats = emu:stats()
     assert.equal("Digital_Marketing", mod and mod.api_name)
+    assert.equal(2, c.token_refreshes)           -- it asked, and got the 500
+    assert.equal(1, stats.responses["500"])
+    assert.equal(token, c.oauth.access_token)
+    assert.is_nil(stats.responses["401"])
   end)
 
-  it("refreshes ahead of expiry during a run", function()
-    local short = emulator.start(args { "--token-ttl", "2" })
-    local c = oauth_client(short, { oauth = { refresh_margin = 0.5 } })
-    local t0 = core.now()
-    while core.now() - t0 < 3.5 do
+  it("refreshes ahead of expiry during a run, once the clock is inside the margin", function()
+    local c = oauth_client(emu, { oauth = { refresh_margin = 60 } })
+    local set_clock = client_clock()
+    assert.truthy(keep(c:get_module("Digital_Marketing")))
+    for i = 1, 3 do
+      local token, expires_at = c.oauth.access_token, c.oauth.expires_at
+      set_clock(expires_at - 61)   -- just outside the margin: the token is used as it is
       assert.truthy(keep(c:get_module("Digital_Marketing")))
-      core.sleep(0.2)
+      assert.equal(i, emu:stats().token_refreshes)
+      assert.equal(token, c.oauth.access_token)
+      set_clock(expires_at - 59)   -- inside it: a new token before the call
+      assert.truthy(keep(c:get_module("Digital_Marketing")))
+      assert.equal(i + 1, emu:stats().token_refreshes)
+      assert.are_not.equal(token, c.oauth.access_token)
     end
-    local stats = short:stats()
-    short:stop()
-    assert.is_true(stats.token_refreshes >= 3, "refreshes: " .. stats.token_refreshes)
-    assert.is_nil(stats.responses["401"])
+    assert.is_nil(emu:stats().responses["401"])
   end)
 
   it("reads expires_in as milliseconds when expires_in_sec is present", function()

@@ -6,7 +6,7 @@
 -- Nothing here runs inside libcurl: `multi:perform` returns the finished
 -- transfers, and only then are coroutines resumed and callbacks called.
 --
--- One file of a little over 400 lines, because it reads best whole: the
+-- One file of about 530 lines, because it reads best whole: the
 -- request object, the queue, the timers, the waiters and `poll` all act on
 -- the same engine state, and each would reach into the others if split.
 -- @module zcrm.engine

@@ -166,6 +166,7 @@ function M.call(client, method, path, opts, url, json)
   local idempotent = opts.idempotent
   if idempotent == nil then idempotent = method ~= "POST" end
   local attempt, reauthed = 0, false
+  local refused, refused_since = 0, nil
   while true do
     local token, headers
     if opts.auth ~= false then
@@ -227,7 +228,18 @@ function M.call(client, method, path, opts, url, json)
         retry_after = parse_retry_after(rheaders and rheaders["retry-after"])
       end
     end
-    if err then
+    if err and err.code == "CONNECTION_FAILED" then refused_since = refused_since or core.now() end
+    local left = refused_since and refused_since + client.request_timeout - core.now()
+    if err and err.code == "CONNECTION_FAILED" and client.max_retries > 0 and left > 0 then
+      -- Nothing reached a server that refuses connections (one restarting,
+      -- say): the call keeps trying, with backoff, for `timeout` seconds from
+      -- the first refusal; max_retries counts only the other failures.
+      refused = refused + 1
+      local delay = math.min(backoff(client, refused), left)
+      client:_log("info", string.format("%s %s: %s; trying again in %.2fs (%.0fs left of timeout)",
+        method, path, err.code, delay, left))
+      coroutine.yield("sleep", delay)
+    elseif err then
       if not err.retryable or attempt >= client.max_retries then return nil, err end
       if retry_after and retry_after > client.retry_max_delay then
         -- The server asks for a longer wait than this client may sleep.

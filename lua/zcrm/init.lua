@@ -4,6 +4,10 @@
 -- (fields: kind, code, status, message, details, field, retryable, resolution);
 -- misuse of the API (a wrong argument type) raises. "Returns: `T` or `nil, err`"
 -- below means exactly that.
+--
+-- One file of about 420 lines, because it reads best whole: it is the public
+-- face, every public function and client method with its doc comment in the
+-- one LDoc module `zcrm`; the work itself is in the files it requires.
 -- @module zcrm
 
 local core = require "zcrm.core"

@@ -6,6 +6,9 @@
 --   emu:stats(), emu:state(), emu:reset(), emu:expire_tokens(), emu:script(mode, count [, route])
 --   emu:request(method, path, { headers = {...}, body = "...", timeout = s }) --> status, body, headers
 --   emu:stop()   -- SIGTERM, waits for the exit; safe to call twice
+--   emu:kill()   -- SIGKILL (no clean exit), waits for it; returns what it wrote to stderr
+--   emulator.start(args, { port = P, delay = S, wait = false }) then emu:ready():
+--     on port P (default 0, a free one), starting after S seconds, in the background
 --
 -- Environment: ZCRM_EMULATOR (binary, default bin/zcrm-emulator) and
 -- ZCRM_EMULATOR_WRAPPER (a command prefix, e.g. "valgrind -q --error-exitcode=99").
@@ -35,9 +38,11 @@ local function tail(s, n)
   return #s > n and s:sub(-n) or s
 end
 
---- Start an emulator. `args` are extra command-line arguments.
-function M.start(args)
-  args = args or {}
+--- Start an emulator. `args` are extra command-line arguments; `opts.port`
+--- (default 0: a free one), `opts.delay` (seconds to wait before starting it),
+--- `opts.wait` (false: return at once, and call emu:ready() later).
+function M.start(args, opts)
+  args, opts = args or {}, opts or {}
   local bin = os.getenv("ZCRM_EMULATOR") or "bin/zcrm-emulator"
   local wrapper = os.getenv("ZCRM_EMULATOR_WRAPPER") or ""
   local f = io.open(bin, "rb")
@@ -47,15 +52,24 @@ function M.start(args)
     out = os.tmpname(), err = os.tmpname(), pidfile = os.tmpname(), rcfile = os.tmpname(),
     slow = wrapper ~= "",
   }, Emu)
-  local parts = { wrapper, quote(bin), "--port", "0" }
+  local parts = { wrapper, quote(bin), "--port", tostring(math.tointeger(opts.port or 0)) }
   for _, a in ipairs(args) do parts[#parts + 1] = quote(a) end
   -- The subshell records the emulator's own pid ($! of a simple command is
   -- the exec'd program) and, once it exits, its exit status.
-  local cmd = string.format("( %s >%s 2>%s & echo $! >%s; wait $!; echo $? >%s ) >/dev/null 2>&1 &",
+  local cmd = string.format("( %s%s >%s 2>%s & echo $! >%s; wait $!; echo $? >%s ) >/dev/null 2>&1 &",
+    opts.delay and string.format("sleep %.3f; ", opts.delay) or "",
     table.concat(parts, " "), quote(self.out), quote(self.err), quote(self.pidfile), quote(self.rcfile))
   spit(self.rcfile, "")
   if not sh(cmd) then error("cannot start " .. bin, 2) end
-  local deadline = os.time() + (self.slow and 60 or 10)
+  self.delay = opts.delay or 0
+  if opts.wait == false then return self end
+  return self:ready(3)
+end
+
+--- Waits until the emulator listens (its first stdout line); raises if it exits
+--- first, or does not listen within 10 s of its start (60 s with a wrapper).
+function Emu:ready(level)
+  local deadline = os.time() + self.delay + (self.slow and 60 or 10)
   while true do
     local pid = tonumber(slurp(self.pidfile) or "")
     local line = (slurp(self.out) or ""):match("^listening on (%S+)\n")
@@ -68,7 +82,7 @@ function M.start(args)
     if rc:match("%d") or os.time() > deadline then
       if pid then sh("kill -KILL " .. pid .. " 2>/dev/null") end
       error(string.format("zcrm-emulator did not start (%s): %s", rc:match("%d+") and ("exit " .. rc:match("%d+"))
-        or "timeout", tail(slurp(self.err), 2000)), 2)
+        or "timeout", tail(slurp(self.err), 2000)), level or 2)
     end
     sleep(0.02)
   end
@@ -129,6 +143,17 @@ end
 
 --- SIGTERM, wait for the exit. Raises if the emulator exits with a non-zero
 --- status (a crash, or the wrapper's error exit code).
+function Emu:kill()
+  if self.stopped then return "" end
+  self.stopped = true
+  sh("kill -KILL " .. self.pid .. " 2>/dev/null")
+  while not (slurp(self.rcfile) or ""):match("%d") do sleep(0.02) end
+  local errtext = slurp(self.err) or ""
+  for _, path in ipairs { self.out, self.err, self.pidfile, self.rcfile } do os.remove(path) end
+  self.exit_code = 137
+  return errtext
+end
+
 function Emu:stop()
   if self.stopped then return self.exit_code end
   self.stopped = true

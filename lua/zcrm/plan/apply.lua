@@ -11,6 +11,9 @@
 -- (an invalid plan, a state read that failed, a journal that cannot be opened).
 -- Failures of single entries are in `report.failed`, not an error return: a bulk
 -- run that is half done is a result to read, like Zoho's 207.
+--
+-- One file of about 400 lines, because it reads best whole: one job, a run
+-- whose stages (check, read, send, journal, report) share one run state.
 -- @module zcrm.plan.apply
 
 local core = require "zcrm.core"
@@ -45,7 +48,9 @@ local function write_undo(path, text)
   f:close()
   if not ok then
     os.remove(path)
-    return nil, check.io_error("UNDO_FILE_ERROR", "cannot write undo plan: " .. tostring(werr))
+    -- a full disk or an I/O error: name the file and the cause
+    return nil, check.io_error("UNDO_FILE_ERROR", string.format("cannot write undo plan %s: %s", path,
+      core.is_error(werr) and werr.message or tostring(werr)), { path = path })
   end
   return true
 end

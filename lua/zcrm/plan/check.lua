@@ -18,8 +18,8 @@ function M.plan_error(code, message, field, details, resolution)
                       resolution = resolution }
 end
 
-function M.io_error(code, message)
-  return core.error { kind = "io", code = code, message = message, retryable = false }
+function M.io_error(code, message, details)
+  return core.error { kind = "io", code = code, message = message, details = details, retryable = false }
 end
 
 function M.entry_fault(item, err)
@@ -47,6 +47,16 @@ local function module_name(m)
   return nil
 end
 
+-- Runs a check of the C core or of zcrm.modules on `arg` for `item`: its
+-- result, or nil, the entry's fault (a check that raised becomes `code`).
+local function run_check(item, check, arg, code, field)
+  local ok, res, err = pcall(check, arg)
+  if not ok or not res then
+    return nil, M.entry_fault(item, ok and err or M.plan_error(code, tostring(res), field))
+  end
+  return res
+end
+
 -- A create entry `{ create = true, plural_label =, singular_label =, profiles = }`:
 -- a new module, checked as client:create_module checks it. It has no `module`
 -- (Zoho names the new module); in reports it is "(new) <plural label>".
@@ -63,10 +73,8 @@ local function check_create(item, entry)
   for k, v in pairs(entry) do
     if k ~= "create" then spec[k] = v end
   end
-  local ok, clean, err = pcall(modules.check_create, spec)
-  if not ok or not clean then
-    return nil, M.entry_fault(item, ok and err or M.plan_error("INVALID_DATA", tostring(clean)))
-  end
+  local clean, fault = run_check(item, modules.check_create, spec, "INVALID_DATA")
+  if not clean then return nil, fault end
   item.create = true
   item.module = "(new) " .. clean.plural_label
   item.update = clean
@@ -88,10 +96,8 @@ function M.check_entry(index, entry)
   if not item.module then
     return nil, M.entry_fault(item, M.plan_error("INVALID_MODULE", "'module' is an id or API name, got " .. type(entry.module), "module"))
   end
-  local ok, segment, merr = pcall(core.check_module, entry.module)
-  if not ok or not segment then
-    return nil, M.entry_fault(item, ok and merr or M.plan_error("INVALID_MODULE", tostring(segment), "module"))
-  end
+  local segment, mfault = run_check(item, core.check_module, entry.module, "INVALID_MODULE", "module")
+  if not segment then return nil, mfault end
   item.segment = segment
   item.module = segment
   local update = {}
@@ -108,10 +114,8 @@ function M.check_entry(index, entry)
     item.profile_set = set
     if next(update) == nil then item.update = {}; return item end
   end
-  local cok, clean, verr = pcall(core.prepare_update, update)
-  if not cok or not clean then
-    return nil, M.entry_fault(item, cok and verr or M.plan_error("INVALID_DATA", tostring(clean)))
-  end
+  local clean, vfault = run_check(item, core.prepare_update, update, "INVALID_DATA")
+  if not clean then return nil, vfault end
   item.update = clean
   return item
 end

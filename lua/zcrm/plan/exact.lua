@@ -8,6 +8,7 @@
 -- (`expand`), so the diff, the undo plan and the journal treat it as any entry.
 
 local core = require "zcrm.core"
+local resolver = require "zcrm.modules.profiles"
 
 local M = {}
 
@@ -79,18 +80,9 @@ end
 function M.expand(set, current, state)
   local want, profiles = {}, {}
   for i, p in ipairs(set) do
-    local id = p.id
+    local id, key, why = resolver.profile_id(p, state.profile_by_name, state.profile_by_id, "use { id = ... }")
     if not id then
-      id = state.profile_by_name[p.name]
-      if id == nil or id == "ambiguous" then
-        return nil, fault("INVALID_DATA",
-          id and string.format("more than one profile is named '%s'; use { id = ... }", p.name)
-             or string.format("no profile named '%s' in this org", p.name),
-          string.format("profile_set[%d]", i))
-      end
-    elseif not state.profile_by_id[id] then
-      return nil, fault("INVALID_DATA", string.format("no profile with id %s in this org", id),
-        string.format("profile_set[%d].id", i))
+      return nil, fault("INVALID_DATA", why, string.format("profile_set[%d]%s", i, key == "id" and ".id" or ""))
     end
     want[id] = true
     profiles[#profiles + 1] = { id = id }

@@ -116,7 +116,7 @@ function M.open(path, read_only)
   end
   local j, rerr = read_journal(path)
   if not j then fh:close(); return nil, rerr end
-  j.fh = fh
+  j.fh, j.path = fh, path
   if #j.text > 0 and j.text:sub(-1) ~= "\n" then
     fh:write("\n") -- end the torn line, so the next record starts on its own
   end
@@ -128,10 +128,19 @@ function Journal:write(rec)
   if not self.fh then return true end
   rec.v = JOURNAL_FORMAT
   local line = assert(cjson.encode(rec))
-  local ok, err = self.fh:write(line, "\n")
-  if ok then ok, err = sync(self.fh) end
-  if not ok then return nil, io_error("JOURNAL_ERROR", "cannot write journal: " .. tostring(err)) end
-  return true
+  -- Written, flushed, then fsync'd: a full disk or an I/O error at any step
+  -- ends the run (nothing more is sent), naming the file and the cause.
+  local ok, err, errno = self.fh:write(line, "\n")
+  if ok then ok, err, errno = self.fh:flush() end
+  if ok then
+    ok, err = sync(self.fh, "journal " .. self.path)
+    if not ok then
+      return nil, io_error("JOURNAL_ERROR", err.message, { path = self.path, errno = err.details and err.details.errno })
+    end
+    return true
+  end
+  return nil, io_error("JOURNAL_ERROR", string.format("cannot write journal %s: %s", self.path, tostring(err)),
+    { path = self.path, errno = errno })
 end
 
 function Journal:close()
