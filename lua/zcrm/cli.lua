@@ -22,9 +22,9 @@ local SIGNAL_NAME = { [2] = "Ctrl-C (SIGINT)", [15] = "SIGTERM" }
 local INTERRUPT_GRACE = 5
 
 -- The rooms: lua/zcrm/cli/term.lua (terminal, output, errors), cli/args.lua
--- (help texts, flags), cli/connect.lua (config files, the client); apply,
--- validate, modules, profiles and the emulator are here; export, plan, diff,
--- change sets and --orgs in lua/zcrm/cli_config.lua.
+-- (help texts, flags), cli/connect.lua (config files, the client),
+-- cli/lists.lua (modules, profiles, emulator); apply and validate are here;
+-- export, plan, diff, change sets and --orgs in lua/zcrm/cli_config.lua.
 local term = require "zcrm.cli.term"
 local words = require "zcrm.cli.args"
 local connection = require "zcrm.cli.connect"
@@ -32,11 +32,12 @@ local setup_terminal, paint, out, err_line, json_line = term.setup_terminal, ter
   term.json_line
 local error_json, print_error, usage_error, list_or_nil = term.error_json, term.print_error, term.usage_error,
   term.list_or_nil
-local plural, width, print_table, progress_bar, ask = term.plural, term.width, term.print_table, term.progress_bar,
-  term.ask
+local plural, width, progress_bar, ask = term.plural, term.width, term.progress_bar, term.ask
 local CONNECTION_HELP, HELP, COMMAND_FLAGS, parse, resume_command = words.CONNECTION_HELP, words.HELP,
   words.COMMAND_FLAGS, words.parse, words.resume_command
 local load_secret_file, connect = connection.load_secret_file, connection.connect
+local lists = require "zcrm.cli.lists"
+local cmd_modules, cmd_profiles, cmd_emulator = lists.cmd_modules, lists.cmd_profiles, lists.cmd_emulator
 
 -- {==== apply and validate
 
@@ -348,84 +349,6 @@ local function cmd_validate(flags, positional)
     print_error(flags, path, err)
   end
   return EXIT_USAGE
-end
-
--- }====
-
--- {==== modules, profiles, emulator
-
-local function profile_names(m)
-  local names = {}
-  for _, p in ipairs(type(m.profiles) == "table" and m.profiles or {}) do names[#names + 1] = p.name or p.id end
-  return table.concat(names, ", ")
-end
-
--- Runs `fetch(client)` and prints its list: JSON lines, or a table.
-local function list_command(flags, fetch, json_of, header, row_of)
-  local client, code = connect(flags)
-  if not client then return code end
-  local list, err = fetch(client)
-  client:close()
-  if not list then
-    print_error(flags, nil, err)
-    return EXIT_FAILED
-  end
-  if flags.json then
-    for _, item in ipairs(list) do json_line(json_of(item)) end
-  else
-    local rows = {}
-    for i, item in ipairs(list) do rows[i] = row_of(item) end
-    print_table(header, rows)
-  end
-  return EXIT_OK
-end
-
-local function cmd_modules(flags)
-  return list_command(flags, function(c) return c:get_modules() end,
-    function(m)
-      return { id = m.id, api_name = m.api_name, generated_type = m.generated_type,
-               plural_label = m.plural_label, singular_label = m.singular_label,
-               status = m.status, profiles = list_or_nil(m.profiles) }
-    end,
-    { "API NAME", "ID", "TYPE", "PLURAL LABEL", "SINGULAR LABEL", "PROFILES" },
-    function(m)
-      return { tostring(m.api_name or "?"), tostring(m.id or "?"), tostring(m.generated_type or "?"),
-               tostring(m.plural_label or ""), tostring(m.singular_label or ""), profile_names(m) }
-    end)
-end
-
-local function cmd_profiles(flags)
-  return list_command(flags, function(c) return c:get_profiles() end,
-    function(p) return { id = p.id, name = p.name, custom = p.custom } end,
-    { "ID", "NAME" },
-    function(p) return { tostring(p.id or "?"), tostring(p.name or "") } end)
-end
-
--- The emulator beside this script (a checkout's bin/, or the install's
--- BINDIR), else zcrm-emulator on PATH.
-local function emulator_binary(argv)
-  local dir = (argv[0] or ""):match("^(.*)/[^/]*$")
-  if dir and exists(dir .. "/zcrm-emulator") then return dir .. "/zcrm-emulator" end
-  return "zcrm-emulator"
-end
-
--- Replaces this process by the emulator: one process, so stopping it (kill,
--- Ctrl-C) frees the port.
-local function cmd_emulator(argv, first)
-  local bin = emulator_binary(argv)
-  local args = { [0] = "zcrm-emulator" }
-  for i = first, #argv do
-    if argv[i] == "--help" or argv[i] == "-h" then out(HELP.emulator, "\n") end
-    args[#args + 1] = argv[i]
-  end
-  io.stdout:flush()
-  local _, message, errno = core.exec(bin, args)
-  if errno == 2 then
-    err_line("zcrm: zcrm-emulator not found (hint: run make in the zcrm checkout, or install it on PATH)")
-    return 127
-  end
-  err_line("zcrm: " .. tostring(message))
-  return 126
 end
 
 -- }====
