@@ -24,7 +24,7 @@ local INTERRUPT_GRACE = 5
 -- The rooms: lua/zcrm/cli/term.lua (terminal, output, errors), cli/args.lua
 -- (help texts, flags), cli/connect.lua (config files, the client),
 -- cli/lists.lua (modules, profiles, emulator); apply and validate are here;
--- export, plan, diff, change sets and --orgs in lua/zcrm/cli_config.lua.
+-- export, plan, diff (cli/config.lua), change sets and --orgs (cli/changesets.lua).
 local term = require "zcrm.cli.term"
 local words = require "zcrm.cli.args"
 local connection = require "zcrm.cli.connect"
@@ -35,7 +35,7 @@ local error_json, print_error, usage_error, list_or_nil = term.error_json, term.
 local plural, width, progress_bar, ask = term.plural, term.width, term.progress_bar, term.ask
 local CONNECTION_HELP, HELP, COMMAND_FLAGS, parse, resume_command = words.CONNECTION_HELP, words.HELP,
   words.COMMAND_FLAGS, words.parse, words.resume_command
-local load_secret_file, connect = connection.load_secret_file, connection.connect
+local connect = connection.connect
 local lists = require "zcrm.cli.lists"
 local cmd_modules, cmd_profiles, cmd_emulator = lists.cmd_modules, lists.cmd_profiles, lists.cmd_emulator
 
@@ -356,13 +356,12 @@ end
 local COMMANDS = { apply = cmd_apply, validate = cmd_validate, modules = cmd_modules, profiles = cmd_profiles }
 
 -- Configuration as code (issue 13): export, plan, diff, change sets and --orgs
--- live in lua/zcrm/cli_config.lua; this plugs them in, with the helpers here.
-local config = require "zcrm.cli_config"
+-- live in lua/zcrm/cli/config.lua and cli/changesets.lua; this plugs them in, with the helpers here.
+local config = require "zcrm.cli.config"
 config.install {
   commands = COMMANDS, flags = COMMAND_FLAGS, help = HELP,
   helpers = { out = out, interrupted_exit = interrupted_exit, interrupt_grace = INTERRUPT_GRACE,
               json_line = json_line, error_json = error_json, usage_error = usage_error,
-              load_secret_file = load_secret_file,
               connect = connect, print_changes = print_changes, list_or_nil = list_or_nil, ask = ask,
               error_line = function(prefix, err) print_error({}, prefix, err) end,
               print_invalid = function(faults) print_invalid({}, faults) end },

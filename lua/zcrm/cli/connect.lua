@@ -3,6 +3,7 @@
 
 local zcrm = require "zcrm"
 local core = require "zcrm.core"
+local orgs_mod = require "zcrm.orgs"
 local term = require "zcrm.cli.term"
 
 local M = {}
@@ -88,9 +89,50 @@ local function connect(flags)
   return client
 end
 
+-- Reads ORGS.lua: a list of { name =, options = <zcrm.new options> }. Like a
+-- config file, one that holds a secret must be readable by its owner only.
+local function read_orgs(path)
+  local resolution = "ORGS.lua returns a list of { name = \"...\", options = { <zcrm.new options> } }."
+  local list, lerr = load_secret_file(path, nil, "INVALID_ORGS", "orgs file", resolution)
+  if not list then return nil, lerr end
+  local valid, verr = orgs_mod.check(list)
+  if not valid then
+    return nil, zcrm.error { kind = "config", code = "INVALID_ORGS", message = path .. ": " .. verr.message,
+      resolution = resolution }
+  end
+  local mode = core.file_mode(path)
+  for _, org in ipairs(list) do
+    local o = org.options
+    local secret = o.access_token or (type(o.oauth) == "table" and (o.oauth.client_secret or o.oauth.refresh_token))
+    if secret and mode and mode & 0x3f ~= 0 and type(secret) == "string" and not secret:match("^emulator%-") then
+      return nil, zcrm.error { kind = "config", code = "UNSAFE_CONFIG",
+        message = string.format("orgs file %s holds secrets (org %s) and has mode %03o", path, org.name, mode),
+        resolution = string.format("Make it readable by its owner only (chmod 600 %s), or take secrets from the environment", path) }
+    end
+  end
+  return list
+end
+
+-- Returns orgs and their clients, or nil, exit code (the error printed).
+local function connect_orgs(flags)
+  local list, err = read_orgs(flags.orgs)
+  local clients
+  if list then clients, err = orgs_mod.connect(zcrm, list) end
+  if not clients then
+    print_error({}, flags.orgs, err)
+    return nil, EXIT_USAGE
+  end
+  return list, clients
+end
+
+local function per_org(path, name)
+  return (path:gsub("{org}", function() return name end))
+end
+
 -- }====
 
 M.load_secret_file = load_secret_file
 M.connect = connect
+M.read_orgs, M.connect_orgs, M.per_org = read_orgs, connect_orgs, per_org
 
 return M
