@@ -27,9 +27,12 @@ local engine = require "zcrm.engine"
 local API, ACCOUNTS = "https://crm.fuzz.test", "https://accounts.fuzz.test"
 local SECRETS = { "fuzz-access-token-0001", "fuzz-client-secret-0001", "fuzz-refresh-token-0001" }
 
-local plain = assert(zcrm.new { api_domain = API, access_token = SECRETS[1], env = false,
+-- timeout bounds the window in which refused connections are retried (they
+-- do not count against max_retries), so every input ends in bounded time.
+local plain = assert(zcrm.new { api_domain = API, access_token = SECRETS[1], env = false, timeout = 0.05,
                                 max_retries = 2, retry_base = 0, retry_max_delay = 0.001 })
 local oauth = assert(zcrm.new { api_domain = API, env = false, max_retries = 2, retry_base = 0, retry_max_delay = 0.001,
+  timeout = 0.05,
   oauth = { client_id = "1000.FUZZCLIENT", client_secret = SECRETS[2], refresh_token = SECRETS[3],
             accounts_url = "https://accounts.fuzz.test" } })
 
@@ -111,7 +114,9 @@ local input = { data = "", pos = 1 }
 local function next_response(spec)
   local data, pos = input.data, input.pos
   if pos + 1 > #data then
-    return nil, core.error { kind = "transport", code = "CONNECTION_FAILED", message = "no more input", retryable = true }
+    -- a timeout, not a refusal: it counts against max_retries, so running out
+    -- of input ends the operation at once
+    return nil, core.error { kind = "transport", code = "TIMEOUT", message = "no more input", retryable = true }
   end
   local function u8() local b = data:byte(pos) or 0; pos = pos + 1; return b end
   local status = u8() * 256 + u8()
@@ -185,11 +190,12 @@ return function(data)
   reset(c, Fake.new())
   local args = OP_ARGS[(op & 0x7f) % #OP_ARGS + 1]
   local req = c:submit(table.unpack(args))
-  for _ = 1, 200 do
-    c:poll(0)
+  -- polls that may wait a millisecond, so retry timers fall due
+  for _ = 1, 400 do
+    c:poll(0.001)
     if req:done() then break end
   end
-  assert(req:done(), "operation did not finish after 200 polls (unbounded retries?)")
+  assert(req:done(), "operation did not finish after 400 polls (unbounded retries?)")
   -- a refresh or profile read the operation started must be over too
   for _ = 1, 50 do
     if next(c._engine._waiters) == nil and #c._engine._ready == 0 then break end
