@@ -45,7 +45,7 @@ DEB_PACKAGES = make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
 
 .PHONY: all deps test demo install rock-install uninstall lint docs coverage clean bench soak asan valgrind fuzz tsan
 
-# The C host of examples/host/ (issue 14): zcrm.core linked in.
+# The C host of examples/host/: zcrm.core linked in.
 HOST_BIN  = examples/host/host
 HOST_LIBS = -llua$(LUA_VERSION) $(CURL_LIBS) -lutf8proc -lm -ldl -pthread
 # The same under ThreadSanitizer (make tsan).
@@ -265,7 +265,7 @@ ASAN_EMU      = $(ASAN_DIR)/bin/zcrm-emulator
 ASAN_CFLAGS   = $(SAN_COMMON) -std=c99 -Wall -Wextra -D_POSIX_C_SOURCE=200809L
 ASAN_SPECS   ?=
 # luv_spec's wall time against the ideal (within 15%) would time the sanitized
-# emulator and core (a figure, not a memory check; issue 14's spec).
+# emulator and core (a figure, not a memory check).
 ASAN_BUSTED_ARGS ?= --filter-out="within 15"
 
 $(ASAN_DIR)/obj/csrc/%.o: csrc/%.c csrc/zcrm.h csrc/errors.h
@@ -329,7 +329,7 @@ asan: deps all $(ASAN_CORE) $(ASAN_EMU) $(ASAN_DIR)/unpreload.so $(ASAN_DIR)/dtl
 # suite; only the Lua process at the top runs under valgrind (child zcrm
 # commands, curl and luarocks do not: make asan covers the zcrm children).
 VALGRIND_SPECS ?=
-# zcrm.luv's wall time against the ideal (issue 14's 15%) times valgrind, not zcrm.
+# zcrm.luv's wall time against the ideal (within 15%) times valgrind, not zcrm.
 VALGRIND_BUSTED_ARGS ?= --filter-out="within 15"
 VALGRIND      = valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
                 --show-leak-kinds=definite --track-origins=no --num-callers=30 \

@@ -1,4 +1,4 @@
--- Event-loop hosts (issue 14): what a host pays to wait, to poll and to ask.
+-- Event-loop hosts: what a host pays to wait, to poll and to ask.
 --
 --   a. CPU time of a process that waits on 10 slow updates (emulator latency
 --      2 s) through zcrm.luv, against the same wait in a 60 Hz poll(0) loop

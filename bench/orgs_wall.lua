@@ -1,4 +1,4 @@
--- Many orgs at once (issue 13): zcrm.apply_orgs with three orgs, each a
+-- Many orgs at once: zcrm.apply_orgs with three orgs, each a
 -- separate emulator answering after L ms, each with N updates at concurrency C,
 -- against the same run with one org. The orgs run concurrently in one process,
 -- so three should take about as long as one: the figure is wall(3) / wall(1),

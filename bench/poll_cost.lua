@@ -1,4 +1,4 @@
--- The cost of client:poll(0) when nothing is ready (issue 18: under 2 us),
+-- The cost of client:poll(0) when nothing is ready (target: under 2 us),
 -- in the two states a host loop meets: an idle client (nothing pending), and
 -- a client with 10 transfers in flight that the server has not answered yet
 -- (emulator latency 5 s), so that every poll drives libcurl and finds nothing.

@@ -1,4 +1,4 @@
--- make soak (issue 16, item 3): 100,000 module updates through client:submit
+-- make soak: 100,000 module updates through client:submit
 -- and client:poll against the emulator with 1% of the API calls spoiled
 -- (--fault-rate 0.01, its default fault list: 500, 503, reset, slow, 429,
 -- garbage). Prints its figures and exits non-zero unless all three hold:

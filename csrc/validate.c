@@ -33,7 +33,7 @@
 #define ZC_MAX_PROFILES 203
 /* "Profiles": a profile `name` is a string of at most 50. */
 #define ZC_PROFILE_NAME_MAX 50
-/* A module API name in a path: at most 100 characters (issue 15; see
+/* A module API name in a path: at most 100 characters (see
 ** zc_l_check_module). */
 #define ZC_MODULE_NAME_MAX 100
 /* Zoho access and refresh tokens are ~70 bytes; anything near this is not
@@ -728,7 +728,7 @@ static int zc_l_validate_update(lua_State *L) {
 ** states "no __; no trailing _" for the names a user picks, but names Zoho gives are
 ** wider: extension modules are namespace__Name
 ** (zohosign__ZohoSign_Documents) and some system modules end in __s
-** (Appointments_Rescheduled_History__s), so neither is refused (issue 15).
+** (Appointments_Rescheduled_History__s), so neither is refused.
 ** Zoho documents no length limit for extension names; 100 bounds the
 ** segment. Every accepted byte is unreserved in a URL path (RFC 3986), so
 ** the segment needs no escaping and cannot leave its place in the path.

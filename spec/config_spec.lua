@@ -1,4 +1,4 @@
--- Configuration as code (issue 13): export, exact profile sets, saved change
+-- Configuration as code: export, exact profile sets, saved change
 -- sets, drift checks and many orgs, against two and three emulators.
 local zcrm = require "zcrm"
 local cjson = require "cjson"

@@ -1,6 +1,6 @@
 -- zcrm.cqueues: once attached, a client's blocking-style calls made inside a
 -- cqueues coroutine wait through cqueues.poll, so the controller's other
--- coroutines keep running (issue 14).
+-- coroutines keep running.
 local zcrm = require "zcrm"
 local cqueues = require "cqueues"
 local zcq = require "zcrm.cqueues"

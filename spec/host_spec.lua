@@ -1,4 +1,4 @@
--- examples/host: the game-server-style C host (issue 14). It embeds Lua 5.4,
+-- examples/host: the game-server-style C host. It embeds Lua 5.4,
 -- holds 2,000 other sockets open, and drives zcrm from its own 60 Hz epoll
 -- loop through client:pollfd() and client:timeout(). `make` builds it, and
 -- `make test` also builds its ThreadSanitizer twin (fuzz/bin/tsan/host).

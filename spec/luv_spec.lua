@@ -1,5 +1,5 @@
 -- zcrm.luv: a client driven from a luv (libuv) loop through one uv poll on
--- client:pollfd() and one uv timer set from client:timeout() (issue 14).
+-- client:pollfd() and one uv timer set from client:timeout().
 local zcrm = require "zcrm"
 local uv = require "luv"
 local zluv = require "zcrm.luv"

@@ -1,4 +1,4 @@
--- The custom-module surface (issue 15), end to end against the emulator: module
+-- The custom-module surface, end to end against the emulator: module
 -- names as Zoho has them, create_module, update_modules (the batch PUT and its
 -- fallback), and reads that follow every page.
 local zcrm = require "zcrm"

@@ -1,5 +1,5 @@
 -- client:pollfd(): one descriptor for a host loop, whatever the number of
--- transfers (issue 14). On Linux it is an epoll descriptor the client owns.
+-- transfers. On Linux it is an epoll descriptor the client owns.
 local zcrm = require "zcrm"
 local emulator = require "spec.support.emulator"
 

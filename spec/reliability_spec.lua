@@ -177,7 +177,7 @@ end)
 -- against empty, garbage, truncated, wrongtype, html and deep answers;
 -- this extends it to the read calls, the token endpoint, non-UTF-8, 10 MB and
 -- dripped answers, and to hostile labels, module names and tokens.
--- Issue 16, item 1: the server is killed (kill -9, no clean exit) a third of
+-- Server restarts: the server is killed (kill -9, no clean exit) a third of
 -- the way through a run and comes back on the same port a second later, with
 -- the org it had saved (--state) before answering each update.
 describe("a server killed with kill -9 mid-run and restarted", function()
@@ -258,7 +258,7 @@ describe("a server killed with kill -9 mid-run and restarted", function()
   end)
 end)
 
--- Issue 16, item 2: the disk that holds the journal or the undo plan fills up.
+-- Full disk: the disk that holds the journal or the undo plan fills up.
 -- A 2 MiB tmpfs (mount needs root, as `make test` runs here and in CI) with a
 -- filler file; removing the filler is "space freed".
 describe("a full disk", function()

@@ -355,7 +355,7 @@ end
 
 local COMMANDS = { apply = cmd_apply, validate = cmd_validate, modules = cmd_modules, profiles = cmd_profiles }
 
--- Configuration as code (issue 13): export, plan, diff, change sets and --orgs
+-- Configuration as code: export, plan, diff, change sets and --orgs
 -- live in lua/zcrm/cli/config.lua and cli/changesets.lua; this plugs them in, with the helpers here.
 local config = require "zcrm.cli.config"
 config.install {

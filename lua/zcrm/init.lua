@@ -292,7 +292,7 @@ end
 
 -- }====
 
--- {==== configuration as code (issue 13): lua/zcrm/plan/{export,changes}.lua, lua/zcrm/orgs.lua
+-- {==== configuration as code: lua/zcrm/plan/{export,changes}.lua, lua/zcrm/orgs.lua
 
 local export = require "zcrm.plan.export"
 local changes = require "zcrm.plan.changes"

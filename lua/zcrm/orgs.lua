@@ -1,4 +1,4 @@
---- Many orgs in one run (issue 13): `zcrm.apply_orgs(orgs, plan, opts)`, and
+--- Many orgs in one run: `zcrm.apply_orgs(orgs, plan, opts)`, and
 -- `each`, which runs one function per org concurrently in this process.
 --
 -- Each org has its own client (its own concurrency cap, credit budget, token

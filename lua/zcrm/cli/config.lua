@@ -1,4 +1,4 @@
---- The configuration-as-code commands of `zcrm` (issue 13): export, plan and
+--- The configuration-as-code commands of `zcrm`: export, plan and
 -- diff, and the install hook that plugs them, with apply of a saved change
 -- set and --orgs (lua/zcrm/cli/changesets.lua), into lua/zcrm/cli.lua. Each
 -- is a thin layer over the Lua API (client:export, client:plan, client:diff,

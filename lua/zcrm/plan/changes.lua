@@ -1,4 +1,4 @@
---- Saved change sets and drift checks (issue 13).
+--- Saved change sets and drift checks.
 --
 --   client:plan(plan, opts)   -> change set: what applying `plan` to this org
 --                                would change, read from the live state

@@ -1,4 +1,4 @@
---- Exact profile sets in plans (issue 13): `profile_set = { "Administrator", "Sales" }`
+--- Exact profile sets in plans: `profile_set = { "Administrator", "Sales" }`
 -- says "exactly these profiles have access to the module": a profile listed
 -- is granted, a profile not listed loses access. Names are profile names
 -- (strings); `{ id = "..." }` names a profile by id.

@@ -1,4 +1,4 @@
---- client:export(): an org's custom modules as a plan (issue 13).
+--- client:export(): an org's custom modules as a plan.
 --
 -- The plan has one entry per custom module, sorted by API name: the module's
 -- API name, both labels, and `profile_set`, the exact set of profiles (by
