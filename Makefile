@@ -303,7 +303,7 @@ $(ASAN_DIR)/dtls_probe: fuzz/san/dtls_probe.c $(ASAN_DIR)/dtls_probe_lib.so
 # (doc/reliability.md, "LeakSanitizer's tracer").
 ASAN_OPTS = halt_on_error=1:detect_leaks=1:intercept_tls_get_addr=0:suppressions=$(CURDIR)/fuzz/san/lsan.supp
 
-asan: deps all $(ASAN_CORE) $(ASAN_EMU) $(ASAN_DIR)/unpreload.so $(ASAN_DIR)/dtls_probe
+asan: deps all $(HOST_TSAN) $(ASAN_CORE) $(ASAN_EMU) $(ASAN_DIR)/unpreload.so $(ASAN_DIR)/dtls_probe
 	@test -f "$(ASAN_RT)" || { echo "asan: no $(ASAN_RT) (install libclang-rt-14-dev)"; exit 1; }
 	@ASAN_OPTIONS="$(ASAN_OPTS)" $(ASAN_DIR)/dtls_probe $(CURDIR)/$(ASAN_DIR)/dtls_probe_lib.so || \
 	  { echo "asan: LeakSanitizer's tracer crashes on a misread TLS block even with intercept_tls_get_addr=0 (fuzz/san/dtls_probe.c)"; exit 1; }
@@ -335,7 +335,7 @@ VALGRIND      = valgrind --error-exitcode=99 --leak-check=full --errors-for-leak
                 --show-leak-kinds=definite --track-origins=no --num-callers=30 \
                 --suppressions=$(CURDIR)/fuzz/san/valgrind.supp
 
-valgrind: deps all
+valgrind: deps all $(HOST_TSAN)
 	@rm -rf $(FUZZ_DIR)/valgrind && mkdir -p $(FUZZ_DIR)/valgrind
 	@start=$$(date +%s); rc=0; \
 	LUA_INIT_5_4='collectgarbage("setpause", 100)' \
