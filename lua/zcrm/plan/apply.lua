@@ -23,6 +23,9 @@ local check = require "zcrm.plan.check"
 local load = require "zcrm.plan.load"
 local st = require "zcrm.plan.state"
 local jn = require "zcrm.plan.journal"
+local policy = require "zcrm.plan.policy"
+
+local call_back = policy.call_back
 
 local M = {}
 
@@ -99,28 +102,9 @@ local function check_options(opts)
   return opts
 end
 
--- Errors that every further call would share (token, scope, DNS, TLS,
--- credits): after the first, sending more cannot succeed, so the run stops
--- and reports what was not sent. A refused connection can also be one
--- request's bad luck (each has been retried already): three in a row, with
--- no other result between them, mean the host is gone.
-local SHARED = { CREDIT_LIMIT = true, DNS_ERROR = true, TLS_ERROR = true }
-local REFUSED_IN_A_ROW = 3
-local function fatal(err, refused)
-  return err.kind == "auth" or err.kind == "config" or err.kind == "io" or SHARED[err.code] == true
-    or refused >= REFUSED_IN_A_ROW
-end
-
 local function error_fields(err)
   if not core.is_error(err) then return { code = "ERROR", message = tostring(err) } end
   return { kind = err.kind, code = err.code, status = err.status, message = err.message, field = err.field }
-end
-
--- Calls a user callback; an error in it is kept, never breaks the run.
-local function call_back(report, fn, ...)
-  if not fn then return end
-  local ok, err = pcall(fn, ...)
-  if not ok then report.callback_errors[#report.callback_errors + 1] = tostring(err) end
 end
 
 -- An exact profile set needs the state: its revokes depend on who has access.
@@ -257,7 +241,8 @@ local function send_all(client, work, opts, report, journal)
   local total, done, started = #work, 0, 0
   local list = opts.batch and batch_units(work) or work
   local next_u, calls = 1, 0                 -- calls in flight
-  local completed, live, deadline, refused = {}, {}, nil, 0
+  local completed, live, deadline = {}, {}, nil
+  local stops = policy.stop_rule()           -- errors every further call would share
   local left = {}                            -- item of a group -> { n = items of the group not done }
   call_back(report, opts.on_progress, 0, total)
   while done < started or (next_u <= #list and not report.aborted and not report.interrupted) do
@@ -298,8 +283,7 @@ local function send_all(client, work, opts, report, journal)
       done = done + 1
       local ok, jerr = record_result(report, journal, item, res, err)
       if not ok then report.aborted = report.aborted or jerr end
-      refused = err and err.code == "CONNECTION_FAILED" and refused + 1 or 0
-      if err and fatal(err, refused) then report.aborted = report.aborted or err end
+      if stops(err) then report.aborted = report.aborted or err end
       call_back(report, opts.on_result, item.entry, res, err)
       call_back(report, opts.on_progress, done, total)
     end
