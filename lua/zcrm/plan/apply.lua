@@ -117,7 +117,8 @@ end
 
 -- Runs the checks; returns the valid items, or nil, err. Duplicates are looked
 -- for among all entries that name a module, even those invalid for another reason.
-local function prepare(client, list, opts, report)
+-- The state read is kept in `known.state` (see `apply`).
+local function prepare(client, list, opts, report, known)
   local state
   local against_state
   if opts.diff or opts.undo_file or opts.read_state or needs_state(list) then
@@ -125,8 +126,9 @@ local function prepare(client, list, opts, report)
       -- A plan with faults found offline sends no request at all, not even a read.
       if #faults > 0 and not opts.partial then return true end
       local err
-      state, err = st.read_state(client, items)
+      state, err = st.read_state(client, items, known and known.state)
       if not state then return nil, err end
+      if known then known.state = state end
       for _, item in ipairs(items) do
         local ok, serr = st.check_against_state(item, state)
         if not ok then faults[#faults + 1] = check.entry_fault(item, serr) end
@@ -319,8 +321,11 @@ end
 -- @tparam table|function|string plan a list of entries, a function of a
 -- context returning one, or the path of a plan file
 -- @tparam[opt] table opts see `options`
+-- @tparam[opt] table known for a run of two passes over one org (`zcrm.apply_orgs`
+-- checks every org with a dry run, asks, then applies): `known.state` holds the
+-- org's state once a pass has read it, and a later pass reads only what it lacks
 -- @treturn table|nil the report, or nil and a `zcrm.error` when nothing could be sent
-function M.apply(client, plan, opts)
+function M.apply(client, plan, opts, known)
   opts = check_options(opts)
   local t0, credits0 = core.now(), client:credits()
   local ctx = { client = client, args = opts.args, dir = opts.dir }
@@ -333,7 +338,7 @@ function M.apply(client, plan, opts)
   if not list then return nil, lerr end
   if opts.undo_file and core.file_mode(opts.undo_file) then return nil, undo_exists(opts.undo_file) end
   local report = new_report(list, opts)
-  local items, err, state = prepare(client, list, opts, report)
+  local items, err, state = prepare(client, list, opts, report, known)
   if not items then return nil, err end
 
   local journal
