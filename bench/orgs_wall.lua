@@ -4,7 +4,8 @@
 -- so three should take about as long as one: the figure is wall(3) / wall(1),
 -- target <= 1.3. Both are measured in this run, alternating, R times each; the
 -- medians are compared. Each apply_orgs does what `zcrm apply --orgs` does:
--- check every org (state read, dry run), then apply (state read, N updates).
+-- check every org (state read, dry run), then apply (N updates, against the state
+-- the check read).
 --
 -- Usage (from the repo root, after `make`): lua5.4 bench/orgs_wall.lua [N] [L_ms] [C] [R]
 package.path = "./lua/?.lua;./lua/?/init.lua;./?.lua;" .. package.path

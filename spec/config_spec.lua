@@ -283,6 +283,33 @@ describe("zcrm.apply_orgs across three orgs", function()
     end
   end)
 
+  it("reads each org's state once: the check's read serves the apply", function()
+    local result = assert(zcrm.apply_orgs(orgs(), plan, { confirm = function() return true end }))
+    assert.is_true(result.ok)
+    for i, e in ipairs(emus) do
+      local by_route = e:stats().requests.by_route
+      assert.equal(1, by_route["GET /crm/v8/settings/modules"], "module lists read from org" .. i)
+      assert.equal(1, by_route["GET /crm/v8/settings/profiles"], "profile lists read from org" .. i)
+      assert.equal(1, puts(e))
+    end
+  end)
+
+  it("reads what the check's state lacks when a plan function gives the apply more", function()
+    local calls = {}
+    local result = assert(zcrm.apply_orgs(orgs(), function(ctx)
+      calls[ctx.args.org] = (calls[ctx.args.org] or 0) + 1
+      local entry = { module = "Projects", plural_label = "Projects " .. ctx.args.org:upper() }
+      -- the first call (the check) names no profile; the second (the apply) does
+      if calls[ctx.args.org] == 2 then entry.profile_set = { "Administrator", "Standard" } end
+      return { entry }
+    end))
+    assert.is_true(result.ok)
+    for i, e in ipairs(emus) do
+      assert.same({ "Projects ORG" .. i, "Project", "Administrator,Standard" }, custom_modules(e).Projects)
+      assert.equal(1, e:stats().requests.by_route["GET /crm/v8/settings/profiles"])
+    end
+  end)
+
   it("checks every org before changing any: one org that refuses the plan stops them all", function()
     put(emus[3], "Tickets", { plural_label = "Projects ORG3" }) -- the label org3 would get is taken there
     local result, err = zcrm.apply_orgs(orgs(), plan, { confirm = function() return true end })

@@ -258,6 +258,45 @@ describe("a server killed with kill -9 mid-run and restarted", function()
   end)
 end)
 
+-- A server that goes away for good mid-run (kill -9, nothing listens on its
+-- port again): a plan's run and a change set's run stop alike, after three
+-- refused connections in a row, and list what they did not send.
+describe("a server killed with kill -9 mid-run and not restarted", function()
+  local RUN = 10
+  local emu
+
+  before_each(function() emu = emulator.start { "--extra-modules", tostring(RUN) } end)
+  after_each(function() emu:stop() end)
+
+  -- One call at a time and no retries: the kill comes right after the first
+  -- update is applied, and every later call is refused at once.
+  local function killed_run(what)
+    local client = assert(zcrm.new { api_domain = emu.url, access_token = "emulator-token", env = false,
+                                     concurrency = 1, max_retries = 0 })
+    local plan = plan_of("Gone", RUN)
+    if what == "a change set" then plan = assert(client:plan(plan)) end
+    local report = assert(client:apply(plan, {
+      on_result = function(_, res) if res then emu:kill() end end,
+    }))
+    client:close()
+    return report
+  end
+
+  for _, what in ipairs { "a plan", "a change set" } do
+    it("stops " .. what .. " after three refused connections in a row and lists the rest as not sent", function()
+      local report = killed_run(what)
+      assert.equal(1, #report.applied)
+      assert.equal(3, #report.failed)
+      for _, f in ipairs(report.failed) do assert.equal("CONNECTION_FAILED", f.error.code) end
+      assert.truthy(zcrm.is_error(report.aborted), "the run did not stop")
+      assert.equal("CONNECTION_FAILED", report.aborted.code)
+      assert.equal(RUN - 4, #report.not_sent)
+      assert.equal("Bulk_Module_5", report.not_sent[1].module)
+      assert.is_false(report.ok)
+    end)
+  end
+end)
+
 -- Full disk: the disk that holds the journal or the undo plan fills up.
 -- A 2 MiB tmpfs (mount needs root, as `make test` runs here and in CI) with a
 -- filler file; removing the filler is "space freed".

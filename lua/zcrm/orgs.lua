@@ -140,7 +140,9 @@ M.with_org = with_org
 -- Every org's plan is checked against its live state (a dry run with diff)
 -- before any org is changed; one invalid org stops the run (INVALID_PLAN with
 -- details.orgs). Then opts.confirm(result) (if given) decides, once for all;
--- then every org applies concurrently.
+-- then every org applies concurrently, diffed against the state its check
+-- read (read once per org, as a run on one org reads it once before its
+-- confirmation).
 -- result = { ok =, confirmed =, elapsed =, orgs = { { name =, report =, error =, checked = }, ... } }
 function M.apply_orgs(zcrm, orgs, plan, opts)
   opts = opts or {}
@@ -175,9 +177,14 @@ function M.apply_orgs(zcrm, orgs, plan, opts)
     for _, c in ipairs(clients) do c:close() end
   end
 
-  -- 1. Check every org.
+  -- 1. Check every org. The state each check reads is kept for its apply
+  -- (`known`): what was shown and confirmed is what is sent, as in a run on
+  -- one org, and each org's state is read once.
+  local known = {}
   local checks = M.each(clients, function(client, i)
-    return client:apply(plan, { dry_run = true, diff = true, dir = opts.dir, args = with_org(opts.args, orgs[i]) })
+    known[i] = {}
+    return zcrm.plan.apply(client, plan, { dry_run = true, diff = true, dir = opts.dir,
+      args = with_org(opts.args, orgs[i]) }, known[i])
   end)
   local bad = {}
   for i, r in ipairs(checks) do
@@ -203,13 +210,13 @@ function M.apply_orgs(zcrm, orgs, plan, opts)
   -- 2. Apply everywhere, concurrently.
   local runs = M.each(clients, function(client, i)
     local org = orgs[i]
-    return client:apply(plan, {
+    return zcrm.plan.apply(client, plan, {
       diff = true, dir = opts.dir, args = with_org(opts.args, org), concurrency = opts.concurrency,
       journal = per_org(opts.journal, org), undo_file = per_org(opts.undo_file, org),
       stop = opts.stop, stop_grace = opts.stop_grace,
       on_result = opts.on_result and function(entry, res, err) opts.on_result(org.name, entry, res, err) end,
       on_progress = opts.on_progress and function(done, total) opts.on_progress(org.name, done, total) end,
-    })
+    }, known[i])
   end)
   for i, r in ipairs(runs) do
     local o = result.orgs[i]

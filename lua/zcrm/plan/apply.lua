@@ -23,6 +23,9 @@ local check = require "zcrm.plan.check"
 local load = require "zcrm.plan.load"
 local st = require "zcrm.plan.state"
 local jn = require "zcrm.plan.journal"
+local policy = require "zcrm.plan.policy"
+
+local call_back = policy.call_back
 
 local M = {}
 
@@ -99,28 +102,9 @@ local function check_options(opts)
   return opts
 end
 
--- Errors that every further call would share (token, scope, DNS, TLS,
--- credits): after the first, sending more cannot succeed, so the run stops
--- and reports what was not sent. A refused connection can also be one
--- request's bad luck (each has been retried already): three in a row, with
--- no other result between them, mean the host is gone.
-local SHARED = { CREDIT_LIMIT = true, DNS_ERROR = true, TLS_ERROR = true }
-local REFUSED_IN_A_ROW = 3
-local function fatal(err, refused)
-  return err.kind == "auth" or err.kind == "config" or err.kind == "io" or SHARED[err.code] == true
-    or refused >= REFUSED_IN_A_ROW
-end
-
 local function error_fields(err)
   if not core.is_error(err) then return { code = "ERROR", message = tostring(err) } end
   return { kind = err.kind, code = err.code, status = err.status, message = err.message, field = err.field }
-end
-
--- Calls a user callback; an error in it is kept, never breaks the run.
-local function call_back(report, fn, ...)
-  if not fn then return end
-  local ok, err = pcall(fn, ...)
-  if not ok then report.callback_errors[#report.callback_errors + 1] = tostring(err) end
 end
 
 -- An exact profile set needs the state: its revokes depend on who has access.
@@ -133,7 +117,8 @@ end
 
 -- Runs the checks; returns the valid items, or nil, err. Duplicates are looked
 -- for among all entries that name a module, even those invalid for another reason.
-local function prepare(client, list, opts, report)
+-- The state read is kept in `known.state` (see `apply`).
+local function prepare(client, list, opts, report, known)
   local state
   local against_state
   if opts.diff or opts.undo_file or opts.read_state or needs_state(list) then
@@ -141,8 +126,9 @@ local function prepare(client, list, opts, report)
       -- A plan with faults found offline sends no request at all, not even a read.
       if #faults > 0 and not opts.partial then return true end
       local err
-      state, err = st.read_state(client, items)
+      state, err = st.read_state(client, items, known and known.state)
       if not state then return nil, err end
+      if known then known.state = state end
       for _, item in ipairs(items) do
         local ok, serr = st.check_against_state(item, state)
         if not ok then faults[#faults + 1] = check.entry_fault(item, serr) end
@@ -257,7 +243,8 @@ local function send_all(client, work, opts, report, journal)
   local total, done, started = #work, 0, 0
   local list = opts.batch and batch_units(work) or work
   local next_u, calls = 1, 0                 -- calls in flight
-  local completed, live, deadline, refused = {}, {}, nil, 0
+  local completed, live, deadline = {}, {}, nil
+  local stops = policy.stop_rule()           -- errors every further call would share
   local left = {}                            -- item of a group -> { n = items of the group not done }
   call_back(report, opts.on_progress, 0, total)
   while done < started or (next_u <= #list and not report.aborted and not report.interrupted) do
@@ -298,8 +285,7 @@ local function send_all(client, work, opts, report, journal)
       done = done + 1
       local ok, jerr = record_result(report, journal, item, res, err)
       if not ok then report.aborted = report.aborted or jerr end
-      refused = err and err.code == "CONNECTION_FAILED" and refused + 1 or 0
-      if err and fatal(err, refused) then report.aborted = report.aborted or err end
+      if stops(err) then report.aborted = report.aborted or err end
       call_back(report, opts.on_result, item.entry, res, err)
       call_back(report, opts.on_progress, done, total)
     end
@@ -335,8 +321,11 @@ end
 -- @tparam table|function|string plan a list of entries, a function of a
 -- context returning one, or the path of a plan file
 -- @tparam[opt] table opts see `options`
+-- @tparam[opt] table known for a run of two passes over one org (`zcrm.apply_orgs`
+-- checks every org with a dry run, asks, then applies): `known.state` holds the
+-- org's state once a pass has read it, and a later pass reads only what it lacks
 -- @treturn table|nil the report, or nil and a `zcrm.error` when nothing could be sent
-function M.apply(client, plan, opts)
+function M.apply(client, plan, opts, known)
   opts = check_options(opts)
   local t0, credits0 = core.now(), client:credits()
   local ctx = { client = client, args = opts.args, dir = opts.dir }
@@ -349,7 +338,7 @@ function M.apply(client, plan, opts)
   if not list then return nil, lerr end
   if opts.undo_file and core.file_mode(opts.undo_file) then return nil, undo_exists(opts.undo_file) end
   local report = new_report(list, opts)
-  local items, err, state = prepare(client, list, opts, report)
+  local items, err, state = prepare(client, list, opts, report, known)
   if not items then return nil, err end
 
   local journal

@@ -23,12 +23,14 @@
 
 local core = require "zcrm.core"
 local changeset = require "zcrm.plan.changeset"
+local policy = require "zcrm.plan.policy"
 
 local M = {}
 
 local FORMAT, VERSION, verror = changeset.FORMAT, changeset.VERSION, changeset.verror
 local values, after_of = changeset.values, changeset.after_of
 local current_values, difference = changeset.current_values, changeset.difference
+local call_back = policy.call_back
 
 -- {==== the org's identity
 
@@ -126,24 +128,18 @@ M.encode, M.decode, M.check = changeset.encode, changeset.decode, changeset.chec
 local APPLY_OPTIONS = { on_result = "function", on_progress = "function", concurrency = "number",
                         stop = "function", stop_grace = "number" }
 
-local function call_back(report, fn, ...)
-  if not fn then return end
-  local ok, err = pcall(fn, ...)
-  if not ok then report.callback_errors[#report.callback_errors + 1] = tostring(err) end
-end
-
-local function fatal(err)
-  return err.kind == "auth" or err.kind == "config" or err.code == "CREDIT_LIMIT"
-end
-
 --- apply_changes(client, changes, opts) -> report, or nil, err when nothing
 -- was sent: a malformed change set, one made for another org
 -- (ORG_MISMATCH), or a state read that failed. Each module is read again
 -- right before its update; one that no longer has its `before` values is not
--- updated and is in report.refused with code CHANGED_SINCE_PLAN. Once
--- `opts.stop()` is true (as client:apply of a plan) nothing new is sent and a
--- module read but not yet updated is not sent (`report.interrupted`); the
--- updates in flight get `opts.stop_grace` seconds (default 5), then are cancelled.
+-- updated and is in report.refused with code CHANGED_SINCE_PLAN. The run
+-- stops as a plan's does (`zcrm.plan.policy`): after an error every further
+-- call would share (auth, config, CREDIT_LIMIT, DNS, TLS, three refused
+-- connections in a row) it is `report.aborted`, and once `opts.stop()` is true
+-- `report.interrupted`. Then nothing new is sent, not even the update of a
+-- module already read (`report.not_sent` lists them all), and the updates in
+-- flight complete (after `stop`: within `opts.stop_grace` seconds, default 5,
+-- or are cancelled).
 function M.apply(client, changes, opts)
   opts = check_options(opts, APPLY_OPTIONS, "apply")
   local t0, credits0 = core.now(), client:credits()
@@ -166,6 +162,7 @@ function M.apply(client, changes, opts)
                    callback_errors = {} }
   local list, window = changes.changes, math.min(opts.concurrency or client.concurrency, client.concurrency)
   local next_i, in_flight, done, completed, live, deadline = 1, 0, 0, {}, {}, nil
+  local stops = policy.stop_rule()           -- errors every further call would share, as in a plan's run
   local function finished(c, res, err, refused)
     in_flight, done = in_flight - 1, done + 1
     if res then
@@ -174,13 +171,13 @@ function M.apply(client, changes, opts)
       report.refused[#report.refused + 1] = { module = c.module, id = c.id, error = err }
     else
       report.failed[#report.failed + 1] = { module = c.module, id = c.id, error = err }
-      if fatal(err) then report.aborted = report.aborted or err end
     end
+    if stops(err) then report.aborted = report.aborted or err end
     call_back(report, opts.on_result, c, res, err)
     call_back(report, opts.on_progress, done, report.total)
   end
   call_back(report, opts.on_progress, 0, report.total)
-  local held = {}                            -- read, but left unsent by the stop
+  local held = {}                            -- read, but left unsent by the stop or the abort
   while done < report.total do
     if not report.interrupted and opts.stop and opts.stop() then
       report.interrupted = true
@@ -205,7 +202,7 @@ function M.apply(client, changes, opts)
       if stage == "sent" then
         live[e[5]] = nil
         finished(c, res, err)
-      elseif res and report.interrupted then
+      elseif res and (report.interrupted or report.aborted) then
         in_flight = in_flight - 1
         held[#held + 1] = { module = c.module, id = c.id }
       elseif not res then

@@ -4,7 +4,8 @@
 -- - `zcrm.plan.check`: checks that need no network, and the plan's errors;
 -- - `zcrm.plan.state`: the org's current state, the diff, the undo plan;
 -- - `zcrm.plan.journal`: the audit record of a run (never a reason to skip);
--- - `zcrm.plan.apply`: the run itself (`client:apply`).
+-- - `zcrm.plan.apply`: the run itself (`client:apply`);
+-- - `zcrm.plan.policy`: when a run stops, and user callbacks (change sets too).
 -- @module zcrm.plan
 
 local check = require "zcrm.plan.check"

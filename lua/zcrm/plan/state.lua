@@ -57,28 +57,33 @@ end
 
 -- Reads every module (one call) and, when entries name profiles, the profile
 -- list (one more call, in parallel). Modules of the plan whose profile list is
--- truncated in the list answer are read one by one.
-function M.read_state(client, items)
-  local mreq = client:submit("get_modules")
-  local preq = needs_profiles(items) and client:submit("get_profiles")
-  local mods, err = client:wait(mreq)
-  if not mods then return nil, err end
-  local profiles = {}
-  if preq then
-    local perr
-    profiles, perr = client:wait(preq)
-    if not profiles then return nil, perr end
+-- truncated in the list answer are read one by one. Given `state`, read
+-- earlier in the same run (zcrm.apply_orgs checks every org, then applies),
+-- only what it lacks for these items is read: the items of a plan function
+-- may differ between the two calls.
+function M.read_state(client, items, state)
+  if not (state and (state.read_profiles or not needs_profiles(items))) then
+    local mreq = client:submit("get_modules")
+    local preq = needs_profiles(items) and client:submit("get_profiles")
+    local mods, err = client:wait(mreq)
+    if not mods then return nil, err end
+    local profiles = {}
+    if preq then
+      local perr
+      profiles, perr = client:wait(preq)
+      if not profiles then return nil, perr end
+    end
+    state = M.index(mods, profiles)
+    state.read_profiles = preq ~= false
   end
-  local state = M.index(mods, profiles)
   for _, item in ipairs(items) do
     local m = item.segment and find_module(state, item.segment)
     if m and (type(m.profiles) ~= "table" or m.has_more_profiles == true) then
       local full, ferr = client:get_module(m.id)
       if not full then return nil, ferr end
-      m.profiles = full.profiles or {}
+      m.profiles, m.has_more_profiles = full.profiles or {}, false
     end
   end
-  state.read_profiles = preq ~= false
   return state
 end
 
