@@ -165,7 +165,8 @@ describe("zcrm.core", function()
       end
       local transport = { TIMEOUT = true, CONNECTION_FAILED = true, DNS_ERROR = true, TLS_ERROR = false,
                           SEND_ERROR = true, RECV_ERROR = true, RESPONSE_TOO_LARGE = false,
-                          CANCELLED = false, TRANSPORT_ERROR = true, UNEXPECTED_RESPONSE = false }
+                          CANCELLED = false, TRANSPORT_ERROR = true, UNEXPECTED_RESPONSE = false,
+                          OUTCOME_UNKNOWN = false }
       for code, retry in pairs(transport) do
         local c = core.catalogue[code]
         assert.equal("transport", c.kind, code)
