@@ -24,7 +24,7 @@ local MAYBE_APPLIED = { SEND_ERROR = true, RECV_ERROR = true, TIMEOUT = true, TR
 local function outcome_unknown(method, err)
   return core.error {
     kind = "transport", code = "OUTCOME_UNKNOWN", retryable = false,
-    message = string.format("%s may have been applied; the connection broke before the answer (%s: %s)",
+    message = string.format("%s may have been applied: it may have reached the server, and no answer came (%s: %s)",
       method, err.code, tostring(err.message)),
     details = { cause = err.code, curl_code = err.details and err.details.curl_code },
   }
