@@ -126,6 +126,12 @@
   X("TRANSPORT_ERROR", 0, "transport", 1, \
     "transfer failed", \
     "Retry; if it persists, run with verbose = true to see the exchange.") \
+  X("OUTCOME_UNKNOWN", 0, "transport", 0, \
+    "the request may have been applied: it may have reached the server, " \
+    "and no answer came", \
+    "Read the current state (e.g. GET the modules) to see whether it took " \
+    "effect before sending it again; zcrm never resends a POST that may " \
+    "have reached the server.") \
   X("UNEXPECTED_RESPONSE", 0, "transport", 0, \
     "the response body is empty, not JSON, or not in the documented shape", \
     "Check that the API domain points at Zoho CRM (or the emulator).") \

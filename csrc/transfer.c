@@ -269,6 +269,17 @@ static int zc_method_is(const zc_start_args *a, const char *name) {
   return a->mlen == strlen(name) && memcmp(a->method, name, a->mlen) == 0;
 }
 
+/* RFC 9110 9.2.2: the methods a server may receive twice to the same effect. */
+static int zc_method_idempotent(const zc_start_args *a) {
+  static const char *const names[] = {
+    "GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE", NULL
+  };
+  int i;
+  for (i = 0; names[i]; i++)
+    if (zc_method_is(a, names[i])) return 1;
+  return 0;
+}
+
 /* Misuse raises; runtime faults (values that may come from data) push an
 ** error object and return 1. Never puts the URL or a header in a message:
 ** they may carry secrets. */
@@ -450,6 +461,12 @@ static int zc_start_setup(lua_State *L, zc_multi *m, const zc_start_args *a) {
     if (!zc_method_is(a, "POST"))
       curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, a->method);
   }
+  /* libcurl sends a request again, on a new connection, when a reused one
+  ** closes before any answer byte: for a POST the server may have applied
+  ** the first. A fresh connection is never retried that way; the caller
+  ** learns that the outcome is unknown instead. */
+  if (!zc_method_idempotent(a))
+    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
   return 0;
 }
 

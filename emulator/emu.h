@@ -303,7 +303,7 @@ void auth_token_endpoint (emu *e, const request *q, reply *r);
 enum { FAULT_API, FAULT_TOKEN, FAULT_ANY };
 enum {
   F_NONE, F_EMPTY, F_HTML, F_GARBAGE, F_TRUNCATED, F_HUGE, F_DEEP,
-  F_NONUTF8, F_WRONGTYPE, F_GZIP, F_DRIP, F_RESET, F_SLOW, F_STATUS
+  F_NONUTF8, F_WRONGTYPE, F_GZIP, F_DRIP, F_RESET, F_SLOW, F_STATUS, F_LOST
 };
 typedef struct fault { int kind, status; } fault;
 

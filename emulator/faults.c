@@ -33,7 +33,7 @@ static const struct { const char *name; int kind; } kinds[] = {
   { "truncated", F_TRUNCATED }, { "huge", F_HUGE }, { "deep", F_DEEP },
   { "nonutf8", F_NONUTF8 }, { "wrongtype", F_WRONGTYPE },
   { "gzip", F_GZIP }, { "drip", F_DRIP }, { "reset", F_RESET },
-  { "slow", F_SLOW },
+  { "slow", F_SLOW }, { "lost", F_LOST },
 };
 
 
@@ -160,7 +160,7 @@ int faults_take (fault_state *f, int route, fault *out) {
 ** others replace the answer and leave the org alone. */
 int faults_processes (const fault *ft) {
   return ft->kind == F_TRUNCATED || ft->kind == F_GZIP
-      || ft->kind == F_DRIP || ft->kind == F_SLOW;
+      || ft->kind == F_DRIP || ft->kind == F_SLOW || ft->kind == F_LOST;
 }
 
 /* }================================================================== */
@@ -271,7 +271,7 @@ void faults_build (const fault *ft, reply *r) {
 
 
 /* {==================================================================
-** Transforming a real answer: truncate, gzip, drip
+** Transforming a real answer: truncate, gzip, drip, lose
 ** =================================================================== */
 
 static uint32_t crc32_of (const unsigned char *p, size_t n) {
@@ -324,6 +324,7 @@ void faults_transform (const fault *ft, reply *r) {
       break;
     case F_GZIP: gzip_body(r); break;
     case F_DRIP: r->drip = 1; break;
+    case F_LOST: r->hang_up = 1; break;   /* applied, never answered */
     default: break;
   }
 }

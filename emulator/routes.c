@@ -741,7 +741,7 @@ static void hook_script (emu *e, const request *q, reply *r) {
   if (!cJSON_IsString(mode) || !faults_parse(mode->valuestring, &ft)) {
     reply_error(r, 400, "INVALID_DATA", "{\"api_name\":\"mode\"}",
                 "mode: empty, html, garbage, truncated, huge, deep, nonutf8, "
-                "wrongtype, gzip, drip, reset, slow or status:NNN");
+                "wrongtype, gzip, drip, reset, lost, slow or status:NNN");
     cJSON_Delete(root);
     return;
   }

@@ -177,6 +177,27 @@ describe("create_module", function()
     assert.equal(before, requests(emu, "POST /crm/v8/settings/modules"))
   end)
 
+  it("is sent once: an answer lost on a reused connection is OUTCOME_UNKNOWN, and the module exists once", function()
+    -- A first call leaves a keep-alive connection that the POST could reuse.
+    assert(client:get_modules())
+    emu:script("lost", 1)                       -- the create is applied, then its connection closes unanswered
+    local res, err = client:create_module { plural_label = "Field Visits", singular_label = "Field Visit",
+                                            profiles = { { id = ADMIN } } }
+    assert.is_nil(res)
+    assert.equal("OUTCOME_UNKNOWN", err.code)
+    assert.equal("transport", err.kind)
+    assert.is_false(err.retryable)
+    assert.is_nil(err.status)
+    assert.equal("RECV_ERROR", err.details.cause)
+    assert.matches("may have been applied", err.message)
+    assert.equal(1, requests(emu, "POST /crm/v8/settings/modules"))
+    local created = 0
+    for _, m in ipairs(emu:state().modules) do
+      if m.plural_label == "Field Visits" then created = created + 1 end
+    end
+    assert.equal(1, created)
+  end)
+
   it("is an operation like the others: submit returns a request", function()
     local req = client:submit("create_module", { plural_label = "Audits", singular_label = "Audit",
                                                  profiles = { { id = ADMIN } } })

@@ -15,6 +15,21 @@ local M = {}
 -- Credits each call costs (the "API Limits" page); `credit_costs` in zcrm.new overrides.
 M.DEFAULT_COSTS = { read = 1, update_module = 5, create_module = 500, token = 0 }
 
+-- Transport failures after which a request may have reached the server
+-- (the others fail before anything is sent, or after an answer arrived).
+local MAYBE_APPLIED = { SEND_ERROR = true, RECV_ERROR = true, TIMEOUT = true, TRANSPORT_ERROR = true }
+
+-- A non-idempotent call is never sent again once it may have been applied:
+-- the caller gets OUTCOME_UNKNOWN, with the transport fault as its cause.
+local function outcome_unknown(method, err)
+  return core.error {
+    kind = "transport", code = "OUTCOME_UNKNOWN", retryable = false,
+    message = string.format("%s may have been applied: it may have reached the server, and no answer came (%s: %s)",
+      method, err.code, tostring(err.message)),
+    details = { cause = err.code, curl_code = err.details and err.details.curl_code },
+  }
+end
+
 local function unexpected(status, why)
   return core.error {
     kind = "transport", code = "UNEXPECTED_RESPONSE", status = status,
@@ -193,7 +208,9 @@ function M.call(client, method, path, opts, url, json)
     if status == nil then
       err = raw
       -- A POST that never connected was never sent: safe to retry.
-      if not idempotent and err.code ~= "CONNECTION_FAILED" then return nil, err end
+      if not idempotent and err.code ~= "CONNECTION_FAILED" then
+        return nil, MAYBE_APPLIED[err.code] and outcome_unknown(method, err) or err
+      end
     elseif status == 204 or (status == 304 and opts.conditional) then
       -- No body; 304 only answers a conditional request (If-Modified-Since).
       return status, nil, rheaders
