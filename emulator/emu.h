@@ -256,6 +256,8 @@ void emu_sleep_ms (emu *e, long ms);
 void emu_stop (emu *e);
 int emu_stopping (emu *e);
 int emu_save (emu *e);
+char *emu_read_file (const char *path, size_t *len);
+const char *emu_file_error (int err);
 
 /* reply.c */
 void reply_json (reply *r, int status, jbuf *b);

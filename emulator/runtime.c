@@ -4,8 +4,10 @@
 ** loaded at start and saved durably before a change is answered. No
 ** libmicrohttpd here, so the fuzz target links this file as it is.
 */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,30 +63,84 @@ void emu_stop (emu *e) {
 ** --state files
 ** =================================================================== */
 
-/* The whole file, not following a symlink; NULL with errno set. */
-static char *read_file (const char *path, size_t *len) {
+/* The whole file, not following a symlink, with a '\0' after its *len
+** bytes; NULL with errno set (ELOOP for a symlink: emu_file_error). */
+char *emu_read_file (const char *path, size_t *len) {
   int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   char *buf = NULL;
   size_t cap = 0, n = 0;
   if (fd < 0) return NULL;
   for (;;) {
     ssize_t got;
-    if (n + 65536 > cap) {
+    if (n + 65536 + 1 > cap) {
       char *p;
       cap = cap ? cap * 2 : 65536;
       p = (char *)realloc(buf, cap);
       if (p == NULL) { free(buf); close(fd); errno = ENOMEM; return NULL; }
       buf = p;
     }
-    got = read(fd, buf + n, cap - n);
+    got = read(fd, buf + n, cap - n - 1);
     if (got < 0 && errno == EINTR) continue;
     if (got < 0) { int saved = errno; free(buf); close(fd); errno = saved; return NULL; }
     if (got == 0) break;
     n += (size_t)got;
   }
   close(fd);
+  buf[n] = '\0';
   *len = n;
   return buf;
+}
+
+/* Why emu_read_file failed, for "cannot read FILE: ..." */
+const char *emu_file_error (int err) {
+  return err == ELOOP ? "it is a symbolic link, which is not followed"
+                      : strerror(err);
+}
+
+/* The directory holding path into dir; -1 when it does not fit. */
+static int dir_of (const char *path, char *dir, size_t size) {
+  const char *slash = strrchr(path, '/');
+  if (slash == NULL) return snprintf(dir, size, ".") >= (int)size ? -1 : 0;
+  if (slash == path) return snprintf(dir, size, "/") >= (int)size ? -1 : 0;
+  return snprintf(dir, size, "%.*s", (int)(slash - path), path) >= (int)size
+         ? -1 : 0;
+}
+
+/* The digits after "NAME.tmp." when entry is that, else NULL. */
+static const char *tmp_pid (const char *entry, const char *name) {
+  size_t n = strlen(name);
+  const char *d;
+  if (strncmp(entry, name, n) != 0 || strncmp(entry + n, ".tmp.", 5) != 0)
+    return NULL;
+  d = entry + n + 5;
+  return *d != '\0' && strspn(d, "0123456789") == strlen(d) ? d : NULL;
+}
+
+/* Remove the temporaries that saves of path by a process now dead left
+** behind (a kill -9 between creating and renaming one). Each run names its
+** own "path.tmp.PID", so two emulators sharing a state file never touch
+** each other's while both live; a single fixed name could not tell a crashed
+** run's leftover from another live run's save in progress. Only names whose
+** PID is no process are removed; unlinkat removes a symlink itself, never
+** what it points at. Best effort: what cannot be removed stays, harmless. */
+static void remove_stale_tmps (const char *path) {
+  char dir[4096];
+  const char *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
+  DIR *d;
+  struct dirent *ent;
+  if (dir_of(path, dir, sizeof dir) != 0) return;
+  d = opendir(dir);
+  if (d == NULL) return;
+  while ((ent = readdir(d)) != NULL) {
+    const char *digits = tmp_pid(ent->d_name, name);
+    long pid;
+    if (digits == NULL || strlen(digits) > 9) continue;
+    pid = strtol(digits, NULL, 10);
+    /* EPERM: alive, someone else's */
+    if (pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+      unlinkat(dirfd(d), ent->d_name, 0);
+  }
+  closedir(d);
 }
 
 /* Write text to path durably: a temporary file beside it, written and
@@ -94,14 +150,13 @@ static char *read_file (const char *path, size_t *len) {
 ** if it is a symlink. -1 with errno set on failure; no temporary is left. */
 static int write_durable (const char *path, const char *text, size_t len) {
   char tmp[4096], dir[4096];
-  const char *slash = strrchr(path, '/');
   size_t off = 0;
   int fd, ok, saved;
   if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid())
-      >= (int)sizeof tmp) { errno = ENAMETOOLONG; return -1; }
-  if (slash == NULL) strcpy(dir, ".");
-  else if (slash == path) strcpy(dir, "/");
-  else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+      >= (int)sizeof tmp || dir_of(path, dir, sizeof dir) != 0) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
   unlink(tmp);                    /* left by a crashed run with our pid */
   fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
   if (fd < 0) return -1;
@@ -187,12 +242,13 @@ int emu_open (emu *e, char *err, size_t errlen) {
   pthread_cond_init(&e->stop_cond, &ca);
   pthread_condattr_destroy(&ca);
   stats_init(&e->st);
+  if (e->cfg.state_file) remove_stale_tmps(e->cfg.state_file);
   if (e->cfg.state_file && access(e->cfg.state_file, F_OK) == 0) {
     size_t len;
-    char *text = read_file(e->cfg.state_file, &len);
+    char *text = emu_read_file(e->cfg.state_file, &len);
     if (text == NULL) {
       snprintf(err, errlen, "cannot read %s: %s", e->cfg.state_file,
-               strerror(errno));
+               emu_file_error(errno));
       return 0;
     }
     e->org = org_from_state(text, len, e->cfg.state_file, err, errlen);

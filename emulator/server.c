@@ -215,21 +215,16 @@ static void on_completed (void *cls, struct MHD_Connection *c,
 ** Daemon
 ** =================================================================== */
 
-static char *slurp (const char *path) {
-  FILE *f = fopen(path, "rb");
-  char *buf;
-  long n;
-  if (f == NULL) return NULL;
-  if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0
-      || fseek(f, 0, SEEK_SET) != 0
-      || (buf = (char *)malloc((size_t)n + 1)) == NULL) {
-    fclose(f);
-    return NULL;
-  }
-  if (fread(buf, 1, (size_t)n, f) != (size_t)n) { free(buf); buf = NULL; }
-  else buf[n] = '\0';
-  fclose(f);
-  return buf;
+/* A PEM file of --tls-cert or --tls-key, not following a symlink (the
+** files are opened as the rest of the emulator's are). NULL with err set. */
+static char *read_pem (const char *flag, const char *path,
+                       char *err, size_t errlen) {
+  size_t len;
+  char *text = emu_read_file(path, &len);
+  if (text == NULL)
+    snprintf(err, errlen, "cannot read %s %s: %s", flag, path,
+             emu_file_error(errno));
+  return text;
 }
 
 struct MHD_Daemon *server_start (emu *e, char *err, size_t errlen) {
@@ -265,14 +260,9 @@ struct MHD_Daemon *server_start (emu *e, char *err, size_t errlen) {
       snprintf(err, errlen, "this libmicrohttpd has no TLS support");
       return NULL;
     }
-    cert = slurp(e->cfg.tls_cert);
-    key = slurp(e->cfg.tls_key);
-    if (cert == NULL || key == NULL) {
-      snprintf(err, errlen, "cannot read %s", cert ? e->cfg.tls_key
-                                                   : e->cfg.tls_cert);
-      free(cert); free(key);
-      return NULL;
-    }
+    cert = read_pem("--tls-cert", e->cfg.tls_cert, err, errlen);
+    key = cert ? read_pem("--tls-key", e->cfg.tls_key, err, errlen) : NULL;
+    if (key == NULL) { free(cert); return NULL; }
     flags |= MHD_USE_TLS;
   }
   if (e->cfg.verbose) flags |= MHD_USE_ERROR_LOG;

@@ -2,6 +2,7 @@
 -- two shapes, OAuth quirks, limits, faults, hooks, robustness, persistence.
 local cjson = require "cjson.safe"
 local emulator = require "spec.support.emulator"
+local files = require "spec.support.files"
 local labels = require "spec.support.labels"
 
 local TOKEN = "Zoho-oauthtoken emulator-token"
@@ -1069,6 +1070,33 @@ describe("zcrm-emulator", function()
       os.execute("rm -rf " .. q(dir))
     end)
 
+    it("removes at start the temporaries of dead runs (a kill -9 mid-save), never following a symlink", function()
+      local dir = assert(shell("mktemp -d")):match("%S+")
+      local path, victim = dir .. "/state.json", dir .. "/victim"
+      local e = emulator.start { "--state", path }
+      assert.equal(200, (put(e, "Tickets", { plural_label = "Kept Tickets" })))
+      e:kill()
+      -- what a kill between creating and renaming leaves, and a symlink planted
+      -- at another dead run's name; pid 1 lives, so its file is another run's
+      local exited = assert(shell("sh -c 'echo $$'")):match("%d+")
+      files.write(victim, "precious")
+      files.write(path .. ".tmp." .. e.pid, '{"modules":[{"api_name":"Tick')
+      assert.truthy(os.execute(string.format("ln -s %s %s", q(victim), q(path .. ".tmp." .. exited))))
+      files.write(path .. ".tmp.1", "a live run's save")
+      local again = emulator.start { "--state", path }
+      assert.equal("Kept Tickets", module_in(again:state(), "Tickets").plural_label)
+      -- a symlink at the running emulator's own temporary name is replaced, not written through
+      assert.truthy(os.execute(string.format("ln -s %s %s", q(victim), q(path .. ".tmp." .. again.pid))))
+      assert.equal(200, (put(again, "Projects", { plural_label = "Saved Projects" })))
+      again:stop()
+      local left = shell("cd " .. q(dir) .. " && ls -A")
+      local saved, kept = cjson.decode(files.read(path)), files.read(victim)
+      os.execute("rm -rf " .. q(dir))
+      assert.equal("state.json\nstate.json.tmp.1\nvictim\n", left)
+      assert.equal("precious", kept)
+      assert.equal("Saved Projects", module_in(saved, "Projects").plural_label)
+    end)
+
     it("answers 500, not success, when the file cannot be written; the retry succeeds once it can", function()
       local dir = assert(shell("mktemp -d")):match("%S+")
       local path = dir .. "/state.json"
@@ -1117,5 +1145,24 @@ describe("zcrm-emulator", function()
       assert.matches("^https://", e.url)
       assert.equal(200, status)
     end)
+
+    for _, flag in ipairs { "--tls-cert", "--tls-key" } do
+      it("refuses to start when " .. flag .. " is a symlink, naming it", function()
+        local dir = assert(shell("mktemp -d")):match("%S+")
+        local _, code = shell(string.format("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+          .. "-keyout %s/key.pem -out %s/cert.pem >/dev/null 2>&1", q(dir), q(dir)))
+        if code ~= 0 then os.execute("rm -rf " .. q(dir)) pending("openssl is not available") return end
+        local pem = { ["--tls-cert"] = dir .. "/cert.pem", ["--tls-key"] = dir .. "/key.pem" }
+        local link = dir .. "/link.pem"
+        assert.truthy(os.execute(string.format("ln -s %s %s", q(pem[flag]), q(link))))
+        pem[flag] = link
+        local ok, err = pcall(emulator.start, { "--tls-cert", pem["--tls-cert"], "--tls-key", pem["--tls-key"] })
+        os.execute("rm -rf " .. q(dir))
+        if ok then err:stop() end
+        assert.is_false(ok)
+        assert.matches("exit 1", err, 1, true)
+        assert.matches("cannot read " .. flag .. " " .. link .. ": it is a symbolic link", err, 1, true)
+      end)
+    end
   end)
 end)
