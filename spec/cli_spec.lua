@@ -115,6 +115,20 @@ describe("bin/zcrm", function()
         end
       end
     end)
+    it("suggests the nearest command for a mistyped one, and none for a word far from every command", function()
+      local code, out, err = zcrm { "aply", "plan.lua" }
+      assert.equal(2, code)
+      assert.equal("", out)
+      assert.equal('zcrm: unknown command "aply"; did you mean "apply"? (see zcrm --help)\n', err)
+      code, out, err = zcrm { "help", "modles" }
+      assert.equal(2, code)
+      assert.equal("", out)
+      assert.matches('did you mean "modules"?', err, 1, true)
+      code, out, err = zcrm { "zzzzzz" }
+      assert.equal(2, code)
+      assert.equal("", out)
+      assert.equal('zcrm: unknown command "zzzzzz" (see zcrm --help)\n', err)
+    end)
   end)
 
   describe("validate", function()
@@ -675,17 +689,16 @@ describe("bin/zcrm", function()
 end)
 
 describe("zcrm and a hostile server's text", function()
-  it("prints labels that carry terminal escapes with their control bytes shown, not acted on", function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    os.execute("mkdir -p " .. quote(dir))
+  local dir, emu, env
+  local hostile = "Lea\27[2J\27]0;PWNED\7ds\nX"
+  setup(function()
+    dir = assert(io.popen("mktemp -d")):read("l")
     local state = dir .. "/org.json"
     -- seed the state file, then give a custom module a label that clears the
     -- screen and sets the window title (written as a server would send it)
-    local emu = emulator.start { "--state", state }
+    emu = emulator.start { "--state", state }
     emu:stop()
     local org = cjson.decode(slurp(state))
-    local hostile = "Lea\27[2J\27]0;PWNED\7ds\nX"
     local changed
     for _, m in ipairs(org.modules) do
       if m.api_name == "Digital_Marketing" then m.plural_label = hostile changed = true end
@@ -693,23 +706,48 @@ describe("zcrm and a hostile server's text", function()
     assert.is_true(changed)
     spit(state, cjson.encode(org))
     emu = emulator.start { "--state", state }
-    local env = { ZOHO_API_DOMAIN = emu.url, ZOHO_ACCESS_TOKEN = TOKEN }
-    local ok, err = pcall(function()
-      local code, out = zcrm({ "modules" }, env)
-      assert.equal(0, code)
-      assert.is_nil(out:find("\27", 1, true), "an escape byte reached the terminal")
-      assert.is_nil(out:find("\7", 1, true))
-      assert.matches("Lea\\x1B[2J\\x1B]0;PWNED\\x07ds", out, 1, true)
-      -- the diff shows the label as one quoted line
-      local plan = write_plan '{ { module = "Digital_Marketing", plural_label = "Leads Two" } }'
-      code, out = zcrm({ "apply", plan, "--dry-run" }, env)
-      assert.equal(0, code, out)
-      assert.is_nil(out:find("\27", 1, true), "an escape byte reached the terminal")
-      assert.matches('"Lea\\027[2J', out, 1, true)
-      os.remove(plan)
-    end)
+    env = { ZOHO_API_DOMAIN = emu.url, ZOHO_ACCESS_TOKEN = TOKEN }
+  end)
+  teardown(function()
     emu:stop()
     os.execute("rm -rf " .. quote(dir))
-    assert(ok, err)
+  end)
+
+  local function no_escape(text)
+    assert.is_nil(text:find("\27", 1, true), "an escape byte reached the terminal")
+    assert.is_nil(text:find("\7", 1, true))
+  end
+
+  it("prints labels that carry terminal escapes with their control bytes shown, not acted on", function()
+    local code, out = zcrm({ "modules" }, env)
+    assert.equal(0, code)
+    no_escape(out)
+    assert.matches("Lea\\x1B[2J\\x1B]0;PWNED\\x07ds", out, 1, true)
+    -- the diff shows the label as one quoted line
+    local plan = write_plan '{ { module = "Digital_Marketing", plural_label = "Leads Two" } }'
+    code, out = zcrm({ "apply", plan, "--dry-run" }, env)
+    assert.equal(0, code, out)
+    no_escape(out)
+    assert.matches('"Lea\\027[2J', out, 1, true)
+    os.remove(plan)
+  end)
+
+  it("shows such a label in a change set as the plan view does: escaped, on one quoted line", function()
+    local plan, cs = write_plan '{ { module = "Digital_Marketing", plural_label = "Leads Two" } }', dir .. "/c.json"
+    local shown = '"Lea\\027[2J\\027]0;PWNED\\007ds\\010X" -> "Leads Two"\n'
+    for _, args in ipairs { { "plan", plan, "--out", cs }, { "apply", cs, "--dry-run" } } do
+      local code, out, err = zcrm(args, env)
+      assert.equal(0, code, err)
+      no_escape(out .. err)
+      assert.matches("Digital_Marketing  plural_label    " .. shown, out, 1, true)
+    end
+    os.remove(plan)
+  end)
+
+  it("escapes a file name given on the command line when it names it back", function()
+    local code, out, err = zcrm({ "export", "--out", dir .. "/m\27[2J.lua" }, env)
+    assert.equal(0, code, err)
+    no_escape(out .. err)
+    assert.matches("/m\\x1B[2J.lua", err, 1, true)
   end)
 end)

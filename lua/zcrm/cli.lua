@@ -11,7 +11,6 @@ local cjson = require "cjson.safe"
 local zcrm = require "zcrm"
 local plan = require "zcrm.plan"
 local core = require "zcrm.core"
-local util = require "zcrm.util"
 
 local M = {}
 
@@ -21,10 +20,11 @@ local SIGNAL_NAME = { [2] = "Ctrl-C (SIGINT)", [15] = "SIGTERM" }
 -- After an interrupt, how long the updates in flight get to finish.
 local INTERRUPT_GRACE = 5
 
--- The rooms: lua/zcrm/cli/term.lua (terminal, output, errors), cli/args.lua
--- (help texts, flags), cli/connect.lua (config files, the client),
--- cli/lists.lua (modules, profiles, emulator); apply and validate are here;
--- export, plan, diff (cli/config.lua), change sets and --orgs (cli/changesets.lua).
+-- The rooms: lua/zcrm/cli/term.lua (terminal, output, errors, the changes, the
+-- question), cli/args.lua (help texts, flags, "did you mean"), cli/connect.lua
+-- (config files, the client), cli/lists.lua (modules, profiles, emulator);
+-- apply and validate are here; export, plan, diff (cli/config.lua), change
+-- sets and --orgs (cli/changesets.lua).
 local term = require "zcrm.cli.term"
 local words = require "zcrm.cli.args"
 local connection = require "zcrm.cli.connect"
@@ -33,8 +33,9 @@ local setup_terminal, paint, out, err_line, json_line = term.setup_terminal, ter
 local error_json, print_error, usage_error, list_or_nil = term.error_json, term.print_error, term.usage_error,
   term.list_or_nil
 local plural, width, progress_bar, ask = term.plural, term.width, term.progress_bar, term.ask
-local CONNECTION_HELP, HELP, COMMAND_FLAGS, parse, resume_command = words.CONNECTION_HELP, words.HELP,
-  words.COMMAND_FLAGS, words.parse, words.resume_command
+local print_changes, cannot_ask, not_applied = term.print_changes, term.cannot_ask, term.not_applied
+local CONNECTION_HELP, HELP, COMMAND_FLAGS, parse, resume_command, nearest = words.CONNECTION_HELP, words.HELP,
+  words.COMMAND_FLAGS, words.parse, words.resume_command, words.nearest
 local connect = connection.connect
 local lists = require "zcrm.cli.lists"
 local cmd_modules, cmd_profiles, cmd_emulator = lists.cmd_modules, lists.cmd_profiles, lists.cmd_emulator
@@ -50,37 +51,6 @@ local function interrupted_exit(sig, argv, done, resume, undo_file)
     secret_dropped and " (with your access token, best in ZOHO_ACCESS_TOKEN)" or "",
     undo_file and string.format(" (%s stays the way back)", undo_file) or ""))
   return EXIT_SIGNAL[sig]
-end
-
--- A label as a Lua string literal: quoted, control bytes escaped, one line.
-local function show_value(v)
-  if v == nil then return "(new)" end        -- a module a create entry makes
-  return type(v) == "string" and util.lua_string(v) or tostring(v)
-end
-
-local function print_changes(changes)
-  if #changes == 0 then out("No changes: the org is already as planned.\n") return end
-  out(string.format("Changes (%s):\n", plural(#changes, "module")))
-  local rows = {}
-  for _, c in ipairs(changes) do
-    local fields = {}
-    for _, field in ipairs { "plural_label", "singular_label" } do
-      if c[field] then fields[#fields + 1] = { field, show_value(c[field].old) .. " -> " .. show_value(c[field].new) } end
-    end
-    local function names(list)
-      local n = {}
-      for _, p in ipairs(list) do n[#n + 1] = p.name or p.id end
-      return table.concat(n, ", ")
-    end
-    if #c.granted > 0 then fields[#fields + 1] = { "profiles", "grant " .. names(c.granted) } end
-    if #c.revoked > 0 then fields[#fields + 1] = { #c.granted > 0 and "" or "profiles", "revoke " .. names(c.revoked) } end
-    for i, f in ipairs(fields) do rows[#rows + 1] = { i == 1 and c.module or "", f[1], f[2] } end
-  end
-  local w = 0
-  for _, r in ipairs(rows) do w = math.max(w, width(r[1])) end
-  for _, r in ipairs(rows) do
-    out(string.format("  %s%s  %-15s %s\n", r[1], string.rep(" ", w - width(r[1])), r[2], r[3]))
-  end
 end
 
 local function print_summary(report)
@@ -246,13 +216,8 @@ local function cmd_apply(flags, positional, argv)
       resolution = string.format("Give --undo a new file name, or move %s away first.", flags.undo) })
     return EXIT_USAGE
   end
-  local interactive = core.isatty(io.stdin) and core.isatty(io.stderr)
-  if not flags["dry-run"] and not flags.yes and not interactive then
-    print_error(flags, nil, zcrm.error { kind = "config", code = "CONFIRMATION_REQUIRED",
-      message = "apply asks before changing anything, and there is no terminal to ask on; nothing was sent",
-      resolution = "Pass --yes to apply without asking, or --dry-run to see what would change." })
-    return EXIT_USAGE
-  end
+  local refused = cannot_ask(flags)
+  if refused then return refused end
   local client, code = connect(flags)
   if not client then return code end
   local ctx = { client = client, args = { table.unpack(positional, 2) } }
@@ -310,7 +275,7 @@ local function cmd_apply(flags, positional, argv)
 
   if declined and not sig then
     if flags.json then report_json(report, { declined = true }) end
-    err_line("zcrm: not applied (the answer was not yes); nothing was sent")
+    not_applied()
     return EXIT_FAILED
   end
   print_failures(flags, report)
@@ -360,12 +325,21 @@ local COMMANDS = { apply = cmd_apply, validate = cmd_validate, modules = cmd_mod
 local config = require "zcrm.cli.config"
 config.install {
   commands = COMMANDS, flags = COMMAND_FLAGS, help = HELP,
-  helpers = { out = out, interrupted_exit = interrupted_exit, interrupt_grace = INTERRUPT_GRACE,
-              json_line = json_line, error_json = error_json, usage_error = usage_error,
-              connect = connect, print_changes = print_changes, list_or_nil = list_or_nil, ask = ask,
+  helpers = { interrupted_exit = interrupted_exit, interrupt_grace = INTERRUPT_GRACE,
               error_line = function(prefix, err) print_error({}, prefix, err) end,
               print_invalid = function(faults) print_invalid({}, faults) end },
 }
+
+-- 'unknown command "aply"; did you mean "apply"?': `what` names the word
+-- ("unknown command", "no command"), `names` the words it could have been
+-- besides the commands; the nearest is suggested when one is close.
+local function no_such_command(what, word, names)
+  for name in pairs(HELP) do
+    if name ~= "main" then names[#names + 1] = name end
+  end
+  local near = nearest(word, names)
+  return usage_error(string.format('%s "%s"%s', what, word, near and string.format('; did you mean "%s"?', near) or ""))
+end
 
 local function command_help(command)
   out(HELP[command])
@@ -388,7 +362,7 @@ function M.main(argv)
   if command == "help" then
     local topic = argv[2]
     if topic == nil then out(HELP.main) return EXIT_OK end
-    if not HELP[topic] or topic == "main" then return usage_error("no command '" .. topic .. "'") end
+    if not HELP[topic] or topic == "main" then return no_such_command("no command", topic, {}) end
     if topic == "emulator" then return cmd_emulator({ [0] = argv[0], "emulator", "--help" }, 2) end
     return command_help(topic)
   end
@@ -398,7 +372,7 @@ function M.main(argv)
   end
   if command == "emulator" then return cmd_emulator(argv, 2) end
   local run = COMMANDS[command]
-  if not run then return usage_error("unknown command '" .. command .. "'") end
+  if not run then return no_such_command("unknown command", command, { "help" }) end
   local flags, positional, perr = parse(command, argv, 2)
   if not flags then return usage_error(perr, command) end
   setup_terminal(flags)

@@ -184,6 +184,37 @@ local function resume_command(argv)
   return table.concat(parts, " "), secret_dropped
 end
 
+-- Edit distance (insertions, deletions, substitutions, swaps of neighbours,
+-- each one step), as git counts it for "did you mean".
+local function distance(a, b)
+  local d = {}
+  for i = 0, #a do d[i] = { [0] = i } end
+  for j = 0, #b do d[0][j] = j end
+  for i = 1, #a do
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      d[i][j] = math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+      if i > 1 and j > 1 and a:byte(i) == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then
+        d[i][j] = math.min(d[i][j], d[i - 2][j - 2] + 1)
+      end
+    end
+  end
+  return d[#a][#b]
+end
+
+--- nearest(word, names) -> the name in `names` closest to `word` when it is
+-- close (at most 2 edits, and fewer than the word has letters), or nil; a tie
+-- goes to the name first in alphabetical order.
+local function nearest(word, names)
+  local best, best_d
+  for _, name in ipairs(names) do
+    local d = distance(word, name)
+    if d <= 2 and d < #word and (not best_d or d < best_d or (d == best_d and name < best)) then
+      best, best_d = name, d
+    end
+  end
+  return best
+end
 
 -- }====
 
@@ -193,5 +224,6 @@ M.CONNECTION_FLAGS = CONNECTION_FLAGS
 M.COMMAND_FLAGS = COMMAND_FLAGS
 M.parse = parse
 M.resume_command = resume_command
+M.nearest = nearest
 
 return M

@@ -8,86 +8,46 @@ local core = require "zcrm.core"
 local changes = require "zcrm.plan.changes"
 local orgs_mod = require "zcrm.orgs"
 local connection = require "zcrm.cli.connect"
+local term = require "zcrm.cli.term"
 
 local M = {}
 
 local EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 local read_orgs, connect_orgs, per_org = connection.read_orgs, connection.connect_orgs, connection.per_org
+local connect = connection.connect
+local out, err_line, json_line, error_json = term.out, term.err_line, term.json_line, term.error_json
+local plural, ask, cannot_ask, not_applied = term.plural, term.ask, term.cannot_ask, term.not_applied
+local usage_error, print_changes = term.usage_error, term.print_changes
 
 -- {==== helpers
 
 local H -- cli.lua's helpers, given to `use`
 
-local function plural(n, word, many)
-  return string.format("%d %s", n, n == 1 and word or (many or (word .. "s")))
-end
-
-local function interactive()
-  if core.isatty then return core.isatty(io.stdin) and core.isatty(io.stderr) end
-  local ok = os.execute("test -t 0 && test -t 2")
-  return ok == true or ok == 0
-end
-
--- As `zcrm apply` of a plan: with neither --yes nor --dry-run there must be a
--- terminal to ask on. Returns nil to go on, or the exit code (message printed).
-local function cannot_ask(flags)
-  if flags.yes or flags["dry-run"] or interactive() then return nil end
-  io.stderr:write("zcrm: apply asks before changing anything, and there is no terminal to ask on; nothing was sent "
-    .. "(hint: pass --yes to apply without asking, or --dry-run to see what would change)\n")
-  return EXIT_USAGE
-end
-
 -- Asks once; --yes answers for the user. Returns true to go on.
 local function confirm(flags, question)
   if flags.yes then return true end
-  local ok
-  if H.ask then
-    ok = H.ask(question .. " [y/N]") -- cli.lua's prompt
-  else
-    io.stdout:flush()
-    io.stderr:write(question, " [y/N] ")
-    io.stderr:flush()
-    local answer = io.stdin:read("l")
-    ok = answer ~= nil and answer:lower():match("^%s*y[e]?[s]?%s*$") ~= nil
-  end
-  if not ok then io.stderr:write("zcrm: not applied (the answer was not yes); nothing was sent\n") end
+  local ok = ask(question .. " [y/N]")
+  if not ok then not_applied() end
   return ok
 end
 
--- }====
-
--- {==== showing change sets
-
-local function profile_names(list)
-  local names = {}
-  for _, p in ipairs(list) do names[#names + 1] = p.name or p.id end
-  return table.concat(names, ", ")
-end
-
---- show_changes(cs, heading): one block per module, field by field.
+--- show_changes(cs): a change set's changes, as `zcrm apply PLAN` shows a
+-- plan's (the before and after values turned into what differs).
 local function show_changes(cs)
-  local out = H.out
-  if #cs.changes == 0 then out("No changes.\n") return end
-  out(string.format("Changes (%s):\n", plural(#cs.changes, "module")))
+  local shown = {}
   for _, c in ipairs(cs.changes) do
-    local rows = {}
+    local d = { module = c.module, granted = {}, revoked = {} }
     for _, field in ipairs { "plural_label", "singular_label" } do
-      if c.before[field] ~= c.after[field] then
-        rows[#rows + 1] = { field, string.format("%q -> %q", tostring(c.before[field]), tostring(c.after[field])) }
-      end
+      if c.before[field] ~= c.after[field] then d[field] = { old = c.before[field], new = c.after[field] } end
     end
     local had, has = {}, {}
     for _, p in ipairs(c.before.profiles) do had[p.id] = true end
     for _, p in ipairs(c.after.profiles) do has[p.id] = true end
-    local granted, revoked = {}, {}
-    for _, p in ipairs(c.after.profiles) do if not had[p.id] then granted[#granted + 1] = p end end
-    for _, p in ipairs(c.before.profiles) do if not has[p.id] then revoked[#revoked + 1] = p end end
-    if #granted > 0 then rows[#rows + 1] = { "profiles", "grant " .. profile_names(granted) } end
-    if #revoked > 0 then rows[#rows + 1] = { #granted > 0 and "" or "profiles", "revoke " .. profile_names(revoked) } end
-    for i, r in ipairs(rows) do
-      out(string.format("  %-22s %-15s %s\n", i == 1 and c.module or "", r[1], r[2]))
-    end
+    for _, p in ipairs(c.after.profiles) do if not had[p.id] then d.granted[#d.granted + 1] = p end end
+    for _, p in ipairs(c.before.profiles) do if not has[p.id] then d.revoked[#d.revoked + 1] = p end end
+    shown[#shown + 1] = d
   end
+  print_changes(shown)
 end
 
 -- }====
@@ -118,14 +78,14 @@ local function apply_changes(flags, path, argv)
   if refused then return refused end
   local cs, err = changes.read(path)
   if not cs then H.error_line(nil, err); return EXIT_USAGE end
-  local client, code = H.connect(flags)
+  local client, code = connect(flags)
   if not client then return code end
   if flags.json then
     for _, c in ipairs(cs.changes) do
-      H.json_line { event = "change", module = c.module, id = c.id, before = c.before, after = c.after, body = c.body }
+      json_line { event = "change", module = c.module, id = c.id, before = c.before, after = c.after, body = c.body }
     end
   else
-    H.out(string.format("Change set %s (planned %s) for %s:\n", path, tostring(cs.created), cs.api_domain))
+    out(string.format("Change set %s (planned %s) for %s:\n", path, tostring(cs.created), cs.api_domain))
     show_changes(cs)
   end
   if cs.api_domain ~= client.api_domain then
@@ -146,12 +106,12 @@ local function apply_changes(flags, path, argv)
     stop = stop, stop_grace = H.interrupt_grace,
     on_result = function(c, res, rerr)
       if flags.json then
-        H.json_line { event = "result", module = c.module, id = c.id,
+        json_line { event = "result", module = c.module, id = c.id,
                       status = res and "applied" or (rerr.code == "CHANGED_SINCE_PLAN" and "refused" or "failed"),
-                      code = res and res.code or nil, error = rerr and H.error_json(rerr) or nil }
+                      code = res and res.code or nil, error = rerr and error_json(rerr) or nil }
       end
       if res then
-        if not flags.json then H.out(string.format("  applied  %s\n", c.module)) end
+        if not flags.json then out(string.format("  applied  %s\n", c.module)) end
       else
         H.error_line(c.module, rerr)
       end
@@ -160,17 +120,17 @@ local function apply_changes(flags, path, argv)
   client:close()
   local sig = core.interrupted()
   if not report then
-    if flags.json then H.json_line { event = "error", error = H.error_json(err) } end
+    if flags.json then json_line { event = "error", error = error_json(err) } end
     H.error_line(path, err)
     if sig then return H.interrupted_exit(sig, argv, "nothing was sent") end
     return err.kind == "validation" and EXIT_USAGE or EXIT_FAILED
   end
   if flags.json then
-    H.json_line { event = "report", ok = report.ok, total = report.total, applied = #report.applied,
+    json_line { event = "report", ok = report.ok, total = report.total, applied = #report.applied,
                   refused = #report.refused, failed = #report.failed, not_sent = #report.not_sent,
                   credits = report.credits, elapsed = report.elapsed, interrupted = report.interrupted }
   else
-    H.out(summary(report), "\n")
+    out(summary(report), "\n")
   end
   if report.aborted then H.error_line("stopped early", report.aborted) end
   if sig then return changes_interrupted(sig, argv, { cs }, path, nil, #report.applied, #report.not_sent) end
@@ -182,7 +142,7 @@ end
 -- confirmation, then applied concurrently.
 local function apply_changes_orgs(flags, path, argv)
   if not path:find("{org}", 1, true) then
-    return H.usage_error("with --orgs, the change set path must hold {org} (each org has its own)", "apply")
+    return usage_error("with --orgs, the change set path must hold {org} (each org has its own)", "apply")
   end
   local refused = cannot_ask(flags)
   if refused then return refused end
@@ -199,7 +159,7 @@ local function apply_changes_orgs(flags, path, argv)
       cs = nil
     end
     if not cs then close(); H.error_line(org.name, err); return EXIT_USAGE end
-    H.out(string.format("Org %s: change set %s (planned %s) for %s:\n", org.name, file, tostring(cs.created), cs.api_domain))
+    out(string.format("Org %s: change set %s (planned %s) for %s:\n", org.name, file, tostring(cs.created), cs.api_domain))
     show_changes(cs)
     sets[i], total = cs, total + #cs.changes
   end
@@ -221,7 +181,7 @@ local function apply_changes_orgs(flags, path, argv)
   local code, applied, not_sent = EXIT_OK, 0, 0
   for i, r in ipairs(runs) do
     if r[1] then
-      H.out(string.format("%-12s %s\n", list[i].name, summary(r[1])))
+      out(string.format("%-12s %s\n", list[i].name, summary(r[1])))
       if not r[1].ok then code = math.max(code, EXIT_FAILED) end
       applied, not_sent = applied + #r[1].applied, not_sent + #r[1].not_sent
     else
@@ -241,7 +201,7 @@ local function apply_orgs(flags, path, positional, argv)
   if not list then H.error_line(flags.orgs, err); return EXIT_USAGE end
   for _, k in ipairs { "journal", "undo" } do
     if flags[k] and not flags[k]:find("{org}", 1, true) then
-      return H.usage_error(string.format("with --orgs, --%s must hold {org} (each org writes its own file)", k), "apply")
+      return usage_error(string.format("with --orgs, --%s must hold {org} (each org writes its own file)", k), "apply")
     end
   end
   local total = 0
@@ -254,8 +214,8 @@ local function apply_orgs(flags, path, positional, argv)
     concurrency = flags.concurrency and math.tointeger(tonumber(flags.concurrency)) or nil,
     on_plan = function(r)
       for _, o in ipairs(r.orgs) do
-        H.out(string.format("Org %s (%s): %s\n", o.name, o.api_domain, plural(#o.checked.would_send, "update")))
-        H.print_changes(o.checked.changes)
+        out(string.format("Org %s (%s): %s\n", o.name, o.api_domain, plural(#o.checked.would_send, "update")))
+        print_changes(o.checked.changes)
         total = total + #o.checked.would_send
       end
     end,
@@ -283,7 +243,7 @@ local function apply_orgs(flags, path, positional, argv)
           H.error_line(o.org, e)
         end
       end
-      io.stderr:write(string.format("zcrm: %s refuse the plan; no org was changed\n", plural(#err.details.orgs, "org")))
+      err_line(string.format("zcrm: %s refuse the plan; no org was changed", plural(#err.details.orgs, "org")))
       return EXIT_USAGE
     end
     H.error_line(flags.orgs, err)
@@ -302,14 +262,14 @@ local function apply_orgs(flags, path, positional, argv)
     local r = o.report
     if r then
       applied, not_sent = applied + #r.applied, not_sent + #r.not_sent
-      H.out(string.format("%-12s applied %d, skipped %d, failed %d%s; %s; %.2f s\n", o.name, #r.applied, #r.skipped,
+      out(string.format("%-12s applied %d, skipped %d, failed %d%s; %s; %.2f s\n", o.name, #r.applied, #r.skipped,
         #r.failed, #r.not_sent > 0 and (", not sent " .. #r.not_sent) or "", plural(r.credits, "credit"), r.elapsed))
       if r.aborted then H.error_line(o.name .. ": stopped early", r.aborted) end
     else
       H.error_line(o.name, o.error)
     end
   end
-  H.out(string.format("%s in %.2f s: %s\n", plural(#result.orgs, "org"), result.elapsed,
+  out(string.format("%s in %.2f s: %s\n", plural(#result.orgs, "org"), result.elapsed,
     result.ok and "all applied" or "some failed"))
   if sig then
     return H.interrupted_exit(sig, argv, string.format("%d applied; %s not sent", applied, plural(not_sent, "update")))
@@ -325,11 +285,11 @@ function M.apply(flags, positional, argv)
   local change_set = path:match("%.json$")
   for _, flag in ipairs { "diff", "journal", "undo" } do
     if change_set and flags[flag] then
-      return H.usage_error(string.format("--%s is for plans; a change set is applied exactly as planned", flag), "apply")
+      return usage_error(string.format("--%s is for plans; a change set is applied exactly as planned", flag), "apply")
     end
   end
   if flags.orgs and flags.json then
-    return H.usage_error("--json is not available with --orgs yet; use the per-org summary lines", "apply")
+    return usage_error("--json is not available with --orgs yet; use the per-org summary lines", "apply")
   end
   if change_set then
     if flags.orgs then return apply_changes_orgs(flags, path, argv) end
@@ -341,10 +301,9 @@ end
 
 -- }====
 
---- use(helpers): cli.lua's helpers (out, json_line, error_line, error_json,
--- usage_error, connect, print_changes, interrupted_exit, interrupt_grace, ask).
+--- use(helpers): cli.lua's helpers (error_line, interrupted_exit, interrupt_grace).
 function M.use(helpers) H = helpers end
 
-M.plural, M.show_changes = plural, show_changes
+M.show_changes = show_changes
 
 return M

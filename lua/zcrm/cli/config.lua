@@ -3,7 +3,7 @@
 -- set and --orgs (lua/zcrm/cli/changesets.lua), into lua/zcrm/cli.lua. Each
 -- is a thin layer over the Lua API (client:export, client:plan, client:diff,
 -- client:apply(changes), zcrm.apply_orgs); cli.lua parses the arguments and
--- calls them with its helpers (output, errors, connection).
+-- calls them; they print through lua/zcrm/cli/term.lua.
 
 local zcrm = require "zcrm"
 local changes = require "zcrm.plan.changes"
@@ -15,7 +15,10 @@ local M = {}
 
 local EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 local connect_orgs, per_org = connection.connect_orgs, connection.per_org
-local plural, show_changes = changesets.plural, changesets.show_changes
+local term = require "zcrm.cli.term"
+local show_changes, connect = changesets.show_changes, connection.connect
+local out, err_line, json_line, plural = term.out, term.err_line, term.json_line, term.plural
+local usage_error, print_changes, list_or_nil = term.usage_error, term.print_changes, term.list_or_nil
 
 M.FLAGS = {
   export = { out = "value", orgs = "value" },
@@ -70,7 +73,7 @@ local H -- cli.lua's helpers, given to `commands`
 
 local function needs_org_pattern(flags, command)
   if flags.orgs and flags.out and not flags.out:find("{org}", 1, true) then
-    return H.usage_error("with --orgs, --out must hold {org} (each org gets its own file)", command)
+    return usage_error("with --orgs, --out must hold {org} (each org gets its own file)", command)
   end
 end
 
@@ -82,17 +85,17 @@ local function export_one(client, path)
   local plan, err = client:export { out = path }
   if not plan then return nil, err end
   if path then
-    io.stderr:write(string.format("zcrm: exported %s of %s to %s\n", plural(#plan, "custom module"),
+    err_line(string.format("zcrm: exported %s of %s to %s", plural(#plan, "custom module"),
       client.api_domain, path))
   else
-    io.stdout:write(zcrm.export_source(plan, client.api_domain))
+    out(zcrm.export_source(plan, client.api_domain))
   end
   return plan
 end
 
 local function cmd_export(flags)
   if flags.orgs then
-    if not flags.out then return H.usage_error("with --orgs, give --out FILE holding {org}", "export") end
+    if not flags.out then return usage_error("with --orgs, give --out FILE holding {org}", "export") end
     local bad = needs_org_pattern(flags, "export")
     if bad then return bad end
     local list, clients = connect_orgs(flags)
@@ -107,7 +110,7 @@ local function cmd_export(flags)
     end
     return code
   end
-  local client, code = H.connect(flags)
+  local client, code = connect(flags)
   if not client then return code end
   local plan, err = export_one(client, flags.out)
   client:close()
@@ -143,12 +146,12 @@ end
 
 local function cmd_plan(flags, positional)
   local path = positional[1]
-  if not path then return H.usage_error("plan needs a plan file", "plan") end
+  if not path then return usage_error("plan needs a plan file", "plan") end
   local bad = needs_org_pattern(flags, "plan")
   if bad then return bad end
   local args = load_plan_args(positional)
   local function show(cs, name, out_path)
-    H.out(string.format("Plan %s for %s%s:\n", path, name and (name .. " (" .. cs.api_domain .. ")") or cs.api_domain,
+    out(string.format("Plan %s for %s%s:\n", path, name and (name .. " (" .. cs.api_domain .. ")") or cs.api_domain,
       out_path and (" -> " .. out_path) or ""))
     show_changes(cs)
   end
@@ -169,14 +172,14 @@ local function cmd_plan(flags, positional)
     end
     return code
   end
-  local client, code = H.connect(flags)
+  local client, code = connect(flags)
   if not client then return code end
   local cs, err = plan_one(client, path, args, flags.out)
   client:close()
   if not cs then return report_plan_error(path, err) end
   show(cs, nil, flags.out)
   if flags.out then
-    H.out(string.format("Wrote %s to %s. Review it, then: zcrm apply %s\n", plural(#cs.changes, "change"),
+    out(string.format("Wrote %s to %s. Review it, then: zcrm apply %s\n", plural(#cs.changes, "change"),
       flags.out, flags.out))
   end
   return EXIT_OK
@@ -188,7 +191,7 @@ end
 
 local function cmd_diff(flags, positional)
   local path = positional[1]
-  if not path then return H.usage_error("diff needs a plan file", "diff") end
+  if not path then return usage_error("diff needs a plan file", "diff") end
   local args = load_plan_args(positional)
   local targets, clients = {}, {}
   if flags.orgs then
@@ -196,7 +199,7 @@ local function cmd_diff(flags, positional)
     if not list then return c end
     targets, clients = list, c
   else
-    local client, code = H.connect(flags)
+    local client, code = connect(flags)
     if not client then return code end
     targets[1], clients[1] = { name = nil }, client
   end
@@ -212,20 +215,20 @@ local function cmd_diff(flags, positional)
       report_plan_error(targets[i].name or path, err)
       code = EXIT_USAGE
     elseif flags.json then
-      H.json_line { event = "diff", org = targets[i].name, api_domain = clients[i].api_domain,
+      json_line { event = "diff", org = targets[i].name, api_domain = clients[i].api_domain,
                     differs = d.differs, changes = #d.changes, same = #d.same, total = d.total }
       for _, c in ipairs(d.changes) do
-        H.json_line { event = "change", org = targets[i].name, module = c.module, id = c.id,
+        json_line { event = "change", org = targets[i].name, module = c.module, id = c.id,
                       plural_label = c.plural_label, singular_label = c.singular_label,
-                      granted = H.list_or_nil(c.granted), revoked = H.list_or_nil(c.revoked) }
+                      granted = list_or_nil(c.granted), revoked = list_or_nil(c.revoked) }
       end
       if d.differs and code == EXIT_OK then code = EXIT_FAILED end
     elseif d.differs then
-      H.out(string.format("%s differs from %s:\n", who, path))
-      H.print_changes(d.changes)
+      out(string.format("%s differs from %s:\n", who, path))
+      print_changes(d.changes)
       if code == EXIT_OK then code = EXIT_FAILED end
     else
-      H.out(string.format("%s matches %s (%s)\n", who, path, plural(d.total, "entry", "entries")))
+      out(string.format("%s matches %s (%s)\n", who, path, plural(d.total, "entry")))
     end
   end
   return code
@@ -264,8 +267,7 @@ refused (exit 2).
 
 --- install(cli) plugs these commands into lua/zcrm/cli.lua: cli.commands (the
 -- command table), cli.flags (flags per command), cli.help (help texts) and
--- cli.helpers (out, json_line, error_line, error_json, usage_error, connect,
--- print_changes, print_invalid, list_or_nil).
+-- cli.helpers (error_line, print_invalid, interrupted_exit, interrupt_grace).
 function M.install(cli)
   H = cli.helpers
   changesets.use(H)

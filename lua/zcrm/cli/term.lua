@@ -1,6 +1,6 @@
 --- The terminal side of `zcrm`: colours, the progress line, every line the
 -- command prints (out, err_line, json_line), errors and their hints, tables,
--- and the yes/no question.
+-- the changes a plan or a change set makes, and the yes/no question.
 
 local cjson = require "cjson.safe"
 local zcrm = require "zcrm"
@@ -125,6 +125,46 @@ local function print_table(header, rows)
   for _, row in ipairs(rows) do line(row) end
 end
 
+-- A label as a Lua string literal: quoted, control bytes escaped, one line.
+local function show_value(v)
+  if v == nil then return "(new)" end        -- a module a create entry makes
+  return type(v) == "string" and util.lua_string(v) or tostring(v)
+end
+
+local function profile_names(list)
+  local n = {}
+  for _, p in ipairs(list) do n[#n + 1] = util.printable(p.name or p.id) end
+  return table.concat(n, ", ")
+end
+
+--- print_changes(changes): what differs, module by module, field by field:
+-- the plan's view (report.changes, client:diff) and a change set's (turned
+-- into that shape). Each change: module, plural_label and singular_label
+-- ({ old =, new = }, present when they differ), granted, revoked (profiles).
+-- Names are shown with their control bytes escaped: they may come from a file.
+local function print_changes(changes)
+  if #changes == 0 then out("No changes: the org is already as planned.\n") return end
+  out(string.format("Changes (%s):\n", plural(#changes, "module")))
+  local rows = {}
+  for _, c in ipairs(changes) do
+    local fields = {}
+    for _, field in ipairs { "plural_label", "singular_label" } do
+      if c[field] then fields[#fields + 1] = { field, show_value(c[field].old) .. " -> " .. show_value(c[field].new) } end
+    end
+    if #c.granted > 0 then fields[#fields + 1] = { "profiles", "grant " .. profile_names(c.granted) } end
+    if #c.revoked > 0 then
+      fields[#fields + 1] = { #c.granted > 0 and "" or "profiles", "revoke " .. profile_names(c.revoked) }
+    end
+    local module = util.printable(c.module)
+    for i, f in ipairs(fields) do rows[#rows + 1] = { i == 1 and module or "", f[1], f[2] } end
+  end
+  local w = 0
+  for _, r in ipairs(rows) do w = math.max(w, width(r[1])) end
+  for _, r in ipairs(rows) do
+    out(string.format("  %s%s  %-15s %s\n", r[1], string.rep(" ", w - width(r[1])), r[2], r[3]))
+  end
+end
+
 -- }====
 
 -- {==== progress
@@ -157,17 +197,42 @@ end
 
 -- }====
 
+-- {==== asking
+
+-- Whether there is a terminal to ask on (stdin to read the answer, stderr
+-- to show the question).
+local function interactive()
+  return core.isatty(io.stdin) and core.isatty(io.stderr)
+end
+
 -- Asks on the terminal; true only for an answer of yes.
 local function ask(question)
   clear_progress()
   io.stdout:flush()
-  io.stderr:write(question, " ")
+  io.stderr:write(util.terminal_text(question), " ")
   io.stderr:flush()
   local answer = io.stdin:read("l")
   if answer == nil then io.stderr:write("\n") end
   return answer ~= nil and answer:lower():match("^%s*y[e]?[s]?%s*$") ~= nil
 end
 
+--- cannot_ask(flags) -> nil to go on, or the exit code after saying why:
+-- `zcrm apply` asks before changing anything, so without --yes or --dry-run
+-- there must be a terminal to ask on.
+local function cannot_ask(flags)
+  if flags["dry-run"] or flags.yes or interactive() then return nil end
+  print_error(flags, nil, zcrm.error { kind = "config", code = "CONFIRMATION_REQUIRED",
+    message = "apply asks before changing anything, and there is no terminal to ask on; nothing was sent",
+    resolution = "Pass --yes to apply without asking, or --dry-run to see what would change." })
+  return EXIT_USAGE
+end
+
+-- After an answer that was not yes.
+local function not_applied()
+  err_line("zcrm: not applied (the answer was not yes); nothing was sent")
+end
+
+-- }====
 
 M.term = term
 M.setup_terminal = setup_terminal
@@ -186,5 +251,9 @@ M.width = width
 M.print_table = print_table
 M.progress_bar = progress_bar
 M.ask = ask
+M.interactive = interactive
+M.cannot_ask = cannot_ask
+M.not_applied = not_applied
+M.print_changes = print_changes
 
 return M
