@@ -3,18 +3,9 @@
 local zcrm = require "zcrm"
 local cjson = require "cjson"
 local emulator = require "spec.support.emulator"
+local clients = require "spec.support.client"
 
-local PUT_ROUTE = "PUT /crm/v8/settings/modules/{module}"
-
-local function new_client(emu, opts)
-  local o = { api_domain = emu.url, access_token = "emulator-token", retry_base = 0.01, env = false }
-  for k, v in pairs(opts or {}) do o[k] = v end
-  return assert(zcrm.new(o))
-end
-
-local function puts(emu)
-  return emu:stats().requests.by_route[PUT_ROUTE] or 0
-end
+local new_client, puts = clients.maker { retry_base = 0.01 }, clients.puts
 
 -- The org's custom modules as a user sees them: API name, labels, profile names.
 local function custom_modules(emu)

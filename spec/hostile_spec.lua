@@ -591,15 +591,13 @@ describe("journal and undo files", function()
   before_each(function() dir = tmpdir() end)
   after_each(function() sh("rm -rf " .. quote(dir)) end)
 
-  local function client()
-    return assert(zcrm.new { api_domain = emu.url, access_token = "emulator-token", env = false })
-  end
+  local new_client = require("spec.support.client").maker()
   local PLAN = { { module = "Digital_Marketing", plural_label = "Hostile Files" } }
 
   it("a journal is never written through a planted symbolic link", function()
     files.write(dir .. "/victim", "precious\n")
     assert(sh("ln -s " .. quote(dir .. "/victim") .. " " .. quote(dir .. "/journal")))
-    local report, err = client():apply(PLAN, { journal = dir .. "/journal" })
+    local report, err = new_client(emu):apply(PLAN, { journal = dir .. "/journal" })
     assert.is_nil(report)
     assert.equal("JOURNAL_ERROR", err.code)
     assert.matches("symbolic link", err.message)
@@ -607,7 +605,7 @@ describe("journal and undo files", function()
   end)
 
   it("a new journal and an undo plan get mode 0600", function()
-    local c = client()
+    local c = new_client(emu)
     assert(c:apply(PLAN, { journal = dir .. "/journal", undo_file = dir .. "/undo.lua" }))
     assert.equal(6 * 64, core.file_mode(dir .. "/journal"))
     assert.equal(6 * 64, core.file_mode(dir .. "/undo.lua"))

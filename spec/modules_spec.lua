@@ -4,26 +4,17 @@
 local zcrm = require "zcrm"
 local emulator = require "spec.support.emulator"
 local files = require "spec.support.files"
+local clients = require "spec.support.client"
 
 local ADMIN, STANDARD, CONTRACTOR = "2423488000000015972", "2423488000000015975", "2423488000000015990"
 local SIGN, HISTORY = "zohosign__ZohoSign_Documents", "Appointments_Rescheduled_History__s"
 
-local function new_client(emu, extra)
-  local opts = { api_domain = emu.url, access_token = "emulator-token", retry_base = 0.01, env = false }
-  for k, v in pairs(extra or {}) do opts[k] = v end
-  return assert(zcrm.new(opts))
-end
-
-local function requests(emu, route)
-  local r = emu:stats().requests
-  if route then return r.by_route[route] or 0 end
-  return r.total
-end
+local new_client, requests = clients.maker { retry_base = 0.01 }, clients.requests
 
 -- PUTs to settings/modules itself (the batch endpoint): every PUT but the single-module ones.
 local function batch_puts(emu)
   local r = emu:stats().requests
-  return (r.by_method.PUT or 0) - (r.by_route["PUT /crm/v8/settings/modules/{module}"] or 0)
+  return (r.by_method.PUT or 0) - (r.by_route[clients.PUT_ROUTE] or 0)
 end
 
 local function find(state, api_name)
