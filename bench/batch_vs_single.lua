@@ -11,14 +11,9 @@ package.cpath = "./csrc/?.so;" .. package.cpath
 
 local zcrm = require "zcrm"
 local core = require "zcrm.core"
-local emulator = require "spec.support.emulator"
+local support = require "bench.support"
 
-local N = tonumber(arg[1]) or 200
-local LATENCY_MS = tonumber(arg[2]) or 100
-local C = tonumber(arg[3]) or 10
-
-local emu = emulator.start { "--latency-ms", tostring(LATENCY_MS), "--concurrency", tostring(C),
-                             "--extra-modules", tostring(N) }
+local emu, N, LATENCY_MS, C = support.bulk_emulator(arg)
 
 -- The ids of Bulk_Module_1..N, read once.
 local ids = {}
@@ -34,12 +29,7 @@ end
 
 local function fresh_client()
   emu:reset()
-  local client = assert(zcrm.new { api_domain = emu.url, access_token = "emulator-token",
-                                   concurrency = C, env = false })
-  for i = 1, C do client:submit("get_module", ids[i]) end
-  assert(client:drain(30))
-  emu:reset()
-  return client
+  return support.warm_client(emu, C, function(i) return ids[i] end)
 end
 
 local function update(i, run)

@@ -1,4 +1,6 @@
---- Helpers shared by the bench drivers (figures 2 to 4).
+--- Helpers shared by the bench drivers.
+local emulator = require "spec.support.emulator"
+
 local M = {}
 
 function M.sh(cmd)
@@ -52,6 +54,34 @@ function M.curl_config(path, url, n)
   end
   f:close()
   return path
+end
+
+--- The set-up of figures 1 and 7: N updates, latency L ms and concurrency C
+-- from the driver's `args` (defaults 200, 100, 10), and an emulator answering
+-- after L ms, refusing more than C calls in flight and holding
+-- Bulk_Module_1..N. Returns the emulator, N, L, C.
+function M.bulk_emulator(args)
+  local n = tonumber(args[1]) or 200
+  local latency_ms = tonumber(args[2]) or 100
+  local c = tonumber(args[3]) or 10
+  local emu = emulator.start { "--latency-ms", tostring(latency_ms), "--concurrency", tostring(c),
+                               "--extra-modules", tostring(n) }
+  return emu, n, latency_ms, c
+end
+
+--- A client of `emu` with concurrency `c` and one connection warmed per slot
+-- (get_module of `module(i)` for i = 1..c), then the emulator reset, so that
+-- a figure measures the steady state a long-running bulk job sees.
+function M.warm_client(emu, c, module)
+  -- Required here: the drivers that measure the module in a child process
+  -- use this file without loading zcrm themselves.
+  local zcrm = require "zcrm"
+  local client = assert(zcrm.new { api_domain = emu.url, access_token = "emulator-token",
+                                   concurrency = c, env = false })
+  for i = 1, c do client:submit("get_module", module(i)) end
+  assert(client:drain(30))
+  emu:reset()
+  return client
 end
 
 return M
