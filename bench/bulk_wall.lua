@@ -6,24 +6,15 @@
 package.path = "./lua/?.lua;./lua/?/init.lua;./?.lua;" .. package.path
 package.cpath = "./csrc/?.so;" .. package.cpath
 
-local core = require "zcrm.core"
 local support = require "bench.support"
 
-local emu, N, LATENCY_MS, C = support.bulk_emulator(arg)
-local client = support.warm_client(emu, C, function(i) return "Bulk_Module_" .. i end)
+local function name(i) return "Bulk_Module_" .. i end
 
-local reqs = {}
-local t0 = core.now()
-for i = 1, N do
-  reqs[i] = client:submit("update_module", "Bulk_Module_" .. i,
-    { plural_label = "Bench Items " .. i, singular_label = "Bench Item " .. i })
-end
-assert(client:drain(600))
-local elapsed = core.now() - t0
-local failed = 0
-for _, r in ipairs(reqs) do
-  if not r:result() then failed = failed + 1 end
-end
+local emu, N, LATENCY_MS, C = support.bulk_emulator(arg)
+local client = support.warm_client(emu, C, name)
+local elapsed, failed = support.timed_updates(client, N, name, function(i)
+  return { plural_label = "Bench Items " .. i, singular_label = "Bench Item " .. i }
+end)
 local stats = emu:stats()
 emu:stop()
 
