@@ -14,13 +14,6 @@ local function quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
-local function tmpdir()
-  local p = io.popen("mktemp -d")
-  local d = p:read("l")
-  p:close()
-  return d
-end
-
 local function fails(code, ...)
   local v, err = ...
   assert.is_nil(v)
@@ -112,8 +105,8 @@ end
 
 describe("files opened by zcrm", function()
   local dir
-  before_each(function() dir = tmpdir() end)
-  after_each(function() sh("rm -rf " .. quote(dir)) end)
+  before_each(function() dir = files.tmpdir() end)
+  after_each(function() files.remove_tree(dir) end)
 
   it("open_file creates new files with mode 0600 and works like io.open's files", function()
     local f = assert(core.open_file(dir .. "/j", "a"))
@@ -307,7 +300,7 @@ describe("proxies", function()
   end)
 
   it("a loopback host never goes through a proxy from the environment", function()
-    local dir = tmpdir()
+    local dir = files.tmpdir()
     local script = dir .. "/child.lua"
     files.write(script, string.format([[
       package.cpath = "./csrc/?.so;" .. package.cpath
@@ -329,7 +322,7 @@ describe("proxies", function()
       socket.sleep(0.005)
     end
     local status = files.read(dir .. "/done")
-    sh("rm -rf " .. quote(dir))
+    files.remove_tree(dir)
     assert.equal("200", status)
     assert.equal(1, #target.heads)
     assert.equal(0, #proxy.heads)
@@ -491,7 +484,7 @@ describe("secrets in what a server sends back", function()
   end)
 
   it("never reach zcrm --json output", function()
-    local dir = tmpdir()
+    local dir = files.tmpdir()
     local server = new_server(echo)
     assert(sh(string.format("ZOHO_ACCESS_TOKEN=1000.hostile.token bin/zcrm modules --json --api-domain %s >%s 2>%s &",
       server.url, quote(dir .. "/out"), quote(dir .. "/err")) .. " true"))
@@ -503,7 +496,7 @@ describe("secrets in what a server sends back", function()
     end
     close_server(server)
     local out = files.read(dir .. "/out")
-    sh("rm -rf " .. quote(dir))
+    files.remove_tree(dir)
     assert.truthy(out:find("INVALID_DATA", 1, true), out)
     assert.is_nil(out:find("hostile", 1, true), out)
   end)
@@ -588,8 +581,8 @@ describe("journal and undo files", function()
   local emu, dir
   setup(function() emu = emulator.start() end)
   teardown(function() emu:stop() end)
-  before_each(function() dir = tmpdir() end)
-  after_each(function() sh("rm -rf " .. quote(dir)) end)
+  before_each(function() dir = files.tmpdir() end)
+  after_each(function() files.remove_tree(dir) end)
 
   local new_client = require("spec.support.client").maker()
   local PLAN = { { module = "Digital_Marketing", plural_label = "Hostile Files" } }

@@ -454,13 +454,11 @@ describe("a journalled run killed with SIGKILL", function()
 
   setup(function()
     emu = emulator.start { "--latency-ms", "20", "--extra-modules", tostring(N) }
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p " .. emulator.quote(dir)))
+    dir = files.tmpdir()
   end)
   teardown(function()
     emu:stop()
-    os.execute("rm -rf " .. emulator.quote(dir))
+    files.remove_tree(dir)
   end)
 
   local function write_plan(path)

@@ -9,6 +9,7 @@
 local zcrm = require "zcrm"
 local emulator = require "spec.support.emulator"
 local clients = require "spec.support.client"
+local files = require "spec.support.files"
 
 local N = 500
 local MAX_RETRIES = 3
@@ -272,9 +273,7 @@ describe("a full disk", function()
   local new_client = clients.maker { concurrency = WINDOW }
 
   setup(function()
-    local p = assert(io.popen("mktemp -d"))
-    dir = p:read("l")
-    p:close()
+    dir = files.tmpdir()
     mounted = sh(string.format("mount -t tmpfs -o size=%dk,mode=0700 tmpfs %s 2>/dev/null", SIZE_KIB,
       emulator.quote(dir)))
     emu = emulator.start { "--extra-modules", tostring(RUN), "--latency-ms", "5" }
@@ -282,7 +281,7 @@ describe("a full disk", function()
   teardown(function()
     emu:stop()
     if mounted then sh("umount " .. emulator.quote(dir)) end
-    sh("rm -rf " .. emulator.quote(dir))
+    files.remove_tree(dir)
   end)
   before_each(function()
     emu:reset()
