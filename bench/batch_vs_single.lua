@@ -11,14 +11,9 @@ package.cpath = "./csrc/?.so;" .. package.cpath
 
 local zcrm = require "zcrm"
 local core = require "zcrm.core"
-local emulator = require "spec.support.emulator"
+local support = require "bench.support"
 
-local N = tonumber(arg[1]) or 200
-local LATENCY_MS = tonumber(arg[2]) or 100
-local C = tonumber(arg[3]) or 10
-
-local emu = emulator.start { "--latency-ms", tostring(LATENCY_MS), "--concurrency", tostring(C),
-                             "--extra-modules", tostring(N) }
+local emu, N, LATENCY_MS, C = support.bulk_emulator(arg)
 
 -- The ids of Bulk_Module_1..N, read once.
 local ids = {}
@@ -32,14 +27,11 @@ do
   assert(#ids == N, "the emulator has fewer bulk modules than asked")
 end
 
+local function id(i) return ids[i] end
+
 local function fresh_client()
   emu:reset()
-  local client = assert(zcrm.new { api_domain = emu.url, access_token = "emulator-token",
-                                   concurrency = C, env = false })
-  for i = 1, C do client:submit("get_module", ids[i]) end
-  assert(client:drain(30))
-  emu:reset()
-  return client
+  return support.warm_client(emu, C, id)
 end
 
 local function update(i, run)
@@ -48,15 +40,7 @@ end
 
 -- single: N update_module calls, C in flight
 local client = fresh_client()
-local reqs = {}
-local t0 = core.now()
-for i = 1, N do reqs[i] = client:submit("update_module", ids[i], update(i, "A")) end
-assert(client:drain(600))
-local single = core.now() - t0
-local single_failed = 0
-for _, r in ipairs(reqs) do
-  if not r:result() then single_failed = single_failed + 1 end
-end
+local single, single_failed = support.timed_updates(client, N, id, function(i) return update(i, "A") end)
 local single_puts = emu:stats().requests.by_method.PUT or 0
 client:close()
 
@@ -68,7 +52,7 @@ for i = 1, N do
   e.module = ids[i]
   list[i] = e
 end
-t0 = core.now()
+local t0 = core.now()
 local results = client:update_modules(list)
 local batch = core.now() - t0
 local batch_failed = 0

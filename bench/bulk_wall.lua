@@ -6,37 +6,15 @@
 package.path = "./lua/?.lua;./lua/?/init.lua;./?.lua;" .. package.path
 package.cpath = "./csrc/?.so;" .. package.cpath
 
-local zcrm = require "zcrm"
-local core = require "zcrm.core"
-local emulator = require "spec.support.emulator"
+local support = require "bench.support"
 
-local N = tonumber(arg[1]) or 200
-local LATENCY_MS = tonumber(arg[2]) or 100
-local C = tonumber(arg[3]) or 10
+local function name(i) return "Bulk_Module_" .. i end
 
-local emu = emulator.start { "--latency-ms", tostring(LATENCY_MS), "--concurrency", tostring(C),
-                             "--extra-modules", tostring(N) }
-local client = assert(zcrm.new { api_domain = emu.url, access_token = "emulator-token",
-                                 concurrency = C, env = false })
-
--- Warm up one connection per slot so the figure measures steady state, as a
--- long-running bulk job sees it.
-for i = 1, C do client:submit("get_module", "Bulk_Module_" .. i) end
-assert(client:drain(30))
-emu:reset()
-
-local reqs = {}
-local t0 = core.now()
-for i = 1, N do
-  reqs[i] = client:submit("update_module", "Bulk_Module_" .. i,
-    { plural_label = "Bench Items " .. i, singular_label = "Bench Item " .. i })
-end
-assert(client:drain(600))
-local elapsed = core.now() - t0
-local failed = 0
-for _, r in ipairs(reqs) do
-  if not r:result() then failed = failed + 1 end
-end
+local emu, N, LATENCY_MS, C = support.bulk_emulator(arg)
+local client = support.warm_client(emu, C, name)
+local elapsed, failed = support.timed_updates(client, N, name, function(i)
+  return { plural_label = "Bench Items " .. i, singular_label = "Bench Item " .. i }
+end)
 local stats = emu:stats()
 emu:stop()
 

@@ -1,4 +1,6 @@
---- Helpers shared by the bench drivers (figures 2 to 4).
+--- Helpers shared by the bench drivers.
+local emulator = require "spec.support.emulator"
+
 local M = {}
 
 function M.sh(cmd)
@@ -52,6 +54,51 @@ function M.curl_config(path, url, n)
   end
   f:close()
   return path
+end
+
+--- The set-up of figures 1 and 7: N updates, latency L ms and concurrency C
+-- from the driver's `args` (defaults 200, 100, 10), and an emulator answering
+-- after L ms, refusing more than C calls in flight and holding
+-- Bulk_Module_1..N. Returns the emulator, N, L, C.
+function M.bulk_emulator(args)
+  local n = tonumber(args[1]) or 200
+  local latency_ms = tonumber(args[2]) or 100
+  local c = tonumber(args[3]) or 10
+  local emu = emulator.start { "--latency-ms", tostring(latency_ms), "--concurrency", tostring(c),
+                               "--extra-modules", tostring(n) }
+  return emu, n, latency_ms, c
+end
+
+--- A client of `emu` with concurrency `c` and one connection warmed per slot
+-- (get_module of `module(i)` for i = 1..c), then the emulator reset, so that
+-- a figure measures the steady state a long-running bulk job sees.
+function M.warm_client(emu, c, module)
+  -- Required here, not at the top: the drivers that measure zcrm in a child
+  -- process use this file without loading zcrm themselves.
+  local zcrm = require "zcrm"
+  local client = assert(zcrm.new { api_domain = emu.url, access_token = "emulator-token",
+                                   concurrency = c, env = false })
+  for i = 1, c do client:submit("get_module", module(i)) end
+  assert(client:drain(30))
+  emu:reset()
+  return client
+end
+
+--- The timed run of figures 1 and 7: `n` update_module calls on `module(i)`
+-- with `fields(i)`, submitted at once through `client` and drained. Returns
+-- the seconds taken and the number of updates that failed.
+function M.timed_updates(client, n, module, fields)
+  local core = require "zcrm.core"
+  local reqs = {}
+  local t0 = core.now()
+  for i = 1, n do reqs[i] = client:submit("update_module", module(i), fields(i)) end
+  assert(client:drain(600))
+  local elapsed = core.now() - t0
+  local failed = 0
+  for _, r in ipairs(reqs) do
+    if not r:result() then failed = failed + 1 end
+  end
+  return elapsed, failed
 end
 
 return M

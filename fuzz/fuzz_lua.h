@@ -14,11 +14,13 @@
 **
 ** - The libFuzzer entry points' declarations, and zf_run_input, the body
 **   of LLVMFuzzerTestOneInput for a target that decodes its bytes in C.
+** - zf_init_driver and zf_run_driver, the bodies of both entry points for a
+**   target whose logic is a Lua driver file (fuzz/undo_driver.lua, say).
 **
 ** A target includes this file once, defines LLVMFuzzerInitialize (calling
-** zf_init(), then zf_ref_chunk() for its driver or checker) and
-** LLVMFuzzerTestOneInput (zf_run_input(), or its own call and
-** zf_finish_input() at the end of each input).
+** zf_init(), then zf_ref_chunk() for its checker, or zf_init_driver()) and
+** LLVMFuzzerTestOneInput (zf_run_input() or zf_run_driver(), or its own
+** call and zf_finish_input() at the end of each input).
 */
 #ifndef ZCRM_FUZZ_LUA_H
 #define ZCRM_FUZZ_LUA_H
@@ -210,6 +212,36 @@ static inline int zf_run_input (lua_CFunction run, const uint8_t *data, size_t s
     if (msg == NULL || strstr(msg, "not enough memory") == NULL)
       zf_die(L, "contract broken");
   }
+  zf_finish_input(L);
+  return 0;
+}
+
+/* }================================================================== */
+
+
+/* {==================================================================
+** Targets whose logic is a Lua driver file: the file returns a function
+** that gets each input as a string and raises when a check fails.
+** =================================================================== */
+
+static int zf_driver_ref = LUA_NOREF;
+
+/* The body of LLVMFuzzerInitialize: loads the driver at `path`, then turns
+** Lua line coverage on (loading the modules is the same each time). */
+static inline void zf_init_driver (const char *path) {
+  lua_State *L = zf_init(0);
+  zf_driver_ref = zf_ref_chunk(L, NULL, path);
+  lua_sethook(L, zf_line_hook, LUA_MASKLINE, 0);
+}
+
+/* The body of LLVMFuzzerTestOneInput: the driver on the bytes; any error
+** is a finding. */
+static inline int zf_run_driver (const uint8_t *data, size_t size) {
+  lua_State *L = zf_L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, zf_driver_ref);
+  lua_pushlstring(L, (const char *)data, size);
+  zf_prev_loc = 0;
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) zf_die(L, "contract broken");
   zf_finish_input(L);
   return 0;
 }

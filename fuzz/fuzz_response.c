@@ -7,23 +7,12 @@
 */
 #include "fuzz_lua.h"
 
-static int driver_ref = LUA_NOREF;
-
 int LLVMFuzzerInitialize (int *argc, char ***argv) {
-  lua_State *L = zf_init(0);
   (void)argc; (void)argv;
-  driver_ref = zf_ref_chunk(L, NULL, ZCRM_ROOT "/fuzz/response_driver.lua");
-  /* coverage only from here on: loading the modules is the same each time */
-  lua_sethook(L, zf_line_hook, LUA_MASKLINE, 0);
+  zf_init_driver(ZCRM_ROOT "/fuzz/response_driver.lua");
   return 0;
 }
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size) {
-  lua_State *L = zf_L;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, driver_ref);
-  lua_pushlstring(L, (const char *)data, size);
-  zf_prev_loc = 0;
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) zf_die(L, "contract broken");
-  zf_finish_input(L);
-  return 0;
+  return zf_run_driver(data, size);
 }

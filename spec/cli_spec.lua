@@ -4,7 +4,7 @@ local cjson = require "cjson"
 local emulator = require "spec.support.emulator"
 
 local quote = emulator.quote
-local PUT_ROUTE = "PUT /crm/v8/settings/modules/{module}"
+local puts = require("spec.support.client").puts
 local TOKEN = "emulator-token"
 
 local files = require "spec.support.files"
@@ -206,8 +206,6 @@ describe("bin/zcrm", function()
       env = { ZOHO_API_DOMAIN = emu.url, ZOHO_ACCESS_TOKEN = TOKEN }
     end)
 
-    local function puts() return emu:stats().requests.by_route[PUT_ROUTE] or 0 end
-
     it("apply: exit 0 when all applied, with a diff and a summary", function()
       local code, out, err = zcrm({ "apply", "examples/plans/relabel.lua", "--diff", "--yes" }, env)
       assert.equal(0, code, err)
@@ -215,7 +213,7 @@ describe("bin/zcrm", function()
       assert.matches("grant Marketing", out)
       assert.matches("revoke Contractor", out)
       assert.matches("applied 13, skipped 0, failed 0 of 13 entries", out)
-      assert.equal(13, puts())
+      assert.equal(13, puts(emu))
       assert.is_nil(out:find(TOKEN, 1, true))
       assert.is_nil(err:find(TOKEN, 1, true))
     end)
@@ -268,7 +266,7 @@ describe("bin/zcrm", function()
       assert.equal(0, code)
       assert.matches("would send  Projects", out)
       assert.matches("would apply 13", out)
-      assert.equal(0, puts())
+      assert.equal(0, puts(emu))
     end)
 
     it("apply --json writes only JSON lines: changes, results and the report", function()
@@ -302,9 +300,7 @@ describe("bin/zcrm", function()
     end)
 
     it("apply --journal and --undo write their files; the undo plan restores the org", function()
-      local dir = os.tmpname()
-      os.remove(dir)
-      os.execute("mkdir " .. quote(dir))
+      local dir = files.tmpdir()
       local journal, undo = dir .. "/j", dir .. "/undo.lua"
       local code = zcrm({ "apply", "examples/plans/relabel.lua", "--journal", journal, "--undo", undo, "--yes" }, env)
       assert.equal(0, code)
@@ -317,7 +313,7 @@ describe("bin/zcrm", function()
       local code4, out4 = zcrm({ "apply", "examples/plans/relabel.lua", "--diff", "--dry-run" }, env)
       assert.equal(0, code4)
       assert.matches("would apply 13", out4)
-      os.execute("rm -rf " .. quote(dir))
+      files.remove_tree(dir)
     end)
 
     it("apply passes extra arguments to a plan function", function()
@@ -383,10 +379,10 @@ describe("bin/zcrm", function()
         assert.matches("hint: ", err)
         assert.is_nil((out .. err):find(secret, 1, true))
         if #extra == 0 then
-          assert.equal(0, puts()) -- the state read proved the token wrong first
+          assert.equal(0, puts(emu)) -- the state read proved the token wrong first
         else
           assert.matches("stopped, %d+ not sent", err) -- the first refusal stopped the run
-          assert.is_true(puts() <= 10)
+          assert.is_true(puts(emu) <= 10)
         end
       end
     end)
@@ -449,7 +445,7 @@ describe("bin/zcrm", function()
       code, out = zcrm({ "apply", "examples/plans/relabel.lua", "--dry-run" }, env)
       assert.equal(0, code)
       assert.matches('would send  Projects%s+{.*"id":"2423488000000015984"', out)
-      assert.equal(0, puts())
+      assert.equal(0, puts(emu))
     end)
 
     it("a dry run fails like the real run: a standard module, an unknown profile", function()
@@ -470,11 +466,11 @@ describe("bin/zcrm", function()
       assert.equal(1, code, screen)
       assert.matches("Apply 13 changes to " .. emu.url:gsub("%p", "%%%0") .. "%? %[y/N%]", screen)
       assert.matches("nothing was sent", screen)
-      assert.equal(0, puts())
+      assert.equal(0, puts(emu))
       code, screen = zcrm_tty({ "apply", "examples/plans/relabel.lua" }, env, "y\n")
       assert.equal(0, code, screen)
       assert.matches("applied 13", screen)
-      assert.equal(13, puts())
+      assert.equal(13, puts(emu))
       -- nothing left to change: no question
       code, screen = zcrm_tty({ "apply", "examples/plans/relabel.lua" }, env, "")
       assert.equal(0, code, screen)
@@ -561,7 +557,6 @@ describe("bin/zcrm", function()
       emu:reset()
       env = { ZOHO_API_DOMAIN = emu.url, ZOHO_ACCESS_TOKEN = TOKEN }
     end)
-    local function puts() return emu:stats().requests.by_route[PUT_ROUTE] or 0 end
 
     for _, case in ipairs { { "INT", 130, "Ctrl%-C" }, { "TERM", 143, "SIGTERM" } } do
       it("by SIG" .. case[1] .. " mid-run: the summary and the command that resumes, exit " .. case[2]
@@ -569,7 +564,7 @@ describe("bin/zcrm", function()
         local undo = os.tmpname()
         os.remove(undo)
         local run = start({ "apply", "examples/plans/relabel.lua", "--yes", "--undo", undo, "--concurrency", "1" }, env)
-        wait_for(function() return puts() >= 1 end, "the first update")
+        wait_for(function() return puts(emu) >= 1 end, "the first update")
         os.execute("kill -" .. case[1] .. " " .. run.pid)
         local code, out, err = finish(run)
         assert.equal(case[2], code, err)
@@ -577,7 +572,7 @@ describe("bin/zcrm", function()
         assert.is_nil(err:find("interrupted!", 1, true), err)
         assert.matches("not sent %d+ of 13 entries", out)
         assert.matches("interrupted by " .. case[3], err)
-        assert.is_true(puts() < 13, "the run completed before the signal")
+        assert.is_true(puts(emu) < 13, "the run completed before the signal")
         -- the same command, without --undo: this run's undo plan stays the way back
         local resume = err:match("Running the same command again resumes: bin/zcrm (.-) %(")
         assert.equal("apply examples/plans/relabel.lua --yes --concurrency 1", resume)
@@ -587,7 +582,7 @@ describe("bin/zcrm", function()
         code, out = zcrm(args, env)
         assert.equal(0, code)
         assert.matches("applied %d+, skipped %d+ %(no change%), failed 0 of 13", out)
-        assert.is_true(puts() <= 13 + 1, "PUTs: " .. puts())
+        assert.is_true(puts(emu) <= 13 + 1, "PUTs: " .. puts(emu))
         -- and the undo plan of the interrupted run restores the seeded org
         assert.equal(0, (zcrm({ "apply", undo, "--yes" }, env)))
         for _, m in ipairs(emu:state().modules) do
@@ -600,7 +595,7 @@ describe("bin/zcrm", function()
     it("leaves a token given with --access-token out of the command that resumes", function()
       local run = start({ "apply", "examples/plans/relabel.lua", "--yes", "--concurrency", "1",
                           "--api-domain", emu.url, "--access-token", TOKEN }, {})
-      wait_for(function() return puts() >= 1 end, "the first update")
+      wait_for(function() return puts(emu) >= 1 end, "the first update")
       os.execute("kill -INT " .. run.pid)
       local code, out, err = finish(run)
       assert.equal(130, code, err)
@@ -612,7 +607,7 @@ describe("bin/zcrm", function()
 
     it("a second Ctrl-C stops at once", function()
       local run = start({ "apply", "examples/plans/relabel.lua", "--yes", "--concurrency", "1" }, env)
-      wait_for(function() return puts() >= 1 end, "the first update")
+      wait_for(function() return puts(emu) >= 1 end, "the first update")
       os.execute("kill -INT " .. run.pid .. "; kill -INT " .. run.pid)
       local code, _, err = finish(run)
       assert.equal(130, code)
@@ -692,7 +687,7 @@ describe("zcrm and a hostile server's text", function()
   local dir, emu, env
   local hostile = "Lea\27[2J\27]0;PWNED\7ds\nX"
   setup(function()
-    dir = assert(io.popen("mktemp -d")):read("l")
+    dir = files.tmpdir()
     local state = dir .. "/org.json"
     -- seed the state file, then give a custom module a label that clears the
     -- screen and sets the window title (written as a server would send it)
@@ -710,7 +705,7 @@ describe("zcrm and a hostile server's text", function()
   end)
   teardown(function()
     emu:stop()
-    os.execute("rm -rf " .. quote(dir))
+    files.remove_tree(dir)
   end)
 
   local function no_escape(text)

@@ -3,18 +3,10 @@
 local zcrm = require "zcrm"
 local cjson = require "cjson"
 local emulator = require "spec.support.emulator"
+local files = require "spec.support.files"
+local clients = require "spec.support.client"
 
-local PUT_ROUTE = "PUT /crm/v8/settings/modules/{module}"
-
-local function new_client(emu, opts)
-  local o = { api_domain = emu.url, access_token = "emulator-token", retry_base = 0.01, env = false }
-  for k, v in pairs(opts or {}) do o[k] = v end
-  return assert(zcrm.new(o))
-end
-
-local function puts(emu)
-  return emu:stats().requests.by_route[PUT_ROUTE] or 0
-end
+local new_client, puts = clients.maker { retry_base = 0.01 }, clients.puts
 
 -- The org's custom modules as a user sees them: API name, labels, profile names.
 local function custom_modules(emu)
@@ -122,12 +114,12 @@ describe("export and apply across two orgs", function()
     }
     local cs = assert(c:plan(plan))
     assert.equal(3, #cs.changes)
-    local dir = assert(io.popen("mktemp -d")):read("l")
+    local dir = files.tmpdir()
     local path = dir .. "/changes.json"
     assert(zcrm.changes.write(path, cs))
     put(a, "Tickets", { plural_label = "Help Desk", singular_label = "Help Desk Item" })
     local report = assert(c:apply(path))
-    os.execute("rm -rf " .. emulator.quote(dir))
+    files.remove_tree(dir)
     assert.is_false(report.ok)
     assert.equal(2, #report.applied)
     assert.equal(1, #report.refused)
@@ -186,14 +178,13 @@ end)
 describe("a journal", function()
   local emu, dir
   local core = require "zcrm.core"
-  local files = require "spec.support.files"
   setup(function()
     emu = emulator.start { "--latency-ms", "500" }
-    dir = assert(io.popen("mktemp -d")):read("l")
+    dir = files.tmpdir()
   end)
   teardown(function()
     emu:stop()
-    os.execute("rm -rf " .. emulator.quote(dir))
+    files.remove_tree(dir)
   end)
 
   local function command(plan_path, journal)
@@ -344,12 +335,12 @@ describe("zcrm.apply_orgs across three orgs", function()
   end)
 
   it("refuses before any org runs when one org's undo file already exists", function()
-    local dir = assert(io.popen("mktemp -d")):read("l")
+    local dir = files.tmpdir()
     local f = assert(io.open(dir .. "/undo-org2.lua", "w"))
     f:write("-- an older undo plan\n")
     f:close()
     local result, err = zcrm.apply_orgs(orgs(), plan, { undo_file = dir .. "/undo-{org}.lua" })
-    os.execute("rm -rf " .. emulator.quote(dir))
+    files.remove_tree(dir)
     assert.is_nil(result)
     assert.equal("UNDO_FILE_EXISTS", err.code)
     assert.matches("org org2", err.message, 1, true)
@@ -366,15 +357,14 @@ end)
 describe("the zcrm command", function()
   local a, b, dir
   local core = require "zcrm.core"
-  local files = require "spec.support.files"
   before_each(function()
     a, b = emulator.start(), emulator.start()
-    dir = assert(io.popen("mktemp -d")):read("l")
+    dir = files.tmpdir()
   end)
   after_each(function()
     a:stop()
     b:stop()
-    os.execute("rm -rf " .. emulator.quote(dir))
+    files.remove_tree(dir)
   end)
 
   -- Runs bin/zcrm with ARGs against `emu`; returns exit code, stdout+stderr.
@@ -546,14 +536,13 @@ end)
 describe("zcrm apply CHANGES.json, interrupted", function()
   local emu, dir
   local core = require "zcrm.core"
-  local files = require "spec.support.files"
   setup(function()
     emu = emulator.start { "--latency-ms", "400" }
-    dir = assert(io.popen("mktemp -d")):read("l")
+    dir = files.tmpdir()
   end)
   teardown(function()
     emu:stop()
-    os.execute("rm -rf " .. emulator.quote(dir))
+    files.remove_tree(dir)
   end)
 
   it("by SIGINT mid-run: in-flight updates finish, the summary and the way to resume, exit 130", function()

@@ -1,16 +1,12 @@
 -- zcrm.cqueues: once attached, a client's blocking-style calls made inside a
 -- cqueues coroutine wait through cqueues.poll, so the controller's other
 -- coroutines keep running.
-local zcrm = require "zcrm"
 local cqueues = require "cqueues"
 local zcq = require "zcrm.cqueues"
 local emulator = require "spec.support.emulator"
+local new_client = require("spec.support.client").maker()
 
 local N = 50
-
-local function new_client(emu)
-  return assert(zcrm.new { api_domain = emu.url, access_token = "emulator-token", env = false })
-end
 
 -- Runs `work` in one coroutine and a 10 ms ticker in another, on one
 -- controller, until `work` returns. Counts the ticks taken while a call of

@@ -3,18 +3,13 @@
 local zcrm = require "zcrm"
 local core = require "zcrm.core"
 local emulator = require "spec.support.emulator"
+local new_client = require("spec.support.client").maker { retry_base = 0.02 }
 
 local function bulk_update(i, tag)
   return string.format("Bulk_Module_%d", i), {
     plural_label = string.format("%s Items %d", tag, i),
     singular_label = string.format("%s Item %d", tag, i),
   }
-end
-
-local function new_client(emu, opts)
-  local o = { api_domain = emu.url, access_token = "emulator-token", retry_base = 0.02, env = false }
-  for k, v in pairs(opts or {}) do o[k] = v end
-  return assert(zcrm.new(o))
 end
 
 local function submit_bulk(client, n, tag)

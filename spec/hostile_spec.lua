@@ -14,13 +14,6 @@ local function quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
-local function tmpdir()
-  local p = io.popen("mktemp -d")
-  local d = p:read("l")
-  p:close()
-  return d
-end
-
 local function fails(code, ...)
   local v, err = ...
   assert.is_nil(v)
@@ -112,8 +105,8 @@ end
 
 describe("files opened by zcrm", function()
   local dir
-  before_each(function() dir = tmpdir() end)
-  after_each(function() sh("rm -rf " .. quote(dir)) end)
+  before_each(function() dir = files.tmpdir() end)
+  after_each(function() files.remove_tree(dir) end)
 
   it("open_file creates new files with mode 0600 and works like io.open's files", function()
     local f = assert(core.open_file(dir .. "/j", "a"))
@@ -307,7 +300,7 @@ describe("proxies", function()
   end)
 
   it("a loopback host never goes through a proxy from the environment", function()
-    local dir = tmpdir()
+    local dir = files.tmpdir()
     local script = dir .. "/child.lua"
     files.write(script, string.format([[
       package.cpath = "./csrc/?.so;" .. package.cpath
@@ -329,7 +322,7 @@ describe("proxies", function()
       socket.sleep(0.005)
     end
     local status = files.read(dir .. "/done")
-    sh("rm -rf " .. quote(dir))
+    files.remove_tree(dir)
     assert.equal("200", status)
     assert.equal(1, #target.heads)
     assert.equal(0, #proxy.heads)
@@ -491,7 +484,7 @@ describe("secrets in what a server sends back", function()
   end)
 
   it("never reach zcrm --json output", function()
-    local dir = tmpdir()
+    local dir = files.tmpdir()
     local server = new_server(echo)
     assert(sh(string.format("ZOHO_ACCESS_TOKEN=1000.hostile.token bin/zcrm modules --json --api-domain %s >%s 2>%s &",
       server.url, quote(dir .. "/out"), quote(dir .. "/err")) .. " true"))
@@ -503,7 +496,7 @@ describe("secrets in what a server sends back", function()
     end
     close_server(server)
     local out = files.read(dir .. "/out")
-    sh("rm -rf " .. quote(dir))
+    files.remove_tree(dir)
     assert.truthy(out:find("INVALID_DATA", 1, true), out)
     assert.is_nil(out:find("hostile", 1, true), out)
   end)
@@ -588,18 +581,16 @@ describe("journal and undo files", function()
   local emu, dir
   setup(function() emu = emulator.start() end)
   teardown(function() emu:stop() end)
-  before_each(function() dir = tmpdir() end)
-  after_each(function() sh("rm -rf " .. quote(dir)) end)
+  before_each(function() dir = files.tmpdir() end)
+  after_each(function() files.remove_tree(dir) end)
 
-  local function client()
-    return assert(zcrm.new { api_domain = emu.url, access_token = "emulator-token", env = false })
-  end
+  local new_client = require("spec.support.client").maker()
   local PLAN = { { module = "Digital_Marketing", plural_label = "Hostile Files" } }
 
   it("a journal is never written through a planted symbolic link", function()
     files.write(dir .. "/victim", "precious\n")
     assert(sh("ln -s " .. quote(dir .. "/victim") .. " " .. quote(dir .. "/journal")))
-    local report, err = client():apply(PLAN, { journal = dir .. "/journal" })
+    local report, err = new_client(emu):apply(PLAN, { journal = dir .. "/journal" })
     assert.is_nil(report)
     assert.equal("JOURNAL_ERROR", err.code)
     assert.matches("symbolic link", err.message)
@@ -607,7 +598,7 @@ describe("journal and undo files", function()
   end)
 
   it("a new journal and an undo plan get mode 0600", function()
-    local c = client()
+    local c = new_client(emu)
     assert(c:apply(PLAN, { journal = dir .. "/journal", undo_file = dir .. "/undo.lua" }))
     assert.equal(6 * 64, core.file_mode(dir .. "/journal"))
     assert.equal(6 * 64, core.file_mode(dir .. "/undo.lua"))

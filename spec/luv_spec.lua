@@ -1,17 +1,11 @@
 -- zcrm.luv: a client driven from a luv (libuv) loop through one uv poll on
 -- client:pollfd() and one uv timer set from client:timeout().
-local zcrm = require "zcrm"
 local uv = require "luv"
 local zluv = require "zcrm.luv"
 local emulator = require "spec.support.emulator"
+local new_client = require("spec.support.client").maker()
 
 local LATENCY_MS, N, CAP = 50, 200, 10
-
-local function new_client(emu, opts)
-  local o = { api_domain = emu.url, access_token = "emulator-token", env = false }
-  for k, v in pairs(opts or {}) do o[k] = v end
-  return assert(zcrm.new(o))
-end
 
 -- uv.run() under a guard: an unreferenced timer does not keep the loop alive,
 -- so uv.run() returns by itself only if the adapter stopped its handles; the

@@ -4,26 +4,17 @@
 local zcrm = require "zcrm"
 local emulator = require "spec.support.emulator"
 local files = require "spec.support.files"
+local clients = require "spec.support.client"
 
 local ADMIN, STANDARD, CONTRACTOR = "2423488000000015972", "2423488000000015975", "2423488000000015990"
 local SIGN, HISTORY = "zohosign__ZohoSign_Documents", "Appointments_Rescheduled_History__s"
 
-local function new_client(emu, extra)
-  local opts = { api_domain = emu.url, access_token = "emulator-token", retry_base = 0.01, env = false }
-  for k, v in pairs(extra or {}) do opts[k] = v end
-  return assert(zcrm.new(opts))
-end
-
-local function requests(emu, route)
-  local r = emu:stats().requests
-  if route then return r.by_route[route] or 0 end
-  return r.total
-end
+local new_client, requests = clients.maker { retry_base = 0.01 }, clients.requests
 
 -- PUTs to settings/modules itself (the batch endpoint): every PUT but the single-module ones.
 local function batch_puts(emu)
   local r = emu:stats().requests
-  return (r.by_method.PUT or 0) - (r.by_route["PUT /crm/v8/settings/modules/{module}"] or 0)
+  return (r.by_method.PUT or 0) - (r.by_route[clients.PUT_ROUTE] or 0)
 end
 
 local function find(state, api_name)
@@ -42,9 +33,7 @@ end
 -- An emulator whose org holds modules with real Zoho name forms: the extension
 -- module zohosign__ZohoSign_Documents and the system-style History__s one.
 local function start_real_names(args)
-  local p = assert(io.popen("mktemp -d"))
-  local dir = p:read("l")
-  p:close()
+  local dir = files.tmpdir()
   local state = dir .. "/org.json"
   files.write(state, files.read("spec/fixtures/org_real_names.json"))
   local a = { "--state", state }
@@ -56,7 +45,7 @@ end
 
 local function stop(emu)
   emu:stop()
-  if emu.state_dir then os.execute("rm -rf '" .. emu.state_dir .. "'") end
+  if emu.state_dir then files.remove_tree(emu.state_dir) end
 end
 
 describe("module API names as Zoho has them", function()
@@ -294,9 +283,7 @@ describe("apply with batch = true", function()
 
   it("sends 250 updates in 3 calls with diff, journals every item, and a rerun sends nothing", function()
     local client = new_client(emu)
-    local p = assert(io.popen("mktemp -d"))
-    local dir = p:read("l")
-    p:close()
+    local dir = files.tmpdir()
     local list = {}
     for i = 1, 250 do list[i] = { module = "Bulk_Module_" .. i, plural_label = "Batch Items " .. i } end
     local progress = 0
@@ -316,7 +303,7 @@ describe("apply with batch = true", function()
     assert.equal(0, #again.applied)
     assert.equal(250, #again.skipped)
     assert.equal(3, requests(emu, "PUT /crm/v8/settings/modules"))
-    os.execute("rm -rf '" .. dir .. "'")
+    files.remove_tree(dir)
   end)
 end)
 
@@ -326,9 +313,7 @@ describe("zcrm apply --batch", function()
   teardown(function() emu:stop() end)
 
   it("sends the plan's updates in one batch call, its create alone, and reports them as usual", function()
-    local p = assert(io.popen("mktemp -d"))
-    local dir = p:read("l")
-    p:close()
+    local dir = files.tmpdir()
     files.write(dir .. "/plan.lua", [[return {
       { module = "Bulk_Module_1", plural_label = "Batch One" },
       { module = "Bulk_Module_2", plural_label = "Batch Two" },
@@ -342,7 +327,7 @@ describe("zcrm apply --batch", function()
     local _, _, code = os.execute(cmd)
     local text = files.read(out)
     os.remove(out)
-    os.execute("rm -rf '" .. dir .. "'")
+    files.remove_tree(dir)
     assert.equal(0, code, text)
     assert.matches("applied 4, skipped 0, failed 0", text)
     assert.matches("%(new%) Field Visits%s+plural_label%s+%(new%) %-> \"Field Visits\"", text)
@@ -512,9 +497,7 @@ describe("plans with create entries", function()
   end)
 
   it("are journalled like updates, and a rerun that reads the state sends no second POST", function()
-    local p = assert(io.popen("mktemp -d"))
-    local dir = p:read("l")
-    p:close()
+    local dir = files.tmpdir()
     local journal = dir .. "/run.journal"
     local report = assert(client:apply(plan(), { journal = journal }))
     assert.equal(2, #report.applied)
@@ -527,7 +510,7 @@ describe("plans with create entries", function()
     local again = assert(client:apply(plan(), { journal = journal, diff = true }))
     assert.equal(0, #again.applied)
     assert.equal(1, requests(emu, "POST /crm/v8/settings/modules"))
-    os.execute("rm -rf '" .. dir .. "'")
+    files.remove_tree(dir)
   end)
 end)
 
@@ -562,9 +545,7 @@ describe("apply with batch = true against a server without the batch endpoint", 
   end)
 
   it("zcrm apply --batch says so once on stderr", function()
-    local p = assert(io.popen("mktemp -d"))
-    local dir = p:read("l")
-    p:close()
+    local dir = files.tmpdir()
     files.write(dir .. "/plan.lua", [[return {
       { module = "Bulk_Module_1", plural_label = "Batch One" },
       { module = "Bulk_Module_2", plural_label = "Batch Two" },
@@ -575,7 +556,7 @@ describe("apply with batch = true against a server without the batch endpoint", 
     local _, _, code = os.execute(cmd)
     local text = files.read(out)
     os.remove(out)
-    os.execute("rm -rf '" .. dir .. "'")
+    files.remove_tree(dir)
     assert.equal(0, code, text)
     local _, n = text:gsub("refused the batch endpoint", "")
     assert.equal(1, n, text)

@@ -5,19 +5,10 @@ local core = require "zcrm.core"
 local plan = require "zcrm.plan"
 local cjson = require "cjson"
 local emulator = require "spec.support.emulator"
+local clients = require "spec.support.client"
 
-local PUT_ROUTE = "PUT /crm/v8/settings/modules/{module}"
 local CONTRACTOR, SALES = "2423488000000015984", "2423488000000015978"
-
-local function new_client(emu, opts)
-  local o = { api_domain = emu.url, access_token = "emulator-token", retry_base = 0.01, env = false }
-  for k, v in pairs(opts or {}) do o[k] = v end
-  return assert(zcrm.new(o))
-end
-
-local function puts(emu)
-  return emu:stats().requests.by_route[PUT_ROUTE] or 0
-end
+local new_client, puts = clients.maker { retry_base = 0.01 }, clients.puts
 
 local files = require "spec.support.files"
 local slurp, spit = files.read, files.write
@@ -463,13 +454,11 @@ describe("a journalled run killed with SIGKILL", function()
 
   setup(function()
     emu = emulator.start { "--latency-ms", "20", "--extra-modules", tostring(N) }
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p " .. emulator.quote(dir)))
+    dir = files.tmpdir()
   end)
   teardown(function()
     emu:stop()
-    os.execute("rm -rf " .. emulator.quote(dir))
+    files.remove_tree(dir)
   end)
 
   local function write_plan(path)

@@ -1,6 +1,6 @@
 -- client:pollfd(): one descriptor for a host loop, whatever the number of
 -- transfers. On Linux it is an epoll descriptor the client owns.
-local zcrm = require "zcrm"
+local new_client = require("spec.support.client").maker()
 local emulator = require "spec.support.emulator"
 
 local PID
@@ -32,12 +32,8 @@ describe("client:pollfd()", function()
   setup(function() emu = emulator.start { "--latency-ms", "200" } end)
   teardown(function() emu:stop() end)
 
-  local function new_client()
-    return assert(zcrm.new { api_domain = emu.url, access_token = "emulator-token", env = false })
-  end
-
   it("is one epoll descriptor, close-on-exec, the same for the client's whole life", function()
-    local client = new_client()
+    local client = new_client(emu)
     local fd = client:pollfd()
     assert.equal("integer", math.type(fd))
     assert.equal("anon_inode:[eventpoll]", link(fd))
@@ -51,12 +47,12 @@ describe("client:pollfd()", function()
   end)
 
   it("is closed with the client, by close() and by the garbage collector", function()
-    local client = new_client()
+    local client = new_client(emu)
     local fd = client:pollfd()
     client:close()
     assert.is_nil(client:pollfd())
     assert.are_not.equal("anon_inode:[eventpoll]", link(fd))
-    client = new_client()
+    client = new_client(emu)
     fd = client:pollfd()
     client = nil -- luacheck: ignore
     collectgarbage()
@@ -67,7 +63,7 @@ describe("client:pollfd()", function()
   it("lists sockets numbered above 1024 in fds() (no FD_SETSIZE limit)", function()
     local others = {}
     for i = 1, 1100 do others[i] = assert(io.open("/dev/null", "rb")) end
-    local client = new_client()
+    local client = new_client(emu)
     local req = client:submit("get_modules")
     local seen = 0
     while not req:done() do
@@ -82,7 +78,7 @@ describe("client:pollfd()", function()
   end)
 
   it("counts pending requests and gives no timeout when idle", function()
-    local client = new_client()
+    local client = new_client(emu)
     assert.equal(0, client:pending())
     assert.is_nil(client:timeout())
     local a, b = client:submit("get_modules"), client:submit("get_profiles")

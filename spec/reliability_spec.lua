@@ -8,6 +8,8 @@
 -- (engine_spec.lua has a 40-update storm without slow answers or garbage.)
 local zcrm = require "zcrm"
 local emulator = require "spec.support.emulator"
+local clients = require "spec.support.client"
+local files = require "spec.support.files"
 
 local N = 500
 local MAX_RETRIES = 3
@@ -307,14 +309,10 @@ describe("a full disk", function()
   local function sh(cmd) local ok = os.execute(cmd); return ok == true or ok == 0 end
   local function fill(kib) assert(sh(string.format("dd if=/dev/zero of=%s/filler bs=1k count=%d 2>/dev/null", dir, kib))) end
   local function free() os.remove(dir .. "/filler") end
-  local function new_client()
-    return assert(zcrm.new { api_domain = emu.url, access_token = "emulator-token", env = false, concurrency = WINDOW })
-  end
+  local new_client = clients.maker { concurrency = WINDOW }
 
   setup(function()
-    local p = assert(io.popen("mktemp -d"))
-    dir = p:read("l")
-    p:close()
+    dir = files.tmpdir()
     mounted = sh(string.format("mount -t tmpfs -o size=%dk,mode=0700 tmpfs %s 2>/dev/null", SIZE_KIB,
       emulator.quote(dir)))
     emu = emulator.start { "--extra-modules", tostring(RUN), "--latency-ms", "5" }
@@ -322,7 +320,7 @@ describe("a full disk", function()
   teardown(function()
     emu:stop()
     if mounted then sh("umount " .. emulator.quote(dir)) end
-    sh("rm -rf " .. emulator.quote(dir))
+    files.remove_tree(dir)
   end)
   before_each(function()
     emu:reset()
@@ -334,7 +332,7 @@ describe("a full disk", function()
     fill(SIZE_KIB - 16)                        -- 16 KiB left: room for about 80 journal lines
     local journal = dir .. "/run.journal"
     local plan = plan_of("Full", RUN)
-    local report = assert(new_client():apply(plan, { journal = journal }))
+    local report = assert(new_client(emu):apply(plan, { journal = journal }))
     local puts = put_count(emu:stats())
     local err = report.aborted
     assert.truthy(zcrm.is_error(err), "the run did not stop")
@@ -354,7 +352,7 @@ describe("a full disk", function()
 
     -- run again once there is room, reading the org's state: only what it lacks is sent
     free()
-    local rerun = assert(new_client():apply(plan, { journal = journal, diff = true }))
+    local rerun = assert(new_client(emu):apply(plan, { journal = journal, diff = true }))
     assert.is_true(rerun.ok)
     assert.equal(#report.applied, #rerun.skipped)
     assert.equal(RUN - #report.applied, #rerun.applied)
@@ -367,7 +365,7 @@ describe("a full disk", function()
     fill(SIZE_KIB)
     local undo = dir .. "/undo.lua"
     local plan = plan_of("Undo", RUN)
-    local report, err = new_client():apply(plan, { undo_file = undo })
+    local report, err = new_client(emu):apply(plan, { undo_file = undo })
     assert.is_nil(report)
     assert.equal("UNDO_FILE_ERROR", err.code)
     assert.truthy(err.message:find(undo, 1, true), err.message)
@@ -375,7 +373,7 @@ describe("a full disk", function()
     assert.equal(0, put_count(emu:stats()))
 
     free()
-    local rerun = assert(new_client():apply(plan, { undo_file = undo }))
+    local rerun = assert(new_client(emu):apply(plan, { undo_file = undo }))
     assert.is_true(rerun.ok)
     assert.equal(RUN, #rerun.applied)
     assert.equal(undo, rerun.undo_file)
@@ -389,16 +387,7 @@ describe("hostile input", function()
   teardown(function() emu:stop() end)
   before_each(function() emu:reset() end)
 
-  local function new_client(opts)
-    local o = { api_domain = emu.url, access_token = "emulator-token", env = false,
-                max_retries = 0, retry_base = 0.01 }
-    for k, v in pairs(opts or {}) do o[k] = v end
-    return assert(zcrm.new(o))
-  end
-
-  local function requests()
-    return emu:stats().requests.total
-  end
+  local new_client, requests = clients.maker { max_retries = 0, retry_base = 0.01 }, clients.requests
 
   local function rss_kb()
     for line in io.lines("/proc/self/status") do
@@ -440,8 +429,8 @@ describe("hostile input", function()
     }
     for name, label in pairs(bad) do
       it("refuses " .. name .. " before sending anything", function()
-        local client = new_client()
-        local before = requests()
+        local client = new_client(emu)
+        local before = requests(emu)
         for _, key in ipairs { "plural_label", "singular_label" } do
           local res, err = client:update_module("Digital_Marketing", { [key] = label })
           assert.is_nil(res)
@@ -449,12 +438,12 @@ describe("hostile input", function()
           assert.equal(key, err.field)
           assert.equal("$.modules[0]." .. key, err.details.json_path)
         end
-        assert.equal(before, requests())
+        assert.equal(before, requests(emu))
       end)
     end
 
     it("accepts 25 code points of Unicode letters and sends them byte for byte", function()
-      local client = new_client()
+      local client = new_client(emu)
       local label = string.rep("\195\169", 24) .. "A" -- 24 x e-acute + A: 25 code points, 49 bytes
       assert.truthy(client:update_module("Digital_Marketing", { plural_label = label }))
       local m = assert(client:get_module("Digital_Marketing"))
@@ -475,13 +464,13 @@ describe("hostile input", function()
     }
     for name, module in pairs(bad) do
       it("refuses " .. name .. " as INVALID_MODULE, sending nothing", function()
-        local client = new_client()
-        local before = requests()
+        local client = new_client(emu)
+        local before = requests(emu)
         local _, err = client:update_module(module, { plural_label = "Fine Label" })
         assert_error(err, "validation", "INVALID_MODULE")
         _, err = client:get_module(module)
         assert_error(err, "validation", "INVALID_MODULE")
-        assert.equal(before, requests())
+        assert.equal(before, requests(emu))
       end)
     end
   end)
@@ -530,7 +519,7 @@ describe("hostile input", function()
       for name, call in pairs(calls) do
         it(name .. " turns a '" .. mode .. "' answer into " .. (want[2] or want[1]), function()
           emu:script(mode, 1)
-          local res, err = call(new_client())
+          local res, err = call(new_client(emu))
           assert.is_nil(res)
           assert_error(err, want[1], want[2])
         end)
@@ -540,7 +529,7 @@ describe("hostile input", function()
     it("reads JSON holding invalid UTF-8 without crashing: an error or the bytes as sent", function()
       for name, call in pairs(calls) do
         emu:script("nonutf8", 1)
-        local res, err = call(new_client())
+        local res, err = call(new_client(emu))
         if res == nil then
           assert_error(err, "transport", "UNEXPECTED_RESPONSE")
         else
@@ -548,12 +537,12 @@ describe("hostile input", function()
         end
       end
       emu:script("nonutf8", 1)
-      local res, err = new_client():update_module("Digital_Marketing", { plural_label = "Non Utf" })
+      local res, err = new_client(emu):update_module("Digital_Marketing", { plural_label = "Non Utf" })
       if res == nil then assert_error(err, "transport", "UNEXPECTED_RESPONSE") end
     end)
 
     it("refuses a 10 MB answer at the default max_response_bytes with bounded memory", function()
-      local client = new_client()
+      local client = new_client(emu)
       collectgarbage() collectgarbage()
       local lua_before, rss_before = collectgarbage("count"), rss_kb()
       for _ = 1, 3 do
@@ -574,7 +563,7 @@ describe("hostile input", function()
 
     it("accepts a 10 MB answer when max_response_bytes allows it", function()
       emu:script("huge", 1)
-      local client = new_client { max_response_bytes = 16 * 1024 * 1024 }
+      local client = new_client(emu, { max_response_bytes = 16 * 1024 * 1024 })
       local res, err = client:get_modules()
       -- the body is valid JSON: either its modules, or a clear error if it is not a module list
       if res == nil then assert_error(err, "transport", "UNEXPECTED_RESPONSE") else assert.is_table(res) end
@@ -582,13 +571,13 @@ describe("hostile input", function()
 
     it("times out an answer dripped one byte per 50 ms, and the server still applied it", function()
       emu:script("drip", 1)
-      local client = new_client { timeout = 1.5 }
+      local client = new_client(emu, { timeout = 1.5 })
       -- bytes keep coming, so only a limit on the whole transfer ends it before the last one
       local res, err = client:update_module("Digital_Marketing", { plural_label = "Dripped Labels" })
       assert.is_nil(res)
       assert_error(err, "transport", "TIMEOUT")
       assert.is_true(err.retryable)
-      local m = assert(new_client():get_module("Digital_Marketing"))
+      local m = assert(new_client(emu):get_module("Digital_Marketing"))
       assert.equal("Dripped Labels", m.plural_label)
     end)
 

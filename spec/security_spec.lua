@@ -19,14 +19,8 @@ local function sh(cmd)
   return ok == true or ok == 0
 end
 
-local slurp = require("spec.support.files").read
-
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(sh("mkdir -m 700 " .. quote(d)))
-  return d
-end
+local files = require "spec.support.files"
+local slurp, tmpdir = files.read, files.tmpdir
 
 -- A CA and a server certificate signed by it, for `sans` (openssl syntax).
 local function make_certs(dir, name, sans)
@@ -71,7 +65,7 @@ describe("security", function()
     teardown(function()
       if emu then emu:stop() end
       if wrong_host then wrong_host:stop() end
-      sh("rm -rf " .. quote(dir))
+      files.remove_tree(dir)
     end)
 
     it("serves https on loopback", function()
@@ -181,7 +175,7 @@ describe("security", function()
     teardown(function()
       for _, pid in ipairs(pids) do sh("kill " .. pid .. " 2>/dev/null") end
       target:stop()
-      sh("rm -rf " .. quote(dir))
+      files.remove_tree(dir)
     end)
 
     it("never follows a redirect, so no credentials reach its target", function()
@@ -317,7 +311,7 @@ describe("security", function()
       local out = p:read("a")
       p:close()
       emu:stop()
-      sh("rm -rf " .. quote(dir))
+      files.remove_tree(dir)
       assert.matches("Authorization", out, 1, true) -- the trace is there ...
       for _, secret in ipairs { "1000.VERBOSE.SECRET.TOKEN", "VERBOSECOOKIE", "1000.VERBOSE.QUERY.SECRET" } do
         assert.is_nil(out:find(secret, 1, true), "verbose trace shows " .. secret) -- ... the secrets are not
@@ -353,7 +347,7 @@ describe("security", function()
   describe("token cache", function()
     local dir
     before_each(function() dir = tmpdir() end)
-    after_each(function() sh("rm -rf " .. quote(dir)) end)
+    after_each(function() files.remove_tree(dir) end)
 
     local function cache_run(path, umask)
       local emu = emulator.start { "--client-id", CLIENT_ID, "--client-secret", SECRET, "--refresh-token", REFRESH }

@@ -17,4 +17,18 @@ function M.write(path, s)
   f:close()
 end
 
+--- A new directory of its own, mode 0700 (mktemp -d); raises when none is made.
+function M.tmpdir()
+  local p = assert(io.popen("mktemp -d"))
+  local dir = p:read("l")
+  p:close()
+  return assert(dir, "mktemp -d made no directory")
+end
+
+--- Removes `dir` and everything below it (rm -rf); nothing when `dir` is nil
+-- (a set-up that failed before making it).
+function M.remove_tree(dir)
+  if dir then os.execute("rm -rf '" .. dir:gsub("'", "'\\''") .. "'") end
+end
+
 return M
