@@ -1050,7 +1050,7 @@ describe("zcrm-emulator", function()
     end)
 
     it("answers an update only once the file holds it, so SIGKILL right after loses nothing", function()
-      local dir = assert(shell("mktemp -d")):match("%S+")
+      local dir = files.tmpdir()
       local path = dir .. "/state.json"
       local e = emulator.start { "--state", path }
       local wanted = {}
@@ -1067,11 +1067,11 @@ describe("zcrm-emulator", function()
       local state = again:state()
       again:stop()
       for m, label in pairs(wanted) do assert.equal(label, module_in(state, m).plural_label) end
-      os.execute("rm -rf " .. q(dir))
+      files.remove_tree(dir)
     end)
 
     it("removes at start the temporaries of dead runs (a kill -9 mid-save), never following a symlink", function()
-      local dir = assert(shell("mktemp -d")):match("%S+")
+      local dir = files.tmpdir()
       local path, victim = dir .. "/state.json", dir .. "/victim"
       local e = emulator.start { "--state", path }
       assert.equal(200, (put(e, "Tickets", { plural_label = "Kept Tickets" })))
@@ -1091,14 +1091,14 @@ describe("zcrm-emulator", function()
       again:stop()
       local left = shell("cd " .. q(dir) .. " && ls -A")
       local saved, kept = cjson.decode(files.read(path)), files.read(victim)
-      os.execute("rm -rf " .. q(dir))
+      files.remove_tree(dir)
       assert.equal("state.json\nstate.json.tmp.1\nvictim\n", left)
       assert.equal("precious", kept)
       assert.equal("Saved Projects", module_in(saved, "Projects").plural_label)
     end)
 
     it("answers 500, not success, when the file cannot be written; the retry succeeds once it can", function()
-      local dir = assert(shell("mktemp -d")):match("%S+")
+      local dir = files.tmpdir()
       local path = dir .. "/state.json"
       local e = emulator.start { "--state", path }
       assert.truthy(os.execute("rm -rf " .. q(dir)))
@@ -1110,7 +1110,7 @@ describe("zcrm-emulator", function()
       assert.equal(200, status)
       local saved = cjson.decode(assert(io.open(path)):read("a"))
       e:stop()
-      os.execute("rm -rf " .. q(dir))
+      files.remove_tree(dir)
       assert.equal("Unsaved Tickets", module_in(saved, "Tickets").plural_label)
     end)
 
@@ -1141,23 +1141,23 @@ describe("zcrm-emulator", function()
       local e = emulator.start { "--tls-cert", dir .. "/cert.pem", "--tls-key", dir .. "/key.pem" }
       local status = call(e, "GET", "/crm/v8/settings/profiles", nil, { insecure = true })
       e:stop()
-      os.execute("rm -rf " .. q(dir))
+      files.remove_tree(dir)
       assert.matches("^https://", e.url)
       assert.equal(200, status)
     end)
 
     for _, flag in ipairs { "--tls-cert", "--tls-key" } do
       it("refuses to start when " .. flag .. " is a symlink, naming it", function()
-        local dir = assert(shell("mktemp -d")):match("%S+")
+        local dir = files.tmpdir()
         local _, code = shell(string.format("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
           .. "-keyout %s/key.pem -out %s/cert.pem >/dev/null 2>&1", q(dir), q(dir)))
-        if code ~= 0 then os.execute("rm -rf " .. q(dir)) pending("openssl is not available") return end
+        if code ~= 0 then files.remove_tree(dir) pending("openssl is not available") return end
         local pem = { ["--tls-cert"] = dir .. "/cert.pem", ["--tls-key"] = dir .. "/key.pem" }
         local link = dir .. "/link.pem"
         assert.truthy(os.execute(string.format("ln -s %s %s", q(pem[flag]), q(link))))
         pem[flag] = link
         local ok, err = pcall(emulator.start, { "--tls-cert", pem["--tls-cert"], "--tls-key", pem["--tls-key"] })
-        os.execute("rm -rf " .. q(dir))
+        files.remove_tree(dir)
         if ok then err:stop() end
         assert.is_false(ok)
         assert.matches("exit 1", err, 1, true)
