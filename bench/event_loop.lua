@@ -7,6 +7,8 @@
 --   b. The cost of one client:poll(0) with 10 in flight and 10,000 queued,
 --      against 10 in flight and 100 queued.
 --   c. The cost of client:pending() with 10,000 pending against 100.
+--   d. Wall time of 200 updates (emulator latency 50 ms, 10 in flight) driven
+--      from uv.run() through zcrm.luv, against the ideal 200 x 50 ms / 10.
 --   b and c: both clients live in one process (one heap), and their rounds
 --   alternate; the best of 15 rounds of each counts.
 --
@@ -145,6 +147,33 @@ do
   line("   ratio %.2f (constant time: about 1)", q_big / q_small)
   small:close()
   big:close()
+  emu:stop()
+end
+
+-- }====
+
+-- {==== d.
+
+do
+  local uv, zluv = require "luv", require "zcrm.luv"
+  local N, LATENCY_MS, CAP = 200, 50, 10
+  local emu = emulator.start { "--latency-ms", tostring(LATENCY_MS), "--extra-modules", tostring(N) }
+  local walls, failed = {}, 0
+  for k = 1, 3 do
+    local client = new_client(emu.url, CAP)
+    local handle = zluv.attach(client)
+    local t0 = uv.hrtime()
+    for _, r in ipairs(submit_updates(client, N)) do
+      r:on_done(function(res) if not (res and res.code == "SUCCESS") then failed = failed + 1 end end)
+    end
+    uv.run()
+    walls[k] = (uv.hrtime() - t0) / 1e9
+    handle:detach()
+    client:close()
+  end
+  local ideal, wall = N * LATENCY_MS / 1000 / CAP, support.median(walls)
+  line("d. %d updates from uv.run() through zcrm.luv, latency %d ms, %d in flight, median of 3", N, LATENCY_MS, CAP)
+  line("   wall %.3f s, ideal %.3f s: ratio %.3f (target: at most 1.15), %d failed", wall, ideal, wall / ideal, failed)
   emu:stop()
 end
 
