@@ -4,6 +4,7 @@
 --   local emu = emulator.start({ "--latency-ms", "50" })  -- always adds --port 0
 --   emu.url, emu.port
 --   emu:stats(), emu:state(), emu:reset(), emu:expire_tokens(), emu:script(mode, count [, route])
+--   emu:drain()  -- waits until no API request is in flight (late answers have landed)
 --   emu:request(method, path, { headers = {...}, body = "...", timeout = s }) --> status, body, headers
 --   emu:stop()   -- SIGTERM, waits for the exit; safe to call twice
 --   emu:kill()   -- SIGKILL (no clean exit), waits for it; returns what it wrote to stderr
@@ -135,6 +136,23 @@ function Emu:stats() return hook(self, "GET", "stats") end
 function Emu:state() return hook(self, "GET", "state") end
 function Emu:reset() hook(self, "POST", "reset") end
 function Emu:expire_tokens() hook(self, "POST", "expire-tokens") end
+
+--- Wait until no API request is in flight on the server: an answer the
+--- client gave up on (a "slow" fault, 5 s against a shorter timeout) still
+--- lands when its thread wakes, and a check of the org's state must come
+--- after it. Returns the stats it saw last.
+function Emu:drain()
+  local stats = self:stats()
+  local hang_guard = os.time() + 120   -- a hung request, not a slow machine
+  while stats.in_flight > 0 do
+    if os.time() > hang_guard then
+      error(stats.in_flight .. " requests still in flight after 120 s", 2)
+    end
+    sleep(0.05)
+    stats = self:stats()
+  end
+  return stats
+end
 
 --- Make the next `count` (default 1) answers hostile; route "api" (default), "token" or "any".
 function Emu:script(mode, count, route)
