@@ -179,7 +179,9 @@ describe("a journal", function()
   local emu, dir
   local core = require "zcrm.core"
   setup(function()
-    emu = emulator.start { "--latency-ms", "500" }
+    -- each answer takes 2 s: the first run's updates are still in flight
+    -- when the spec stops it, however slowly (valgrind) the spec runs
+    emu = emulator.start { "--latency-ms", "2000" }
     dir = files.tmpdir()
   end)
   teardown(function()
@@ -205,12 +207,14 @@ describe("a journal", function()
     local pid = assert(tonumber(p:read("l")))
     p:close()
     -- The journal's state line is written once the run holds the lock, before
-    -- its updates (500 ms each here) are sent: stop the run right there.
+    -- its updates (2 s each here) are sent: stop the run right there.
     while not (files.read(journal) or ""):find('"kind":"state"', 1, true) do
       assert.is_true(alive(pid), "the first run ended before writing its journal")
       core.sleep(0.01)
     end
     os.execute("kill -STOP " .. pid)
+    assert.is_true(alive(pid), "the first run ended before it was stopped")
+    assert.is_nil((files.read(journal) or ""):find('"kind":"item"', 1, true), "the first run finished an update")
 
     p = assert(io.popen(command(plan_path, journal) .. " 2>&1"))
     local output = p:read("a")

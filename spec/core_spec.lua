@@ -742,7 +742,8 @@ s.serve_forever()
       local f = assert(io.open(script, "w"))
       f:write(SERVER)
       f:close()
-      local h = io.popen("exec python3 -u " .. script .. " 300")
+      -- it exits by itself after an hour should teardown never run
+      local h = io.popen("exec python3 -u " .. script .. " 3600")
       local port, pid = h:read("n", "n")
       if not port then
         h:close()
@@ -1094,13 +1095,13 @@ s.serve_forever()
         local m = core.new_multi {}
         local weak = setmetatable({}, { __mode = "v" })
         weak[1] = assert(m:start { method = "GET", url = server.url .. "/slow?ms=200" })
-        weak[2] = assert(m:start { method = "GET", url = server.url .. "/slow?ms=2000" })
+        weak[2] = assert(m:start { method = "GET", url = server.url .. "/slow?ms=60000" })
         collectgarbage()
         collectgarbage()
         assert.is_not_nil(weak[1])                -- running: anchored by the multi
         assert.is_not_nil(weak[2])
         local t0 = core.now()
-        while m:running() == 2 and core.now() - t0 < 5 do m:perform(0.05) end
+        while m:running() == 2 and core.now() - t0 < 50 do m:perform(0.05) end   -- 50 s: a hang guard
         assert.equal(1, m:running())
         collectgarbage()
         collectgarbage()

@@ -1,6 +1,7 @@
 -- bin/zcrm-emulator over real HTTP (the system curl): routes, errors in Zoho's
 -- two shapes, OAuth quirks, limits, faults, hooks, robustness, persistence.
 local cjson = require "cjson.safe"
+local core = require "zcrm.core"
 local emulator = require "spec.support.emulator"
 local files = require "spec.support.files"
 local labels = require "spec.support.labels"
@@ -684,20 +685,32 @@ describe("zcrm-emulator", function()
     end)
 
     it("honours --expires-in-ms, --token-api-domain and --token-ttl", function()
-      local e = emulator.start { "--expires-in-ms", "--token-ttl", "1",
+      local TTL = 5
+      local e = emulator.start { "--expires-in-ms", "--token-ttl", tostring(TTL),
                                  "--token-api-domain", "https://www.zohoapis.com" }
+      local path = "/crm/v8/settings/modules/Tickets"
+      local t0 = core.now()          -- the token is issued after this
       local _, body = token(e, FORM)
       local auth = "Zoho-oauthtoken " .. body.access_token
-      local s1 = call(e, "GET", "/crm/v8/settings/modules/Tickets", nil, { auth = auth })
-      os.execute("sleep 1.2")
-      local s2, b2 = call(e, "GET", "/crm/v8/settings/modules/Tickets", nil, { auth = auth })
+      local s1 = call(e, "GET", path, nil, { auth = auth })
+      local s1_at = core.now()
+      -- the token's end, an event: calls until one is refused
+      local s2, b2
+      local hang_guard = t0 + 120
+      repeat
+        s2, b2 = call(e, "GET", path, nil, { auth = auth })
+      until s2 ~= 200 or core.now() > hang_guard
+      local refused_at = core.now()
       e:stop()
-      assert.equal(1, body.expires_in_sec)
-      assert.equal(1000, body.expires_in)
+      assert.equal(TTL, body.expires_in_sec)
+      assert.equal(TTL * 1000, body.expires_in)
       assert.equal("https://www.zohoapis.com", body.api_domain)
-      assert.equal(200, s1)
+      -- accepted while young (a call that took the whole TTL proves nothing)
+      if s1_at - t0 < TTL then assert.equal(200, s1) end
       assert.equal(401, s2)
       shape_a(b2, "INVALID_TOKEN")
+      -- and not refused before its TTL was up
+      assert.is_true(refused_at - t0 >= TTL, string.format("refused after %.2f s", refused_at - t0))
     end)
 
     it("expires issued tokens on the hook but keeps the static one", function()

@@ -263,9 +263,12 @@ describe("engine", function()
                                      "--extra-modules", "100" }
         local client = new_client(emu, { concurrency = 3, max_retries = 20, retry_base = 0.001 })
         local reqs = submit_bulk(client, 100, "Queue")
-        local drained = client:drain(20)
+        -- a lost call never ends: the bound only stops a hung run, and is
+        -- far above a run under valgrind on a busy machine
+        local drained = client:drain(300)
         emu:stop()
-        assert.is_true(drained, "calls were lost from the queue (seed " .. seed .. ")")
+        assert.is_true(drained, "calls were lost from the queue (seed " .. seed .. "): "
+          .. client:pending() .. " still pending after 300 s")
         all_succeeded(reqs)
         assert.equal(0, client:queued())
       end

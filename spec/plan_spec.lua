@@ -450,10 +450,11 @@ end)
 
 describe("a journalled run killed with SIGKILL", function()
   local N, KILLS, CONCURRENCY = 300, 5, 4
+  local KILL_AFTER = { 3, 17, 1, 9, 25 }   -- updates each killed run gets to send first
   local emu, dir
 
   setup(function()
-    emu = emulator.start { "--latency-ms", "20", "--extra-modules", tostring(N) }
+    emu = emulator.start { "--latency-ms", "100", "--extra-modules", tostring(N) }
     dir = files.tmpdir()
   end)
   teardown(function()
@@ -500,11 +501,14 @@ describe("a journalled run killed with SIGKILL", function()
       local p = assert(io.popen(command(plan_path, journal) .. " >/dev/null 2>&1 & echo $!"))
       local pid = assert(tonumber(p:read("l")), "no pid")
       p:close()
-      -- The run reads the org's state first: the kill comes at a random point
-      -- once it sends updates (an event, not a time since its start).
-      local deadline = os.time() + 60
-      while puts(emu) == sent_before and alive(pid) and os.time() < deadline do core.sleep(0.005) end
-      core.sleep(math.random() * 0.2)
+      -- The run reads the org's state first: the kill comes once the server
+      -- has seen the run's KILL_AFTER[k]-th update (an event, not a time since
+      -- its start). At 100 ms an answer, a slow poll (valgrind) lets the
+      -- child send a few more before the kill, not the whole plan.
+      local hang_guard = os.time() + 120
+      while puts(emu) < sent_before + KILL_AFTER[k] and alive(pid) and os.time() < hang_guard do
+        core.sleep(0.005)
+      end
       if alive(pid) then killed_mid_run = killed_mid_run + 1 end
       os.execute("kill -KILL " .. pid .. " 2>/dev/null")
       while alive(pid) do core.sleep(0.01) end
