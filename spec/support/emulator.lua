@@ -140,18 +140,15 @@ function Emu:expire_tokens() hook(self, "POST", "expire-tokens") end
 --- Wait until no API request is in flight on the server: an answer the
 --- client gave up on (a "slow" fault, 5 s against a shorter timeout) still
 --- lands when its thread wakes, and a check of the org's state must come
---- after it. Returns the stats it saw last.
+--- after it.
 function Emu:drain()
-  local stats = self:stats()
   local hang_guard = os.time() + 120   -- a hung request, not a slow machine
-  while stats.in_flight > 0 do
-    if os.time() > hang_guard then
-      error(stats.in_flight .. " requests still in flight after 120 s", 2)
-    end
+  local in_flight = self:stats().in_flight
+  while in_flight > 0 do
+    if os.time() > hang_guard then error(in_flight .. " requests still in flight after 120 s", 2) end
     sleep(0.05)
-    stats = self:stats()
+    in_flight = self:stats().in_flight
   end
-  return stats
 end
 
 --- Make the next `count` (default 1) answers hostile; route "api" (default), "token" or "any".
