@@ -730,6 +730,9 @@ static void ok_json (reply *r) {
   reply_json(r, 200, &b);
 }
 
+/* answers one scripted entry may last; far above any spec's need */
+#define MAX_SCRIPT_COUNT 1000000
+
 static void hook_script (emu *e, const request *q, reply *r) {
   cJSON *root = cJSON_ParseWithLength(q->body ? q->body : "", q->len);
   const cJSON *mode = cJSON_GetObjectItemCaseSensitive(root, "mode");
@@ -745,7 +748,13 @@ static void hook_script (emu *e, const request *q, reply *r) {
     cJSON_Delete(root);
     return;
   }
-  if (cJSON_IsNumber(count)) n = (long)count->valuedouble;
+  /* range-check before converting: a double outside long's range (1e300,
+     NaN from a hostile body) is undefined behaviour when cast */
+  if (cJSON_IsNumber(count)) {
+    double v = count->valuedouble;
+    if (v >= 1 && v <= MAX_SCRIPT_COUNT && v == (double)(long)v) n = (long)v;
+    else bad_count = 1;
+  }
   if (cJSON_IsString(route)) {
     if (strcmp(route->valuestring, "token") == 0) where = FAULT_TOKEN;
     else if (strcmp(route->valuestring, "any") == 0) where = FAULT_ANY;
@@ -754,7 +763,8 @@ static void hook_script (emu *e, const request *q, reply *r) {
   cJSON_Delete(root);
   if (n < 1 || bad_count) {
     reply_error(r, 400, "INVALID_DATA", "{\"api_name\":\"count\"}",
-                "count must be a number >= 1; route api, token or any");
+                "count must be a whole number from 1 to 1000000; route api, "
+                "token or any");
     return;
   }
   if (!faults_script(e->faults, &ft, n, where)) {

@@ -921,6 +921,17 @@ describe("zcrm-emulator", function()
       local s = emu:request("POST", "/__emulator/script", { body = '{"mode":"explode"}' })
       assert.equal(400, s)
     end)
+
+    it("refuses a count that is not a whole number from 1 to 1000000", function()
+      -- 1e300 and 4e84 were cast to long unchecked (undefined behaviour)
+      for _, c in ipairs { "1e300", "4e84", "-1e300", "0", "1.5", "1000001", '"3"' } do
+        local s, text = emu:request("POST", "/__emulator/script",
+          { body = '{"mode":"status:500","count":' .. c .. '}' })
+        assert.equal(400, s, c)
+        assert.equal("INVALID_DATA", cjson.decode(text).code, c)
+      end
+      assert.equal(200, (get()))   -- none of them was queued
+    end)
   end)
 
   describe("random faults", function()
