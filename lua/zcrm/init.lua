@@ -298,8 +298,9 @@ local export = require "zcrm.plan.export"
 local changes = require "zcrm.plan.changes"
 local orgs = require "zcrm.orgs"
 
---- Applies a plan: checks every entry first, then sends the updates
--- concurrently; with diff, a rerun sends only what the org still lacks;
+--- Applies a plan: checks every entry first, compares it with the org (by
+-- default; `diff = false` opts out), then sends what differs concurrently: a
+-- rerun sends only what the org still lacks;
 -- reversible with an undo file, recorded in a journal.
 -- See doc/plans.md and `zcrm.plan.apply`. Given a change set instead (a table
 -- from `Client:plan`, or the path of its `.json` file), applies exactly that

@@ -117,6 +117,8 @@ local APPLY_OPTIONS = {
 }
 
 -- "{org}" in a file name option becomes the org's name.
+local changes = require "zcrm.plan.changes"
+
 local function per_org(path, org)
   return path and (path:gsub("{org}", function() return org.name end))
 end
@@ -143,6 +145,9 @@ M.with_org = with_org
 -- then every org applies concurrently, diffed against the state its check
 -- read (read once per org, as a run on one org reads it once before its
 -- confirmation).
+-- `plan` may be a change set, or the path of one (holding "{org}" for each
+-- org's own, as `zcrm plan --orgs --out` writes them): each org is checked
+-- (a dry run of client:apply(changes)) and applied as one org would be.
 -- result = { ok =, confirmed =, elapsed =, orgs = { { name =, report =, error =, checked = }, ... } }
 function M.apply_orgs(zcrm, orgs, plan, opts)
   opts = opts or {}
@@ -170,6 +175,23 @@ function M.apply_orgs(zcrm, orgs, plan, opts)
       end
     end
   end
+  -- A change set (or the path of one, "{org}" naming each org's own) is
+  -- checked and applied per org as client:apply(changes) does.
+  local sets
+  if changes.is_changes(plan) or (type(plan) == "string" and plan:match("%.json$")) then
+    local ok, err = M.check(orgs)
+    if not ok then return nil, err end
+    sets = {}
+    for i, org in ipairs(orgs) do
+      if type(plan) == "string" then
+        local cs, rerr = changes.read(per_org(plan, org))
+        if not cs then return nil, rerr end
+        sets[i] = cs
+      else
+        sets[i] = plan
+      end
+    end
+  end
   local clients, cerr = M.connect(zcrm, orgs)
   if not clients then return nil, cerr end
   local result = { orgs = {}, ok = true }
@@ -183,6 +205,7 @@ function M.apply_orgs(zcrm, orgs, plan, opts)
   local known = {}
   local checks = M.each(clients, function(client, i)
     known[i] = {}
+    if sets then return changes.apply(client, sets[i], { dry_run = true }) end
     return zcrm.plan.apply(client, plan, { dry_run = true, diff = true, dir = opts.dir,
       args = with_org(opts.args, orgs[i]) }, known[i])
   end)
@@ -190,11 +213,14 @@ function M.apply_orgs(zcrm, orgs, plan, opts)
   for i, r in ipairs(checks) do
     result.orgs[i] = { name = orgs[i].name, api_domain = clients[i].api_domain, checked = r[1], error = r[2] }
     if not r[1] then bad[#bad + 1] = { org = orgs[i].name, error = r[2] } end
+    local drift = sets and r[1] and (r[1].refused[1] or r[1].failed[1])
+    if drift then bad[#bad + 1] = { org = orgs[i].name, error = drift.error } end
   end
   if #bad > 0 then
     close()
-    return nil, orgs_error("INVALID_PLAN", string.format("%d of %d orgs refuse the plan (first: %s: %s); no org was changed",
-      #bad, #orgs, bad[1].org, tostring(bad[1].error)), { orgs = bad })
+    return nil, orgs_error(sets and bad[1].error.code or "INVALID_PLAN", string.format(
+      "%d of %d orgs refuse the %s (first: %s: %s); no org was changed", #bad, #orgs, sets and "change set" or "plan",
+      bad[1].org, tostring(bad[1].error)), { orgs = bad })
   end
   if opts.on_plan then opts.on_plan(result) end
   if opts.dry_run then
@@ -210,6 +236,14 @@ function M.apply_orgs(zcrm, orgs, plan, opts)
   -- 2. Apply everywhere, concurrently.
   local runs = M.each(clients, function(client, i)
     local org = orgs[i]
+    if sets then
+      return changes.apply(client, sets[i], {
+        concurrency = opts.concurrency, journal = per_org(opts.journal, org), undo_file = per_org(opts.undo_file, org),
+        stop = opts.stop, stop_grace = opts.stop_grace,
+        on_result = opts.on_result and function(c, res, err) opts.on_result(org.name, c, res, err) end,
+        on_progress = opts.on_progress and function(done, total) opts.on_progress(org.name, done, total) end,
+      })
+    end
     return zcrm.plan.apply(client, plan, {
       diff = true, dir = opts.dir, args = with_org(opts.args, org), concurrency = opts.concurrency,
       journal = per_org(opts.journal, org), undo_file = per_org(opts.undo_file, org),

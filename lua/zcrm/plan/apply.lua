@@ -38,32 +38,22 @@ local function undo_exists(path)
     resolution = "Give undo_file (zcrm apply --undo) a new file name, or move the old one away first." }
 end
 
--- Writes the undo plan to a file that must not exist yet ("wx": created, never
--- followed through a link); a failed write removes what it created.
-local function write_undo(path, text)
-  local f, err = core.open_file(path, "wx")
-  if not f then
-    if core.file_mode(path) then return nil, undo_exists(path) end -- made since the check at the start
-    return nil, check.io_error("UNDO_FILE_ERROR", "cannot write undo plan: " .. tostring(err))
-  end
-  local ok, werr = f:write(text)
-  if ok then ok, werr = core.fsync(f) end
-  f:close()
-  if not ok then
-    os.remove(path)
-    -- a full disk or an I/O error: name the file and the cause
-    return nil, check.io_error("UNDO_FILE_ERROR", string.format("cannot write undo plan %s: %s", path,
-      core.is_error(werr) and werr.message or tostring(werr)), { path = path })
-  end
-  return true
+--- write_undo(path, text) -> true, or nil, err: the undo plan, in a file
+-- that must not exist yet (UNDO_FILE_EXISTS when it does).
+function M.write_undo(path, text)
+  local ok, err, exists = check.write_new(path, text, "undo plan", "UNDO_FILE_ERROR")
+  if exists then return nil, undo_exists(path) end -- made since the check at the start
+  return ok, err
 end
+M.undo_exists = undo_exists
 
 --- The options of `client:apply` (name -> Lua type). An unknown or mistyped
 -- option raises: a `dryrun = true` typo must not apply for real.
 -- @table options
--- @tfield boolean dry_run check, diff if asked, and report what would be sent; send nothing
+-- @tfield boolean dry_run check, diff, and report what would be sent; send nothing
 -- @tfield boolean diff read the current state; skip entries that change nothing
--- and send only the fields that differ
+-- and send only the fields that differ (default true: a rerun converges; false
+-- sends every entry as written)
 -- @tfield string undo_file before the first update, write a plan that restores the state read;
 -- the file must not exist (UNDO_FILE_EXISTS, nothing is sent)
 -- @tfield string journal the journal's path: an audit record of completed items (a rerun skips
@@ -81,6 +71,11 @@ end
 -- @tfield boolean read_state read the current state (as diff and undo_file do) without diffing
 -- @tfield table args the plan function's `ctx.args`
 -- @tfield string dir the directory a plan function's `ctx.path` resolves against
+-- @tfield table only API names or ids of the modules to apply (the others are left out);
+-- a name no entry has is INVALID_ARGUMENT, nothing sent
+-- @tfield table exclude API names or ids of the modules to leave out (the same rule)
+-- @tfield number max_credits refuse the run (MAX_CREDITS_EXCEEDED, nothing sent) when its
+-- updates would spend more credits than this
 -- @tfield boolean batch send updates 100 modules per call (PUT /settings/modules); a server
 -- that refuses it gets one module per call, said once in `report.batch_fallback`
 local KNOWN_OPTIONS = {
@@ -88,18 +83,49 @@ local KNOWN_OPTIONS = {
   partial = "boolean", concurrency = "number", on_result = "function", on_progress = "function",
   on_plan = "function", confirm = "function", stop = "function", stop_grace = "number",
   read_state = "boolean", args = "table", dir = "string", batch = "boolean",
+  only = "table", exclude = "table", max_credits = "number",
 }
 
 M.OPTIONS = KNOWN_OPTIONS
 
 local function check_options(opts)
-  if opts == nil then return {} end
+  if opts == nil then return { diff = true } end
   if type(opts) ~= "table" then error("apply: opts must be a table", 3) end
   local message = options.check_types(opts, KNOWN_OPTIONS)
   if message then error("apply: " .. message, 3) end
   local c = opts.concurrency
   if c ~= nil and (math.type(c) ~= "integer" or c < 1) then error("apply: concurrency must be a positive integer", 3) end
-  return opts
+  local copy = {}
+  for k, v in pairs(opts) do copy[k] = v end
+  if copy.diff == nil then copy.diff = true end -- compare with the org: a rerun converges
+  return copy
+end
+
+-- The plan's entries that opts.only names and opts.exclude does not; each
+-- entry answers to its module's API name and id (read from the org).
+local function narrow(client, list, opts)
+  if opts.only == nil and opts.exclude == nil then return list end
+  local mods, err = client:get_modules()
+  if not mods then return nil, err end
+  local alias = {}
+  for _, m in ipairs(mods) do
+    local pair = { tostring(m.api_name), tostring(m.id) }
+    alias[pair[1]], alias[pair[2]] = pair, pair
+  end
+  return policy.select(list, opts.only, opts.exclude, function(entry)
+    if type(entry) ~= "table" or entry.module == nil then return {} end
+    local name = tostring(entry.module)
+    return alias[name] or { name }
+  end)
+end
+
+-- Credits the work will spend (the API Limits page's costs).
+local function estimate(client, work)
+  local costs, n = client.credit_costs or {}, 0
+  for _, item in ipairs(work) do
+    n = n + ((item.create and costs.create_module or costs.update_module) or 0)
+  end
+  return n
 end
 
 local function error_fields(err)
@@ -216,80 +242,46 @@ local function batch_units(work)
   return list
 end
 
--- Starts one call; `done(item, res, err)` is called per item from poll.
-local function submit_unit(client, unit, done)
+-- Starts one call (a zcrm.request); for a group, its result is the list of
+-- per-module results.
+local function submit_unit(client, unit)
   if unit.group then
     local list = {}
     for i, it in ipairs(unit.group) do list[i] = { it.current and it.current.id or it.segment, it.send } end
-    return client:submit("_send_updates", list):on_done(function(results, err)
-      for i, it in ipairs(unit.group) do
-        local r = results and results[i] or err
-        if core.is_error(r) then done(it, nil, r) else done(it, r, nil) end
-      end
-    end)
+    return client:submit("_send_updates", list)
   elseif unit.create then
-    return client:submit("create_module", unit.send):on_done(function(res, err) done(unit, res, err) end)
+    return client:submit("create_module", unit.send)
   end
-  return client:submit("_send_update", unit.segment, unit.send):on_done(function(res, err) done(unit, res, err) end)
+  return client:submit("_send_update", unit.segment, unit.send)
 end
 
 -- Sends the work through the engine, at most `window` calls in flight (with
 -- `batch`, a call carries up to 100 updates), and handles each completed item
 -- here, in the caller's loop: journal line on disk first, then the report and
 -- the callbacks. Once `opts.stop()` is true nothing new is sent; the calls in
--- flight get `opts.stop_grace` seconds, then are cancelled.
+-- flight get `opts.stop_grace` seconds, then are cancelled (policy.pump).
 local function send_all(client, work, opts, report, journal)
   local window = math.min(opts.concurrency or client.concurrency, client.concurrency)
-  local total, done, started = #work, 0, 0
+  local total, done = #work, 0
   local list = opts.batch and batch_units(work) or work
-  local next_u, calls = 1, 0                 -- calls in flight
-  local completed, live, deadline = {}, {}, nil
   local stops = policy.stop_rule()           -- errors every further call would share
-  local left = {}                            -- item of a group -> { n = items of the group not done }
-  call_back(report, opts.on_progress, 0, total)
-  while done < started or (next_u <= #list and not report.aborted and not report.interrupted) do
-    if not report.interrupted and opts.stop and opts.stop() then
-      report.interrupted = true
-      deadline = core.now() + (opts.stop_grace or 5)
-    end
-    while not report.aborted and not report.interrupted and calls < window and next_u <= #list do
-      local unit = list[next_u]
-      next_u, calls = next_u + 1, calls + 1
-      local count = { n = unit.group and #unit.group or 1 }
-      started = started + count.n
-      if unit.group then
-        for _, item in ipairs(unit.group) do left[item] = count end
-      end
-      local req
-      req = submit_unit(client, unit, function(item, res, err)
-        live[req] = nil
-        completed[#completed + 1] = { item, res, err }
-      end)
-      live[req] = true
-    end
-    if deadline and core.now() >= deadline then
-      for req in pairs(live) do req:cancel() end
-    end
-    client:poll(0.05)
-    local batch = completed
-    completed = {}
-    for _, c in ipairs(batch) do
-      local item, res, err = c[1], c[2], c[3]
-      local count = left[item]
-      if count then
-        left[item], count.n = nil, count.n - 1
-        if count.n == 0 then calls = calls - 1 end
-      else
-        calls = calls - 1
-      end
-      done = done + 1
-      local ok, jerr = record_result(report, journal, item, res, err)
-      if not ok then report.aborted = report.aborted or jerr end
-      if stops(err) then report.aborted = report.aborted or err end
-      call_back(report, opts.on_result, item.entry, res, err)
-      call_back(report, opts.on_progress, done, total)
-    end
+  local function item_done(item, res, err)
+    done = done + 1
+    local ok, jerr = record_result(report, journal, item, res, err)
+    if not ok then report.aborted = report.aborted or jerr end
+    if stops(err) then report.aborted = report.aborted or err end
+    call_back(report, opts.on_result, item.entry, res, err)
+    call_back(report, opts.on_progress, done, total)
   end
+  call_back(report, opts.on_progress, 0, total)
+  local next_u = policy.pump(client, list, window, function(unit) return submit_unit(client, unit) end,
+    function(unit, res, err)
+      if not unit.group then return item_done(unit, res, err) end
+      for i, it in ipairs(unit.group) do
+        local r = res and res[i] or err
+        if core.is_error(r) then item_done(it, nil, r) else item_done(it, r, nil) end
+      end
+    end, opts, report)
   for u = next_u, #list do
     for _, item in ipairs(list[u].group or { list[u] }) do
       report.not_sent[#report.not_sent + 1] = { index = item.index, module = item.module }
@@ -337,7 +329,12 @@ function M.apply(client, plan, opts, known)
   end
   if not list then return nil, lerr end
   if opts.undo_file and core.file_mode(opts.undo_file) then return nil, undo_exists(opts.undo_file) end
+  local excluded = #list
+  list, lerr = narrow(client, list, opts)
+  if not list then return nil, lerr end
+  excluded = excluded - #list
   local report = new_report(list, opts)
+  report.excluded = excluded
   local items, err, state = prepare(client, list, opts, report, known)
   if not items then return nil, err end
 
@@ -354,13 +351,20 @@ function M.apply(client, plan, opts, known)
   for _, item in ipairs(work) do
     report.would_send[#report.would_send + 1] = { index = item.index, module = item.module, update = item.send }
   end
+  report.estimate = estimate(client, work)
   call_back(report, opts.on_plan, report)
+  if opts.max_credits and report.estimate > opts.max_credits then
+    if journal then journal:close() end
+    return nil, policy.budget_error(report.estimate, opts.max_credits)
+  end
   if opts.dry_run then
     if journal then journal:close() end
     return finish(client, report, t0, credits0)
   end
   if opts.confirm and #work > 0 then
+    local w0 = core.now()
     local ok, yes = pcall(opts.confirm, report)
+    t0 = t0 + (core.now() - w0) -- the wait at the question is not the run's time
     if not (ok and yes) then
       if not ok then report.callback_errors[#report.callback_errors + 1] = tostring(yes) end
       report.declined = true
@@ -375,7 +379,7 @@ function M.apply(client, plan, opts, known)
     if not ok then journal:close(); return nil, werr end
   end
   if opts.undo_file then
-    local ok, uerr = write_undo(opts.undo_file,
+    local ok, uerr = M.write_undo(opts.undo_file,
       st.undo_source(report.undo, undo_notes, "on " .. os.date("!%Y-%m-%d %H:%M:%S UTC")))
     if not ok then
       if journal then journal:close() end

@@ -22,8 +22,12 @@
 -- needs the ZohoCRM.org.READ scope, which a settings script need not hold.)
 
 local core = require "zcrm.core"
+local util = require "zcrm.util"
 local changeset = require "zcrm.plan.changeset"
 local policy = require "zcrm.plan.policy"
+local st = require "zcrm.plan.state"
+local jn = require "zcrm.plan.journal"
+local plan_apply = require "zcrm.plan.apply"
 
 local M = {}
 
@@ -53,7 +57,7 @@ end
 
 -- {==== plan
 
-local PLAN_OPTIONS = { args = "table", dir = "string", source = "string" }
+local PLAN_OPTIONS = { args = "table", dir = "string", source = "string", only = "table", exclude = "table" }
 
 local function check_options(opts, known, fn)
   if opts == nil then return {} end
@@ -70,12 +74,37 @@ end
 local function dry_run(client, plan, opts)
   local plan_mod = require "zcrm.plan"
   local apply = plan_mod.apply_plan or plan_mod.apply
-  return apply(client, plan, { dry_run = true, diff = true, args = opts.args, dir = opts.dir })
+  return apply(client, plan, { dry_run = true, diff = true, args = opts.args, dir = opts.dir,
+                               only = opts.only, exclude = opts.exclude })
+end
+
+-- The plan's arguments as the change set records them: the list of strings
+-- a command line gave (ctx.args); other values are left out.
+local function plan_args(args)
+  local list = {}
+  for _, a in ipairs(args or {}) do
+    if type(a) == "string" then list[#list + 1] = a end
+  end
+  return list
+end
+
+-- A hash of the plan file's text (of a plan given as a path), so a reviewer
+-- can tell the plan changed since the set was made.
+local function plan_hash(plan)
+  if type(plan) ~= "string" then return nil end
+  local f = core.open_file(plan, "r")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  return text and ("fnv1a64:" .. util.fnv1a64(text)) or nil
 end
 
 --- plan(client, plan, opts) -> change set, or nil, err (an invalid plan is
--- INVALID_PLAN, as in apply). opts: args (ctx.args), dir, source (a note of
--- where the plan came from, kept in the change set).
+-- INVALID_PLAN, as in apply). opts: args (ctx.args), dir, source (the plan
+-- file's path, kept in the change set; the default for a plan given as a
+-- path), only and exclude (as in apply). The set records how it was made:
+-- the plan's path, its arguments and a hash of its text, the zcrm version,
+-- the time, the API domain and the org.
 function M.plan(client, plan, opts)
   opts = check_options(opts, PLAN_OPTIONS, "plan")
   local mods, merr = client:get_modules()
@@ -94,9 +123,12 @@ function M.plan(client, plan, opts)
       body = body_of[c.index],
     }
   end
+  local source = opts.source or (type(plan) == "string" and plan or nil)
   return {
     format = FORMAT, version = VERSION, created = os.date("!%Y-%m-%dT%H:%M:%SZ"),
-    api_domain = client.api_domain, org = M.org_id(mods), plan = opts.source,
+    zcrm_version = require("zcrm")._VERSION,
+    api_domain = client.api_domain, org = M.org_id(mods), plan = source,
+    args = source and plan_args(opts.args) or nil, plan_hash = source and plan_hash(plan) or nil,
     changes = changes,
   }
 end
@@ -126,29 +158,90 @@ M.encode, M.decode, M.check = changeset.encode, changeset.decode, changeset.chec
 -- {==== apply
 
 local APPLY_OPTIONS = { on_result = "function", on_progress = "function", concurrency = "number",
-                        stop = "function", stop_grace = "number" }
+                        stop = "function", stop_grace = "number", partial = "boolean", dry_run = "boolean",
+                        journal = "string", undo_file = "string", only = "table", exclude = "table",
+                        max_credits = "number", on_plan = "function", confirm = "function" }
+
+M.APPLY_OPTIONS = APPLY_OPTIONS
+
+local function change_names(c) return { c.module, c.id } end
+
+local function invalid(i, c, message)
+  return nil, verror("INVALID_CHANGES", string.format("changes[%d] (%s): %s; nothing was sent", i, c.module, message),
+    string.format("changes[%d]", i))
+end
+
+-- Every module id and API name, profile id and profile name the set holds
+-- must be the org's: a name shown for one profile cannot stand for another.
+local function check_against_org(list, mods, profiles)
+  local module_by_id, name_of = {}, {}
+  for _, m in ipairs(mods) do module_by_id[tostring(m.id)] = m end
+  for _, p in ipairs(profiles) do name_of[tostring(p.id)] = p.name end
+  for i, c in ipairs(list) do
+    local m = module_by_id[c.id]
+    if not m then return invalid(i, c, "this org has no module with id " .. c.id) end
+    if m.api_name ~= c.module then
+      return invalid(i, c, string.format("module id %s is %s in this org, not %s", c.id, tostring(m.api_name), c.module))
+    end
+    for _, part in ipairs { "before", "after", "body" } do
+      for _, p in ipairs(type(c[part].profiles) == "table" and c[part].profiles or {}) do
+        local real = name_of[p.id]
+        if not real then return invalid(i, c, string.format("%s names profile id %s, which this org lacks", part, p.id)) end
+        if p.name ~= nil and p.name ~= real then
+          return invalid(i, c, string.format("%s names profile %s %q, but in this org it is %q", part, p.id, p.name, real))
+        end
+      end
+    end
+  end
+  return true
+end
+
+local function write_undo(path, list, changes)
+  local entries, notes = {}, {}
+  for _, c in ipairs(list) do
+    local e, note = st.undo_entry(changeset.effect(c))
+    if e.plural_label or e.singular_label or e.profiles then entries[#entries + 1], notes[#notes + 1] = e, note end
+  end
+  local text = st.undo_source(entries, notes, string.format("on %s for the change set planned %s",
+    os.date("!%Y-%m-%d %H:%M:%S UTC"), tostring(changes.created)))
+  return plan_apply.write_undo(path, text)
+end
+
+--- estimate(client, n) -> the credits n module updates cost (API Limits page).
+function M.estimate(client, n)
+  return n * (client.credit_costs and client.credit_costs.update_module or 0)
+end
 
 --- apply_changes(client, changes, opts) -> report, or nil, err when nothing
--- was sent: a malformed change set, one made for another org
--- (ORG_MISMATCH), or a state read that failed. Each module is read again
--- right before its update; one that no longer has its `before` values is not
--- updated and is in report.refused with code CHANGED_SINCE_PLAN. The run
--- stops as a plan's does (`zcrm.plan.policy`): after an error every further
--- call would share (auth, config, CREDIT_LIMIT, DNS, TLS, three refused
--- connections in a row) it is `report.aborted`, and once `opts.stop()` is true
--- `report.interrupted`. Then nothing new is sent, not even the update of a
--- module already read (`report.not_sent` lists them all), and the updates in
--- flight complete (after `stop`: within `opts.stop_grace` seconds, default 5,
--- or are cancelled).
+-- was sent: a malformed change set or one that names what the org lacks
+-- (INVALID_CHANGES), one made for another org (ORG_MISMATCH), an unknown
+-- name in `only`/`exclude` (INVALID_ARGUMENT), an estimate over
+-- `max_credits` (MAX_CREDITS_EXCEEDED), an undo file that exists, or a state
+-- read that failed.
+--
+-- Every module is read first. One at its `before` values is sent its body; one
+-- already at its `after` values is `report.already` (not sent, not an error:
+-- a rerun converges); any other has drifted and is in `report.refused`
+-- (CHANGED_SINCE_PLAN, with what changed). Drift (or a failed read) refuses
+-- the whole set: nothing is sent (`report.not_sent`) unless `opts.partial`.
+-- Then `on_plan(report)`, `confirm(report)` as for a plan; a journal line per
+-- completed update (`journal`), an undo plan that restores every `before`
+-- (`undo_file`). The run stops as a plan's does (`zcrm.plan.policy`).
+-- report.ok is true when every selected change is applied or already applied.
 function M.apply(client, changes, opts)
   opts = check_options(opts, APPLY_OPTIONS, "apply")
-  local t0, credits0 = core.now(), client:credits()
+  local t0, credits0, waited = core.now(), client:credits(), 0
   local ok, cerr = M.check(changes)
   if not ok then return nil, cerr end
   if changes.api_domain ~= client.api_domain then
     return nil, verror("ORG_MISMATCH", string.format("the change set was made for %s, not %s",
       changes.api_domain, client.api_domain), "api_domain",
       { planned = changes.api_domain, target = client.api_domain })
+  end
+  local list, serr = policy.select(changes.changes, opts.only, opts.exclude, change_names)
+  if not list then return nil, serr end
+  if opts.undo_file and not opts.dry_run and core.file_mode(opts.undo_file) then
+    return nil, plan_apply.undo_exists(opts.undo_file)
   end
   local mods, merr = client:get_modules()
   if not mods then return nil, merr end
@@ -157,79 +250,138 @@ function M.apply(client, changes, opts)
     return nil, verror("ORG_MISMATCH", string.format("the change set was made for org %s; %s serves org %s",
       changes.org, client.api_domain, tostring(org)), "org", { planned = changes.org, target = org })
   end
+  local profiles, perr = client:get_profiles()
+  if not profiles then return nil, perr end
+  local vok, verr = check_against_org(list, mods, profiles)
+  if not vok then return nil, verr end
+  local journal
+  if opts.journal then
+    local jerr
+    journal, jerr = jn.open(opts.journal, opts.dry_run)
+    if not journal then return nil, jerr end
+  end
 
-  local report = { total = #changes.changes, applied = {}, refused = {}, failed = {}, not_sent = {},
-                   callback_errors = {} }
-  local list, window = changes.changes, math.min(opts.concurrency or client.concurrency, client.concurrency)
-  local next_i, in_flight, done, completed, live, deadline = 1, 0, 0, {}, {}, nil
+  local report = { total = #changes.changes, selected = #list, applied = {}, already = {}, refused = {},
+                   failed = {}, not_sent = {}, pending = {}, callback_errors = {}, dry_run = opts.dry_run == true }
+  local function finish()
+    if journal then journal:close() end
+    local spent, remaining = client:credits()
+    report.credits, report.credits_remaining = spent - credits0, remaining
+    report.elapsed = core.now() - t0 - waited
+    report.ok = #report.refused == 0 and #report.failed == 0 and #report.not_sent == 0 and not report.aborted
+      and not report.interrupted and not report.declined
+    return report
+  end
+  local window = math.min(opts.concurrency or client.concurrency, client.concurrency)
+
+  -- 1. Read every module; each is at before (to send), at after (already), or drifted.
+  local state = {}
   local stops = policy.stop_rule()           -- errors every further call would share, as in a plan's run
-  local function finished(c, res, err, refused)
-    in_flight, done = in_flight - 1, done + 1
-    if res then
-      report.applied[#report.applied + 1] = { module = c.module, id = c.id, code = res.code }
-    elseif refused then
-      report.refused[#report.refused + 1] = { module = c.module, id = c.id, error = err }
-    else
-      report.failed[#report.failed + 1] = { module = c.module, id = c.id, error = err }
-    end
-    if stops(err) then report.aborted = report.aborted or err end
-    call_back(report, opts.on_result, c, res, err)
-    call_back(report, opts.on_progress, done, report.total)
-  end
-  call_back(report, opts.on_progress, 0, report.total)
-  local held = {}                            -- read, but left unsent by the stop or the abort
-  while done < report.total do
-    if not report.interrupted and opts.stop and opts.stop() then
-      report.interrupted = true
-      deadline = core.now() + (opts.stop_grace or 5)
-    end
-    while not report.aborted and not report.interrupted and in_flight < window and next_i <= #list do
-      local c = list[next_i]
-      next_i, in_flight = next_i + 1, in_flight + 1
-      client:submit("get_module", c.id):on_done(function(m, err)
-        completed[#completed + 1] = { c, "read", m, err }
-      end)
-    end
-    if in_flight == 0 then break end
-    if deadline and core.now() >= deadline then
-      for req in pairs(live) do req:cancel() end
-    end
-    client:poll(0.05)
-    local batch = completed
-    completed = {}
-    for _, e in ipairs(batch) do
-      local c, stage, res, err = e[1], e[2], e[3], e[4]
-      if stage == "sent" then
-        live[e[5]] = nil
-        finished(c, res, err)
-      elseif res and (report.interrupted or report.aborted) then
-        in_flight = in_flight - 1
-        held[#held + 1] = { module = c.module, id = c.id }
-      elseif not res then
-        finished(c, nil, err)
-      else
-        local why = res.api_name ~= c.module and string.format("id %s is now module %s", c.id, tostring(res.api_name))
-          or difference(c.before, current_values(res))
-        if why then
-          finished(c, nil, verror("CHANGED_SINCE_PLAN", string.format("%s changed since the plan: %s; not updated",
-            c.module, why), nil, { module = c.module, id = c.id }), true)
-        else
-          local req
-          req = client:submit("update_module", c.id, c.body):on_done(function(r, uerr)
-            completed[#completed + 1] = { c, "sent", r, uerr, req }
-          end)
-          live[req] = true
-        end
+  policy.pump(client, list, window, function(c) return client:submit("get_module", c.id) end,
+    function(c, m, err)
+      if not m then
+        state[c] = { "failed", err }
+        if stops(err) then report.aborted = report.aborted or err end
+        return
       end
+      local now = current_values(m)
+      if m.api_name ~= c.module then
+        state[c] = { "refused", verror("CHANGED_SINCE_PLAN", string.format("%s changed since the plan: id %s is now "
+          .. "module %s", c.module, c.id, tostring(m.api_name)), nil, { module = c.module, id = c.id }) }
+      elseif not difference(c.after, now) then
+        state[c] = { "already" }             -- applied by an earlier run (or by someone else)
+      elseif not difference(c.before, now) then
+        state[c] = { "pending" }
+      else
+        state[c] = { "refused", verror("CHANGED_SINCE_PLAN", string.format("%s changed since the plan: %s",
+          c.module, difference(c.before, now)), nil, { module = c.module, id = c.id }) }
+      end
+    end, opts, report)
+  for _, c in ipairs(list) do
+    local s = state[c]
+    local entry = { module = c.module, id = c.id }
+    if not s then
+      report.not_sent[#report.not_sent + 1] = entry
+    elseif s[1] == "pending" then
+      report.pending[#report.pending + 1] = c
+    elseif s[1] == "already" then
+      report.already[#report.already + 1] = entry
+    else
+      entry.error = s[2]
+      local into = s[1] == "failed" and report.failed or report.refused
+      into[#into + 1] = entry
     end
   end
-  for _, h in ipairs(held) do report.not_sent[#report.not_sent + 1] = h end
-  for i = next_i, #list do report.not_sent[#report.not_sent + 1] = { module = list[i].module, id = list[i].id } end
-  local spent, remaining = client:credits()
-  report.credits, report.credits_remaining = spent - credits0, remaining
-  report.elapsed = core.now() - t0
-  report.ok = #report.refused == 0 and #report.failed == 0 and #report.not_sent == 0
-  return report
+  report.estimate = M.estimate(client, #report.pending)
+  report.drift_refused = (#report.refused > 0 or #report.failed > 0) and not opts.partial or nil
+  call_back(report, opts.on_plan, report)
+  local function hold(why)
+    report[why] = true
+    for _, c in ipairs(report.pending) do report.not_sent[#report.not_sent + 1] = { module = c.module, id = c.id } end
+    return finish()
+  end
+  if report.interrupted or report.aborted then return hold("interrupted_reading") end
+  if (#report.refused > 0 or #report.failed > 0) and not opts.partial then return hold("drift_refused") end
+  if opts.dry_run or #report.pending == 0 then return finish() end
+  if opts.max_credits and report.estimate > opts.max_credits then
+    if journal then journal:close() end
+    return nil, policy.budget_error(report.estimate, opts.max_credits)
+  end
+  if opts.confirm then
+    local w0 = core.now()
+    local cok, yes = pcall(opts.confirm, report)
+    waited = core.now() - w0
+    if not (cok and yes) then
+      if not cok then report.callback_errors[#report.callback_errors + 1] = tostring(yes) end
+      return hold("declined")
+    end
+  end
+  if opts.undo_file then
+    local undo_list = {}
+    for _, c in ipairs(list) do
+      local s = state[c]
+      if s and (s[1] == "pending" or s[1] == "already") then undo_list[#undo_list + 1] = c end
+    end
+    local uok, uerr = write_undo(opts.undo_file, undo_list, changes)
+    if not uok then
+      if journal then journal:close() end
+      return nil, uerr
+    end
+    report.undo_file = opts.undo_file
+  end
+  if journal then
+    local jok, jerr = journal:write { kind = "change_set", time = os.time(), created = changes.created,
+      plan = changes.plan, plan_hash = changes.plan_hash, api_domain = changes.api_domain, org = changes.org }
+    if not jok then journal:close(); return nil, jerr end
+    report.journal = opts.journal
+  end
+
+  -- 2. Send the pending ones.
+  local done = 0
+  call_back(report, opts.on_progress, 0, #report.pending)
+  local sent_to = policy.pump(client, report.pending, window, function(c) return client:submit("update_module", c.id, c.body) end,
+    function(c, res, err)
+      done = done + 1
+      if res then
+        report.applied[#report.applied + 1] = { module = c.module, id = c.id, code = res.code }
+      else
+        report.failed[#report.failed + 1] = { module = c.module, id = c.id, error = err }
+      end
+      if journal then
+        local rec = { kind = "change", module = c.module, id = c.id, time = os.time(),
+                      status = res and "applied" or "failed", code = res and res.code or err.code }
+        local jok, jerr = journal:write(rec)
+        if not jok then report.aborted = report.aborted or jerr end
+      end
+      if stops(err) then report.aborted = report.aborted or err end
+      call_back(report, opts.on_result, c, res, err)
+      call_back(report, opts.on_progress, done, #report.pending)
+    end, opts, report)
+  for i = sent_to, #report.pending do
+    local c = report.pending[i]
+    report.not_sent[#report.not_sent + 1] = { module = c.module, id = c.id }
+  end
+  return finish()
 end
 
 -- }====

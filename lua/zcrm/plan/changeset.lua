@@ -65,17 +65,42 @@ local function id_list(v)
   return table.concat(ids, ",")
 end
 
--- The values `body` gives a module that has the values `v`.
-local function body_result(v, body)
+-- The values `body` (checked by `check_body`: profiles by id, `_delete`
+-- absent for a grant or null for a revoke) gives a module that has the values `v`.
+local function body_result(v, body, names_after)
   local has, names = {}, {}
   for _, p in ipairs(v.profiles) do has[p.id], names[p.id] = true, p.name end
+  for _, p in ipairs(names_after or {}) do names[p.id] = names[p.id] or p.name end
   for _, p in ipairs(type(body.profiles) == "table" and body.profiles or {}) do
-    local id = tostring(p.id)
-    has[id] = p._delete == nil or nil
+    has[p.id] = p._delete == nil or nil
   end
   local ids = {}
   for id in pairs(has) do ids[#ids + 1] = id end
   return values(body.plural_label or v.plural_label, body.singular_label or v.singular_label, ids, names)
+end
+
+--- effect(c) -> what change `c` does, drawn from the body it sends (never from
+-- its `after`): { module =, id =, plural_label = { old =, new = } when it
+-- changes, singular_label likewise, granted = { {id=, name=} }, revoked = {...} },
+-- the shape `zcrm.cli.term`'s print_changes shows. Names come from before and
+-- after, which apply checks against the org.
+function M.effect(c)
+  local had, name = {}, {}
+  for _, p in ipairs(c.before.profiles) do had[p.id], name[p.id] = true, p.name end
+  for _, p in ipairs(c.after.profiles) do name[p.id] = name[p.id] or p.name end
+  local d = { module = c.module, id = c.id, granted = {}, revoked = {} }
+  for _, field in ipairs { "plural_label", "singular_label" } do
+    local new = c.body[field]
+    if new ~= nil and new ~= c.before[field] then d[field] = { old = c.before[field], new = new } end
+  end
+  for _, p in ipairs(type(c.body.profiles) == "table" and c.body.profiles or {}) do
+    if p._delete == nil and not had[p.id] then
+      d.granted[#d.granted + 1] = { id = p.id, name = name[p.id] }
+    elseif p._delete ~= nil and had[p.id] then
+      d.revoked[#d.revoked + 1] = { id = p.id, name = name[p.id] }
+    end
+  end
+  return d
 end
 
 -- nil when `now` still has the `before` values; else the first difference.
@@ -96,6 +121,7 @@ end
 -- }====
 
 M.values, M.after_of, M.current_values, M.difference = values, after_of, current_values, difference
+M.body_result = body_result
 
 -- {==== files
 
@@ -130,7 +156,8 @@ end
 -- JSON with keys in a fixed order (the ones listed first, the rest sorted),
 -- so that a change set reads well and diffs well in review. lua-cjson writes
 -- every leaf; "\/" is its escape of "/", which JSON does not need.
-local ORDER = { "format", "version", "created", "api_domain", "org", "plan", "changes",
+local ORDER = { "format", "version", "created", "zcrm_version", "api_domain", "org", "plan", "args", "plan_hash",
+                "changes",
                 "module", "id", "before", "after", "body", "plural_label", "singular_label", "profiles",
                 "name", "_delete" }
 local RANK = {}
@@ -194,39 +221,130 @@ local function bad(message, field)
   return nil, verror("INVALID_CHANGES", message, field)
 end
 
+-- The keys each part of a change set may hold: anything else is refused, so
+-- nothing in the file goes unshown.
+local KEYS = {
+  top = { format = true, version = true, created = true, api_domain = true, org = true, plan = true,
+          args = true, plan_hash = true, zcrm_version = true, changes = true },
+  change = { module = true, id = true, before = true, after = true, body = true },
+  values = { plural_label = true, singular_label = true, profiles = true },
+  profile = { id = true, name = true },
+  sent = { id = true, _delete = true },
+}
+
+local function unknown_key(t, known)
+  for k in pairs(t) do
+    if not known[k] then return tostring(k) end
+  end
+end
+
+local function is_id(v) return type(v) == "string" and v:match("^[1-9]%d*$") ~= nil and #v <= 19 end
+
+-- Text a person reads in the header: one line, no control characters.
+local function plain_text(v) return type(v) == "string" and not v:find("[%c\127]") end
+
+-- The header fields that say how the set was made (zcrm plan writes them;
+-- older sets lack the last four). Each is checked, as it is printed.
+local function check_header(t)
+  if type(t.created) ~= "string" or not t.created:match("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$") then
+    return bad("created must be a UTC time such as 2026-12-07T10:00:00Z", "created")
+  end
+  if t.plan ~= nil and (not plain_text(t.plan) or #t.plan == 0 or #t.plan > 4096) then
+    return bad("plan must be the path of the plan file, on one line", "plan")
+  end
+  if t.args ~= nil then
+    local n = 0
+    for _ in pairs(type(t.args) == "table" and t.args or {}) do n = n + 1 end
+    if type(t.args) ~= "table" or n ~= #t.args then return bad("args must be a list of strings", "args") end
+    for i, a in ipairs(t.args) do
+      if type(a) ~= "string" then return bad(string.format("args[%d] must be a string", i), "args") end
+    end
+  end
+  if t.plan_hash ~= nil and (type(t.plan_hash) ~= "string" or not t.plan_hash:match("^fnv1a64:%x+$")) then
+    return bad("plan_hash must be fnv1a64: and hex digits", "plan_hash")
+  end
+  if t.zcrm_version ~= nil and (not plain_text(t.zcrm_version) or #t.zcrm_version > 64) then
+    return bad("zcrm_version must be one line of text", "zcrm_version")
+  end
+  return true
+end
+
+-- A body as a change set may hold it: what `zcrm apply` shows is computed
+-- from it, so only what can be shown exactly is accepted: profiles by id,
+-- `_delete` absent (grant) or null (revoke). Then every rule of an update
+-- (core.prepare_update, the code that builds the request).
+local function check_body(body, field)
+  if type(body) ~= "table" then return bad(field .. " is missing", field) end
+  if type(body.profiles) == "table" then
+    for j, p in ipairs(body.profiles) do
+      local pf = string.format("%s.profiles[%d]", field, j)
+      if type(p) ~= "table" then return bad(pf .. " must be an object", pf) end
+      local k = unknown_key(p, KEYS.sent)
+      if k then return bad(string.format("%s: %s is not allowed in a change set (a profile is given by id)", pf, k), pf) end
+      if not is_id(p.id) then return bad(pf .. ".id must be a profile id (a digit string)", pf) end
+      if p._delete ~= nil and p._delete ~= cjson.null then
+        return bad(pf .. "._delete must be null (a revoke) or absent (a grant)", pf)
+      end
+    end
+  end
+  local ok, verr = core.prepare_update(body)
+  if not ok then return nil, verr end
+  return true
+end
+
 --- check(t) -> t, or nil, err: the shape of a change set, and every body as
 -- update_module checks it (no request is sent for a malformed change set).
+-- Anything it cannot show exactly is refused (INVALID_CHANGES).
 function M.check(t)
+  if type(t) ~= "table" then return bad("a change set is a JSON object", nil) end
   if t.format ~= FORMAT then return bad("not a zcrm change set (format is not \"zcrm.changes\")", "format") end
   if t.version ~= VERSION then return bad("change set version " .. tostring(t.version) .. " (this zcrm reads 1)", "version") end
-  if type(t.api_domain) ~= "string" then return bad("the change set names no api_domain", "api_domain") end
-  if type(t.org) ~= "string" then return bad("the change set names no org", "org") end
+  local k = unknown_key(t, KEYS.top)
+  if k then return bad(string.format("unknown field %q in the change set", k), k) end
+  if type(t.api_domain) ~= "string" or not plain_text(t.api_domain) then
+    return bad("the change set names no api_domain", "api_domain")
+  end
+  if not is_id(t.org) then return bad("the change set names no org (a module id)", "org") end
+  local hok, herr = check_header(t)
+  if not hok then return nil, herr end
   if type(t.changes) ~= "table" then return bad("the change set has no list of changes", "changes") end
   local seen = {}
   for i, c in ipairs(t.changes) do
     local field = string.format("changes[%d]", i)
-    if type(c) ~= "table" or type(c.id) ~= "string" or not c.id:match("^%d+$") or type(c.module) ~= "string" then
+    if type(c) ~= "table" or not is_id(c.id) or not plain_text(c.module) then
       return bad(field .. " needs a module (API name) and its id", field)
     end
+    k = unknown_key(c, KEYS.change)
+    if k then return bad(string.format("%s (%s): unknown field %q", field, c.module, k), field) end
     if seen[c.id] then return bad(field .. " repeats module " .. c.module, field) end
     seen[c.id] = true
     for _, part in ipairs { "before", "after" } do
-      local v = c[part]
-      if type(v) ~= "table" or type(v.profiles) ~= "table" then return bad(field .. "." .. part .. " is missing", field .. "." .. part) end
+      local v, pf = c[part], field .. "." .. part
+      if type(v) ~= "table" or type(v.profiles) ~= "table" then return bad(pf .. " is missing", pf) end
+      k = unknown_key(v, KEYS.values)
+      if k then return bad(string.format("%s: unknown field %q", pf, k), pf) end
+      for _, label in ipairs { "plural_label", "singular_label" } do
+        if type(v[label]) ~= "string" then return bad(string.format("%s.%s must be a string", pf, label), pf) end
+      end
+      local ids = {}
       for j, p in ipairs(v.profiles) do
-        if type(p) ~= "table" or type(p.id) ~= "string" then
-          return bad(string.format("%s.%s.profiles[%d] needs an id", field, part, j), field .. "." .. part)
-        end
+        local ppf = string.format("%s.profiles[%d]", pf, j)
+        if type(p) ~= "table" or not is_id(p.id) then return bad(ppf .. " needs an id", ppf) end
+        k = unknown_key(p, KEYS.profile)
+        if k then return bad(string.format("%s: unknown field %q", ppf, k), ppf) end
+        if p.name ~= nil and type(p.name) ~= "string" then return bad(ppf .. ".name must be a string", ppf) end
+        if ids[p.id] then return bad(ppf .. " repeats profile " .. p.id, ppf) end
+        ids[p.id] = true
       end
     end
-    if type(c.body) ~= "table" then return bad(field .. ".body is missing", field .. ".body") end
-    local ok, verr = core.validate_update(c.body)
+    local ok, verr = check_body(c.body, field .. ".body")
     if not ok then
+      if verr.code == "INVALID_CHANGES" then return nil, verr end
       return nil, verror("INVALID_CHANGES", string.format("%s (%s): %s", field, c.module, tostring(verr)),
         field .. ".body", { error = verr })
     end
     -- What is reviewed (before -> after) must be what is sent (body).
-    local why = difference(c.after, body_result(c.before, c.body))
+    local why = difference(c.after, body_result(c.before, c.body, c.after.profiles))
     if why then
       return bad(string.format("%s (%s): its body does not turn before into after (%s)", field, c.module,
         why:gsub("the plan saw", "after says")), field .. ".body")

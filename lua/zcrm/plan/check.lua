@@ -22,6 +22,29 @@ function M.io_error(code, message, details)
   return core.error { kind = "io", code = code, message = message, details = details, retryable = false }
 end
 
+--- write_new(path, text, what, code) -> true, or nil, err, exists: writes a
+-- file that must not exist yet ("wx": created here, never through a link),
+-- fsync'd; a failed write removes what it made. `exists` is true when the
+-- path was taken (the caller names that fault); other faults are `code`.
+function M.write_new(path, text, what, code)
+  local f, err = core.open_file(path, "wx")
+  if not f then
+    if core.file_mode(path) or (err.details and err.details.errno == 17) then return nil, nil, true end -- EEXIST
+    return nil, M.io_error(code, string.format("cannot write %s %s: %s", what, path, tostring(err.message or err)),
+      { path = path })
+  end
+  local ok, werr = f:write(text)
+  if ok then ok, werr = core.fsync(f) end
+  f:close()
+  if not ok then
+    os.remove(path)
+    -- a full disk or an I/O error: name the file and the cause
+    return nil, M.io_error(code, string.format("cannot write %s %s: %s", what, path,
+      core.is_error(werr) and werr.message or tostring(werr)), { path = path })
+  end
+  return true
+end
+
 function M.entry_fault(item, err)
   return { index = item.index, module = item.module, error = err }
 end

@@ -168,7 +168,7 @@ end
 
 -- The entry that undoes `change` (old labels back, grants revoked, revokes
 -- granted), and a note for the undo file's comments: module id, profile names.
-local function undo_entry(change)
+function M.undo_entry(change)
   local e, note = { module = change.module or change.id }, { id = change.id, names = {} }
   for _, field in ipairs { "plural_label", "singular_label" } do
     if change[field] then e[field] = change[field].old end
@@ -306,7 +306,7 @@ function M.undo_entries(items, state, journal)
     local change = M.diff(before, item.update, state.profile_by_id)
     if not change.noop then
       local n = #entries + 1
-      entries[n], notes[n] = undo_entry(change)
+      entries[n], notes[n] = M.undo_entry(change)
     end
     ::continue::
   end
