@@ -37,6 +37,7 @@ local print_changes, cannot_ask, not_applied = term.print_changes, term.cannot_a
 local CONNECTION_HELP, HELP, COMMAND_FLAGS, parse, resume_command, nearest = words.CONNECTION_HELP, words.HELP,
   words.COMMAND_FLAGS, words.parse, words.resume_command, words.nearest
 local connect = connection.connect
+local changesets = require "zcrm.cli.changesets"
 local lists = require "zcrm.cli.lists"
 local cmd_modules, cmd_profiles, cmd_emulator = lists.cmd_modules, lists.cmd_profiles, lists.cmd_emulator
 
@@ -193,6 +194,9 @@ local function show_plan(report, flags, heading)
     for _, s in ipairs(report.would_send) do
       out(string.format("  would send  %s%s  %s\n", s.module, string.rep(" ", w - width(s.module)), cjson.encode(s.update)))
     end
+    if #report.would_send > 0 then
+      out(string.format("Would spend %s.\n", changesets.credits(report.estimate)))
+    end
   end
   io.stdout:flush()
 end
@@ -238,6 +242,8 @@ local function cmd_apply(flags, positional, argv)
     dry_run = flags["dry-run"], diff = not flags["no-diff"], read_state = flags["dry-run"] or nil,
     journal = flags.journal, undo_file = flags.undo, partial = flags.partial,
     concurrency = client.concurrency, batch = flags.batch,
+    only = changesets.name_list(flags.only), exclude = changesets.name_list(flags.exclude),
+    max_credits = flags["max-credits"] and tonumber(flags["max-credits"]) or nil,
     on_result = result_printer(flags, total_ref, index_of),
     on_plan = function(report)
       show_plan(report, flags, string.format("Plan %s: %s for %s%s", path, plural(report.total, "entry"),
@@ -245,7 +251,8 @@ local function cmd_apply(flags, positional, argv)
     end,
     confirm = function(report)
       if flags.yes or core.interrupted() then return not core.interrupted() end
-      local ok = ask(string.format("Apply %s to %s? [y/N]", plural(#report.would_send, "change"), client.api_domain))
+      local ok = ask(string.format("Apply %s to %s (%s)? [y/N]", plural(#report.would_send, "change"),
+        client.api_domain, changesets.credits(report.estimate)))
       declined = not ok
       return ok
     end,
@@ -265,6 +272,10 @@ local function cmd_apply(flags, positional, argv)
       print_error(flags, path, zcrm.error { kind = "validation", code = "INVALID_PLAN",
         message = string.format("%s invalid; nothing was sent", plural(#err.details.errors, "entry")),
         resolution = "Fix the entries listed above, or pass --partial to send only the valid ones." })
+      return EXIT_USAGE
+    end
+    if err.code == "MAX_CREDITS_EXCEEDED" or err.code == "INVALID_ARGUMENT" then
+      print_error(flags, path, err)
       return EXIT_USAGE
     end
     local before_sending = err.kind ~= "validation" and err.kind ~= "io"

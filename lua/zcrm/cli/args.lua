@@ -33,17 +33,18 @@ Commands:
   emulator [flags]    run the local Zoho CRM emulator (zcrm help emulator)
   help COMMAND        the options of COMMAND (or: zcrm COMMAND --help)
 
-Exit codes: 0 all applied, 1 some failed (or not confirmed), 2 invalid plan or
-usage, 130/143 interrupted. Colours only on a terminal; NO_COLOR or --no-color
+Exit codes: 0 all applied (a change set already applied too), 1 some failed,
+changed since the plan, or not confirmed, 2 invalid plan, change set or usage,
+130/143 interrupted. Colours only on a terminal; NO_COLOR or --no-color
 turns them off.
 ]],
   apply = [[
 usage: zcrm apply PLAN.lua [ARG...] [--yes] [--dry-run] [--no-diff] [--partial]
                   [--journal F] [--undo F] [--concurrency N] [--batch] [--json]
-                  [connection options]
+                  [--only M,...] [--exclude M,...] [--max-credits N] [connection options]
 
 Checks every entry of PLAN.lua, reads the org's current state, shows what would
-change, asks "Apply N changes to <api domain>? [y/N]" on a terminal, then sends
+change, asks "Apply N changes to <api domain> (N credits)? [y/N]" on a terminal, then sends
 only what differs from the plan, concurrently. Running the same command again
 converges: an interrupted run is resumed by running it again. ARGs reach a plan
 function as ctx.args.
@@ -60,6 +61,11 @@ function as ctx.args.
   --batch            send updates 100 modules per call (PUT settings/modules);
                      if the server refuses that, one per call, said once
   --json             JSON lines on stdout: one event per line
+  --only M,...       apply only these modules (API names or ids; an unknown one
+                     is an error, exit 2)
+  --exclude M,...    leave these modules out (the same rule)
+  --max-credits N    refuse (exit 2, nothing sent) when the updates would spend
+                     more than N credits (5 an update, 500 a new module)
   --diff             accepted for older scripts; reading the state is the default
 
 The first Ctrl-C (or SIGTERM) stops sending, lets the updates in flight finish

@@ -17,11 +17,14 @@ local read_orgs, connect_orgs, per_org = connection.read_orgs, connection.connec
 local connect = connection.connect
 local out, err_line, json_line, error_json = term.out, term.err_line, term.json_line, term.error_json
 local plural, ask, cannot_ask, not_applied = term.plural, term.ask, term.cannot_ask, term.not_applied
-local usage_error, print_changes = term.usage_error, term.print_changes
+local usage_error, print_changes, list_or_nil = term.usage_error, term.print_changes, term.list_or_nil
 
 -- {==== helpers
 
 local H -- cli.lua's helpers, given to `use`
+
+local changeset = require "zcrm.plan.changeset"
+local util = require "zcrm.util"
 
 -- Asks once; --yes answers for the user. Returns true to go on.
 local function confirm(flags, question)
@@ -31,166 +34,273 @@ local function confirm(flags, question)
   return ok
 end
 
---- show_changes(cs): a change set's changes, as `zcrm apply PLAN` shows a
--- plan's (the before and after values turned into what differs).
-local function show_changes(cs)
+--- credits(n) -> "1,500 credits": thousands grouped, as a person reads them.
+local function credits(n)
+  local s = tostring(math.tointeger(n) or n)
+  local grouped = s:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", "")
+  return grouped .. (n == 1 and " credit" or " credits")
+end
+M.credits = credits
+
+--- show_changes(list): changes of a change set as `zcrm apply PLAN` shows a
+-- plan's, each drawn from the body it sends (changeset.effect).
+local function show_changes(list)
   local shown = {}
-  for _, c in ipairs(cs.changes) do
-    local d = { module = c.module, granted = {}, revoked = {} }
-    for _, field in ipairs { "plural_label", "singular_label" } do
-      if c.before[field] ~= c.after[field] then d[field] = { old = c.before[field], new = c.after[field] } end
-    end
-    local had, has = {}, {}
-    for _, p in ipairs(c.before.profiles) do had[p.id] = true end
-    for _, p in ipairs(c.after.profiles) do has[p.id] = true end
-    for _, p in ipairs(c.after.profiles) do if not had[p.id] then d.granted[#d.granted + 1] = p end end
-    for _, p in ipairs(c.before.profiles) do if not has[p.id] then d.revoked[#d.revoked + 1] = p end end
-    shown[#shown + 1] = d
-  end
+  for _, c in ipairs(list) do shown[#shown + 1] = changeset.effect(c) end
   print_changes(shown)
 end
+
+--- header(cs, path): how a change set was made, every value escaped.
+local function header(cs, path)
+  local p = util.printable
+  out(string.format("Change set %s for %s (org %s)\n", p(path), p(cs.api_domain), p(cs.org)))
+  local from = cs.plan and ("from " .. p(cs.plan)) or "from a plan not recorded"
+  if cs.args and #cs.args > 0 then
+    local quoted = {}
+    for i, a in ipairs(cs.args) do quoted[i] = p(string.format("%q", a)) end
+    from = from .. " " .. table.concat(quoted, " ")
+  end
+  out(string.format("  planned %s%s, %s%s\n", p(cs.created), cs.zcrm_version and (" by " .. p(cs.zcrm_version)) or "",
+    from, cs.plan_hash and (" (" .. p(cs.plan_hash) .. ")") or ""))
+end
+M.header = header
+
+local function names_of(list)
+  local names = {}
+  for i, e in ipairs(list) do names[i] = e.module end
+  return table.concat(names, ", ")
+end
+
+-- "--only A,B" -> { "A", "B" }, or nil when not given.
+local function name_list(value)
+  if not value then return nil end
+  local list = {}
+  for n in value:gmatch("[^,%s]+") do list[#list + 1] = n end
+  return list
+end
+M.name_list = name_list
 
 -- }====
 
 -- {==== apply: a change set, or a plan to many orgs
 
 local function summary(report)
-  return string.format("applied %d, refused %d (changed since the plan), failed %d%s of %s; %s; %.2f s",
-    #report.applied, #report.refused, #report.failed,
+  local left_out = report.total - report.selected
+  return string.format("applied %d, already applied %d, changed since the plan %d, failed %d%s of %s%s; %s; %.2f s",
+    #report.applied, #report.already, #report.refused, #report.failed,
     #report.not_sent > 0 and (", not sent " .. #report.not_sent) or "",
-    plural(report.total, "change"), plural(report.credits, "credit"), report.elapsed)
+    plural(report.selected, "change"), left_out > 0 and string.format(" (%d more left out by --only/--exclude)", left_out) or "",
+    credits(report.credits), report.elapsed)
 end
 
 local function stop() return core.interrupted() ~= nil end
 
--- After a change set run a signal stopped: re-running the same change set
--- would refuse the modules it applied (changed since the plan), so the way on
--- is a new change set for the rest, written where this one was.
-local function changes_interrupted(sig, argv, sets, out_path, orgs_path, applied, not_sent)
-  local source = sets[1] and sets[1].plan or "PLAN.lua"
-  return H.interrupted_exit(sig, argv, string.format("%d applied; %s not sent", applied, plural(not_sent, "update")),
-    string.format("Plan the rest again (zcrm plan %s%s --out %s, with the same connection options), then run the "
-      .. "same command again", source, orgs_path and (" --orgs " .. orgs_path) or "", out_path))
+-- What stands in the way, from `on_plan`: each drifted module with what
+-- changed, each module that could not be read, then one line when that
+-- refuses the whole set.
+local function print_refused(report, flags, prefix)
+  prefix = prefix or ""
+  for _, list in ipairs { report.refused, report.failed } do
+    for _, r in ipairs(list) do
+      if flags.json then
+        json_line { event = "result", org = prefix ~= "" and prefix or nil, module = r.module, id = r.id,
+                    status = r.error.code == "CHANGED_SINCE_PLAN" and "changed" or "failed", error = error_json(r.error) }
+      end
+      H.error_line((prefix ~= "" and (prefix .. ": ") or "") .. r.module, r.error)
+    end
+  end
+  if report.drift_refused then
+    err_line(string.format("zcrm: %s%s changed since the plan or could not be read, so nothing was sent. "
+      .. "Plan again (zcrm plan ... --out NEW.json), or pass --partial to apply the rest.",
+      prefix ~= "" and (prefix .. ": ") or "", plural(#report.refused + #report.failed, "module")))
+  end
+end
+
+-- The options of client:apply(changes) that the flags give.
+local function apply_options(flags)
+  return {
+    concurrency = flags.concurrency and math.tointeger(tonumber(flags.concurrency)) or nil,
+    stop = stop, stop_grace = H.interrupt_grace, partial = flags.partial or nil,
+    journal = flags.journal, undo_file = flags.undo,
+    only = name_list(flags.only), exclude = name_list(flags.exclude),
+    max_credits = flags["max-credits"] and tonumber(flags["max-credits"]) or nil,
+  }
+end
+
+local function exit_for(err)
+  local usage = { validation = true, config = true }
+  if usage[err.kind] or err.code == "UNDO_FILE_EXISTS" or err.code == "MAX_CREDITS_EXCEEDED" then return EXIT_USAGE end
+  return EXIT_FAILED
 end
 
 local function apply_changes(flags, path, argv)
-  local refused = cannot_ask(flags)
-  if refused then return refused end
   local cs, err = changes.read(path)
   if not cs then H.error_line(nil, err); return EXIT_USAGE end
+  local refused = cannot_ask(flags)
+  if refused then return refused end
   local client, code = connect(flags)
   if not client then return code end
-  if flags.json then
-    for _, c in ipairs(cs.changes) do
-      json_line { event = "change", module = c.module, id = c.id, before = c.before, after = c.after, body = c.body }
-    end
-  else
-    out(string.format("Change set %s (planned %s) for %s:\n", path, tostring(cs.created), cs.api_domain))
-    show_changes(cs)
-  end
   if cs.api_domain ~= client.api_domain then
     client:close()
     H.error_line(path, zcrm.error { kind = "validation", code = "ORG_MISMATCH",
       message = string.format("the change set was made for %s, not %s", cs.api_domain, client.api_domain) })
     return EXIT_USAGE
   end
-  if #cs.changes == 0 then client:close(); return EXIT_OK end
-  if flags["dry-run"] or not confirm(flags, string.format("Apply %s to %s?", plural(#cs.changes, "change"), client.api_domain)) then
-    client:close()
-    return flags["dry-run"] and EXIT_OK or EXIT_FAILED
+  local opts = apply_options(flags)
+  opts.dry_run = flags["dry-run"] or nil
+  opts.on_plan = function(report)
+    if flags.json then
+      for _, c in ipairs(report.pending) do
+        local e = changeset.effect(c)
+        json_line { event = "change", module = c.module, id = c.id, before = c.before, after = c.after, body = c.body,
+                    plural_label = e.plural_label, singular_label = e.singular_label,
+                    granted = list_or_nil(e.granted), revoked = list_or_nil(e.revoked) }
+      end
+      for _, a in ipairs(report.already) do json_line { event = "already", module = a.module, id = a.id } end
+    else
+      header(cs, path)
+      show_changes(report.pending)
+      if #report.already > 0 then out("Already applied: ", names_of(report.already), "\n") end
+    end
+    print_refused(report, flags)
+    if report.dry_run and not report.drift_refused and #report.pending > 0 then
+      out(string.format("Dry run: would apply %s to %s (%s); nothing was sent.\n", plural(#report.pending, "change"),
+        client.api_domain, credits(report.estimate)))
+    end
+  end
+  opts.confirm = function(report)
+    if core.interrupted() then return false end
+    return confirm(flags, string.format("Apply %s to %s (%s)?", plural(#report.pending, "change"),
+      client.api_domain, credits(report.estimate)))
+  end
+  opts.on_result = function(c, res, rerr)
+    if flags.json then
+      json_line { event = "result", module = c.module, id = c.id, status = res and "applied" or "failed",
+                  code = res and res.code or nil, error = rerr and error_json(rerr) or nil }
+    end
+    if res then
+      if not flags.json then out(string.format("  applied  %s\n", c.module)) end
+    else
+      H.error_line(c.module, rerr)
+    end
   end
   local report
   core.catch_interrupts()
-  report, err = client:apply(cs, {
-    concurrency = flags.concurrency and math.tointeger(tonumber(flags.concurrency)) or nil,
-    stop = stop, stop_grace = H.interrupt_grace,
-    on_result = function(c, res, rerr)
-      if flags.json then
-        json_line { event = "result", module = c.module, id = c.id,
-                      status = res and "applied" or (rerr.code == "CHANGED_SINCE_PLAN" and "refused" or "failed"),
-                      code = res and res.code or nil, error = rerr and error_json(rerr) or nil }
-      end
-      if res then
-        if not flags.json then out(string.format("  applied  %s\n", c.module)) end
-      else
-        H.error_line(c.module, rerr)
-      end
-    end,
-  })
+  report, err = client:apply(cs, opts)
   client:close()
   local sig = core.interrupted()
   if not report then
     if flags.json then json_line { event = "error", error = error_json(err) } end
     H.error_line(path, err)
     if sig then return H.interrupted_exit(sig, argv, "nothing was sent") end
-    return err.kind == "validation" and EXIT_USAGE or EXIT_FAILED
+    return exit_for(err)
   end
+  if report.declined then return EXIT_FAILED end
   if flags.json then
     json_line { event = "report", ok = report.ok, total = report.total, applied = #report.applied,
-                  refused = #report.refused, failed = #report.failed, not_sent = #report.not_sent,
-                  credits = report.credits, elapsed = report.elapsed, interrupted = report.interrupted }
-  else
+                already = #report.already, changed = #report.refused, failed = #report.failed,
+                not_sent = #report.not_sent, credits = report.credits, elapsed = report.elapsed,
+                dry_run = report.dry_run, interrupted = report.interrupted, undo_file = report.undo_file,
+                journal = report.journal }
+  elseif not report.dry_run then
     out(summary(report), "\n")
+    if report.undo_file then out("Undo plan: ", report.undo_file, "\n") end
+    if report.journal then out("Journal: ", report.journal, "\n") end
   end
   if report.aborted then H.error_line("stopped early", report.aborted) end
-  if sig then return changes_interrupted(sig, argv, { cs }, path, nil, #report.applied, #report.not_sent) end
+  if sig then
+    return H.interrupted_exit(sig, argv, string.format("%d applied; %s not sent", #report.applied,
+      plural(#report.not_sent, "change")), nil, report.undo_file)
+  end
+  if report.dry_run then return (#report.refused == 0 and #report.failed == 0) and EXIT_OK or EXIT_FAILED end
   return report.ok and EXIT_OK or EXIT_FAILED
 end
 
 -- `zcrm apply 'C-{org}.json' --orgs ORGS.lua`: each org's own change set (as
--- `zcrm plan --orgs --out` wrote them), all read and shown first, one
--- confirmation, then applied concurrently.
+-- `zcrm plan --orgs --out` wrote them), all read, checked against their
+-- orgs and shown first, one confirmation, then applied concurrently.
 local function apply_changes_orgs(flags, path, argv)
   if not path:find("{org}", 1, true) then
     return usage_error("with --orgs, the change set path must hold {org} (each org has its own)", "apply")
+  end
+  for _, k in ipairs { "journal", "undo" } do
+    if flags[k] and not flags[k]:find("{org}", 1, true) then
+      return usage_error(string.format("with --orgs, --%s must hold {org} (each org writes its own file)", k), "apply")
+    end
   end
   local refused = cannot_ask(flags)
   if refused then return refused end
   local list, clients = connect_orgs(flags)
   if not list then return clients end
-  local sets, total = {}, 0
+  local sets = {}
   local function close() for _, c in ipairs(clients) do c:close() end end
   for i, org in ipairs(list) do
-    local file = per_org(path, org.name)
-    local cs, err = changes.read(file)
-    if cs and cs.api_domain ~= clients[i].api_domain then
-      err = zcrm.error { kind = "validation", code = "ORG_MISMATCH", message = string.format(
-        "%s was made for %s, not %s", file, cs.api_domain, clients[i].api_domain) }
-      cs = nil
-    end
+    local cs, err = changes.read(per_org(path, org.name))
     if not cs then close(); H.error_line(org.name, err); return EXIT_USAGE end
-    out(string.format("Org %s: change set %s (planned %s) for %s:\n", org.name, file, tostring(cs.created), cs.api_domain))
-    show_changes(cs)
-    sets[i], total = cs, total + #cs.changes
+    sets[i] = cs
   end
-  if flags["dry-run"] or (total > 0 and not confirm(flags, string.format("Apply %s to %s?",
-      plural(total, "change"), plural(#list, "org")))) then
-    close()
-    return flags["dry-run"] and EXIT_OK or EXIT_FAILED
+  local base = apply_options(flags)
+  local function options_for(i, dry)
+    local o = {}
+    for k, v in pairs(base) do o[k] = v end
+    o.journal, o.undo_file = flags.journal and per_org(flags.journal, list[i].name), flags.undo and per_org(flags.undo, list[i].name)
+    o.dry_run = dry or nil
+    return o
   end
   core.catch_interrupts()
+  local checks = orgs_mod.each(clients, function(client, i) return client:apply(sets[i], options_for(i, true)) end)
+  local total, estimate, code, drift = 0, 0, EXIT_OK, false
+  for i, r in ipairs(checks) do
+    local report, err = r[1], r[2]
+    if not report then
+      H.error_line(list[i].name, err)
+      code = exit_for(err)
+    else
+      out(string.format("Org %s: ", list[i].name))
+      header(sets[i], per_org(path, list[i].name))
+      show_changes(report.pending)
+      if #report.already > 0 then out("Already applied: ", names_of(report.already), "\n") end
+      print_refused(report, flags, list[i].name)
+      if (#report.refused > 0 or #report.failed > 0) and not flags.partial then drift = true end
+      total, estimate = total + #report.pending, estimate + report.estimate
+    end
+  end
+  if code ~= EXIT_OK or drift then close(); return code ~= EXIT_OK and code or EXIT_FAILED end
+  if flags["dry-run"] or total == 0 then close(); return EXIT_OK end
+  if base.max_credits and estimate > base.max_credits then
+    close()
+    H.error_line(nil, require("zcrm.plan.policy").budget_error(estimate, base.max_credits))
+    return EXIT_USAGE
+  end
+  if core.interrupted() or not confirm(flags, string.format("Apply %s to %s (%s)?", plural(total, "change"),
+      plural(#list, "org"), credits(estimate))) then
+    close()
+    local sig = core.interrupted()
+    if sig then return H.interrupted_exit(sig, argv, "nothing was sent") end
+    return EXIT_FAILED
+  end
   local runs = orgs_mod.each(clients, function(client, i)
-    return client:apply(sets[i], {
-      stop = stop, stop_grace = H.interrupt_grace,
-      on_result = function(c, _, rerr)
-        if rerr then H.error_line(list[i].name .. ": " .. c.module, rerr) end
-      end,
-    })
+    local o = options_for(i, false)
+    o.on_result = function(c, _, rerr) if rerr then H.error_line(list[i].name .. ": " .. c.module, rerr) end end
+    return client:apply(sets[i], o)
   end)
   close()
-  local code, applied, not_sent = EXIT_OK, 0, 0
+  local applied, not_sent = 0, 0
   for i, r in ipairs(runs) do
     if r[1] then
       out(string.format("%-12s %s\n", list[i].name, summary(r[1])))
+      for _, f in ipairs(r[1].refused) do H.error_line(list[i].name .. ": " .. f.module, f.error) end
       if not r[1].ok then code = math.max(code, EXIT_FAILED) end
       applied, not_sent = applied + #r[1].applied, not_sent + #r[1].not_sent
     else
       H.error_line(list[i].name, r[2])
-      code = (r[2].kind == "validation") and EXIT_USAGE or math.max(code, EXIT_FAILED)
+      code = math.max(code, exit_for(r[2]))
     end
   end
   local sig = core.interrupted()
-  if sig then return changes_interrupted(sig, argv, sets, path, flags.orgs, applied, not_sent) end
+  if sig then
+    return H.interrupted_exit(sig, argv, string.format("%d applied; %s not sent", applied, plural(not_sent, "change")))
+  end
   return code
 end
 
@@ -283,10 +393,14 @@ function M.apply(flags, positional, argv)
   local path = positional[1]
   if not path then return nil end
   local change_set = path:match("%.json$")
-  for _, flag in ipairs { "diff", "journal", "undo" } do
-    if change_set and flags[flag] then
-      return usage_error(string.format("--%s is for plans; a change set is applied exactly as planned", flag), "apply")
+  if change_set then
+    for _, flag in ipairs { "diff", "no-diff", "batch" } do
+      if flags[flag] then
+        return usage_error(string.format("--%s is for plans; a change set is compared with the org and applied "
+          .. "exactly as planned", flag), "apply")
+      end
     end
+    if #positional > 1 then return usage_error("a change set takes no plan arguments (they were recorded by zcrm plan)", "apply") end
   end
   if flags.orgs and flags.json then
     return usage_error("--json is not available with --orgs yet; use the per-org summary lines", "apply")

@@ -6,7 +6,10 @@
 -- calls them; they print through lua/zcrm/cli/term.lua.
 
 local zcrm = require "zcrm"
+local core = require "zcrm.core"
 local changes = require "zcrm.plan.changes"
+local changeset = require "zcrm.plan.changeset"
+local check = require "zcrm.plan.check"
 local orgs_mod = require "zcrm.orgs"
 local connection = require "zcrm.cli.connect"
 local changesets = require "zcrm.cli.changesets"
@@ -22,11 +25,12 @@ local usage_error, print_changes, list_or_nil = term.usage_error, term.print_cha
 
 M.FLAGS = {
   export = { out = "value", orgs = "value" },
-  plan = { out = "value", orgs = "value" },
+  plan = { out = "value", orgs = "value", force = "boolean", only = "value", exclude = "value" },
   diff = { orgs = "value", json = "boolean" },
+  show = { json = "boolean" },
 }
 -- Added to `zcrm apply`'s own flags.
-M.APPLY_FLAGS = { orgs = "value", yes = "boolean" }
+M.APPLY_FLAGS = { orgs = "value", yes = "boolean", only = "value", exclude = "value", ["max-credits"] = "value" }
 
 M.HELP = {
   export = [[
@@ -43,17 +47,33 @@ listed lose access). Applied to the org it came from, it sends nothing.
                     becomes each org's name
 ]],
   plan = [[
-usage: zcrm plan PLAN.lua [ARG...] --out CHANGES.json [--orgs ORGS.lua] [--json] [connection options]
+usage: zcrm plan PLAN.lua [ARG...] [--out CHANGES.json] [--force] [--only M,...] [--exclude M,...]
+                 [--orgs ORGS.lua] [connection options]
 
 Reads the live state, checks the plan against it and writes the exact change
 set: for each module that would change, its values before, its values after,
-and the request body. `zcrm apply CHANGES.json` applies exactly that, and
-refuses each module changed since (by anyone) as "changed since the plan".
+and the request body, with how the set was made (the plan file, its ARGs and
+a hash of its text, the zcrm version, the time, the org). Review it (zcrm show
+CHANGES.json), then `zcrm apply CHANGES.json` sends exactly those bodies.
 A change set is bound to its org: it is refused against any other.
 
   --out FILE        write the change set there (JSON, mode 0600); without it,
-                    only show the changes
+                    only show the changes. An existing FILE is never replaced
+                    (it may be a reviewed set): exit 2, unless --force
+  --force           replace FILE when it exists
+  --only M,...      plan only these modules (API names or ids)
+  --exclude M,...   leave these modules out
   --orgs ORGS.lua   plan for every org of ORGS.lua; FILE must hold {org}
+]],
+  show = [[
+usage: zcrm show CHANGES.json [--json]
+
+Prints a change set as zcrm apply would show it, without contacting Zoho: how
+it was made (plan file, arguments, plan hash, zcrm version, time, org, API
+domain) and each change, drawn from the request body it sends. Exit 0 for a
+valid set, 2 for one zcrm apply would refuse (INVALID_CHANGES).
+
+  --json            one JSON document: the header fields and the changes
 ]],
   diff = [[
 usage: zcrm diff PLAN.lua [ARG...] [--orgs ORGS.lua] [--json] [connection options]
@@ -126,11 +146,27 @@ local function load_plan_args(positional)
   return { table.unpack(positional, 2) }
 end
 
-local function plan_one(client, path, args, out_path)
-  local cs, err = client:plan(path, { args = args, source = path })
+-- A change set file that exists may be one a colleague approved: it is
+-- replaced only with --force.
+local function file_exists_error(path)
+  return zcrm.error { kind = "validation", code = "FILE_EXISTS",
+    message = string.format("%s exists (it may be a reviewed change set); nothing was written", path),
+    resolution = string.format("Choose another --out file, or pass --force to replace %s.", path) }
+end
+
+local function write_changes(path, cs, force)
+  if force then return changes.write(path, cs) end
+  local ok, err, exists = check.write_new(path, changes.encode(cs), "change set", "CHANGES_FILE_ERROR")
+  if exists then return nil, file_exists_error(path) end -- created since the check at the start
+  return ok, err
+end
+
+local function plan_one(client, path, args, out_path, flags)
+  local cs, err = client:plan(path, { args = args, source = path, only = changesets.name_list(flags.only),
+                                      exclude = changesets.name_list(flags.exclude) })
   if not cs then return nil, err end
   if out_path then
-    local ok, werr = changes.write(out_path, cs)
+    local ok, werr = write_changes(out_path, cs, flags.force)
     if not ok then return nil, werr end
   end
   return cs
@@ -150,16 +186,30 @@ local function cmd_plan(flags, positional)
   local bad = needs_org_pattern(flags, "plan")
   if bad then return bad end
   local args = load_plan_args(positional)
+  if flags.force and not flags.out then return usage_error("--force is for --out FILE", "plan") end
+  if flags.out and not flags.force then
+    local targets = {}
+    if flags.orgs then
+      local list = connection.read_orgs(flags.orgs)
+      for _, org in ipairs(list or {}) do targets[#targets + 1] = per_org(flags.out, org.name) end
+    else
+      targets[1] = flags.out
+    end
+    for _, t in ipairs(targets) do
+      if core.file_mode(t) then H.error_line(nil, file_exists_error(t)); return EXIT_USAGE end
+    end
+  end
   local function show(cs, name, out_path)
     out(string.format("Plan %s for %s%s:\n", path, name and (name .. " (" .. cs.api_domain .. ")") or cs.api_domain,
       out_path and (" -> " .. out_path) or ""))
-    show_changes(cs)
+    show_changes(cs.changes)
   end
   if flags.orgs then
     local list, clients = connect_orgs(flags)
     if not list then return clients end
     local results = orgs_mod.each(clients, function(client, i)
-      return plan_one(client, path, orgs_mod.with_org(args, list[i]), flags.out and per_org(flags.out, list[i].name))
+      return plan_one(client, path, orgs_mod.with_org(args, list[i]), flags.out and per_org(flags.out, list[i].name),
+        flags)
     end)
     local code = EXIT_OK
     for i, r in ipairs(results) do
@@ -174,14 +224,44 @@ local function cmd_plan(flags, positional)
   end
   local client, code = connect(flags)
   if not client then return code end
-  local cs, err = plan_one(client, path, args, flags.out)
+  local cs, err = plan_one(client, path, args, flags.out, flags)
   client:close()
   if not cs then return report_plan_error(path, err) end
   show(cs, nil, flags.out)
   if flags.out then
-    out(string.format("Wrote %s to %s. Review it, then: zcrm apply %s\n", plural(#cs.changes, "change"),
-      flags.out, flags.out))
+    out(string.format("Wrote %s to %s. Review it (zcrm show %s), then: zcrm apply %s\n",
+      plural(#cs.changes, "change"), flags.out, flags.out, flags.out))
   end
+  return EXIT_OK
+end
+
+-- }====
+
+-- {==== show
+
+local function cmd_show(flags, positional)
+  local path = positional[1]
+  if not path then return usage_error("show needs a change set file", "show") end
+  if #positional > 1 then return usage_error("show takes one change set file", "show") end
+  local cs, err = changes.read(path)
+  if not cs then H.error_line(nil, err); return EXIT_USAGE end
+  if flags.json then
+    local list = {}
+    for i, c in ipairs(cs.changes) do
+      local e = changeset.effect(c)
+      list[i] = { module = c.module, id = c.id, before = c.before, after = c.after, body = c.body,
+                  plural_label = e.plural_label, singular_label = e.singular_label,
+                  granted = list_or_nil(e.granted), revoked = list_or_nil(e.revoked) }
+    end
+    json_line { format = "zcrm.show", version = 1, path = path, created = cs.created, zcrm_version = cs.zcrm_version,
+                api_domain = cs.api_domain, org = cs.org, plan = cs.plan, args = list_or_nil(cs.args),
+                plan_hash = cs.plan_hash, changes = list_or_nil(list), total = #cs.changes }
+    return EXIT_OK
+  end
+  changesets.header(cs, path)
+  show_changes(cs.changes)
+  out(string.format("%s; applying them costs about %s.\n", plural(#cs.changes, "change"),
+    changesets.credits(#cs.changes * require("zcrm.http").DEFAULT_COSTS.update_module)))
   return EXIT_OK
 end
 
@@ -236,13 +316,14 @@ end
 
 -- }====
 
-M.TAKES_ARGUMENTS = { plan = true, diff = true }
+M.TAKES_ARGUMENTS = { plan = true, diff = true, show = true }
 
 local MAIN_HELP = [[
 
 Configuration as code (each takes --help):
   export              write the org's custom modules as a plan file
   plan PLAN.lua       write the exact change set a plan makes (--out CHANGES.json)
+  show CHANGES.json   print a change set as apply would show it (no network)
   diff PLAN.lua       show how the org differs from a plan (exit 0 same, 1 differs, 2 error)
   apply CHANGES.json  apply exactly a change set written by zcrm plan
 ]]
@@ -250,19 +331,28 @@ Configuration as code (each takes --help):
 local APPLY_HELP = [[
 
 Change sets and many orgs:
-       zcrm apply CHANGES.json [--dry-run] [--yes] [--json] [connection options]
+       zcrm apply CHANGES.json [--dry-run] [--yes] [--partial] [--json] [--journal F]
+                  [--undo F] [--only M,...] [--exclude M,...] [--max-credits N]
+                  [connection options]
        zcrm apply PLAN.lua --orgs ORGS.lua [--journal 'F-{org}'] [--undo 'F-{org}'] [--yes]
        zcrm apply 'CHANGES-{org}.json' --orgs ORGS.lua [--yes]
 
   --orgs ORGS.lua    apply to every org of ORGS.lua (a list of { name =, options = }),
                      concurrently; every org is checked first, one confirmation;
                      --journal and --undo must hold {org}
-  --yes              do not ask for confirmation
+  --yes, -y          do not ask for confirmation
 
-A change set (CHANGES.json, from zcrm plan --out) is applied exactly: each
-module is read again first, and one changed since the plan is refused and
-reported, never overwritten (exit 1). A change set made for another org is
-refused (exit 2).
+A change set (CHANGES.json, from zcrm plan --out) is applied exactly: every
+body is checked by the code that builds the request, and every module id,
+profile id and profile name must be the org's (else INVALID_CHANGES, exit 2,
+nothing sent). Each module is read first: one at its "before" values gets its
+body; one already at its "after" values is "already applied" (not sent, not an
+error: running the same command again after Ctrl-C or a failure finishes the
+set, exit 0); any other has changed since the plan. One such module refuses
+the whole set (nothing sent, each named with what changed, exit 1); --partial
+applies the rest (still exit 1). --journal and --undo mean what they mean for
+plans. A change set made for another org is refused (exit 2). --no-diff,
+--batch and plan arguments do not apply to a change set (exit 2).
 ]]
 
 --- install(cli) plugs these commands into lua/zcrm/cli.lua: cli.commands (the
@@ -272,10 +362,15 @@ function M.install(cli)
   H = cli.helpers
   changesets.use(H)
   cli.commands.export, cli.commands.plan, cli.commands.diff = cmd_export, cmd_plan, cmd_diff
+  cli.commands.show = cmd_show
   local apply_plan = cli.commands.apply
   cli.commands.apply = function(flags, positional, ...)
     if flags.concurrency and not math.tointeger(tonumber(flags.concurrency)) then
       return apply_plan(flags, positional, ...) -- it reports the bad flag
+    end
+    local max = flags["max-credits"]
+    if max and not (math.tointeger(tonumber(max)) and tonumber(max) >= 0) then
+      return usage_error("--max-credits needs a whole number of credits", "apply")
     end
     return changesets.apply(flags, positional, ...) or apply_plan(flags, positional, ...)
   end
