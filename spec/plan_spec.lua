@@ -206,7 +206,7 @@ describe("client:apply against the emulator", function()
       local report = assert(client:apply({
         { module = "Projects", plural_label = "Client Projects", profiles = { { name = "Sales" } } },
         { module = "Tickets", singular_label = "Support Ticket" },
-      }, { dry_run = true }))
+      }, { dry_run = true, diff = false }))
       assert.equal(before, emu:stats().requests.total)
       assert.is_true(report.dry_run)
       assert.equal(0, #report.applied)
@@ -319,7 +319,7 @@ describe("client:apply against the emulator", function()
       for i = 1, 8 do list[i] = { module = "Bulk_Module_" .. i, plural_label = "Renamed " .. i } end
       list[9] = { module = "Leads", plural_label = "Prospects" } -- the server refuses standard modules
       local report = assert(client:apply(list, {
-        concurrency = 3,
+        concurrency = 3, diff = false, -- sent as written: the server refuses Leads
         on_result = function(entry, res, err)
           assert.is_false(in_poll)
           results[#results + 1] = { entry = entry, res = res, err = err }
@@ -386,7 +386,7 @@ describe("client:apply against the emulator", function()
     it("writes one JSON line per completed item, an audit record that never makes a run skip a change", function()
       local list = bulk(10, "Journal")
       list[11] = { module = "Leads", singular_label = "Prospect" } -- fails on the server
-      local report = assert(client:apply(list, { journal = journal }))
+      local report = assert(client:apply(list, { journal = journal, diff = false }))
       assert.equal(10, #report.applied)
       local lines = {}
       for line in slurp(journal):gmatch("[^\n]+") do lines[#lines + 1] = cjson.decode(line) end
@@ -406,7 +406,7 @@ describe("client:apply against the emulator", function()
       assert.equal(before + 1, puts(emu))
       assert.equal("Journal Items 3", by_api_name(emu:state()).Bulk_Module_3.plural_label)
       -- Without the state, nothing is skipped: every entry is sent again.
-      local third = assert(client:apply(list, { journal = journal }))
+      local third = assert(client:apply(list, { journal = journal, diff = false }))
       assert.equal(0, #third.skipped)
       assert.equal(10, #third.applied)
       assert.equal(1, #third.failed)
