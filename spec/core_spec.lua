@@ -680,6 +680,17 @@ describe("zcrm.core", function()
       assert.is_table(core.read_update_answer(raw, { "other" }))
       assert.equal(0, select("#", core.read_update_answer(raw, { "other", "tok3n" })))
     end)
+
+    it("returns nothing when the code, the message or the status holds a secret", function()
+      for _, raw in ipairs {
+        '{"modules":[{"code":"SUCCESS tok3n","status":"success"}]}',
+        '{"modules":[{"code":"SUCCESS","message":"you sent tok3n","status":"success"}]}',
+        '{"modules":[{"code":"SUCCESS","details":{"tok3n":"v"},"status":"success"}]}',
+      } do
+        assert.is_table(core.read_update_answer(raw, { "other" }), raw)
+        assert.equal(0, select("#", core.read_update_answer(raw, { "other", "tok3n" })), raw)
+      end
+    end)
   end)
   -- }====
 

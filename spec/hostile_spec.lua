@@ -452,7 +452,8 @@ end)
 local function against(respond, opts, method, ...)
   local server = new_server(respond)
   local o = { api_domain = server.url, access_token = "1000.hostile.token", env = false, max_retries = 0 }
-  for k, v in pairs(opts or {}) do o[k] = v end
+  for k, v in pairs(opts or {}) do o[k] = v or nil end
+  if o.oauth then o.oauth.accounts_url = server.url end
   local client = assert(zcrm.new(o))
   local req = client:submit(method, ...)
   local t0 = core.now()
@@ -501,6 +502,75 @@ describe("secrets in what a server sends back", function()
     files.remove_tree(dir)
     assert.truthy(out:find("INVALID_DATA", 1, true), out)
     assert.is_nil(out:find("hostile", 1, true), out)
+  end)
+
+  -- A server that puts the token it received into every string it chooses:
+  -- the code and status of an error, the code, message and details of a
+  -- success (in an update's answer, which C reads, and in a read's).
+  local function everywhere(head)
+    local auth = head:match("[Aa]uthorization: Zoho%-oauthtoken ([^\r\n]*)")
+    if head:match("^PUT") or head:match("^POST") then
+      return 200, cjson.encode { modules = { { code = "SUCCESS " .. auth, status = "success",
+        message = "updated for " .. auth, details = { id = "2423488000000834002", [auth] = auth } } } }
+    end
+    if head:match("^GET /crm/v8/settings/profiles") then
+      return 200, '{"profiles":[{"id":"1","name":"x\\u0031' .. auth:sub(2) .. '"}],"info":{"more_records":false}}'
+    end
+    return 400, cjson.encode { code = "NO_" .. auth, status = "error " .. auth, message = "m",
+                               details = { [auth] = auth } }
+  end
+
+  it("are redacted from every field a server chooses, of errors and successes", function()
+    local _, err = against(everywhere, nil, "get_modules")
+    local text = cjson.encode { code = err.code, message = err.message, details = err.details, s = tostring(err) }
+    assert.is_nil(text:find("hostile", 1, true), text)
+    assert.equal("NO_[REDACTED]", err.code)
+    for _, method in ipairs { "update_module", "create_module" } do
+      local res, uerr = against(everywhere, nil, method, method == "update_module" and "2423488000000834002"
+        or { plural_label = "Ps", singular_label = "P", profiles = { { id = "1" } } },
+        method == "update_module" and { plural_label = "Xs" } or nil)
+      assert.is_nil(uerr, tostring(uerr))
+      text = cjson.encode(res)
+      assert.is_nil(text:find("hostile", 1, true), text)
+      assert.equal("SUCCESS [REDACTED]", res.code)
+      assert.equal("updated for [REDACTED]", res.message)
+      assert.equal("2423488000000834002", res.id)
+    end
+    local list = assert(against(everywhere, nil, "get_profiles"))
+    assert.equal("x[REDACTED]", list[1].name)
+  end)
+
+  it("never become the code of a failed token refresh", function()
+    local secret = "abcdef0123456789abcdef0123456789abcdef0123"
+    local _, err = against(function(head)
+      if head:match("^POST /oauth/v2/token") then return 200, cjson.encode { error = secret } end
+      return 200, '{"modules":[]}'
+    end, { access_token = false, oauth = { client_id = "1000.ID", client_secret = secret,
+                                           refresh_token = "1000.refresh.tok" } }, "get_modules")
+    local text = cjson.encode { code = err.code, message = err.message, details = err.details, s = tostring(err) }
+    assert.is_nil(text:find(secret, 1, true), text)
+    assert.equal("UNEXPECTED_RESPONSE", err.code)
+  end)
+
+  it("never reach zcrm's stderr or --json output through an error code", function()
+    local dir = files.tmpdir()
+    for _, json in ipairs { " --json", "" } do
+      local server = new_server(everywhere)
+      os.remove(dir .. "/done")
+      assert(sh(string.format("(ZOHO_ACCESS_TOKEN=1000.hostile.token bin/zcrm modules%s --api-domain %s >%s 2>%s;"
+        .. " touch %s) &", json, server.url, quote(dir .. "/out"), quote(dir .. "/err"), quote(dir .. "/done"))))
+      local t0 = core.now()
+      while not files.read(dir .. "/done") do
+        assert(core.now() - t0 < 20, "zcrm did not finish")
+        serve(server)
+        socket.sleep(0.005)
+      end
+      close_server(server)
+      local out = files.read(dir .. "/out") .. files.read(dir .. "/err")
+      assert.truthy(out:find("NO_", 1, true), out)
+      assert.is_nil(out:find("hostile", 1, true), out)
+    end
+    files.remove_tree(dir)
   end)
 
   it("log lines keep CR, LF and escape bytes escaped", function()

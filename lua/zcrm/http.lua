@@ -51,7 +51,8 @@ M.decode = decode
 
 -- Builds the error object for a Zoho error answer, whichever shape it has
 -- (A: top-level `code`; B: an item under `key`), or an UNEXPECTED_RESPONSE.
-local function api_error(client, status, doc, why, key)
+-- `doc` is redacted already (M.call).
+local function api_error(_, status, doc, why, key)
   local item
   if doc then
     if type(doc.code) == "string" and doc.code ~= "" then
@@ -71,9 +72,7 @@ local function api_error(client, status, doc, why, key)
   local details = type(item.details) == "table" and item.details or nil
   local message = type(item.message) == "string" and item.message or nil
   return core.error {
-    code = item.code, status = status,
-    message = message and client:_redact(message),
-    details = details and client:_redact_value(details),
+    code = item.code, status = status, message = message, details = details,
     retryable = (status == 429 or status >= 500) or nil,
   }
 end
@@ -220,6 +219,10 @@ function M.call(client, method, path, opts, url, json)
         if res then return status, res, rheaders, true end
       end
       local doc, why = decode(raw)
+      -- Every string a server chose (codes, messages, statuses, details, keys
+      -- and values, of errors and successes) is redacted here, once, before
+      -- any of it reaches an error, a result, a log line or output.
+      if doc and client:_may_hold_secret(raw) then doc = client:_redact_value(doc) end
       if status >= 200 and status < 300 then
         if doc then return status, doc, rheaders end
         -- An unreadable success leaves the outcome unknown: an idempotent call

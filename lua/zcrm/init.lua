@@ -248,9 +248,20 @@ function Client:_redact(s)
   return s
 end
 
+-- True when the text `raw` (a body as it arrived) may hold a secret once
+-- decoded: it holds one of the secret's forms, or a JSON escape (through
+-- which any character, and so any secret, can be spelt).
+function Client:_may_hold_secret(raw)
+  if raw:find("\\", 1, true) then return true end
+  for _, f in ipairs(self._secret_forms) do
+    if raw:find(f, 1, true) then return true end
+  end
+  return false
+end
+
 -- A copy of `v` with every string in it, keys included, redacted; tables
 -- copied recursively (a cycle or a depth over 32 becomes "[...]"). Used for
--- the `details` of errors and results, which come from the server.
+-- every answer a server sends (http.call), before any of it is read.
 function Client:_redact_value(v, seen, depth)
   if type(v) == "string" then return self:_redact(v) end
   if type(v) ~= "table" then return v end

@@ -166,7 +166,10 @@ function M.request(client, method, path, opts)
   end
   local o = util.copy(opts)
   o.cost = o.cost or client.credit_costs.read
-  return http.call(client, method, (path:gsub("^/", "")), o)
+  local status, doc, headers = http.call(client, method, (path:gsub("^/", "")), o)
+  -- The body is redacted by http.call; the headers are the server's choice too.
+  if status and headers then headers = client:_redact_value(headers) end
+  return status, doc, headers
 end
 
 return M
