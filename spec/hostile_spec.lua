@@ -593,6 +593,53 @@ describe("secrets in what a server sends back", function()
   end)
 end)
 
+-- {==== batch answers: each item is about the module it names
+
+describe("a batch answer", function()
+  local A, B = "2423488000000834002", "2423488000000834003"
+  local function ok(id) return { code = "SUCCESS", status = "success", message = "ok", details = { id = id } } end
+  local function bad(k)
+    return { code = "INVALID_DATA", status = "error", message = "bad",
+             details = { api_name = "plural_label", json_path = "$.modules[" .. k .. "].plural_label" } }
+  end
+  local function batch(items)
+    return against(function(head)
+      assert(head:match("^PUT /crm/v8/settings/modules "), head)
+      return 207, cjson.encode { modules = items }
+    end, nil, "update_modules", { { module = A, plural_label = "As" }, { module = B, plural_label = "Bs" } })
+  end
+
+  it("is matched to the modules sent by details.id and json_path, not by position", function()
+    local res = batch { bad(1), ok(A) }
+    assert.is_false(core.is_error(res[1]), tostring(res[1]))
+    assert.equal(A, res[1].id)
+    assert.is_true(core.is_error(res[2]))
+    assert.equal("INVALID_DATA", res[2].code)
+    res = batch { ok(B), ok(A) }
+    assert.equal(A, res[1].id)
+    assert.equal(B, res[2].id)
+  end)
+
+  for _, case in ipairs {
+    { "a success naming a module not sent", { ok(A), ok("2423488000000834999") } },
+    { "a success naming no module", { ok(A), { code = "SUCCESS", status = "success", details = {} } } },
+    { "two results for one module", { ok(A), ok(A) }, true },
+    { "an error naming no item", { ok(A), { code = "INVALID_DATA", status = "error", details = {} } } },
+  } do
+    it("with " .. case[1] .. " leaves the outcome UNEXPECTED_RESPONSE", function()
+      local res = batch(case[2])
+      if case[3] then
+        assert.equal("UNEXPECTED_RESPONSE", res[1].code, tostring(res[1]))
+      else
+        assert.equal(A, res[1].id, tostring(res[1]))
+      end
+      assert.is_true(core.is_error(res[2]))
+      assert.equal("UNEXPECTED_RESPONSE", res[2].code, tostring(res[2]))
+      assert.truthy(tostring(res[2]):find(B, 1, true), tostring(res[2]))
+    end)
+  end
+end)
+
 -- }====
 
 -- {==== a hostile script: callbacks and sleeps
