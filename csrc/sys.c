@@ -92,7 +92,7 @@ static const char *zc_path_arg(lua_State *L, int arg) {
   const char *path = luaL_checklstring(L, arg, &len);
   if (strlen(path) != len) {
     lua_pushliteral(L, "the file path contains a NUL byte");
-    zc_error_new(L, "FILE_ERROR", NULL, 0, NULL);
+    zc_error_new(L, "INVALID_ARGUMENT", NULL, 0, NULL);
     zc_fail(L);
     return NULL;
   }

@@ -146,10 +146,45 @@ describe("files opened by zcrm", function()
   end)
 
   it("a path with an embedded NUL is an error, not a shorter path", function()
-    fails("FILE_ERROR", core.open_file(dir .. "/t\0.json", "w"))
-    fails("FILE_ERROR", core.write_private_file(dir .. "/t\0.json", "secret"))
-    fails("FILE_ERROR", core.file_mode(dir .. "/t\0.json"))
+    fails("INVALID_ARGUMENT", core.open_file(dir .. "/t\0.json", "w"))
+    fails("INVALID_ARGUMENT", core.write_private_file(dir .. "/t\0.json", "secret"))
+    fails("INVALID_ARGUMENT", core.file_mode(dir .. "/t\0.json"))
     assert.is_nil(files.read(dir .. "/t"))
+  end)
+
+  it("a NUL in any path or URL zcrm takes is INVALID_ARGUMENT, never a shorter path", function()
+    local zcrm = require "zcrm"
+    local base = { api_domain = "http://127.0.0.1:1", access_token = "1000.nul.token", env = false, timeout = 1 }
+    local function with(k, v)
+      local o = {}
+      for bk, bv in pairs(base) do o[bk] = bv end
+      o[k] = v
+      return o
+    end
+    for _, o in ipairs { with("ca_file", dir .. "/ca\0.pem"), with("proxy", "http://127.0.0.1:9\0x"),
+                         with("api_domain", "http://127.0.0.1:1\0x"),
+                         with("oauth", { client_id = "1000.ID", client_secret = "s3cret", refresh_token = "1000.r.t",
+                                         accounts_url = "http://127.0.0.1:1", token_cache = dir .. "/c\0x" }) } do
+      local err = fails("INVALID_ARGUMENT", zcrm.new(o))
+      assert.equal("config", err.kind)
+    end
+    -- A plan file "p" beside "p\0.lua": loading the second never runs the first.
+    files.write(dir .. "/p", "error('the shorter path ran')")
+    files.write(dir .. "/c", "module\nProjects\n")
+    fails("INVALID_ARGUMENT", zcrm.plan.load(dir .. "/p\0.lua"))
+    local _, cerr = zcrm.plan.read_csv(dir .. "/c\0.csv")
+    assert.matches("NUL", cerr)
+    local client = assert(zcrm.new(base))
+    local plan = { { module = "Projects", plural_label = "Ps" } }
+    for _, k in ipairs { "journal", "undo_file", "dir" } do
+      local err = fails("INVALID_ARGUMENT", client:apply(plan, { [k] = dir .. "/j\0x" }))
+      assert.equal(k, err.field)
+    end
+    fails("INVALID_ARGUMENT", client:apply(dir .. "/p\0.lua"))
+    fails("INVALID_ARGUMENT", client:export { out = dir .. "/p\0.lua" })
+    fails("INVALID_ARGUMENT", zcrm.apply_orgs({ { name = "a", options = base } }, plan, { journal = dir .. "/j\0x" }))
+    assert.equal(0, client:credits())
+    client:close()
   end)
 
   it("write_private_file writes through no planted temporary file or link", function()

@@ -82,6 +82,18 @@ function M.check_types(t, known, prefix)
   end
 end
 
+--- Checks a string that becomes a path or a URL: one with a NUL byte is
+-- refused, since a C call would silently use the shorter string before it.
+-- @param v the value (anything but a string passes)
+-- @tparam string field its name, for the error
+-- @tparam[opt] string kind the error's kind (default "validation")
+-- @treturn true|nil true, or nil and an INVALID_ARGUMENT error
+function M.check_path(v, field, kind)
+  if type(v) ~= "string" or not v:find("\0", 1, true) then return true end
+  return nil, core.error { kind = kind or "validation", code = "INVALID_ARGUMENT", field = field,
+                           message = field .. " contains a NUL byte" }
+end
+
 local function config_error(message, field)
   return core.error { kind = "config", code = "INVALID_CONFIG", message = message, field = field }
 end
@@ -186,6 +198,16 @@ function M.client(opts, defaults)
   if not message and opts.oauth then message, field = M.check_types(opts.oauth, M.OAUTH, "oauth.") end
   if message then return nil, config_error(message, field) end
   opts = from_env(opts)
+  for _, k in ipairs { "ca_file", "proxy", "api_domain" } do
+    local ok, perr = M.check_path(opts[k], k, "config")
+    if not ok then return nil, perr end
+  end
+  if type(opts.oauth) == "table" then
+    for _, k in ipairs { "token_cache", "accounts_url" } do
+      local ok, perr = M.check_path(opts.oauth[k], "oauth." .. k, "config")
+      if not ok then return nil, perr end
+    end
+  end
 
   local s = {
     version = opts.version or "v8",
