@@ -628,6 +628,110 @@ describe("secrets in what a server sends back", function()
   end)
 end)
 
+-- {==== reads bounded in total
+
+describe("a read against an endless pager", function()
+  -- Pages of `n` modules each; `same`: every page holds the same ones.
+  local function pager(n, same, pad)
+    local served = 0
+    return function(head)
+      served = served + 1
+      local page = tonumber(head:match("[?&]page=(%d+)")) or 1
+      local items = {}
+      for i = 1, n do
+        items[i] = { id = tostring((same and 1 or page) * 1000 + i), api_name = "M" .. i,
+                     plural_label = pad and string.rep("p", pad) or "Ms" }
+      end
+      return 200, cjson.encode { modules = items, info = { more_records = true, per_page = n, page = page } }
+    end, function() return served end
+  end
+
+  it("ends with UNEXPECTED_RESPONSE at the first page that repeats an earlier one", function()
+    local respond, served = pager(3, true)
+    fails("UNEXPECTED_RESPONSE", against(respond, nil, "get_modules"))
+    assert.equal(2, served())
+  end)
+
+  it("ends with RESPONSE_TOO_LARGE past max_read_items", function()
+    local respond, served = pager(10)
+    local err = fails("RESPONSE_TOO_LARGE", against(respond, { max_read_items = 25 }, "get_modules"))
+    assert.equal("max_read_items", err.details.option)
+    assert.equal(3, served())
+  end)
+
+  it("ends with RESPONSE_TOO_LARGE past max_read_bytes", function()
+    local respond, served = pager(10, false, 1000)
+    local err = fails("RESPONSE_TOO_LARGE", against(respond, { max_read_bytes = 50000 }, "get_modules"))
+    assert.equal("max_read_bytes", err.details.option)
+    assert.equal(5, served())      -- each page is a little over 10,000 bytes
+  end)
+
+  it("takes max_read_items and max_read_bytes as positive integers only", function()
+    for _, bad in ipairs { 0, -1, 1.5 } do
+      for _, k in ipairs { "max_read_items", "max_read_bytes" } do
+        local err = fails("INVALID_CONFIG", zcrm.new { api_domain = "http://127.0.0.1:1", access_token = "1000.x.y",
+                                                       env = false, [k] = bad })
+        assert.equal(k, err.field)
+      end
+    end
+  end)
+
+  it("keeps a client's peak memory under 64 MB with the default bounds (1 MB pages)", function()
+    local dir = files.tmpdir()
+    files.write(dir .. "/pager.py", [[
+import sys, json
+from http.server import HTTPServer, BaseHTTPRequestHandler
+from urllib.parse import urlparse, parse_qs
+pad = "p" * 5000
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def do_GET(self):
+        page = int(parse_qs(urlparse(self.path).query).get("page", ["1"])[0])
+        items = [{"id": str(page * 1000 + i), "api_name": "M%d" % i, "plural_label": pad} for i in range(200)]
+        body = json.dumps({"modules": items, "info": {"more_records": True, "per_page": 200}}).encode()
+        with open(sys.argv[2], "a") as f: f.write("x")
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+s = HTTPServer(("127.0.0.1", 0), H)
+with open(sys.argv[1] + ".tmp", "w") as f: f.write(str(s.server_address[1]))
+import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+s.serve_forever()
+]])
+    files.write(dir .. "/client.lua", [[
+      package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+      package.cpath = "./csrc/?.so;" .. package.cpath
+      local zcrm = require "zcrm"
+      local client = assert(zcrm.new { api_domain = arg[1], access_token = "1000.pager.token", env = false })
+      local list, err = client:get_modules()
+      local peak
+      for line in io.lines("/proc/self/status") do peak = peak or line:match("^VmHWM:%s+(%d+)") end
+      print(list and "LIST" or err.code, peak)
+    ]])
+    local pid = io.popen("python3 " .. quote(dir .. "/pager.py") .. " " .. quote(dir .. "/port") .. " "
+      .. quote(dir .. "/served") .. " >/dev/null 2>&1 & echo $!"):read("l")
+    local t0 = core.now()
+    while not files.read(dir .. "/port") do
+      assert(core.now() - t0 < 30, "the pager did not start")    -- a hang guard
+      socket.sleep(0.01)
+    end
+    -- ulimit: a regression fails here instead of taking the machine's memory.
+    local out = io.popen("ulimit -v 1048576; lua5.4 " .. quote(dir .. "/client.lua") .. " http://127.0.0.1:"
+      .. files.read(dir .. "/port") .. " 2>&1"):read("a")
+    os.execute("kill " .. pid)
+    local served = #(files.read(dir .. "/served") or "")
+    files.remove_tree(dir)
+    local code, peak = out:match("^(%S+)%s+(%d+)")
+    assert.equal("RESPONSE_TOO_LARGE", code, out)
+    assert.is_true(served <= 17, served .. " pages served")
+    assert.is_true(tonumber(peak) < 64 * 1024, "peak RSS " .. tostring(peak) .. " kB")
+  end)
+end)
+
+-- }====
+
 -- {==== batch answers: each item is about the module it names
 
 describe("a batch answer", function()

@@ -148,7 +148,8 @@ local function plain_headers(client, token, has_body)
 end
 
 --- Performs one API call from inside an operation. Returns `status, doc,
--- headers` for 2xx and 304 (`doc` is nil for 204 and 304), or `nil, err`.
+-- headers` for 2xx and 304 (`doc` is nil for 204 and 304), or `nil, err`;
+-- a 2xx answer read with lua-cjson adds `nil, size` (the body's bytes).
 -- opts: query (table), body (Lua table, JSON-encoded), key (resource key of
 -- shape-B answers), cost (credits), headers (list), idempotent (default: not POST),
 -- auth (false: send no Authorization header), conditional (true when the
@@ -224,7 +225,7 @@ function M.call(client, method, path, opts, url, json)
       -- any of it reaches an error, a result, a log line or output.
       if doc and client:_may_hold_secret(raw) then doc = client:_redact_value(doc) end
       if status >= 200 and status < 300 then
-        if doc then return status, doc, rheaders end
+        if doc then return status, doc, rheaders, nil, #raw end
         -- An unreadable success leaves the outcome unknown: an idempotent call
         -- is simply asked again, which gives a definite answer.
         err = unexpected(status, why)

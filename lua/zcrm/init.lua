@@ -414,6 +414,7 @@ function zcrm.new(opts)
     request_timeout = s.request_timeout, connect_timeout = s.connect_timeout,
     max_retries = s.max_retries, retry_base = s.retry_base, retry_max_delay = s.retry_max_delay,
     max_credits = s.max_credits, credit_costs = s.credit_costs, credits_spent = 0,
+    max_read_items = s.max_read_items, max_read_bytes = s.max_read_bytes,
     oauth = s.oauth, access_token = s.access_token, token_refreshes = 0,
     logger = s.logger, _secrets = {}, _secret_patterns = {}, _secret_forms = {},
   }, Client)
