@@ -884,6 +884,41 @@ describe("journal and undo files", function()
     assert.equal(6 * 64, core.file_mode(dir .. "/undo.lua"))
     c:close()
   end)
+
+  it("a journal's lock stays with its path: a second run refuses after the first's journal was moved", function()
+    local journal = require "zcrm.plan.journal"
+    local path = dir .. "/journal"
+    local first = assert(journal.open(path))
+    assert(os.rename(path, path .. ".moved"))
+    local second, err = journal.open(path)
+    assert.is_nil(second)
+    assert.equal("JOURNAL_BUSY", err.code, tostring(err))
+    -- The second run sent nothing and created no journal of its own.
+    assert.is_nil(core.file_mode(path))
+    first:close()
+    second = assert(journal.open(path))
+    second:close()
+    -- Nothing is left beside the journal once no run holds it.
+    local p = io.popen("ls -A " .. quote(dir))
+    local names = p:read("a")
+    p:close()
+    assert.equal("journal\njournal.moved\n", names)
+  end)
+
+  it("same_file tells whether a path still names an open file (the journal lock's check)", function()
+    local path = dir .. "/f"
+    local f = assert(core.open_file(path, "a"))
+    assert.is_true(core.same_file(f, path))
+    assert(os.rename(path, path .. ".moved"))
+    assert.is_false(core.same_file(f, path))             -- gone
+    files.write(path, "new")
+    assert.is_false(core.same_file(f, path))             -- another file there
+    assert.is_true(core.same_file(f, path .. ".moved"))
+    assert(sh("ln -s " .. quote(path .. ".moved") .. " " .. quote(dir .. "/link")))
+    assert.is_false(core.same_file(f, dir .. "/link"))   -- a link is not the file
+    fails("INVALID_ARGUMENT", core.same_file(f, path .. "\0x"))
+    f:close()
+  end)
 end)
 
 -- }====
