@@ -65,8 +65,8 @@ end
 
 --- read_csv(path) -> list of records keyed by the header row's names, or nil, message.
 function M.read_csv(path)
-  local okp, perr = options.check_path(path, "path")
-  if not okp then return nil, perr.message end
+  local okp, nul = options.check_path(path, "path")
+  if not okp then return nil, nul.message end
   local f, oerr = io.open(path, "rb")
   if not f then return nil, oerr end
   local text = f:read("a")
