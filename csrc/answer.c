@@ -9,7 +9,8 @@
 ** optional here, string values only; details.id, when there, a string of
 ** 1-19 digits). Anything else (another key, a number, a nested value, an
 ** escaped surrogate, a raw control byte, a second item, a status other than
-** "success", a string holding a secret) returns nothing, and the caller
+** "success", any string holding a secret: a code, a message, a details key
+** or value) returns nothing, and the caller
 ** reads the answer with lua-cjson as before. So the result is the one the
 ** Lua path would have made, and lua-cjson stays the JSON reader of every
 ** answer that is not this one (spec/core_spec.lua checks both agree).
@@ -248,6 +249,12 @@ static int zc_l_read_update_answer(lua_State *L) {
   if (lua_type(L, ZC_A_CODE) != LUA_TSTRING || lua_rawlen(L, ZC_A_CODE) == 0 ||
       lua_type(L, ZC_A_STATUS) != LUA_TSTRING ||
       !zc_key_is(L, ZC_A_STATUS, "success"))
+    return 0;
+  /* Every string the server chose, not only the details' (the status is
+  ** "success" by now, and holds nothing else). */
+  if (zc_holds_secret(L, ZC_A_CODE, ZC_A_FORMS) ||
+      (lua_type(L, ZC_A_MESSAGE) == LUA_TSTRING &&
+       zc_holds_secret(L, ZC_A_MESSAGE, ZC_A_FORMS)))
     return 0;
   if (!lua_istable(L, ZC_A_DETAILS)) {         /* the Lua path makes {} */
     lua_newtable(L);

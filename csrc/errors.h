@@ -201,6 +201,10 @@
     "a file could not be opened or written", \
     "Check the path named in details.path: its directory, permissions and " \
     "free space, and that it is not a symbolic link.") \
+  X("INVALID_ARGUMENT", 0, "validation", 0, \
+    "an argument is not acceptable (a path or URL with a NUL byte)", \
+    "Give the value named in field without a NUL byte; nothing was " \
+    "opened or sent.") \
   X("CALLBACK_ERROR", 0, "callback", 0, \
     "a user callback raised an error", \
     "Fix the callback; the run itself went on.") \

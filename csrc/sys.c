@@ -92,7 +92,7 @@ static const char *zc_path_arg(lua_State *L, int arg) {
   const char *path = luaL_checklstring(L, arg, &len);
   if (strlen(path) != len) {
     lua_pushliteral(L, "the file path contains a NUL byte");
-    zc_error_new(L, "FILE_ERROR", NULL, 0, NULL);
+    zc_error_new(L, "INVALID_ARGUMENT", NULL, 0, NULL);
     zc_fail(L);
     return NULL;
   }
@@ -270,6 +270,30 @@ static int zc_lock_file(lua_State *L) {
 }
 
 /***
+ * Whether `path` names the very file `file` has open (same device and inode;
+ * a symbolic link at `path` is not followed, so it never does): the check
+ * that a lock taken on an open file is the lock of the name (plan/journal.lua).
+ * @function same_file
+ * @tparam file file an open Lua file
+ * @tparam string path
+ * @treturn boolean|nil false when `path` names another file or nothing; nil
+ * and an error for a path with a NUL byte, or when `file` cannot be read
+ */
+static int zc_same_file(lua_State *L) {
+  luaL_Stream *s = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+  const char *path;
+  struct stat a, b;
+  if (s->closef == NULL) return luaL_argerror(L, 1, "attempt to use a closed file");
+  path = zc_path_arg(L, 2);
+  if (path == NULL) return 2;
+  if (fstat(fileno(s->f), &a) != 0)
+    return zc_fail_errno(L, "cannot read", path, errno);
+  lua_pushboolean(L, lstat(path, &b) == 0 && a.st_dev == b.st_dev &&
+                     a.st_ino == b.st_ino);
+  return 1;
+}
+
+/***
  * Whether a descriptor or a Lua file is a terminal (bin/zcrm: colours, the
  * progress bar, the confirmation prompt).
  * @function isatty
@@ -297,6 +321,7 @@ static const luaL_Reg zc_sys_funcs[] = {
   {"fsync", zc_fsync},
   {"file_mode", zc_file_mode},
   {"lock_file", zc_lock_file},
+  {"same_file", zc_same_file},
   {"open_file", zc_open_file},
   {"write_private_file", zc_write_private_file},
   {"isatty", zc_isatty},

@@ -358,21 +358,37 @@ static int zc_start_check(lua_State *L, zc_start_args *a) {
 ** it, plus the user's own no_proxy list. CURLOPT_NOPROXY replaces the
 ** environment's, so it is appended here. Pushes the list. */
 static const char *zc_push_noproxy(lua_State *L) {
-  static const char loopback[] =
-    "localhost,127.0.0.0/8,::1,::ffff:127.0.0.0/104";
+  static const char loopback[] = "localhost,127.0.0.0/8,::1";
   const char *env = getenv("no_proxy");
   if (env == NULL || *env == '\0') env = getenv("NO_PROXY");
   if (env == NULL || *env == '\0') return lua_pushstring(L, loopback);
   return lua_pushfstring(L, "%s,%s", loopback, env);
 }
 
-/* The multi's options (strings libcurl copies). */
-static void zc_start_options(lua_State *L, CURL *e) {
+/* True when `url` starts with "https://", in any case. */
+static int zc_is_https(const char *url, size_t len) {
+  static const char https[] = "https://";
+  size_t i;
+  if (len < sizeof https - 1) return 0;
+  for (i = 0; i < sizeof https - 1; i++)
+    if ((url[i] | 0x20) != https[i] && url[i] != https[i]) return 0;
+  return 1;
+}
+
+/* The multi's options (strings libcurl copies). A plain-http request
+** never goes through any proxy (option or environment): check_base_url
+** allows http only to loopback, and the no-proxy list cannot be trusted
+** to match every spelling of a loopback host, so the proxy is turned off
+** outright ("" disables it, the environment's too). */
+static void zc_start_options(lua_State *L, CURL *e, const char *url,
+                             size_t ulen) {
   int o = lua_gettop(L) + 1;
   lua_getiuservalue(L, ZC_S_MULTI, 2);
   if (lua_getfield(L, o, "ca_file") == LUA_TSTRING)
     curl_easy_setopt(e, CURLOPT_CAINFO, lua_tostring(L, -1));
-  if (lua_getfield(L, o, "proxy") == LUA_TSTRING)
+  if (!zc_is_https(url, ulen))
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+  else if (lua_getfield(L, o, "proxy") == LUA_TSTRING)
     curl_easy_setopt(e, CURLOPT_PROXY, lua_tostring(L, -1));
   curl_easy_setopt(e, CURLOPT_NOPROXY, zc_push_noproxy(L));
   lua_getfield(L, o, "user_agent");
@@ -444,7 +460,7 @@ static int zc_start_setup(lua_State *L, zc_multi *m, const zc_start_args *a) {
     curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, zc_debug_cb);
     curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
   }
-  zc_start_options(L, e);
+  zc_start_options(L, e, a->url, a->ulen);
   /* The method. A body goes through CURLOPT_POSTFIELDS (not copied: user
   ** value 1 keeps the string alive); PUT and PATCH without a body send an
   ** empty one, so Content-Length: 0 is set. */

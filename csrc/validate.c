@@ -845,16 +845,18 @@ static int zc_icontains(const char *s, size_t len, const char *needle) {
   return 0;
 }
 
-/* Loopback: 127.0.0.0/8, ::1 (also ::ffff:127.x.y.z), localhost. `host`
-** is libcurl's parse of it (an IPv6 address without its brackets). */
+/* Loopback for plain http: 127.0.0.0/8, ::1, localhost: the forms the
+** no-proxy list of every transfer provably covers. IPv4-mapped forms
+** ([::ffff:127.0.0.1], [::ffff:7f00:1]) are loopback too, but libcurl 7.88
+** does not match them against ::ffff:127.0.0.0/104 in CURLOPT_NOPROXY, so
+** a request to one went to http_proxy with its token: they need https.
+** `host` is libcurl's parse of it (an IPv6 address without brackets). */
 static int zc_is_loopback(const char *host, int bracketed) {
   if (bracketed) {
     unsigned char a[16];
     static const unsigned char one[16] = { 0,0,0,0, 0,0,0,0, 0,0,0,0, 0,0,0,1 };
-    static const unsigned char mapped[12] = { 0,0,0,0, 0,0,0,0, 0,0,0xff,0xff };
     if (inet_pton(AF_INET6, host, a) != 1) return 0;
-    return memcmp(a, one, 16) == 0 ||
-           (memcmp(a, mapped, 12) == 0 && a[12] == 127);
+    return memcmp(a, one, 16) == 0;
   }
   else {
     unsigned char a[4];

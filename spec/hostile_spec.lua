@@ -146,10 +146,45 @@ describe("files opened by zcrm", function()
   end)
 
   it("a path with an embedded NUL is an error, not a shorter path", function()
-    fails("FILE_ERROR", core.open_file(dir .. "/t\0.json", "w"))
-    fails("FILE_ERROR", core.write_private_file(dir .. "/t\0.json", "secret"))
-    fails("FILE_ERROR", core.file_mode(dir .. "/t\0.json"))
+    fails("INVALID_ARGUMENT", core.open_file(dir .. "/t\0.json", "w"))
+    fails("INVALID_ARGUMENT", core.write_private_file(dir .. "/t\0.json", "secret"))
+    fails("INVALID_ARGUMENT", core.file_mode(dir .. "/t\0.json"))
     assert.is_nil(files.read(dir .. "/t"))
+  end)
+
+  it("a NUL in any path or URL zcrm takes is INVALID_ARGUMENT, never a shorter path", function()
+    local zcrm = require "zcrm"
+    local base = { api_domain = "http://127.0.0.1:1", access_token = "1000.nul.token", env = false, timeout = 1 }
+    local function with(k, v)
+      local o = {}
+      for bk, bv in pairs(base) do o[bk] = bv end
+      o[k] = v
+      return o
+    end
+    for _, o in ipairs { with("ca_file", dir .. "/ca\0.pem"), with("proxy", "http://127.0.0.1:9\0x"),
+                         with("api_domain", "http://127.0.0.1:1\0x"),
+                         with("oauth", { client_id = "1000.ID", client_secret = "s3cret", refresh_token = "1000.r.t",
+                                         accounts_url = "http://127.0.0.1:1", token_cache = dir .. "/c\0x" }) } do
+      local err = fails("INVALID_ARGUMENT", zcrm.new(o))
+      assert.equal("config", err.kind)
+    end
+    -- A plan file "p" beside "p\0.lua": loading the second never runs the first.
+    files.write(dir .. "/p", "error('the shorter path ran')")
+    files.write(dir .. "/c", "module\nProjects\n")
+    fails("INVALID_ARGUMENT", zcrm.plan.load(dir .. "/p\0.lua"))
+    local _, cerr = zcrm.plan.read_csv(dir .. "/c\0.csv")
+    assert.matches("NUL", cerr)
+    local client = assert(zcrm.new(base))
+    local plan = { { module = "Projects", plural_label = "Ps" } }
+    for _, k in ipairs { "journal", "undo_file", "dir" } do
+      local err = fails("INVALID_ARGUMENT", client:apply(plan, { [k] = dir .. "/j\0x" }))
+      assert.equal(k, err.field)
+    end
+    fails("INVALID_ARGUMENT", client:apply(dir .. "/p\0.lua"))
+    fails("INVALID_ARGUMENT", client:export { out = dir .. "/p\0.lua" })
+    fails("INVALID_ARGUMENT", zcrm.apply_orgs({ { name = "a", options = base } }, plan, { journal = dir .. "/j\0x" }))
+    assert.equal(0, client:credits())
+    client:close()
   end)
 
   it("write_private_file writes through no planted temporary file or link", function()
@@ -299,6 +334,20 @@ describe("proxies", function()
     m:close()
   end)
 
+  it("no plain-http URL goes through a proxy, whatever form its loopback host takes", function()
+    -- Even past check_base_url: multi:start itself never sends plain http
+    -- to a proxy (the proxy records what reaches it).
+    local m = core.new_multi { proxy = proxy.url }
+    for _, host in ipairs { "[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "[::ffff:127.1.2.3]", "127.0.0.1" } do
+      local req = assert(m:start { method = "GET", url = "http://" .. host .. ":" .. target.port .. "/x",
+                                   headers = { "Authorization: Zoho-oauthtoken 1000.proxy.leak" },
+                                   connect_timeout = 2, timeout = 5 })
+      drive(m, req, { target, proxy })
+    end
+    assert.equal(0, #proxy.heads, proxy.heads[1])
+    m:close()
+  end)
+
   it("a loopback host never goes through a proxy from the environment", function()
     local dir = files.tmpdir()
     local script = dir .. "/child.lua"
@@ -309,10 +358,19 @@ describe("proxies", function()
       local req = assert(m:start { method = "GET", url = %q })
       local t0 = core.now()
       while not req:done() and core.now() - t0 < 120 do m:perform(0.01) end
+      local status = req:result()
+      -- IPv4-mapped loopback forms (which libcurl's no-proxy list misses)
+      for _, host in ipairs { "[::ffff:127.0.0.1]", "[::ffff:7f00:1]" } do
+        local r = assert(m:start { method = "GET", url = "http://" .. host .. ":" .. %d .. "/mapped",
+                                   headers = { "Authorization: Zoho-oauthtoken 1000.proxy.leak" },
+                                   connect_timeout = 2, timeout = 5 })
+        t0 = core.now()
+        while not r:done() and core.now() - t0 < 120 do m:perform(0.01) end
+      end
       -- written whole, then renamed: the spec never reads half a file
-      local f = io.open(%q, "w"); f:write(tostring((req:result()))); f:close()
+      local f = io.open(%q, "w"); f:write(tostring(status)); f:close()
       os.rename(%q, %q)
-    ]], target.url .. "/direct", dir .. "/done.tmp", dir .. "/done.tmp", dir .. "/done"))
+    ]], target.url .. "/direct", target.port, dir .. "/done.tmp", dir .. "/done.tmp", dir .. "/done"))
     local env = "http_proxy=" .. proxy.url .. " HTTPS_PROXY=" .. proxy.url .. " ALL_PROXY=" .. proxy.url
       .. " no_proxy= NO_PROXY="
     assert(sh(env .. " lua5.4 " .. quote(script) .. " >/dev/null 2>&1 &"))
@@ -326,8 +384,7 @@ describe("proxies", function()
     local status = files.read(dir .. "/done")
     files.remove_tree(dir)
     assert.equal("200", status)
-    assert.equal(1, #target.heads)
-    assert.equal(0, #proxy.heads)
+    assert.equal(0, #proxy.heads, proxy.heads[1])
   end)
 end)
 
@@ -452,7 +509,8 @@ end)
 local function against(respond, opts, method, ...)
   local server = new_server(respond)
   local o = { api_domain = server.url, access_token = "1000.hostile.token", env = false, max_retries = 0 }
-  for k, v in pairs(opts or {}) do o[k] = v end
+  for k, v in pairs(opts or {}) do o[k] = v or nil end
+  if o.oauth then o.oauth.accounts_url = server.url end
   local client = assert(zcrm.new(o))
   local req = client:submit(method, ...)
   local t0 = core.now()
@@ -503,6 +561,75 @@ describe("secrets in what a server sends back", function()
     assert.is_nil(out:find("hostile", 1, true), out)
   end)
 
+  -- A server that puts the token it received into every string it chooses:
+  -- the code and status of an error, the code, message and details of a
+  -- success (in an update's answer, which C reads, and in a read's).
+  local function everywhere(head)
+    local auth = head:match("[Aa]uthorization: Zoho%-oauthtoken ([^\r\n]*)")
+    if head:match("^PUT") or head:match("^POST") then
+      return 200, cjson.encode { modules = { { code = "SUCCESS " .. auth, status = "success",
+        message = "updated for " .. auth, details = { id = "2423488000000834002", [auth] = auth } } } }
+    end
+    if head:match("^GET /crm/v8/settings/profiles") then
+      return 200, '{"profiles":[{"id":"1","name":"x\\u0031' .. auth:sub(2) .. '"}],"info":{"more_records":false}}'
+    end
+    return 400, cjson.encode { code = "NO_" .. auth, status = "error " .. auth, message = "m",
+                               details = { [auth] = auth } }
+  end
+
+  it("are redacted from every field a server chooses, of errors and successes", function()
+    local _, err = against(everywhere, nil, "get_modules")
+    local text = cjson.encode { code = err.code, message = err.message, details = err.details, s = tostring(err) }
+    assert.is_nil(text:find("hostile", 1, true), text)
+    assert.equal("NO_[REDACTED]", err.code)
+    for _, method in ipairs { "update_module", "create_module" } do
+      local res, uerr = against(everywhere, nil, method, method == "update_module" and "2423488000000834002"
+        or { plural_label = "Ps", singular_label = "P", profiles = { { id = "1" } } },
+        method == "update_module" and { plural_label = "Xs" } or nil)
+      assert.is_nil(uerr, tostring(uerr))
+      text = cjson.encode(res)
+      assert.is_nil(text:find("hostile", 1, true), text)
+      assert.equal("SUCCESS [REDACTED]", res.code)
+      assert.equal("updated for [REDACTED]", res.message)
+      assert.equal("2423488000000834002", res.id)
+    end
+    local list = assert(against(everywhere, nil, "get_profiles"))
+    assert.equal("x[REDACTED]", list[1].name)
+  end)
+
+  it("never become the code of a failed token refresh", function()
+    local secret = "abcdef0123456789abcdef0123456789abcdef0123"
+    local _, err = against(function(head)
+      if head:match("^POST /oauth/v2/token") then return 200, cjson.encode { error = secret } end
+      return 200, '{"modules":[]}'
+    end, { access_token = false, oauth = { client_id = "1000.ID", client_secret = secret,
+                                           refresh_token = "1000.refresh.tok" } }, "get_modules")
+    local text = cjson.encode { code = err.code, message = err.message, details = err.details, s = tostring(err) }
+    assert.is_nil(text:find(secret, 1, true), text)
+    assert.equal("UNEXPECTED_RESPONSE", err.code)
+  end)
+
+  it("never reach zcrm's stderr or --json output through an error code", function()
+    local dir = files.tmpdir()
+    for _, json in ipairs { " --json", "" } do
+      local server = new_server(everywhere)
+      os.remove(dir .. "/done")
+      assert(sh(string.format("(ZOHO_ACCESS_TOKEN=1000.hostile.token bin/zcrm modules%s --api-domain %s >%s 2>%s;"
+        .. " touch %s) &", json, server.url, quote(dir .. "/out"), quote(dir .. "/err"), quote(dir .. "/done"))))
+      local t0 = core.now()
+      while not files.read(dir .. "/done") do
+        assert(core.now() - t0 < 20, "zcrm did not finish")
+        serve(server)
+        socket.sleep(0.005)
+      end
+      close_server(server)
+      local out = files.read(dir .. "/out") .. files.read(dir .. "/err")
+      assert.truthy(out:find("NO_", 1, true), out)
+      assert.is_nil(out:find("hostile", 1, true), out)
+    end
+    files.remove_tree(dir)
+  end)
+
   it("log lines keep CR, LF and escape bytes escaped", function()
     local lines = {}
     local n = 0
@@ -521,6 +648,160 @@ describe("secrets in what a server sends back", function()
     end
     assert.truthy(table.concat(lines):find("INTERNAL\\x0D\\x0AFORGED", 1, true))
   end)
+end)
+
+-- {==== reads bounded in total
+
+describe("a read against an endless pager", function()
+  -- Pages of `n` modules each; `same`: every page holds the same ones.
+  local function pager(n, same, pad)
+    local served = 0
+    return function(head)
+      served = served + 1
+      local page = tonumber(head:match("[?&]page=(%d+)")) or 1
+      local items = {}
+      for i = 1, n do
+        items[i] = { id = tostring((same and 1 or page) * 1000 + i), api_name = "M" .. i,
+                     plural_label = pad and string.rep("p", pad) or "Ms" }
+      end
+      return 200, cjson.encode { modules = items, info = { more_records = true, per_page = n, page = page } }
+    end, function() return served end
+  end
+
+  it("ends with UNEXPECTED_RESPONSE at the first page that repeats an earlier one", function()
+    local respond, served = pager(3, true)
+    fails("UNEXPECTED_RESPONSE", against(respond, nil, "get_modules"))
+    assert.equal(2, served())
+  end)
+
+  it("ends with RESPONSE_TOO_LARGE past max_read_items", function()
+    local respond, served = pager(10)
+    local err = fails("RESPONSE_TOO_LARGE", against(respond, { max_read_items = 25 }, "get_modules"))
+    assert.equal("max_read_items", err.details.option)
+    assert.equal(3, served())
+  end)
+
+  it("ends with RESPONSE_TOO_LARGE past max_read_bytes", function()
+    local respond, served = pager(10, false, 1000)
+    local err = fails("RESPONSE_TOO_LARGE", against(respond, { max_read_bytes = 50000 }, "get_modules"))
+    assert.equal("max_read_bytes", err.details.option)
+    assert.equal(5, served())      -- each page is a little over 10,000 bytes
+  end)
+
+  it("takes max_read_items and max_read_bytes as positive integers only", function()
+    for _, bad in ipairs { 0, -1, 1.5 } do
+      for _, k in ipairs { "max_read_items", "max_read_bytes" } do
+        local err = fails("INVALID_CONFIG", zcrm.new { api_domain = "http://127.0.0.1:1", access_token = "1000.x.y",
+                                                       env = false, [k] = bad })
+        assert.equal(k, err.field)
+      end
+    end
+  end)
+
+  it("keeps a client's peak memory under 64 MB with the default bounds (1 MB pages)", function()
+    local dir = files.tmpdir()
+    files.write(dir .. "/pager.py", [[
+import sys, json
+from http.server import HTTPServer, BaseHTTPRequestHandler
+from urllib.parse import urlparse, parse_qs
+pad = "p" * 5000
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def do_GET(self):
+        page = int(parse_qs(urlparse(self.path).query).get("page", ["1"])[0])
+        items = [{"id": str(page * 1000 + i), "api_name": "M%d" % i, "plural_label": pad} for i in range(200)]
+        body = json.dumps({"modules": items, "info": {"more_records": True, "per_page": 200}}).encode()
+        with open(sys.argv[2], "a") as f: f.write("x")
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+s = HTTPServer(("127.0.0.1", 0), H)
+with open(sys.argv[1] + ".tmp", "w") as f: f.write(str(s.server_address[1]))
+import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+s.serve_forever()
+]])
+    files.write(dir .. "/client.lua", [[
+      package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+      package.cpath = "./csrc/?.so;" .. package.cpath
+      local zcrm = require "zcrm"
+      local client = assert(zcrm.new { api_domain = arg[1], access_token = "1000.pager.token", env = false })
+      local list, err = client:get_modules()
+      local peak
+      for line in io.lines("/proc/self/status") do peak = peak or line:match("^VmHWM:%s+(%d+)") end
+      print(list and "LIST" or err.code, peak)
+    ]])
+    local pid = io.popen("python3 " .. quote(dir .. "/pager.py") .. " " .. quote(dir .. "/port") .. " "
+      .. quote(dir .. "/served") .. " >/dev/null 2>&1 & echo $!"):read("l")
+    local t0 = core.now()
+    while not files.read(dir .. "/port") do
+      assert(core.now() - t0 < 30, "the pager did not start")    -- a hang guard
+      socket.sleep(0.01)
+    end
+    -- ulimit: a regression fails here instead of taking the machine's memory.
+    -- The plain build is measured (make asan's sanitized core and runtime
+    -- reserve terabytes of shadow memory, which no ulimit -v allows).
+    local out = io.popen("ulimit -v 1048576; env -u LUA_INIT_5_4 -u LD_PRELOAD -u ZCRM_ASAN_PRELOAD lua5.4 "
+      .. quote(dir .. "/client.lua") .. " http://127.0.0.1:"
+      .. files.read(dir .. "/port") .. " 2>&1"):read("a")
+    os.execute("kill " .. pid)
+    local served = #(files.read(dir .. "/served") or "")
+    files.remove_tree(dir)
+    local code, peak = out:match("^(%S+)%s+(%d+)")
+    assert.equal("RESPONSE_TOO_LARGE", code, out)
+    assert.is_true(served <= 17, served .. " pages served")
+    assert.is_true(tonumber(peak) < 64 * 1024, "peak RSS " .. tostring(peak) .. " kB")
+  end)
+end)
+
+-- }====
+
+-- {==== batch answers: each item is about the module it names
+
+describe("a batch answer", function()
+  local A, B = "2423488000000834002", "2423488000000834003"
+  local function ok(id) return { code = "SUCCESS", status = "success", message = "ok", details = { id = id } } end
+  local function bad(k)
+    return { code = "INVALID_DATA", status = "error", message = "bad",
+             details = { api_name = "plural_label", json_path = "$.modules[" .. k .. "].plural_label" } }
+  end
+  local function batch(items)
+    return against(function(head)
+      assert(head:match("^PUT /crm/v8/settings/modules "), head)
+      return 207, cjson.encode { modules = items }
+    end, nil, "update_modules", { { module = A, plural_label = "As" }, { module = B, plural_label = "Bs" } })
+  end
+
+  it("is matched to the modules sent by details.id and json_path, not by position", function()
+    local res = batch { bad(1), ok(A) }
+    assert.is_false(core.is_error(res[1]), tostring(res[1]))
+    assert.equal(A, res[1].id)
+    assert.is_true(core.is_error(res[2]))
+    assert.equal("INVALID_DATA", res[2].code)
+    res = batch { ok(B), ok(A) }
+    assert.equal(A, res[1].id)
+    assert.equal(B, res[2].id)
+  end)
+
+  for _, case in ipairs {
+    { "a success naming a module not sent", { ok(A), ok("2423488000000834999") } },
+    { "a success naming no module", { ok(A), { code = "SUCCESS", status = "success", details = {} } } },
+    { "two results for one module", { ok(A), ok(A) }, true },
+    { "an error naming no item", { ok(A), { code = "INVALID_DATA", status = "error", details = {} } } },
+  } do
+    it("with " .. case[1] .. " leaves the outcome UNEXPECTED_RESPONSE", function()
+      local res = batch(case[2])
+      if case[3] then
+        assert.equal("UNEXPECTED_RESPONSE", res[1].code, tostring(res[1]))
+      else
+        assert.equal(A, res[1].id, tostring(res[1]))
+      end
+      assert.is_true(core.is_error(res[2]))
+      assert.equal("UNEXPECTED_RESPONSE", res[2].code, tostring(res[2]))
+      assert.truthy(tostring(res[2]):find(B, 1, true), tostring(res[2]))
+    end)
+  end
 end)
 
 -- }====
@@ -605,6 +886,41 @@ describe("journal and undo files", function()
     assert.equal(6 * 64, core.file_mode(dir .. "/journal"))
     assert.equal(6 * 64, core.file_mode(dir .. "/undo.lua"))
     c:close()
+  end)
+
+  it("a journal's lock stays with its path: a second run refuses after the first's journal was moved", function()
+    local journal = require "zcrm.plan.journal"
+    local path = dir .. "/journal"
+    local first = assert(journal.open(path))
+    assert(os.rename(path, path .. ".moved"))
+    local second, err = journal.open(path)
+    assert.is_nil(second)
+    assert.equal("JOURNAL_BUSY", err.code, tostring(err))
+    -- The second run sent nothing and created no journal of its own.
+    assert.is_nil(core.file_mode(path))
+    first:close()
+    second = assert(journal.open(path))
+    second:close()
+    -- Nothing is left beside the journal once no run holds it.
+    local p = io.popen("ls -A " .. quote(dir))
+    local names = p:read("a")
+    p:close()
+    assert.equal("journal\njournal.moved\n", names)
+  end)
+
+  it("same_file tells whether a path still names an open file (the journal lock's check)", function()
+    local path = dir .. "/f"
+    local f = assert(core.open_file(path, "a"))
+    assert.is_true(core.same_file(f, path))
+    assert(os.rename(path, path .. ".moved"))
+    assert.is_false(core.same_file(f, path))             -- gone
+    files.write(path, "new")
+    assert.is_false(core.same_file(f, path))             -- another file there
+    assert.is_true(core.same_file(f, path .. ".moved"))
+    assert(sh("ln -s " .. quote(path .. ".moved") .. " " .. quote(dir .. "/link")))
+    assert.is_false(core.same_file(f, dir .. "/link"))   -- a link is not the file
+    fails("INVALID_ARGUMENT", core.same_file(f, path .. "\0x"))
+    f:close()
   end)
 end)
 

@@ -140,6 +140,8 @@ local function refresh(client)
     -- Zoho's error names are short words; anything else is not one of them.
     local code = type(doc.error) == "string" and doc.error:match("^[%w_ ]+$") and #doc.error <= 64
       and doc.error or "UNEXPECTED_RESPONSE"
+    -- A client secret is a short word too: an echo of one is no error name.
+    if client:_redact(code) ~= code then code = "UNEXPECTED_RESPONSE" end
     local desc = type(doc.error_description) == "string" and doc.error_description or nil
     return nil, auth_error(code == "Access Denied" and "ACCESS_DENIED" or code,
       "token refresh failed: " .. code .. (desc and (" (" .. client:_redact(desc) .. ")") or ""),

@@ -51,7 +51,8 @@ M.decode = decode
 
 -- Builds the error object for a Zoho error answer, whichever shape it has
 -- (A: top-level `code`; B: an item under `key`), or an UNEXPECTED_RESPONSE.
-local function api_error(client, status, doc, why, key)
+-- `doc` is redacted already (M.call).
+local function api_error(_, status, doc, why, key)
   local item
   if doc then
     if type(doc.code) == "string" and doc.code ~= "" then
@@ -71,9 +72,7 @@ local function api_error(client, status, doc, why, key)
   local details = type(item.details) == "table" and item.details or nil
   local message = type(item.message) == "string" and item.message or nil
   return core.error {
-    code = item.code, status = status,
-    message = message and client:_redact(message),
-    details = details and client:_redact_value(details),
+    code = item.code, status = status, message = message, details = details,
     retryable = (status == 429 or status >= 500) or nil,
   }
 end
@@ -149,7 +148,8 @@ local function plain_headers(client, token, has_body)
 end
 
 --- Performs one API call from inside an operation. Returns `status, doc,
--- headers` for 2xx and 304 (`doc` is nil for 204 and 304), or `nil, err`.
+-- headers` for 2xx and 304 (`doc` is nil for 204 and 304), or `nil, err`;
+-- a 2xx answer read with lua-cjson adds `nil, size` (the body's bytes).
 -- opts: query (table), body (Lua table, JSON-encoded), key (resource key of
 -- shape-B answers), cost (credits), headers (list), idempotent (default: not POST),
 -- auth (false: send no Authorization header), conditional (true when the
@@ -220,8 +220,12 @@ function M.call(client, method, path, opts, url, json)
         if res then return status, res, rheaders, true end
       end
       local doc, why = decode(raw)
+      -- Every string a server chose (codes, messages, statuses, details, keys
+      -- and values, of errors and successes) is redacted here, once, before
+      -- any of it reaches an error, a result, a log line or output.
+      if doc and client:_may_hold_secret(raw) then doc = client:_redact_value(doc) end
       if status >= 200 and status < 300 then
-        if doc then return status, doc, rheaders end
+        if doc then return status, doc, rheaders, nil, #raw end
         -- An unreadable success leaves the outcome unknown: an idempotent call
         -- is simply asked again, which gives a definite answer.
         err = unexpected(status, why)

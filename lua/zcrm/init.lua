@@ -248,9 +248,20 @@ function Client:_redact(s)
   return s
 end
 
+-- True when the text `raw` (a body as it arrived) may hold a secret once
+-- decoded: it holds one of the secret's forms, or a JSON escape (through
+-- which any character, and so any secret, can be spelt).
+function Client:_may_hold_secret(raw)
+  if raw:find("\\", 1, true) then return true end
+  for _, f in ipairs(self._secret_forms) do
+    if raw:find(f, 1, true) then return true end
+  end
+  return false
+end
+
 -- A copy of `v` with every string in it, keys included, redacted; tables
 -- copied recursively (a cycle or a depth over 32 becomes "[...]"). Used for
--- the `details` of errors and results, which come from the server.
+-- every answer a server sends (http.call), before any of it is read.
 function Client:_redact_value(v, seen, depth)
   if type(v) == "string" then return self:_redact(v) end
   if type(v) ~= "table" then return v end
@@ -404,6 +415,7 @@ function zcrm.new(opts)
     request_timeout = s.request_timeout, connect_timeout = s.connect_timeout,
     max_retries = s.max_retries, retry_base = s.retry_base, retry_max_delay = s.retry_max_delay,
     max_credits = s.max_credits, credit_costs = s.credit_costs, credits_spent = 0,
+    max_read_items = s.max_read_items, max_read_bytes = s.max_read_bytes,
     oauth = s.oauth, access_token = s.access_token, token_refreshes = 0,
     logger = s.logger, _secrets = {}, _secret_patterns = {}, _secret_forms = {},
   }, Client)

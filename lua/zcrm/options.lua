@@ -36,6 +36,10 @@ local M = {}
 -- @tfield number retry_base seconds of the first backoff step (default 0.5)
 -- @tfield number retry_max_delay the longest wait between retries, seconds (default 30)
 -- @tfield integer max_response_bytes a larger response body fails the call
+-- @tfield integer max_read_items the most items one read (every page of
+-- get_modules, get_profiles) may gather (default 10,000)
+-- @tfield integer max_read_bytes the most answer bytes one read may gather,
+-- across its pages (default 16 MiB)
 -- @tfield boolean env false: ignore the ZOHO_* environment variables
 M.CLIENT = {
   api_domain = "string", dc = "string", environment = "string", access_token = "string",
@@ -43,6 +47,7 @@ M.CLIENT = {
   max_retries = "number", concurrency = "number", ca_file = "string", proxy = "string",
   user_agent = "string", logger = "function|false", max_credits = "number", credit_costs = "table",
   retry_base = "number", retry_max_delay = "number", max_response_bytes = "number",
+  max_read_items = "number", max_read_bytes = "number",
   env = "boolean",
 }
 --- The fields of `oauth` in `zcrm.new`'s options.
@@ -81,6 +86,24 @@ function M.check_types(t, known, prefix)
     end
   end
 end
+
+--- Checks a string that becomes a path or a URL: one with a NUL byte is
+-- refused, since a C call would silently use the shorter string before it.
+-- @param v the value (anything but a string passes)
+-- @tparam string field its name, for the error
+-- @tparam[opt] string kind the error's kind (default "validation")
+-- @treturn true|nil true, or nil and an INVALID_ARGUMENT error
+function M.check_path(v, field, kind)
+  if type(v) ~= "string" or not v:find("\0", 1, true) then return true end
+  return nil, core.error { kind = kind or "validation", code = "INVALID_ARGUMENT", field = field,
+                           message = field .. " contains a NUL byte" }
+end
+
+--- The bounds of one read across its pages (a server that always says
+-- more_records must not make a client hold more): far above Zoho's own
+-- limits (600 modules, 200 profiles per licence; a module list of 600 is
+-- about 2 MB).
+M.READ_LIMITS = { max_read_items = 10000, max_read_bytes = 16 * 1024 * 1024 }
 
 local function config_error(message, field)
   return core.error { kind = "config", code = "INVALID_CONFIG", message = message, field = field }
@@ -172,7 +195,8 @@ end
 --- Checks `zcrm.new`'s options and resolves them to settings. `defaults`
 -- holds `credit_costs` and `user_agent` for options not given. Settings:
 -- version, request_timeout, connect_timeout, max_retries, retry_base,
--- retry_max_delay, max_credits, logger, credit_costs, dc, environment,
+-- retry_max_delay, max_credits, max_read_items, max_read_bytes, logger,
+-- credit_costs, dc, environment,
 -- api_domain, api_domain_explicit, oauth or access_token, secrets, and
 -- `transport` (what the engine needs: concurrency, ca_file, proxy,
 -- user_agent, max_response_bytes).
@@ -186,6 +210,16 @@ function M.client(opts, defaults)
   if not message and opts.oauth then message, field = M.check_types(opts.oauth, M.OAUTH, "oauth.") end
   if message then return nil, config_error(message, field) end
   opts = from_env(opts)
+  for _, k in ipairs { "ca_file", "proxy", "api_domain" } do
+    local ok, perr = M.check_path(opts[k], k, "config")
+    if not ok then return nil, perr end
+  end
+  if type(opts.oauth) == "table" then
+    for _, k in ipairs { "token_cache", "accounts_url" } do
+      local ok, perr = M.check_path(opts.oauth[k], "oauth." .. k, "config")
+      if not ok then return nil, perr end
+    end
+  end
 
   local s = {
     version = opts.version or "v8",
@@ -203,6 +237,13 @@ function M.client(opts, defaults)
   local conc = opts.concurrency
   if conc ~= nil and (math.type(conc) ~= "integer" or conc < 1 or conc > 1000) then
     return nil, config_error("concurrency must be an integer from 1 to 1000 (Zoho allows 5 to 25 by edition)", "concurrency")
+  end
+  for _, k in ipairs { "max_read_items", "max_read_bytes" } do
+    local n = opts[k]
+    if n ~= nil and (math.type(n) ~= "integer" or n < 1) then
+      return nil, config_error(k .. " must be a positive integer", k)
+    end
+    s[k] = n or M.READ_LIMITS[k]
   end
   if math.type(s.max_retries) ~= "integer" or s.max_retries < 0 then
     return nil, config_error("max_retries must be a non-negative integer", "max_retries")

@@ -7,6 +7,7 @@
 -- are in flight at once and the wall time is close to the slowest org's.
 
 local core = require "zcrm.core"
+local options = require "zcrm.options"
 
 local M = {}
 
@@ -161,6 +162,10 @@ function M.apply_orgs(zcrm, orgs, plan, opts)
     if opts[k] and #orgs > 1 and not opts[k]:find("{org}", 1, true) then
       error(string.format("apply_orgs: option '%s' must hold {org} (each org writes its own file)", k), 2)
     end
+  end
+  for _, k in ipairs { "journal", "undo_file", "dir" } do
+    local ok, perr = options.check_path(opts[k], k)
+    if not ok then return nil, perr end
   end
   local t0 = core.now()
   if opts.undo_file and not opts.dry_run then -- an undo plan is never replaced: refuse before any org runs

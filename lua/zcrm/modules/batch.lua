@@ -61,6 +61,33 @@ local function send_singly(client, part, results)
   run_all(client, fns)
 end
 
+-- The entry of `part` an answer's item `i` is about, or nil: a success by
+-- its details.id (the id sent; of two entries for one module, the one at
+-- the item's position first, then the first without an item yet), an error
+-- by its details.id or else the index in its json_path ("$.modules[k]...",
+-- as in Zoho's 207 example of the batch update).
+local function item_entry(part, item, i, got)
+  if type(item) ~= "table" then return nil end
+  local details = type(item.details) == "table" and item.details or {}
+  local id = details.id ~= nil and read.server_id(details.id)
+  if id then
+    if part[i] and part[i].segment == id and got[i] == nil then return i end
+    local any
+    for j, e in ipairs(part) do
+      if e.segment == id then
+        if got[j] == nil then return j end
+        any = j
+      end
+    end
+    return any
+  end
+  if item.status ~= "success" and type(details.json_path) == "string" then
+    local k = math.tointeger(tonumber(details.json_path:match("^%$%.modules%[(%d+)%]")))
+    if k and part[k + 1] then return k + 1 end
+  end
+  return nil
+end
+
 -- One batch call for at most BATCH_MAX entries; every entry gets its result.
 local function send_batch(client, part, results)
   if client.batch_fallback then return send_singly(client, part, results) end
@@ -82,17 +109,25 @@ local function send_batch(client, part, results)
     for _, e in ipairs(part) do results[e.index] = doc end
     return
   end
-  -- 200, 207 and 400: one item per entry, in the order sent.
+  -- 200, 207 and 400: one item per entry. The order is documented, but an
+  -- item is taken as being about the module it names, never about the one
+  -- at its position: a success that named another module would report a
+  -- change that did not happen.
   local list = type(doc) == "table" and doc.modules
   if type(list) ~= "table" then list = {} end
-  for i, e in ipairs(part) do
-    local item = list[i]
-    if item == nil then
+  local got, twice = {}, {}
+  for i, item in ipairs(list) do
+    local j = item_entry(part, item, i, got)
+    if j and got[j] ~= nil then twice[j] = true elseif j then got[j] = item end
+  end
+  for j, e in ipairs(part) do
+    if got[j] == nil or twice[j] then
       results[e.index] = http.unexpected(status, string.format(
-        "the answer has %d result items for %d modules sent; the outcome of module %s is unknown",
-        #list, #part, e.segment))
+        "%s result item names module %s (by details.id, or json_path for an error) among the %d items"
+        .. " for %d modules sent; its outcome is unknown", twice[j] and "more than one" or "no",
+        e.segment, #list, #part))
     else
-      local res, err = item_result(client, status, item)
+      local res, err = item_result(client, status, got[j])
       results[e.index] = res or err
     end
   end

@@ -6,6 +6,7 @@
 local core = require "zcrm.core"
 local http = require "zcrm.http"
 local util = require "zcrm.util"
+local cjson = require "cjson.safe"
 
 local M = {}
 
@@ -69,19 +70,42 @@ M.list_of = list_of
 
 -- {==== every page
 
--- A bound on pages, so that a server that always says more_records cannot keep
--- a read going for ever: 1,000 pages of 200 is far past Zoho's limits (600
--- modules, 200 profiles per licence).
+-- A bound on pages besides the client's max_read_items and max_read_bytes:
+-- 1,000 pages of 200 is far past Zoho's limits (600 modules, 200 profiles
+-- per licence).
 local MAX_PAGES = 1000
+
+-- What identifies a page's items: their ids in order (every module and
+-- profile has one), or the page's JSON when an item has none.
+local function page_key(list)
+  local ids = {}
+  for i, item in ipairs(list) do
+    if type(item) ~= "table" or item.id == nil then return "json:" .. (cjson.encode(list) or "") end
+    ids[i] = item.id
+  end
+  return table.concat(ids, ",")
+end
+
+local function too_large(status, what, limit, name)
+  return core.error {
+    kind = "transport", code = "RESPONSE_TOO_LARGE", status = status, retryable = false,
+    message = string.format("the read gathered more than %s %s across its pages (%s)", limit, what, name),
+    details = { limit = limit, option = name },
+    resolution = "Raise " .. name .. " in zcrm.new if the org really is this large.",
+  }
+end
 
 -- GETs `path` page by page while `info.more_records` is true, and returns every
 -- item under `key`. The first request is the plain one (with `opts.query` and
 -- `opts.headers`); later ones add `page` and the `per_page` the server reported.
 -- One page at a time: each page needs the answer of the one before, so a read
--- holds one slot of the concurrency cap.
+-- holds one slot of the concurrency cap. A read is bounded in total: at most
+-- client.max_read_items items and client.max_read_bytes answer bytes
+-- (RESPONSE_TOO_LARGE past either), and a page holding the same items as an
+-- earlier one (a server that ignores `page`) is UNEXPECTED_RESPONSE.
 -- Returns the list, `{ not_modified = true }` for a 304, or nil, err.
 local function fetch_pages(client, path, key, opts)
-  local all, page, per_page = {}, 1, nil
+  local all, page, per_page, bytes, seen = {}, 1, nil, 0, {}
   while true do
     local query = {}
     for k, v in pairs(opts.query or {}) do query[k] = v end
@@ -90,18 +114,34 @@ local function fetch_pages(client, path, key, opts)
       query.per_page = per_page and tostring(per_page) or nil
     end
     local first = page == 1
-    local status, doc = http.call(client, "GET", path, {
+    local status, doc, _, _, size = http.call(client, "GET", path, {
       query = next(query) and query or nil, headers = first and opts.headers or nil,
       conditional = first and opts.headers ~= nil, key = key, cost = client.credit_costs.read,
     })
     if not status then return nil, doc end
     if status == 304 then return { not_modified = true } end
     if status == 204 then break end
+    bytes = bytes + (size or 0)
+    if bytes > client.max_read_bytes then
+      return nil, too_large(status, "bytes", client.max_read_bytes, "max_read_bytes")
+    end
     local list, err = list_of(doc, key, status)
     if not list then return nil, err end
-    for _, item in ipairs(list) do all[#all + 1] = item end
+    if #all + #list > client.max_read_items then
+      return nil, too_large(status, "items", client.max_read_items, "max_read_items")
+    end
     local info = doc.info
-    if not (type(info) == "table" and info.more_records == true) or #list == 0 then break end
+    local more = type(info) == "table" and info.more_records == true and #list > 0
+    if more or page > 1 then
+      local pk = page_key(list)
+      if seen[pk] then
+        return nil, http.unexpected(status, string.format(
+          "page %d holds the same items as page %d: the server ignores paging", page, seen[pk]))
+      end
+      seen[pk] = page
+    end
+    for _, item in ipairs(list) do all[#all + 1] = item end
+    if not more then break end
     if page >= MAX_PAGES then
       return nil, http.unexpected(status, string.format("more_records still true after %d pages", MAX_PAGES))
     end
@@ -166,7 +206,10 @@ function M.request(client, method, path, opts)
   end
   local o = util.copy(opts)
   o.cost = o.cost or client.credit_costs.read
-  return http.call(client, method, (path:gsub("^/", "")), o)
+  local status, doc, headers = http.call(client, method, (path:gsub("^/", "")), o)
+  -- The body is redacted by http.call; the headers are the server's choice too.
+  if status and headers then headers = client:_redact_value(headers) end
+  return status, doc, headers
 end
 
 return M

@@ -35,7 +35,6 @@ local function item_result(client, status, item)
     id = reads.server_id(id)
     if not id then return nil, http.unexpected(status, "the result's details.id is not an id") end
   end
-  details = client:_redact_value(details)
   details.id = id
   return {
     id = id, code = item.code, message = item.message,

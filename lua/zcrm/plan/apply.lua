@@ -319,6 +319,10 @@ end
 -- @treturn table|nil the report, or nil and a `zcrm.error` when nothing could be sent
 function M.apply(client, plan, opts, known)
   opts = check_options(opts)
+  for _, k in ipairs { "undo_file", "journal", "dir" } do
+    local ok, perr = options.check_path(opts[k], k)
+    if not ok then return nil, perr end
+  end
   local t0, credits0 = core.now(), client:credits()
   local ctx = { client = client, args = opts.args, dir = opts.dir }
   local list, lerr

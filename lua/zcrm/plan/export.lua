@@ -7,6 +7,7 @@
 -- sends nothing (entries with a profile set are always diffed).
 
 local core = require "zcrm.core"
+local options = require "zcrm.options"
 local util = require "zcrm.util"
 
 local M = {}
@@ -47,6 +48,8 @@ function M.export(client, opts)
       if k ~= "out" or type(v) ~= "string" then error("export: the one option is out = PATH (a string)", 2) end
     end
   end
+  local okp, perr = options.check_path(opts and opts.out, "out")
+  if not okp then return nil, perr end
   local plan, err = M.read(client)
   if not plan then return nil, err end
   if opts and opts.out then

@@ -94,6 +94,37 @@ local function read_journal(path)
   return j
 end
 
+-- One run per journal: a second one refuses at once. The lock is on the
+-- journal's name, not its file: an flock on the file itself moves with it,
+-- and after `mv journal` a second run on the path proceeded. So it is taken
+-- on "<journal>.lock" (O_NOFOLLOW, mode 0600), then checked to be the file
+-- that name holds now (a run that closed may have removed it between this
+-- one's open and its lock; that lock would count for nothing), and removed
+-- by the run holding it as it closes. The kernel drops the lock when its
+-- process ends, however it ends: a journal left by a killed run is free
+-- again (its lock file is taken over).
+local function busy_error(path)
+  return io_error("JOURNAL_BUSY", string.format(
+    "journal %s is in use by another run (it holds the lock); wait for it to finish", path))
+end
+
+local function lock_name(path)
+  local lpath = path .. ".lock"
+  for _ = 1, 100 do
+    local fh, err = core.open_file(lpath, "a")
+    if not fh then return nil, io_error("JOURNAL_ERROR", "cannot open the journal's lock: " .. err.message) end
+    local locked, lerr, busy = core.lock_file(fh)
+    if not locked then
+      fh:close()
+      if busy then return nil, busy_error(path) end
+      return nil, io_error("JOURNAL_ERROR", string.format("cannot lock journal %s: %s", path, tostring(lerr)))
+    end
+    if core.same_file(fh, lpath) then return fh, lpath end
+    fh:close()
+  end
+  return nil, io_error("JOURNAL_ERROR", string.format("cannot lock journal %s: its lock file keeps changing", path))
+end
+
 --- Opens (or creates) the journal at `path`. read_only: read what it holds, write nothing.
 function M.open(path, read_only)
   if read_only then
@@ -101,22 +132,27 @@ function M.open(path, read_only)
     if not j then return nil, rerr end
     return setmetatable(j, Journal)
   end
+  -- Locked before the journal is opened and read, so what is read is what
+  -- the last run wrote.
+  local lock, lpath = lock_name(path)
+  if not lock then return nil, lpath end
+  local function fail(e)
+    os.remove(lpath)
+    lock:close()
+    return nil, e
+  end
   -- O_NOFOLLOW, mode 0600 when new: the journal records the org's state.
+  -- Checked after opening to be the file the path names (not one moved
+  -- away in between).
   local fh, err = core.open_file(path, "a")
-  if not fh then return nil, io_error("JOURNAL_ERROR", "cannot open journal: " .. err.message) end
-  -- One run per journal: a second one refuses at once. The lock dies with its
-  -- process, so a journal left by a killed run is free again. It is taken
-  -- before the journal is read, so what is read is what the last run wrote.
-  local locked, lerr, busy = core.lock_file(fh)
-  if not locked then
+  if not fh then return fail(io_error("JOURNAL_ERROR", "cannot open journal: " .. err.message)) end
+  if not core.same_file(fh, path) then
     fh:close()
-    return nil, io_error(busy and "JOURNAL_BUSY" or "JOURNAL_ERROR", busy
-      and string.format("journal %s is in use by another run (it holds the lock); wait for it to finish", path)
-      or string.format("cannot lock journal %s: %s", path, tostring(lerr)))
+    return fail(io_error("JOURNAL_ERROR", string.format("journal %s was moved or replaced as it was opened", path)))
   end
   local j, rerr = read_journal(path)
-  if not j then fh:close(); return nil, rerr end
-  j.fh, j.path = fh, path
+  if not j then fh:close(); return fail(rerr) end
+  j.fh, j.path, j.lock, j.lock_path = fh, path, lock, lpath
   if #j.text > 0 and j.text:sub(-1) ~= "\n" then
     fh:write("\n") -- end the torn line, so the next record starts on its own
   end
@@ -145,6 +181,13 @@ end
 
 function Journal:close()
   if self.fh then self.fh:close(); self.fh = nil end
+  if self.lock then
+    -- Removed while still held: a run waiting on this file finds, once it
+    -- holds it, that the name no longer does, and takes the new one.
+    os.remove(self.lock_path)
+    self.lock:close()
+    self.lock = nil
+  end
 end
 
 --- state_record(items) -> the journal line that keeps the state read before

@@ -4,6 +4,7 @@
 -- @module zcrm.plan.load
 
 local util = require "zcrm.util"
+local options = require "zcrm.options"
 local check = require "zcrm.plan.check"
 
 local plan_error = check.plan_error
@@ -64,6 +65,8 @@ end
 
 --- read_csv(path) -> list of records keyed by the header row's names, or nil, message.
 function M.read_csv(path)
+  local okp, nul = options.check_path(path, "path")
+  if not okp then return nil, nul.message end
   local f, oerr = io.open(path, "rb")
   if not f then return nil, oerr end
   local text = f:read("a")
@@ -115,6 +118,9 @@ end
 --- load(path, ctx) -> list, or nil, err: runs a plan file (a Lua file returning
 -- a list, or a function of ctx); ctx.dir defaults to the file's directory.
 function M.load(path, ctx)
+  -- io.open and loadfile would read the path up to a NUL byte: another file.
+  local okp, perr = options.check_path(path, "plan")
+  if not okp then return nil, perr end
   local f, oerr = io.open(path, "rb")
   if not f then
     return nil, plan_error("INVALID_PLAN", "cannot read plan: " .. tostring(oerr), nil, nil,
