@@ -330,6 +330,9 @@ config.install {
               print_invalid = function(faults) print_invalid({}, faults) end },
 }
 
+-- The access report (cli/report.lua) and login, logout (cli/login.lua).
+require("zcrm.cli.report").install { commands = COMMANDS, flags = COMMAND_FLAGS, help = HELP }
+
 -- 'unknown command "aply"; did you mean "apply"?': `what` names the word
 -- ("unknown command", "no command"), `names` the words it could have been
 -- besides the commands; the nearest is suggested when one is close.

@@ -328,6 +328,14 @@ end
 -- @treturn table|nil the plan (a list of entries), or nil and a `zcrm.error`
 Client.export = export.export
 
+--- The access matrix: every custom module by every profile, read through
+-- the API. See `zcrm.report` (compare, html).
+-- @function Client:report
+-- @tparam[opt] table opts `org`: the org's name to show
+-- @treturn table|nil `{ org =, api_domain =, read_at =, profiles =, modules = }`,
+-- or nil and a `zcrm.error`
+Client.report = require("zcrm.report").report
+
 --- The exact change set that applying `plan` would make, read from the live
 -- state: per module the values before, after, and the request body.
 -- @function Client:plan
