@@ -331,7 +331,9 @@ config.install {
 }
 
 -- The access report (cli/report.lua) and login, logout (cli/login.lua).
-require("zcrm.cli.report").install { commands = COMMANDS, flags = COMMAND_FLAGS, help = HELP }
+for _, room in ipairs { "zcrm.cli.report", "zcrm.cli.login" } do
+  require(room).install { commands = COMMANDS, flags = COMMAND_FLAGS, help = HELP }
+end
 
 -- 'unknown command "aply"; did you mean "apply"?': `what` names the word
 -- ("unknown command", "no command"), `names` the words it could have been

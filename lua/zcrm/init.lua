@@ -89,6 +89,8 @@ Client._ops = {
   request = modules.request,
   _send_update = modules.send_update,
   _send_updates = modules.send_updates,
+  _exchange_code = auth.exchange_code,  -- zcrm login
+  _revoke_token = auth.revoke,          -- zcrm logout
 }
 
 for name in pairs(Client._ops) do

@@ -3,7 +3,7 @@
 --
 --   local cli = require "spec.support.cli"
 --   local code, out, err = cli.run({ "report", "--json" }, { ZOHO_API_DOMAIN = emu.url, ... })
---   local code, screen = cli.run_tty({ "login" }, env, "typed input\n")   -- on a pseudo-terminal
+--   local code, screen = cli.run_dialog({ "login" }, env, { { "Prompt: ", "answer" }, ... })  -- on a terminal
 local files = require "spec.support.files"
 
 local M = {}
@@ -41,15 +41,45 @@ function M.run(args, env)
   return code, slurp(out), slurp(err)
 end
 
---- Runs bin/zcrm on a pseudo-terminal (util-linux `script`) with `input`
--- typed on it; returns exit code and everything the terminal showed.
-function M.run_tty(args, env, input)
-  local inf, outf = os.tmpname(), os.tmpname()
-  files.write(inf, input or "")
-  local _, _, code = os.execute(string.format("script -qec %s /dev/null <%s >%s 2>&1",
-    quote(M.command(args, env)), inf, outf))
-  os.remove(inf)
-  return code, slurp(outf)
+local function sleep(s) os.execute("sleep " .. s) end
+
+-- Waits until the file at `path` holds `text` (after byte `from`); raises
+-- after 20 s: the command is stuck, not slow.
+local function wait_for(path, text, from)
+  for _ = 1, 400 do
+    local s = files.read(path) or ""
+    local at = s:find(text, from or 1, true)
+    if at then return at + #text end
+    sleep(0.05)
+  end
+  error(string.format("%q never appeared; the terminal showed: %s", text, files.read(path) or ""), 3)
+end
+
+--- Runs bin/zcrm on a pseudo-terminal and answers its prompts: each step
+-- `{ prompt, answer }` types `answer` and Enter once `prompt` has appeared
+-- (after the previous one), as a person would. Returns exit code and
+-- everything the terminal showed.
+function M.run_dialog(args, env, steps)
+  local dir = files.tmpdir()
+  local fifo, screen, rcfile = dir .. "/in", dir .. "/screen", dir .. "/rc"
+  assert(os.execute("mkfifo " .. quote(fifo)))
+  -- `script` keeps reading its input after the command ends; `sleep` holds
+  -- the FIFO open until the last answer is typed.
+  assert(os.execute(string.format("( script -qec %s /dev/null <%s >%s 2>&1; echo $? >%s ) &",
+    quote(M.command(args, env)), quote(fifo), quote(screen), quote(rcfile))))
+  local typing = assert(io.open(fifo, "w"))
+  local from = 1
+  for _, step in ipairs(steps) do
+    from = wait_for(screen, step[1], from)
+    typing:write(step[2], "\n")
+    typing:flush()
+  end
+  wait_for(rcfile, "\n")
+  typing:close()
+  local code = tonumber(files.read(rcfile))
+  local shown = files.read(screen) or ""
+  files.remove_tree(dir)
+  return code, shown
 end
 
 return M
