@@ -189,9 +189,9 @@ table{border-collapse:collapse;font-size:13px}
 th,td{border:1px solid #d0d7de;padding:3px 6px;text-align:center}
 th.module,td.module{text-align:left}
 thead th{background:#f6f8fa;vertical-align:bottom}
-th.profile{max-width:7em;overflow-wrap:anywhere;font-weight:600}
+th.profile{max-width:9em;overflow-wrap:break-word;font-weight:600}
 td.yes{background:#dafbe1;color:#116329}td.no{color:#8c959f}
-.label{color:#57606a;font-size:12px}
+.label{color:#57606a;font-size:12px;font-weight:normal}
 .diff{outline:2px solid #cf222e;outline-offset:-2px;background:#ffebe9!important}
 tr.diff td.module{background:#ffebe9}
 ul.diffs{padding-left:20px}ul.diffs li{margin:2px 0}
