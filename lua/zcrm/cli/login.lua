@@ -37,8 +37,9 @@ every command takes --org NAME (or ZCRM_ORG). On a terminal, what is not given
 is asked for without echo; without one, a missing value is an error (exit 2).
 
 Make the client and the code in Zoho's API console (https://api-console.zoho.com):
-Add Client, Self Client; then Generate Code with the scope
-ZohoCRM.settings.ALL, and run zcrm login within the code's lifetime.
+Add Client, Self Client; then Generate Code with the scopes
+ZohoCRM.settings.modules.ALL,ZohoCRM.settings.profiles.READ, and run zcrm login
+within the code's lifetime.
 
   --org NAME          the name to store the org under (letters, digits, _ . -)
   --dc DC             us, eu, in, au, jp, ca, sa, cn (default us)
