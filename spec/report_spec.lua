@@ -174,8 +174,9 @@ describe("zcrm report, server strings", function()
     end
     files.write(dir .. "/state.json", cjson.encode(state))
     local emu = emulator.start { "--state", dir .. "/state.json" }
-    local code, out, err = cli.run({ "report", "--out", dir .. "/r.html" }, env_of(emu))
+    local code, _, err = cli.run({ "report", "--out", dir .. "/r.html" }, env_of(emu))
     assert.equal(0, code, err)
+    local out
     local html = files.read(dir .. "/r.html")
     assert.is_nil(html:find("<script", 1, true))
     assert.is_nil(html:find("<b>", 1, true))

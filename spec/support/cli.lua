@@ -8,9 +8,7 @@ local files = require "spec.support.files"
 
 local M = {}
 
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local quote = require("spec.support.emulator").quote
 M.quote = quote
 
 -- Reads a captured output file and removes it.

@@ -190,7 +190,8 @@ local function cmd_login(flags)
   -- sandbox or developer org lives at the environment's own domain.
   local api_domain = where.api_domain
   if not where.environment or where.environment == "production" then api_domain = answer.api_domain or api_domain end
-  local domain, derr = api_domain and core.check_base_url(api_domain)
+  local domain, derr
+  if api_domain then domain, derr = core.check_base_url(api_domain) end
   if not domain then
     print_error({}, "login: the accounts server named no usable API domain; nothing stored", derr or
       zcrm.error { kind = "auth", code = "UNEXPECTED_RESPONSE", message = "no api_domain in the answer" })
