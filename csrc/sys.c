@@ -312,7 +312,8 @@ static int zc_make_dir(lua_State *L) {
  * @function read_secret
  * @tparam string prompt
  * @treturn string|nil the line without its newline, or nil and a message
- * (standard input is not a terminal, end of input)
+ * (standard input is not a terminal, end of input, "Interrupted system
+ * call" when a caught signal came: see `catch_interrupts`)
  */
 static int zc_read_secret(lua_State *L) {
   enum { MAX = 4096 };
@@ -335,8 +336,7 @@ static int zc_read_secret(lua_State *L) {
   for (;;) {
     char c;
     ssize_t r = read(0, &c, 1);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) { e = errno; break; }
+    if (r < 0) { e = errno; break; }   /* EINTR too: bin/zcrm caught Ctrl-C */
     if (r == 0) { eof = 1; break; }
     if (c == '\n' || c == '\r') break;
     if (n < MAX) buf[n++] = c; else over = 1;

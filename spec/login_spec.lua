@@ -151,6 +151,14 @@ describe("zcrm login", function()
     assert.equal(SECRET, stored(home).tty.client_secret)
   end)
 
+  it("ends at Ctrl-C on the prompt with the terminal echoing again, nothing stored", function()
+    local _, screen = cli.run_dialog({ "login", "--org", "tty", "--accounts-url", emu.url },
+      { XDG_CONFIG_HOME = home }, { { "Client ID: ", "\3" } }, "echo exit=$?; stty -a")
+    assert.matches("exit=130", screen)
+    assert.matches("[^-]echo ", screen:match("exit=130(.*)$"))
+    assert.is_nil(files.read(home .. "/zcrm/orgs.json"))
+  end)
+
   it("does not read or write through a symbolic link at the file", function()
     os.execute("mkdir -p " .. cli.quote(home .. "/zcrm") .. " && chmod 700 " .. cli.quote(home .. "/zcrm"))
     files.write(home .. "/target.json", '{"orgs":{}}')

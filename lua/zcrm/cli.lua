@@ -348,7 +348,9 @@ end
 
 local function command_help(command)
   out(HELP[command])
-  if command ~= "validate" and command ~= "emulator" then out("\n", CONNECTION_HELP) end
+  if not ({ validate = true, emulator = true, login = true, logout = true })[command] then
+    out("\n", CONNECTION_HELP)
+  end
   return EXIT_OK
 end
 

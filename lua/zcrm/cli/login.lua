@@ -13,6 +13,7 @@ local term = require "zcrm.cli.term"
 local M = {}
 
 local EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+local EXIT_SIGNAL = { [2] = 130, [15] = 143 }
 local out, err_line, json_line, print_error, usage_error = term.out, term.err_line, term.json_line,
   term.print_error, term.usage_error
 
@@ -86,7 +87,13 @@ local function value_of(flags, name, prompt)
     if not core.isatty(0) then
       return nil, usage_error(string.format("--%s is needed (there is no terminal to ask on)", name), "login")
     end
+    -- Ctrl-C must end the read, not the process: the terminal's echo is
+    -- restored before zcrm exits.
+    core.catch_interrupts(true)
     local line, why = core.read_secret(prompt)
+    local sig = core.interrupted()
+    core.catch_interrupts(false)
+    if sig then return nil, EXIT_SIGNAL[sig] or EXIT_FAILED end
     if not line then
       err_line("zcrm: " .. name .. ": " .. tostring(why))
       return nil, EXIT_USAGE
