@@ -46,6 +46,21 @@ local function stored(home)
   return cjson.decode(text).orgs
 end
 
+describe("zcrm help", function()
+  it("describes login, logout and report", function()
+    for _, command in ipairs { "login", "logout", "report" } do
+      local rc, out = cli.run { "help", command }
+      assert.equal(0, rc, command)
+      assert.matches("^usage: zcrm " .. command, out)
+      local _, main = cli.run { "help" }
+      assert.matches("\n  " .. command .. " ", main)
+    end
+    local _, out = cli.run { "help", "login" }
+    assert.matches("Self Client", out)
+    assert.is_nil(out:find("--access-token", 1, true))
+  end)
+end)
+
 describe("zcrm login", function()
   local emu, home
   before_each(function()
