@@ -43,7 +43,7 @@ DEB_PACKAGES = make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
                clang libclang-rt-14-dev valgrind openssl lua-socket cppcheck \
                lua-ldoc lcov lua-luv lua-cqueues
 
-.PHONY: all deps test demo install rock-install uninstall lint docs coverage clean bench soak asan valgrind fuzz tsan
+.PHONY: all deps browser-deps install-packages test demo install rock-install uninstall lint docs coverage clean bench soak asan valgrind fuzz tsan
 
 # The C host of examples/host/: zcrm.core linked in.
 HOST_BIN  = examples/host/host
@@ -53,8 +53,18 @@ HOST_TSAN = fuzz/bin/tsan/host
 
 all: $(CORE_SO) $(EMU_BIN) $(HOST_BIN)
 
+# Only make test's browser spec (spec/browser_spec.lua) needs a browser:
+# headless Chromium renders zcrm report's HTML page there.
+BROWSER_PACKAGES = chromium
+
 deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+	@$(MAKE) -s install-packages PACKAGES="$(DEB_PACKAGES)"
+
+browser-deps:
+	@$(MAKE) -s install-packages PACKAGES="$(BROWSER_PACKAGES)"
+
+install-packages:
+	@missing=""; for p in $(PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -80,7 +90,7 @@ $(HOST_BIN): examples/host/host.c $(CORE_OBJS)
 	$(CC) $(OPT) $(WARN) -D_POSIX_C_SOURCE=200809L -pthread $(SAN_FLAGS) -I$(LUA_INCDIR) \
 	  -o $@ $< $(CORE_OBJS) $(HOST_LIBS)
 
-test: deps all $(HOST_TSAN)
+test: deps browser-deps all $(HOST_TSAN)
 	$(BUSTED)
 
 bench: deps all

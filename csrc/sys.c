@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -294,6 +296,108 @@ static int zc_same_file(lua_State *L) {
 }
 
 /***
+ * Makes a directory (mode 0700) unless it exists. With `private`, the
+ * directory must then be a real directory (not a symbolic link) owned by
+ * this user, and its mode becomes 0700: `zcrm login` keeps secrets there.
+ * @function make_dir
+ * @tparam string path
+ * @tparam[opt=false] boolean private
+ * @treturn true|nil true, or nil and an error object
+ */
+static int zc_make_dir(lua_State *L) {
+  const char *path = zc_path_arg(L, 1);
+  int priv = lua_toboolean(L, 2);
+  struct stat st;
+  if (path == NULL) return 2;
+  if (mkdir(path, 0700) != 0 && errno != EEXIST)
+    return zc_fail_errno(L, "cannot make the directory", path, errno);
+  if (priv) {
+    if (lstat(path, &st) != 0)
+      return zc_fail_errno(L, "cannot stat", path, errno);
+    if (S_ISLNK(st.st_mode))
+      return zc_fail_errno(L, "cannot use the directory", path, ELOOP);
+    if (!S_ISDIR(st.st_mode))
+      return zc_fail_errno(L, "cannot use the directory", path, ENOTDIR);
+    if (st.st_uid != geteuid())
+      return zc_fail_errno(L, "cannot use the directory", path, EPERM);
+    if ((st.st_mode & 07777) != 0700 && chmod(path, 0700) != 0)
+      return zc_fail_errno(L, "cannot chmod", path, errno);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/***
+ * Reads one line from the terminal on standard input without echoing it
+ * (a client secret, a grant code), after writing `prompt` to standard
+ * error. The line is read into a buffer the userdata holds, so a memory
+ * error leaks nothing; the terminal's settings are restored before any Lua
+ * call that can raise.
+ * @function read_secret
+ * @tparam string prompt
+ * @treturn string|nil the line without its newline, or nil and a message
+ * (standard input is not a terminal, end of input, "Interrupted system
+ * call" when a caught signal came: see `catch_interrupts`)
+ */
+static int zc_read_secret(lua_State *L) {
+  enum { MAX = 4096 };
+  size_t plen;
+  const char *prompt = luaL_checklstring(L, 1, &plen);
+  char *buf = (char *)lua_newuserdatauv(L, MAX + 1, 0);
+  struct termios old, quiet;
+  size_t n = 0;
+  int e = 0, eof = 0, over = 0;
+  if (tcgetattr(0, &old) != 0) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "standard input is not a terminal");
+    return 2;
+  }
+  (void)zc_write_all(2, prompt, plen);
+  quiet = old;
+  quiet.c_lflag &= ~(tcflag_t)ECHO;
+  quiet.c_lflag |= ECHONL;
+  (void)tcsetattr(0, TCSAFLUSH, &quiet);
+  for (;;) {
+    char c;
+    ssize_t r = read(0, &c, 1);
+    if (r < 0) { e = errno; break; }   /* EINTR too: bin/zcrm caught Ctrl-C */
+    if (r == 0) { eof = 1; break; }
+    if (c == '\n' || c == '\r') break;
+    if (n < MAX) buf[n++] = c; else over = 1;
+  }
+  (void)tcsetattr(0, TCSAFLUSH, &old);
+  if (e != 0 || (eof && n == 0) || over) {
+    memset(buf, 0, n);
+    lua_pushnil(L);
+    if (e != 0) lua_pushstring(L, strerror(e));
+    else if (over) lua_pushliteral(L, "the line is too long");
+    else lua_pushliteral(L, "end of input");
+    return 2;
+  }
+  lua_pushlstring(L, buf, n);
+  memset(buf, 0, n);
+  return 1;
+}
+
+/***
+ * The width in columns of the terminal on a descriptor (`zcrm report`
+ * fits its table to it).
+ * @function term_width
+ * @tparam integer fd a file descriptor
+ * @treturn integer|nil the columns, or nil when fd is not a terminal
+ */
+static int zc_term_width(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  struct winsize ws;
+  if (ioctl(fd, TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushinteger(L, (lua_Integer)ws.ws_col);
+  return 1;
+}
+
+/***
  * Whether a descriptor or a Lua file is a terminal (bin/zcrm: colours, the
  * progress bar, the confirmation prompt).
  * @function isatty
@@ -325,6 +429,9 @@ static const luaL_Reg zc_sys_funcs[] = {
   {"open_file", zc_open_file},
   {"write_private_file", zc_write_private_file},
   {"isatty", zc_isatty},
+  {"make_dir", zc_make_dir},
+  {"read_secret", zc_read_secret},
+  {"term_width", zc_term_width},
   {NULL, NULL}
 };
 

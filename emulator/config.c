@@ -19,6 +19,7 @@ void emu_config_defaults (emu_config *c) {
   c->client_secret = "emulator-client-secret";
   c->refresh_token = "emulator-refresh-token";
   c->token_ttl = 3600;
+  c->grant_ttl = 600;
   c->refresh_rate_limit = 10;
   c->faults = "500,503,reset,slow,429,garbage";
   c->seed = 1;

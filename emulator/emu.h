@@ -147,6 +147,7 @@ typedef struct emu_config {
   const char *scopes;
   const char *client_id, *client_secret, *refresh_token;
   long token_ttl;
+  long grant_ttl;                 /* --grant-ttl: a grant code's life */
   int expires_in_ms;
   const char *token_api_domain;
   int refresh_rate_limit;
@@ -245,6 +246,7 @@ typedef struct request {
   const char *authorization;
   const char *if_modified_since;
   const char *accept_encoding;
+  const char *content_type;
   const char *(*query) (void *ctx, const char *key);
   void *ctx;
 } request;
@@ -300,6 +302,7 @@ void auth_expire_all (auth_state *a);
 int auth_check (emu *e, const char *header, const char *const *scopes,
                 reply *r);
 void auth_token_endpoint (emu *e, const request *q, reply *r);
+void auth_grant_code (emu *e, const request *q, reply *r);
 
 /* faults.c */
 enum { FAULT_API, FAULT_TOKEN, FAULT_ANY };

@@ -27,6 +27,7 @@ static const char usage[] =
 "  --client-secret S       OAuth client secret (default emulator-client-secret)\n"
 "  --refresh-token T       OAuth refresh token (default emulator-refresh-token)\n"
 "  --token-ttl S           access token lifetime in seconds (default 3600)\n"
+"  --grant-ttl S           life of a grant code from the grant-code hook (600)\n"
 "  --expires-in-ms         token answers carry expires_in_sec and expires_in in ms\n"
 "  --token-api-domain URL  api_domain in token answers (default: this server)\n"
 "  --refresh-rate-limit N  refreshes per 10 minutes per refresh token (10)\n"
@@ -47,7 +48,8 @@ static const char usage[] =
 "\n"
 "Prints \"listening on URL\" as its first line. Test hooks (no token):\n"
 "GET /__emulator/stats, GET /__emulator/state, POST /__emulator/reset,\n"
-"POST /__emulator/expire-tokens, POST /__emulator/script. See emulator/README.md.\n";
+"POST /__emulator/expire-tokens, POST /__emulator/script,\n"
+"POST /__emulator/grant-code. See emulator/README.md.\n";
 
 
 /* {==================================================================
@@ -84,6 +86,7 @@ static const struct numopt {
   { "--max-body", 1, 1073741824LL }, { "--idle-timeout", 0, 86400 },
   { "--max-connections", 1, 100000 }, { "--retry-after", 0, 86400 },
   { "--extra-profiles", 0, EXTRA_PROFILES_MAX },
+  { "--grant-ttl", 1, 86400 },
 };
 
 /* 1 = a numeric option, set; 0 = not one; -1 = bad value */
@@ -108,7 +111,8 @@ static int numeric (emu_config *c, const char *opt, const char *val) {
     case 10: c->idle_timeout = (unsigned)n; break;
     case 11: c->max_connections = (unsigned)n; break;
     case 12: c->retry_after = (int)n; break;
-    default: c->extra_profiles = (long)n; break;
+    case 13: c->extra_profiles = (long)n; break;
+    default: c->grant_ttl = (long)n; break;
   }
   return 1;
 }

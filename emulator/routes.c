@@ -821,6 +821,9 @@ void routes_hook (emu *e, const request *q, reply *r) {
     if (!post) { reply_bad_method(r); return; }
     auth_expire_all(e->auth);
     ok_json(r);
+  } else if (strcmp(name, "grant-code") == 0) {
+    if (!post) { reply_bad_method(r); return; }
+    auth_grant_code(e, q, r);
   } else if (strcmp(name, "script") == 0) {
     if (!post) { reply_bad_method(r); return; }
     hook_script(e, q, r);

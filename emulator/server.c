@@ -139,6 +139,8 @@ static enum MHD_Result handle (emu *e, struct MHD_Connection *c,
                                                     "If-Modified-Since");
   q.accept_encoding = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                   "Accept-Encoding");
+  q.content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                               "Content-Type");
   q.query = query_value;
   q.ctx = c;
   x->answered = 1;

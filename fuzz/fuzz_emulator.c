@@ -132,6 +132,7 @@ static void one_request (emu *e, char *s) {
     if (strncasecmp(line, "Authorization: ", 15) == 0) q.authorization = line + 15;
     else if (strncasecmp(line, "If-Modified-Since: ", 19) == 0) q.if_modified_since = line + 19;
     else if (strncasecmp(line, "Accept-Encoding: ", 17) == 0) q.accept_encoding = line + 17;
+    else if (strncasecmp(line, "Content-Type: ", 14) == 0) q.content_type = line + 14;
     line = end ? end + 1 : NULL;
   }
   if (body) { q.body = body; q.len = strlen(body); }

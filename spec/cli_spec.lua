@@ -19,18 +19,7 @@ end
 
 -- The shell command that runs bin/zcrm with `args` (a list) in a clean
 -- environment plus `env`.
-local function command(args, env)
-  local parts = { "env -i", "PATH=" .. quote(os.getenv("PATH") or "/usr/bin:/bin") }
-  for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. quote(v) end
-  if os.getenv("ZCRM_COVERAGE_DIR") then -- make coverage counts the command too
-    for _, k in ipairs { "LUA_INIT_5_4", "ZCRM_COVERAGE_DIR", "ZCRM_COVERAGE_CORE" } do
-      parts[#parts + 1] = k .. "=" .. quote(os.getenv(k) or "")
-    end
-  end
-  parts[#parts + 1] = "bin/zcrm"
-  for _, a in ipairs(args) do parts[#parts + 1] = quote(a) end
-  return table.concat(parts, " ")
-end
+local command = require("spec.support.cli").command
 
 -- Runs bin/zcrm; returns exit code, stdout, stderr.
 local function zcrm(args, env)

@@ -114,7 +114,7 @@ describe("zcrm-emulator", function()
           "--access-token", "--scopes", "--client-id", "--client-secret", "--refresh-token",
           "--token-ttl", "--expires-in-ms", "--token-api-domain", "--refresh-rate-limit",
           "--fault-rate", "--faults", "--seed", "--tls-cert", "--tls-key", "--state",
-          "--extra-modules", "--extra-profiles", "--max-body", "--retry-after" } do
+          "--extra-modules", "--extra-profiles", "--max-body", "--retry-after", "--grant-ttl" } do
         assert.truthy(out:find(flag, 1, true), flag)
       end
     end)
@@ -730,6 +730,125 @@ describe("zcrm-emulator", function()
       local status = call(e, "GET", "/crm/v8/settings/profiles", nil, { auth = "Zoho-oauthtoken " .. first })
       e:stop()
       assert.equal(401, status)
+    end)
+
+    -- Zoho Accounts' token endpoint as Zoho's own SDKs call it: the Node SDK
+    -- posts multipart/form-data; RFC 6749 §2.3.1 allows the client in Basic.
+    local function multipart(e, fields, opts)
+      local args = {}
+      for _, kv in ipairs(fields) do args[#args + 1] = "-F"; args[#args + 1] = kv end
+      local status, text = e:request("POST", "/oauth/v2/token" .. ((opts or {}).query or ""),
+        { curl_args = args, headers = (opts or {}).headers })
+      return status, cjson.decode(text)
+    end
+    local function basic(id, secret)
+      local p = assert(io.popen("printf '%s' " .. q(id .. ":" .. secret) .. " | base64 -w0"))
+      local b64 = p:read("a")
+      p:close()
+      return "Authorization: Basic " .. b64
+    end
+    local REFRESH_FIELDS = { "grant_type=refresh_token", "client_id=emulator-client-id",
+      "client_secret=emulator-client-secret", "refresh_token=emulator-refresh-token" }
+
+    it("reads a multipart/form-data body, as Zoho's Node SDK sends it", function()
+      local status, body = multipart(emu, REFRESH_FIELDS)
+      assert.equal(200, status)
+      assert.matches("^1000%.", body.access_token)
+      assert.equal(200, (call(emu, "GET", "/crm/v8/settings/profiles", nil,
+        { auth = "Zoho-oauthtoken " .. body.access_token })))
+      local _, bad = multipart(emu, { "grant_type=refresh_token", "client_id=emulator-client-id",
+        "client_secret=wrong", "refresh_token=emulator-refresh-token" })
+      assert.same({ error = "invalid_client" }, bad)
+      -- a field whose name ends like another's is not it
+      local _, other = multipart(emu, { "grant_type=refresh_token", "xclient_id=emulator-client-id",
+        "client_secret=emulator-client-secret", "refresh_token=emulator-refresh-token" })
+      assert.same({ error = "invalid_client" }, other)
+    end)
+
+    it("takes the client's credentials from Authorization: Basic", function()
+      local form = "grant_type=refresh_token&refresh_token=emulator-refresh-token"
+      local status, text = emu:request("POST", "/oauth/v2/token", { body = form, headers = {
+        "Content-Type: application/x-www-form-urlencoded",
+        basic("emulator-client-id", "emulator-client-secret") } })
+      assert.equal(200, status)
+      assert.is_string(cjson.decode(text).access_token)
+      local _, text2 = emu:request("POST", "/oauth/v2/token", { body = form, headers = {
+        "Content-Type: application/x-www-form-urlencoded",
+        basic("emulator-client-id", "wrong") } })
+      assert.same({ error = "invalid_client" }, cjson.decode(text2))
+      local _, text3 = emu:request("POST", "/oauth/v2/token", { body = form, headers = {
+        "Content-Type: application/x-www-form-urlencoded", "Authorization: Basic !!!" } })
+      assert.same({ error = "invalid_client" }, cjson.decode(text3))
+    end)
+
+    it("exchanges a grant code once for a new refresh token that then refreshes", function()
+      local code = emu:grant_code().code
+      assert.matches("^1000%.%x+%.%x+$", code)
+      local status, body = multipart(emu, { "grant_type=authorization_code", "code=" .. code },
+        { headers = { basic("emulator-client-id", "emulator-client-secret") } })
+      assert.equal(200, status)
+      assert.matches("^1000%.%x+%.%x+$", body.access_token)
+      assert.matches("^1000%.%x+%.%x+$", body.refresh_token)
+      assert.not_equal("emulator-refresh-token", body.refresh_token)
+      assert.equal(emu.url, body.api_domain)
+      assert.equal("Bearer", body.token_type)
+      assert.equal(3600, body.expires_in)
+      assert.equal(200, (call(emu, "GET", "/crm/v8/settings/profiles", nil,
+        { auth = "Zoho-oauthtoken " .. body.access_token })))
+      -- once only
+      local _, again = token(emu, "grant_type=authorization_code&client_id=emulator-client-id"
+        .. "&client_secret=emulator-client-secret&code=" .. code)
+      assert.same({ error = "invalid_code" }, again)
+      -- the new refresh token works for refresh_token grants; a second
+      -- exchange gives another one
+      local _, refreshed = token(emu, (FORM:gsub("emulator%-refresh%-token", body.refresh_token)))
+      assert.is_string(refreshed.access_token)
+      assert.is_nil(refreshed.refresh_token)
+      local _, second = token(emu, "grant_type=authorization_code&client_id=emulator-client-id"
+        .. "&client_secret=emulator-client-secret&code=" .. emu:grant_code().code)
+      assert.is_string(second.refresh_token)
+      assert.not_equal(body.refresh_token, second.refresh_token)
+      -- the client is checked, and an unknown code is refused
+      local _, wrong = token(emu, "grant_type=authorization_code&client_id=emulator-client-id"
+        .. "&client_secret=wrong&code=" .. emu:grant_code().code)
+      assert.same({ error = "invalid_client" }, wrong)
+      local _, unknown = token(emu, "grant_type=authorization_code&client_id=emulator-client-id"
+        .. "&client_secret=emulator-client-secret&code=1000.nope.nope")
+      assert.same({ error = "invalid_code" }, unknown)
+    end)
+
+    it("checks redirect_uri when the code was given one, and expires codes after --grant-ttl", function()
+      local e = emulator.start { "--grant-ttl", "1" }
+      local CODE = "grant_type=authorization_code&client_id=emulator-client-id"
+        .. "&client_secret=emulator-client-secret&code="
+      local c1 = e:grant_code("http://127.0.0.1:9/cb").code
+      local _, b1 = token(e, CODE .. c1 .. "&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fother")
+      local c2 = e:grant_code("http://127.0.0.1:9/cb").code
+      local _, b2 = token(e, CODE .. c2 .. "&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb")
+      local c3 = e:grant_code().code
+      os.execute("sleep 1.2")        -- past its 1 s life, on the emulator's own clock
+      local _, b3 = token(e, CODE .. c3)
+      e:stop()
+      assert.same({ error = "invalid_redirect_uri" }, b1)
+      assert.is_string(b2.refresh_token)
+      assert.same({ error = "invalid_code" }, b3)
+    end)
+
+    it("revokes an issued refresh token and its access tokens, not the others", function()
+      local _, issued = token(emu, "grant_type=authorization_code&client_id=emulator-client-id"
+        .. "&client_secret=emulator-client-secret&code=" .. emu:grant_code().code)
+      local _, other = token(emu, FORM)
+      local status, text = emu:request("POST", "/oauth/v2/token/revoke?token=" .. issued.refresh_token)
+      assert.equal(200, status)
+      assert.same({ status = "success" }, cjson.decode(text))
+      assert.equal(401, (call(emu, "GET", "/crm/v8/settings/profiles", nil,
+        { auth = "Zoho-oauthtoken " .. issued.access_token })))
+      assert.same({ error = "invalid_code" },
+        select(2, token(emu, (FORM:gsub("emulator%-refresh%-token", issued.refresh_token)))))
+      assert.equal(400, (emu:request("POST", "/oauth/v2/token/revoke?token=" .. issued.refresh_token)))
+      assert.equal(200, (call(emu, "GET", "/crm/v8/settings/profiles", nil,
+        { auth = "Zoho-oauthtoken " .. other.access_token })))
+      assert.is_string(select(2, token(emu, FORM)).access_token)
     end)
 
     it("forgets revoked refresh tokens", function()

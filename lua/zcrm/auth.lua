@@ -109,25 +109,27 @@ local function note_refresh(o)
   return true
 end
 
--- Runs inside an operation: one refresh request, its answer read and stored.
-local function refresh(client)
-  local o = client.oauth
-  local ok, lerr = note_refresh(o)
-  if not ok then return nil, lerr end
-  client.token_refreshes = client.token_refreshes + 1
-  local body = table.concat({
-    "grant_type=refresh_token",
-    "client_id=" .. core.url_escape(o.client_id),
-    "client_secret=" .. core.url_escape(o.client_secret),
-    "refresh_token=" .. core.url_escape(o.refresh_token),
-  }, "&")
-  local status, raw = coroutine.yield("http", {
-    method = "POST", url = o.accounts_url .. "/oauth/v2/token", body = body,
+-- A form body (application/x-www-form-urlencoded) of `fields`, a list of {name, value}.
+local function form(fields)
+  local parts = {}
+  for i, f in ipairs(fields) do parts[i] = f[1] .. "=" .. core.url_escape(f[2]) end
+  return table.concat(parts, "&")
+end
+
+-- One POST to the accounts server, from inside an operation: status, body
+-- text, or nil, err when no answer came.
+local function post_accounts(client, url, body)
+  return coroutine.yield("http", {
+    method = "POST", url = url, body = body,
     headers = { "Content-Type: application/x-www-form-urlencoded", "Accept: application/json" },
     timeout = client.request_timeout, connect_timeout = client.connect_timeout,
     bypass_limit = true, -- the accounts server is not the CRM API's concurrency pool
   })
-  if status == nil then return nil, raw end
+end
+
+-- The token endpoint's answer as a table holding a valid access token, or
+-- nil, err. `what` names the request in messages ("token refresh").
+local function token_answer(client, status, raw, what)
   local doc = cjson.decode(raw or "")
   if type(doc) ~= "table" then
     return nil, auth_error("UNEXPECTED_RESPONSE",
@@ -144,7 +146,7 @@ local function refresh(client)
     if client:_redact(code) ~= code then code = "UNEXPECTED_RESPONSE" end
     local desc = type(doc.error_description) == "string" and doc.error_description or nil
     return nil, auth_error(code == "Access Denied" and "ACCESS_DENIED" or code,
-      "token refresh failed: " .. code .. (desc and (" (" .. client:_redact(desc) .. ")") or ""),
+      what .. " failed: " .. code .. (desc and (" (" .. client:_redact(desc) .. ")") or ""),
       { status = status, retryable = code == "Access Denied" })
   end
   -- The token goes into a header line: one with CR, LF or spaces is the
@@ -154,11 +156,26 @@ local function refresh(client)
       "token endpoint answered an access token that is not a valid header value",
       { status = status, retryable = false })
   end
+  client:_add_secret(doc.access_token)
+  return doc
+end
+
+-- Runs inside an operation: one refresh request, its answer read and stored.
+local function refresh(client)
+  local o = client.oauth
+  local ok, lerr = note_refresh(o)
+  if not ok then return nil, lerr end
+  client.token_refreshes = client.token_refreshes + 1
+  local status, raw = post_accounts(client, o.accounts_url .. "/oauth/v2/token", form {
+    { "grant_type", "refresh_token" }, { "client_id", o.client_id },
+    { "client_secret", o.client_secret }, { "refresh_token", o.refresh_token } })
+  if status == nil then return nil, raw end
+  local doc, derr = token_answer(client, status, raw, "token refresh")
+  if not doc then return nil, derr end
   local ttl = lifetime(doc)
   o.access_token = doc.access_token
   o.ttl = ttl
   o.expires_at = core.now() + ttl
-  client:_add_secret(doc.access_token)
   -- The client's own api_domain came from its dc and environment (or was given
   -- explicitly), so an answer naming another one is not followed: a sandbox
   -- client must not drift to production.
@@ -193,6 +210,52 @@ function M.access_token(client)
     if core.now() < o.expires_at - margin then return o.access_token end
   end
   return client._engine:single_flight(TOKEN_EVENT, "token refresh", refresh, keep_current)
+end
+
+--- Exchanges a grant code for a refresh token (Zoho's "Step 3: Generating
+-- Access and Refresh Tokens"): `grant_type=authorization_code`. An operation:
+-- runs inside the engine. The tokens become secrets of `client` (redacted
+-- from its errors and logs).
+-- @tparam table client
+-- @tparam string accounts_url the accounts server
+-- @tparam table p `client_id`, `client_secret`, `code`, optional `redirect_uri`
+-- @treturn table|nil `{ access_token =, refresh_token =, api_domain =, expires_in = }`,
+-- or nil and a `zcrm.error` (kind "auth": `invalid_code`, `invalid_client`...)
+function M.exchange_code(client, accounts_url, p)
+  for _, s in ipairs { p.client_secret, p.code } do client:_add_secret(s) end
+  local fields = { { "grant_type", "authorization_code" }, { "client_id", p.client_id },
+    { "client_secret", p.client_secret }, { "code", p.code } }
+  if p.redirect_uri then fields[#fields + 1] = { "redirect_uri", p.redirect_uri } end
+  local status, raw = post_accounts(client, accounts_url .. "/oauth/v2/token", form(fields))
+  if status == nil then return nil, raw end
+  local doc, err = token_answer(client, status, raw, "code exchange")
+  if not doc then return nil, err end
+  if not core.check_token(doc.refresh_token, "refresh_token") then
+    return nil, auth_error("UNEXPECTED_RESPONSE", "the code exchange answered no valid refresh token",
+      { status = status })
+  end
+  client:_add_secret(doc.refresh_token)
+  return { access_token = doc.access_token, refresh_token = doc.refresh_token,
+           api_domain = type(doc.api_domain) == "string" and doc.api_domain or nil, expires_in = lifetime(doc) }
+end
+
+--- Revokes a refresh token (and its access tokens) at the accounts server:
+-- `POST /oauth/v2/token/revoke?token=T`. An operation.
+-- @tparam table client
+-- @tparam string accounts_url
+-- @tparam string token the refresh token
+-- @treturn true|false|nil true when revoked, false when the server does not
+-- know the token (revoked already, or expired), or nil and a `zcrm.error`
+function M.revoke(client, accounts_url, token)
+  client:_add_secret(token)
+  local status, raw = post_accounts(client, accounts_url .. "/oauth/v2/token/revoke?token=" .. core.url_escape(token), "")
+  if status == nil then return nil, raw end
+  local doc = cjson.decode(raw or "")
+  if type(doc) == "table" and status == 200 and doc.status == "success" then return true end
+  if type(doc) == "table" and (doc.error == "invalid_token" or doc.error == "invalid_code") then return false end
+  return nil, auth_error("UNEXPECTED_RESPONSE", string.format("token revocation answered HTTP %d%s", status,
+    type(doc) == "table" and type(doc.error) == "string" and doc.error:match("^[%w_ ]+$") and (": " .. doc.error) or ""),
+    { status = status, retryable = status >= 500 })
 end
 
 --- Forgets `token` after the server refused it, unless a newer one is in use.

@@ -341,6 +341,11 @@ config.install {
               print_invalid = function(faults) print_invalid({}, faults) end },
 }
 
+-- The access report (cli/report.lua) and login, logout (cli/login.lua).
+for _, room in ipairs { "zcrm.cli.report", "zcrm.cli.login" } do
+  require(room).install { commands = COMMANDS, flags = COMMAND_FLAGS, help = HELP }
+end
+
 -- 'unknown command "aply"; did you mean "apply"?': `what` names the word
 -- ("unknown command", "no command"), `names` the words it could have been
 -- besides the commands; the nearest is suggested when one is close.
@@ -354,7 +359,9 @@ end
 
 local function command_help(command)
   out(HELP[command])
-  if command ~= "validate" and command ~= "emulator" then out("\n", CONNECTION_HELP) end
+  if not ({ validate = true, emulator = true, login = true, logout = true })[command] then
+    out("\n", CONNECTION_HELP)
+  end
   return EXIT_OK
 end
 

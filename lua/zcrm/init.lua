@@ -89,6 +89,8 @@ Client._ops = {
   request = modules.request,
   _send_update = modules.send_update,
   _send_updates = modules.send_updates,
+  _exchange_code = auth.exchange_code,  -- zcrm login
+  _revoke_token = auth.revoke,          -- zcrm logout
 }
 
 for name in pairs(Client._ops) do
@@ -339,6 +341,14 @@ end
 -- @tparam[opt] table opts `out`: also write the plan file there (mode 0600, no symlink followed)
 -- @treturn table|nil the plan (a list of entries), or nil and a `zcrm.error`
 Client.export = export.export
+
+--- The access matrix: every custom module by every profile, read through
+-- the API. See `zcrm.report` (compare, html).
+-- @function Client:report
+-- @tparam[opt] table opts `org`: the org's name to show
+-- @treturn table|nil `{ org =, api_domain =, read_at =, profiles =, modules = }`,
+-- or nil and a `zcrm.error`
+Client.report = require("zcrm.report").report
 
 --- The exact change set that applying `plan` would make, read from the live
 -- state: per module the values before, after, and the request body.

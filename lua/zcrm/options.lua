@@ -7,6 +7,7 @@
 local core = require "zcrm.core"
 local dc = require "zcrm.dc"
 local util = require "zcrm.util"
+local store = require "zcrm.store"
 
 local M = {}
 
@@ -41,6 +42,8 @@ local M = {}
 -- @tfield integer max_read_bytes the most answer bytes one read may gather,
 -- across its pages (default 16 MiB)
 -- @tfield boolean env false: ignore the ZOHO_* environment variables
+-- @tfield string org a stored org (`zcrm login --org NAME`; ZCRM_ORG): what
+-- the other options and the ZOHO_* variables leave unset comes from it
 M.CLIENT = {
   api_domain = "string", dc = "string", environment = "string", access_token = "string",
   oauth = "table", version = "string", timeout = "number", connect_timeout = "number",
@@ -48,7 +51,7 @@ M.CLIENT = {
   user_agent = "string", logger = "function|false", max_credits = "number", credit_costs = "table",
   retry_base = "number", retry_max_delay = "number", max_response_bytes = "number",
   max_read_items = "number", max_read_bytes = "number",
-  env = "boolean",
+  env = "boolean", org = "string",
 }
 --- The fields of `oauth` in `zcrm.new`'s options.
 -- @table oauth_options
@@ -129,11 +132,24 @@ local function from_env(opts)
     o.oauth = util.copy(o.oauth)
     o.oauth.accounts_url = getenv("ZOHO_ACCOUNTS_URL")
   end
+  o.org = o.org or getenv("ZCRM_ORG")
   o.dc = o.dc or getenv("ZOHO_DC")
   o.environment = o.environment or getenv("ZOHO_ENVIRONMENT")
   if not o.api_domain and not opts.dc and not opts.environment then
     o.api_domain = getenv("ZOHO_API_DOMAIN")
   end
+  return o
+end
+
+-- A stored org comes last: options, then the ZOHO_* variables, then the
+-- org fill what is unset. Its accounts server goes with its refresh token.
+local function with_org(opts)
+  local org, err = store.get(opts.org)
+  if not org then return nil, err end
+  local o = util.copy(opts)
+  local stored = store.options(org)
+  if not (o.access_token or o.oauth) then o.oauth = stored.oauth end
+  if not (o.api_domain or o.dc or o.environment) then o.api_domain = stored.api_domain end
   return o
 end
 
@@ -210,6 +226,11 @@ function M.client(opts, defaults)
   if not message and opts.oauth then message, field = M.check_types(opts.oauth, M.OAUTH, "oauth.") end
   if message then return nil, config_error(message, field) end
   opts = from_env(opts)
+  if opts.org then
+    local with, oerr = with_org(opts)
+    if not with then return nil, oerr end
+    opts = with
+  end
   for _, k in ipairs { "ca_file", "proxy", "api_domain" } do
     local ok, perr = M.check_path(opts[k], k, "config")
     if not ok then return nil, perr end

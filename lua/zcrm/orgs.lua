@@ -23,6 +23,7 @@ local function orgs_error(code, message, details)
 end
 
 --- check(orgs) -> true, or nil, err: a non-empty list of { name =, options = }
+-- (or { name =, org = <a stored org> })
 -- with distinct names.
 function M.check(orgs)
   if type(orgs) ~= "table" or #orgs == 0 then
@@ -30,9 +31,12 @@ function M.check(orgs)
   end
   local seen = {}
   for i, org in ipairs(orgs) do
+    -- An entry may name an org stored by `zcrm login` instead of giving
+    -- options: { name = "emea", org = "emea" } reads as options = { org = "emea" }.
+    if type(org) == "table" and org.options == nil and type(org.org) == "string" then org.options = { org = org.org } end
     if type(org) ~= "table" or type(org.name) ~= "string" or org.name == "" or type(org.options) ~= "table" then
-      return nil, orgs_error("INVALID_ORGS", string.format("orgs[%d] needs a name (a string) and options (a table)", i),
-        { index = i })
+      return nil, orgs_error("INVALID_ORGS", string.format(
+        "orgs[%d] needs a name (a string) and options (a table) or org (a stored org's name)", i), { index = i })
     end
     if not org.name:match("^[%w_.-]+$") then
       return nil, orgs_error("INVALID_ORGS", string.format(

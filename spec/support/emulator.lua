@@ -136,6 +136,11 @@ function Emu:stats() return hook(self, "GET", "stats") end
 function Emu:state() return hook(self, "GET", "state") end
 function Emu:reset() hook(self, "POST", "reset") end
 function Emu:expire_tokens() hook(self, "POST", "expire-tokens") end
+--- A grant code, once, for --grant-ttl seconds: `{ code = "1000.…" }`;
+--- with redirect_uri, the exchange must name the same one.
+function Emu:grant_code(redirect_uri)
+  return hook(self, "POST", "grant-code", redirect_uri and cjson.encode { redirect_uri = redirect_uri } or nil)
+end
 
 --- Wait until no API request is in flight on the server: an answer the
 --- client gave up on (a "slow" fault, 5 s against a shorter timeout) still

@@ -15,8 +15,10 @@ Connection (flags win over --config, which wins over the environment):
                       return { dc = "eu", oauth = { client_id = "...", client_secret = "...",
                                refresh_token = "..." } }   (chmod 600 when it holds secrets)
   --access-token T    discouraged: other users can read it in the process list
+  --org NAME          an org stored by zcrm login                   (ZCRM_ORG)
 Credentials otherwise come from ZOHO_ACCESS_TOKEN, or from ZOHO_CLIENT_ID,
-ZOHO_CLIENT_SECRET and ZOHO_REFRESH_TOKEN (ZOHO_ACCOUNTS_URL for the accounts server).
+ZOHO_CLIENT_SECRET and ZOHO_REFRESH_TOKEN (ZOHO_ACCOUNTS_URL for the accounts server),
+then from the named org (the org "default" when none is named and it is stored).
 ]]
 
 local HELP = {
@@ -105,7 +107,7 @@ Its access token is "emulator-token".
 
 -- Flags each command takes: name -> "boolean" or "value".
 local CONNECTION_FLAGS = { ["api-domain"] = "value", dc = "value", environment = "value",
-                           config = "value", ["access-token"] = "value" }
+                           config = "value", ["access-token"] = "value", org = "value" }
 local COMMAND_FLAGS = {
   apply = { ["dry-run"] = "boolean", diff = "boolean", ["no-diff"] = "boolean", journal = "value",
             undo = "value", concurrency = "value", json = "boolean", yes = "boolean",

@@ -4,6 +4,7 @@
 local zcrm = require "zcrm"
 local core = require "zcrm.core"
 local orgs_mod = require "zcrm.orgs"
+local store = require "zcrm.store"
 local term = require "zcrm.cli.term"
 
 local M = {}
@@ -74,6 +75,7 @@ local function client_options(flags)
     opts.oauth = nil
   end
   if flags.concurrency then opts.concurrency = math.tointeger(tonumber(flags.concurrency)) end
+  opts.org = flags.org or opts.org or store.default_org()
   return opts
 end
 

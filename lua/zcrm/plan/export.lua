@@ -38,6 +38,8 @@ local function read_custom_modules(client)
   return custom
 end
 
+M.read_custom_modules = read_custom_modules
+
 --- export(client [, opts]) -> plan (a list of entries), or nil, err.
 -- opts.out: also write the plan file there (mode 0600, written whole and
 -- renamed into place, never through a symbolic link at the path).

@@ -1,0 +1,84 @@
+-- Running bin/zcrm as a user does, from specs: in a clean environment, with
+-- its exit code, standard output and standard error.
+--
+--   local cli = require "spec.support.cli"
+--   local code, out, err = cli.run({ "report", "--json" }, { ZOHO_API_DOMAIN = emu.url, ... })
+--   local code, screen = cli.run_dialog({ "login" }, env, { { "Prompt: ", "answer" }, ... })  -- on a terminal
+local files = require "spec.support.files"
+
+local M = {}
+
+local quote = require("spec.support.emulator").quote
+M.quote = quote
+
+-- Reads a captured output file and removes it.
+local function slurp(path)
+  local s = files.read(path) or ""
+  os.remove(path)
+  return s
+end
+
+--- The shell command that runs bin/zcrm with `args` in a clean environment plus `env`.
+function M.command(args, env)
+  local parts = { "env -i", "PATH=" .. quote(os.getenv("PATH") or "/usr/bin:/bin") }
+  for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. quote(v) end
+  if os.getenv("ZCRM_COVERAGE_DIR") then -- make coverage counts the command too
+    for _, k in ipairs { "LUA_INIT_5_4", "ZCRM_COVERAGE_DIR", "ZCRM_COVERAGE_CORE" } do
+      parts[#parts + 1] = k .. "=" .. quote(os.getenv(k) or "")
+    end
+  end
+  parts[#parts + 1] = "bin/zcrm"
+  for _, a in ipairs(args) do parts[#parts + 1] = quote(a) end
+  return table.concat(parts, " ")
+end
+
+--- Runs bin/zcrm; returns exit code, stdout, stderr.
+function M.run(args, env)
+  local out, err = os.tmpname(), os.tmpname()
+  local _, _, code = os.execute(M.command(args, env) .. " </dev/null >" .. out .. " 2>" .. err)
+  return code, slurp(out), slurp(err)
+end
+
+local function sleep(s) os.execute("sleep " .. s) end
+
+-- Waits until the file at `path` holds `text` (after byte `from`); raises
+-- after 20 s: the command is stuck, not slow.
+local function wait_for(path, text, from)
+  for _ = 1, 400 do
+    local s = files.read(path) or ""
+    local at = s:find(text, from or 1, true)
+    if at then return at + #text end
+    sleep(0.05)
+  end
+  error(string.format("%q never appeared; the terminal showed: %s", text, files.read(path) or ""), 3)
+end
+
+--- Runs bin/zcrm on a pseudo-terminal and answers its prompts: each step
+-- `{ prompt, answer }` types `answer` and Enter once `prompt` has appeared
+-- (after the previous one), as a person would. Returns exit code and
+-- everything the terminal showed. `after`, a shell command, runs on the same
+-- terminal once bin/zcrm has ended (the exit code is then its).
+function M.run_dialog(args, env, steps, after)
+  local dir = files.tmpdir()
+  local fifo, screen, rcfile = dir .. "/in", dir .. "/screen", dir .. "/rc"
+  assert(os.execute("mkfifo " .. quote(fifo)))
+  -- `script` keeps reading its input after the command ends; `sleep` holds
+  -- the FIFO open until the last answer is typed.
+  assert(os.execute(string.format("( script -qec %s /dev/null <%s >%s 2>&1; echo $? >%s ) &",
+    quote(M.command(args, env) .. (after and ("; " .. after) or "")), quote(fifo), quote(screen), quote(rcfile))))
+  local typing = assert(io.open(fifo, "w"))
+  local from = 1
+  for _, step in ipairs(steps) do
+    from = wait_for(screen, step[1], from)
+    typing:write(step[2], "\n")
+    typing:flush()
+  end
+  wait_for(rcfile, "\n")
+  typing:close()
+  local code = tonumber(files.read(rcfile))
+  local shown = files.read(screen) or ""
+  files.remove_tree(dir)
+  return code, shown
+end
+
+return M
