@@ -250,6 +250,8 @@ typedef struct request {
 } request;
 
 /* runtime.c */
+#define EMU_FILE_MAX (256L * 1024 * 1024)   /* --state, --tls-cert, --tls-key */
+#define EMU_FILE_MAX_TEXT "256 MiB"
 int emu_open (emu *e, char *err, size_t errlen);
 void emu_close (emu *e);
 void emu_sleep_ms (emu *e, long ms);

@@ -290,6 +290,11 @@ describe("zcrm-emulator", function()
         "$.modules[0].plural_label" },
       { "an underscore", { singular_label = "Asset_Item" }, "INVALID_DATA", "singular_label",
         "$.modules[0].singular_label" },
+      -- cJSON ends a string at \u0000: "Assets\0x" was checked and stored as "Assets"
+      { "a NUL in a label", { plural_label = "Assets\0x" }, "INVALID_DATA", "plural_label",
+        "$.modules[0].plural_label" },
+      { "a label that is only a NUL", { singular_label = "\0" }, "INVALID_DATA", "singular_label",
+        "$.modules[0].singular_label" },
       { "an empty label", { plural_label = "" }, "INVALID_DATA", "plural_label", "$.modules[0].plural_label" },
       { "a label that is not a string", { plural_label = 12 }, "INVALID_DATA", "plural_label",
         "$.modules[0].plural_label" },
@@ -1151,6 +1156,44 @@ describe("zcrm-emulator", function()
       os.remove(path)
       assert.is_false(ok)
       assert.matches("not a state file", err)
+    end)
+  end)
+
+  describe("files given on the command line", function()
+    -- a FIFO blocked the start (with SIGTERM masked, for the TLS files) and
+    -- /dev/zero was read until memory ran out: only regular files are read
+    local dir
+    before_each(function() dir = files.tmpdir() end)
+    after_each(function() files.remove_tree(dir) end)
+
+    local function refused(args, why)
+      local ok, err = pcall(emulator.start, args)
+      if ok then err:stop() end
+      assert.is_false(ok, "started with " .. table.concat(args, " "))
+      assert.matches("exit 1", err, 1, true)
+      assert.matches(why, err, 1, true)
+    end
+
+    local function kinds()
+      local fifo, big, plain = dir .. "/fifo", dir .. "/big", dir .. "/plain.pem"
+      assert.truthy(os.execute("mkfifo " .. q(fifo)))
+      -- sparse: one byte past the cap takes no disk
+      assert.truthy(os.execute("truncate -s " .. (256 * 1024 * 1024 + 1) .. " " .. q(big)))
+      local f = assert(io.open(plain, "w")); f:write("not a PEM\n"); f:close()
+      return { { fifo, "not a regular file" }, { "/dev/zero", "not a regular file" },
+               { dir, "not a regular file" }, { big, "larger than 256 MiB" } }, plain
+    end
+
+    it("refuses a --state that is a FIFO, a device, a directory or larger than 256 MiB", function()
+      for _, k in ipairs((kinds())) do refused({ "--state", k[1] }, "cannot read " .. k[1] .. ": " .. k[2]) end
+    end)
+
+    it("refuses a --tls-cert or --tls-key that is a FIFO, a device, a directory or too large", function()
+      local list, plain = kinds()
+      for _, k in ipairs(list) do
+        refused({ "--tls-cert", k[1], "--tls-key", plain }, "cannot read --tls-cert " .. k[1] .. ": " .. k[2])
+        refused({ "--tls-cert", plain, "--tls-key", k[1] }, "cannot read --tls-key " .. k[1] .. ": " .. k[2])
+      end
     end)
   end)
 
