@@ -160,6 +160,8 @@ typedef struct emu_config {
   size_t max_body;
   unsigned idle_timeout;
   unsigned max_connections;
+  unsigned max_client_connections; /* per address; 0: max_connections / 4 */
+  unsigned header_timeout;        /* seconds to a first request's headers; 0: off */
   int verbose;
   int no_batch;                   /* --no-batch: PUT /settings/modules is a wrong method */
 } emu_config;
@@ -208,6 +210,7 @@ void stats_write (stats *s, jbuf *b, long long budget);
 
 typedef struct auth_state auth_state;
 typedef struct fault_state fault_state;
+typedef struct conn_guard conn_guard;
 
 typedef struct emu {
   emu_config cfg;
@@ -223,6 +226,7 @@ typedef struct emu {
   pthread_cond_t stop_cond;
   int stopping;
   char *tls_pem[2];               /* certificate and key, for MHD */
+  conn_guard *guard;              /* server.c: the header guard */
 } emu;
 
 typedef struct reply {
@@ -324,7 +328,7 @@ void faults_transform (const fault *ft, reply *r);
 /* server.c */
 struct MHD_Daemon;
 struct MHD_Daemon *server_start (emu *e, char *err, size_t errlen);
-void server_stop (struct MHD_Daemon *d);
+void server_stop (emu *e, struct MHD_Daemon *d);
 
 /* }================================================================== */
 

@@ -1159,6 +1159,65 @@ describe("zcrm-emulator", function()
     end)
   end)
 
+  describe("slow clients", function()
+    local socket = require "socket"
+
+    -- n connections from `from` (another loopback address) that send part
+    -- of a request's headers and then nothing more
+    local function slow_connections(emu, n, from)
+      local list = {}
+      for i = 1, n do
+        local s = assert(socket.tcp())
+        assert(s:bind(from, 0))
+        s:settimeout(5)
+        if s:connect("127.0.0.1", emu.port) then
+          s:send("GET /crm/v8/settings/modules HTTP/1.1\r\nHost: x\r\n")
+          list[#list + 1] = s
+        else
+          s:close()
+        end
+        list.tried = i
+      end
+      return list
+    end
+
+    local function close_all(list) for _, s in ipairs(list) do s:close() end end
+
+    it("cannot take every connection from one address: the others are still answered", function()
+      -- 1,000 (the default cap) stalled connections starved every other client
+      local e = emulator.start { "--max-connections", "40" }
+      local slow = slow_connections(e, 45, "127.0.0.2")
+      local status = call(e, "GET", "/crm/v8/settings/profiles", nil, { timeout = 20 })
+      close_all(slow)
+      e:stop()
+      assert.equal(200, status)
+    end)
+
+    it("is cut when its first request's headers trickle in past --header-timeout", function()
+      local e = emulator.start { "--header-timeout", "1", "--idle-timeout", "60" }
+      local s = assert(socket.tcp())
+      s:settimeout(30)
+      assert(s:connect("127.0.0.1", e.port))
+      -- one header byte at a time: each one restarts the idle timeout,
+      -- but not the header timeout; wait for the server to hang up
+      local header, cut = "GET /crm/v8/settings/modules HTTP/1.1\r\nX-Slow: " .. string.rep("a", 200), false
+      for i = 1, #header do
+        if not s:send(header:sub(i, i)) then cut = true break end
+        local r = socket.select({ s }, nil, 0.25)
+        if r[1] then
+          local _, err = s:receive(1)
+          if err == "closed" then cut = true break end
+        end
+      end
+      s:close()
+      -- a client that sends its request at once is answered as ever
+      local status = call(e, "GET", "/crm/v8/settings/profiles")
+      e:stop()
+      assert.is_true(cut, "the connection was never cut")
+      assert.equal(200, status)
+    end)
+  end)
+
   describe("files given on the command line", function()
     -- a FIFO blocked the start (with SIGTERM masked, for the TLS files) and
     -- /dev/zero was read until memory ran out: only regular files are read
