@@ -116,6 +116,19 @@ describe("zcrm.luv", function()
     handle:detach()
   end)
 
+  it("wakes a task waiting on the client with CLOSED when the client closes", function()
+    local client = new_client(emu)
+    local handle = zluv.attach(client)
+    local got
+    handle:run(function() got = table.pack(client:get_modules()) end)
+    assert.is_nil(got)                      -- the task waits on the loop
+    client:close()
+    assert.is_true(run_loop(10))
+    assert.is_nil(got[1])
+    assert.equal("CLOSED", got[2].code)
+    handle:detach()
+  end)
+
   it("hands an error raised in a task to the error handler and still runs the tasks resumed with it", function()
     local client = new_client(emu)
     local errors = {}

@@ -37,6 +37,7 @@ function Handle:detach()
   local e = self.client._engine
   if e.wake_host == self.wake then e.wake_host = nil end
   if e.host_wait == self.host_wait then e.host_wait = nil end
+  if e.close_host == self.close_host then e.close_host = nil end
   for _, h in ipairs { self.poll, self.timer } do
     if not h:is_closing() then h:close() end
   end
@@ -97,7 +98,7 @@ function M.attach(client, uv, opts)
     waiting = {},                               -- tasks waiting for the loop
     on_error = on_error, errors = {},           -- what tasks resumed by the loop raised
   }, Handle)
-  local polling, max_wait = false, nil
+  local polling, max_wait, closed = false, nil, false
   local drive
 
   -- Watches the descriptor and sets the timer while anything is pending;
@@ -112,7 +113,7 @@ function M.attach(client, uv, opts)
       if #self.waiting == 0 then self.timer:stop(); return end
       t = max_wait
     end
-    if not polling then self.poll:start("r", drive); polling = true end
+    if not polling and not closed then self.poll:start("r", drive); polling = true end
     if t then self.timer:start(math.ceil(t * 1000), 0, drive) else self.timer:stop() end
   end
 
@@ -142,8 +143,16 @@ function M.attach(client, uv, opts)
     return true
   end
 
+  -- The client closes: stop watching its descriptor before it goes (libuv
+  -- must never poll a closed one); waiting tasks are resumed by the timer
+  -- and find their requests CLOSED.
+  function self.close_host()
+    closed = true
+    if polling then self.poll:stop(); polling = false end
+  end
+
   self.wake = rearm
-  engine.wake_host, engine.host_wait = rearm, self.host_wait
+  engine.wake_host, engine.host_wait, engine.close_host = rearm, self.host_wait, self.close_host
   rearm()
   return self
 end
