@@ -1164,13 +1164,13 @@ describe("zcrm-emulator", function()
 
     -- n connections from `from` (another loopback address) that send part
     -- of a request's headers and then nothing more
-    local function slow_connections(emu, n, from)
+    local function slow_connections(e, n, from)
       local list = {}
       for i = 1, n do
         local s = assert(socket.tcp())
         assert(s:bind(from, 0))
         s:settimeout(5)
-        if s:connect("127.0.0.1", emu.port) then
+        if s:connect("127.0.0.1", e.port) then
           s:send("GET /crm/v8/settings/modules HTTP/1.1\r\nHost: x\r\n")
           list[#list + 1] = s
         else

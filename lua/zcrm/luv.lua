@@ -124,8 +124,8 @@ function M.attach(client, uv, opts)
     if #waiting > 0 then
       self.waiting, max_wait = {}, nil
       for _, co in ipairs(waiting) do
-        local ok, err = coroutine.resume(co)
-        if not ok then self:_failed(co, err) end
+        local ok, raised = coroutine.resume(co)
+        if not ok then self:_failed(co, raised) end
       end
     end
     rearm()
