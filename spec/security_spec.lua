@@ -456,5 +456,7 @@ describe("untrusted text on a terminal", function()
       util.escape_untrusted("a\nb\tc\127\u{85}\u{200f}\u{202a}\u{2069}\x9b\xff \u{e9}\u{65e5}"))
     -- the streams' last guard keeps only zcrm's own newlines and colours
     assert.equal("\27[31mred\27[0m\n\\x1B[2J\\u{202E}", util.terminal_text("\27[31mred\27[0m\n\27[2J\u{202e}"))
+    -- and no colour it does not write itself: conceal (8) hid what followed
+    assert.equal("\\x1B[8mhidden \\x1B[1;31mx\27[1m", util.terminal_text("\27[8mhidden \27[1;31mx\27[1m"))
   end)
 end)

@@ -106,16 +106,24 @@ end
 --- printable(s) -> M.escape_untrusted(s) (its older name).
 M.printable = M.escape_untrusted
 
+-- The colour sequences zcrm itself writes (cli/term.lua's paint): reset,
+-- bold, dim, red, green, yellow. No other (conceal, ESC[8m, among them).
+local OWN_SGR = { ["\27[0m"] = true, ["\27[1m"] = true, ["\27[2m"] = true,
+                  ["\27[31m"] = true, ["\27[32m"] = true, ["\27[33m"] = true }
+
 --- terminal_text(s) -> the last guard of zcrm's own output streams: `s`
--- with newlines, tabs and colour (SGR) sequences kept and everything else
--- M.escape_untrusted escapes escaped. It lets zcrm's layout through, so
+-- with newlines, tabs and zcrm's own colour sequences kept and everything
+-- else M.escape_untrusted escapes escaped. It lets zcrm's layout through, so
 -- untrusted text must already have gone through M.escape_untrusted (which
 -- leaves no newline and no ESC) before it is put into `s`.
 function M.terminal_text(s)
   local parts, pos = {}, 1
   while true do
     local from, to = s:find("[\n\t]", pos)
-    local sgr_from, sgr_to = s:find("\27%[[%d;]*m", pos)
+    local sgr_from, sgr_to = s:find("\27%[%d*m", pos)
+    while sgr_from and not OWN_SGR[s:sub(sgr_from, sgr_to)] do
+      sgr_from, sgr_to = s:find("\27%[%d*m", sgr_to + 1)
+    end
     if sgr_from and (not from or sgr_from < from) then from, to = sgr_from, sgr_to end
     parts[#parts + 1] = M.escape_untrusted(s:sub(pos, (from or 0) - 1))
     if not from then break end
