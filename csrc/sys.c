@@ -120,11 +120,12 @@ static int zc_fsync(lua_State *L) {
 }
 
 /***
- * The permission bits of a file (stat, so a link is followed here: it only
- * reads the mode).
+ * The permission bits of a file, and whether the effective user owns it
+ * (stat, so a link is followed here: it only reads the mode).
  * @function file_mode
  * @tparam string path
  * @treturn integer|nil the bits (e.g. 0x180 for 0600), or nil and an error object
+ * @treturn boolean true when the file's owner is the effective user
  */
 static int zc_file_mode(lua_State *L) {
   const char *path = zc_path_arg(L, 1);
@@ -132,7 +133,8 @@ static int zc_file_mode(lua_State *L) {
   if (path == NULL) return 2;
   if (stat(path, &st) != 0) return zc_fail_errno(L, "cannot stat", path, errno);
   lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
-  return 1;
+  lua_pushboolean(L, st.st_uid == geteuid());
+  return 2;
 }
 
 /* The closef of files made by open_file (liolib's io_fclose). */

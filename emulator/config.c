@@ -26,4 +26,5 @@ void emu_config_defaults (emu_config *c) {
   c->max_body = 1048576;
   c->idle_timeout = 30;
   c->max_connections = 1000;
+  c->header_timeout = 10;
 }

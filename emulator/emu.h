@@ -161,6 +161,8 @@ typedef struct emu_config {
   size_t max_body;
   unsigned idle_timeout;
   unsigned max_connections;
+  unsigned max_client_connections; /* per address; 0: max_connections / 4 */
+  unsigned header_timeout;        /* seconds to a first request's headers; 0: off */
   int verbose;
   int no_batch;                   /* --no-batch: PUT /settings/modules is a wrong method */
 } emu_config;
@@ -209,6 +211,7 @@ void stats_write (stats *s, jbuf *b, long long budget);
 
 typedef struct auth_state auth_state;
 typedef struct fault_state fault_state;
+typedef struct conn_guard conn_guard;
 
 typedef struct emu {
   emu_config cfg;
@@ -224,6 +227,7 @@ typedef struct emu {
   pthread_cond_t stop_cond;
   int stopping;
   char *tls_pem[2];               /* certificate and key, for MHD */
+  conn_guard *guard;              /* server.c: the header guard */
 } emu;
 
 typedef struct reply {
@@ -252,6 +256,8 @@ typedef struct request {
 } request;
 
 /* runtime.c */
+#define EMU_FILE_MAX (256L * 1024 * 1024)   /* --state, --tls-cert, --tls-key */
+#define EMU_FILE_MAX_TEXT "256 MiB"
 int emu_open (emu *e, char *err, size_t errlen);
 void emu_close (emu *e);
 void emu_sleep_ms (emu *e, long ms);
@@ -325,7 +331,7 @@ void faults_transform (const fault *ft, reply *r);
 /* server.c */
 struct MHD_Daemon;
 struct MHD_Daemon *server_start (emu *e, char *err, size_t errlen);
-void server_stop (struct MHD_Daemon *d);
+void server_stop (emu *e, struct MHD_Daemon *d);
 
 /* }================================================================== */
 

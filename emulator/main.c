@@ -41,6 +41,10 @@ static const char usage[] =
 "  --max-body BYTES        larger request bodies get 413 (default 1048576)\n"
 "  --idle-timeout S        close idle connections after S seconds (default 30)\n"
 "  --max-connections N     simultaneous connections (default 1000)\n"
+"  --max-client-connections N  simultaneous connections from one address\n"
+"                          (default: a quarter of --max-connections)\n"
+"  --header-timeout S      cut a connection whose first request's headers\n"
+"                          are not in after S seconds; 0: off (default 10)\n"
 "  --no-batch              answer the batch PUT /settings/modules as a wrong\n"
 "                          method, as a server without it would\n"
 "  --verbose               log each request to stderr\n"
@@ -87,6 +91,7 @@ static const struct numopt {
   { "--max-connections", 1, 100000 }, { "--retry-after", 0, 86400 },
   { "--extra-profiles", 0, EXTRA_PROFILES_MAX },
   { "--grant-ttl", 1, 86400 },
+  { "--max-client-connections", 1, 100000 }, { "--header-timeout", 0, 86400 },
 };
 
 /* 1 = a numeric option, set; 0 = not one; -1 = bad value */
@@ -112,7 +117,9 @@ static int numeric (emu_config *c, const char *opt, const char *val) {
     case 11: c->max_connections = (unsigned)n; break;
     case 12: c->retry_after = (int)n; break;
     case 13: c->extra_profiles = (long)n; break;
-    default: c->grant_ttl = (long)n; break;
+    case 14: c->grant_ttl = (long)n; break;
+    case 15: c->max_client_connections = (unsigned)n; break;
+    default: c->header_timeout = (unsigned)n; break;
   }
   return 1;
 }
@@ -195,7 +202,7 @@ int main (int argc, char **argv) {
     return 1;
   }
   if (emu_save(&e) != 0) {        /* a fresh --state file exists at once */
-    server_stop(d);
+    server_stop(&e, d);
     emu_close(&e);
     return 1;
   }
@@ -203,7 +210,7 @@ int main (int argc, char **argv) {
   fflush(stdout);
   while (sigwait(&sigs, &sig) != 0) {}
   emu_stop(&e);
-  server_stop(d);
+  server_stop(&e, d);
   emu_save(&e);
   emu_close(&e);
   return 0;

@@ -107,6 +107,34 @@ static void item_fail (item_out *out, const char *code, const char *api_name,
   reply_write_item_error(out->b, code, api_name, path, extra, message);
 }
 
+/* cJSON ends a string at a \u0000 escape, so a label "Leads\u0000x"
+** would be checked, and stored, as "Leads". Before parsing, each such
+** escape is turned into \u0001 in a copy of the body: a control character
+** that every field refuses (a label: INVALID_DATA, "Special characters",
+** naming the field), where the NUL would have been dropped silently. A
+** backslash pair is skipped whole, so "\\u0000" (a backslash, then
+** "u0000") is left as it is. NULL when there is none (use the body), or a
+** malloc'd copy; *oom on allocation failure. */
+static char *nul_escapes_marked (const char *body, size_t len, int *oom) {
+  char *copy = NULL;
+  size_t i;
+  *oom = 0;
+  for (i = 0; i + 1 < len; i++) {
+    if (body[i] != '\\') continue;
+    if (body[i + 1] == 'u' && i + 5 < len && memcmp(body + i + 2, "0000", 4) == 0) {
+      if (copy == NULL) {
+        copy = (char *)malloc(len + 1);
+        if (copy == NULL) { *oom = 1; return NULL; }
+        memcpy(copy, body, len);
+        copy[len] = '\0';
+      }
+      copy[i + 5] = '1';
+    }
+    i++;                          /* the escaped character */
+  }
+  return copy;
+}
+
 /* Parse the body and check its {"modules":[ 1..limit items ]} frame.
 ** Returns the array, or NULL with r set. *root must be freed by the
 ** caller. */
@@ -125,7 +153,16 @@ static const cJSON *modules_array (const request *q, cJSON **root, int limit,
                 "required field not found");
     return NULL;
   }
-  *root = cJSON_ParseWithLength(q->body, q->len);
+  {
+    int oom;
+    char *marked = nul_escapes_marked(q->body, q->len, &oom);
+    if (oom) {
+      reply_error(r, 500, "INTERNAL_ERROR", "{}", "out of memory");
+      return NULL;
+    }
+    *root = cJSON_ParseWithLength(marked ? marked : q->body, q->len);
+    free(marked);
+  }
   if (*root == NULL) {
     reply_error(r, 400, "INVALID_DATA", "{}",
                 "the request body is not valid JSON");

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,12 +65,24 @@ void emu_stop (emu *e) {
 ** =================================================================== */
 
 /* The whole file, not following a symlink, with a '\0' after its *len
-** bytes; NULL with errno set (ELOOP for a symlink: emu_file_error). */
+** bytes; NULL with errno set (emu_file_error says why). Only a regular
+** file is read: O_NONBLOCK keeps a FIFO from blocking the open, fstat then
+** refuses it, a device (/dev/zero) or a directory (EINVAL); more than
+** EMU_FILE_MAX bytes is EFBIG, checked before and while reading, so a file
+** that grows meanwhile is no way around it. */
 char *emu_read_file (const char *path, size_t *len) {
-  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  struct stat st;
   char *buf = NULL;
   size_t cap = 0, n = 0;
   if (fd < 0) return NULL;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > EMU_FILE_MAX) {
+    int why = errno;
+    if (fstat(fd, &st) == 0) why = !S_ISREG(st.st_mode) ? EINVAL : EFBIG;
+    close(fd);
+    errno = why;
+    return NULL;
+  }
   for (;;) {
     ssize_t got;
     if (n + 65536 + 1 > cap) {
@@ -84,6 +97,7 @@ char *emu_read_file (const char *path, size_t *len) {
     if (got < 0) { int saved = errno; free(buf); close(fd); errno = saved; return NULL; }
     if (got == 0) break;
     n += (size_t)got;
+    if (n > EMU_FILE_MAX) { free(buf); close(fd); errno = EFBIG; return NULL; }
   }
   close(fd);
   buf[n] = '\0';
@@ -93,8 +107,10 @@ char *emu_read_file (const char *path, size_t *len) {
 
 /* Why emu_read_file failed, for "cannot read FILE: ..." */
 const char *emu_file_error (int err) {
-  return err == ELOOP ? "it is a symbolic link, which is not followed"
-                      : strerror(err);
+  if (err == ELOOP) return "it is a symbolic link, which is not followed";
+  if (err == EINVAL) return "not a regular file (a FIFO, device or directory)";
+  if (err == EFBIG) return "larger than " EMU_FILE_MAX_TEXT;
+  return strerror(err);
 }
 
 /* The directory holding path into dir; -1 when it does not fit. */

@@ -1,11 +1,15 @@
 /*
 ** server.c: the HTTP side on libmicrohttpd. One thread per connection,
 ** so --latency-ms, slow answers and drips sleep in their own thread and
-** hold up no one else; keep-alive is MHD's HTTP/1.1 default.
+** hold up no one else; keep-alive is MHD's HTTP/1.1 default. Slow clients
+** cannot starve the others: one address holds at most
+** --max-client-connections, and a connection whose first request's headers
+** are not in after --header-timeout seconds is cut (the header guard).
 */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +35,140 @@ typedef struct drip {
   char *body;
   size_t len;
 } drip;
+
+
+/* {==================================================================
+** The header guard: a connection must send its first request's headers
+** within --header-timeout seconds of being accepted, however it trickles
+** them (--idle-timeout alone restarts at every byte). Connections waiting
+** for their headers are listed; a thread shuts down the socket of one that
+** is late, and libmicrohttpd then closes it as a client that went away.
+** MHD says CLOSED (which unlists) before it closes the descriptor, so the
+** guard never touches a descriptor number reused by another connection.
+** =================================================================== */
+
+typedef struct waiting_conn {
+  struct waiting_conn *prev, *next;
+  int fd;
+  long long since_ms;             /* CLOCK_MONOTONIC, when accepted */
+  int listed, cut;
+} waiting_conn;
+
+struct conn_guard {
+  pthread_mutex_t lock;
+  pthread_cond_t wake;
+  waiting_conn *head;
+  long long limit_ms;
+  int quit, started;
+  pthread_t thread;
+};
+
+static long long mono_ms (void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void unlist (conn_guard *g, waiting_conn *w) {
+  if (!w->listed) return;
+  if (w->prev) w->prev->next = w->next; else g->head = w->next;
+  if (w->next) w->next->prev = w->prev;
+  w->prev = w->next = NULL;
+  w->listed = 0;
+}
+
+static void *guard_main (void *cls) {
+  conn_guard *g = (conn_guard *)cls;
+  pthread_mutex_lock(&g->lock);
+  while (!g->quit) {
+    struct timespec until;
+    long long now = mono_ms();
+    waiting_conn *w;
+    for (w = g->head; w; w = w->next)
+      if (!w->cut && now - w->since_ms >= g->limit_ms) {
+        shutdown(w->fd, SHUT_RDWR);
+        w->cut = 1;
+      }
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += 100 * 1000000L;
+    if (until.tv_nsec >= 1000000000L) { until.tv_sec++; until.tv_nsec -= 1000000000L; }
+    pthread_cond_timedwait(&g->wake, &g->lock, &until);
+  }
+  pthread_mutex_unlock(&g->lock);
+  return NULL;
+}
+
+static void on_connection (void *cls, struct MHD_Connection *c,
+                           void **socket_context,
+                           enum MHD_ConnectionNotificationCode toe) {
+  conn_guard *g = ((emu *)cls)->guard;
+  waiting_conn *w = (waiting_conn *)*socket_context;
+  if (g == NULL) return;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci == NULL) return;
+    w = (waiting_conn *)calloc(1, sizeof *w);
+    if (w == NULL) return;        /* unguarded, still capped per address */
+    w->fd = ci->connect_fd;
+    w->since_ms = mono_ms();
+    pthread_mutex_lock(&g->lock);
+    w->next = g->head;
+    if (g->head) g->head->prev = w;
+    g->head = w;
+    w->listed = 1;
+    pthread_mutex_unlock(&g->lock);
+    *socket_context = w;
+  } else if (w != NULL) {         /* CLOSED: before MHD closes the fd */
+    pthread_mutex_lock(&g->lock);
+    unlist(g, w);
+    pthread_mutex_unlock(&g->lock);
+    free(w);
+    *socket_context = NULL;
+  }
+}
+
+/* The first request's headers are in: the guard lets the connection be. */
+static void headers_in (emu *e, struct MHD_Connection *c) {
+  const union MHD_ConnectionInfo *ci =
+    MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  waiting_conn *w = ci ? (waiting_conn *)ci->socket_context : NULL;
+  if (e->guard == NULL || w == NULL) return;
+  pthread_mutex_lock(&e->guard->lock);
+  unlist(e->guard, w);
+  pthread_mutex_unlock(&e->guard->lock);
+}
+
+static conn_guard *guard_start (long long limit_ms) {
+  conn_guard *g = (conn_guard *)calloc(1, sizeof *g);
+  pthread_condattr_t ca;
+  if (g == NULL) return NULL;
+  g->limit_ms = limit_ms;
+  pthread_mutex_init(&g->lock, NULL);
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&g->wake, &ca);
+  pthread_condattr_destroy(&ca);
+  g->started = pthread_create(&g->thread, NULL, guard_main, g) == 0;
+  return g;
+}
+
+/* After the daemon stopped (every connection CLOSED, so none is listed). */
+static void guard_stop (conn_guard *g) {
+  waiting_conn *w;
+  if (g == NULL) return;
+  pthread_mutex_lock(&g->lock);
+  g->quit = 1;
+  pthread_cond_signal(&g->wake);
+  pthread_mutex_unlock(&g->lock);
+  if (g->started) pthread_join(g->thread, NULL);
+  while ((w = g->head) != NULL) { unlist(g, w); w->listed = 0; }
+  pthread_cond_destroy(&g->wake);
+  pthread_mutex_destroy(&g->lock);
+  free(g);
+}
+
+/* }================================================================== */
 
 
 /* {==================================================================
@@ -161,6 +299,7 @@ static enum MHD_Result on_request (void *cls, struct MHD_Connection *c,
   if (x == NULL) {                /* headers are in; the body may follow */
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                  "Content-Length");
+    headers_in(e, c);
     x = (conn_ctx *)calloc(1, sizeof *x);
     if (x == NULL) return MHD_NO;
     *con_cls = x;
@@ -268,10 +407,23 @@ struct MHD_Daemon *server_start (emu *e, char *err, size_t errlen) {
     flags |= MHD_USE_TLS;
   }
   if (e->cfg.verbose) flags |= MHD_USE_ERROR_LOG;
+  if (e->cfg.header_timeout > 0) {
+    e->guard = guard_start((long long)e->cfg.header_timeout * 1000);
+    if (e->guard == NULL) {
+      free(cert);
+      free(key);
+      snprintf(err, errlen, "out of memory");
+      return NULL;
+    }
+  }
   d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, e,
         MHD_OPTION_SOCK_ADDR, addr,
         MHD_OPTION_CONNECTION_TIMEOUT, e->cfg.idle_timeout,
         MHD_OPTION_CONNECTION_LIMIT, e->cfg.max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, e->cfg.max_client_connections
+          ? e->cfg.max_client_connections
+          : (e->cfg.max_connections / 4 ? e->cfg.max_connections / 4 : 1u),
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, e,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, e,
         tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert,
@@ -282,6 +434,8 @@ struct MHD_Daemon *server_start (emu *e, char *err, size_t errlen) {
   e->tls_pem[1] = key;
   if (d == NULL) {
     /* MHD does not say why; binding the same address once more does. */
+    guard_stop(e->guard);
+    e->guard = NULL;
     int fd = socket(addr->sa_family, SOCK_STREAM, 0), why = 0;
     if (fd >= 0) {
       if (bind(fd, addr, v6 ? sizeof a6 : sizeof a4) != 0) why = errno;
@@ -299,8 +453,10 @@ struct MHD_Daemon *server_start (emu *e, char *err, size_t errlen) {
   return d;
 }
 
-void server_stop (struct MHD_Daemon *d) {
+void server_stop (emu *e, struct MHD_Daemon *d) {
   MHD_stop_daemon(d);
+  guard_stop(e->guard);
+  e->guard = NULL;
 }
 
 /* }================================================================== */

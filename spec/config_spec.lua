@@ -512,8 +512,9 @@ describe("the zcrm command", function()
 
   it("--orgs: diff and apply one plan across orgs, with a summary per org", function()
     local orgs_path = dir .. "/orgs.lua"
-    files.write(orgs_path, string.format('return { { name = "sandbox", options = { api_domain = %q, access_token = "emulator-token" } },\n'
-      .. '  { name = "production", options = { api_domain = %q, access_token = "emulator-token" } } }\n', a.url, b.url))
+    files.write(orgs_path, string.format('local token = os.getenv("ZOHO_ACCESS_TOKEN")\n'
+      .. 'return { { name = "sandbox", options = { api_domain = %q, access_token = token } },\n'
+      .. '  { name = "production", options = { api_domain = %q, access_token = token } } }\n', a.url, b.url))
     files.write(dir .. "/plan.lua",
       'return function(ctx) return { { module = "Projects", plural_label = "Projects of " .. ctx.args.org } } end\n')
     local code, output = zcrm_cmd(nil, "diff", dir .. "/plan.lua", "--orgs", orgs_path)
@@ -530,8 +531,9 @@ describe("the zcrm command", function()
 
   it("--orgs: plan writes one change set per org, and apply --orgs applies each to its org", function()
     local orgs_path = dir .. "/orgs.lua"
-    files.write(orgs_path, string.format('return { { name = "sandbox", options = { api_domain = %q, access_token = "emulator-token" } },\n'
-      .. '  { name = "production", options = { api_domain = %q, access_token = "emulator-token" } } }\n', a.url, b.url))
+    files.write(orgs_path, string.format('local token = os.getenv("ZOHO_ACCESS_TOKEN")\n'
+      .. 'return { { name = "sandbox", options = { api_domain = %q, access_token = token } },\n'
+      .. '  { name = "production", options = { api_domain = %q, access_token = token } } }\n', a.url, b.url))
     files.write(dir .. "/plan.lua",
       'return function(ctx) return { { module = "Tickets", plural_label = "Tickets of " .. ctx.args.org } } end\n')
     local code0, output0 = zcrm_cmd(nil, "export", "--orgs", orgs_path, "--out", dir .. "/modules-{org}.lua")
@@ -547,5 +549,105 @@ describe("the zcrm command", function()
     assert.equal(0, code, output)
     assert.equal("Tickets of sandbox", custom_modules(a).Tickets[1])
     assert.equal("Tickets of production", custom_modules(b).Tickets[1])
+  end)
+end)
+
+describe("config and orgs files: one rule, judged by what they contain", function()
+  local core = require "zcrm.core"
+  local REAL = "1000.configspec.REALTOKEN.5e1f"
+  local emu, dir
+  setup(function() emu = emulator.start { "--access-token", REAL } end)
+  teardown(function() emu:stop() end)
+  before_each(function() dir = files.tmpdir() end)
+  after_each(function() files.remove_tree(dir) end)
+
+  -- runs bin/zcrm with ORG_TOKEN in its environment; returns code, output
+  local function run(...)
+    local parts = { "ORG_TOKEN=" .. emulator.quote(REAL) .. " bin/zcrm" }
+    for _, arg in ipairs { ... } do parts[#parts + 1] = emulator.quote(arg) end
+    local p = assert(io.popen(table.concat(parts, " ") .. " 2>&1 </dev/null"))
+    local output = p:read("a")
+    local _, _, code = p:close()
+    return code, output
+  end
+
+  local function write(name, text, mode)
+    local path = dir .. "/" .. name
+    files.write(path, text)
+    assert.truthy(os.execute("chmod " .. mode .. " " .. emulator.quote(path)))
+    return path
+  end
+
+  local function config_of(token_expr)
+    return string.format("return { api_domain = %q, access_token = %s }\n", emu.url, token_expr)
+  end
+  local function orgs_of(token_expr, extra)
+    return string.format('return { { name = "one", options = { api_domain = %q, access_token = %s%s } } }\n',
+      emu.url, token_expr, extra or "")
+  end
+
+  it("accepts a 644 file that reads a real token from the environment, config and orgs alike", function()
+    local cfg = write("config.lua", config_of('os.getenv("ORG_TOKEN")'), "644")
+    local code, output = run("profiles", "--config", cfg)
+    assert.equal(0, code, output)
+    local orgs = write("orgs.lua", orgs_of('os.getenv("ORG_TOKEN")'), "644")
+    local plan = write("plan.lua", 'return { { module = "Projects", plural_label = "Projects" } }\n', "644")
+    code, output = run("diff", plan, "--orgs", orgs)
+    assert.equal(0, code, output)
+    assert.is_nil(output:find(REAL, 1, true))
+  end)
+
+  it("refuses a 644 file with a secret written in it, whatever the secret looks like", function()
+    -- an emulator-looking token no longer lets a literal client secret through
+    local orgs = write("orgs.lua", orgs_of('"emulator-token"',
+      ', oauth = { client_id = "1000.x", client_secret = "literal-SECRET-in-file", refresh_token = "1000.r" }'), "644")
+    local plan = write("plan.lua", 'return { { module = "Projects", plural_label = "Projects" } }\n', "644")
+    local code, output = run("diff", plan, "--orgs", orgs)
+    assert.equal(2, code, output)
+    assert.matches("UNSAFE_CONFIG", output, 1, true)
+    assert.matches("oauth.client_secret", output, 1, true)
+    assert.is_nil(output:find("literal-SECRET-in-file", 1, true))
+    -- the same literal from a config file; and a literal equal to the environment's value
+    for _, text in ipairs { config_of('"literal-SECRET-in-file"'), config_of(string.format("%q", REAL)) } do
+      local cfg = write("config.lua", text, "644")
+      code, output = run("profiles", "--config", cfg)
+      assert.equal(2, code, output)
+      assert.matches("UNSAFE_CONFIG", output, 1, true)
+    end
+    -- 600 and the user's own: accepted
+    local cfg = write("config.lua", config_of(string.format("%q", REAL)), "600")
+    code, output = run("profiles", "--config", cfg)
+    assert.equal(0, code, output)
+  end)
+
+  it("refuses a 600 file with a secret written in it that another user owns", function()
+    local cfg = write("config.lua", config_of(string.format("%q", REAL)), "600")
+    local _, owned = core.file_mode(cfg)
+    assert.is_true(owned)
+    if not os.execute("chown 65534 " .. emulator.quote(cfg) .. " 2>/dev/null") then
+      pending("chown needs root")
+      return
+    end
+    local code, output = run("profiles", "--config", cfg)
+    assert.equal(2, code, output)
+    assert.matches("owned by another user", output, 1, true)
+  end)
+
+  it("runs both in the same restricted environment: os.getenv, but no io, os.execute or require", function()
+    local plan = write("plan.lua", 'return { { module = "Projects", plural_label = "Projects" } }\n', "644")
+    local marker = dir .. "/written"
+    for _, act in ipairs { string.format("io.open(%q, 'w'):write('x')", marker),
+                           string.format("os.execute('touch %s')", marker), 'require("os")', "load('return 1')()" } do
+      local orgs = write("orgs.lua", act .. "\n" .. orgs_of('os.getenv("ORG_TOKEN")'), "600")
+      local code, output = run("diff", plan, "--orgs", orgs)
+      assert.equal(2, code, output)
+      assert.matches("INVALID_ORGS", output, 1, true)
+      assert.matches("raised an error at line 1", output, 1, true)
+      local cfg = write("config.lua", act .. "\n" .. config_of('os.getenv("ORG_TOKEN")'), "600")
+      code, output = run("profiles", "--config", cfg)
+      assert.equal(2, code, output)
+      assert.matches("INVALID_CONFIG", output, 1, true)
+      assert.is_nil(files.read(marker), act .. " wrote a file")
+    end
   end)
 end)

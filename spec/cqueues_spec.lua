@@ -82,4 +82,44 @@ describe("zcrm.cqueues", function()
     assert.is_nil(client:timeout())
     client:close()
   end)
+
+  it("wakes a coroutine waiting on the client with CLOSED when another one closes it", function()
+    local client = new_client(emu)
+    zcq.attach(client)
+    local cq = cqueues.new()
+    local got
+    cq:wrap(function() got = table.pack(client:get_modules()) end)
+    cq:wrap(function()
+      while client:pending() == 0 do cqueues.sleep(0) end  -- the other one is waiting now
+      client:close()
+    end)
+    local ok, err = cq:loop()
+    assert.is_true(ok, tostring(err))
+    assert.is_nil(got[1])
+    assert.equal("CLOSED", got[2].code)
+  end)
+
+  it("reports an error raised in a task to the caller of loop and still finishes the other tasks", function()
+    local client = new_client(emu)
+    zcq.attach(client)
+    local cq = cqueues.new()
+    local done = {}
+    for i = 1, 4 do
+      cq:wrap(function()
+        assert(client:get_modules())
+        if i % 2 == 1 then error("task " .. i .. " failed") end
+        done[#done + 1] = i
+      end)
+    end
+    local errors = {}
+    repeat
+      local ok, err = cq:loop()
+      if not ok then errors[#errors + 1] = tostring(err) end
+    until ok
+    table.sort(done)
+    assert.same({ 2, 4 }, done)
+    assert.equal(2, #errors)
+    assert.equal(0, client:pending())
+    client:close()
+  end)
 end)

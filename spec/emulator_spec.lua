@@ -290,6 +290,11 @@ describe("zcrm-emulator", function()
         "$.modules[0].plural_label" },
       { "an underscore", { singular_label = "Asset_Item" }, "INVALID_DATA", "singular_label",
         "$.modules[0].singular_label" },
+      -- cJSON ends a string at \u0000: "Assets\0x" was checked and stored as "Assets"
+      { "a NUL in a label", { plural_label = "Assets\0x" }, "INVALID_DATA", "plural_label",
+        "$.modules[0].plural_label" },
+      { "a label that is only a NUL", { singular_label = "\0" }, "INVALID_DATA", "singular_label",
+        "$.modules[0].singular_label" },
       { "an empty label", { plural_label = "" }, "INVALID_DATA", "plural_label", "$.modules[0].plural_label" },
       { "a label that is not a string", { plural_label = 12 }, "INVALID_DATA", "plural_label",
         "$.modules[0].plural_label" },
@@ -1270,6 +1275,103 @@ describe("zcrm-emulator", function()
       os.remove(path)
       assert.is_false(ok)
       assert.matches("not a state file", err)
+    end)
+  end)
+
+  describe("slow clients", function()
+    local socket = require "socket"
+
+    -- n connections from `from` (another loopback address) that send part
+    -- of a request's headers and then nothing more
+    local function slow_connections(e, n, from)
+      local list = {}
+      for i = 1, n do
+        local s = assert(socket.tcp())
+        assert(s:bind(from, 0))
+        s:settimeout(5)
+        if s:connect("127.0.0.1", e.port) then
+          s:send("GET /crm/v8/settings/modules HTTP/1.1\r\nHost: x\r\n")
+          list[#list + 1] = s
+        else
+          s:close()
+        end
+        list.tried = i
+      end
+      return list
+    end
+
+    local function close_all(list) for _, s in ipairs(list) do s:close() end end
+
+    it("cannot take every connection from one address: the others are still answered", function()
+      -- 1,000 (the default cap) stalled connections starved every other client
+      local e = emulator.start { "--max-connections", "40" }
+      local slow = slow_connections(e, 45, "127.0.0.2")
+      local status = call(e, "GET", "/crm/v8/settings/profiles", nil, { timeout = 20 })
+      close_all(slow)
+      e:stop()
+      assert.equal(200, status)
+    end)
+
+    it("is cut when its first request's headers trickle in past --header-timeout", function()
+      local e = emulator.start { "--header-timeout", "1", "--idle-timeout", "60" }
+      local s = assert(socket.tcp())
+      s:settimeout(30)
+      assert(s:connect("127.0.0.1", e.port))
+      -- one header byte at a time: each one restarts the idle timeout,
+      -- but not the header timeout; wait for the server to hang up
+      local header, cut = "GET /crm/v8/settings/modules HTTP/1.1\r\nX-Slow: " .. string.rep("a", 200), false
+      for i = 1, #header do
+        if not s:send(header:sub(i, i)) then cut = true break end
+        local r = socket.select({ s }, nil, 0.25)
+        if r[1] then
+          local _, err = s:receive(1)
+          if err == "closed" then cut = true break end
+        end
+      end
+      s:close()
+      -- a client that sends its request at once is answered as ever
+      local status = call(e, "GET", "/crm/v8/settings/profiles")
+      e:stop()
+      assert.is_true(cut, "the connection was never cut")
+      assert.equal(200, status)
+    end)
+  end)
+
+  describe("files given on the command line", function()
+    -- a FIFO blocked the start (with SIGTERM masked, for the TLS files) and
+    -- /dev/zero was read until memory ran out: only regular files are read
+    local dir
+    before_each(function() dir = files.tmpdir() end)
+    after_each(function() files.remove_tree(dir) end)
+
+    local function refused(args, why)
+      local ok, err = pcall(emulator.start, args)
+      if ok then err:stop() end
+      assert.is_false(ok, "started with " .. table.concat(args, " "))
+      assert.matches("exit 1", err, 1, true)
+      assert.matches(why, err, 1, true)
+    end
+
+    local function kinds()
+      local fifo, big, plain = dir .. "/fifo", dir .. "/big", dir .. "/plain.pem"
+      assert.truthy(os.execute("mkfifo " .. q(fifo)))
+      -- sparse: one byte past the cap takes no disk
+      assert.truthy(os.execute("truncate -s " .. (256 * 1024 * 1024 + 1) .. " " .. q(big)))
+      local f = assert(io.open(plain, "w")); f:write("not a PEM\n"); f:close()
+      return { { fifo, "not a regular file" }, { "/dev/zero", "not a regular file" },
+               { dir, "not a regular file" }, { big, "larger than 256 MiB" } }, plain
+    end
+
+    it("refuses a --state that is a FIFO, a device, a directory or larger than 256 MiB", function()
+      for _, k in ipairs((kinds())) do refused({ "--state", k[1] }, "cannot read " .. k[1] .. ": " .. k[2]) end
+    end)
+
+    it("refuses a --tls-cert or --tls-key that is a FIFO, a device, a directory or too large", function()
+      local list, plain = kinds()
+      for _, k in ipairs(list) do
+        refused({ "--tls-cert", k[1], "--tls-key", plain }, "cannot read --tls-cert " .. k[1] .. ": " .. k[2])
+        refused({ "--tls-cert", plain, "--tls-key", k[1] }, "cannot read --tls-key " .. k[1] .. ": " .. k[2])
+      end
     end)
   end)
 

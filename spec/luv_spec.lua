@@ -112,7 +112,57 @@ describe("zcrm.luv", function()
     local req = client:submit("get_modules")
     client:close()
     assert.is_true(run_loop(10))
-    assert.equal("CANCELLED", select(2, req:result()).code)
+    assert.equal("CLOSED", select(2, req:result()).code)
     handle:detach()
+  end)
+
+  it("wakes a task waiting on the client with CLOSED when the client closes", function()
+    local client = new_client(emu)
+    local handle = zluv.attach(client)
+    local got
+    handle:run(function() got = table.pack(client:get_modules()) end)
+    assert.is_nil(got)                      -- the task waits on the loop
+    client:close()
+    assert.is_true(run_loop(10))
+    assert.is_nil(got[1])
+    assert.equal("CLOSED", got[2].code)
+    handle:detach()
+  end)
+
+  it("hands an error raised in a task to the error handler and still runs the tasks resumed with it", function()
+    local client = new_client(emu)
+    local errors = {}
+    local handle = zluv.attach(client, uv, { on_error = function(e) errors[#errors + 1] = e end })
+    local done = {}
+    for i = 1, 4 do
+      handle:run(function()
+        assert(client:get_modules())
+        if i % 2 == 1 then error("task " .. i .. " failed") end
+        done[#done + 1] = i
+      end)
+    end
+    assert.is_true(run_loop(30))
+    table.sort(done)
+    assert.same({ 2, 4 }, done)
+    assert.equal(2, #errors)
+    for _, e in ipairs(errors) do assert.matches("task %d failed", tostring(e)) end
+    -- without a handler: kept in handle.errors, and logged
+    local logged = {}
+    local c2 = new_client(emu, { logger = function(level, m) logged[#logged + 1] = level .. " " .. m end })
+    local h2 = zluv.attach(c2)
+    local second = false
+    h2:run(function() assert(c2:get_modules()); error("lone failure") end)
+    h2:run(function() assert(c2:get_modules()); second = true end)
+    assert.is_true(run_loop(30))
+    assert.is_true(second)
+    assert.equal(1, #h2.errors)
+    assert.matches("lone failure", tostring(h2.errors[1]))
+    assert.matches("lone failure", table.concat(logged, "\n"))
+    -- an error before the task's first wait is raised to the caller of run
+    assert.has_error(function() h2:run(function() error("at once") end) end)
+    handle:detach()
+    h2:detach()
+    client:close()
+    c2:close()
   end)
 end)

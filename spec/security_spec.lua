@@ -398,3 +398,65 @@ describe("security", function()
     end
   end)
 end)
+
+describe("untrusted text on a terminal", function()
+  local cjson = require "cjson"
+  local util = require "zcrm.util"
+  local dir, emu, env
+  -- a label that would print a fake line, hide what follows (SGR 8), open a
+  -- CSI as a C1 byte and reverse the rest of the line (bidi override)
+  local hostile = "Leads\n  FAKE  line\27[8m\u{9b}2J\u{202e}sdaeL\u{2066}"
+
+  local function run(args)
+    local out, err = os.tmpname(), os.tmpname()
+    local parts = { "env -i", "PATH=" .. quote(os.getenv("PATH") or "/usr/bin:/bin") }
+    for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. quote(v) end
+    parts[#parts + 1] = "bin/zcrm"
+    for _, a in ipairs(args) do parts[#parts + 1] = quote(a) end
+    local _, _, code = os.execute(table.concat(parts, " ") .. " >" .. out .. " 2>" .. err)
+    local o, e = slurp(out), slurp(err)
+    os.remove(out) os.remove(err)
+    return code, o, e
+  end
+
+  local function no_control(text)
+    for _, bad in ipairs { "\27", "\u{9b}", "\u{202e}", "\u{2066}", "FAKE  line\n" } do
+      assert.is_nil(text:find(bad, 1, true), "reached the terminal: " .. ("%q"):format(bad))
+    end
+  end
+
+  setup(function()
+    dir = tmpdir()
+    local state = dir .. "/org.json"
+    emu = emulator.start { "--state", state }
+    emu:stop()
+    local org = cjson.decode(slurp(state))
+    org.modules[#org.modules].plural_label = hostile
+    org.profiles[1].name = hostile
+    local f = assert(io.open(state, "w")); f:write(cjson.encode(org)); f:close()
+    emu = emulator.start { "--state", state }
+    env = { ZOHO_API_DOMAIN = emu.url, ZOHO_ACCESS_TOKEN = "emulator-token" }
+  end)
+  teardown(function()
+    emu:stop()
+    files.remove_tree(dir)
+  end)
+
+  it("shows a server's labels in zcrm modules and zcrm profiles with every control escaped", function()
+    for _, command in ipairs { "modules", "profiles" } do
+      local code, out = run { command }
+      assert.equal(0, code)
+      no_control(out)
+      assert.matches("Leads\\x0A  FAKE  line\\x1B[8m\\u{009B}2J\\u{202E}sdaeL\\u{2066}", out, 1, true)
+    end
+  end)
+
+  it("has one escaping function for C0, DEL, C1, bidi controls and bytes that are not UTF-8", function()
+    assert.equal("a\\x0Ab\\x09c\\x7F\\u{0085}\\u{200F}\\u{202A}\\u{2069}\\x9B\\xFF \u{e9}\u{65e5}",
+      util.escape_untrusted("a\nb\tc\127\u{85}\u{200f}\u{202a}\u{2069}\x9b\xff \u{e9}\u{65e5}"))
+    -- the streams' last guard keeps only zcrm's own newlines and colours
+    assert.equal("\27[31mred\27[0m\n\\x1B[2J\\u{202E}", util.terminal_text("\27[31mred\27[0m\n\27[2J\u{202e}"))
+    -- and no colour it does not write itself: conceal (8) hid what followed
+    assert.equal("\\x1B[8mhidden \\x1B[1;31mx\27[1m", util.terminal_text("\27[8mhidden \27[1;31mx\27[1m"))
+  end)
+end)

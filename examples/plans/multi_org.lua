@@ -14,7 +14,7 @@
 -- (see orgs.example.lua); PLAN.lua defaults to regional_labels.lua, which gets
 -- ctx.args = { org = name, region = region }. To try it on two local emulators:
 --   bin/zcrm-emulator --port 8642 & bin/zcrm-emulator --port 8643 &
---   lua5.4 examples/plans/multi_org.lua examples/plans/orgs.example.lua
+--   ZOHO_ACCESS_TOKEN=emulator-token lua5.4 examples/plans/multi_org.lua examples/plans/orgs.example.lua
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path -- the repo's copy, if run from its root
 package.cpath = "./csrc/?.so;" .. package.cpath
 

@@ -21,20 +21,33 @@ local M = {}
 
 local function host_wait(client, wait)
   local cq, inside = cqueues.running() -- inside: in one of cq's own coroutines
-  if not (cq and inside) then return false end
+  if not (cq and inside) or not client:pollfd() then return false end
   cqueues.poll(client, wait)
   return true
 end
 
+-- Before the client's descriptor closes: wakes every coroutine polling it,
+-- in any controller (its requests end as CLOSED), so no controller is left
+-- watching a closed descriptor.
+local function close_host(client)
+  local fd = client:pollfd()
+  if fd then cqueues.cancel(fd) end
+end
+
 --- Makes `client`'s blocking calls yield to cqueues. Returns a handle with
 -- `:detach()`; raises when the client has no pollable descriptor (no epoll).
+-- Closing the client wakes the coroutines waiting on it (results: CLOSED).
+-- An error raised in a coroutine is cqueues' to report: `cq:loop()` returns
+-- it, and calling `cq:loop()` again runs the other coroutines on.
 function M.attach(client)
   local fd, err = client:pollfd()
   if not fd then error("zcrm.cqueues: " .. tostring(err), 2) end
-  client._engine.host_wait = host_wait
+  local engine = client._engine
+  engine.host_wait, engine.close_host = host_wait, close_host
   return {
     detach = function()
-      if client._engine.host_wait == host_wait then client._engine.host_wait = nil end
+      if engine.host_wait == host_wait then engine.host_wait = nil end
+      if engine.close_host == close_host then engine.close_host = nil end
     end,
   }
 end

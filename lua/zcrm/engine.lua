@@ -122,8 +122,9 @@ function M.new(client, ops, opts)
   self.max_in_flight_seen = 0
   -- Set by an event-loop adapter (zcrm.luv, zcrm.cqueues): wake_host(client)
   -- after each submit and on close; host_wait(client, seconds) -> true when
-  -- it waited for activity its own way, instead of poll blocking.
-  self.wake_host, self.host_wait = nil, nil
+  -- it waited for activity its own way, instead of poll blocking;
+  -- close_host(client) before the descriptor closes, to wake what waits on it.
+  self.wake_host, self.host_wait, self.close_host = nil, nil, nil
   return self
 end
 
@@ -286,7 +287,8 @@ function Engine:queued()
   return self._qtail - self._qhead + 1
 end
 
-function Engine:cancel(req)
+-- Ends `req` with `err` (default: CANCELLED), aborting its transfer.
+function Engine:cancel(req, err)
   local creq, spec = req._creq, req._spec
   if creq then
     self._transfers[creq] = nil
@@ -298,7 +300,7 @@ function Engine:cancel(req)
   for i = #self._timers, 1, -1 do
     if self._timers[i].req == req then table.remove(self._timers, i) end
   end
-  finish(self, req, nil, core.error {
+  finish(self, req, nil, err or core.error {
     kind = "transport", code = "CANCELLED", message = "the request was cancelled",
     retryable = false,
   })
@@ -485,8 +487,15 @@ end
 
 --- Drives the engine until `req` is done and returns its result. Inside a
 -- coroutine that the host resumes (coroutine.isyieldable()), it yields instead
--- of blocking, so `apply`-style code can run under a host scheduler.
+-- of blocking, so `apply`-style code can run under a host scheduler. A
+-- request of another client is `nil, err` (INVALID_ARGUMENT): this engine
+-- could never finish it.
 function Engine:wait(req, opts)
+  if getmetatable(req) ~= Request then error("zcrm: wait expects a zcrm.request, got " .. type(req), 3) end
+  if req.engine ~= self then
+    return nil, core.error { kind = "validation", code = "INVALID_ARGUMENT", field = "req", retryable = false,
+      message = "the request belongs to another client: wait on it with the client that submitted it" }
+  end
   local to_host = opts and opts.yield
   while not req._done do
     if to_host and coroutine.isyieldable() then
@@ -515,9 +524,15 @@ function Engine:drain(timeout)
   return true
 end
 
---- Releases the transport; pending requests end as CANCELLED.
+--- Releases the transport; pending requests end as CLOSED, and an adapter
+-- wakes what waits on the client (its descriptor closes here).
 function Engine:close()
-  for req in pairs(self._live) do req:cancel() end
+  if self.close_host then self.close_host(self.client) end
+  local closed = core.error { kind = "transport", code = "CLOSED", retryable = false,
+                              message = "the client was closed before the request was done" }
+  for req in pairs(self._live) do
+    if not req._done then self:cancel(req, closed) end
+  end
   if self.wake_host then self.wake_host(self.client) end -- an adapter stops watching
   self.multi:close()
 end

@@ -399,7 +399,8 @@ function Client:credits()
   return self.credits_spent, self.credits_remaining
 end
 
---- Releases the transport; pending requests end as CANCELLED. Also `__close`.
+--- Releases the transport; pending requests end as CLOSED (a request
+-- cancelled by `cancel` ends as CANCELLED). Also `__close`.
 -- @treturn nil
 function Client:close()
   self._engine:close()

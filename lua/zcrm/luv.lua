@@ -16,6 +16,11 @@
 -- the loop instead of blocking it, so `apply`'s `on_result` runs on the loop
 -- too. `uv` is the luv module bound to the loop to use (default
 -- `require "luv"`; in Neovim `vim.uv`).
+--
+-- An error a task raises after its first wait goes to `opts.on_error(err,
+-- traceback)` of `attach(client, uv, opts)`; without one it is kept in
+-- `h.errors` and logged (the client's logger). Either way the loop goes on,
+-- and so do the tasks resumed in the same pass.
 -- @module zcrm.luv
 
 local M = {}
@@ -32,6 +37,7 @@ function Handle:detach()
   local e = self.client._engine
   if e.wake_host == self.wake then e.wake_host = nil end
   if e.host_wait == self.host_wait then e.host_wait = nil end
+  if e.close_host == self.close_host then e.close_host = nil end
   for _, h in ipairs { self.poll, self.timer } do
     if not h:is_closing() then h:close() end
   end
@@ -40,27 +46,46 @@ function Handle:detach()
   if self.uv.loop_mode and self.uv.loop_mode() == nil then self.uv.run("nowait") end
 end
 
--- Resumes a task; an error it raises is raised here, with its traceback.
-local function resume(co, ...)
-  local ok, err = coroutine.resume(co, ...)
-  if not ok then error(debug.traceback(co, tostring(err)), 0) end
+-- A task resumed by the loop raised `err`: its error handler gets it, or
+-- h.errors and the log do. Never raises: a raise inside a luv callback ends
+-- the process, and the other tasks of this pass must still be resumed.
+function Handle:_failed(co, err)
+  local shown, text = pcall(tostring, err)
+  if not shown or type(text) ~= "string" then text = "(a " .. type(err) .. " that cannot be shown)" end
+  local trace = self.client:_redact(debug.traceback(co, text))
+  if self.on_error then
+    local ok, herr = pcall(self.on_error, err, trace)
+    if ok then return end
+    trace = trace .. "; and its error handler raised: " .. self.client:_redact(tostring(herr))
+  else
+    self.errors[#self.errors + 1] = err
+  end
+  self.client:_log("error", "zcrm.luv: a task failed: " .. trace)
 end
 
 --- Runs `fn(...)` as a task on the loop, at once until its first wait.
 -- Inside it, a blocking client call waits for the loop instead of blocking
--- it. An error raised by `fn` is raised from where the loop resumed it.
+-- it. An error raised by `fn` before its first wait is raised here; one
+-- raised later goes to the error handler (see `attach`).
 function Handle:run(fn, ...)
   if self.detached then error("zcrm.luv: run on a detached handle", 2) end
   local co = coroutine.create(fn)
   self.tasks[co] = true
-  resume(co, ...)
+  local ok, err = coroutine.resume(co, ...)
+  if not ok then error(debug.traceback(co, tostring(err)), 0) end
 end
 
 --- Attaches `client` to the loop of `uv`. Returns a handle with `:run(fn)`
 -- and `:detach()`; raises when the client has no pollable descriptor (no
--- epoll) or is attached already.
-function M.attach(client, uv)
+-- epoll) or is attached already. `opts.on_error(err, traceback)` receives
+-- the errors of tasks resumed by the loop (default: kept in `h.errors`, and
+-- logged).
+function M.attach(client, uv, opts)
   uv = uv or require "luv"
+  local on_error = opts and opts.on_error
+  if on_error ~= nil and type(on_error) ~= "function" then
+    error("zcrm.luv: on_error must be a function", 2)
+  end
   local engine = client._engine
   if engine.wake_host or engine.host_wait then
     error("zcrm.luv: the client is attached to a loop already", 2)
@@ -71,8 +96,9 @@ function M.attach(client, uv)
     client = client, uv = uv, poll = uv.new_poll(fd), timer = uv.new_timer(),
     tasks = setmetatable({}, { __mode = "k" }), -- coroutines started by run
     waiting = {},                               -- tasks waiting for the loop
+    on_error = on_error, errors = {},           -- what tasks resumed by the loop raised
   }, Handle)
-  local polling, max_wait = false, nil
+  local polling, max_wait, closed = false, nil, false
   local drive
 
   -- Watches the descriptor and sets the timer while anything is pending;
@@ -87,7 +113,7 @@ function M.attach(client, uv)
       if #self.waiting == 0 then self.timer:stop(); return end
       t = max_wait
     end
-    if not polling then self.poll:start("r", drive); polling = true end
+    if not polling and not closed then self.poll:start("r", drive); polling = true end
     if t then self.timer:start(math.ceil(t * 1000), 0, drive) else self.timer:stop() end
   end
 
@@ -97,7 +123,10 @@ function M.attach(client, uv)
     local waiting = self.waiting
     if #waiting > 0 then
       self.waiting, max_wait = {}, nil
-      for _, co in ipairs(waiting) do resume(co) end
+      for _, co in ipairs(waiting) do
+        local ok, raised = coroutine.resume(co)
+        if not ok then self:_failed(co, raised) end
+      end
     end
     rearm()
   end
@@ -114,8 +143,16 @@ function M.attach(client, uv)
     return true
   end
 
+  -- The client closes: stop watching its descriptor before it goes (libuv
+  -- must never poll a closed one); waiting tasks are resumed by the timer
+  -- and find their requests CLOSED.
+  function self.close_host()
+    closed = true
+    if polling then self.poll:stop(); polling = false end
+  end
+
   self.wake = rearm
-  engine.wake_host, engine.host_wait = rearm, self.host_wait
+  engine.wake_host, engine.host_wait, engine.close_host = rearm, self.host_wait, self.close_host
   rearm()
   return self
 end

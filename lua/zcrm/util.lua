@@ -63,21 +63,69 @@ end
 
 local function hex_escape(c) return string.format("\\x%02X", c:byte()) end
 
---- printable(s) -> `s` on one line: control bytes (CR, LF, ESC...) as \xNN,
--- as zcrm.error's tostring shows them.
-function M.printable(s)
-  return (tostring(s):gsub("%c", hex_escape))
+-- Code points that act on a terminal or reorder what it shows: C1 controls,
+-- and the bidi marks, embeddings, overrides and isolates (Trojan Source).
+local function is_invisible_control(cp)
+  return (cp >= 0x80 and cp <= 0x9F) or cp == 0x061C or cp == 0x200E or cp == 0x200F
+    or (cp >= 0x202A and cp <= 0x202E) or (cp >= 0x2066 and cp <= 0x2069)
 end
 
---- terminal_text(s) -> `s` safe to write to a terminal: newlines, tabs and
--- colour (SGR) sequences are kept, every other control byte is shown as \xNN,
--- so text from a server (a label, a profile name) cannot move the cursor,
--- clear the screen, set the title or reach the clipboard (OSC 52).
+-- A run of non-ASCII bytes: each valid UTF-8 character kept unless it is one
+-- of the controls above (shown as \u{XXXX}); a byte that starts no valid
+-- character (a stray continuation byte, a raw 0x9B CSI) as \xNN.
+local function escape_non_ascii(run)
+  local parts, i, n = {}, 1, #run
+  while i <= n do
+    local b = run:byte(i)
+    local len = b >= 0xF0 and 4 or b >= 0xE0 and 3 or b >= 0xC2 and 2 or 0
+    local ch = len > 0 and run:sub(i, i + len - 1) or nil
+    if ch and #ch == len and utf8.len(ch) == 1 then
+      local cp = utf8.codepoint(ch)
+      parts[#parts + 1] = is_invisible_control(cp) and string.format("\\u{%04X}", cp) or ch
+      i = i + len
+    else
+      parts[#parts + 1] = string.format("\\x%02X", b)
+      i = i + 1
+    end
+  end
+  return table.concat(parts)
+end
+
+--- escape_untrusted(s) -> `s` on one line with every control shown escaped:
+-- C0 (newline and tab included) and DEL as \xNN, C1 controls and the bidi
+-- marks, overrides and isolates (U+061C, U+200E, U+200F, U+202A..U+202E,
+-- U+2066..U+2069) as \u{XXXX}, bytes that are not UTF-8 as \xNN. The one
+-- escaping function for text zcrm did not write itself (a server's label or
+-- message, a file's name or field) on its way to a terminal, a log line or a
+-- comment in a file zcrm writes. Printable text, UTF-8 included, is kept.
+function M.escape_untrusted(s)
+  s = tostring(s):gsub("[%z\1-\31\127]", hex_escape)
+  return (s:gsub("[\128-\255]+", escape_non_ascii))
+end
+
+--- printable(s) -> M.escape_untrusted(s) (its older name).
+M.printable = M.escape_untrusted
+
+-- The colour sequences zcrm itself writes (cli/term.lua's paint): reset,
+-- bold, dim, red, green, yellow. No other (conceal, ESC[8m, among them).
+local OWN_SGR = { ["\27[0m"] = true, ["\27[1m"] = true, ["\27[2m"] = true,
+                  ["\27[31m"] = true, ["\27[32m"] = true, ["\27[33m"] = true }
+
+--- terminal_text(s) -> the last guard of zcrm's own output streams: `s`
+-- with newlines, tabs and zcrm's own colour sequences kept and everything
+-- else M.escape_untrusted escapes escaped. It lets zcrm's layout through, so
+-- untrusted text must already have gone through M.escape_untrusted (which
+-- leaves no newline and no ESC) before it is put into `s`.
 function M.terminal_text(s)
   local parts, pos = {}, 1
   while true do
-    local from, to = s:find("\27%[[%d;]*m", pos)
-    parts[#parts + 1] = (s:sub(pos, (from or 0) - 1):gsub("[%z\1-\8\11-\31\127]", hex_escape))
+    local from, to = s:find("[\n\t]", pos)
+    local sgr_from, sgr_to = s:find("\27%[%d*m", pos)
+    while sgr_from and not OWN_SGR[s:sub(sgr_from, sgr_to)] do
+      sgr_from, sgr_to = s:find("\27%[%d*m", sgr_to + 1)
+    end
+    if sgr_from and (not from or sgr_from < from) then from, to = sgr_from, sgr_to end
+    parts[#parts + 1] = M.escape_untrusted(s:sub(pos, (from or 0) - 1))
     if not from then break end
     parts[#parts + 1] = s:sub(from, to)
     pos = to + 1

@@ -13,7 +13,8 @@ Connection (flags win over --config, which wins over the environment):
   --environment ENV   production, sandbox, developer                (ZOHO_ENVIRONMENT)
   --config FILE       a Lua file returning zcrm.new options, e.g.
                       return { dc = "eu", oauth = { client_id = "...", client_secret = "...",
-                               refresh_token = "..." } }   (chmod 600 when it holds secrets)
+                               refresh_token = "..." } }
+                      secrets written in it: chmod 600, yours; or os.getenv("...") them
   --access-token T    discouraged: other users can read it in the process list
   --org NAME          an org stored by zcrm login                   (ZCRM_ORG)
 Credentials otherwise come from ZOHO_ACCESS_TOKEN, or from ZOHO_CLIENT_ID,

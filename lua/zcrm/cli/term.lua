@@ -39,8 +39,10 @@ local function clear_progress()
   end
 end
 
--- Everything the command prints goes through out or err_line, which keep a
--- server's text from acting on the terminal (util.terminal_text).
+-- Everything the command prints goes through out or err_line. Text zcrm did
+-- not write (a server's label or message, a file's name) is put into a line
+-- through util.escape_untrusted first; util.terminal_text, which keeps only
+-- zcrm's own newlines and colours, is the streams' last guard.
 local function out(...)
   clear_progress()
   io.stdout:write(util.terminal_text(table.concat({ ... })))
@@ -82,8 +84,8 @@ local function print_error(flags, prefix, err, event)
     json_line(event)
   end
   local hint = hint_of(err)
-  err_line(paint(true, "red", "zcrm: ") .. (prefix and (prefix .. ": ") or "") .. tostring(err)
-    .. (hint and paint(true, "dim", " (hint: " .. hint .. ")") or ""))
+  err_line(paint(true, "red", "zcrm: ") .. (prefix and (prefix .. ": ") or "") .. util.escape_untrusted(tostring(err))
+    .. (hint and paint(true, "dim", " (hint: " .. util.escape_untrusted(hint) .. ")") or ""))
 end
 
 local function usage_error(message, command)
@@ -107,8 +109,15 @@ local function width(s)
   return utf8.len(s) or #s
 end
 
--- A header row and aligned columns; the last column is not padded.
+-- A header row and aligned columns; the last column is not padded. Every
+-- cell is shown through util.escape_untrusted (rows hold a server's labels).
 local function print_table(header, rows)
+  local escaped = {}
+  for r, row in ipairs(rows) do
+    escaped[r] = {}
+    for i, cell in ipairs(row) do escaped[r][i] = util.escape_untrusted(cell) end
+  end
+  rows = escaped
   local widths = {}
   for _, row in ipairs { header, table.unpack(rows) } do
     for i, cell in ipairs(row) do widths[i] = math.max(widths[i] or 0, width(cell)) end
@@ -125,10 +134,11 @@ local function print_table(header, rows)
   for _, row in ipairs(rows) do line(row) end
 end
 
--- A label as a Lua string literal: quoted, control bytes escaped, one line.
+-- A label as a Lua string literal: quoted, control bytes escaped, one line;
+-- C1 and bidi controls as \u{XXXX}, which Lua reads back as the same text.
 local function show_value(v)
   if v == nil then return "(new)" end        -- a module a create entry makes
-  return type(v) == "string" and util.lua_string(v) or tostring(v)
+  return util.escape_untrusted(type(v) == "string" and util.lua_string(v) or tostring(v))
 end
 
 local function profile_names(list)
