@@ -122,23 +122,30 @@ static int dir_of (const char *path, char *dir, size_t size) {
          ? -1 : 0;
 }
 
-/* The digits after "NAME.tmp." when entry is that, else NULL. */
-static const char *tmp_pid (const char *entry, const char *name) {
-  size_t n = strlen(name);
+/* The PID of "NAME.tmp.PID.XXXXXX" (six random characters, from mkostemp)
+** when entry is that, else -1. */
+static long tmp_pid (const char *entry, const char *name) {
+  size_t n = strlen(name), digits;
   const char *d;
   if (strncmp(entry, name, n) != 0 || strncmp(entry + n, ".tmp.", 5) != 0)
-    return NULL;
+    return -1;
   d = entry + n + 5;
-  return *d != '\0' && strspn(d, "0123456789") == strlen(d) ? d : NULL;
+  digits = strspn(d, "0123456789");
+  if (digits == 0 || digits > 9 || d[digits] != '.' || strlen(d + digits + 1) != 6)
+    return -1;
+  return strtol(d, NULL, 10);
 }
 
 /* Remove the temporaries that saves of path by a process now dead left
 ** behind (a kill -9 between creating and renaming one). Each run names its
-** own "path.tmp.PID", so two emulators sharing a state file never touch
-** each other's while both live; a single fixed name could not tell a crashed
-** run's leftover from another live run's save in progress. Only names whose
-** PID is no process are removed; unlinkat removes a symlink itself, never
-** what it points at. Best effort: what cannot be removed stays, harmless. */
+** own "path.tmp.PID.XXXXXX", so two emulators sharing a state file never
+** touch each other's while both live; a single fixed name could not tell a
+** crashed run's leftover from another live run's save in progress. Only names
+** whose PID is no process are removed. The random part closes the window of
+** a reused PID: a new process with the dead one's PID names its temporary
+** differently, so removing the old name never removes the new file. unlinkat
+** removes a symlink itself, never what it points at. Best effort: what cannot
+** be removed stays, harmless. */
 static void remove_stale_tmps (const char *path) {
   char dir[4096];
   const char *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
@@ -148,10 +155,7 @@ static void remove_stale_tmps (const char *path) {
   d = opendir(dir);
   if (d == NULL) return;
   while ((ent = readdir(d)) != NULL) {
-    const char *digits = tmp_pid(ent->d_name, name);
-    long pid;
-    if (digits == NULL || strlen(digits) > 9) continue;
-    pid = strtol(digits, NULL, 10);
+    long pid = tmp_pid(ent->d_name, name);
     /* EPERM: alive, someone else's */
     if (pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH)
       unlinkat(dirfd(d), ent->d_name, 0);
@@ -168,13 +172,13 @@ static int write_durable (const char *path, const char *text, size_t len) {
   char tmp[4096], dir[4096];
   size_t off = 0;
   int fd, ok, saved;
-  if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid())
+  if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld.XXXXXX", path, (long)getpid())
       >= (int)sizeof tmp || dir_of(path, dir, sizeof dir) != 0) {
     errno = ENAMETOOLONG;
     return -1;
   }
-  unlink(tmp);                    /* left by a crashed run with our pid */
-  fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+  /* O_CREAT | O_EXCL under an unguessable name: never a planted file or link */
+  fd = mkostemp(tmp, O_CLOEXEC);
   if (fd < 0) return -1;
   ok = 1;
   while (ok && off < len) {

@@ -1228,19 +1228,20 @@ describe("zcrm-emulator", function()
       -- at another dead run's name; pid 1 lives, so its file is another run's
       local exited = assert(shell("sh -c 'echo $$'")):match("%d+")
       files.write(victim, "precious")
-      files.write(path .. ".tmp." .. e.pid, '{"modules":[{"api_name":"Tick')
-      assert.truthy(os.execute(string.format("ln -s %s %s", q(victim), q(path .. ".tmp." .. exited))))
-      files.write(path .. ".tmp.1", "a live run's save")
+      -- temporaries are "state.json.tmp.PID.XXXXXX": six random characters
+      -- after the PID, so a process that reuses a dead one's PID never has
+      -- its own temporary taken for the dead one's
+      files.write(path .. ".tmp." .. e.pid .. ".a1B2c3", '{"modules":[{"api_name":"Tick')
+      assert.truthy(os.execute(string.format("ln -s %s %s", q(victim), q(path .. ".tmp." .. exited .. ".zz9Yy8"))))
+      files.write(path .. ".tmp.1.live01", "a live run's save")
       local again = emulator.start { "--state", path }
       assert.equal("Kept Tickets", module_in(again:state(), "Tickets").plural_label)
-      -- a symlink at the running emulator's own temporary name is replaced, not written through
-      assert.truthy(os.execute(string.format("ln -s %s %s", q(victim), q(path .. ".tmp." .. again.pid))))
       assert.equal(200, (put(again, "Projects", { plural_label = "Saved Projects" })))
       again:stop()
       local left = shell("cd " .. q(dir) .. " && ls -A")
       local saved, kept = cjson.decode(files.read(path)), files.read(victim)
       files.remove_tree(dir)
-      assert.equal("state.json\nstate.json.tmp.1\nvictim\n", left)
+      assert.equal("state.json\nstate.json.tmp.1.live01\nvictim\n", left)
       assert.equal("precious", kept)
       assert.equal("Saved Projects", module_in(saved, "Projects").plural_label)
     end)
