@@ -34,8 +34,7 @@ local error_json, print_error, usage_error, list_or_nil = term.error_json, term.
   term.list_or_nil
 local plural, width, progress_bar, ask = term.plural, term.width, term.progress_bar, term.ask
 local print_changes, cannot_ask, not_applied = term.print_changes, term.cannot_ask, term.not_applied
-local CONNECTION_HELP, HELP, COMMAND_FLAGS, parse, resume_command, nearest = words.CONNECTION_HELP, words.HELP,
-  words.COMMAND_FLAGS, words.parse, words.resume_command, words.nearest
+local HELP, parse, resume_command, nearest = words.HELP, words.parse, words.resume_command, words.nearest
 local connect = connection.connect
 local changesets = require "zcrm.cli.changesets"
 local lists = require "zcrm.cli.lists"
@@ -335,7 +334,7 @@ local COMMANDS = { apply = cmd_apply, validate = cmd_validate, modules = cmd_mod
 -- live in lua/zcrm/cli/config.lua and cli/changesets.lua; this plugs them in, with the helpers here.
 local config = require "zcrm.cli.config"
 config.install {
-  commands = COMMANDS, flags = COMMAND_FLAGS, help = HELP,
+  commands = COMMANDS, define = words.define, help = HELP,
   helpers = { interrupted_exit = interrupted_exit, interrupt_grace = INTERRUPT_GRACE,
               error_line = function(prefix, err) print_error({}, prefix, err) end,
               print_invalid = function(faults) print_invalid({}, faults) end },
@@ -343,25 +342,20 @@ config.install {
 
 -- The access report (cli/report.lua) and login, logout (cli/login.lua).
 for _, room in ipairs { "zcrm.cli.report", "zcrm.cli.login" } do
-  require(room).install { commands = COMMANDS, flags = COMMAND_FLAGS, help = HELP }
+  require(room).install { commands = COMMANDS, define = words.define, help = HELP }
 end
 
 -- 'unknown command "aply"; did you mean "apply"?': `what` names the word
 -- ("unknown command", "no command"), `names` the words it could have been
 -- besides the commands; the nearest is suggested when one is close.
 local function no_such_command(what, word, names)
-  for name in pairs(HELP) do
-    if name ~= "main" then names[#names + 1] = name end
-  end
+  for _, name in ipairs(words.names()) do names[#names + 1] = name end
   local near = nearest(word, names)
   return usage_error(string.format('%s "%s"%s', what, word, near and string.format('; did you mean "%s"?', near) or ""))
 end
 
 local function command_help(command)
-  out(HELP[command])
-  if not ({ validate = true, emulator = true, login = true, logout = true })[command] then
-    out("\n", CONNECTION_HELP)
-  end
+  out(words.help_text(command))
   return EXIT_OK
 end
 
@@ -380,7 +374,8 @@ function M.main(argv)
   if command == "help" then
     local topic = argv[2]
     if topic == nil then out(HELP.main) return EXIT_OK end
-    if not HELP[topic] or topic == "main" then return no_such_command("no command", topic, {}) end
+    if topic == "--help" or topic == "-h" then topic = "help" end
+    if not words.COMMANDS[topic] then return no_such_command("no command", topic, {}) end
     if topic == "emulator" then return cmd_emulator({ [0] = argv[0], "emulator", "--help" }, 2) end
     return command_help(topic)
   end
@@ -395,7 +390,7 @@ function M.main(argv)
   if not flags then return usage_error(perr, command) end
   setup_terminal(flags)
   if flags.help then return command_help(command) end
-  if command ~= "apply" and command ~= "validate" and not config.TAKES_ARGUMENTS[command] and #positional > 0 then
+  if not words.takes_arguments(command) and #positional > 0 then
     return usage_error("zcrm " .. command .. " takes no arguments", command)
   end
   return run(flags, positional, argv)

@@ -23,68 +23,71 @@ local show_changes, connect = changesets.show_changes, connection.connect
 local out, err_line, json_line, plural = term.out, term.err_line, term.json_line, term.plural
 local usage_error, print_changes, list_or_nil = term.usage_error, term.print_changes, term.list_or_nil
 
-M.FLAGS = {
-  export = { out = "value", orgs = "value" },
-  plan = { out = "value", orgs = "value", force = "boolean", only = "value", exclude = "value" },
-  diff = { orgs = "value", json = "boolean" },
-  show = { json = "boolean" },
-}
--- Added to `zcrm apply`'s own flags.
-M.APPLY_FLAGS = { orgs = "value", yes = "boolean", only = "value", exclude = "value", ["max-credits"] = "value" }
-
-M.HELP = {
-  export = [[
-usage: zcrm export [--out FILE] [--orgs ORGS.lua] [connection options]
-
+-- Their entries in the flag table (lua/zcrm/cli/args.lua, `define`).
+M.COMMANDS = {
+  export = {
+    summary = "write the org's custom modules as a plan file", connection = true,
+    text = [[
 Writes the org's custom modules as a plan file (Lua, sorted by API name): for
 each module its API name, both labels and profile_set, the exact set of
 profiles (by name) that have access. No ids: apply it to another org with
 `zcrm apply FILE` and that org's custom modules come to match (profiles not
 listed lose access). Applied to the org it came from, it sends nothing.
-
-  --out FILE        write FILE (mode 0600) instead of stdout
-  --orgs ORGS.lua   export every org of ORGS.lua; FILE must hold {org}, which
-                    becomes each org's name
 ]],
-  plan = [[
-usage: zcrm plan PLAN.lua [ARG...] [--out CHANGES.json] [--force] [--only M,...] [--exclude M,...]
-                 [--orgs ORGS.lua] [connection options]
-
+    flags = {
+      { name = "out", value = "FILE", complete = "file", help = "write FILE (mode 0600) instead of stdout" },
+      { name = "orgs", value = "ORGS.lua", complete = "file",
+        help = "export every org of ORGS.lua; FILE must hold {org}, which\nbecomes each org's name" },
+    },
+  },
+  plan = {
+    summary = "write the exact change set a plan makes", usage = { "PLAN.lua [ARG...]" }, connection = true,
+    operands = "plan", arguments = true,
+    text = [[
 Reads the live state, checks the plan against it and writes the exact change
 set: for each module that would change, its values before, its values after,
 and the request body, with how the set was made (the plan file, its ARGs and
 a hash of its text, the zcrm version, the time, the org). Review it (zcrm show
 CHANGES.json), then `zcrm apply CHANGES.json` sends exactly those bodies.
 A change set is bound to its org: it is refused against any other.
-
-  --out FILE        write the change set there (JSON, mode 0600); without it,
-                    only show the changes. An existing FILE is never replaced
-                    (it may be a reviewed set): exit 2, unless --force
-  --force           replace FILE when it exists
-  --only M,...      plan only these modules (API names or ids)
-  --exclude M,...   leave these modules out
-  --orgs ORGS.lua   plan for every org of ORGS.lua; FILE must hold {org}
 ]],
-  show = [[
-usage: zcrm show CHANGES.json [--json]
-
+    flags = {
+      { name = "out", value = "CHANGES.json", complete = "file", help = "write the change set there (JSON, "
+        .. "mode 0600); without it,\nonly show the changes. An existing file is never replaced\n"
+        .. "(it may be a reviewed set): exit 2, unless --force" },
+      { name = "force", help = "replace the --out file when it exists" },
+      { name = "only", value = "M,...", help = "plan only these modules (API names or ids)" },
+      { name = "exclude", value = "M,...", help = "leave these modules out" },
+      { name = "orgs", value = "ORGS.lua", complete = "file",
+        help = "plan for every org of ORGS.lua; the --out file must hold {org}" },
+    },
+  },
+  show = {
+    summary = "print a change set as apply would show it (no network)", usage = { "CHANGES.json" },
+    operands = "changes", arguments = true,
+    text = [[
 Prints a change set as zcrm apply would show it, without contacting Zoho: how
 it was made (plan file, arguments, plan hash, zcrm version, time, org, API
 domain) and each change, drawn from the request body it sends. Exit 0 for a
 valid set, 2 for one zcrm apply would refuse (INVALID_CHANGES).
-
-  --json            one JSON document: the header fields and the changes
 ]],
-  diff = [[
-usage: zcrm diff PLAN.lua [ARG...] [--orgs ORGS.lua] [--json] [connection options]
-
+    flags = { { name = "json", help = "one JSON document: the header fields and the changes" } },
+  },
+  diff = {
+    summary = "show how the org differs from a plan", usage = { "PLAN.lua [ARG...]" }, connection = true,
+    operands = "plan", arguments = true,
+    text = [[
 Prints the difference between the plan and the live org, field by field. Exit
 codes as diff(1): 0 the org matches the plan, 1 it differs, 2 error (invalid
 plan, unreachable org, bad options). A nightly drift check in CI:
   zcrm diff production.lua || echo "production drifted"
-
-  --orgs ORGS.lua   compare every org of ORGS.lua; 1 when any differs
 ]],
+    flags = {
+      { name = "orgs", value = "ORGS.lua", complete = "file", help = "compare every org of ORGS.lua; 1 when any differs" },
+      { name = "json", help = "JSON lines on stdout: a diff event per org, then one change\nevent per module "
+        .. "that differs" },
+    },
+  },
 }
 
 -- {==== helpers
@@ -316,8 +319,6 @@ end
 
 -- }====
 
-M.TAKES_ARGUMENTS = { plan = true, diff = true, show = true }
-
 local MAIN_HELP = [[
 
 Configuration as code (each takes --help):
@@ -328,35 +329,8 @@ Configuration as code (each takes --help):
   apply CHANGES.json  apply exactly a change set written by zcrm plan
 ]]
 
-local APPLY_HELP = [[
-
-Change sets and many orgs:
-       zcrm apply CHANGES.json [--dry-run] [--yes] [--partial] [--json] [--journal F]
-                  [--undo F] [--only M,...] [--exclude M,...] [--max-credits N]
-                  [connection options]
-       zcrm apply PLAN.lua --orgs ORGS.lua [--journal 'F-{org}'] [--undo 'F-{org}'] [--yes]
-       zcrm apply 'CHANGES-{org}.json' --orgs ORGS.lua [--yes]
-
-  --orgs ORGS.lua    apply to every org of ORGS.lua (a list of { name =, options = }),
-                     concurrently; every org is checked first, one confirmation;
-                     --journal and --undo must hold {org}
-  --yes, -y          do not ask for confirmation
-
-A change set (CHANGES.json, from zcrm plan --out) is applied exactly: every
-body is checked by the code that builds the request, and every module id,
-profile id and profile name must be the org's (else INVALID_CHANGES, exit 2,
-nothing sent). Each module is read first: one at its "before" values gets its
-body; one already at its "after" values is "already applied" (not sent, not an
-error: running the same command again after Ctrl-C or a failure finishes the
-set, exit 0); any other has changed since the plan. One such module refuses
-the whole set (nothing sent, each named with what changed, exit 1); --partial
-applies the rest (still exit 1). --journal and --undo mean what they mean for
-plans. A change set made for another org is refused (exit 2). --no-diff,
---batch and plan arguments do not apply to a change set (exit 2).
-]]
-
 --- install(cli) plugs these commands into lua/zcrm/cli.lua: cli.commands (the
--- command table), cli.flags (flags per command), cli.help (help texts) and
+-- command table), cli.define (the flag table's), cli.help (the main help) and
 -- cli.helpers (error_line, print_invalid, interrupted_exit, interrupt_grace).
 function M.install(cli)
   H = cli.helpers
@@ -374,11 +348,8 @@ function M.install(cli)
     end
     return changesets.apply(flags, positional, ...) or apply_plan(flags, positional, ...)
   end
-  for name, flags in pairs(M.FLAGS) do cli.flags[name] = flags end
-  for name, kind in pairs(M.APPLY_FLAGS) do cli.flags.apply[name] = kind end
-  for name, text in pairs(M.HELP) do cli.help[name] = text end
+  for name, def in pairs(M.COMMANDS) do cli.define(name, def) end
   cli.help.main = cli.help.main .. MAIN_HELP
-  cli.help.apply = cli.help.apply .. APPLY_HELP
 end
 
 return M

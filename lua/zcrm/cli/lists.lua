@@ -9,7 +9,7 @@ local M = {}
 
 local EXIT_OK, EXIT_FAILED = 0, 1
 local out, err_line, json_line, print_error = term.out, term.err_line, term.json_line, term.print_error
-local list_or_nil, print_table, HELP = term.list_or_nil, term.print_table, words.HELP
+local list_or_nil, print_table = term.list_or_nil, term.print_table
 
 local function exists(path)
   return core.file_mode(path) ~= nil
@@ -76,7 +76,7 @@ local function cmd_emulator(argv, first)
   local bin = emulator_binary(argv)
   local args = { [0] = "zcrm-emulator" }
   for i = first, #argv do
-    if argv[i] == "--help" or argv[i] == "-h" then out(HELP.emulator, "\n") end
+    if argv[i] == "--help" or argv[i] == "-h" then out(words.help_text("emulator"), "\n") end
     args[#args + 1] = argv[i]
   end
   io.stdout:flush()

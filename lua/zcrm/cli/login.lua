@@ -17,18 +17,13 @@ local EXIT_SIGNAL = { [2] = 130, [15] = 143 }
 local out, err_line, json_line, print_error, usage_error = term.out, term.err_line, term.json_line,
   term.print_error, term.usage_error
 
-M.FLAGS = {
-  login = { ["client-id"] = "value", ["client-secret"] = "value", code = "value", ["accounts-url"] = "value",
-            list = "boolean", json = "boolean" },
-  logout = { force = "boolean" },
-}
-
-M.HELP = {
-  login = [[
-usage: zcrm login [--org NAME] [--dc DC [--environment ENV] | --accounts-url URL]
-                  [--client-id ID] [--client-secret S] [--code CODE]
-       zcrm login --list [--json]
-
+-- Their entries in the flag table (lua/zcrm/cli/args.lua, `define`).
+M.COMMANDS = {
+  login = {
+    summary = "exchange a grant code and store the org",
+    usage = { { "", flags = { "org", "dc", "environment", "accounts-url", "client-id", "client-secret", "code" } },
+              { "--list [--json]", literal = true } },
+    text = [[
 Exchanges a grant code for a refresh token at the data centre's accounts
 server and stores the client id, client secret, refresh token, accounts server
 and API domain under the org NAME (default "default") in
@@ -41,26 +36,36 @@ Make the client and the code in Zoho's API console (https://api-console.zoho.com
 Add Client, Self Client; then Generate Code with the scopes
 ZohoCRM.settings.modules.ALL,ZohoCRM.settings.profiles.READ, and run zcrm login
 within the code's lifetime.
-
-  --org NAME          the name to store the org under (letters, digits, _ . -)
-  --dc DC             us, eu, in, au, jp, ca, sa, cn (default us)
-  --environment ENV   production, sandbox, developer (default production)
-  --accounts-url URL  the accounts server itself, instead of --dc
-  --client-id ID      the Self Client's id
-  --client-secret S   its secret (better typed at the prompt: the process list shows flags)
-  --code CODE         the grant code (works once, for minutes)
-  --list              list the stored orgs (never a secret); --json: JSON lines
-
-Exit codes: 0 stored, 1 the accounts server refused (nothing stored), 2 usage.
 ]],
-  logout = [[
-usage: zcrm logout [--org NAME] [--force]
-
+    flags = {
+      { name = "org", value = "NAME", help = "the name to store the org under (letters, digits, _ . -)" },
+      { name = "dc", value = "DC", help = "us, eu, in, au, jp, ca, sa, cn (default us)",
+        complete = { "us", "eu", "in", "au", "jp", "ca", "sa", "cn" } },
+      { name = "environment", value = "ENV", help = "production, sandbox, developer (default production)",
+        complete = { "production", "sandbox", "developer" } },
+      { name = "accounts-url", value = "URL", help = "the accounts server itself, instead of --dc" },
+      { name = "client-id", value = "ID", help = "the Self Client's id" },
+      { name = "client-secret", value = "S",
+        help = "its secret (better typed at the prompt: the process list shows flags)" },
+      { name = "code", value = "CODE", help = "the grant code (works once, for minutes)" },
+      { name = "list", help = "list the stored orgs (never a secret)" },
+      { name = "json", help = "with --list: JSON lines, one org per line" },
+    },
+    after = "Exit codes: 0 stored, 1 the accounts server refused (nothing stored), 2 usage.\n",
+  },
+  logout = {
+    summary = "revoke an org's refresh token and forget the org",
+    text = [[
 Revokes the org's refresh token at its accounts server, then forgets the org
 (the other stored orgs are kept). The org is ZCRM_ORG's, else "default".
 When the accounts server cannot be reached, the org is kept; --force forgets
 it anyway (revoke the token in Zoho's API console then).
 ]],
+    flags = {
+      { name = "org", value = "NAME", help = "the stored org to forget" },
+      { name = "force", help = "forget it even when its token could not be revoked" },
+    },
+  },
 }
 
 local MAIN_HELP = [[
@@ -69,15 +74,6 @@ Credentials:
   login               exchange a grant code and store the org (--list: the stored orgs)
   logout              revoke an org's refresh token and forget the org
 ]]
-
--- Flags of the connection options that mean nothing to login and logout.
-local NOT_HERE = { "config", "access-token", "api-domain" }
-
-local function reject_connection_flags(flags, command)
-  for _, f in ipairs(NOT_HERE) do
-    if flags[f] then return usage_error(string.format("zcrm %s takes no --%s", command, f), command) end
-  end
-end
 
 -- The value of a flag, or typed at the terminal without echo; nil, exit code
 -- (the error printed) when there is neither.
@@ -161,8 +157,6 @@ local function accounts_of(flags)
 end
 
 local function cmd_login(flags)
-  local bad = reject_connection_flags(flags, "login")
-  if bad then return bad end
   if flags.list then return list_orgs(flags) end
   local name = flags.org or "default"
   local ok, nerr = store.check_name(name)
@@ -216,8 +210,6 @@ local function cmd_login(flags)
 end
 
 local function cmd_logout(flags)
-  local bad = reject_connection_flags(flags, "logout")
-  if bad then return bad end
   local name = flags.org or store.default_org() or "default"
   local org, err = store.get(name)
   if not org then
@@ -255,8 +247,7 @@ end
 --- install(cli) plugs `zcrm login` and `zcrm logout` into lua/zcrm/cli.lua.
 function M.install(cli)
   cli.commands.login, cli.commands.logout = cmd_login, cmd_logout
-  for name, f in pairs(M.FLAGS) do cli.flags[name] = f end
-  for name, text in pairs(M.HELP) do cli.help[name] = text end
+  for name, def in pairs(M.COMMANDS) do cli.define(name, def) end
   cli.help.main = cli.help.main .. MAIN_HELP
 end
 

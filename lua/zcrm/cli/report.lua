@@ -16,26 +16,27 @@ local M = {}
 local EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 local out, paint, print_error, usage_error, width = term.out, term.paint, term.print_error, term.usage_error, term.width
 
-M.FLAGS = { report = { json = "boolean", out = "value", orgs = "value" } }
-
-M.HELP = {
-  report = [[
-usage: zcrm report [--json | --out F.html] [--orgs ORGS.lua | --orgs NAME,NAME...]
-                   [connection options]
-
+-- Its entry in the flag table (lua/zcrm/cli/args.lua, `define`).
+M.COMMANDS = {
+  report = {
+    summary = "which profiles reach which custom modules", connection = true,
+    usage = { { "", flags = { "json" } }, { "--out F.html", literal = true }, { "--orgs ORGS.lua [--json | --out F.html]",
+      literal = true }, { "--orgs NAME,NAME... [--json | --out F.html]", literal = true } },
+    text = [[
 The access matrix of the org: every custom module (rows: API name and labels)
 by every profile (columns), X where the profile has access. Read through the
 API (every page; 2 calls plus one per module whose profile list was cut short).
-
-  --orgs ORGS.lua    each org of ORGS.lua (or a comma-separated list of orgs
-                     stored by zcrm login), side by side, with every difference
-                     (a module, a label, a profile, a profile's access) marked
-                     (*) and listed
-  --out F.html       write one self-contained HTML page instead (inline CSS, no
-                     script, nothing loaded from the network; printable), with
-                     the org(s), when each was read and the differences
-  --json             the same data as one JSON object: {"orgs":[...],"differences":[...]}
 ]],
+    flags = {
+      { name = "orgs", value = "ORGS.lua", complete = "file", help = "each org of ORGS.lua (or a comma-separated "
+        .. "list of orgs\nstored by zcrm login), side by side, with every difference\n(a module, a label, a profile, "
+        .. "a profile's access) marked\n(*) and listed" },
+      { name = "out", value = "F.html", complete = "file", help = "write one self-contained HTML page instead "
+        .. "(inline CSS, no\nscript, nothing loaded from the network; printable), with\nthe org(s), when each was "
+        .. "read and the differences" },
+      { name = "json", help = [[the same data as one JSON object: {"orgs":[...],"differences":[...]}]] },
+    },
+  },
 }
 
 local MAIN_HELP = [[
@@ -220,11 +221,10 @@ local function cmd_report(flags)
   return EXIT_OK
 end
 
---- install(cli) plugs `zcrm report` into lua/zcrm/cli.lua (commands, flags, help).
+--- install(cli) plugs `zcrm report` into lua/zcrm/cli.lua (commands, the flag table, help).
 function M.install(cli)
   cli.commands.report = cmd_report
-  for name, f in pairs(M.FLAGS) do cli.flags[name] = f end
-  for name, text in pairs(M.HELP) do cli.help[name] = text end
+  for name, def in pairs(M.COMMANDS) do cli.define(name, def) end
   cli.help.main = cli.help.main .. MAIN_HELP
 end
 
