@@ -9,6 +9,11 @@ PREFIX       ?= /usr/local
 LIBDIR       ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
 LUADIR       ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 BINDIR       ?= $(PREFIX)/bin
+MANDIR       ?= $(PREFIX)/share/man
+# Where bash-completion, zsh and fish look for completions under PREFIX.
+BASHCOMPDIR  ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR   ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR  ?= $(PREFIX)/share/fish/vendor_completions.d
 BUSTED       ?= busted --lua=$(LUA)
 
 CURL_CFLAGS  ?= $(shell pkg-config --cflags libcurl 2>/dev/null)
@@ -41,7 +46,7 @@ DEB_PACKAGES = make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
                libutf8proc-dev lua-cjson lua-busted lua-check libmicrohttpd-dev \
                libcjson-dev curl luarocks zlib1g-dev \
                clang libclang-rt-14-dev valgrind openssl lua-socket cppcheck \
-               lua-ldoc lcov lua-luv lua-cqueues
+               lua-ldoc lcov lua-luv lua-cqueues groff-base zsh fish
 
 .PHONY: all deps browser-deps install-packages test demo install rock-install uninstall lint docs coverage clean bench soak asan valgrind fuzz tsan
 
@@ -165,27 +170,43 @@ coverage: deps all $(HOST_TSAN) $(COV_DIR)/core.so
 	$(LUA) spec/support/coverage_report.lua $(COV_DIR) || rc=1; \
 	[ $$rc = 0 ] || echo "coverage: the suite or the report failed (exit $$rc)"; exit $$rc
 
+# The man page and the completion scripts are drawn from the CLI's flag table
+# (lua/zcrm/cli/args.lua) by the work tree's own code, at install time.
+ZCRM_HERE = $(LUA) -e 'package.path = "lua/?.lua;lua/?/init.lua;" .. package.path; \
+  package.cpath = "csrc/?.so;" .. package.cpath'
+
 install: $(CORE_SO)
-	install -d $(DESTDIR)$(LIBDIR)/zcrm $(DESTDIR)$(BINDIR)
+	install -d $(DESTDIR)$(LIBDIR)/zcrm $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+	  $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
 	install -m 0755 $(CORE_SO) $(DESTDIR)$(LIBDIR)/zcrm/core.so
 	$(INSTALL_LUA)
 	ZCRM_LUADIR='$(LUADIR)' ZCRM_LIBDIR='$(LIBDIR)' $(LUA) -e '$(SET_INSTALLED_PATHS)' \
 	  <bin/zcrm >$(DESTDIR)$(BINDIR)/zcrm
 	chmod 0755 $(DESTDIR)$(BINDIR)/zcrm
 	if [ -f $(EMU_BIN) ]; then install -m 0755 $(EMU_BIN) $(DESTDIR)$(BINDIR)/zcrm-emulator; fi
+	$(ZCRM_HERE) -e 'require "zcrm.cli"; io.write(require("zcrm.cli.manual").man_page())' \
+	  >$(DESTDIR)$(MANDIR)/man1/zcrm.1
+	$(LUA) bin/zcrm completion bash >$(DESTDIR)$(BASHCOMPDIR)/zcrm
+	$(LUA) bin/zcrm completion zsh >$(DESTDIR)$(ZSHCOMPDIR)/_zcrm
+	$(LUA) bin/zcrm completion fish >$(DESTDIR)$(FISHCOMPDIR)/zcrm.fish
+	chmod 0644 $(DESTDIR)$(MANDIR)/man1/zcrm.1 $(DESTDIR)$(BASHCOMPDIR)/zcrm \
+	  $(DESTDIR)$(ZSHCOMPDIR)/_zcrm $(DESTDIR)$(FISHCOMPDIR)/zcrm.fish
 
 # `luarocks make` (the rockspec's build.type is "make") runs this with the
-# rock's directories: the core is compiled straight into LIBDIR, so the work
-# tree is left without object files; LuaRocks installs bin/zcrm itself.
+# rock's directories: the core and the emulator are compiled straight into
+# LIBDIR and BINDIR, so the work tree is left without object files; LuaRocks
+# installs bin/zcrm itself, and puts both commands on the tree's bin/.
 rock-install:
-	install -d $(DESTDIR)$(LIBDIR)/zcrm
+	install -d $(DESTDIR)$(LIBDIR)/zcrm $(DESTDIR)$(BINDIR)
 	$(CC) $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden -D_POSIX_C_SOURCE=200809L -I$(LUA_INCDIR) \
 	  $(CURL_CFLAGS) $(LIBFLAG) -o $(DESTDIR)$(LIBDIR)/zcrm/core.so $(CORE_SRCS) $(CURL_LIBS) -lutf8proc
+	$(CC) $(EMU_CFLAGS) -o $(DESTDIR)$(BINDIR)/zcrm-emulator $(EMU_SRCS) $(EMU_LIBS)
 	$(INSTALL_LUA)
 
 uninstall:
 	rm -rf $(DESTDIR)$(LIBDIR)/zcrm $(DESTDIR)$(LUADIR)/zcrm $(DESTDIR)$(BINDIR)/zcrm \
-	  $(DESTDIR)$(BINDIR)/zcrm-emulator
+	  $(DESTDIR)$(BINDIR)/zcrm-emulator $(DESTDIR)$(MANDIR)/man1/zcrm.1 $(DESTDIR)$(BASHCOMPDIR)/zcrm \
+	  $(DESTDIR)$(ZSHCOMPDIR)/_zcrm $(DESTDIR)$(FISHCOMPDIR)/zcrm.fish
 
 clean:
 	rm -f csrc/*.o emulator/*.o $(CORE_SO) $(EMU_BIN) $(HOST_BIN)

@@ -34,6 +34,9 @@ build = {
     CURL_CFLAGS = "-I$(CURL_INCDIR) -I$(UTF8PROC_INCDIR)",
     CURL_LIBS = "-L$(CURL_LIBDIR) -L$(UTF8PROC_LIBDIR) -lcurl",
     LUADIR = "$(LUADIR)", LIBDIR = "$(LIBDIR)",
+    -- zcrm-emulator is compiled into the rock's bin/, which LuaRocks puts on
+    -- the tree's bin/ beside zcrm, so `zcrm emulator` works from a rock too.
+    BINDIR = "$(BINDIR)",
   },
   install = {
     bin = { zcrm = "bin/zcrm" },

@@ -39,7 +39,45 @@ describe("packaging", function()
       "cd / && env -i PATH=/usr/bin:/bin sh -c 'eval \"$(luarocks-5.4 --tree %s path)\" && zcrm --help'", tree))
     assert.is_true(cok, cout)
     assert.matches("^usage: zcrm", cout)
+    -- and the emulator: built into the rock, on the tree's bin/ beside zcrm
+    local eok, eout = run(string.format(
+      "cd / && env -i PATH=/usr/bin:/bin sh -c 'eval \"$(luarocks-5.4 --tree %s path)\" && zcrm emulator --help'", tree))
+    assert.is_true(eok, eout)
+    assert.matches("%-%-latency%-ms", eout)
+    assert.is_true(run("test -x " .. tree .. "/bin/zcrm-emulator"))
     run("rm -rf " .. tree)
+  end)
+
+  it("make install puts the man page zcrm.1 and the shell completions in place", function()
+    local tree = os.tmpname(); os.remove(tree)
+    local dest = os.tmpname(); os.remove(dest)
+    local ok, out = run(string.format("make -s install DESTDIR=%s PREFIX=%s", dest, tree))
+    assert.is_true(ok, out)
+    local root = dest .. tree
+    local page = root .. "/share/man/man1/zcrm.1"
+    -- groff warns about anything malformed (-ww); -z: no output but the warnings
+    local gok, gout = run("groff -man -ww -z " .. page)
+    assert.is_true(gok, gout)
+    assert.equal("", gout)
+    local mok, text = run("groff -man -Tutf8 -P-cbou -rLL=200n " .. page)
+    assert.is_true(mok, text)
+    assert.matches("zcrm %- change Zoho CRM custom%-module configuration", text)
+    require "zcrm.cli"
+    local words = require "zcrm.cli.args"
+    for _, name in ipairs(words.names()) do
+      assert.matches("\n   " .. name .. " \u{2014}", text, 1, true)
+      for _, f in ipairs(words.flags_of(name)) do
+        assert.matches("--" .. f.name, text, 1, true)
+      end
+    end
+    local bok, bout = run("bash -n " .. root .. "/share/bash-completion/completions/zcrm")
+    assert.is_true(bok, bout)
+    assert.is_true(run("test -s " .. root .. "/share/zsh/site-functions/_zcrm"))
+    assert.is_true(run("test -s " .. root .. "/share/fish/vendor_completions.d/zcrm.fish"))
+    local uok, uout = run(string.format("make -s uninstall DESTDIR=%s PREFIX=%s", dest, tree))
+    assert.is_true(uok, uout)
+    assert.is_falsy(run("test -e " .. page))
+    run("rm -rf " .. dest)
   end)
 
   it("make install honours PREFIX, LUADIR and LIBDIR", function()

@@ -328,7 +328,8 @@ end
 
 -- }====
 
-local COMMANDS = { apply = cmd_apply, validate = cmd_validate, modules = cmd_modules, profiles = cmd_profiles }
+local COMMANDS = { apply = cmd_apply, validate = cmd_validate, modules = cmd_modules, profiles = cmd_profiles,
+                   completion = require("zcrm.cli.manual").cmd_completion }
 
 -- Configuration as code: export, plan, diff, change sets and --orgs
 -- live in lua/zcrm/cli/config.lua and cli/changesets.lua; this plugs them in, with the helpers here.

@@ -193,6 +193,7 @@ Commands:
   validate PLAN.lua   check a plan without contacting Zoho
   apply PLAN.lua      show what a plan changes, ask, apply it (see zcrm help apply)
   emulator [flags]    run the local Zoho CRM emulator (zcrm help emulator)
+  completion SHELL    a completion script for bash, zsh or fish
   help COMMAND        the options of COMMAND (or: zcrm COMMAND --help)
 
 Exit codes: 0 all applied (a change set already applied too), 1 some failed,
