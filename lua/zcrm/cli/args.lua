@@ -84,14 +84,21 @@ need the org's state (unknown or standard modules, unknown profiles, label
 collisions with other modules) run in `zcrm apply PLAN.lua --dry-run`.
 ]],
   modules = [[
-usage: zcrm modules [--json] [connection options]
+usage: zcrm modules [--json] [--wide] [connection options]
 
 Lists the org's modules: API name, id, type, labels and the profiles that see them.
+On a terminal the table fits its width, long cells cut with an ellipsis.
+
+  --json      JSON lines on stdout, one module a line
+  --wide      every cell whole, however wide the table
 ]],
   profiles = [[
-usage: zcrm profiles [--json] [connection options]
+usage: zcrm profiles [--json] [--wide] [connection options]
 
 Lists the org's profiles: id and name.
+
+  --json      JSON lines on stdout, one profile a line
+  --wide      every cell whole, however wide the table
 ]],
   emulator = [[
 usage: zcrm emulator [flags]
@@ -114,8 +121,8 @@ local COMMAND_FLAGS = {
             undo = "value", concurrency = "value", json = "boolean", yes = "boolean",
             partial = "boolean", batch = "boolean" },
   validate = { json = "boolean" },
-  modules = { json = "boolean" },
-  profiles = { json = "boolean" },
+  modules = { json = "boolean", wide = "boolean" },
+  profiles = { json = "boolean", wide = "boolean" },
 }
 
 -- Returns flags, positionals, or nil, nil, message.

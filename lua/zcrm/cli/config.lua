@@ -24,8 +24,8 @@ local out, err_line, json_line, plural = term.out, term.err_line, term.json_line
 local usage_error, print_changes, list_or_nil = term.usage_error, term.print_changes, term.list_or_nil
 
 M.FLAGS = {
-  export = { out = "value", orgs = "value" },
-  plan = { out = "value", orgs = "value", force = "boolean", only = "value", exclude = "value" },
+  export = { out = "value", orgs = "value", json = "boolean" },
+  plan = { out = "value", orgs = "value", force = "boolean", only = "value", exclude = "value", json = "boolean" },
   diff = { orgs = "value", json = "boolean" },
   show = { json = "boolean" },
 }
@@ -101,10 +101,14 @@ end
 
 -- {==== export
 
-local function export_one(client, path)
+local function export_one(client, path, flags, org)
   local plan, err = client:export { out = path }
   if not plan then return nil, err end
-  if path then
+  if flags.json then
+    -- one document (a line per org with --orgs): the modules, or where they went
+    json_line { org = org, api_domain = client.api_domain, out = path, count = #plan,
+                modules = not path and list_or_nil(plan) or nil }
+  elseif path then
     err_line(string.format("zcrm: exported %s of %s to %s", plural(#plan, "custom module"),
       client.api_domain, path))
   else
@@ -121,7 +125,7 @@ local function cmd_export(flags)
     local list, clients = connect_orgs(flags)
     if not list then return clients end
     local results = orgs_mod.each(clients, function(client, i)
-      return export_one(client, per_org(flags.out, list[i].name))
+      return export_one(client, per_org(flags.out, list[i].name), flags, list[i].name)
     end)
     local code = EXIT_OK
     for i, r in ipairs(results) do
@@ -132,7 +136,7 @@ local function cmd_export(flags)
   end
   local client, code = connect(flags)
   if not client then return code end
-  local plan, err = export_one(client, flags.out)
+  local plan, err = export_one(client, flags.out, flags)
   client:close()
   if not plan then H.error_line(nil, err); return EXIT_FAILED end
   return EXIT_OK
@@ -200,6 +204,11 @@ local function cmd_plan(flags, positional)
     end
   end
   local function show(cs, name, out_path)
+    if flags.json then
+      -- one org: the change set itself is the document; --orgs: a line per org
+      if flags.orgs then json_line { org = name, out = out_path, change_set = cs } else out(changes.encode(cs)) end
+      return
+    end
     out(string.format("Plan %s for %s%s:\n", path, name and (name .. " (" .. cs.api_domain .. ")") or cs.api_domain,
       out_path and (" -> " .. out_path) or ""))
     show_changes(cs.changes)
@@ -228,7 +237,7 @@ local function cmd_plan(flags, positional)
   client:close()
   if not cs then return report_plan_error(path, err) end
   show(cs, nil, flags.out)
-  if flags.out then
+  if flags.out and not flags.json then
     out(string.format("Wrote %s to %s. Review it (zcrm show %s), then: zcrm apply %s\n",
       plural(#cs.changes, "change"), flags.out, flags.out, flags.out))
   end
