@@ -201,7 +201,7 @@ SAN_CC       ?= clang
 SAN_COMMON    = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer -g -O1
 FUZZ_DIR      = fuzz/bin
-FUZZ_TARGETS  = validate request response undo emulator
+FUZZ_TARGETS  = validate request response undo changes emulator
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS   ?=
 FUZZ_CFLAGS   = $(SAN_COMMON) -fsanitize=fuzzer-no-link -std=c99 -Wall -Wextra \
@@ -223,7 +223,8 @@ $(FUZZ_DIR)/obj/emulator/%.o: emulator/%.c $(wildcard emulator/*.h)
 	$(SAN_CC) $(FUZZ_CFLAGS) -D_GNU_SOURCE \
 	  $(shell pkg-config --cflags libmicrohttpd libcjson 2>/dev/null) -c -o $@ $<
 
-$(FUZZ_DIR)/fuzz_validate $(FUZZ_DIR)/fuzz_request $(FUZZ_DIR)/fuzz_response $(FUZZ_DIR)/fuzz_undo: \
+$(FUZZ_DIR)/fuzz_validate $(FUZZ_DIR)/fuzz_request $(FUZZ_DIR)/fuzz_response $(FUZZ_DIR)/fuzz_undo \
+    $(FUZZ_DIR)/fuzz_changes: \
     $(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_lua.h $(FUZZ_CORE_OBJS)
 	$(SAN_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -DZCRM_ROOT='"$(CURDIR)"' -o $@ $< \
 	  $(FUZZ_CORE_OBJS) -llua$(LUA_VERSION) $(CURL_LIBS) -lutf8proc -lm -ldl -lpthread
