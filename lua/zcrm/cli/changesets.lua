@@ -282,8 +282,10 @@ local function apply_changes_orgs(flags, path, argv)
     if sig then return H.interrupted_exit(sig, argv, "nothing was sent") end
     return no
   end
+  local progress = not flags.json and term.orgs_progress() or nil
   local runs = orgs_mod.each(clients, function(client, i)
     local o = options_for(i, false)
+    o.on_progress = progress and function(done, n) progress(list[i].name, done, n) end
     o.on_result = function(c, res, rerr)
       if flags.json then
         json_line { event = "result", org = list[i].name, module = c.module, id = c.id,
@@ -360,6 +362,7 @@ local function apply_orgs(flags, path, positional, argv)
       declined = exit_code
       return ok
     end,
+    on_progress = not flags.json and term.orgs_progress() or nil,
     on_result = function(org, entry, res, rerr)
       if flags.json then
         json_line { event = "result", org = org, module = tostring(entry.module), status = res and "applied" or "failed",

@@ -88,6 +88,7 @@ local CLI_WORDS = {
   { "Correct the value named in details %(api_name, json_path%)", "Correct the value named above in the plan" },
   { "undo_file %(zcrm apply %-%-undo%)", "--undo" },
   { "in details%.([%w_]+)", "in the error's details (%1)" },
+  { "and send the request again", "and run the command again" },
 }
 
 -- The hint shown with an error: its resolution, in the command's own words
@@ -242,27 +243,43 @@ end
 -- into that shape). Each change: module, plural_label and singular_label
 -- ({ old =, new = }, present when they differ), granted, revoked (profiles).
 -- Names are shown with their control bytes escaped: they may come from a file.
+-- Changes that deserve a second look before the question: revoking the
+-- Administrator profile, and leaving a module with no profile at all.
+local function risks(c)
+  local found = {}
+  for _, p in ipairs(c.revoked) do
+    if p.name == "Administrator" then found[#found + 1] = "revokes Administrator" end
+  end
+  if c.profiles_left == 0 then found[#found + 1] = "leaves no profile with access" end
+  return found
+end
+
 local function print_changes(changes)
   if #changes == 0 then out("No changes: the org is already as planned.\n") return end
   out(string.format("Changes (%s):\n", plural(#changes, "module")))
-  local rows = {}
+  local rows, warnings = {}, {}
   for _, c in ipairs(changes) do
     local fields = {}
+    -- removals red, additions green, changed values yellow, per attribute
     for _, field in ipairs { "plural_label", "singular_label" } do
-      if c[field] then fields[#fields + 1] = { field, show_value(c[field].old) .. " -> " .. show_value(c[field].new) } end
+      if c[field] then
+        fields[#fields + 1] = { field, paint(false, "yellow", show_value(c[field].old) .. " -> " .. show_value(c[field].new)) }
+      end
     end
-    if #c.granted > 0 then fields[#fields + 1] = { "profiles", "grant " .. profile_names(c.granted) } end
+    if #c.granted > 0 then fields[#fields + 1] = { "profiles", paint(false, "green", "grant " .. profile_names(c.granted)) } end
     if #c.revoked > 0 then
-      fields[#fields + 1] = { #c.granted > 0 and "" or "profiles", "revoke " .. profile_names(c.revoked) }
+      fields[#fields + 1] = { #c.granted > 0 and "" or "profiles", paint(false, "red", "revoke " .. profile_names(c.revoked)) }
     end
     local module = util.printable(c.module)
     for i, f in ipairs(fields) do rows[#rows + 1] = { i == 1 and module or "", f[1], f[2] } end
+    for _, r in ipairs(risks(c)) do warnings[#warnings + 1] = module .. ": " .. r end
   end
   local w = 0
   for _, r in ipairs(rows) do w = math.max(w, width(r[1])) end
   for _, r in ipairs(rows) do
     out(string.format("  %s%s  %-15s %s\n", r[1], string.rep(" ", w - width(r[1])), r[2], r[3]))
   end
+  for _, text in ipairs(warnings) do out(paint(false, "red", "Warning: " .. text), "\n") end
 end
 
 --- plan_counts(report [, paint_fn]) -> "applied 3, already applied 9, skipped 0,
@@ -311,10 +328,39 @@ local function progress_bar()
     last = t
     local bar_width = 30
     local filled = total > 0 and math.floor(bar_width * done / total) or bar_width
+    -- rate and ETA once there is something to measure them by
     local rate = done / math.max(t - t0, 1e-3)
-    local eta = rate > 0 and (total - done) / rate or 0
-    io.stderr:write(string.format("\r[%s%s] %d/%d  %.1f/s  ETA %s \27[K",
-      string.rep("#", filled), string.rep("-", bar_width - filled), done, total, rate, format_seconds(eta)))
+    local speed = (done > 0 and t - t0 >= 0.5)
+      and string.format("  %.1f/s  ETA %s", rate, format_seconds((total - done) / rate)) or "  starting"
+    io.stderr:write(string.format("\r[%s%s] %d/%d%s \27[K",
+      string.rep("#", filled), string.rep("-", bar_width - filled), done, total, speed))
+    io.stderr:flush()
+    term.progress = true
+  end
+end
+
+--- orgs_progress() -> `function(org, done, total)` for a run over many orgs:
+-- on a terminal one status line on stderr with every org's count
+-- ("emea 40/100 · apac 12/100"), redrawn at most ten times a second;
+-- elsewhere one line per org as it finishes sending.
+local function orgs_progress()
+  local counts, order, last = {}, {}, 0
+  local tty = core.isatty(io.stderr)
+  return function(org, done, total)
+    if not counts[org] then order[#order + 1] = org end
+    counts[org] = { done, total }
+    if not tty then
+      if done == total and total > 0 then err_line(string.format("zcrm: %s: %d/%d sent", org, done, total)) end
+      return
+    end
+    local t = core.now()
+    if t - last < 0.1 then return end
+    last = t
+    local parts = {}
+    for _, name in ipairs(order) do
+      parts[#parts + 1] = string.format("%s %d/%d", util.escape_untrusted(name), counts[name][1], counts[name][2])
+    end
+    io.stderr:write("\r", clip(table.concat(parts, " \u{00B7} "), columns() - 1), "\27[K")
     io.stderr:flush()
     term.progress = true
   end
@@ -395,6 +441,7 @@ M.columns = columns
 M.clip = clip
 M.wrap_list = wrap_list
 M.progress_bar = progress_bar
+M.orgs_progress = orgs_progress
 M.ask = ask
 M.interactive = interactive
 M.confirm = confirm

@@ -88,7 +88,7 @@ function M.effect(c)
   local had, name = {}, {}
   for _, p in ipairs(c.before.profiles) do had[p.id], name[p.id] = true, p.name end
   for _, p in ipairs(c.after.profiles) do name[p.id] = name[p.id] or p.name end
-  local d = { module = c.module, id = c.id, granted = {}, revoked = {} }
+  local d = { module = c.module, id = c.id, granted = {}, revoked = {}, profiles_left = #c.after.profiles }
   for _, field in ipairs { "plural_label", "singular_label" } do
     local new = c.body[field]
     if new ~= nil and new ~= c.before[field] then d[field] = { old = c.before[field], new = new } end
