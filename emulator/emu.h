@@ -95,6 +95,7 @@ typedef struct module {
   profset profiles;               /* profile i may see the module */
   char modified_time[40];         /* "" = never modified */
   int api_supported;
+  int team;                       /* access_type team_based: a team module */
 } module;
 
 typedef struct org_data {
@@ -122,6 +123,7 @@ module *org_create (org_data *o, const char *api_name, const char *plural,
                     const char *singular, const profset *profiles);
 void org_touch (module *m);
 int org_api_name_ok (const char *s);
+int org_rename_allowed (const module *m);
 void org_write_module (jbuf *b, const org_data *o, const module *m);
 void org_write_module_detail (jbuf *b, const org_data *o, const module *m);
 void org_write_profiles (jbuf *b, const org_data *o, size_t first,

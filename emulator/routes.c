@@ -406,6 +406,12 @@ static void get_module (emu *e, const request *q, const char *seg,
   reply_json(r, 200, &b);
 }
 
+/* 1 when item[key] is a label other than current */
+static int relabels (const cJSON *item, const char *key, const char *current) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(item, key);
+  return cJSON_IsString(v) && strcmp(v->valuestring, current) != 0;
+}
+
 /* Checks one update item against module m and applies it. Writes one
 ** result (success or error) to out; 1 when applied. The id, when the item
 ** carries one, must be m's. */
@@ -438,6 +444,18 @@ static int update_item (org_data *o, module *m, const cJSON *item,
   if (!check_label(item, "plural_label", out)
       || !check_label(item, "singular_label", out))
     return 0;
+  if (!org_rename_allowed(m) && (relabels(item, "plural_label", m->plural)
+                                 || relabels(item, "singular_label",
+                                             m->singular))) {
+    item_fail(out, "INVALID_DATA", "id", ".id", NULL,
+              "Module rename not allowed");
+    return 0;
+  }
+  if (m->team && cJSON_GetObjectItemCaseSensitive(item, "profiles")) {
+    item_fail(out, "NOT_ALLOWED", "profiles", ".profiles", NULL,
+              "profile update for team module is not allowed");
+    return 0;
+  }
   bits = m->profiles;
   if (!check_profiles(o, item, &bits, out)) return 0;
   if (!cJSON_GetObjectItemCaseSensitive(item, "plural_label")
@@ -475,12 +493,6 @@ static int update_module (emu *e, const request *q, const char *seg,
   item_out out;
   int applied;
   if (m == NULL) { reply_invalid_module(r); return 0; }
-  if (strcmp(m->generated_type, "custom") != 0) {
-    /* only custom modules can be changed through this API */
-    reply_error(r, 400, "NOT_SUPPORTED", "{\"resource_path_index\":2}",
-                "the module name given seems to be invalid");
-    return 0;
-  }
   arr = modules_array(q, &root, 1, "updated", r);
   item = arr ? single_item(arr, r) : NULL;
   if (item == NULL) { cJSON_Delete(root); return 0; }
@@ -526,9 +538,6 @@ static int update_modules (emu *e, const request *q, reply *r) {
              || strspn(id->valuestring, "0123456789") != strlen(id->valuestring))
       item_fail(&out, "INVALID_DATA", "id", ".id", NULL,
                 "the id given seems to be invalid");
-    else if (strcmp(m->generated_type, "custom") != 0)
-      item_fail(&out, "NOT_SUPPORTED", "id", ".id", NULL,
-                "the module given is not supported for this operation");
     else applied += update_item(e->org, m, item, &out);
     out.index++;
   }

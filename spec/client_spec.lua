@@ -111,6 +111,19 @@ describe("zcrm client against the emulator", function()
       assert.equal(400, err.status)
     end)
 
+    it("relabels a standard module (Deals to Opportunities): the server decides, not a local rule", function()
+      local res = assert(client:update_module("Deals", { plural_label = "Opportunities", singular_label = "Opportunity" }))
+      assert.equal("SUCCESS", res.code)
+      local deals = assert(client:get_module("Deals"))
+      assert.equal("default", deals.generated_type)
+      assert.equal("Opportunities", deals.plural_label)
+      -- a module Zoho lets no one rename: the server's refusal, as it gives it
+      local _, err = client:update_module("Visits", { plural_label = "Site Visits" })
+      assert.equal("INVALID_DATA", err.code)
+      assert.equal("id", err.details.api_name)
+      assert.equal("Module rename not allowed", err.message)
+    end)
+
     it("reports revoking every profile as MINIMUM_DATA_NOT_FOUND from the server", function()
       local mod = assert(client:get_module(PAGE_MODULE))
       local revoke = {}

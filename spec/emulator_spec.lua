@@ -371,11 +371,41 @@ describe("zcrm-emulator", function()
       assert.equal(2, body.details.resource_path_index)
     end)
 
-    it("refuses a standard module", function()
-      local status, body = put(emu, "Leads", { plural_label = "Prospects" })
+    it("relabels a standard module and changes its profiles, as Zoho's newer OpenAPI does", function()
+      local status, body = put(emu, "Deals", { plural_label = "Opportunities", singular_label = "Opportunity",
+        profiles = { { id = SALES, _delete = cjson.null } } })
+      assert.equal(200, status)
+      assert.equal("SUCCESS", body.modules[1].code)
+      local deals = module_in(emu:state(), "Deals")
+      assert.equal("default", deals.generated_type)
+      assert.same({ "Opportunities", "Opportunity" }, { deals.plural_label, deals.singular_label })
+      for _, id in ipairs(profile_ids(deals)) do assert.not_equal(SALES, id) end
+    end)
+
+    it("answers Module rename not allowed for a module Zoho keeps to itself, yet takes its profiles", function()
+      local status, body = put(emu, "Visits", { plural_label = "Site Visits" })
       assert.equal(400, status)
-      shape_a(body, "NOT_SUPPORTED")
-      assert.equal("Leads", module_in(emu:state(), "Leads").plural_label)
+      local item = body.modules[1]
+      assert.same({ "INVALID_DATA", "id", "$.modules[0].id", "Module rename not allowed" },
+        { item.code, item.details.api_name, item.details.json_path, item.message })
+      local visits = module_in(emu:state(), "Visits")
+      assert.equal("system_hidden", visits.status)
+      assert.equal("Visits", visits.plural_label)
+      -- its own labels again, with a profile change: no rename, accepted
+      status = put(emu, "Visits", { plural_label = "Visits", profiles = { { id = SALES, _delete = cjson.null } } })
+      assert.equal(200, status)
+    end)
+
+    it("refuses profile changes of a team module with NOT_ALLOWED, but relabels it", function()
+      local state = emu:state()
+      assert.equal("team_based", module_in(state, "Team_Tasks").access_type)
+      local status, body = put(emu, "Team_Tasks", { profiles = { { id = SALES } } })
+      assert.equal(400, status)
+      local item = body.modules[1]
+      assert.same({ "NOT_ALLOWED", "profiles", "$.modules[0].profiles", "profile update for team module is not allowed" },
+        { item.code, item.details.api_name, item.details.json_path, item.message })
+      assert.same(profile_ids(module_in(state, "Team_Tasks")), profile_ids(module_in(emu:state(), "Team_Tasks")))
+      assert.equal(200, (put(emu, "Team_Tasks", { plural_label = "Squad Tasks" })))
     end)
 
     it("refuses more than one module per call", function()
@@ -443,7 +473,7 @@ describe("zcrm-emulator", function()
         { id = TICKETS, plural_label = "Fine Tickets" },
         { id = PROJECTS, plural_label = "Bad!" },
         { plural_label = "No Id" },
-        { id = "2423488000000002175", plural_label = "Standard" },
+        { id = "2423488000000002209", plural_label = "Standard" },
         { id = "2423488000000099999", plural_label = "Unknown" },
         { id = ASSETS, profiles = { { id = "2423488000000099999" } } },
       })
@@ -453,7 +483,7 @@ describe("zcrm-emulator", function()
       local want = {
         { "INVALID_DATA", "plural_label", "$.modules[1].plural_label" },
         { "MANDATORY_NOT_FOUND", "id", "$.modules[2].id" },
-        { "NOT_SUPPORTED", "id", "$.modules[3].id" },
+        { "INVALID_DATA", "id", "$.modules[3].id" },
         { "INVALID_DATA", "id", "$.modules[4].id" },
         { "INVALID_DATA", "id", "$.modules[5].profiles[0].id" },
       }
@@ -466,6 +496,17 @@ describe("zcrm-emulator", function()
       assert.equal("Fine Tickets", module_in(state, "Tickets").plural_label)
       assert.equal("Projects", module_in(state, "Projects").plural_label)
       assert.equal(1, emu:stats().updates_applied)
+    end)
+
+    it("relabels Deals and removes a profile from it, as the newer OpenAPI's example does", function()
+      local status, body = batch(emu, {
+        { id = "2423488000000002181", plural_label = "DealsUpdated", profiles = { { id = SALES, _delete = cjson.null } } },
+      })
+      assert.equal(200, status)
+      assert.equal("SUCCESS", body.modules[1].code)
+      local deals = module_in(emu:state(), "Deals")
+      assert.equal("DealsUpdated", deals.plural_label)
+      for _, id in ipairs(profile_ids(deals)) do assert.not_equal(SALES, id) end
     end)
 
     it("answers 400 when every item fails, changing nothing", function()

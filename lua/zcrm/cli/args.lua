@@ -71,7 +71,7 @@ usage: zcrm validate PLAN.lua [ARG...] [--json]
 
 Checks every entry of PLAN.lua (labels, profiles, module names, duplicates)
 without contacting Zoho, and lists all faults with their entry index. Checks that
-need the org's state (unknown or standard modules, unknown profiles, label
+need the org's state (unknown modules, unknown profiles, label
 collisions with other modules) run in `zcrm apply PLAN.lua --dry-run`.
 ]],
   modules = [[
