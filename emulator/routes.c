@@ -568,6 +568,96 @@ static void make_api_name (const org_data *o, const char *label, char *out,
     snprintf(out + base, outlen - base, "_%d", k);
 }
 
+/* A string of 1..max code points; 0 otherwise. */
+static int text_ok (const cJSON *v, size_t max) {
+  const unsigned char *s;
+  size_t n, i = 0, count = 0;
+  uint32_t cp;
+  if (!cJSON_IsString(v)) return 0;
+  s = (const unsigned char *)v->valuestring;
+  n = strlen(v->valuestring);
+  while (i < n) {
+    if (!utf8_next(s, n, &i, &cp) || cp < 0x20 || (cp >= 0x7F && cp <= 0x9F))
+      return 0;
+    count++;
+  }
+  return count >= 1 && count <= max;
+}
+
+/* "Create Custom Module"'s display_field: field_label (<= 100), data_type
+** text or autonumber, auto_number { start_number: 1-16 digits, prefix and
+** suffix <= 50 }, required for autonumber. 1 = fine or absent. */
+static int check_display_field (const cJSON *item, item_out *out) {
+  const cJSON *d = cJSON_GetObjectItemCaseSensitive(item, "display_field");
+  const cJSON *dt, *an, *sn, *v;
+  int autonumber;
+  if (d == NULL) return 1;
+  if (!cJSON_IsObject(d)) {
+    item_fail(out, "INVALID_DATA", "display_field", ".display_field",
+              ",\"expected_data_type\":\"jsonobject\"", "invalid data");
+    return 0;
+  }
+  v = cJSON_GetObjectItemCaseSensitive(d, "field_label");
+  if (v == NULL) {
+    item_fail(out, "MANDATORY_NOT_FOUND", "field_label",
+              ".display_field.field_label", NULL, "required field not found");
+    return 0;
+  }
+  if (!text_ok(v, 100)) {
+    item_fail(out, "INVALID_DATA", "field_label", ".display_field.field_label",
+              ",\"maximum_length\":100", "invalid data");
+    return 0;
+  }
+  dt = cJSON_GetObjectItemCaseSensitive(d, "data_type");
+  if (dt && !(cJSON_IsString(dt) && (strcmp(dt->valuestring, "text") == 0
+                                     || strcmp(dt->valuestring, "autonumber") == 0))) {
+    item_fail(out, "INVALID_DATA", "data_type", ".display_field.data_type",
+              NULL, "invalid data");
+    return 0;
+  }
+  autonumber = dt && strcmp(dt->valuestring, "autonumber") == 0;
+  an = cJSON_GetObjectItemCaseSensitive(d, "auto_number");
+  if (an == NULL) {
+    if (!autonumber) return 1;
+    item_fail(out, "MANDATORY_NOT_FOUND", "auto_number",
+              ".display_field.auto_number", NULL, "required field not found");
+    return 0;
+  }
+  if (!cJSON_IsObject(an)) {
+    item_fail(out, "INVALID_DATA", "auto_number", ".display_field.auto_number",
+              ",\"expected_data_type\":\"jsonobject\"", "invalid data");
+    return 0;
+  }
+  sn = cJSON_GetObjectItemCaseSensitive(an, "start_number");
+  if (sn == NULL) {
+    item_fail(out, "MANDATORY_NOT_FOUND", "start_number",
+              ".display_field.auto_number.start_number", NULL,
+              "required field not found");
+    return 0;
+  }
+  if (!cJSON_IsString(sn) || sn->valuestring[0] == '\0'
+      || strlen(sn->valuestring) > 16
+      || strspn(sn->valuestring, "0123456789") != strlen(sn->valuestring)) {
+    item_fail(out, "INVALID_DATA", "start_number",
+              ".display_field.auto_number.start_number",
+              ",\"maximum_length\":16", "invalid data");
+    return 0;
+  }
+  v = cJSON_GetObjectItemCaseSensitive(an, "prefix");
+  if (v && !text_ok(v, 50)) {
+    item_fail(out, "INVALID_DATA", "prefix", ".display_field.auto_number.prefix",
+              ",\"maximum_length\":50", "invalid data");
+    return 0;
+  }
+  v = cJSON_GetObjectItemCaseSensitive(an, "suffix");
+  if (v && !text_ok(v, 50)) {
+    item_fail(out, "INVALID_DATA", "suffix", ".display_field.auto_number.suffix",
+              ",\"maximum_length\":50", "invalid data");
+    return 0;
+  }
+  return 1;
+}
+
 static int create_module (emu *e, const request *q, reply *r) {
   static const char *const need[3] = {
     "plural_label", "singular_label", "profiles"
@@ -611,7 +701,8 @@ static int create_module (emu *e, const request *q, reply *r) {
               "duplicate data");
     goto done;
   }
-  if (!check_duplicates(o, item, NULL, &out)) goto done;
+  if (!check_display_field(item, &out)
+      || !check_duplicates(o, item, NULL, &out)) goto done;
   if (api) snprintf(name, sizeof name, "%s", api->valuestring);
   else make_api_name(o, cJSON_GetObjectItemCaseSensitive(item,
                      "plural_label")->valuestring, name, sizeof name);

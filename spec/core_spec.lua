@@ -520,6 +520,38 @@ describe("zcrm.core", function()
     end)
   end)
 
+  describe("check_api_name and check_display_field (Create Custom Module)", function()
+    it("takes the page's API names and refuses the others with the field and path", function()
+      for _, n in ipairs { "Vehicles", "Fleet_Cars", "a", "V2", string.rep("A", 50) } do
+        assert.equal(n, core.check_api_name(n))
+      end
+      for _, n in ipairs { "", "1Cars", "_Cars", "Fleet Cars", "Fleet__Cars", "Fleet_", "Flé", string.rep("A", 51), 5 } do
+        local e = vfails("INVALID_DATA", "api_name", core.check_api_name(n))
+        assert.equal("$.modules[0].api_name", e.details.json_path)
+      end
+      assert.equal(50, select(2, core.check_api_name(string.rep("A", 51))).details.maximum_length)
+    end)
+
+    it("copies a valid display_field and names the faulty key of an invalid one", function()
+      assert.same({ field_label = "Plate", data_type = "autonumber",
+                    auto_number = { start_number = "1000", prefix = "V-" } },
+        core.check_display_field { field_label = "Plate", data_type = "autonumber",
+                                   auto_number = { start_number = 1000, prefix = "V-" } })
+      assert.same({ field_label = "Name" }, core.check_display_field { field_label = "Name" })
+      for _, case in ipairs {
+        { "x", "INVALID_DATA", "display_field" },
+        { {}, "MANDATORY_NOT_FOUND", "field_label" },
+        { { field_label = "a\1b" }, "INVALID_DATA", "field_label" },
+        { { field_label = "Plate", data_type = "autonumber" }, "MANDATORY_NOT_FOUND", "auto_number" },
+        { { field_label = "Plate", auto_number = { start_number = string.rep("9", 17) } }, "INVALID_DATA", "start_number" },
+        { { field_label = "Plate", auto_number = { start_number = -1 } }, "INVALID_DATA", "start_number" },
+        { { field_label = "Plate", auto_number = { start_number = "1", infix = "-" } }, "INVALID_DATA", "infix" },
+      } do
+        vfails(case[2], case[3], core.check_display_field(case[1]))
+      end
+    end)
+  end)
+
   describe("check_base_url", function()
     it("accepts https and normalises", function()
       assert.equal("https://www.zohoapis.com", core.check_base_url("https://www.zohoapis.com"))

@@ -619,6 +619,28 @@ describe("zcrm-emulator", function()
       assert.equal(400, status)
       shape_b(body, "DUPLICATE_DATA", "plural_label")
     end)
+
+    it("takes a display_field and checks it as Create Custom Module states", function()
+      local function create(df)
+        return call(emu, "POST", "/crm/v8/settings/modules", { modules = { {
+          plural_label = "Drones", singular_label = "Drone", profiles = { { id = ADMIN } }, display_field = df } } })
+      end
+      for _, case in ipairs {
+        { { data_type = "text" }, "MANDATORY_NOT_FOUND", "field_label" },
+        { { field_label = string.rep("x", 101) }, "INVALID_DATA", "field_label" },
+        { { field_label = "Tag", data_type = "date" }, "INVALID_DATA", "data_type" },
+        { { field_label = "Tag", data_type = "autonumber" }, "MANDATORY_NOT_FOUND", "auto_number" },
+        { { field_label = "Tag", data_type = "autonumber", auto_number = { start_number = "1x" } }, "INVALID_DATA", "start_number" },
+        { { field_label = "Tag", data_type = "autonumber", auto_number = { start_number = "1", suffix = string.rep("s", 51) } },
+          "INVALID_DATA", "suffix" },
+      } do
+        local status, body = create(case[1])
+        assert.equal(400, status)
+        shape_b(body, case[2], case[3])
+      end
+      assert.equal(201, (create { field_label = "Tag", data_type = "autonumber",
+                                  auto_number = { start_number = "1000", prefix = "D-" } }))
+    end)
   end)
 
   describe("auth", function()

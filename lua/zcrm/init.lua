@@ -109,9 +109,12 @@ end
 
 --- Creates one custom module (POST /settings/modules, 500 credits). Checked
 -- locally first, as an update is, and more: all three keys are mandatory,
--- profiles are grants (no `_delete`), `api_name` is refused. Never sent twice.
+-- profiles are grants (no `_delete`), the optional `api_name` and
+-- `display_field` follow "Create Custom Module". Never sent twice.
 -- @function Client:create_module
--- @tparam table spec `{ plural_label =, singular_label =, profiles = { { id = | name = }, ... } }`
+-- @tparam table spec `{ plural_label =, singular_label =, profiles = { { id = | name = }, ... }
+-- [, api_name = "Vehicles"] [, display_field = { field_label =, data_type = "text" | "autonumber",
+-- auto_number = { start_number =, prefix =, suffix = } }] }`
 -- @treturn table|nil `{ id =, code =, message =, status =, details = }` with the new
 -- module's id, or nil and a `zcrm.error`
 
