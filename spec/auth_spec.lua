@@ -231,6 +231,9 @@ describe("auth", function()
         { "ca", "production", "https://www.zohoapis.ca", "https://accounts.zohocloud.ca" },
         { "sa", "production", "https://www.zohoapis.sa", "https://accounts.zoho.sa" },
         { "cn", "sandbox", "https://sandbox.zohoapis.com.cn", "https://accounts.zoho.com.cn" },
+        { "uk", "production", "https://www.zohoapis.uk", "https://accounts.zoho.uk" },
+        { "uk", "sandbox", "https://sandbox.zohoapis.uk", "https://accounts.zoho.uk" },
+        { "uk", "developer", "https://developer.zohoapis.uk", "https://accounts.zoho.uk" },
       }
       for _, case in ipairs(cases) do
         local c = assert(zcrm.new { dc = case[1], environment = case[2], env = false,
@@ -240,11 +243,24 @@ describe("auth", function()
       end
     end)
 
+    it("dc = \"uk\": refreshes and calls through the emulator standing in for accounts.zoho.uk", function()
+      local uk = emulator.start(args { "--token-api-domain", "https://www.zohoapis.uk" })
+      local logs = {}
+      local c = oauth_client(uk, { dc = "uk",
+        logger = function(level, m) logs[#logs + 1] = m; logger(level, m) end })
+      assert.truthy(keep(c:get_module("Digital_Marketing")))
+      local stats = uk:stats()
+      uk:stop()
+      assert.equal("uk", c.dc)
+      assert.equal(1, stats.tokens_issued)
+      assert.matches("(uk, production)", table.concat(logs, "\n"), 1, true)
+    end)
+
     it("refuses an unknown dc, listing the valid ones", function()
       local c, err = zcrm.new { dc = "xx", access_token = "t", env = false }
       assert.is_nil(c)
       assert.equal("config", err.kind)
-      assert.matches("au, ca, cn, eu, in, jp, sa, us", err.message, 1, true)
+      assert.matches("au, ca, cn, eu, in, jp, sa, uk, us", err.message, 1, true)
     end)
 
     it("lets ZOHO_ACCOUNTS_URL yield to an explicit dc", function()

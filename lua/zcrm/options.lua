@@ -15,7 +15,7 @@ local M = {}
 -- @table client_options
 -- @tfield string api_domain the API's base URL, e.g. "https://www.zohoapis.eu";
 -- wins over `dc` and `environment`; `http://` only to loopback (ZOHO_API_DOMAIN)
--- @tfield string dc data centre: us, eu, in, au, jp, ca, sa, cn (default "us"; ZOHO_DC)
+-- @tfield string dc data centre: us, eu, in, au, jp, ca, sa, cn, uk (default "us"; ZOHO_DC)
 -- @tfield string environment production, sandbox or developer (default
 -- "production"; ZOHO_ENVIRONMENT)
 -- @tfield string access_token a static token (ZOHO_ACCESS_TOKEN)
