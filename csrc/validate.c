@@ -718,6 +718,52 @@ static int zc_l_validate_update(lua_State *L) {
 
 /* }==== */
 
+/* {==== label_key: what makes two labels the same */
+
+/***
+ * The key under which a label is unique in an org: lower-cased code point
+ * by code point (utf8proc's simple mapping), spaces at the edges dropped and
+ * runs of spaces inside made one. The emulator compares labels the same way
+ * (one verdict; Zoho's pages say labels are unique, not how they compare:
+ * assumed). Bytes that are not UTF-8 are kept as they are.
+ * @function label_key
+ * @tparam string label
+ * @treturn string the key
+ */
+static int zc_l_label_key(lua_State *L) {
+  size_t len, pos = 0;
+  const char *s = luaL_checklstring(L, 1, &len);
+  int pending_space = 0, any = 0;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  while (pos < len) {
+    utf8proc_int32_t cp;
+    utf8proc_ssize_t n = zc_utf8_next(s + pos, len - pos, &cp);
+    if (n < 0) {                              /* not UTF-8: the byte itself */
+      if (pending_space && any) luaL_addchar(&b, ' ');
+      pending_space = 0;
+      luaL_addchar(&b, s[pos]);
+      any = 1;
+      pos++;
+      continue;
+    }
+    pos += (size_t)n;
+    if (cp == 0x20) { pending_space = 1; continue; }
+    if (pending_space && any) luaL_addchar(&b, ' ');
+    pending_space = 0;
+    {
+      utf8proc_uint8_t enc[4];
+      utf8proc_ssize_t k = utf8proc_encode_char(utf8proc_tolower(cp), enc);
+      luaL_addlstring(&b, (const char *)enc, (size_t)k);
+    }
+    any = 1;
+  }
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* }==== */
+
 /* {==== create: api_name and display_field ("Create Custom Module") */
 
 /* "Create Custom Module": api_name is at most 50 characters; display_field's
@@ -1337,6 +1383,7 @@ void zc_open_validate(lua_State *L) {
     { "validate_update", zc_l_validate_update },
     { "check_module", zc_l_check_module },
     { "check_api_name", zc_l_check_api_name },
+    { "label_key", zc_l_label_key },
     { "check_display_field", zc_l_check_display_field },
     { "check_base_url", zc_l_check_base_url },
     { "check_token", zc_l_check_token },

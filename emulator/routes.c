@@ -235,6 +235,8 @@ static int check_profiles (const org_data *o, const cJSON *item, profset *bits,
   const cJSON *p;
   int i = 0;
   char path[96];
+  profset seen;
+  memset(&seen, 0, sizeof seen);
   if (arr == NULL) return 1;
   if (cJSON_IsNull(arr)
       || (cJSON_IsArray(arr) && cJSON_GetArraySize(arr) == 0)) {
@@ -274,6 +276,12 @@ static int check_profiles (const org_data *o, const cJSON *item, profset *bits,
                  "Invalid profile id passed");
       return 0;
     }
+    if (ps_has(&seen, k)) {      /* "Create Custom Module": no duplicates */
+      item_fail(out, "INVALID_DATA", "id", path, NULL,
+                "duplicate profile id");
+      return 0;
+    }
+    ps_add(&seen, k);
     if (del != NULL && !cJSON_IsNull(del)) {
       snprintf(path, sizeof path, ".profiles[%d]._delete", i);
       item_fail(out, "INVALID_DATA", "_delete", path,
@@ -419,8 +427,9 @@ static int update_item (org_data *o, module *m, const cJSON *item,
                         item_out *out) {
   const cJSON *v;
   profset bits;
-  v = cJSON_GetObjectItemCaseSensitive(item, "api_name");
-  if (v && !(cJSON_IsString(v) && strcmp(v->valuestring, m->api_name) == 0)) {
+  /* "Update Custom Module": the API name changes only in the UI; any
+  ** api_name in the body is refused, the module's own too */
+  if (cJSON_GetObjectItemCaseSensitive(item, "api_name")) {
     item_fail(out, "NOT_ALLOWED", "api_name", ".api_name", NULL,
               "Api name update not allowed");
     return 0;

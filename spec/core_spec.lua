@@ -520,6 +520,18 @@ describe("zcrm.core", function()
     end)
   end)
 
+  describe("label_key", function()
+    it("drops case, edge spaces and runs of spaces, and nothing else", function()
+      assert.equal("projects", core.label_key("Projects"))
+      assert.equal("projects", core.label_key("  PROJECTS "))
+      assert.equal("client projects", core.label_key("Client   Projects"))
+      assert.equal("équipes", core.label_key("ÉQUIPES"))
+      assert.equal("顧客管理", core.label_key("顧客管理"))
+      assert.equal("a\255b", core.label_key("A\255B"))
+      assert.equal("", core.label_key("   "))
+    end)
+  end)
+
   describe("check_api_name and check_display_field (Create Custom Module)", function()
     it("takes the page's API names and refuses the others with the field and path", function()
       for _, n in ipairs { "Vehicles", "Fleet_Cars", "a", "V2", string.rep("A", 50) } do

@@ -120,9 +120,9 @@ function M.check_entry(index, entry)
   return item
 end
 
-function M.fold(label)
-  return (label:lower():gsub("%s+", " "))
-end
+-- The key under which a label is unique, as the emulator compares labels:
+-- case (Unicode), edge spaces and runs of spaces do not count.
+M.fold = core.label_key
 
 -- Plan-level: a module given twice, a label given twice. With state, modules
 -- are compared by id, so an API name and its id count as the same module.
