@@ -990,9 +990,9 @@ static int zc_l_check_display_field(lua_State *L) {
     lua_pop(L, 1);
     if (dt && strcmp(dt, "autonumber") == 0) {
       path = lua_pushfstring(L, "%s.auto_number", base);
-      zc_verr(L, "MANDATORY_NOT_FOUND", "auto_number", "auto_number", path,
-              -1, "display_field: auto_number is required when data_type is "
-              "\"autonumber\"");
+      zc_verr(L, "DEPENDENT_FIELD_MISSING", "auto_number", "auto_number",
+              path, -1, "display_field: auto_number is required when "
+              "data_type is \"autonumber\"");
       return zc_fail(L);
     }
   } else {

@@ -628,8 +628,8 @@ static int check_display_field (const cJSON *item, item_out *out) {
   an = cJSON_GetObjectItemCaseSensitive(d, "auto_number");
   if (an == NULL) {
     if (!autonumber) return 1;
-    item_fail(out, "MANDATORY_NOT_FOUND", "auto_number",
-              ".display_field.auto_number", NULL, "required field not found");
+    item_fail(out, "DEPENDENT_FIELD_MISSING", "auto_number",
+              ".display_field.auto_number", NULL, "autonumber data is not found");
     return 0;
   }
   if (!cJSON_IsObject(an)) {

@@ -554,7 +554,7 @@ describe("zcrm.core", function()
         { "x", "INVALID_DATA", "display_field" },
         { {}, "MANDATORY_NOT_FOUND", "field_label" },
         { { field_label = "a\1b" }, "INVALID_DATA", "field_label" },
-        { { field_label = "Plate", data_type = "autonumber" }, "MANDATORY_NOT_FOUND", "auto_number" },
+        { { field_label = "Plate", data_type = "autonumber" }, "DEPENDENT_FIELD_MISSING", "auto_number" },
         { { field_label = "Plate", auto_number = { start_number = string.rep("9", 17) } }, "INVALID_DATA", "start_number" },
         { { field_label = "Plate", auto_number = { start_number = -1 } }, "INVALID_DATA", "start_number" },
         { { field_label = "Plate", auto_number = { start_number = "1", infix = "-" } }, "INVALID_DATA", "infix" },

@@ -629,7 +629,7 @@ describe("zcrm-emulator", function()
         { { data_type = "text" }, "MANDATORY_NOT_FOUND", "field_label" },
         { { field_label = string.rep("x", 101) }, "INVALID_DATA", "field_label" },
         { { field_label = "Tag", data_type = "date" }, "INVALID_DATA", "data_type" },
-        { { field_label = "Tag", data_type = "autonumber" }, "MANDATORY_NOT_FOUND", "auto_number" },
+        { { field_label = "Tag", data_type = "autonumber" }, "DEPENDENT_FIELD_MISSING", "auto_number" },
         { { field_label = "Tag", data_type = "autonumber", auto_number = { start_number = "1x" } }, "INVALID_DATA", "start_number" },
         { { field_label = "Tag", data_type = "autonumber", auto_number = { start_number = "1", suffix = string.rep("s", 51) } },
           "INVALID_DATA", "suffix" },

@@ -138,7 +138,7 @@ describe("create_module", function()
       { { plural_label = "Visits", singular_label = "Visit", profiles = { { id = ADMIN } }, api_name = "Site__Visits" },
         "INVALID_DATA", "api_name" },
       { { plural_label = "Visits", singular_label = "Visit", profiles = { { id = ADMIN } },
-          display_field = { field_label = "Plate", data_type = "autonumber" } }, "MANDATORY_NOT_FOUND", "auto_number" },
+          display_field = { field_label = "Plate", data_type = "autonumber" } }, "DEPENDENT_FIELD_MISSING", "auto_number" },
       { { plural_lable = "Visits", singular_label = "Visit", profiles = { { id = ADMIN } } }, "INVALID_DATA", "plural_lable" },
     }
     for _, case in ipairs(cases) do
