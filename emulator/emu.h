@@ -144,7 +144,10 @@ typedef struct emu_config {
   int retry_after;                /* > 0: Retry-After seconds on every 429 */
   int concurrency;
   long long credits;
+  long long credits_window;       /* --credits-window: seconds (rolling) */
   long long create_credits;
+  long long module_quota;         /* --module-quota: custom modules; -1 none */
+  int no_permission;              /* --permissions none */
   const char *access_token;
   const char *scopes;
   const char *client_id, *client_secret, *refresh_token;
@@ -179,6 +182,8 @@ enum {
   ROUTE_TOKEN, ROUTE_OTHER, ROUTE_BATCH, ROUTE_N
 };
 
+typedef struct charge { long long sec, cost; } charge;
+
 typedef struct stats {
   pthread_mutex_t lock;
   long long total;
@@ -189,6 +194,11 @@ typedef struct stats {
   long long in_flight, max_in_flight;
   long long updates_applied, token_refreshes, tokens_issued;
   long long gzip_answers;
+  /* credits spent in the rolling window: per second (monotonic), oldest
+  ** first, in a ring; they come back --credits-window seconds later */
+  charge *ring;
+  size_t ring_head, ring_len, ring_cap;
+  long long in_window;
 } stats;
 
 void stats_init (stats *s);
@@ -199,8 +209,9 @@ void stats_response (stats *s, int status);
 int stats_enter (stats *s, int cap);          /* 0 when over the cap */
 void stats_leave (stats *s);
 void stats_add (stats *s, long long *field, long long n);
-long long stats_charge (stats *s, long long budget, long long cost);
-void stats_write (stats *s, jbuf *b, long long budget);
+long long stats_charge (stats *s, long long budget, long long window,
+                        long long cost);
+void stats_write (stats *s, jbuf *b, long long budget, long long window);
 
 /* }================================================================== */
 

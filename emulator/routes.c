@@ -81,6 +81,26 @@ static int known_path (const char *url) {
       || strcmp(url, API_PREFIX "profiles") == 0;
 }
 
+/* /crm/vN/settings/... (N below 8, "2.1" style too) on one of our paths:
+** the endpoint exists in v8 only as emulated ("Modules Metadata":
+** API_NOT_SUPPORTED with details.supported_version) */
+static int older_version (const char *url) {
+  static const char p[] = "/crm/v";
+  char v8[512];
+  const char *s = url + sizeof p - 1, *rest;
+  long major;
+  if (strncmp(url, p, sizeof p - 1) != 0 || *s < '0' || *s > '9') return 0;
+  major = strtol(s, (char **)&rest, 10);
+  if (*rest == '.') {
+    rest++;
+    if (*rest < '0' || *rest > '9') return 0;
+    while (*rest >= '0' && *rest <= '9') rest++;
+  }
+  if (major >= 8 || strncmp(rest, "/settings/", 10) != 0) return 0;
+  if ((size_t)snprintf(v8, sizeof v8, "/crm/v8%s", rest) >= sizeof v8) return 0;
+  return known_path(v8);
+}
+
 /* }================================================================== */
 
 
@@ -683,6 +703,20 @@ static int create_module (emu *e, const request *q, reply *r) {
   arr = modules_array(q, &root, 1, "created", r);
   item = arr ? single_item(arr, r) : NULL;
   if (item == NULL) { cJSON_Delete(root); return 0; }
+  if (e->cfg.module_quota >= 0) {  /* --module-quota: the edition's limit */
+    size_t i, custom = 0;
+    for (i = 0; i < o->n; i++)
+      custom += strcmp(o->mods[i]->generated_type, "custom") == 0;
+    if ((long long)custom >= e->cfg.module_quota) {
+      char details[64];
+      snprintf(details, sizeof details, "{\"limit\":%lld}",
+               e->cfg.module_quota);
+      cJSON_Delete(root);
+      reply_error(r, 400, "LIMIT_EXCEEDED", details,
+                  "the custom module limit of this edition is reached");
+      return 0;
+    }
+  }
   jb_init(&b);
   out.b = &b; out.index = 0; out.count = 0;
   memset(&bits, 0, sizeof bits);
@@ -785,6 +819,11 @@ void routes_api (emu *e, const request *q, reply *r) {
   const char *const *scopes;
   int route = routes_classify(q->method, q->url), changed = 0, applied = 0;
   long long cost = 1, left;
+  if (older_version(q->url)) {
+    reply_error(r, 400, "API_NOT_SUPPORTED", "{\"supported_version\":8}",
+                "the API version is not supported for this operation");
+    return;
+  }
   if (!known_path(q->url)) { reply_bad_url(r); return; }
   if (route == ROUTE_BATCH && e->cfg.no_batch) { reply_bad_method(r); return; }
   switch (route) {
@@ -801,7 +840,16 @@ void routes_api (emu *e, const request *q, reply *r) {
     default: reply_bad_method(r); return;
   }
   if (!auth_check(e, q->authorization, scopes, r)) return;
-  left = stats_charge(&e->st, e->cfg.credits, cost);
+  /* "Create Custom Module": changing modules needs the Customize Zoho CRM
+  ** permission; checked before credits are charged (assumed) */
+  if (e->cfg.no_permission
+      && (route == ROUTE_PUT || route == ROUTE_BATCH || route == ROUTE_POST)) {
+    reply_error(r, 403, "NO_PERMISSION",
+                "{\"permissions\":[\"Crm_Implied_Customize_Zoho_CRM\"]}",
+                "permission denied");
+    return;
+  }
+  left = stats_charge(&e->st, e->cfg.credits, e->cfg.credits_window, cost);
   if (left < 0) {
     reply_error(r, 429, "TOO_MANY_REQUESTS", "{}",
                 "You have exhausted the API credits of your org");
@@ -914,7 +962,7 @@ void routes_hook (emu *e, const request *q, reply *r) {
   if (strcmp(name, "stats") == 0) {
     if (!get) { reply_bad_method(r); return; }
     jb_init(&b);
-    stats_write(&e->st, &b, e->cfg.credits);
+    stats_write(&e->st, &b, e->cfg.credits, e->cfg.credits_window);
     reply_json(r, 200, &b);
   } else if (strcmp(name, "state") == 0) {
     if (!get) { reply_bad_method(r); return; }

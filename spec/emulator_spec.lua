@@ -114,7 +114,8 @@ describe("zcrm-emulator", function()
           "--access-token", "--scopes", "--client-id", "--client-secret", "--refresh-token",
           "--token-ttl", "--expires-in-ms", "--token-api-domain", "--refresh-rate-limit",
           "--fault-rate", "--faults", "--seed", "--tls-cert", "--tls-key", "--state",
-          "--extra-modules", "--extra-profiles", "--max-body", "--retry-after", "--grant-ttl" } do
+          "--extra-modules", "--extra-profiles", "--max-body", "--retry-after", "--grant-ttl",
+          "--credits-window", "--module-quota", "--permissions" } do
         assert.truthy(out:find(flag, 1, true), flag)
       end
     end)
@@ -679,7 +680,7 @@ describe("zcrm-emulator", function()
       status, body = call(emu, "PATCH", "/crm/v8/settings/profiles")
       assert.equal(400, status)
       shape_a(body, "INVALID_REQUEST_METHOD")
-      for _, path in ipairs { "/crm/v8/settings/fields", "/crm/v2/settings/modules", "/", "/crm/v8/settings/modules/a/b" } do
+      for _, path in ipairs { "/crm/v8/settings/fields", "/crm/v2/settings/fields", "/", "/crm/v8/settings/modules/a/b" } do
         status, body = call(emu, "GET", path)
         assert.equal(404, status, path)
         shape_a(body, "INVALID_URL_PATTERN")
@@ -986,6 +987,98 @@ describe("zcrm-emulator", function()
     end)
   end)
 
+  describe("realism: permissions, versions, quota, credit window, seed", function()
+    it("--permissions none: changes answer 403 NO_PERMISSION and change nothing; reads still work", function()
+      local e = emulator.start { "--permissions", "none" }
+      local s1, b1 = put(e, "Tickets", { plural_label = "Denied Tickets" })
+      local s2, b2 = call(e, "POST", "/crm/v8/settings/modules", { modules = { {
+        plural_label = "Drones", singular_label = "Drone", profiles = { { id = ADMIN } } } } })
+      local s3, b3 = call(e, "PUT", "/crm/v8/settings/modules", { modules = { { id = "2423488000000834023", plural_label = "X" } } })
+      local s4 = call(e, "GET", "/crm/v8/settings/modules/Tickets")
+      local state = e:state()
+      e:stop()
+      for _, r in ipairs { { s1, b1 }, { s2, b2 }, { s3, b3 } } do
+        assert.equal(403, r[1])
+        shape_a(r[2], "NO_PERMISSION")
+        assert.same({ "Crm_Implied_Customize_Zoho_CRM" }, r[2].details.permissions)
+      end
+      assert.equal(200, s4)
+      assert.equal("Tickets", module_in(state, "Tickets").plural_label)
+    end)
+
+    it("answers API_NOT_SUPPORTED with supported_version for an older API version", function()
+      for _, c in ipairs { { "GET", "/crm/v2/settings/modules" }, { "GET", "/crm/v2.1/settings/modules/Tickets" },
+                           { "PUT", "/crm/v7/settings/modules/Tickets" }, { "GET", "/crm/v6/settings/profiles" },
+                           { "PUT", "/crm/v7/settings/modules" } } do
+        local status, body = call(emu, c[1], c[2], c[1] == "PUT" and { modules = { { plural_label = "Old" } } } or nil)
+        assert.equal(400, status, c[2])
+        shape_a(body, "API_NOT_SUPPORTED")
+        assert.equal(8, body.details.supported_version)
+      end
+      assert.equal(404, (call(emu, "GET", "/crm/v9/settings/modules")))
+      assert.equal(404, (call(emu, "GET", "/crm/v2/settings/nothing")))
+      assert.equal("Tickets", module_in(emu:state(), "Tickets").plural_label)
+    end)
+
+    it("--module-quota N: the create past N custom modules is LIMIT_EXCEEDED with details.limit", function()
+      local custom = 0
+      for _, m in ipairs(emu:state().modules) do if m.generated_type == "custom" then custom = custom + 1 end end
+      local e = emulator.start { "--module-quota", tostring(custom + 1) }
+      local function create(name)
+        return call(e, "POST", "/crm/v8/settings/modules", { modules = { {
+          plural_label = name .. "s", singular_label = name, profiles = { { id = ADMIN } } } } })
+      end
+      local s1 = create("Drone")
+      local s2, b2 = create("Kite")
+      local n = #e:state().modules
+      e:stop()
+      assert.equal(201, s1)
+      assert.equal(400, s2)
+      shape_a(b2, "LIMIT_EXCEEDED")
+      assert.equal(custom + 1, b2.details.limit)
+      assert.equal(#emu:state().modules + 1, n)
+    end)
+
+    it("refills credits over the rolling --credits-window", function()
+      local e = emulator.start { "--credits", "3", "--credits-window", "1" }
+      for _ = 1, 3 do assert.equal(200, (call(e, "GET", "/crm/v8/settings/profiles"))) end
+      local s1, b1 = call(e, "GET", "/crm/v8/settings/profiles")
+      -- the refill, an event: calls until one is answered again
+      local s2
+      local hang_guard = os.time() + 60
+      repeat
+        s2 = call(e, "GET", "/crm/v8/settings/profiles")
+      until s2 ~= 429 or os.time() > hang_guard
+      local stats = e:stats()
+      e:stop()
+      assert.equal(429, s1)
+      shape_a(b1, "TOO_MANY_REQUESTS")
+      assert.equal(200, s2)
+      assert.equal(4, stats.credits_used)
+      assert.is_true(stats.credits_remaining >= 2)
+    end)
+
+    it("keeps credits spent within the default 24-hour window", function()
+      local e = emulator.start { "--credits", "2" }
+      call(e, "GET", "/crm/v8/settings/profiles")
+      call(e, "GET", "/crm/v8/settings/profiles")
+      local s = call(e, "GET", "/crm/v8/settings/profiles")
+      local stats = e:stats()
+      e:stop()
+      assert.equal(429, s)
+      assert.equal(0, stats.credits_remaining)
+    end)
+
+    it("seeds a system_hidden module and a team module", function()
+      local status, body = call(emu, "GET", "/crm/v8/settings/modules?status=system_hidden")
+      assert.equal(200, status)
+      assert.equal(1, #body.modules)
+      assert.equal("Visits", body.modules[1].api_name)
+      assert.equal("team_based", module_in(emu:state(), "Team_Tasks").access_type)
+      assert.equal("org_based", module_in(emu:state(), "Tickets").access_type)
+    end)
+  end)
+
   describe("scripted faults", function()
     local function get(opts)
       return call(emu, "GET", "/crm/v8/settings/modules/Tickets", nil, opts)
@@ -1016,6 +1109,17 @@ describe("zcrm-emulator", function()
       assert.is_table(cjson.decode(text))
       status = get()
       assert.equal(200, status)
+    end)
+
+    it("garbage: the update applies, then the answer is garbage (a 200 whose body broke)", function()
+      emu:script("garbage", 1)
+      local s, text = emu:request("PUT", "/crm/v8/settings/modules/Tickets",
+        { headers = { Authorization = TOKEN }, body = cjson.encode { modules = { { plural_label = "Junk Tickets" } } } })
+      assert.equal(200, s)
+      assert.is_nil(cjson.decode(text))
+      assert.truthy(text:find("not json", 1, true))
+      assert.equal("Junk Tickets", module_in(emu:state(), "Tickets").plural_label)
+      assert.equal(1, emu:stats().updates_applied)
     end)
 
     it("truncated: a JSON prefix with a matching Content-Length; the update still applies", function()
