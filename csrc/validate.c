@@ -28,6 +28,10 @@
 /* "Update Custom Module", both labels: "A maximum of 25 characters,
 ** including spaces". */
 #define ZC_LABEL_MAX 25
+/* Zoho's newer OpenAPI file for modules (label_rules = "openapi"): 1-50
+** characters, pattern ^[a-zA-Z0-9]+$; its description also allows spaces,
+** and zcrm takes them (ASCII letters, digits and U+0020). */
+#define ZC_LABEL_MAX_OPENAPI 50
 /* Zoho's OpenAPI file for modules: a module's `profiles` array holds at
 ** most 203 items. */
 #define ZC_MAX_PROFILES 203
@@ -273,7 +277,9 @@ static const char *zc_pushcharname(lua_State *L, const char *s, size_t n,
 ** every update). */
 #define ZC_LABEL_PATH() lua_pushfstring(L, "$.modules[0].%s", key)
 
-static int zc_check_label(lua_State *L, int idx, const char *key) {
+static int zc_check_label(lua_State *L, int idx, const char *key,
+                          int openapi) {
+  lua_Integer max = openapi ? ZC_LABEL_MAX_OPENAPI : ZC_LABEL_MAX;
   const char *s;
   size_t len, pos = 0;
   lua_Integer count = 0, bad_at = 0;
@@ -301,6 +307,7 @@ static int zc_check_label(lua_State *L, int idx, const char *key) {
       ok = 1;
       after_letter = 0;
     }
+    else if (openapi && cp >= 0x80) ok = 0;  /* ASCII only */
     else switch (utf8proc_category(cp)) {
       case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL:
       case UTF8PROC_CATEGORY_LT: case UTF8PROC_CATEGORY_LM:
@@ -336,10 +343,10 @@ static int zc_check_label(lua_State *L, int idx, const char *key) {
   if (!nonspace && (path = ZC_LABEL_PATH()))
     return zc_verr(L, "INVALID_DATA", key, key, path, -1,
                    "%s must not be only spaces", key);
-  if (count > ZC_LABEL_MAX && (path = ZC_LABEL_PATH()))
-    return zc_verr(L, "INVALID_DATA", key, key, path, ZC_LABEL_MAX,
-                   "%s has %I characters; at most %d allowed", key,
-                   (LUAI_UACINT)count, ZC_LABEL_MAX);
+  if (count > max && (path = ZC_LABEL_PATH()))
+    return zc_verr(L, "INVALID_DATA", key, key, path, max,
+                   "%s has %I characters; at most %I allowed", key,
+                   (LUAI_UACINT)count, (LUAI_UACINT)max);
   return 0;
 }
 
@@ -597,7 +604,7 @@ static int zc_refused_key(lua_State *L, int idx, const char *key,
 ** refuses (NOT_ALLOWED), unknown keys, nothing to update, then each field.
 ** out > 0: fills the clean table at `out`.
 */
-static int zc_check_update(lua_State *L, int idx, int out) {
+static int zc_check_update(lua_State *L, int idx, int out, int openapi) {
   int isstr = 0, any = 0;
   if (!lua_istable(L, idx))
     return zc_verr(L, "INVALID_DATA", NULL, NULL, NULL, -1,
@@ -666,7 +673,7 @@ static int zc_check_update(lua_State *L, int idx, int out) {
     for (i = 0; i < 2; i++) {                 /* the two labels */
       const char *k = zc_update_keys[i];
       if (zc_rawfield(L, idx, k) != LUA_TNIL) {
-        if (zc_check_label(L, -1, k)) return 1;
+        if (zc_check_label(L, -1, k, openapi)) return 1;
         if (out) lua_setfield(L, out, k);
         else lua_pop(L, 1);
       }
@@ -686,19 +693,28 @@ static int zc_check_update(lua_State *L, int idx, int out) {
   return 0;
 }
 
+/* The optional label_rules argument: "reference" (the default: the Update
+** Custom Module page) or "openapi" (Zoho's newer OpenAPI file). 1 for
+** openapi. */
+static int zc_label_rules(lua_State *L, int arg) {
+  static const char *const names[] = { "reference", "openapi", NULL };
+  return luaL_checkoption(L, arg, "reference", names) == 1;
+}
+
 /***
  * Checks an update table and returns a clean copy for
  * `cjson.encode({ modules = { clean } })`.
  * @function prepare_update
  * @tparam table update
+ * @tparam[opt="reference"] string label_rules "reference" or "openapi"
  * @treturn table|nil clean table, or nil and an error object
  */
 static int zc_l_prepare_update(lua_State *L) {
-  int out;
+  int out, openapi = zc_label_rules(L, 2);
   lua_settop(L, 1);
   lua_newtable(L);
   out = lua_gettop(L);
-  if (zc_check_update(L, 1, out)) return zc_fail(L);
+  if (zc_check_update(L, 1, out, openapi)) return zc_fail(L);
   lua_settop(L, out);
   return 1;
 }
@@ -707,11 +723,13 @@ static int zc_l_prepare_update(lua_State *L) {
  * Checks an update table without copying it.
  * @function validate_update
  * @tparam table update
+ * @tparam[opt="reference"] string label_rules "reference" or "openapi"
  * @treturn true|nil true, or nil and an error object
  */
 static int zc_l_validate_update(lua_State *L) {
+  int openapi = zc_label_rules(L, 2);
   lua_settop(L, 1);
-  if (zc_check_update(L, 1, 0)) return zc_fail(L);
+  if (zc_check_update(L, 1, 0, openapi)) return zc_fail(L);
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -407,7 +407,7 @@ function zcrm.new(opts)
     max_retries = s.max_retries, retry_base = s.retry_base, retry_max_delay = s.retry_max_delay,
     max_credits = s.max_credits, credit_costs = s.credit_costs, credits_spent = 0,
     oauth = s.oauth, access_token = s.access_token, token_refreshes = 0,
-    logger = s.logger, _secrets = {}, _secret_patterns = {}, _secret_forms = {},
+    logger = s.logger, label_rules = s.label_rules, _secrets = {}, _secret_patterns = {}, _secret_forms = {},
   }, Client)
   for _, secret in ipairs(s.secrets) do self:_add_secret(secret) end
   if self.oauth then

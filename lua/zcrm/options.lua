@@ -36,6 +36,10 @@ local M = {}
 -- @tfield number retry_base seconds of the first backoff step (default 0.5)
 -- @tfield number retry_max_delay the longest wait between retries, seconds (default 30)
 -- @tfield integer max_response_bytes a larger response body fails the call
+-- @tfield string label_rules which label rule the local checks apply:
+-- "reference" (default: the Update Custom Module page, at most 25 characters,
+-- letters of any script) or "openapi" (Zoho's newer OpenAPI file: at most 50,
+-- ASCII letters, digits and spaces)
 -- @tfield boolean env false: ignore the ZOHO_* environment variables
 M.CLIENT = {
   api_domain = "string", dc = "string", environment = "string", access_token = "string",
@@ -43,7 +47,7 @@ M.CLIENT = {
   max_retries = "number", concurrency = "number", ca_file = "string", proxy = "string",
   user_agent = "string", logger = "function|false", max_credits = "number", credit_costs = "table",
   retry_base = "number", retry_max_delay = "number", max_response_bytes = "number",
-  env = "boolean",
+  env = "boolean", label_rules = "string",
 }
 --- The fields of `oauth` in `zcrm.new`'s options.
 -- @table oauth_options
@@ -172,7 +176,7 @@ end
 --- Checks `zcrm.new`'s options and resolves them to settings. `defaults`
 -- holds `credit_costs` and `user_agent` for options not given. Settings:
 -- version, request_timeout, connect_timeout, max_retries, retry_base,
--- retry_max_delay, max_credits, logger, credit_costs, dc, environment,
+-- retry_max_delay, max_credits, logger, credit_costs, dc, environment, label_rules,
 -- api_domain, api_domain_explicit, oauth or access_token, secrets, and
 -- `transport` (what the engine needs: concurrency, ca_file, proxy,
 -- user_agent, max_response_bytes).
@@ -196,7 +200,12 @@ function M.client(opts, defaults)
     retry_max_delay = opts.retry_max_delay or 30,
     max_credits = opts.max_credits,
     logger = opts.logger or nil,
+    label_rules = opts.label_rules or "reference",
   }
+  if s.label_rules ~= "reference" and s.label_rules ~= "openapi" then
+    return nil, config_error("label_rules is \"reference\" (the Update Custom Module page) or "
+      .. "\"openapi\" (Zoho's newer OpenAPI file)", "label_rules")
+  end
   if not (positive(opts.timeout) and positive(opts.connect_timeout)) then
     return nil, config_error("timeout and connect_timeout must be positive", "timeout")
   end

@@ -201,7 +201,7 @@ function M.update_modules(client, list)
       for k, v in pairs(entry) do
         if k ~= "module" then update[k] = v end
       end
-      local segment, clean = one.prepare_one(rawget(entry, "module"), update)
+      local segment, clean = one.prepare_one(rawget(entry, "module"), update, client.label_rules)
       if segment then
         entries[#entries + 1] = { index = i, segment = segment, clean = clean }
       else
