@@ -362,22 +362,33 @@ typedef struct zc_profile_key {
   size_t namelen;
 } zc_profile_key;
 
-/* A profile name ("Profiles": string <= 50): a non-empty string of at most
-** 50 bytes of valid UTF-8 without control characters. Returns NULL or a
-** reason. */
-static const char *zc_check_name(const char *s, size_t len) {
+/* A string of at most max code points of valid UTF-8, not empty (when
+** nonempty) and without control characters. NULL or a reason. */
+static const char *zc_text_why(const char *s, size_t len, lua_Integer max,
+                               int nonempty) {
   size_t pos = 0;
+  lua_Integer count = 0;
   utf8proc_int32_t cp;
-  if (len == 0) return "must not be empty";
-  if (len > ZC_PROFILE_NAME_MAX) return "is longer than 50 bytes";
+  if (nonempty && len == 0) return "must not be empty";
   while (pos < len) {
     utf8proc_ssize_t n = zc_utf8_next(s + pos, len - pos, &cp);
     if (n < 0) return "is not valid UTF-8";
     if (utf8proc_category(cp) == UTF8PROC_CATEGORY_CC)
       return "must not contain control characters";
     pos += (size_t)n;
+    count++;
   }
+  if (count > max) return "is too long";
   return NULL;
+}
+
+/* A profile name ("Profiles": string <= 50): a non-empty string of at most
+** 50 bytes of valid UTF-8 without control characters. Returns NULL or a
+** reason. */
+static const char *zc_check_name(const char *s, size_t len) {
+  if (len == 0) return "must not be empty";
+  if (len > ZC_PROFILE_NAME_MAX) return "is longer than 50 bytes";
+  return zc_text_why(s, len, ZC_PROFILE_NAME_MAX, 1);
 }
 
 /*
@@ -846,26 +857,6 @@ static int zc_l_check_api_name(lua_State *L) {
     return zc_fail(L);
   }
   return 1;
-}
-
-/* A string of at most max code points of valid UTF-8, not empty (when
-** nonempty) and without control characters. NULL or a reason. */
-static const char *zc_text_why(const char *s, size_t len, lua_Integer max,
-                               int nonempty) {
-  size_t pos = 0;
-  lua_Integer count = 0;
-  utf8proc_int32_t cp;
-  if (nonempty && len == 0) return "must not be empty";
-  while (pos < len) {
-    utf8proc_ssize_t n = zc_utf8_next(s + pos, len - pos, &cp);
-    if (n < 0) return "is not valid UTF-8";
-    if (utf8proc_category(cp) == UTF8PROC_CATEGORY_CC)
-      return "holds a control character";
-    pos += (size_t)n;
-    count++;
-  }
-  if (count > max) return "is too long";
-  return NULL;
 }
 
 static const char *const zc_display_keys[] = {

@@ -613,76 +613,68 @@ static int text_ok (const cJSON *v, size_t max) {
   return count >= 1 && count <= max;
 }
 
+/* item_fail, for a check that then returns 0 */
+static int item_refuse (item_out *out, const char *code, const char *api_name,
+                        const char *sub, const char *extra,
+                        const char *message) {
+  item_fail(out, code, api_name, sub, extra, message);
+  return 0;
+}
+
 /* "Create Custom Module"'s display_field: field_label (<= 100), data_type
 ** text or autonumber, auto_number { start_number: 1-16 digits, prefix and
 ** suffix <= 50 }, required for autonumber. 1 = fine or absent. */
 static int check_display_field (const cJSON *item, item_out *out) {
+  static const char *const affixes[2] = { "prefix", "suffix" };
+  static const char object[] = ",\"expected_data_type\":\"jsonobject\"";
   const cJSON *d = cJSON_GetObjectItemCaseSensitive(item, "display_field");
   const cJSON *dt, *an, *sn, *v;
-  int autonumber;
+  char sub[64];
+  int k;
   if (d == NULL) return 1;
-  if (!cJSON_IsObject(d)) {
-    item_fail(out, "INVALID_DATA", "display_field", ".display_field",
-              ",\"expected_data_type\":\"jsonobject\"", "invalid data");
-    return 0;
-  }
+  if (!cJSON_IsObject(d))
+    return item_refuse(out, "INVALID_DATA", "display_field", ".display_field",
+                       object, "invalid data");
   v = cJSON_GetObjectItemCaseSensitive(d, "field_label");
-  if (v == NULL) {
-    item_fail(out, "MANDATORY_NOT_FOUND", "field_label",
-              ".display_field.field_label", NULL, "required field not found");
-    return 0;
-  }
-  if (!text_ok(v, 100)) {
-    item_fail(out, "INVALID_DATA", "field_label", ".display_field.field_label",
-              ",\"maximum_length\":100", "invalid data");
-    return 0;
-  }
+  if (v == NULL)
+    return item_refuse(out, "MANDATORY_NOT_FOUND", "field_label",
+                       ".display_field.field_label", NULL,
+                       "required field not found");
+  if (!text_ok(v, 100))
+    return item_refuse(out, "INVALID_DATA", "field_label",
+                       ".display_field.field_label", ",\"maximum_length\":100",
+                       "invalid data");
   dt = cJSON_GetObjectItemCaseSensitive(d, "data_type");
   if (dt && !(cJSON_IsString(dt) && (strcmp(dt->valuestring, "text") == 0
-                                     || strcmp(dt->valuestring, "autonumber") == 0))) {
-    item_fail(out, "INVALID_DATA", "data_type", ".display_field.data_type",
-              NULL, "invalid data");
-    return 0;
-  }
-  autonumber = dt && strcmp(dt->valuestring, "autonumber") == 0;
+                                     || strcmp(dt->valuestring, "autonumber") == 0)))
+    return item_refuse(out, "INVALID_DATA", "data_type",
+                       ".display_field.data_type", NULL, "invalid data");
   an = cJSON_GetObjectItemCaseSensitive(d, "auto_number");
-  if (an == NULL) {
-    if (!autonumber) return 1;
-    item_fail(out, "DEPENDENT_FIELD_MISSING", "auto_number",
-              ".display_field.auto_number", NULL, "autonumber data is not found");
-    return 0;
-  }
-  if (!cJSON_IsObject(an)) {
-    item_fail(out, "INVALID_DATA", "auto_number", ".display_field.auto_number",
-              ",\"expected_data_type\":\"jsonobject\"", "invalid data");
-    return 0;
-  }
+  if (an == NULL)
+    return !(dt && strcmp(dt->valuestring, "autonumber") == 0)
+        || item_refuse(out, "DEPENDENT_FIELD_MISSING", "auto_number",
+                       ".display_field.auto_number", NULL,
+                       "autonumber data is not found");
+  if (!cJSON_IsObject(an))
+    return item_refuse(out, "INVALID_DATA", "auto_number",
+                       ".display_field.auto_number", object, "invalid data");
   sn = cJSON_GetObjectItemCaseSensitive(an, "start_number");
-  if (sn == NULL) {
-    item_fail(out, "MANDATORY_NOT_FOUND", "start_number",
-              ".display_field.auto_number.start_number", NULL,
-              "required field not found");
-    return 0;
-  }
+  if (sn == NULL)
+    return item_refuse(out, "MANDATORY_NOT_FOUND", "start_number",
+                       ".display_field.auto_number.start_number", NULL,
+                       "required field not found");
   if (!cJSON_IsString(sn) || sn->valuestring[0] == '\0'
       || strlen(sn->valuestring) > 16
-      || strspn(sn->valuestring, "0123456789") != strlen(sn->valuestring)) {
-    item_fail(out, "INVALID_DATA", "start_number",
-              ".display_field.auto_number.start_number",
-              ",\"maximum_length\":16", "invalid data");
-    return 0;
-  }
-  v = cJSON_GetObjectItemCaseSensitive(an, "prefix");
-  if (v && !text_ok(v, 50)) {
-    item_fail(out, "INVALID_DATA", "prefix", ".display_field.auto_number.prefix",
-              ",\"maximum_length\":50", "invalid data");
-    return 0;
-  }
-  v = cJSON_GetObjectItemCaseSensitive(an, "suffix");
-  if (v && !text_ok(v, 50)) {
-    item_fail(out, "INVALID_DATA", "suffix", ".display_field.auto_number.suffix",
-              ",\"maximum_length\":50", "invalid data");
-    return 0;
+      || strspn(sn->valuestring, "0123456789") != strlen(sn->valuestring))
+    return item_refuse(out, "INVALID_DATA", "start_number",
+                       ".display_field.auto_number.start_number",
+                       ",\"maximum_length\":16", "invalid data");
+  for (k = 0; k < 2; k++) {
+    v = cJSON_GetObjectItemCaseSensitive(an, affixes[k]);
+    snprintf(sub, sizeof sub, ".display_field.auto_number.%s", affixes[k]);
+    if (v && !text_ok(v, 50))
+      return item_refuse(out, "INVALID_DATA", affixes[k], sub,
+                         ",\"maximum_length\":50", "invalid data");
   }
   return 1;
 }

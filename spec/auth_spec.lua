@@ -209,11 +209,17 @@ describe("auth", function()
     assert.equal(2, stats.token_refreshes)
   end)
 
+  -- An emulator whose token answers name api_domain, and a client of it whose
+  -- log lines land in `logs`.
+  local function logged_client(api_domain, extra, logs)
+    local e = emulator.start(args { "--token-api-domain", api_domain })
+    extra.logger = function(level, m) logs[#logs + 1] = m; logger(level, m) end
+    return e, oauth_client(e, extra)
+  end
+
   it("keeps its own api_domain when a token answer names another environment's", function()
-    local prod = emulator.start(args { "--token-api-domain", "https://www.zohoapis.com" })
     local logs = {}
-    local c = oauth_client(prod, { environment = "sandbox",
-      logger = function(level, m) logs[#logs + 1] = m; logger(level, m) end })
+    local prod, c = logged_client("https://www.zohoapis.com", { environment = "sandbox" }, logs)
     assert.truthy(keep(c:get_module("Digital_Marketing")))
     prod:stop()
     assert.equal(prod.url, c.api_domain)
@@ -244,10 +250,8 @@ describe("auth", function()
     end)
 
     it("dc = \"uk\": refreshes and calls through the emulator standing in for accounts.zoho.uk", function()
-      local uk = emulator.start(args { "--token-api-domain", "https://www.zohoapis.uk" })
       local logs = {}
-      local c = oauth_client(uk, { dc = "uk",
-        logger = function(level, m) logs[#logs + 1] = m; logger(level, m) end })
+      local uk, c = logged_client("https://www.zohoapis.uk", { dc = "uk" }, logs)
       assert.truthy(keep(c:get_module("Digital_Marketing")))
       local stats = uk:stats()
       uk:stop()

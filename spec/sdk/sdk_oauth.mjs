@@ -18,6 +18,7 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as Z from "@zohocrm/nodejs-sdk-8.0";
+import { memoryStore } from "./memory_store.mjs";
 
 const [url] = process.argv.slice(2);
 if (!url) {
@@ -25,22 +26,12 @@ if (!url) {
   process.exit(2);
 }
 
-class MemoryStore extends Z.TokenStore.TokenStore {
-  constructor() { super(); this.token = null; }
-  async findToken() { return this.token; }
-  async findTokenById() { return this.token; }
-  async saveToken(token) { if (token.getId() == null) token.setId("1"); this.token = token; }
-  async deleteToken() { this.token = null; }
-  async getTokens() { return this.token ? [this.token] : []; }
-  async deleteTokens() { this.token = null; }
-}
-
 const out = {};
 try {
   const environment = Z.DataCenter.setEnvironment(url, url + "/oauth/v2/token", url);
   const token = new Z.OAuthBuilder().clientId("emulator-client-id").clientSecret("emulator-client-secret")
     .refreshToken("emulator-refresh-token").findUser(false).build();
-  const store = new MemoryStore();
+  const store = memoryStore(Z);
   await (await new Z.InitializeBuilder()).environment(environment).token(token).store(store).initialize();
 
   const ops = new Z.Modules.ModulesOperations();
