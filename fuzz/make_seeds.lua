@@ -252,6 +252,17 @@ local E = {
   "GET /crm/v8/settings/modules/Projects\n" .. AUTH .. "Accept-Encoding: br, gzip;q=0.5\n\n%%\n"
     .. "PUT /crm/v8/settings/modules/Projects\n" .. AUTH .. "Accept-Encoding: *\n\n"
     .. '{"modules":[{"plural_label":"E\\u0301quipes \\u0915\\u094d\\u200d\\u0937"}]}',
+  -- the token endpoint as Zoho Accounts: a multipart body with Basic client
+  -- credentials, a grant code, its exchange, a revoke; an older API version
+  "POST /oauth/v2/token\nContent-Type: multipart/form-data; boundary=XyZ\n"
+    .. "Authorization: Basic ZW11bGF0b3ItY2xpZW50LWlkOmVtdWxhdG9yLWNsaWVudC1zZWNyZXQ=\n\n"
+    .. '--XyZ\r\nContent-Disposition: form-data; name="grant_type"\r\n\r\nrefresh_token\r\n'
+    .. '--XyZ\r\nContent-Disposition: form-data; name="refresh_token"\r\n\r\nemulator-refresh-token\r\n--XyZ--\r\n'
+    .. '\n%%\nPOST /__emulator/grant-code\n\n{"redirect_uri":"http://127.0.0.1:9/cb"}\n%%\n'
+    .. "POST /oauth/v2/token?grant_type=authorization_code&client_id=emulator-client-id"
+    .. "&client_secret=emulator-client-secret&code=1000.x.y\n\n\n%%\n"
+    .. "POST /oauth/v2/token/revoke?token=emulator-refresh-token\n\n\n%%\n"
+    .. "GET /crm/v2.1/settings/modules\n" .. AUTH .. "\n",
 }
 for i, s in ipairs(E) do write("emulator", string.format("%02d", i), s) end
 

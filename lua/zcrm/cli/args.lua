@@ -9,7 +9,7 @@ local M = {}
 local CONNECTION_HELP = [[
 Connection (flags win over --config, which wins over the environment):
   --api-domain URL    API base, e.g. https://www.zohoapis.eu        (ZOHO_API_DOMAIN)
-  --dc DC             us, eu, in, au, jp, ca, sa, cn                (ZOHO_DC)
+  --dc DC             us, eu, in, au, jp, ca, sa, cn, uk            (ZOHO_DC)
   --environment ENV   production, sandbox, developer                (ZOHO_ENVIRONMENT)
   --config FILE       a Lua file returning zcrm.new options, e.g.
                       return { dc = "eu", oauth = { client_id = "...", client_secret = "...",
@@ -80,7 +80,7 @@ usage: zcrm validate PLAN.lua [ARG...] [--json]
 
 Checks every entry of PLAN.lua (labels, profiles, module names, duplicates)
 without contacting Zoho, and lists all faults with their entry index. Checks that
-need the org's state (unknown or standard modules, unknown profiles, label
+need the org's state (unknown modules, unknown profiles, label
 collisions with other modules) run in `zcrm apply PLAN.lua --dry-run`.
 ]],
   modules = [[
