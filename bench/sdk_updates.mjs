@@ -22,6 +22,7 @@
 // time, so at most C are in flight (checked with the emulator's max_in_flight
 // under latency). Exit 0 only if all N answered SUCCESS.
 import * as Z from "@zohocrm/nodejs-sdk-8.0";
+import { memoryStore } from "../spec/sdk/memory_store.mjs";
 
 const [url, nArg, cArg] = process.argv.slice(2);
 const N = Number(nArg), C = Number(cArg || 10);
@@ -30,20 +31,10 @@ if (!url || !(N >= 0)) {
   process.exit(2);
 }
 
-class MemoryStore extends Z.TokenStore.TokenStore {
-  constructor() { super(); this.token = null; }
-  async findToken() { return this.token; }
-  async findTokenById() { return this.token; }
-  async saveToken(token) { if (token.getId() == null) token.setId("1"); this.token = token; }
-  async deleteToken() { this.token = null; }
-  async getTokens() { return this.token ? [this.token] : []; }
-  async deleteTokens() { this.token = null; }
-}
-
 const environment = Z.DataCenter.setEnvironment(url, url + "/oauth/v2/token", url);
 const token = new Z.OAuthBuilder().accessToken("emulator-token").findUser(false).build();
 await (await new Z.InitializeBuilder())
-  .environment(environment).token(token).store(new MemoryStore()).initialize();
+  .environment(environment).token(token).store(memoryStore(Z)).initialize();
 
 const ops = new Z.Modules.ModulesOperations();
 let ok = 0, failed = 0, next = 1;

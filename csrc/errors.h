@@ -92,6 +92,10 @@
   X("INVALID_REQUEST", 400, "api", 0, \
     "Invalid request", \
     "Check the request URL and body against the API documentation.") \
+  X("DEPENDENT_FIELD_MISSING", 400, "api", 0, \
+    "autonumber data is not found", \
+    "A display_field of data_type \"autonumber\" needs auto_number with " \
+    "its start_number (\"Create Custom Module\").") \
   X("LIMIT_EXCEEDED", 400, "api", 0, \
     "Limit exceeded", \
     "The edition's limit (details.limit) is reached; remove something or " \

@@ -28,6 +28,10 @@
 /* "Update Custom Module", both labels: "A maximum of 25 characters,
 ** including spaces". */
 #define ZC_LABEL_MAX 25
+/* Zoho's newer OpenAPI file for modules (label_rules = "openapi"): 1-50
+** characters, pattern ^[a-zA-Z0-9]+$; its description also allows spaces,
+** and zcrm takes them (ASCII letters, digits and U+0020). */
+#define ZC_LABEL_MAX_OPENAPI 50
 /* Zoho's OpenAPI file for modules: a module's `profiles` array holds at
 ** most 203 items. */
 #define ZC_MAX_PROFILES 203
@@ -273,7 +277,9 @@ static const char *zc_pushcharname(lua_State *L, const char *s, size_t n,
 ** every update). */
 #define ZC_LABEL_PATH() lua_pushfstring(L, "$.modules[0].%s", key)
 
-static int zc_check_label(lua_State *L, int idx, const char *key) {
+static int zc_check_label(lua_State *L, int idx, const char *key,
+                          int openapi) {
+  lua_Integer max = openapi ? ZC_LABEL_MAX_OPENAPI : ZC_LABEL_MAX;
   const char *s;
   size_t len, pos = 0;
   lua_Integer count = 0, bad_at = 0;
@@ -301,6 +307,7 @@ static int zc_check_label(lua_State *L, int idx, const char *key) {
       ok = 1;
       after_letter = 0;
     }
+    else if (openapi && cp >= 0x80) ok = 0;  /* ASCII only */
     else switch (utf8proc_category(cp)) {
       case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL:
       case UTF8PROC_CATEGORY_LT: case UTF8PROC_CATEGORY_LM:
@@ -336,10 +343,10 @@ static int zc_check_label(lua_State *L, int idx, const char *key) {
   if (!nonspace && (path = ZC_LABEL_PATH()))
     return zc_verr(L, "INVALID_DATA", key, key, path, -1,
                    "%s must not be only spaces", key);
-  if (count > ZC_LABEL_MAX && (path = ZC_LABEL_PATH()))
-    return zc_verr(L, "INVALID_DATA", key, key, path, ZC_LABEL_MAX,
-                   "%s has %I characters; at most %d allowed", key,
-                   (LUAI_UACINT)count, ZC_LABEL_MAX);
+  if (count > max && (path = ZC_LABEL_PATH()))
+    return zc_verr(L, "INVALID_DATA", key, key, path, max,
+                   "%s has %I characters; at most %I allowed", key,
+                   (LUAI_UACINT)count, (LUAI_UACINT)max);
   return 0;
 }
 
@@ -355,22 +362,33 @@ typedef struct zc_profile_key {
   size_t namelen;
 } zc_profile_key;
 
-/* A profile name ("Profiles": string <= 50): a non-empty string of at most
-** 50 bytes of valid UTF-8 without control characters. Returns NULL or a
-** reason. */
-static const char *zc_check_name(const char *s, size_t len) {
+/* A string of at most max code points of valid UTF-8, not empty (when
+** nonempty) and without control characters. NULL or a reason. */
+static const char *zc_text_why(const char *s, size_t len, lua_Integer max,
+                               int nonempty) {
   size_t pos = 0;
+  lua_Integer count = 0;
   utf8proc_int32_t cp;
-  if (len == 0) return "must not be empty";
-  if (len > ZC_PROFILE_NAME_MAX) return "is longer than 50 bytes";
+  if (nonempty && len == 0) return "must not be empty";
   while (pos < len) {
     utf8proc_ssize_t n = zc_utf8_next(s + pos, len - pos, &cp);
     if (n < 0) return "is not valid UTF-8";
     if (utf8proc_category(cp) == UTF8PROC_CATEGORY_CC)
       return "must not contain control characters";
     pos += (size_t)n;
+    count++;
   }
+  if (count > max) return "is too long";
   return NULL;
+}
+
+/* A profile name ("Profiles": string <= 50): a non-empty string of at most
+** 50 bytes of valid UTF-8 without control characters. Returns NULL or a
+** reason. */
+static const char *zc_check_name(const char *s, size_t len) {
+  if (len == 0) return "must not be empty";
+  if (len > ZC_PROFILE_NAME_MAX) return "is longer than 50 bytes";
+  return zc_text_why(s, len, ZC_PROFILE_NAME_MAX, 1);
 }
 
 /*
@@ -597,7 +615,7 @@ static int zc_refused_key(lua_State *L, int idx, const char *key,
 ** refuses (NOT_ALLOWED), unknown keys, nothing to update, then each field.
 ** out > 0: fills the clean table at `out`.
 */
-static int zc_check_update(lua_State *L, int idx, int out) {
+static int zc_check_update(lua_State *L, int idx, int out, int openapi) {
   int isstr = 0, any = 0;
   if (!lua_istable(L, idx))
     return zc_verr(L, "INVALID_DATA", NULL, NULL, NULL, -1,
@@ -666,7 +684,7 @@ static int zc_check_update(lua_State *L, int idx, int out) {
     for (i = 0; i < 2; i++) {                 /* the two labels */
       const char *k = zc_update_keys[i];
       if (zc_rawfield(L, idx, k) != LUA_TNIL) {
-        if (zc_check_label(L, -1, k)) return 1;
+        if (zc_check_label(L, -1, k, openapi)) return 1;
         if (out) lua_setfield(L, out, k);
         else lua_pop(L, 1);
       }
@@ -686,19 +704,28 @@ static int zc_check_update(lua_State *L, int idx, int out) {
   return 0;
 }
 
+/* The optional label_rules argument: "reference" (the default: the Update
+** Custom Module page) or "openapi" (Zoho's newer OpenAPI file). 1 for
+** openapi. */
+static int zc_label_rules(lua_State *L, int arg) {
+  static const char *const names[] = { "reference", "openapi", NULL };
+  return luaL_checkoption(L, arg, "reference", names) == 1;
+}
+
 /***
  * Checks an update table and returns a clean copy for
  * `cjson.encode({ modules = { clean } })`.
  * @function prepare_update
  * @tparam table update
+ * @tparam[opt="reference"] string label_rules "reference" or "openapi"
  * @treturn table|nil clean table, or nil and an error object
  */
 static int zc_l_prepare_update(lua_State *L) {
-  int out;
+  int out, openapi = zc_label_rules(L, 2);
   lua_settop(L, 1);
   lua_newtable(L);
   out = lua_gettop(L);
-  if (zc_check_update(L, 1, out)) return zc_fail(L);
+  if (zc_check_update(L, 1, out, openapi)) return zc_fail(L);
   lua_settop(L, out);
   return 1;
 }
@@ -707,12 +734,282 @@ static int zc_l_prepare_update(lua_State *L) {
  * Checks an update table without copying it.
  * @function validate_update
  * @tparam table update
+ * @tparam[opt="reference"] string label_rules "reference" or "openapi"
  * @treturn true|nil true, or nil and an error object
  */
 static int zc_l_validate_update(lua_State *L) {
+  int openapi = zc_label_rules(L, 2);
   lua_settop(L, 1);
-  if (zc_check_update(L, 1, 0)) return zc_fail(L);
+  if (zc_check_update(L, 1, 0, openapi)) return zc_fail(L);
   lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* }==== */
+
+/* {==== label_key: what makes two labels the same */
+
+/***
+ * The key under which a label is unique in an org: lower-cased code point
+ * by code point (utf8proc's simple mapping), spaces at the edges dropped and
+ * runs of spaces inside made one. The emulator compares labels the same way
+ * (one verdict; Zoho's pages say labels are unique, not how they compare:
+ * assumed). Bytes that are not UTF-8 are kept as they are.
+ * @function label_key
+ * @tparam string label
+ * @treturn string the key
+ */
+static int zc_l_label_key(lua_State *L) {
+  size_t len, pos = 0;
+  const char *s = luaL_checklstring(L, 1, &len);
+  int pending_space = 0, any = 0;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  while (pos < len) {
+    utf8proc_int32_t cp;
+    utf8proc_ssize_t n = zc_utf8_next(s + pos, len - pos, &cp);
+    if (n < 0) {                              /* not UTF-8: the byte itself */
+      if (pending_space && any) luaL_addchar(&b, ' ');
+      pending_space = 0;
+      luaL_addchar(&b, s[pos]);
+      any = 1;
+      pos++;
+      continue;
+    }
+    pos += (size_t)n;
+    if (cp == 0x20) { pending_space = 1; continue; }
+    if (pending_space && any) luaL_addchar(&b, ' ');
+    pending_space = 0;
+    {
+      utf8proc_uint8_t enc[4];
+      utf8proc_ssize_t k = utf8proc_encode_char(utf8proc_tolower(cp), enc);
+      luaL_addlstring(&b, (const char *)enc, (size_t)k);
+    }
+    any = 1;
+  }
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* }==== */
+
+/* {==== create: api_name and display_field ("Create Custom Module") */
+
+/* "Create Custom Module": api_name is at most 50 characters; display_field's
+** field_label at most 100, auto_number's prefix and suffix at most 50 and
+** its start_number digits only, at most 16. */
+#define ZC_API_NAME_MAX 50
+#define ZC_FIELD_LABEL_MAX 100
+#define ZC_AFFIX_MAX 50
+#define ZC_START_NUMBER_MAX 16
+
+/* The reason an API name breaks "Create Custom Module"'s rule, or NULL. The
+** page also lists spaces, but an API name is a URL path segment (see
+** zc_l_check_module) and the emulator refuses them: one verdict. */
+static const char *zc_api_name_why(const char *s, size_t len) {
+  size_t i;
+  if (len == 0) return "must not be empty";
+  if (!((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z')))
+    return "must start with an English letter";
+  for (i = 0; i < len; i++) {
+    char c = s[i];
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+          (c >= '0' && c <= '9') || c == '_'))
+      return "may hold only letters, digits and _";
+    if (c == '_' && i + 1 < len && s[i + 1] == '_')
+      return "must not hold __";
+  }
+  if (s[len - 1] == '_') return "must not end in _";
+  return NULL;
+}
+
+/***
+ * Checks the API name of a module to create ("Create Custom Module": an
+ * English letter, then letters, digits and _, at most 50, no __, no
+ * trailing _).
+ * @function check_api_name
+ * @tparam string name
+ * @treturn string|nil the name, or nil and an error object (INVALID_DATA,
+ * field `api_name`)
+ */
+static int zc_l_check_api_name(lua_State *L) {
+  static const char path[] = "$.modules[0].api_name";
+  const char *s, *why;
+  size_t len;
+  lua_settop(L, 1);
+  if (lua_type(L, 1) != LUA_TSTRING) {
+    zc_verr(L, "INVALID_DATA", "api_name", "api_name", path, -1,
+            "api_name must be a string, got %s", zc_typename(L, 1));
+    return zc_fail(L);
+  }
+  s = lua_tolstring(L, 1, &len);
+  if (len > ZC_API_NAME_MAX) {
+    zc_verr(L, "INVALID_DATA", "api_name", "api_name", path,
+            ZC_API_NAME_MAX, "api_name has %I characters; at most %d allowed",
+            (LUAI_UACINT)len, ZC_API_NAME_MAX);
+    return zc_fail(L);
+  }
+  why = zc_api_name_why(s, len);
+  if (why) {
+    const char *q = zc_pushquoted(L, s, len);
+    zc_verr(L, "INVALID_DATA", "api_name", "api_name", path, -1,
+            "api_name %s %s", q, why);
+    return zc_fail(L);
+  }
+  return 1;
+}
+
+static const char *const zc_display_keys[] = {
+  "field_label", "data_type", "auto_number", NULL
+};
+static const char *const zc_auto_number_keys[] = {
+  "start_number", "prefix", "suffix", NULL
+};
+
+/* An error for a key of t not in allowed (under `base`, a JSON path);
+** 0 when every key is allowed. */
+static int zc_unknown_in(lua_State *L, int t, const char *const allowed[],
+                         const char *base) {
+  int isstr = 0;
+  const char *path, *what;
+  if (!zc_unknown_key(L, t, allowed, &isstr)) return 0;
+  if (isstr) {
+    size_t klen;
+    const char *k = lua_tolstring(L, -1, &klen);
+    what = zc_pushquoted(L, k, klen);
+    path = lua_pushfstring(L, "%s.%s", base, strlen(k) == klen ? k : what);
+    return zc_verr(L, "INVALID_DATA", strlen(k) == klen ? k : what,
+                   strlen(k) == klen ? k : what, path, -1,
+                   "unknown key %s in %s", what, base + 13);
+  }
+  what = lua_tostring(L, -1);
+  return zc_verr(L, "INVALID_DATA", what, NULL, NULL, -1,
+                 "unknown key %s in %s", what, base + 13);
+}
+
+/* Checks t[key] (at stack index t) as text; copies it into out. */
+static int zc_display_text(lua_State *L, int t, int out, const char *key,
+                           lua_Integer max, int mandatory,
+                           const char *base) {
+  const char *path = NULL, *why, *s;
+  size_t len;
+  int type = zc_rawfield(L, t, key);
+  if (type == LUA_TNIL && !mandatory) { lua_pop(L, 1); return 0; }
+  path = lua_pushfstring(L, "%s.%s", base, key);
+  if (type == LUA_TNIL)
+    return zc_verr(L, "MANDATORY_NOT_FOUND", key, key, path, -1,
+                   "display_field: %s is required", key);
+  if (type != LUA_TSTRING)
+    return zc_verr(L, "INVALID_DATA", key, key, path, -1,
+                   "display_field: %s must be a string, got %s", key,
+                   zc_typename(L, -2));
+  s = lua_tolstring(L, -2, &len);
+  why = zc_text_why(s, len, max, 1);
+  if (why)
+    return zc_verr(L, "INVALID_DATA", key, key, path,
+                   strcmp(why, "is too long") == 0 ? max : -1,
+                   "display_field: %s %s (at most %I characters)", key, why,
+                   (LUAI_UACINT)max);
+  lua_pop(L, 1);
+  lua_setfield(L, out, key);
+  return 0;
+}
+
+/* Checks the auto_number table at idx into a new table on top. */
+static int zc_check_auto_number(lua_State *L, int idx) {
+  static const char base[] = "$.modules[0].display_field.auto_number";
+  int out, type;
+  const char *path;
+  size_t len, i;
+  const char *s;
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) != LUA_TTABLE)
+    return zc_verr(L, "INVALID_DATA", "auto_number", "auto_number", base, -1,
+                   "display_field: auto_number must be a table, got %s",
+                   zc_typename(L, idx));
+  if (zc_unknown_in(L, idx, zc_auto_number_keys, base)) return 1;
+  lua_newtable(L);
+  out = lua_gettop(L);
+  type = zc_rawfield(L, idx, "start_number");
+  path = lua_pushfstring(L, "%s.start_number", base);
+  if (type == LUA_TNIL)
+    return zc_verr(L, "MANDATORY_NOT_FOUND", "start_number", "start_number",
+                   path, -1, "display_field: auto_number.start_number is "
+                   "required");
+  if (type == LUA_TNUMBER && lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 0)
+    lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, -2));
+  else if (type == LUA_TSTRING) lua_pushvalue(L, -2);
+  else
+    return zc_verr(L, "INVALID_DATA", "start_number", "start_number", path,
+                   -1, "display_field: auto_number.start_number must be "
+                   "digits, got %s", zc_typename(L, -2));
+  s = lua_tolstring(L, -1, &len);
+  for (i = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++) {}
+  if (len == 0 || i < len || len > ZC_START_NUMBER_MAX)
+    return zc_verr(L, "INVALID_DATA", "start_number", "start_number", path,
+                   len > ZC_START_NUMBER_MAX ? ZC_START_NUMBER_MAX : -1,
+                   "display_field: auto_number.start_number must be 1 to %d "
+                   "digits", ZC_START_NUMBER_MAX);
+  lua_setfield(L, out, "start_number");
+  lua_pop(L, 2);
+  if (zc_display_text(L, idx, out, "prefix", ZC_AFFIX_MAX, 0, base)
+      || zc_display_text(L, idx, out, "suffix", ZC_AFFIX_MAX, 0, base))
+    return 1;
+  return 0;
+}
+
+/***
+ * Checks a module's display_field ("Create Custom Module": `field_label`
+ * of at most 100, `data_type` "text" or "autonumber", `auto_number` {
+ * `start_number` digits (at most 16), `prefix`, `suffix` (at most 50) },
+ * required for autonumber) and returns a clean copy.
+ * @function check_display_field
+ * @tparam table display_field
+ * @treturn table|nil the clean copy, or nil and an error object
+ */
+static int zc_l_check_display_field(lua_State *L) {
+  static const char base[] = "$.modules[0].display_field";
+  int out, type;
+  const char *dt = NULL, *path;
+  lua_settop(L, 1);
+  if (lua_type(L, 1) != LUA_TTABLE) {
+    zc_verr(L, "INVALID_DATA", "display_field", "display_field", base, -1,
+            "display_field must be a table, got %s", zc_typename(L, 1));
+    return zc_fail(L);
+  }
+  if (zc_unknown_in(L, 1, zc_display_keys, base)) return zc_fail(L);
+  lua_newtable(L);
+  out = lua_gettop(L);
+  if (zc_display_text(L, 1, out, "field_label", ZC_FIELD_LABEL_MAX, 1, base))
+    return zc_fail(L);
+  type = zc_rawfield(L, 1, "data_type");
+  if (type != LUA_TNIL) {
+    dt = type == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    if (dt == NULL || (strcmp(dt, "text") != 0
+                       && strcmp(dt, "autonumber") != 0)) {
+      path = lua_pushfstring(L, "%s.data_type", base);
+      zc_verr(L, "INVALID_DATA", "data_type", "data_type", path, -1,
+              "display_field: data_type must be \"text\" or \"autonumber\"");
+      return zc_fail(L);
+    }
+    lua_setfield(L, out, "data_type");
+  } else lua_pop(L, 1);
+  type = zc_rawfield(L, 1, "auto_number");
+  if (type == LUA_TNIL) {
+    lua_pop(L, 1);
+    if (dt && strcmp(dt, "autonumber") == 0) {
+      path = lua_pushfstring(L, "%s.auto_number", base);
+      zc_verr(L, "DEPENDENT_FIELD_MISSING", "auto_number", "auto_number",
+              path, -1, "display_field: auto_number is required when "
+              "data_type is \"autonumber\"");
+      return zc_fail(L);
+    }
+  } else {
+    if (zc_check_auto_number(L, -1)) return zc_fail(L);
+    lua_setfield(L, out, "auto_number");
+    lua_pop(L, 1);
+  }
+  lua_settop(L, out);
   return 1;
 }
 
@@ -1096,6 +1393,9 @@ void zc_open_validate(lua_State *L) {
     { "prepare_update", zc_l_prepare_update },
     { "validate_update", zc_l_validate_update },
     { "check_module", zc_l_check_module },
+    { "check_api_name", zc_l_check_api_name },
+    { "label_key", zc_l_label_key },
+    { "check_display_field", zc_l_check_display_field },
     { "check_base_url", zc_l_check_base_url },
     { "check_token", zc_l_check_token },
     { "url_escape", zc_l_url_escape },

@@ -12,6 +12,8 @@ void emu_config_defaults (emu_config *c) {
   c->port = 8089;
   c->concurrency = 20;
   c->credits = 1000000;
+  c->credits_window = 86400;
+  c->module_quota = -1;
   c->create_credits = 500;
   c->access_token = "emulator-token";
   c->scopes = "ZohoCRM.settings.ALL";

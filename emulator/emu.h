@@ -95,6 +95,7 @@ typedef struct module {
   profset profiles;               /* profile i may see the module */
   char modified_time[40];         /* "" = never modified */
   int api_supported;
+  int team;                       /* access_type team_based: a team module */
 } module;
 
 typedef struct org_data {
@@ -122,6 +123,7 @@ module *org_create (org_data *o, const char *api_name, const char *plural,
                     const char *singular, const profset *profiles);
 void org_touch (module *m);
 int org_api_name_ok (const char *s);
+int org_rename_allowed (const module *m);
 void org_write_module (jbuf *b, const org_data *o, const module *m);
 void org_write_module_detail (jbuf *b, const org_data *o, const module *m);
 void org_write_profiles (jbuf *b, const org_data *o, size_t first,
@@ -142,7 +144,10 @@ typedef struct emu_config {
   int retry_after;                /* > 0: Retry-After seconds on every 429 */
   int concurrency;
   long long credits;
+  long long credits_window;       /* --credits-window: seconds (rolling) */
   long long create_credits;
+  long long module_quota;         /* --module-quota: custom modules; -1 none */
+  int no_permission;              /* --permissions none */
   const char *access_token;
   const char *scopes;
   const char *client_id, *client_secret, *refresh_token;
@@ -179,6 +184,8 @@ enum {
   ROUTE_TOKEN, ROUTE_OTHER, ROUTE_BATCH, ROUTE_N
 };
 
+typedef struct charge { long long sec, cost; } charge;
+
 typedef struct stats {
   pthread_mutex_t lock;
   long long total;
@@ -189,6 +196,11 @@ typedef struct stats {
   long long in_flight, max_in_flight;
   long long updates_applied, token_refreshes, tokens_issued;
   long long gzip_answers;
+  /* credits spent in the rolling window: per second (monotonic), oldest
+  ** first, in a ring; they come back --credits-window seconds later */
+  charge *ring;
+  size_t ring_head, ring_len, ring_cap;
+  long long in_window;
 } stats;
 
 void stats_init (stats *s);
@@ -199,8 +211,9 @@ void stats_response (stats *s, int status);
 int stats_enter (stats *s, int cap);          /* 0 when over the cap */
 void stats_leave (stats *s);
 void stats_add (stats *s, long long *field, long long n);
-long long stats_charge (stats *s, long long budget, long long cost);
-void stats_write (stats *s, jbuf *b, long long budget);
+long long stats_charge (stats *s, long long budget, long long window,
+                        long long cost);
+void stats_write (stats *s, jbuf *b, long long budget, long long window);
 
 /* }================================================================== */
 

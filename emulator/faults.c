@@ -160,7 +160,8 @@ int faults_take (fault_state *f, int route, fault *out) {
 ** others replace the answer and leave the org alone. */
 int faults_processes (const fault *ft) {
   return ft->kind == F_TRUNCATED || ft->kind == F_GZIP
-      || ft->kind == F_DRIP || ft->kind == F_SLOW || ft->kind == F_LOST;
+      || ft->kind == F_DRIP || ft->kind == F_SLOW || ft->kind == F_LOST
+      || ft->kind == F_GARBAGE;
 }
 
 /* }================================================================== */
@@ -245,7 +246,6 @@ void faults_build (const fault *ft, reply *r) {
     "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
     "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>ZGS</center>\r\n"
     "</body>\r\n</html>\r\n";
-  static const char garbage[] = "\x00\x01\x02\x7f<<<not json>>>\xff\xfe{{{";
   static const char nonutf8[] =
     "{\"modules\":[{\"id\":\"2423488000000834002\",\"api_name\":"
     "\"Digital_Marketing\",\"plural_label\":\"Campaign \xff\xfe Assets\","
@@ -254,9 +254,6 @@ void faults_build (const fault *ft, reply *r) {
   switch (ft->kind) {
     case F_EMPTY: set_body(r, 200, json, "", 0); break;
     case F_HTML: set_body(r, 502, "text/html", html, sizeof html - 1); break;
-    case F_GARBAGE:
-      set_body(r, 200, json, garbage, sizeof garbage - 1);
-      break;
     case F_HUGE: huge_answer(r); break;
     case F_DEEP: deep_answer(r); break;
     case F_NONUTF8: set_body(r, 200, json, nonutf8, sizeof nonutf8 - 1); break;
@@ -318,7 +315,13 @@ static void gzip_body (reply *r) {
 }
 
 void faults_transform (const fault *ft, reply *r) {
+  static const char garbage[] = "\x00\x01\x02\x7f<<<not json>>>\xff\xfe{{{";
   switch (ft->kind) {
+    case F_GARBAGE:   /* the request took effect; its answer is garbage */
+      r->gzip = 0;
+      set_body(r, 200, "application/json;charset=utf-8", garbage,
+               sizeof garbage - 1);
+      break;
     case F_TRUNCATED:
       if (r->len > 1) r->len = r->len / 2;   /* Content-Length follows */
       break;

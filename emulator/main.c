@@ -19,7 +19,11 @@ static const char usage[] =
 "  --concurrency N         API calls in flight before 429 (default 20)\n"
 "  --retry-after S         send Retry-After: S with every 429 (default: none,\n"
 "                          as Zoho documents none)\n"
-"  --credits N             credit budget (default 1000000)\n"
+"  --credits N             credit budget per rolling window (default 1000000)\n"
+"  --credits-window S      credits spent come back S seconds later (86400)\n"
+"  --module-quota N        custom modules the edition allows; the next create\n"
+"                          gets LIMIT_EXCEEDED (default: no limit)\n"
+"  --permissions all|none  none: changes answer 403 NO_PERMISSION (all)\n"
 "  --create-credits N      credits charged per module create (default 500)\n"
 "  --access-token T        a static valid token (default emulator-token)\n"
 "  --scopes LIST           scopes of every token (default ZohoCRM.settings.ALL)\n"
@@ -92,6 +96,8 @@ static const struct numopt {
   { "--extra-profiles", 0, EXTRA_PROFILES_MAX },
   { "--grant-ttl", 1, 86400 },
   { "--max-client-connections", 1, 100000 }, { "--header-timeout", 0, 86400 },
+  { "--credits-window", 1, 31536000 },
+  { "--module-quota", 0, 100000000 },
 };
 
 /* 1 = a numeric option, set; 0 = not one; -1 = bad value */
@@ -119,7 +125,9 @@ static int numeric (emu_config *c, const char *opt, const char *val) {
     case 13: c->extra_profiles = (long)n; break;
     case 14: c->grant_ttl = (long)n; break;
     case 15: c->max_client_connections = (unsigned)n; break;
-    default: c->header_timeout = (unsigned)n; break;
+    case 16: c->header_timeout = (unsigned)n; break;
+    case 17: c->credits_window = n; break;
+    default: c->module_quota = n; break;
   }
   return 1;
 }
@@ -151,6 +159,11 @@ static int parse (int argc, char **argv, emu_config *c) {
     else if (strcmp(opt, "--tls-cert") == 0) c->tls_cert = val;
     else if (strcmp(opt, "--tls-key") == 0) c->tls_key = val;
     else if (strcmp(opt, "--state") == 0) c->state_file = val;
+    else if (strcmp(opt, "--permissions") == 0) {
+      if (strcmp(val, "all") != 0 && strcmp(val, "none") != 0)
+        return bad(opt, "expects all or none");
+      c->no_permission = strcmp(val, "none") == 0;
+    }
     else if (strcmp(opt, "--fault-rate") == 0) {
       char *end;
       c->fault_rate = strtod(val, &end);

@@ -71,6 +71,10 @@ static const seed_module seed_standard[] = {
   { "2423488000000002205", "Cases", "Cases", "Cases", "Case", "visible" },
   { "2423488000000002207", "Solutions", "Solutions", "Solutions",
     "Solution", "visible" },
+  /* one module Zoho keeps to itself (a system_hidden status; assumed: Zoho
+  ** lets no one rename such a module) */
+  { "2423488000000002209", "Visits", "Visits", "Visits", "Visit",
+    "system_hidden" },
 };
 
 static const seed_module seed_custom[] = {
@@ -99,7 +103,11 @@ static const seed_module seed_custom[] = {
   /* one hidden module, so the status filter has something to filter */
   { "2423488000000834038", "Memberships", NULL, "Memberships", "Membership",
     "user_hidden" },
+  /* a team module: its team, not profiles, decides who sees it */
+  { "2423488000000834041", "Team_Tasks", NULL, "Team Tasks", "Team Task",
+    "visible" },
 };
+#define TEAM_MODULE "Team_Tasks"
 
 /* Custom modules the Contractor profile may also see, so that a plan revoking
 ** it has real work to do (the demo's relabel plan does). */
@@ -284,6 +292,7 @@ org_data *org_seed (long extra, long extra_profiles) {
     m = add_module(o, s->id, s->api_name, mname, s->plural, s->singular,
                    "custom", s->status, &seen_by);
     if (m == NULL) goto oom;
+    m->team = strcmp(s->api_name, TEAM_MODULE) == 0;
     strcpy(m->modified_time, SEED_MODIFIED);
   }
   for (k = 1; k <= extra; k++) {
@@ -316,6 +325,13 @@ static int all_digits (const char *s) {
   if (*s == '\0') return 0;
   for (; *s; s++) if (*s < '0' || *s > '9') return 0;
   return 1;
+}
+
+/* Zoho answers "Module rename not allowed" for modules it does not let
+** anyone rename; no source we hold names them, so the emulator takes the
+** modules Zoho keeps to itself (system_hidden). Assumed. */
+int org_rename_allowed (const module *m) {
+  return strcmp(m->status, "system_hidden") != 0;
 }
 
 module *org_find (const org_data *o, const char *key) {
@@ -694,7 +710,8 @@ static void write_module (jbuf *b, const org_data *o, const module *m,
   jb_lit(b, ","); jb_key(b, "visibility"); jb_int(b, 1);
   jb_lit(b, ","); jb_key(b, "status"); jb_str(b, m->status);
   jb_lit(b, ","); jb_key(b, "sequence_number"); jb_int(b, m->sequence);
-  jb_lit(b, ","); jb_key(b, "access_type"); jb_str(b, "org_based");
+  jb_lit(b, ","); jb_key(b, "access_type");
+  jb_str(b, m->team ? "team_based" : "org_based");
   jb_lit(b, ","); jb_key(b, "private_profile"); jb_lit(b, "null");
   jb_lit(b, ","); jb_key(b, "profiles"); jb_lit(b, "[");
   for (i = 0; i < o->nprof; i++) {
@@ -863,6 +880,8 @@ static int load_modules (org_data *o, const cJSON *arr, char *err, size_t elen) 
     if (m == NULL) { snprintf(err, elen, "out of memory"); return -1; }
     if (cJSON_IsNumber(seq)) m->sequence = seq->valueint;
     if (cJSON_IsBool(sup)) m->api_supported = cJSON_IsTrue(sup);
+    m->team = jstr(j, "access_type") != NULL
+              && strcmp(jstr(j, "access_type"), "team_based") == 0;
     if (mt) snprintf(m->modified_time, sizeof m->modified_time, "%s", mt);
   }
   return 0;

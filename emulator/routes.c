@@ -81,6 +81,26 @@ static int known_path (const char *url) {
       || strcmp(url, API_PREFIX "profiles") == 0;
 }
 
+/* /crm/vN/settings/... (N below 8, "2.1" style too) on one of our paths:
+** the endpoint exists in v8 only as emulated ("Modules Metadata":
+** API_NOT_SUPPORTED with details.supported_version) */
+static int older_version (const char *url) {
+  static const char p[] = "/crm/v";
+  char v8[512];
+  const char *s = url + sizeof p - 1, *rest;
+  long major;
+  if (strncmp(url, p, sizeof p - 1) != 0 || *s < '0' || *s > '9') return 0;
+  major = strtol(s, (char **)&rest, 10);
+  if (*rest == '.') {
+    rest++;
+    if (*rest < '0' || *rest > '9') return 0;
+    while (*rest >= '0' && *rest <= '9') rest++;
+  }
+  if (major >= 8 || strncmp(rest, "/settings/", 10) != 0) return 0;
+  if ((size_t)snprintf(v8, sizeof v8, "/crm/v8%s", rest) >= sizeof v8) return 0;
+  return known_path(v8);
+}
+
 /* }================================================================== */
 
 
@@ -272,6 +292,8 @@ static int check_profiles (const org_data *o, const cJSON *item, profset *bits,
   const cJSON *p;
   int i = 0;
   char path[96];
+  profset seen;
+  memset(&seen, 0, sizeof seen);
   if (arr == NULL) return 1;
   if (cJSON_IsNull(arr)
       || (cJSON_IsArray(arr) && cJSON_GetArraySize(arr) == 0)) {
@@ -311,6 +333,12 @@ static int check_profiles (const org_data *o, const cJSON *item, profset *bits,
                  "Invalid profile id passed");
       return 0;
     }
+    if (ps_has(&seen, k)) {      /* "Create Custom Module": no duplicates */
+      item_fail(out, "INVALID_DATA", "id", path, NULL,
+                "duplicate profile id");
+      return 0;
+    }
+    ps_add(&seen, k);
     if (del != NULL && !cJSON_IsNull(del)) {
       snprintf(path, sizeof path, ".profiles[%d]._delete", i);
       item_fail(out, "INVALID_DATA", "_delete", path,
@@ -443,6 +471,12 @@ static void get_module (emu *e, const request *q, const char *seg,
   reply_json(r, 200, &b);
 }
 
+/* 1 when item[key] is a label other than current */
+static int relabels (const cJSON *item, const char *key, const char *current) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(item, key);
+  return cJSON_IsString(v) && strcmp(v->valuestring, current) != 0;
+}
+
 /* Checks one update item against module m and applies it. Writes one
 ** result (success or error) to out; 1 when applied. The id, when the item
 ** carries one, must be m's. */
@@ -450,8 +484,9 @@ static int update_item (org_data *o, module *m, const cJSON *item,
                         item_out *out) {
   const cJSON *v;
   profset bits;
-  v = cJSON_GetObjectItemCaseSensitive(item, "api_name");
-  if (v && !(cJSON_IsString(v) && strcmp(v->valuestring, m->api_name) == 0)) {
+  /* "Update Custom Module": the API name changes only in the UI; any
+  ** api_name in the body is refused, the module's own too */
+  if (cJSON_GetObjectItemCaseSensitive(item, "api_name")) {
     item_fail(out, "NOT_ALLOWED", "api_name", ".api_name", NULL,
               "Api name update not allowed");
     return 0;
@@ -475,6 +510,18 @@ static int update_item (org_data *o, module *m, const cJSON *item,
   if (!check_label(item, "plural_label", out)
       || !check_label(item, "singular_label", out))
     return 0;
+  if (!org_rename_allowed(m) && (relabels(item, "plural_label", m->plural)
+                                 || relabels(item, "singular_label",
+                                             m->singular))) {
+    item_fail(out, "INVALID_DATA", "id", ".id", NULL,
+              "Module rename not allowed");
+    return 0;
+  }
+  if (m->team && cJSON_GetObjectItemCaseSensitive(item, "profiles")) {
+    item_fail(out, "NOT_ALLOWED", "profiles", ".profiles", NULL,
+              "profile update for team module is not allowed");
+    return 0;
+  }
   bits = m->profiles;
   if (!check_profiles(o, item, &bits, out)) return 0;
   if (!cJSON_GetObjectItemCaseSensitive(item, "plural_label")
@@ -512,12 +559,6 @@ static int update_module (emu *e, const request *q, const char *seg,
   item_out out;
   int applied;
   if (m == NULL) { reply_invalid_module(r); return 0; }
-  if (strcmp(m->generated_type, "custom") != 0) {
-    /* only custom modules can be changed through this API */
-    reply_error(r, 400, "NOT_SUPPORTED", "{\"resource_path_index\":2}",
-                "the module name given seems to be invalid");
-    return 0;
-  }
   arr = modules_array(q, &root, 1, "updated", r);
   item = arr ? single_item(arr, r) : NULL;
   if (item == NULL) { cJSON_Delete(root); return 0; }
@@ -563,9 +604,6 @@ static int update_modules (emu *e, const request *q, reply *r) {
              || strspn(id->valuestring, "0123456789") != strlen(id->valuestring))
       item_fail(&out, "INVALID_DATA", "id", ".id", NULL,
                 "the id given seems to be invalid");
-    else if (strcmp(m->generated_type, "custom") != 0)
-      item_fail(&out, "NOT_SUPPORTED", "id", ".id", NULL,
-                "the module given is not supported for this operation");
     else applied += update_item(e->org, m, item, &out);
     out.index++;
   }
@@ -596,6 +634,88 @@ static void make_api_name (const org_data *o, const char *label, char *out,
     snprintf(out + base, outlen - base, "_%d", k);
 }
 
+/* A string of 1..max code points; 0 otherwise. */
+static int text_ok (const cJSON *v, size_t max) {
+  const unsigned char *s;
+  size_t n, i = 0, count = 0;
+  uint32_t cp;
+  if (!cJSON_IsString(v)) return 0;
+  s = (const unsigned char *)v->valuestring;
+  n = strlen(v->valuestring);
+  while (i < n) {
+    if (!utf8_next(s, n, &i, &cp) || cp < 0x20 || (cp >= 0x7F && cp <= 0x9F))
+      return 0;
+    count++;
+  }
+  return count >= 1 && count <= max;
+}
+
+/* item_fail, for a check that then returns 0 */
+static int item_refuse (item_out *out, const char *code, const char *api_name,
+                        const char *sub, const char *extra,
+                        const char *message) {
+  item_fail(out, code, api_name, sub, extra, message);
+  return 0;
+}
+
+/* "Create Custom Module"'s display_field: field_label (<= 100), data_type
+** text or autonumber, auto_number { start_number: 1-16 digits, prefix and
+** suffix <= 50 }, required for autonumber. 1 = fine or absent. */
+static int check_display_field (const cJSON *item, item_out *out) {
+  static const char *const affixes[2] = { "prefix", "suffix" };
+  static const char object[] = ",\"expected_data_type\":\"jsonobject\"";
+  const cJSON *d = cJSON_GetObjectItemCaseSensitive(item, "display_field");
+  const cJSON *dt, *an, *sn, *v;
+  char sub[64];
+  int k;
+  if (d == NULL) return 1;
+  if (!cJSON_IsObject(d))
+    return item_refuse(out, "INVALID_DATA", "display_field", ".display_field",
+                       object, "invalid data");
+  v = cJSON_GetObjectItemCaseSensitive(d, "field_label");
+  if (v == NULL)
+    return item_refuse(out, "MANDATORY_NOT_FOUND", "field_label",
+                       ".display_field.field_label", NULL,
+                       "required field not found");
+  if (!text_ok(v, 100))
+    return item_refuse(out, "INVALID_DATA", "field_label",
+                       ".display_field.field_label", ",\"maximum_length\":100",
+                       "invalid data");
+  dt = cJSON_GetObjectItemCaseSensitive(d, "data_type");
+  if (dt && !(cJSON_IsString(dt) && (strcmp(dt->valuestring, "text") == 0
+                                     || strcmp(dt->valuestring, "autonumber") == 0)))
+    return item_refuse(out, "INVALID_DATA", "data_type",
+                       ".display_field.data_type", NULL, "invalid data");
+  an = cJSON_GetObjectItemCaseSensitive(d, "auto_number");
+  if (an == NULL)
+    return !(dt && strcmp(dt->valuestring, "autonumber") == 0)
+        || item_refuse(out, "DEPENDENT_FIELD_MISSING", "auto_number",
+                       ".display_field.auto_number", NULL,
+                       "autonumber data is not found");
+  if (!cJSON_IsObject(an))
+    return item_refuse(out, "INVALID_DATA", "auto_number",
+                       ".display_field.auto_number", object, "invalid data");
+  sn = cJSON_GetObjectItemCaseSensitive(an, "start_number");
+  if (sn == NULL)
+    return item_refuse(out, "MANDATORY_NOT_FOUND", "start_number",
+                       ".display_field.auto_number.start_number", NULL,
+                       "required field not found");
+  if (!cJSON_IsString(sn) || sn->valuestring[0] == '\0'
+      || strlen(sn->valuestring) > 16
+      || strspn(sn->valuestring, "0123456789") != strlen(sn->valuestring))
+    return item_refuse(out, "INVALID_DATA", "start_number",
+                       ".display_field.auto_number.start_number",
+                       ",\"maximum_length\":16", "invalid data");
+  for (k = 0; k < 2; k++) {
+    v = cJSON_GetObjectItemCaseSensitive(an, affixes[k]);
+    snprintf(sub, sizeof sub, ".display_field.auto_number.%s", affixes[k]);
+    if (v && !text_ok(v, 50))
+      return item_refuse(out, "INVALID_DATA", affixes[k], sub,
+                         ",\"maximum_length\":50", "invalid data");
+  }
+  return 1;
+}
+
 static int create_module (emu *e, const request *q, reply *r) {
   static const char *const need[3] = {
     "plural_label", "singular_label", "profiles"
@@ -612,6 +732,20 @@ static int create_module (emu *e, const request *q, reply *r) {
   arr = modules_array(q, &root, 1, "created", r);
   item = arr ? single_item(arr, r) : NULL;
   if (item == NULL) { cJSON_Delete(root); return 0; }
+  if (e->cfg.module_quota >= 0) {  /* --module-quota: the edition's limit */
+    size_t i, custom = 0;
+    for (i = 0; i < o->n; i++)
+      custom += strcmp(o->mods[i]->generated_type, "custom") == 0;
+    if ((long long)custom >= e->cfg.module_quota) {
+      char details[64];
+      snprintf(details, sizeof details, "{\"limit\":%lld}",
+               e->cfg.module_quota);
+      cJSON_Delete(root);
+      reply_error(r, 400, "LIMIT_EXCEEDED", details,
+                  "the custom module limit of this edition is reached");
+      return 0;
+    }
+  }
   jb_init(&b);
   out.b = &b; out.index = 0; out.count = 0;
   memset(&bits, 0, sizeof bits);
@@ -639,7 +773,8 @@ static int create_module (emu *e, const request *q, reply *r) {
               "duplicate data");
     goto done;
   }
-  if (!check_duplicates(o, item, NULL, &out)) goto done;
+  if (!check_display_field(item, &out)
+      || !check_duplicates(o, item, NULL, &out)) goto done;
   if (api) snprintf(name, sizeof name, "%s", api->valuestring);
   else make_api_name(o, cJSON_GetObjectItemCaseSensitive(item,
                      "plural_label")->valuestring, name, sizeof name);
@@ -713,6 +848,11 @@ void routes_api (emu *e, const request *q, reply *r) {
   const char *const *scopes;
   int route = routes_classify(q->method, q->url), changed = 0, applied = 0;
   long long cost = 1, left;
+  if (older_version(q->url)) {
+    reply_error(r, 400, "API_NOT_SUPPORTED", "{\"supported_version\":8}",
+                "the API version is not supported for this operation");
+    return;
+  }
   if (!known_path(q->url)) { reply_bad_url(r); return; }
   if (route == ROUTE_BATCH && e->cfg.no_batch) { reply_bad_method(r); return; }
   switch (route) {
@@ -729,7 +869,16 @@ void routes_api (emu *e, const request *q, reply *r) {
     default: reply_bad_method(r); return;
   }
   if (!auth_check(e, q->authorization, scopes, r)) return;
-  left = stats_charge(&e->st, e->cfg.credits, cost);
+  /* "Create Custom Module": changing modules needs the Customize Zoho CRM
+  ** permission; checked before credits are charged (assumed) */
+  if (e->cfg.no_permission
+      && (route == ROUTE_PUT || route == ROUTE_BATCH || route == ROUTE_POST)) {
+    reply_error(r, 403, "NO_PERMISSION",
+                "{\"permissions\":[\"Crm_Implied_Customize_Zoho_CRM\"]}",
+                "permission denied");
+    return;
+  }
+  left = stats_charge(&e->st, e->cfg.credits, e->cfg.credits_window, cost);
   if (left < 0) {
     reply_error(r, 429, "TOO_MANY_REQUESTS", "{}",
                 "You have exhausted the API credits of your org");
@@ -842,7 +991,7 @@ void routes_hook (emu *e, const request *q, reply *r) {
   if (strcmp(name, "stats") == 0) {
     if (!get) { reply_bad_method(r); return; }
     jb_init(&b);
-    stats_write(&e->st, &b, e->cfg.credits);
+    stats_write(&e->st, &b, e->cfg.credits, e->cfg.credits_window);
     reply_json(r, 200, &b);
   } else if (strcmp(name, "state") == 0) {
     if (!get) { reply_bad_method(r); return; }

@@ -125,15 +125,24 @@ int label_check (const char *s) {
   return LABEL_OK;
 }
 
-/* Uniqueness is checked without regard to case, as Zoho's UI does. */
+/* The key labels are unique under: without regard to case, as Zoho's UI
+** does, with spaces at the edges dropped and runs of spaces made one
+** (assumed; the client's core.label_key is the same rule). */
 char *label_fold (const char *s) {
   const unsigned char *u = (const unsigned char *)s;
   size_t n = strlen(s), i = 0, o = 0;
+  int space = 0;                  /* a space is pending: written before the
+                                  ** next other character, never at an edge */
   char *out = (char *)malloc(n * 4 + 1);
   if (out == NULL) return NULL;
   while (i < n) {
     uint32_t c;
-    if (!utf8_next(u, n, &i, &c)) { c = u[i]; i++; out[o++] = (char)c; continue; }
+    int bad = !utf8_next(u, n, &i, &c);
+    if (bad) c = u[i++];
+    if (c == ' ' && !bad) { space = 1; continue; }
+    if (space && o > 0) out[o++] = ' ';
+    space = 0;
+    if (bad) { out[o++] = (char)c; continue; }
     c = (uint32_t)utf8proc_tolower((utf8proc_int32_t)c);
     o += utf8_put(out + o, c);
   }

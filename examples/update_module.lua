@@ -6,7 +6,7 @@
 -- or with OAuth:
 --   ZOHO_CLIENT_ID=... ZOHO_CLIENT_SECRET=... ZOHO_REFRESH_TOKEN=... \
 --   ZOHO_API_DOMAIN=http://127.0.0.1:PORT ZOHO_ACCOUNTS_URL=http://127.0.0.1:PORT lua5.4 examples/update_module.lua
--- Against Zoho itself, set ZOHO_DC (us, eu, in, au, jp, ca, sa, cn) instead of the URLs.
+-- Against Zoho itself, set ZOHO_DC (us, eu, in, au, jp, ca, sa, cn, uk) instead of the URLs.
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path -- the repo's copy, if run from its root
 package.cpath = "./csrc/?.so;" .. package.cpath
 

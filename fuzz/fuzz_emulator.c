@@ -12,7 +12,8 @@
 **                                scopes=LIST create=N conc=N maxbody=N extra=N
 **                                profiles=N (--extra-profiles)
 **   METHOD URL[?query]\n         one request
-**   Header: value\n ...          Authorization, If-Modified-Since, Accept-Encoding;
+**   Header: value\n ...          Authorization, If-Modified-Since, Accept-Encoding,
+**                                Content-Type;
 **                                others ignored
 **   \n
 **   body

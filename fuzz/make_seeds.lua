@@ -252,6 +252,17 @@ local E = {
   "GET /crm/v8/settings/modules/Projects\n" .. AUTH .. "Accept-Encoding: br, gzip;q=0.5\n\n%%\n"
     .. "PUT /crm/v8/settings/modules/Projects\n" .. AUTH .. "Accept-Encoding: *\n\n"
     .. '{"modules":[{"plural_label":"E\\u0301quipes \\u0915\\u094d\\u200d\\u0937"}]}',
+  -- the token endpoint as Zoho Accounts: a multipart body with Basic client
+  -- credentials, a grant code, its exchange, a revoke; an older API version
+  "POST /oauth/v2/token\nContent-Type: multipart/form-data; boundary=XyZ\n"
+    .. "Authorization: Basic ZW11bGF0b3ItY2xpZW50LWlkOmVtdWxhdG9yLWNsaWVudC1zZWNyZXQ=\n\n"
+    .. '--XyZ\r\nContent-Disposition: form-data; name="grant_type"\r\n\r\nrefresh_token\r\n'
+    .. '--XyZ\r\nContent-Disposition: form-data; name="refresh_token"\r\n\r\nemulator-refresh-token\r\n--XyZ--\r\n'
+    .. '\n%%\nPOST /__emulator/grant-code\n\n{"redirect_uri":"http://127.0.0.1:9/cb"}\n%%\n'
+    .. "POST /oauth/v2/token?grant_type=authorization_code&client_id=emulator-client-id"
+    .. "&client_secret=emulator-client-secret&code=1000.x.y\n\n\n%%\n"
+    .. "POST /oauth/v2/token/revoke?token=emulator-refresh-token\n\n\n%%\n"
+    .. "GET /crm/v2.1/settings/modules\n" .. AUTH .. "\n",
 }
 for i, s in ipairs(E) do write("emulator", string.format("%02d", i), s) end
 
@@ -280,6 +291,108 @@ local U = {
   string.char(0) .. module(string.char(2, 1), "Too_Big", "L", "S", {}) .. str("") .. string.char(1),
 }
 for i, s in ipairs(U) do write("undo", string.format("%02d", i), s) end
+
+-- }====
+
+-- {==== changes: change-set files as zcrm plan writes them (changeset.encode of the
+-- tables spec/changeset_spec.lua's plans give), then hostile ones: a profile by name,
+-- `_delete` false, unknown keys, huge numbers, control characters and bidi marks in
+-- labels, created, plan and args, one profile id under two names (fuzz/changes_driver.lua).
+-- Needs the core built (`make`): the encoder is zcrm's own.
+
+package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+package.cpath = "csrc/?.so;" .. package.cpath
+local changeset = require "zcrm.plan.changeset"
+local cjson_null = require("zcrm.core").null
+
+local MARKETING, CONTRACTOR = "2423488000000015987", "2423488000000015984"
+local function prof(id, name) return { id = id, name = name } end
+local ADMIN_P, STANDARD_P = prof(ADMIN, "Administrator"), prof(STANDARD, "Standard")
+
+local function change(api, id, before, after, body)
+  return { module = api, id = id, before = before, after = after, body = body }
+end
+local function vals(plural, singular, profiles)
+  return { plural_label = plural, singular_label = singular, profiles = profiles }
+end
+
+local function set(changes, extra)
+  local t = { format = "zcrm.changes", version = 1, created = "2026-12-07T20:32:05Z",
+              zcrm_version = "zcrm 0.1.0", api_domain = "http://127.0.0.1:8643", org = "2423488000000002175",
+              plan = "sandbox-modules.lua", args = { "Sellers" }, plan_hash = "fnv1a64:374c3d3382d696de",
+              changes = changes }
+  for k, v in pairs(extra or {}) do t[k] = v end
+  for k, v in pairs(t) do if v == "(none)" then t[k] = nil end end   -- an older set lacks them
+  return t
+end
+
+local SUPPLIERS = change("Suppliers", "2423488000000834005",
+  vals("Suppliers", "Supplier", { ADMIN_P, STANDARD_P }), vals("Sellers", "Supplier", { ADMIN_P, STANDARD_P }),
+  { plural_label = "Sellers" })
+local PROJECTS = change("Projects", "2423488000000834008",
+  vals("Projects", "Project", { ADMIN_P }), vals("Client Projects", "Client Project", { ADMIN_P }),
+  { plural_label = "Client Projects", singular_label = "Client Project" })
+local ASSETS = change("Assets", "2423488000000834017",
+  vals("Assets", "Asset", { ADMIN_P }), vals("Assets", "Asset", { ADMIN_P, prof(MARKETING, "Marketing") }),
+  { profiles = { { id = MARKETING } } })
+local TICKETS = change("Tickets", "2423488000000834011",
+  vals("Tickets", "Ticket", { ADMIN_P, prof(CONTRACTOR, "Contractor") }), vals("Help Desk", "Ticket", { ADMIN_P }),
+  { plural_label = "Help Desk", profiles = { { id = CONTRACTOR, _delete = cjson_null } } })
+
+local function copy(v)
+  if type(v) ~= "table" then return v end
+  local c = {}
+  for k, x in pairs(v) do c[k] = copy(x) end
+  return c
+end
+
+local C = {
+  -- as zcrm plan writes them
+  changeset.encode(set { SUPPLIERS, PROJECTS, ASSETS, TICKETS }),
+  changeset.encode(set({ TICKETS }, { plan = "(none)", args = "(none)", plan_hash = "(none)", zcrm_version = "(none)" })),
+  changeset.encode(set({}, { args = {} })),
+}
+-- hostile: each edits a copy of the first set
+local function hostile(edit)
+  local t = copy(set { SUPPLIERS, PROJECTS, ASSETS, TICKETS })
+  edit(t)
+  C[#C + 1] = changeset.encode(t)
+end
+hostile(function(t) t.changes[1].body.profiles = { { name = "Administrator", _delete = cjson_null } } end)
+hostile(function(t) t.changes[3].body.profiles = { { id = MARKETING, _delete = false } } end)
+hostile(function(t) t.changes[2].note = "x"; t.extra = { 1, 2 } end)
+hostile(function(t) t.changes[1].before.profiles[1].custom = true end)
+hostile(function(t) t.version = 1e300; t.org = 2423488000000002175 end)
+hostile(function(t) t.changes[1].id = "99999999999999999999"; t.changes[2].before.profiles[1].id = "18446744073709551617" end)
+hostile(function(t)
+  t.created = "2026-12-07T20:32:05Z\27[2J"
+  t.args = { "a\nb", "\27]52;c;ZXZpbA==\7", "\u{202e}txt.lua" }
+end)
+hostile(function(t)
+  t.plan = "\u{202e}aul.snalp"; t.args = { "\r\n\0\127", "\u{200b}", "\27[31mred" }
+  t.zcrm_version = "zcrm \u{2067}0.1"
+  t.changes[1].module = "Supp\u{202e}liers"
+  t.changes[4].before.plural_label = "Tick\27[2Jets\r\n"; t.changes[4].before.singular_label = "\0"
+  t.changes[4].after.singular_label = "\0"
+  t.changes[4].before.profiles[2].name = "Con\27]0;x\7tractor"
+  t.changes[4].after.profiles[1].name = "Admin\u{202e}istrator"
+  t.changes[4].before.profiles[1].name = "Admin\u{202e}istrator"
+end)
+hostile(function(t) t.changes[4].after.profiles[1].name = "Administrators" end)   -- one id, two names
+hostile(function(t) t.changes[2].id = t.changes[1].id end)
+-- F6: objects where lists go (read as empty lists, their entries unchecked)
+C[#C + 1] = C[2]:gsub('"changes": %[\n', '"changes": {"hidden":\n'):gsub("\n  %]\n}\n$", "\n  }\n}\n")
+hostile(function(t)
+  local c = t.changes[1]
+  t.changes = { c }
+  c.before.profiles = { a = c.before.profiles[1], b = c.before.profiles[2] }
+  c.after.profiles = { a = c.after.profiles[1], b = c.after.profiles[2] }
+end)
+-- text the encoder cannot write: truncated, not an object, nulls where strings go
+C[#C + 1] = C[1]:sub(1, 200)
+C[#C + 1] = "[1,2,3]"
+C[#C + 1] = C[1]:gsub('"Sellers"', "null", 1)
+for i, s in ipairs(C) do write("changes", string.format("%02d", i), s) end
 
 -- }====
 

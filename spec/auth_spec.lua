@@ -209,11 +209,17 @@ describe("auth", function()
     assert.equal(2, stats.token_refreshes)
   end)
 
+  -- An emulator whose token answers name api_domain, and a client of it whose
+  -- log lines land in `logs`.
+  local function logged_client(api_domain, extra, logs)
+    local e = emulator.start(args { "--token-api-domain", api_domain })
+    extra.logger = function(level, m) logs[#logs + 1] = m; logger(level, m) end
+    return e, oauth_client(e, extra)
+  end
+
   it("keeps its own api_domain when a token answer names another environment's", function()
-    local prod = emulator.start(args { "--token-api-domain", "https://www.zohoapis.com" })
     local logs = {}
-    local c = oauth_client(prod, { environment = "sandbox",
-      logger = function(level, m) logs[#logs + 1] = m; logger(level, m) end })
+    local prod, c = logged_client("https://www.zohoapis.com", { environment = "sandbox" }, logs)
     assert.truthy(keep(c:get_module("Digital_Marketing")))
     prod:stop()
     assert.equal(prod.url, c.api_domain)
@@ -231,6 +237,9 @@ describe("auth", function()
         { "ca", "production", "https://www.zohoapis.ca", "https://accounts.zohocloud.ca" },
         { "sa", "production", "https://www.zohoapis.sa", "https://accounts.zoho.sa" },
         { "cn", "sandbox", "https://sandbox.zohoapis.com.cn", "https://accounts.zoho.com.cn" },
+        { "uk", "production", "https://www.zohoapis.uk", "https://accounts.zoho.uk" },
+        { "uk", "sandbox", "https://sandbox.zohoapis.uk", "https://accounts.zoho.uk" },
+        { "uk", "developer", "https://developer.zohoapis.uk", "https://accounts.zoho.uk" },
       }
       for _, case in ipairs(cases) do
         local c = assert(zcrm.new { dc = case[1], environment = case[2], env = false,
@@ -240,11 +249,22 @@ describe("auth", function()
       end
     end)
 
+    it("dc = \"uk\": refreshes and calls through the emulator standing in for accounts.zoho.uk", function()
+      local logs = {}
+      local uk, c = logged_client("https://www.zohoapis.uk", { dc = "uk" }, logs)
+      assert.truthy(keep(c:get_module("Digital_Marketing")))
+      local stats = uk:stats()
+      uk:stop()
+      assert.equal("uk", c.dc)
+      assert.equal(1, stats.tokens_issued)
+      assert.matches("(uk, production)", table.concat(logs, "\n"), 1, true)
+    end)
+
     it("refuses an unknown dc, listing the valid ones", function()
       local c, err = zcrm.new { dc = "xx", access_token = "t", env = false }
       assert.is_nil(c)
       assert.equal("config", err.kind)
-      assert.matches("au, ca, cn, eu, in, jp, sa, us", err.message, 1, true)
+      assert.matches("au, ca, cn, eu, in, jp, sa, uk, us", err.message, 1, true)
     end)
 
     it("lets ZOHO_ACCOUNTS_URL yield to an explicit dc", function()

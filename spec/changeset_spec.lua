@@ -142,6 +142,40 @@ describe("zcrm plan, show and apply of a change set", function()
     assert.is_true(requests > 0)
   end)
 
+  -- fuzz_changes (fuzz/README.md, F6): a JSON object where a list goes read as
+  -- an empty list, so its entries were neither checked nor shown.
+  it("F6: refuses a set whose changes or profiles are an object, not a list: exit 2, nothing sent #fuzz_finding",
+    function()
+    plan()
+    local function suppliers(t)
+      for _, c in ipairs(t.changes) do if c.module == "Suppliers" then return c end end
+    end
+    local cases = {
+      { "changes", function(t) t.changes = { hidden = suppliers(t) } end },
+      { "changes[1].before", function(t)
+        local c = suppliers(t)
+        t.changes = { c }
+        c.before.profiles = { a = c.before.profiles[1], b = c.before.profiles[2] }
+        c.after.profiles = { a = c.after.profiles[1], b = c.after.profiles[2] }
+      end },
+    }
+    for _, case in ipairs(cases) do
+      local t = cjson.decode(files.read(cs_path))
+      case[2](t)
+      local path = dir .. "/object.json"
+      files.write(path, cjson.encode(t))
+      for _, cmd in ipairs { { "show", path }, { "apply", path, "--yes" } } do
+        -- show is offline: it takes no connection options
+        local code, out, err = run(cmd[1] ~= "show" and emu or nil, dir, table.unpack(cmd))
+        assert.equal(2, code, cmd[1] .. " " .. case[1] .. ": " .. out .. err)
+        assert.matches("INVALID_CHANGES", err, 1, true)
+        assert.matches(case[1], err, 1, true)
+        assert.matches("must be a list", err, 1, true)
+      end
+    end
+    assert.equal(0, puts(emu))
+  end)
+
   it("re-applied once finished: every module 'already applied', exit 0, no PUT", function()
     plan()
     local code, out, err = run(emu, dir, "apply", cs_path, "--yes")

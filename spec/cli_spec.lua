@@ -201,7 +201,7 @@ describe("bin/zcrm", function()
       assert.matches('"Campaign Assets" %-> "Marketing Assets"', out)
       assert.matches("grant Marketing", out)
       assert.matches("revoke Contractor", out)
-      assert.matches("applied 13, skipped 0, failed 0 of 13 entries", out)
+      assert.matches("applied 13, already applied 0, skipped 0, invalid 0, failed 0, not sent 0 of 13 entries", out)
       assert.equal(13, puts(emu))
       assert.is_nil(out:find(TOKEN, 1, true))
       assert.is_nil(err:find(TOKEN, 1, true))
@@ -210,29 +210,29 @@ describe("bin/zcrm", function()
     it("apply --no-diff: exit 1 when some entries fail, each failure on one line", function()
       local path = write_plan [[{
         { module = "Projects", plural_label = "Client Projects" },
-        { module = "Leads", plural_label = "Prospects" },
+        { module = "Visits", plural_label = "Site Visits" },
       }]]
       local code, out, err = zcrm({ "apply", path, "--no-diff", "--yes" }, env)
       assert.equal(1, code)
-      assert.matches("applied 1, skipped 0, failed 1", out)
+      assert.matches("applied 1, already applied 0, skipped 0, invalid 0, failed 1", out)
       assert.equal(1, lines(err))
-      assert.matches("^zcrm: Leads failed: NOT_SUPPORTED", err)
+      assert.matches("^zcrm: Visits failed: INVALID_DATA", err)
       os.remove(path)
     end)
 
     it("apply: identical failures make one line, with their count and modules", function()
       local path = write_plan [[{
-        { module = "Leads", plural_label = "Prospects" },
+        { module = "No_Such_One", plural_label = "Prospects" },
         { module = "Projects", plural_label = "Client Projects" },
-        { module = "Contacts", plural_label = "People" },
+        { module = "No_Such_Two", plural_label = "People" },
       }]]
       local code, out, err = zcrm({ "apply", path, "--no-diff", "--yes" }, env)
       assert.equal(1, code)
-      assert.matches("applied 1, skipped 0, failed 2", out)
+      assert.matches("applied 1, already applied 0, skipped 0, invalid 0, failed 2", out)
       assert.equal(1, lines(err), err)
-      assert.matches("^zcrm: 2 entries failed %(%a+, %a+%): NOT_SUPPORTED", err)
-      assert.matches("Leads", err)
-      assert.matches("Contacts", err)
+      assert.matches("^zcrm: 2 entries failed %([%w_]+, [%w_]+%): INVALID_MODULE", err)
+      assert.matches("No_Such_One", err)
+      assert.matches("No_Such_Two", err)
       os.remove(path)
     end)
 
@@ -278,12 +278,13 @@ describe("bin/zcrm", function()
     end)
 
     it("apply --json reports failures with their error object", function()
-      local path = write_plan [[{ { module = "Leads", plural_label = "Prospects" } }]]
+      local path = write_plan [[{ { module = "Visits", plural_label = "Site Visits" } }]]
       local code, out = zcrm({ "apply", path, "--json", "--no-diff", "--yes" }, env)
       assert.equal(1, code)
       local result = of_kind(json_lines(out), "result")[1]
       assert.equal("failed", result.status)
-      assert.equal("NOT_SUPPORTED", result.error.code)
+      assert.equal("INVALID_DATA", result.error.code)
+      assert.equal("Module rename not allowed", result.error.message)
       assert.equal(400, result.error.status)
       os.remove(path)
     end)
@@ -295,7 +296,7 @@ describe("bin/zcrm", function()
       assert.equal(0, code)
       local code2, out2 = zcrm({ "apply", "examples/plans/relabel.lua", "--journal", journal, "--yes" }, env)
       assert.equal(0, code2)
-      assert.matches("skipped 13 %(no change%)", out2)
+      assert.matches("already applied 13, skipped 0", out2)
       local code3, out3 = zcrm({ "apply", undo, "--yes" }, env)
       assert.equal(0, code3)
       assert.matches("applied 13", out3)
@@ -309,6 +310,21 @@ describe("bin/zcrm", function()
       local code, out = zcrm({ "apply", "examples/plans/regional_labels.lua", "eu", "--yes" }, env)
       assert.equal(0, code)
       assert.matches('"Client Programmes"', out)
+    end)
+
+    it("apply relabels Deals, a standard module; modules still shows each module's type", function()
+      local path = write_plan [[{ { module = "Deals", plural_label = "Opportunities", singular_label = "Opportunity" } }]]
+      local code, out, err = zcrm({ "apply", path, "--yes" }, env)
+      assert.equal(0, code, err)
+      assert.matches("applied 1", out)
+      for _, m in ipairs(emu:state().modules) do
+        if m.api_name == "Deals" then assert.equal("Opportunities", m.plural_label) end
+      end
+      code, out = zcrm({ "modules" }, env)
+      assert.equal(0, code)
+      assert.matches("\nDeals%s+2423488000000002181%s+default%s+Opportunities%s+Opportunity", out)
+      assert.matches("\nVisits%s+2423488000000002209%s+default", out)
+      os.remove(path)
     end)
 
     it("modules and profiles list the org, as text or JSON", function()
@@ -408,7 +424,7 @@ describe("bin/zcrm", function()
       assert.equal(0, (zcrm({ "apply", undo, "--yes" }, env)))  -- back to the seeded org
       local code, out = zcrm({ "apply", "examples/plans/relabel.lua", "--journal", journal, "--yes" }, env)
       assert.equal(0, code)
-      assert.matches("applied 13, skipped 0", out)
+      assert.matches("applied 13, already applied 0, skipped 0", out)
       local labels = {}
       for _, m in ipairs(emu:state().modules) do labels[m.api_name] = m.plural_label end
       assert.equal("Marketing Assets", labels.Digital_Marketing)
@@ -437,14 +453,14 @@ describe("bin/zcrm", function()
       assert.equal(0, puts(emu))
     end)
 
-    it("a dry run fails like the real run: a standard module, an unknown profile", function()
+    it("a dry run fails like the real run: an unknown module, an unknown profile", function()
       local path = write_plan [[{
-        { module = "Leads", plural_label = "Prospects" },
+        { module = "No_Such_Module", plural_label = "Prospects" },
         { module = "Projects", profiles = { { name = "Nobody" } } },
       }]]
       local code, _, err = zcrm({ "apply", path, "--dry-run" }, env)
       assert.equal(2, code)
-      assert.matches("Leads is a standard module; only custom modules can be changed", err)
+      assert.matches("no module 'No_Such_Module' in this org", err)
       assert.matches("no profile named 'Nobody'", err)
       assert.matches("%-%-partial", err)
       os.remove(path)
@@ -466,19 +482,36 @@ describe("bin/zcrm", function()
       assert.is_nil(screen:find("[y/N]", 1, true))
     end)
 
-    it("without a terminal and without --yes, sends nothing and exits 2 naming --yes", function()
+    it("without a terminal and without --yes, shows the changes, sends nothing and exits 2 naming --yes", function()
       local code, out, err = zcrm({ "apply", "examples/plans/relabel.lua" }, env)
       assert.equal(2, code)
-      assert.equal("", out)
+      assert.matches("Changes (13 modules)", out, 1, true) -- every input checked first: the question comes last
       assert.equal(1, lines(err))
+      assert.matches("CONFIRMATION_REQUIRED", err, 1, true)
       assert.matches("%-%-yes", err)
+      assert.equal(0, puts(emu))
+    end)
+
+    it("checks every input before asking: a missing plan or a bad flag is named, not hidden behind --yes", function()
+      local code, out, err = zcrm({ "apply", "nosuch.lua" }, env)
+      assert.equal(2, code)
+      assert.equal("", out)
+      assert.matches("nosuch.lua", err, 1, true)
+      assert.is_nil(err:find("CONFIRMATION_REQUIRED", 1, true), err)
+      code, out, err = zcrm({ "apply", "examples/plans/relabel.lua", "--dc", "mars" }, env)
+      assert.equal(2, code)
+      assert.matches("unknown dc 'mars'", err, 1, true)
+      assert.matches("hint: Check %-%-dc", err)            -- the hint speaks of flags
+      code, out, err = zcrm({ "apply", "examples/plans/relabel.lua", "--concurrency", "0" }, env)
+      assert.equal(2, code)
+      assert.is_nil(err:find("CONFIRMATION_REQUIRED", 1, true), err)
       assert.equal(0, emu:stats().requests.total)
     end)
 
     it("on a terminal: colours unless NO_COLOR or --no-color; the progress line is cleared first", function()
       local path = write_plan [[{
         { module = "Projects", plural_label = "Client Projects" },
-        { module = "Leads", plural_label = "Prospects" },
+        { module = "Visits", plural_label = "Site Visits" },
       }]]
       local _, screen = zcrm_tty({ "apply", path, "--no-diff", "--yes" }, env)
       assert.matches("\27%[[%d;]+m", screen)
@@ -570,7 +603,7 @@ describe("bin/zcrm", function()
         for a in resume:gmatch("%S+") do args[#args + 1] = a end
         code, out = zcrm(args, env)
         assert.equal(0, code)
-        assert.matches("applied %d+, skipped %d+ %(no change%), failed 0 of 13", out)
+        assert.matches("applied %d+, already applied %d+, skipped 0, invalid 0, failed 0, not sent 0 of 13", out)
         assert.is_true(puts(emu) <= 13 + 1, "PUTs: " .. puts(emu))
         -- and the undo plan of the interrupted run restores the seeded org
         assert.equal(0, (zcrm({ "apply", undo, "--yes" }, env)))

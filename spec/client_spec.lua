@@ -111,6 +111,19 @@ describe("zcrm client against the emulator", function()
       assert.equal(400, err.status)
     end)
 
+    it("relabels a standard module (Deals to Opportunities): the server decides, not a local rule", function()
+      local res = assert(client:update_module("Deals", { plural_label = "Opportunities", singular_label = "Opportunity" }))
+      assert.equal("SUCCESS", res.code)
+      local deals = assert(client:get_module("Deals"))
+      assert.equal("default", deals.generated_type)
+      assert.equal("Opportunities", deals.plural_label)
+      -- a module Zoho lets no one rename: the server's refusal, as it gives it
+      local _, err = client:update_module("Visits", { plural_label = "Site Visits" })
+      assert.equal("INVALID_DATA", err.code)
+      assert.equal("id", err.details.api_name)
+      assert.equal("Module rename not allowed", err.message)
+    end)
+
     it("reports revoking every profile as MINIMUM_DATA_NOT_FOUND from the server", function()
       local mod = assert(client:get_module(PAGE_MODULE))
       local revoke = {}
@@ -247,6 +260,48 @@ describe("zcrm client against the emulator", function()
       assert.equal("auth", err.kind)
       assert.equal(401, err.status)
       assert.is_false(err.retryable)
+    end)
+  end)
+
+  describe("label_rules", function()
+    local LONG = "Customer Success Programs 2026"        -- 30 ASCII characters
+    it("reference (default): at most 25 characters, letters of any script", function()
+      local before = api_requests(emu)
+      local _, err = client:update_module(PAGE_MODULE, { plural_label = LONG })
+      assert.equal("validation", err.kind)
+      assert.equal(25, err.details.maximum_length)
+      assert.equal(before, api_requests(emu))
+      assert(client:update_module(PAGE_MODULE, { plural_label = "Équipes" }))
+    end)
+
+    it("openapi: at most 50 characters, ASCII letters, digits and spaces; the server still decides", function()
+      local c = assert(zcrm.new { api_domain = emu.url, access_token = "emulator-token", env = false,
+                                  label_rules = "openapi", retry_base = 0.01 })
+      local before = api_requests(emu)
+      local _, err = c:update_module(PAGE_MODULE, { plural_label = "Équipes" })
+      assert.equal("validation", err.kind)
+      assert.equal("plural_label", err.field)
+      local _, lerr = c:update_module(PAGE_MODULE, { plural_label = string.rep("A", 51) })
+      assert.equal(50, lerr.details.maximum_length)
+      local _, cerr = c:create_module { plural_label = "Équipes", singular_label = "Équipe", profiles = { { id = ADMIN } } }
+      assert.equal("validation", cerr.kind)
+      local report, perr = c:apply({ { module = "Projects", plural_label = "Équipes" } }, { diff = false })
+      assert.is_nil(report)
+      assert.equal("INVALID_PLAN", perr.code)
+      assert.equal(before, api_requests(emu))
+      -- 30 characters pass here; the emulator, as the reference page says, refuses them
+      local _, serr = c:update_module(PAGE_MODULE, { plural_label = LONG })
+      assert.equal("api", serr.kind)
+      assert.equal(25, serr.details.maximum_length)
+      assert.is_true(zcrm.validate_update({ plural_label = LONG }, "openapi"))
+      assert.is_nil((zcrm.validate_update({ plural_label = LONG })))
+    end)
+
+    it("refuses any other value, naming the option", function()
+      local c, err = zcrm.new { api_domain = emu.url, access_token = "t", env = false, label_rules = "oas" }
+      assert.is_nil(c)
+      assert.equal("config", err.kind)
+      assert.equal("label_rules", err.field)
     end)
   end)
 

@@ -520,6 +520,64 @@ describe("zcrm.core", function()
     end)
   end)
 
+  describe("label_rules", function()
+    it("openapi: 50 ASCII letters, digits or spaces; reference: 25 of any script", function()
+      local long = string.rep("a", 30)
+      assert.is_true(core.validate_update({ plural_label = long }, "openapi"))
+      assert.is_true(core.validate_update({ plural_label = string.rep("a", 50) }, "openapi"))
+      local e = vfails("INVALID_DATA", "plural_label", core.validate_update({ plural_label = string.rep("a", 51) }, "openapi"))
+      assert.equal(50, e.details.maximum_length)
+      vfails("INVALID_DATA", "singular_label", core.prepare_update({ singular_label = "Équipe" }, "openapi"))
+      assert.is_true(core.validate_update({ plural_label = "Équipes" }, "reference"))
+      assert.equal(25, select(2, core.validate_update { plural_label = long }).details.maximum_length)
+      assert.has_error(function() core.validate_update({ plural_label = "x" }, "oas") end)
+    end)
+  end)
+
+  describe("label_key", function()
+    it("drops case, edge spaces and runs of spaces, and nothing else", function()
+      assert.equal("projects", core.label_key("Projects"))
+      assert.equal("projects", core.label_key("  PROJECTS "))
+      assert.equal("client projects", core.label_key("Client   Projects"))
+      assert.equal("équipes", core.label_key("ÉQUIPES"))
+      assert.equal("顧客管理", core.label_key("顧客管理"))
+      assert.equal("a\255b", core.label_key("A\255B"))
+      assert.equal("", core.label_key("   "))
+    end)
+  end)
+
+  describe("check_api_name and check_display_field (Create Custom Module)", function()
+    it("takes the page's API names and refuses the others with the field and path", function()
+      for _, n in ipairs { "Vehicles", "Fleet_Cars", "a", "V2", string.rep("A", 50) } do
+        assert.equal(n, core.check_api_name(n))
+      end
+      for _, n in ipairs { "", "1Cars", "_Cars", "Fleet Cars", "Fleet__Cars", "Fleet_", "Flé", string.rep("A", 51), 5 } do
+        local e = vfails("INVALID_DATA", "api_name", core.check_api_name(n))
+        assert.equal("$.modules[0].api_name", e.details.json_path)
+      end
+      assert.equal(50, select(2, core.check_api_name(string.rep("A", 51))).details.maximum_length)
+    end)
+
+    it("copies a valid display_field and names the faulty key of an invalid one", function()
+      assert.same({ field_label = "Plate", data_type = "autonumber",
+                    auto_number = { start_number = "1000", prefix = "V-" } },
+        core.check_display_field { field_label = "Plate", data_type = "autonumber",
+                                   auto_number = { start_number = 1000, prefix = "V-" } })
+      assert.same({ field_label = "Name" }, core.check_display_field { field_label = "Name" })
+      for _, case in ipairs {
+        { "x", "INVALID_DATA", "display_field" },
+        { {}, "MANDATORY_NOT_FOUND", "field_label" },
+        { { field_label = "a\1b" }, "INVALID_DATA", "field_label" },
+        { { field_label = "Plate", data_type = "autonumber" }, "DEPENDENT_FIELD_MISSING", "auto_number" },
+        { { field_label = "Plate", auto_number = { start_number = string.rep("9", 17) } }, "INVALID_DATA", "start_number" },
+        { { field_label = "Plate", auto_number = { start_number = -1 } }, "INVALID_DATA", "start_number" },
+        { { field_label = "Plate", auto_number = { start_number = "1", infix = "-" } }, "INVALID_DATA", "infix" },
+      } do
+        vfails(case[2], case[3], core.check_display_field(case[1]))
+      end
+    end)
+  end)
+
   describe("check_base_url", function()
     it("accepts https and normalises", function()
       assert.equal("https://www.zohoapis.com", core.check_base_url("https://www.zohoapis.com"))

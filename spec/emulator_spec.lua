@@ -114,7 +114,8 @@ describe("zcrm-emulator", function()
           "--access-token", "--scopes", "--client-id", "--client-secret", "--refresh-token",
           "--token-ttl", "--expires-in-ms", "--token-api-domain", "--refresh-rate-limit",
           "--fault-rate", "--faults", "--seed", "--tls-cert", "--tls-key", "--state",
-          "--extra-modules", "--extra-profiles", "--max-body", "--retry-after", "--grant-ttl" } do
+          "--extra-modules", "--extra-profiles", "--max-body", "--retry-after", "--grant-ttl",
+          "--credits-window", "--module-quota", "--permissions" } do
         assert.truthy(out:find(flag, 1, true), flag)
       end
     end)
@@ -376,11 +377,41 @@ describe("zcrm-emulator", function()
       assert.equal(2, body.details.resource_path_index)
     end)
 
-    it("refuses a standard module", function()
-      local status, body = put(emu, "Leads", { plural_label = "Prospects" })
+    it("relabels a standard module and changes its profiles, as Zoho's newer OpenAPI does", function()
+      local status, body = put(emu, "Deals", { plural_label = "Opportunities", singular_label = "Opportunity",
+        profiles = { { id = SALES, _delete = cjson.null } } })
+      assert.equal(200, status)
+      assert.equal("SUCCESS", body.modules[1].code)
+      local deals = module_in(emu:state(), "Deals")
+      assert.equal("default", deals.generated_type)
+      assert.same({ "Opportunities", "Opportunity" }, { deals.plural_label, deals.singular_label })
+      for _, id in ipairs(profile_ids(deals)) do assert.not_equal(SALES, id) end
+    end)
+
+    it("answers Module rename not allowed for a module Zoho keeps to itself, yet takes its profiles", function()
+      local status, body = put(emu, "Visits", { plural_label = "Site Visits" })
       assert.equal(400, status)
-      shape_a(body, "NOT_SUPPORTED")
-      assert.equal("Leads", module_in(emu:state(), "Leads").plural_label)
+      local item = body.modules[1]
+      assert.same({ "INVALID_DATA", "id", "$.modules[0].id", "Module rename not allowed" },
+        { item.code, item.details.api_name, item.details.json_path, item.message })
+      local visits = module_in(emu:state(), "Visits")
+      assert.equal("system_hidden", visits.status)
+      assert.equal("Visits", visits.plural_label)
+      -- its own labels again, with a profile change: no rename, accepted
+      status = put(emu, "Visits", { plural_label = "Visits", profiles = { { id = SALES, _delete = cjson.null } } })
+      assert.equal(200, status)
+    end)
+
+    it("refuses profile changes of a team module with NOT_ALLOWED, but relabels it", function()
+      local state = emu:state()
+      assert.equal("team_based", module_in(state, "Team_Tasks").access_type)
+      local status, body = put(emu, "Team_Tasks", { profiles = { { id = SALES } } })
+      assert.equal(400, status)
+      local item = body.modules[1]
+      assert.same({ "NOT_ALLOWED", "profiles", "$.modules[0].profiles", "profile update for team module is not allowed" },
+        { item.code, item.details.api_name, item.details.json_path, item.message })
+      assert.same(profile_ids(module_in(state, "Team_Tasks")), profile_ids(module_in(emu:state(), "Team_Tasks")))
+      assert.equal(200, (put(emu, "Team_Tasks", { plural_label = "Squad Tasks" })))
     end)
 
     it("refuses more than one module per call", function()
@@ -448,7 +479,7 @@ describe("zcrm-emulator", function()
         { id = TICKETS, plural_label = "Fine Tickets" },
         { id = PROJECTS, plural_label = "Bad!" },
         { plural_label = "No Id" },
-        { id = "2423488000000002175", plural_label = "Standard" },
+        { id = "2423488000000002209", plural_label = "Standard" },
         { id = "2423488000000099999", plural_label = "Unknown" },
         { id = ASSETS, profiles = { { id = "2423488000000099999" } } },
       })
@@ -458,7 +489,7 @@ describe("zcrm-emulator", function()
       local want = {
         { "INVALID_DATA", "plural_label", "$.modules[1].plural_label" },
         { "MANDATORY_NOT_FOUND", "id", "$.modules[2].id" },
-        { "NOT_SUPPORTED", "id", "$.modules[3].id" },
+        { "INVALID_DATA", "id", "$.modules[3].id" },
         { "INVALID_DATA", "id", "$.modules[4].id" },
         { "INVALID_DATA", "id", "$.modules[5].profiles[0].id" },
       }
@@ -471,6 +502,17 @@ describe("zcrm-emulator", function()
       assert.equal("Fine Tickets", module_in(state, "Tickets").plural_label)
       assert.equal("Projects", module_in(state, "Projects").plural_label)
       assert.equal(1, emu:stats().updates_applied)
+    end)
+
+    it("relabels Deals and removes a profile from it, as the newer OpenAPI's example does", function()
+      local status, body = batch(emu, {
+        { id = "2423488000000002181", plural_label = "DealsUpdated", profiles = { { id = SALES, _delete = cjson.null } } },
+      })
+      assert.equal(200, status)
+      assert.equal("SUCCESS", body.modules[1].code)
+      local deals = module_in(emu:state(), "Deals")
+      assert.equal("DealsUpdated", deals.plural_label)
+      for _, id in ipairs(profile_ids(deals)) do assert.not_equal(SALES, id) end
     end)
 
     it("answers 400 when every item fails, changing nothing", function()
@@ -583,6 +625,28 @@ describe("zcrm-emulator", function()
       assert.equal(400, status)
       shape_b(body, "DUPLICATE_DATA", "plural_label")
     end)
+
+    it("takes a display_field and checks it as Create Custom Module states", function()
+      local function create(df)
+        return call(emu, "POST", "/crm/v8/settings/modules", { modules = { {
+          plural_label = "Drones", singular_label = "Drone", profiles = { { id = ADMIN } }, display_field = df } } })
+      end
+      for _, case in ipairs {
+        { { data_type = "text" }, "MANDATORY_NOT_FOUND", "field_label" },
+        { { field_label = string.rep("x", 101) }, "INVALID_DATA", "field_label" },
+        { { field_label = "Tag", data_type = "date" }, "INVALID_DATA", "data_type" },
+        { { field_label = "Tag", data_type = "autonumber" }, "DEPENDENT_FIELD_MISSING", "auto_number" },
+        { { field_label = "Tag", data_type = "autonumber", auto_number = { start_number = "1x" } }, "INVALID_DATA", "start_number" },
+        { { field_label = "Tag", data_type = "autonumber", auto_number = { start_number = "1", suffix = string.rep("s", 51) } },
+          "INVALID_DATA", "suffix" },
+      } do
+        local status, body = create(case[1])
+        assert.equal(400, status)
+        shape_b(body, case[2], case[3])
+      end
+      assert.equal(201, (create { field_label = "Tag", data_type = "autonumber",
+                                  auto_number = { start_number = "1000", prefix = "D-" } }))
+    end)
   end)
 
   describe("auth", function()
@@ -621,7 +685,7 @@ describe("zcrm-emulator", function()
       status, body = call(emu, "PATCH", "/crm/v8/settings/profiles")
       assert.equal(400, status)
       shape_a(body, "INVALID_REQUEST_METHOD")
-      for _, path in ipairs { "/crm/v8/settings/fields", "/crm/v2/settings/modules", "/", "/crm/v8/settings/modules/a/b" } do
+      for _, path in ipairs { "/crm/v8/settings/fields", "/crm/v2/settings/fields", "/", "/crm/v8/settings/modules/a/b" } do
         status, body = call(emu, "GET", path)
         assert.equal(404, status, path)
         shape_a(body, "INVALID_URL_PATTERN")
@@ -928,6 +992,98 @@ describe("zcrm-emulator", function()
     end)
   end)
 
+  describe("realism: permissions, versions, quota, credit window, seed", function()
+    it("--permissions none: changes answer 403 NO_PERMISSION and change nothing; reads still work", function()
+      local e = emulator.start { "--permissions", "none" }
+      local s1, b1 = put(e, "Tickets", { plural_label = "Denied Tickets" })
+      local s2, b2 = call(e, "POST", "/crm/v8/settings/modules", { modules = { {
+        plural_label = "Drones", singular_label = "Drone", profiles = { { id = ADMIN } } } } })
+      local s3, b3 = call(e, "PUT", "/crm/v8/settings/modules", { modules = { { id = "2423488000000834023", plural_label = "X" } } })
+      local s4 = call(e, "GET", "/crm/v8/settings/modules/Tickets")
+      local state = e:state()
+      e:stop()
+      for _, r in ipairs { { s1, b1 }, { s2, b2 }, { s3, b3 } } do
+        assert.equal(403, r[1])
+        shape_a(r[2], "NO_PERMISSION")
+        assert.same({ "Crm_Implied_Customize_Zoho_CRM" }, r[2].details.permissions)
+      end
+      assert.equal(200, s4)
+      assert.equal("Tickets", module_in(state, "Tickets").plural_label)
+    end)
+
+    it("answers API_NOT_SUPPORTED with supported_version for an older API version", function()
+      for _, c in ipairs { { "GET", "/crm/v2/settings/modules" }, { "GET", "/crm/v2.1/settings/modules/Tickets" },
+                           { "PUT", "/crm/v7/settings/modules/Tickets" }, { "GET", "/crm/v6/settings/profiles" },
+                           { "PUT", "/crm/v7/settings/modules" } } do
+        local status, body = call(emu, c[1], c[2], c[1] == "PUT" and { modules = { { plural_label = "Old" } } } or nil)
+        assert.equal(400, status, c[2])
+        shape_a(body, "API_NOT_SUPPORTED")
+        assert.equal(8, body.details.supported_version)
+      end
+      assert.equal(404, (call(emu, "GET", "/crm/v9/settings/modules")))
+      assert.equal(404, (call(emu, "GET", "/crm/v2/settings/nothing")))
+      assert.equal("Tickets", module_in(emu:state(), "Tickets").plural_label)
+    end)
+
+    it("--module-quota N: the create past N custom modules is LIMIT_EXCEEDED with details.limit", function()
+      local custom = 0
+      for _, m in ipairs(emu:state().modules) do if m.generated_type == "custom" then custom = custom + 1 end end
+      local e = emulator.start { "--module-quota", tostring(custom + 1) }
+      local function create(name)
+        return call(e, "POST", "/crm/v8/settings/modules", { modules = { {
+          plural_label = name .. "s", singular_label = name, profiles = { { id = ADMIN } } } } })
+      end
+      local s1 = create("Drone")
+      local s2, b2 = create("Kite")
+      local n = #e:state().modules
+      e:stop()
+      assert.equal(201, s1)
+      assert.equal(400, s2)
+      shape_a(b2, "LIMIT_EXCEEDED")
+      assert.equal(custom + 1, b2.details.limit)
+      assert.equal(#emu:state().modules + 1, n)
+    end)
+
+    it("refills credits over the rolling --credits-window", function()
+      local e = emulator.start { "--credits", "3", "--credits-window", "1" }
+      for _ = 1, 3 do assert.equal(200, (call(e, "GET", "/crm/v8/settings/profiles"))) end
+      local s1, b1 = call(e, "GET", "/crm/v8/settings/profiles")
+      -- the refill, an event: calls until one is answered again
+      local s2
+      local hang_guard = os.time() + 60
+      repeat
+        s2 = call(e, "GET", "/crm/v8/settings/profiles")
+      until s2 ~= 429 or os.time() > hang_guard
+      local stats = e:stats()
+      e:stop()
+      assert.equal(429, s1)
+      shape_a(b1, "TOO_MANY_REQUESTS")
+      assert.equal(200, s2)
+      assert.equal(4, stats.credits_used)
+      assert.is_true(stats.credits_remaining >= 2)
+    end)
+
+    it("keeps credits spent within the default 24-hour window", function()
+      local e = emulator.start { "--credits", "2" }
+      call(e, "GET", "/crm/v8/settings/profiles")
+      call(e, "GET", "/crm/v8/settings/profiles")
+      local s = call(e, "GET", "/crm/v8/settings/profiles")
+      local stats = e:stats()
+      e:stop()
+      assert.equal(429, s)
+      assert.equal(0, stats.credits_remaining)
+    end)
+
+    it("seeds a system_hidden module and a team module", function()
+      local status, body = call(emu, "GET", "/crm/v8/settings/modules?status=system_hidden")
+      assert.equal(200, status)
+      assert.equal(1, #body.modules)
+      assert.equal("Visits", body.modules[1].api_name)
+      assert.equal("team_based", module_in(emu:state(), "Team_Tasks").access_type)
+      assert.equal("org_based", module_in(emu:state(), "Tickets").access_type)
+    end)
+  end)
+
   describe("scripted faults", function()
     local function get(opts)
       return call(emu, "GET", "/crm/v8/settings/modules/Tickets", nil, opts)
@@ -958,6 +1114,17 @@ describe("zcrm-emulator", function()
       assert.is_table(cjson.decode(text))
       status = get()
       assert.equal(200, status)
+    end)
+
+    it("garbage: the update applies, then the answer is garbage (a 200 whose body broke)", function()
+      emu:script("garbage", 1)
+      local s, text = emu:request("PUT", "/crm/v8/settings/modules/Tickets",
+        { headers = { Authorization = TOKEN }, body = cjson.encode { modules = { { plural_label = "Junk Tickets" } } } })
+      assert.equal(200, s)
+      assert.is_nil(cjson.decode(text))
+      assert.truthy(text:find("not json", 1, true))
+      assert.equal("Junk Tickets", module_in(emu:state(), "Tickets").plural_label)
+      assert.equal(1, emu:stats().updates_applied)
     end)
 
     it("truncated: a JSON prefix with a matching Content-Length; the update still applies", function()

@@ -135,8 +135,10 @@ describe("create_module", function()
       { { plural_label = "Visits", singular_label = "Visit", profiles = {} }, "MINIMUM_DATA_NOT_FOUND", "profiles" },
       { { plural_label = "Visits", singular_label = "Visit", profiles = { { id = ADMIN, _delete = true } } },
         "INVALID_DATA", "profiles[1]._delete" },
-      { { plural_label = "Visits", singular_label = "Visit", profiles = { { id = ADMIN } }, api_name = "Visits" },
+      { { plural_label = "Visits", singular_label = "Visit", profiles = { { id = ADMIN } }, api_name = "Site__Visits" },
         "INVALID_DATA", "api_name" },
+      { { plural_label = "Visits", singular_label = "Visit", profiles = { { id = ADMIN } },
+          display_field = { field_label = "Plate", data_type = "autonumber" } }, "DEPENDENT_FIELD_MISSING", "auto_number" },
       { { plural_lable = "Visits", singular_label = "Visit", profiles = { { id = ADMIN } } }, "INVALID_DATA", "plural_lable" },
     }
     for _, case in ipairs(cases) do
@@ -152,6 +154,41 @@ describe("create_module", function()
     assert.equal("INVALID_DATA", err.code)
     assert.equal(before, requests(emu))
     assert.equal(0, (client:credits()))
+  end)
+
+  it("takes an api_name and a display_field, checked by the page's rules", function()
+    local res = assert(client:create_module { plural_label = "Fleet Cars", singular_label = "Fleet Car",
+      api_name = "Fleet_Cars", profiles = { { id = ADMIN } },
+      display_field = { field_label = "Plate", data_type = "autonumber",
+                        auto_number = { prefix = "V-", start_number = 1000 } } })
+    local m = assert(client:get_module("Fleet_Cars"))
+    assert.equal(res.id, m.id)
+    assert.equal("Fleet Cars", m.plural_label)
+    local before = requests(emu)
+    local bad = {
+      { "1Cars", "must start with an English letter" }, { "Fleet Cars", "only letters, digits and _" },
+      { "Fleet__Cars", "__" }, { "Fleet_", "must not end in _" }, { string.rep("A", 51), "at most 50" },
+    }
+    for _, case in ipairs(bad) do
+      local _, err = client:create_module { plural_label = "Trucks", singular_label = "Truck", api_name = case[1],
+                                            profiles = { { id = ADMIN } } }
+      assert.equal("INVALID_DATA", err.code, case[1])
+      assert.equal("api_name", err.field)
+      assert.equal("$.modules[0].api_name", err.details.json_path)
+      assert.matches(case[2], err.message, 1, true)
+    end
+    for _, df in ipairs {
+      { field_label = "" }, { field_label = string.rep("x", 101) }, { data_type = "text" },
+      { field_label = "Plate", data_type = "date" }, { field_label = "Plate", colour = "red" },
+      { field_label = "Plate", data_type = "autonumber", auto_number = { start_number = "12a" } },
+      { field_label = "Plate", data_type = "autonumber", auto_number = { start_number = "1", prefix = string.rep("p", 51) } },
+    } do
+      local _, err = client:create_module { plural_label = "Trucks", singular_label = "Truck",
+                                            profiles = { { id = ADMIN } }, display_field = df }
+      assert.equal("validation", err.kind)
+      assert.matches("^%$%.modules%[0%]%.display_field", err.details.json_path)
+    end
+    assert.equal(before, requests(emu))
   end)
 
   it("reports Zoho's DUPLICATE_DATA for a label in use, and an unknown profile name before sending", function()
@@ -245,6 +282,7 @@ describe("update_modules through the batch endpoint", function()
     assert.equal("$.modules[1].profiles[0].id", results[2].details.json_path)
     assert.equal("validation", results[3].kind)
     assert.equal("plural_label", results[3].field)
+    assert.equal("$.modules[2].plural_label", results[3].details.json_path)  -- its own entry, the third
     assert.equal("INVALID_MODULE", results[4].code)
     assert.equal("INVALID_MODULE", results[5].code)
     assert.equal("SUCCESS", results[6].code)
@@ -329,7 +367,7 @@ describe("zcrm apply --batch", function()
     os.remove(out)
     files.remove_tree(dir)
     assert.equal(0, code, text)
-    assert.matches("applied 4, skipped 0, failed 0", text)
+    assert.matches("applied 4, already applied 0, skipped 0, invalid 0, failed 0", text)
     assert.matches("%(new%) Field Visits%s+plural_label%s+%(new%) %-> \"Field Visits\"", text)
     assert.matches("applied 4/4  ", text, 1, true)
     assert.is_truthy(text:find("/4  (new) Field Visits\n", 1, true), text)
@@ -560,6 +598,6 @@ describe("apply with batch = true against a server without the batch endpoint", 
     assert.equal(0, code, text)
     local _, n = text:gsub("refused the batch endpoint", "")
     assert.equal(1, n, text)
-    assert.matches("applied 2, skipped 0, failed 0", text)
+    assert.matches("applied 2, already applied 0, skipped 0, invalid 0, failed 0", text)
   end)
 end)

@@ -163,11 +163,11 @@ describe("client:apply against the emulator", function()
       assert.equal(before, emu:stats().requests.total)
     end)
 
-    it("with the state read, finds collisions, unknown modules and profiles, standard modules", function()
+    it("with the state read, finds collisions, unknown modules and profiles; leaves standard modules to the server", function()
       local report, err = client:apply({
         { module = "Projects", plural_label = "Shipments" },                        -- another module's label
-        { module = "Leads", plural_label = "Prospects" },                           -- a standard module
         { module = "No_Such_Module", plural_label = "Nothing" },
+        { module = "Leads", plural_label = "Prospects" },                           -- a standard module: valid
         { module = "Tickets", profiles = { { name = "Interns" } } },                -- no such profile
         { module = "Assets", profiles = { { name = "Administrator", _delete = true },
                                           { name = "Standard", _delete = true } } }, -- no profile left
@@ -176,14 +176,13 @@ describe("client:apply against the emulator", function()
       }, { diff = true })
       assert.is_nil(report)
       local e = err.details.errors
-      assert.same({ 1, 2, 3, 4, 5, 6 }, indices(e))
+      assert.same({ 1, 2, 4, 5, 6 }, indices(e))
       assert.equal("DUPLICATE_DATA", e[1].error.code)
       assert.equal("Shipments", e[1].error.details.module)
-      assert.equal("NOT_SUPPORTED", e[2].error.code)
-      assert.equal("INVALID_MODULE", e[3].error.code)
-      assert.equal("profiles[1].name", e[4].error.field)
-      assert.equal("MINIMUM_DATA_NOT_FOUND", e[5].error.code)
-      assert.equal("DUPLICATE_DATA", e[6].error.code)
+      assert.equal("INVALID_MODULE", e[2].error.code)
+      assert.equal("profiles[1].name", e[3].error.field)
+      assert.equal("MINIMUM_DATA_NOT_FOUND", e[4].error.code)
+      assert.equal("DUPLICATE_DATA", e[5].error.code)
       assert.equal(0, puts(emu))
     end)
 
@@ -317,7 +316,7 @@ describe("client:apply against the emulator", function()
       client.poll = function(...) in_poll = true; local r = poll(...); in_poll = false; return r end
       local list = {}
       for i = 1, 8 do list[i] = { module = "Bulk_Module_" .. i, plural_label = "Renamed " .. i } end
-      list[9] = { module = "Leads", plural_label = "Prospects" } -- the server refuses standard modules
+      list[9] = { module = "Visits", plural_label = "Site Visits" } -- the server refuses to rename it
       local report = assert(client:apply(list, {
         concurrency = 3, diff = false, -- sent as written: the server refuses Leads
         on_result = function(entry, res, err)
@@ -334,7 +333,7 @@ describe("client:apply against the emulator", function()
       local failed = report.failed[1]
       assert.equal(9, failed.index)
       assert.is_true(zcrm.is_error(failed.error))
-      assert.equal("NOT_SUPPORTED", failed.error.code)
+      assert.equal("INVALID_DATA", failed.error.code)
       assert.is_false(report.ok)
       assert.equal(45, report.credits)   -- 9 updates, 5 credits each
       assert.is_number(report.elapsed)
@@ -385,7 +384,7 @@ describe("client:apply against the emulator", function()
 
     it("writes one JSON line per completed item, an audit record that never makes a run skip a change", function()
       local list = bulk(10, "Journal")
-      list[11] = { module = "Leads", singular_label = "Prospect" } -- fails on the server
+      list[11] = { module = "Visits", singular_label = "Site Visit" } -- fails on the server
       local report = assert(client:apply(list, { journal = journal, diff = false }))
       assert.equal(10, #report.applied)
       local lines = {}

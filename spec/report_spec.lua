@@ -207,6 +207,7 @@ describe("zcrm report --orgs", function()
   { name = "us", options = { api_domain = %q, access_token = %q } },
 }
 ]], a.url, TOKEN, b.url, TOKEN))
+    assert.truthy(os.execute("chmod 600 " .. orgs_file)) -- it holds a token: the owner's alone
   end)
   after_each(function()
     a:stop()
@@ -261,6 +262,7 @@ describe("zcrm report --orgs", function()
   { name = "two", options = { api_domain = %q, access_token = %q } },
 }
 ]], a.url, TOKEN, a.url, TOKEN))
+    assert.truthy(os.execute("chmod 600 " .. orgs_file))
     local code, out = cli.run({ "report", "--orgs", orgs_file }, env_of(a))
     assert.equal(0, code)
     assert.matches("Differences: 0", out)

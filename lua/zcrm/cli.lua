@@ -32,8 +32,8 @@ local setup_terminal, paint, out, err_line, json_line = term.setup_terminal, ter
   term.json_line
 local error_json, print_error, usage_error, list_or_nil = term.error_json, term.print_error, term.usage_error,
   term.list_or_nil
-local plural, width, progress_bar, ask = term.plural, term.width, term.progress_bar, term.ask
-local print_changes, cannot_ask, not_applied = term.print_changes, term.cannot_ask, term.not_applied
+local plural, width, progress_bar = term.plural, term.width, term.progress_bar
+local print_changes, confirm = term.print_changes, term.confirm
 local HELP, parse, resume_command, nearest = words.HELP, words.parse, words.resume_command, words.nearest
 local connect = connection.connect
 local changesets = require "zcrm.cli.changesets"
@@ -54,24 +54,16 @@ local function interrupted_exit(sig, argv, done, resume, undo_file)
 end
 
 local function print_summary(report)
-  local reasons, kinds = {}, 0
-  for _, s in ipairs(report.skipped) do
-    if not reasons[s.reason] then kinds = kinds + 1 end
-    reasons[s.reason] = (reasons[s.reason] or 0) + 1
-  end
   local why = {}
-  for reason, n in pairs(reasons) do why[#why + 1] = kinds == 1 and reason or string.format("%d %s", n, reason) end
-  table.sort(why)
-  local applied = report.dry_run and #report.would_send or #report.applied
-  local failed = #report.failed
-  out(string.format("%s, skipped %d%s, %s%s",
-    paint(false, report.ok and "green" or "bold",
-      string.format("%s %d", report.dry_run and "would apply" or "applied", applied)),
-    #report.skipped, #why > 0 and (" (" .. table.concat(why, ", ") .. ")") or "",
-    paint(false, failed > 0 and "red" or "bold", "failed " .. failed),
-    #report.not_sent > 0 and paint(false, "yellow", ", not sent " .. #report.not_sent) or ""))
-  out(string.format(" of %s; %s spent; %.2f s\n", plural(report.total, "entry"),
-    plural(report.credits, "credit"), report.elapsed))
+  for _, sk in ipairs(report.skipped) do
+    if sk.reason ~= "no change" then why[sk.reason] = (why[sk.reason] or 0) + 1 end
+  end
+  local reasons = {}
+  for reason, n in pairs(why) do reasons[#reasons + 1] = string.format("%d %s", n, reason) end
+  table.sort(reasons)
+  out(term.plan_counts(report, function(color, text) return paint(false, color, text) end),
+    #reasons > 0 and (" (skipped: " .. table.concat(reasons, ", ") .. ")") or "")
+  out(string.format("; %s spent; %.2f s\n", plural(report.credits, "credit"), report.elapsed))
   if report.undo_file then out("Undo plan: ", report.undo_file, "\n") end
   if report.journal and not report.dry_run then out("Journal: ", report.journal, "\n") end
 end
@@ -146,10 +138,18 @@ local function result_printer(flags, total_ref, index_of)
   end
 end
 
+local function already_count(report)
+  local n = 0
+  for _, sk in ipairs(report.skipped) do
+    if sk.reason == "no change" then n = n + 1 end
+  end
+  return n
+end
+
 local function report_json(report, extra)
   local event = {
     event = "report", ok = report.ok, dry_run = report.dry_run, total = report.total,
-    applied = #report.applied, skipped = #report.skipped, failed = #report.failed,
+    applied = #report.applied, skipped = #report.skipped, already = already_count(report), failed = #report.failed,
     invalid = #report.invalid, not_sent = #report.not_sent, credits = report.credits,
     elapsed = report.elapsed, undo_file = report.undo_file, journal = report.journal,
     batch_fallback = report.batch_fallback and error_json(report.batch_fallback) or nil,
@@ -185,7 +185,7 @@ local function show_plan(report, flags, heading)
     for _, sk in ipairs(report.skipped) do
       if sk.reason == "no change" then same[#same + 1] = sk.module end
     end
-    if #same > 0 then out("Already as planned: ", table.concat(same, ", "), "\n") end
+    if #same > 0 then term.wrap_list("Already as planned:", same) end
   end
   if report.dry_run then
     local w = 0
@@ -219,23 +219,22 @@ local function cmd_apply(flags, positional, argv)
       resolution = string.format("Give --undo a new file name, or move %s away first.", flags.undo) })
     return EXIT_USAGE
   end
-  local refused = cannot_ask(flags)
-  if refused then return refused end
-  local client, code = connect(flags)
-  if not client then return code end
-  local ctx = { client = client, args = { table.unpack(positional, 2) } }
-  local list, lerr = plan.load(path, ctx)
+  -- Every input is checked before the question: the plan file first, then
+  -- the connection, then (in client:apply) every entry against the org.
+  local list, lerr = plan.load(path, { args = { table.unpack(positional, 2) } })
   if not list then
     print_error(flags, path, lerr)
     return EXIT_USAGE
   end
+  local client, code = connect(flags)
+  if not client then return code end
 
   local index_of = {}
   for i, entry in ipairs(list) do index_of[entry] = i end
   local plain = not flags.json and not core.isatty(io.stderr)
   local total_ref = { total = 0, plain = plain }
   local bar = not flags.json and not plain and progress_bar()
-  local declined = false
+  local declined
   core.catch_interrupts()
   local opts = {
     dry_run = flags["dry-run"], diff = not flags["no-diff"], read_state = flags["dry-run"] or nil,
@@ -249,10 +248,10 @@ local function cmd_apply(flags, positional, argv)
         client.api_domain, flags["dry-run"] and " (dry run: nothing is sent)" or ""))
     end,
     confirm = function(report)
-      if flags.yes or core.interrupted() then return not core.interrupted() end
-      local ok = ask(string.format("Apply %s to %s (%s)? [y/N]", plural(#report.would_send, "change"),
+      if core.interrupted() then return false end
+      local ok, exit_code = confirm(flags, string.format("Apply %s to %s (%s)?", plural(#report.would_send, "change"),
         client.api_domain, changesets.credits(report.estimate)))
-      declined = not ok
+      declined = exit_code
       return ok
     end,
     stop = function() return core.interrupted() ~= nil end,
@@ -285,8 +284,7 @@ local function cmd_apply(flags, positional, argv)
 
   if declined and not sig then
     if flags.json then report_json(report, { declined = true }) end
-    not_applied()
-    return EXIT_FAILED
+    return declined
   end
   print_failures(flags, report)
   if flags.json then
@@ -366,6 +364,9 @@ function M.main(argv)
   -- Until apply takes them over, SIGINT and SIGTERM end the process at once,
   -- without the interpreter's "interrupted!" traceback.
   core.catch_interrupts(false)
+  -- Line by line whatever stdout is (a file, a pipe): a second Ctrl-C, which
+  -- ends the process at once, loses no line already printed.
+  io.stdout:setvbuf("line")
   setup_terminal {}
   local command = argv[1]
   if command == nil or command == "-h" or command == "--help" then
@@ -391,6 +392,10 @@ function M.main(argv)
   if not flags then return usage_error(perr, command) end
   setup_terminal(flags)
   if flags.help then return command_help(command) end
+  if flags.json then
+    -- stdout holds JSON only: what a plan prints (print, io.write) goes to stderr
+    term.json_output(command)
+  end
   if not words.takes_arguments(command) and #positional > 0 then
     return usage_error("zcrm " .. command .. " takes no arguments", command)
   end

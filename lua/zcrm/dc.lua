@@ -1,22 +1,32 @@
 --- Zoho data centres and environments: where the API and the accounts server
--- live. Source: Zoho's "Multi DC Support" page and the official Python SDK's
--- dc classes. CA's accounts server is on zohocloud.ca.
+-- live. Each entry names its source: Zoho's "Multi DC Support" page (CRM API
+-- v8), the official Python SDK's dc classes (all three environments), the
+-- v4 "Refresh Access Tokens" page, Zoho Accounts' multi-DC page. CA's accounts
+-- server is on zohocloud.ca.
 -- @module zcrm.dc
 
 local util = require "zcrm.util"
 
 local M = {}
 
--- dc -> { accounts server, API domain suffix }
+-- dc -> { accounts server, API domain suffix } (the API domain is
+-- https://<www|sandbox|developer>.<suffix>)
 local DCS = {
+  -- "Multi DC Support" (v8) and the Python SDK's USDataCenter, EUDataCenter, ...
   us = { accounts = "https://accounts.zoho.com",     suffix = "zohoapis.com" },
   eu = { accounts = "https://accounts.zoho.eu",      suffix = "zohoapis.eu" },
   ["in"] = { accounts = "https://accounts.zoho.in",  suffix = "zohoapis.in" },
   au = { accounts = "https://accounts.zoho.com.au",  suffix = "zohoapis.com.au" },
   jp = { accounts = "https://accounts.zoho.jp",      suffix = "zohoapis.jp" },
-  ca = { accounts = "https://accounts.zohocloud.ca", suffix = "zohoapis.ca" },
-  sa = { accounts = "https://accounts.zoho.sa",      suffix = "zohoapis.sa" },
   cn = { accounts = "https://accounts.zoho.com.cn",  suffix = "zohoapis.com.cn" },
+  -- "Multi DC Support" (v8), the v4 "Refresh Access Tokens" page and the SDK
+  ca = { accounts = "https://accounts.zohocloud.ca", suffix = "zohoapis.ca" },
+  -- the v4 "Refresh Access Tokens" page and the SDK's SADataCenter
+  sa = { accounts = "https://accounts.zoho.sa",      suffix = "zohoapis.sa" },
+  -- Zoho Accounts' multi-DC page lists accounts.zoho.uk; the API domain
+  -- zohoapis.uk and its sandbox/developer hosts follow the pattern of every
+  -- other DC (assumed: no CRM page or SDK names them yet)
+  uk = { accounts = "https://accounts.zoho.uk",      suffix = "zohoapis.uk" },
 }
 
 -- environment -> host prefix of the API domain

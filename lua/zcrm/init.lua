@@ -111,9 +111,12 @@ end
 
 --- Creates one custom module (POST /settings/modules, 500 credits). Checked
 -- locally first, as an update is, and more: all three keys are mandatory,
--- profiles are grants (no `_delete`), `api_name` is refused. Never sent twice.
+-- profiles are grants (no `_delete`), the optional `api_name` and
+-- `display_field` follow "Create Custom Module". Never sent twice.
 -- @function Client:create_module
--- @tparam table spec `{ plural_label =, singular_label =, profiles = { { id = | name = }, ... } }`
+-- @tparam table spec `{ plural_label =, singular_label =, profiles = { { id = | name = }, ... }
+-- [, api_name = "Vehicles"] [, display_field = { field_label =, data_type = "text" | "autonumber",
+-- auto_number = { start_number =, prefix =, suffix = } }] }`
 -- @treturn table|nil `{ id =, code =, message =, status =, details = }` with the new
 -- module's id, or nil and a `zcrm.error`
 
@@ -428,7 +431,7 @@ function zcrm.new(opts)
     max_credits = s.max_credits, credit_costs = s.credit_costs, credits_spent = 0,
     max_read_items = s.max_read_items, max_read_bytes = s.max_read_bytes,
     oauth = s.oauth, access_token = s.access_token, token_refreshes = 0,
-    logger = s.logger, _secrets = {}, _secret_patterns = {}, _secret_forms = {},
+    logger = s.logger, label_rules = s.label_rules, _secrets = {}, _secret_patterns = {}, _secret_forms = {},
   }, Client)
   for _, secret in ipairs(s.secrets) do self:_add_secret(secret) end
   if self.oauth then

@@ -16,7 +16,7 @@ local M = {}
 -- @table client_options
 -- @tfield string api_domain the API's base URL, e.g. "https://www.zohoapis.eu";
 -- wins over `dc` and `environment`; `http://` only to loopback (ZOHO_API_DOMAIN)
--- @tfield string dc data centre: us, eu, in, au, jp, ca, sa, cn (default "us"; ZOHO_DC)
+-- @tfield string dc data centre: us, eu, in, au, jp, ca, sa, cn, uk (default "us"; ZOHO_DC)
 -- @tfield string environment production, sandbox or developer (default
 -- "production"; ZOHO_ENVIRONMENT)
 -- @tfield string access_token a static token (ZOHO_ACCESS_TOKEN)
@@ -41,6 +41,10 @@ local M = {}
 -- get_modules, get_profiles) may gather (default 10,000)
 -- @tfield integer max_read_bytes the most answer bytes one read may gather,
 -- across its pages (default 16 MiB)
+-- @tfield string label_rules which label rule the local checks apply:
+-- "reference" (default: the Update Custom Module page, at most 25 characters,
+-- letters of any script) or "openapi" (Zoho's newer OpenAPI file: at most 50,
+-- ASCII letters, digits and spaces)
 -- @tfield boolean env false: ignore the ZOHO_* environment variables
 -- @tfield string org a stored org (`zcrm login --org NAME`; ZCRM_ORG): what
 -- the other options and the ZOHO_* variables leave unset comes from it
@@ -51,7 +55,7 @@ M.CLIENT = {
   user_agent = "string", logger = "function|false", max_credits = "number", credit_costs = "table",
   retry_base = "number", retry_max_delay = "number", max_response_bytes = "number",
   max_read_items = "number", max_read_bytes = "number",
-  env = "boolean", org = "string",
+  env = "boolean", org = "string", label_rules = "string",
 }
 --- The fields of `oauth` in `zcrm.new`'s options.
 -- @table oauth_options
@@ -212,7 +216,7 @@ end
 -- holds `credit_costs` and `user_agent` for options not given. Settings:
 -- version, request_timeout, connect_timeout, max_retries, retry_base,
 -- retry_max_delay, max_credits, max_read_items, max_read_bytes, logger,
--- credit_costs, dc, environment,
+-- credit_costs, dc, environment, label_rules,
 -- api_domain, api_domain_explicit, oauth or access_token, secrets, and
 -- `transport` (what the engine needs: concurrency, ca_file, proxy,
 -- user_agent, max_response_bytes).
@@ -251,7 +255,12 @@ function M.client(opts, defaults)
     retry_max_delay = opts.retry_max_delay or 30,
     max_credits = opts.max_credits,
     logger = opts.logger or nil,
+    label_rules = opts.label_rules or "reference",
   }
+  if s.label_rules ~= "reference" and s.label_rules ~= "openapi" then
+    return nil, config_error("label_rules is \"reference\" (the Update Custom Module page) or "
+      .. "\"openapi\" (Zoho's newer OpenAPI file)", "label_rules")
+  end
   if not (positive(opts.timeout) and positive(opts.connect_timeout)) then
     return nil, config_error("timeout and connect_timeout must be positive", "timeout")
   end

@@ -2,6 +2,8 @@
 -- them, and the command line that resumes an interrupted run.
 
 
+local dc = require "zcrm.dc"
+
 local M = {}
 
 -- {==== the flag table
@@ -35,10 +37,9 @@ local COMMON_FLAGS = {
 
 local CONNECTION_FLAGS = {
   { name = "api-domain", value = "URL", env = "ZOHO_API_DOMAIN", help = "API base, e.g. https://www.zohoapis.eu" },
-  { name = "dc", value = "DC", env = "ZOHO_DC", help = "us, eu, in, au, jp, ca, sa, cn",
-    complete = { "us", "eu", "in", "au", "jp", "ca", "sa", "cn" } },
-  { name = "environment", value = "ENV", env = "ZOHO_ENVIRONMENT", help = "production, sandbox, developer",
-    complete = { "production", "sandbox", "developer" } },
+  { name = "dc", value = "DC", env = "ZOHO_DC", help = table.concat(dc.names, ", "), complete = dc.names },
+  { name = "environment", value = "ENV", env = "ZOHO_ENVIRONMENT", help = table.concat(dc.environments, ", "),
+    complete = dc.environments },
   { name = "config", value = "FILE", complete = "file", help = [[
 a Lua file returning zcrm.new options, e.g.
 return { dc = "eu", oauth = { client_id = "...", client_secret = "...",
@@ -267,7 +268,7 @@ define("validate", {
   text = [[
 Checks every entry of PLAN.lua (labels, profiles, module names, duplicates)
 without contacting Zoho, and lists all faults with their entry index. Checks that
-need the org's state (unknown or standard modules, unknown profiles, label
+need the org's state (unknown modules, unknown profiles, label
 collisions with other modules) run in `zcrm apply PLAN.lua --dry-run`.
 ]],
   flags = { { name = "json", help = "JSON lines on stdout: one per fault, or one saying all is valid" } },
@@ -275,14 +276,19 @@ collisions with other modules) run in `zcrm apply PLAN.lua --dry-run`.
 
 define("modules", {
   summary = "list the org's modules", connection = true,
-  text = "Lists the org's modules: API name, id, type, labels and the profiles that see them.\n",
-  flags = { { name = "json", help = "JSON lines on stdout: one module per line" } },
+  text = [[
+Lists the org's modules: API name, id, type, labels and the profiles that see them.
+On a terminal the table fits its width, long cells cut with an ellipsis.
+]],
+  flags = { { name = "json", help = "JSON lines on stdout, one module a line" },
+            { name = "wide", help = "every cell whole, however wide the table" } },
 })
 
 define("profiles", {
   summary = "list the org's profiles", connection = true,
   text = "Lists the org's profiles: id and name.\n",
-  flags = { { name = "json", help = "JSON lines on stdout: one profile per line" } },
+  flags = { { name = "json", help = "JSON lines on stdout, one profile a line" },
+            { name = "wide", help = "every cell whole, however wide the table" } },
 })
 
 define("emulator", {

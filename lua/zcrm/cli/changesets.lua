@@ -16,7 +16,7 @@ local EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 local read_orgs, connect_orgs, per_org = connection.read_orgs, connection.connect_orgs, connection.per_org
 local connect = connection.connect
 local out, err_line, json_line, error_json = term.out, term.err_line, term.json_line, term.error_json
-local plural, ask, cannot_ask, not_applied = term.plural, term.ask, term.cannot_ask, term.not_applied
+local plural, confirm = term.plural, term.confirm
 local usage_error, print_changes, list_or_nil = term.usage_error, term.print_changes, term.list_or_nil
 
 -- {==== helpers
@@ -26,13 +26,6 @@ local H -- cli.lua's helpers, given to `use`
 local changeset = require "zcrm.plan.changeset"
 local util = require "zcrm.util"
 
--- Asks once; --yes answers for the user. Returns true to go on.
-local function confirm(flags, question)
-  if flags.yes then return true end
-  local ok = ask(question .. " [y/N]")
-  if not ok then not_applied() end
-  return ok
-end
 
 --- credits(n) -> "1,500 credits": thousands grouped, as a person reads them.
 local function credits(n)
@@ -68,7 +61,7 @@ M.header = header
 local function names_of(list)
   local names = {}
   for i, e in ipairs(list) do names[i] = e.module end
-  return table.concat(names, ", ")
+  return names
 end
 
 -- "--only A,B" -> { "A", "B" }, or nil when not given.
@@ -136,8 +129,6 @@ end
 local function apply_changes(flags, path, argv)
   local cs, err = changes.read(path)
   if not cs then H.error_line(nil, err); return EXIT_USAGE end
-  local refused = cannot_ask(flags)
-  if refused then return refused end
   local client, code = connect(flags)
   if not client then return code end
   if cs.api_domain ~= client.api_domain then
@@ -160,7 +151,7 @@ local function apply_changes(flags, path, argv)
     else
       header(cs, path)
       show_changes(report.pending)
-      if #report.already > 0 then out("Already applied: ", names_of(report.already), "\n") end
+      if #report.already > 0 then term.wrap_list("Already applied:", names_of(report.already)) end
     end
     print_refused(report, flags)
     if report.dry_run and not report.drift_refused and #report.pending > 0 then
@@ -168,10 +159,13 @@ local function apply_changes(flags, path, argv)
         client.api_domain, credits(report.estimate)))
     end
   end
+  local declined
   opts.confirm = function(report)
     if core.interrupted() then return false end
-    return confirm(flags, string.format("Apply %s to %s (%s)?", plural(#report.pending, "change"),
+    local ok, exit_code = confirm(flags, string.format("Apply %s to %s (%s)?", plural(#report.pending, "change"),
       client.api_domain, credits(report.estimate)))
+    declined = exit_code
+    return ok
   end
   opts.on_result = function(c, res, rerr)
     if flags.json then
@@ -195,7 +189,7 @@ local function apply_changes(flags, path, argv)
     if sig then return H.interrupted_exit(sig, argv, "nothing was sent") end
     return exit_for(err)
   end
-  if report.declined then return EXIT_FAILED end
+  if report.declined and not sig then return declined or EXIT_FAILED end
   if flags.json then
     json_line { event = "report", ok = report.ok, total = report.total, applied = #report.applied,
                 already = #report.already, changed = #report.refused, failed = #report.failed,
@@ -228,8 +222,6 @@ local function apply_changes_orgs(flags, path, argv)
       return usage_error(string.format("with --orgs, --%s must hold {org} (each org writes its own file)", k), "apply")
     end
   end
-  local refused = cannot_ask(flags)
-  if refused then return refused end
   local list, clients = connect_orgs(flags)
   if not list then return clients end
   local sets = {}
@@ -256,10 +248,17 @@ local function apply_changes_orgs(flags, path, argv)
       H.error_line(list[i].name, err)
       code = exit_for(err)
     else
-      out(string.format("Org %s: ", list[i].name))
-      header(sets[i], per_org(path, list[i].name))
-      show_changes(report.pending)
-      if #report.already > 0 then out("Already applied: ", names_of(report.already), "\n") end
+      if flags.json then
+        for _, c in ipairs(report.pending) do
+          json_line { event = "change", org = list[i].name, module = c.module, id = c.id, body = c.body }
+        end
+        for _, a in ipairs(report.already) do json_line { event = "already", org = list[i].name, module = a.module } end
+      else
+        out(string.format("Org %s: ", list[i].name))
+        header(sets[i], per_org(path, list[i].name))
+        show_changes(report.pending)
+        if #report.already > 0 then term.wrap_list("Already applied:", names_of(report.already)) end
+      end
       print_refused(report, flags, list[i].name)
       if (#report.refused > 0 or #report.failed > 0) and not flags.partial then drift = true end
       total, estimate = total + #report.pending, estimate + report.estimate
@@ -272,23 +271,41 @@ local function apply_changes_orgs(flags, path, argv)
     H.error_line(nil, require("zcrm.plan.policy").budget_error(estimate, base.max_credits))
     return EXIT_USAGE
   end
-  if core.interrupted() or not confirm(flags, string.format("Apply %s to %s (%s)?", plural(total, "change"),
-      plural(#list, "org"), credits(estimate))) then
+  local ok, no = false, EXIT_FAILED
+  if not core.interrupted() then
+    ok, no = confirm(flags, string.format("Apply %s to %s (%s)?", plural(total, "change"), plural(#list, "org"),
+      credits(estimate)))
+  end
+  if not ok then
     close()
     local sig = core.interrupted()
     if sig then return H.interrupted_exit(sig, argv, "nothing was sent") end
-    return EXIT_FAILED
+    return no
   end
+  local progress = not flags.json and term.orgs_progress() or nil
   local runs = orgs_mod.each(clients, function(client, i)
     local o = options_for(i, false)
-    o.on_result = function(c, _, rerr) if rerr then H.error_line(list[i].name .. ": " .. c.module, rerr) end end
+    o.on_progress = progress and function(done, n) progress(list[i].name, done, n) end
+    o.on_result = function(c, res, rerr)
+      if flags.json then
+        json_line { event = "result", org = list[i].name, module = c.module, id = c.id,
+                    status = res and "applied" or "failed", error = rerr and error_json(rerr) or nil }
+      end
+      if rerr then H.error_line(list[i].name .. ": " .. c.module, rerr) end
+    end
     return client:apply(sets[i], o)
   end)
   close()
   local applied, not_sent = 0, 0
   for i, r in ipairs(runs) do
     if r[1] then
-      out(string.format("%-12s %s\n", list[i].name, summary(r[1])))
+      if flags.json then
+        json_line { event = "report", org = list[i].name, ok = r[1].ok, total = r[1].total,
+                    applied = #r[1].applied, already = #r[1].already, changed = #r[1].refused,
+                    failed = #r[1].failed, not_sent = #r[1].not_sent, credits = r[1].credits, elapsed = r[1].elapsed }
+      else
+        out(string.format("%-12s %s\n", list[i].name, summary(r[1])))
+      end
       for _, f in ipairs(r[1].refused) do H.error_line(list[i].name .. ": " .. f.module, f.error) end
       if not r[1].ok then code = math.max(code, EXIT_FAILED) end
       applied, not_sent = applied + #r[1].applied, not_sent + #r[1].not_sent
@@ -305,8 +322,6 @@ local function apply_changes_orgs(flags, path, argv)
 end
 
 local function apply_orgs(flags, path, positional, argv)
-  local refused = cannot_ask(flags)
-  if refused then return refused end
   local list, err = read_orgs(flags.orgs)
   if not list then H.error_line(flags.orgs, err); return EXIT_USAGE end
   for _, k in ipairs { "journal", "undo" } do
@@ -314,7 +329,7 @@ local function apply_orgs(flags, path, positional, argv)
       return usage_error(string.format("with --orgs, --%s must hold {org} (each org writes its own file)", k), "apply")
     end
   end
-  local total = 0
+  local total, declined = 0, nil
   local result
   core.catch_interrupts()
   result, err = zcrm.apply_orgs(list, path, {
@@ -324,8 +339,16 @@ local function apply_orgs(flags, path, positional, argv)
     concurrency = flags.concurrency and math.tointeger(tonumber(flags.concurrency)) or nil,
     on_plan = function(r)
       for _, o in ipairs(r.orgs) do
-        out(string.format("Org %s (%s): %s\n", o.name, o.api_domain, plural(#o.checked.would_send, "update")))
-        print_changes(o.checked.changes)
+        if flags.json then
+          for _, c in ipairs(o.checked.changes) do
+            json_line { event = "change", org = o.name, module = c.module, id = c.id,
+                        plural_label = c.plural_label, singular_label = c.singular_label,
+                        granted = list_or_nil(c.granted), revoked = list_or_nil(c.revoked) }
+          end
+        else
+          out(string.format("Org %s (%s): %s\n", o.name, o.api_domain, plural(#o.checked.would_send, "update")))
+          print_changes(o.checked.changes)
+        end
         total = total + #o.checked.would_send
       end
     end,
@@ -334,10 +357,17 @@ local function apply_orgs(flags, path, positional, argv)
       if total == 0 then return true end
       local names = {}
       for _, o in ipairs(r.orgs) do names[#names + 1] = o.name end
-      return confirm(flags, string.format("Apply %s to %s (%s)?", plural(total, "change"),
+      local ok, exit_code = confirm(flags, string.format("Apply %s to %s (%s)?", plural(total, "change"),
         plural(#r.orgs, "org"), table.concat(names, ", ")))
+      declined = exit_code
+      return ok
     end,
-    on_result = function(org, entry, _, rerr)
+    on_progress = not flags.json and term.orgs_progress() or nil,
+    on_result = function(org, entry, res, rerr)
+      if flags.json then
+        json_line { event = "result", org = org, module = tostring(entry.module), status = res and "applied" or "failed",
+                    code = res and res.code or nil, error = rerr and error_json(rerr) or nil }
+      end
       if rerr then H.error_line(string.format("%s: %s failed", org, tostring(entry.module)), rerr) end
     end,
   })
@@ -364,7 +394,7 @@ local function apply_orgs(flags, path, positional, argv)
   local sig = core.interrupted()
   if result.confirmed == false then
     if sig then return H.interrupted_exit(sig, argv, "nothing was sent") end
-    return EXIT_FAILED
+    return declined or EXIT_FAILED
   end
   if flags["dry-run"] then return EXIT_OK end
   local applied, not_sent = 0, 0
@@ -372,15 +402,24 @@ local function apply_orgs(flags, path, positional, argv)
     local r = o.report
     if r then
       applied, not_sent = applied + #r.applied, not_sent + #r.not_sent
-      out(string.format("%-12s applied %d, skipped %d, failed %d%s; %s; %.2f s\n", o.name, #r.applied, #r.skipped,
-        #r.failed, #r.not_sent > 0 and (", not sent " .. #r.not_sent) or "", plural(r.credits, "credit"), r.elapsed))
+      if flags.json then
+        json_line { event = "report", org = o.name, ok = r.ok, total = r.total, applied = #r.applied,
+                    skipped = #r.skipped, invalid = #r.invalid, failed = #r.failed, not_sent = #r.not_sent,
+                    credits = r.credits, elapsed = r.elapsed }
+      else
+        out(string.format("%-12s %s; %s; %.2f s\n", o.name, term.plan_counts(r), credits(r.credits), r.elapsed))
+      end
       if r.aborted then H.error_line(o.name .. ": stopped early", r.aborted) end
     else
       H.error_line(o.name, o.error)
     end
   end
-  out(string.format("%s in %.2f s: %s\n", plural(#result.orgs, "org"), result.elapsed,
-    result.ok and "all applied" or "some failed"))
+  if flags.json then
+    json_line { event = "orgs", ok = result.ok, orgs = #result.orgs, elapsed = result.elapsed }
+  else
+    out(string.format("%s in %.2f s: %s\n", plural(#result.orgs, "org"), result.elapsed,
+      result.ok and "all applied" or "some failed"))
+  end
   if sig then
     return H.interrupted_exit(sig, argv, string.format("%d applied; %s not sent", applied, plural(not_sent, "update")))
   end
@@ -401,9 +440,6 @@ function M.apply(flags, positional, argv)
       end
     end
     if #positional > 1 then return usage_error("a change set takes no plan arguments (they were recorded by zcrm plan)", "apply") end
-  end
-  if flags.orgs and flags.json then
-    return usage_error("--json is not available with --orgs yet; use the per-org summary lines", "apply")
   end
   if change_set then
     if flags.orgs then return apply_changes_orgs(flags, path, argv) end

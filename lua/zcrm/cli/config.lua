@@ -38,6 +38,8 @@ listed lose access). Applied to the org it came from, it sends nothing.
       { name = "out", value = "FILE", complete = "file", help = "write FILE (mode 0600) instead of stdout" },
       { name = "orgs", value = "ORGS.lua", complete = "file",
         help = "export every org of ORGS.lua; FILE must hold {org}, which\nbecomes each org's name" },
+      { name = "json", help = "one JSON document on stdout: the modules, or with --out where\n"
+        .. "they went (count, out); with --orgs one line per org" },
     },
   },
   plan = {
@@ -60,6 +62,8 @@ A change set is bound to its org: it is refused against any other.
       { name = "exclude", value = "M,...", help = "leave these modules out" },
       { name = "orgs", value = "ORGS.lua", complete = "file",
         help = "plan for every org of ORGS.lua; the --out file must hold {org}" },
+      { name = "json", help = "the change set itself on stdout, one JSON document; with\n"
+        .. "--orgs one line per org: {org, out, change_set}" },
     },
   },
   show = {
@@ -104,10 +108,14 @@ end
 
 -- {==== export
 
-local function export_one(client, path)
+local function export_one(client, path, flags, org)
   local plan, err = client:export { out = path }
   if not plan then return nil, err end
-  if path then
+  if flags.json then
+    -- one document (a line per org with --orgs): the modules, or where they went
+    json_line { org = org, api_domain = client.api_domain, out = path, count = #plan,
+                modules = not path and list_or_nil(plan) or nil }
+  elseif path then
     err_line(string.format("zcrm: exported %s of %s to %s", plural(#plan, "custom module"),
       client.api_domain, path))
   else
@@ -124,7 +132,7 @@ local function cmd_export(flags)
     local list, clients = connect_orgs(flags)
     if not list then return clients end
     local results = orgs_mod.each(clients, function(client, i)
-      return export_one(client, per_org(flags.out, list[i].name))
+      return export_one(client, per_org(flags.out, list[i].name), flags, list[i].name)
     end)
     local code = EXIT_OK
     for i, r in ipairs(results) do
@@ -135,7 +143,7 @@ local function cmd_export(flags)
   end
   local client, code = connect(flags)
   if not client then return code end
-  local plan, err = export_one(client, flags.out)
+  local plan, err = export_one(client, flags.out, flags)
   client:close()
   if not plan then H.error_line(nil, err); return EXIT_FAILED end
   return EXIT_OK
@@ -203,6 +211,11 @@ local function cmd_plan(flags, positional)
     end
   end
   local function show(cs, name, out_path)
+    if flags.json then
+      -- one org: the change set itself is the document; --orgs: a line per org
+      if flags.orgs then json_line { org = name, out = out_path, change_set = cs } else out(changes.encode(cs)) end
+      return
+    end
     out(string.format("Plan %s for %s%s:\n", path, name and (name .. " (" .. cs.api_domain .. ")") or cs.api_domain,
       out_path and (" -> " .. out_path) or ""))
     show_changes(cs.changes)
@@ -231,7 +244,7 @@ local function cmd_plan(flags, positional)
   client:close()
   if not cs then return report_plan_error(path, err) end
   show(cs, nil, flags.out)
-  if flags.out then
+  if flags.out and not flags.json then
     out(string.format("Wrote %s to %s. Review it (zcrm show %s), then: zcrm apply %s\n",
       plural(#cs.changes, "change"), flags.out, flags.out, flags.out))
   end

@@ -21,8 +21,10 @@ local function profile_names(m)
   return table.concat(names, ", ")
 end
 
--- Runs `fetch(client)` and prints its list: JSON lines, or a table.
-local function list_command(flags, fetch, json_of, header, row_of)
+-- Runs `fetch(client)` and prints its list: JSON lines, or a table that fits
+-- the terminal (columns `shrink` cut with an ellipsis) unless --wide or
+-- stdout is not a terminal.
+local function list_command(flags, fetch, json_of, header, row_of, shrink)
   local client, code = connect(flags)
   if not client then return code end
   local list, err = fetch(client)
@@ -36,7 +38,8 @@ local function list_command(flags, fetch, json_of, header, row_of)
   else
     local rows = {}
     for i, item in ipairs(list) do rows[i] = row_of(item) end
-    print_table(header, rows)
+    local fitted = not flags.wide and core.isatty(io.stdout)
+    print_table(header, rows, { max_width = fitted and term.columns() or nil, shrink = shrink })
   end
   return EXIT_OK
 end
@@ -52,14 +55,14 @@ local function cmd_modules(flags)
     function(m)
       return { tostring(m.api_name or "?"), tostring(m.id or "?"), tostring(m.generated_type or "?"),
                tostring(m.plural_label or ""), tostring(m.singular_label or ""), profile_names(m) }
-    end)
+    end, { 4, 5, 6, 1 })
 end
 
 local function cmd_profiles(flags)
   return list_command(flags, function(c) return c:get_profiles() end,
     function(p) return { id = p.id, name = p.name, custom = p.custom } end,
     { "ID", "NAME" },
-    function(p) return { tostring(p.id or "?"), tostring(p.name or "") } end)
+    function(p) return { tostring(p.id or "?"), tostring(p.name or "") } end, { 2 })
 end
 
 -- The emulator beside this script (a checkout's bin/, or the install's

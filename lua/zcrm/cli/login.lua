@@ -39,10 +39,9 @@ within the code's lifetime.
 ]],
     flags = {
       { name = "org", value = "NAME", help = "the name to store the org under (letters, digits, _ . -)" },
-      { name = "dc", value = "DC", help = "us, eu, in, au, jp, ca, sa, cn (default us)",
-        complete = { "us", "eu", "in", "au", "jp", "ca", "sa", "cn" } },
-      { name = "environment", value = "ENV", help = "production, sandbox, developer (default production)",
-        complete = { "production", "sandbox", "developer" } },
+      { name = "dc", value = "DC", help = table.concat(dc.names, ", ") .. " (default us)", complete = dc.names },
+      { name = "environment", value = "ENV", help = table.concat(dc.environments, ", ") .. " (default production)",
+        complete = dc.environments },
       { name = "accounts-url", value = "URL", help = "the accounts server itself, instead of --dc" },
       { name = "client-id", value = "ID", help = "the Self Client's id" },
       { name = "client-secret", value = "S",

@@ -54,16 +54,55 @@ local function err_line(text)
   io.stderr:write(util.terminal_text((text:gsub("[\r\n]+", " "))), "\n")
 end
 
+-- With --json every document or line says what it is: "format" (zcrm.CMD)
+-- and "version" (of that format), unless it carries its own.
 local function json_line(t)
+  if t.format == nil then t.format, t.version = term.json_format, 1 end
   io.stdout:write(assert(cjson.encode(t)), "\n")
   io.stdout:flush()
 end
 
+--- json_output(command): from now on stdout is for JSON: `print` and
+-- `io.write` (a plan file's own output) go to stderr, and each JSON line is
+-- marked "zcrm.COMMAND".
+local function json_output(command)
+  term.json_format = "zcrm." .. command
+  io.output(io.stderr)
+  _G.print = function(...)
+    local parts = table.pack(...)
+    for i = 1, parts.n do parts[i] = tostring(parts[i]) end
+    io.stderr:write(table.concat(parts, "\t", 1, parts.n), "\n")
+  end
+end
+
+-- The flag (or variable) that sets each zcrm.new option the CLI gives.
+local FLAG_OF = { dc = "--dc (ZOHO_DC)", environment = "--environment (ZOHO_ENVIRONMENT)",
+                  api_domain = "--api-domain (ZOHO_API_DOMAIN)", access_token = "--access-token (ZOHO_ACCESS_TOKEN)",
+                  concurrency = "--concurrency", org = "--org (ZCRM_ORG)" }
+
+-- The library's words in a resolution, and what the command line calls them.
+local CLI_WORDS = {
+  { "pass partial = true", "pass --partial" },
+  { "Fix the entries listed in err%.details%.errors %(each has its index%)", "Fix the entries listed above" },
+  { "Fix every entry listed in details%.errors", "Fix the entries listed above" },
+  { "Correct the value named in details %(api_name, json_path%)", "Correct the value named above in the plan" },
+  { "undo_file %(zcrm apply %-%-undo%)", "--undo" },
+  { "in details%.([%w_]+)", "in the error's details (%1)" },
+  { "and send the request again", "and run the command again" },
+}
+
 -- The hint shown with an error: its resolution, in the command's own words
--- where the library's names an option of `client:apply`.
+-- (flags, files, commands) where the library's speak of options and fields.
 local function hint_of(err)
   local hint = type(err) == "table" and err.resolution or nil
-  if hint then hint = hint:gsub("pass partial = true", "pass --partial") end
+  if not hint then return nil end
+  if err.kind == "config" and err.field and FLAG_OF[err.field] then
+    return string.format("Check %s: zcrm help apply lists the connection flags and their values.", FLAG_OF[err.field])
+  end
+  if err.kind == "config" and hint:find("zcrm.new", 1, true) then
+    return "Check the connection flags and the --config file: zcrm help apply lists them."
+  end
+  for _, w in ipairs(CLI_WORDS) do hint = hint:gsub(w[1], w[2]) end
   return hint
 end
 
@@ -109,9 +148,43 @@ local function width(s)
   return utf8.len(s) or #s
 end
 
--- A header row and aligned columns; the last column is not padded. Every
--- cell is shown through util.escape_untrusted (rows hold a server's labels).
-local function print_table(header, rows)
+--- columns() -> the terminal's width in columns (stdout's, else COLUMNS, else 80).
+local function columns()
+  return core.term_width(1) or math.tointeger(tonumber(os.getenv("COLUMNS") or "")) or 80
+end
+
+-- `s` cut to `n` columns, the cut marked with an ellipsis.
+local function clip(s, n)
+  if width(s) <= n then return s end
+  if n < 1 then return "" end
+  local cut = utf8.offset(s, n) or n
+  return s:sub(1, cut - 1) .. "\u{2026}"
+end
+
+-- Narrows the widest of the `shrink` columns, one column at a time, until
+-- the row fits `max` columns (or each is down to 8).
+local function fit(widths, shrink, max)
+  local function total()
+    local t = 2 * (#widths - 1)
+    for _, w in ipairs(widths) do t = t + w end
+    return t
+  end
+  while total() > max do
+    local widest
+    for _, i in ipairs(shrink) do
+      if widths[i] > 8 and (not widest or widths[i] > widths[widest]) then widest = i end
+    end
+    if not widest then break end
+    widths[widest] = math.max(8, widths[widest] - (total() - max))
+  end
+end
+
+--- print_table(header, rows [, opts]): a header row and aligned columns; the
+-- last column is not padded. Every cell is shown through
+-- util.escape_untrusted (rows hold a server's labels). opts.max_width: the
+-- row fits it, the columns opts.shrink (indices) cut with an ellipsis.
+local function print_table(header, rows, opts)
+  opts = opts or {}
   local escaped = {}
   for r, row in ipairs(rows) do
     escaped[r] = {}
@@ -122,9 +195,11 @@ local function print_table(header, rows)
   for _, row in ipairs { header, table.unpack(rows) } do
     for i, cell in ipairs(row) do widths[i] = math.max(widths[i] or 0, width(cell)) end
   end
+  if opts.max_width then fit(widths, opts.shrink or {}, opts.max_width) end
   local function line(row, color)
     local cells = {}
     for i, cell in ipairs(row) do
+      cell = clip(cell, widths[i])
       cells[i] = i < #row and (cell .. string.rep(" ", widths[i] - width(cell))) or cell
     end
     local text = table.concat(cells, "  ")
@@ -132,6 +207,22 @@ local function print_table(header, rows)
   end
   line(header, "bold")
   for _, row in ipairs(rows) do line(row) end
+end
+
+--- wrap_list(prefix, names): "prefix a, b, c" over as many lines as the
+-- terminal's width needs, continuation lines indented.
+local function wrap_list(prefix, names)
+  local max, lines, line, indent = math.max(columns(), 40), {}, prefix, "  "
+  for i, n in ipairs(names) do
+    local item = util.escape_untrusted(n) .. (i < #names and "," or "")
+    if line ~= prefix and line ~= indent and width(line) + 1 + width(item) > max then
+      lines[#lines + 1] = line
+      line = indent
+    end
+    line = line .. (line == indent and "" or " ") .. item
+  end
+  lines[#lines + 1] = line
+  out(table.concat(lines, "\n"), "\n")
 end
 
 -- A label as a Lua string literal: quoted, control bytes escaped, one line;
@@ -152,27 +243,68 @@ end
 -- into that shape). Each change: module, plural_label and singular_label
 -- ({ old =, new = }, present when they differ), granted, revoked (profiles).
 -- Names are shown with their control bytes escaped: they may come from a file.
+-- Changes that deserve a second look before the question: revoking the
+-- Administrator profile, and leaving a module with no profile at all.
+local function risks(c)
+  local found = {}
+  for _, p in ipairs(c.revoked) do
+    if p.name == "Administrator" then found[#found + 1] = "revokes Administrator" end
+  end
+  if c.profiles_left == 0 then found[#found + 1] = "leaves no profile with access" end
+  return found
+end
+
 local function print_changes(changes)
   if #changes == 0 then out("No changes: the org is already as planned.\n") return end
   out(string.format("Changes (%s):\n", plural(#changes, "module")))
-  local rows = {}
+  local rows, warnings = {}, {}
   for _, c in ipairs(changes) do
     local fields = {}
+    -- removals red, additions green, changed values yellow, per attribute
     for _, field in ipairs { "plural_label", "singular_label" } do
-      if c[field] then fields[#fields + 1] = { field, show_value(c[field].old) .. " -> " .. show_value(c[field].new) } end
+      if c[field] then
+        fields[#fields + 1] = { field, paint(false, "yellow", show_value(c[field].old) .. " -> " .. show_value(c[field].new)) }
+      end
     end
-    if #c.granted > 0 then fields[#fields + 1] = { "profiles", "grant " .. profile_names(c.granted) } end
+    if #c.granted > 0 then fields[#fields + 1] = { "profiles", paint(false, "green", "grant " .. profile_names(c.granted)) } end
     if #c.revoked > 0 then
-      fields[#fields + 1] = { #c.granted > 0 and "" or "profiles", "revoke " .. profile_names(c.revoked) }
+      fields[#fields + 1] = { #c.granted > 0 and "" or "profiles", paint(false, "red", "revoke " .. profile_names(c.revoked)) }
     end
     local module = util.printable(c.module)
     for i, f in ipairs(fields) do rows[#rows + 1] = { i == 1 and module or "", f[1], f[2] } end
+    for _, r in ipairs(risks(c)) do warnings[#warnings + 1] = module .. ": " .. r end
   end
   local w = 0
   for _, r in ipairs(rows) do w = math.max(w, width(r[1])) end
   for _, r in ipairs(rows) do
     out(string.format("  %s%s  %-15s %s\n", r[1], string.rep(" ", w - width(r[1])), r[2], r[3]))
   end
+  for _, text in ipairs(warnings) do out(paint(false, "red", "Warning: " .. text), "\n") end
+end
+
+--- plan_counts(report [, paint_fn]) -> "applied 3, already applied 9, skipped 0,
+-- invalid 1, failed 0, not sent 0 of 13 entries": every entry of the plan in
+-- exactly one count (a dry run says "would apply"). `paint_fn(color, text)`
+-- colours the applied and failed counts.
+local function plan_counts(report, paint_fn)
+  paint_fn = paint_fn or function(_, text) return text end
+  local same, other = 0, 0
+  for _, sk in ipairs(report.skipped) do
+    if sk.reason == "no change" then same = same + 1 else other = other + 1 end
+  end
+  local invalid = {}
+  for _, f in ipairs(report.invalid or {}) do invalid[f.index] = true end
+  local n_invalid = 0
+  for _ in pairs(invalid) do n_invalid = n_invalid + 1 end
+  local applied = report.dry_run and #report.would_send or #report.applied
+  local text = string.format("%s, already applied %d, skipped %d, invalid %d, %s, not sent %d of %s",
+    paint_fn(report.ok and "green" or "bold", string.format("%s %d", report.dry_run and "would apply" or "applied",
+      applied)), same, other, n_invalid, paint_fn(#report.failed > 0 and "red" or "bold", "failed " .. #report.failed),
+    #report.not_sent, plural(report.total, "entry"))
+  if (report.excluded or 0) > 0 then
+    text = text .. string.format(" (%d more left out by --only/--exclude)", report.excluded)
+  end
+  return text
 end
 
 -- }====
@@ -196,10 +328,39 @@ local function progress_bar()
     last = t
     local bar_width = 30
     local filled = total > 0 and math.floor(bar_width * done / total) or bar_width
+    -- rate and ETA once there is something to measure them by
     local rate = done / math.max(t - t0, 1e-3)
-    local eta = rate > 0 and (total - done) / rate or 0
-    io.stderr:write(string.format("\r[%s%s] %d/%d  %.1f/s  ETA %s \27[K",
-      string.rep("#", filled), string.rep("-", bar_width - filled), done, total, rate, format_seconds(eta)))
+    local speed = (done > 0 and t - t0 >= 0.5)
+      and string.format("  %.1f/s  ETA %s", rate, format_seconds((total - done) / rate)) or "  starting"
+    io.stderr:write(string.format("\r[%s%s] %d/%d%s \27[K",
+      string.rep("#", filled), string.rep("-", bar_width - filled), done, total, speed))
+    io.stderr:flush()
+    term.progress = true
+  end
+end
+
+--- orgs_progress() -> `function(org, done, total)` for a run over many orgs:
+-- on a terminal one status line on stderr with every org's count
+-- ("emea 40/100 · apac 12/100"), redrawn at most ten times a second;
+-- elsewhere one line per org as it finishes sending.
+local function orgs_progress()
+  local counts, order, last = {}, {}, 0
+  local tty = core.isatty(io.stderr)
+  return function(org, done, total)
+    if not counts[org] then order[#order + 1] = org end
+    counts[org] = { done, total }
+    if not tty then
+      if done == total and total > 0 then err_line(string.format("zcrm: %s: %d/%d sent", org, done, total)) end
+      return
+    end
+    local t = core.now()
+    if t - last < 0.1 then return end
+    last = t
+    local parts = {}
+    for _, name in ipairs(order) do
+      parts[#parts + 1] = string.format("%s %d/%d", util.escape_untrusted(name), counts[name][1], counts[name][2])
+    end
+    io.stderr:write("\r", clip(table.concat(parts, " \u{00B7} "), columns() - 1), "\27[K")
     io.stderr:flush()
     term.progress = true
   end
@@ -209,37 +370,53 @@ end
 
 -- {==== asking
 
--- Whether there is a terminal to ask on (stdin to read the answer, stderr
--- to show the question).
-local function interactive()
-  return core.isatty(io.stdin) and core.isatty(io.stderr)
+-- The controlling terminal, where the question is asked and answered, so
+-- that redirecting stdout or stderr (2>err.log) does not prevent it. nil when
+-- the process has none.
+local function open_tty()
+  return io.open("/dev/tty", "r+")
 end
 
--- Asks on the terminal; true only for an answer of yes.
+-- Whether there is someone to ask: stdin is a terminal (typed input, not a
+-- file or a pipe) and the controlling terminal opens.
+local function interactive()
+  if not core.isatty(io.stdin) then return false end
+  local tty = open_tty()
+  if not tty then return false end
+  tty:close()
+  return true
+end
+
+-- Asks on the controlling terminal; true only for an answer of yes.
 local function ask(question)
   clear_progress()
   io.stdout:flush()
-  io.stderr:write(util.terminal_text(question), " ")
-  io.stderr:flush()
-  local answer = io.stdin:read("l")
-  if answer == nil then io.stderr:write("\n") end
+  local tty = open_tty()
+  local to, from = tty or io.stderr, tty or io.stdin
+  to:write(util.terminal_text(question), " ")
+  to:flush()
+  local answer = from:read("l")
+  if answer == nil then to:write("\n") end
+  if tty then tty:close() end
   return answer ~= nil and answer:lower():match("^%s*y[e]?[s]?%s*$") ~= nil
 end
 
---- cannot_ask(flags) -> nil to go on, or the exit code after saying why:
--- `zcrm apply` asks before changing anything, so without --yes or --dry-run
--- there must be a terminal to ask on.
-local function cannot_ask(flags)
-  if flags["dry-run"] or flags.yes or interactive() then return nil end
-  print_error(flags, nil, zcrm.error { kind = "config", code = "CONFIRMATION_REQUIRED",
-    message = "apply asks before changing anything, and there is no terminal to ask on; nothing was sent",
-    resolution = "Pass --yes to apply without asking, or --dry-run to see what would change." })
-  return EXIT_USAGE
-end
-
--- After an answer that was not yes.
-local function not_applied()
+--- confirm(flags, question) -> true to go on; false, exit code when not:
+-- --yes answers for the user; without it there must be someone to ask
+-- (CONFIRMATION_REQUIRED, exit 2, said here), and any answer but yes is a
+-- no (exit 1, said here). Asked only once every input was checked and there
+-- is something to send, so a bad file or flag is never hidden behind it.
+local function confirm(flags, question)
+  if flags.yes then return true end
+  if not interactive() then
+    print_error(flags, nil, zcrm.error { kind = "config", code = "CONFIRMATION_REQUIRED",
+      message = "apply asks before changing anything, and there is no terminal to ask on; nothing was sent",
+      resolution = "Pass --yes to apply without asking, or --dry-run to see what would change." })
+    return false, EXIT_USAGE
+  end
+  if ask(question .. " [y/N]") then return true end
   err_line("zcrm: not applied (the answer was not yes); nothing was sent")
+  return false, 1
 end
 
 -- }====
@@ -251,6 +428,7 @@ M.clear_progress = clear_progress
 M.out = out
 M.err_line = err_line
 M.json_line = json_line
+M.json_output = json_output
 M.hint_of = hint_of
 M.error_json = error_json
 M.print_error = print_error
@@ -259,11 +437,15 @@ M.list_or_nil = list_or_nil
 M.plural = plural
 M.width = width
 M.print_table = print_table
+M.columns = columns
+M.clip = clip
+M.wrap_list = wrap_list
 M.progress_bar = progress_bar
+M.orgs_progress = orgs_progress
 M.ask = ask
 M.interactive = interactive
-M.cannot_ask = cannot_ask
-M.not_applied = not_applied
+M.confirm = confirm
 M.print_changes = print_changes
+M.plan_counts = plan_counts
 
 return M

@@ -204,6 +204,16 @@ function M.send_updates(client, list)
   return send_checked(client, entries, {})
 end
 
+-- The C checks see one update at a time and point at $.modules[0]; in a
+-- batch the fault is entry i's, so its json_path says $.modules[i-1].
+local function at_entry(err, i)
+  local d = err.details
+  if type(d) == "table" and type(d.json_path) == "string" then
+    d.json_path = d.json_path:gsub("^%$%.modules%[0%]", "$.modules[" .. (i - 1) .. "]", 1)
+  end
+  return err
+end
+
 --- update_modules(list) -> results. `list` holds entries `{ module = id or API
 -- name, plural_label =, singular_label =, profiles = }` (plan entries). Each is
 -- checked as update_module checks it; API names become ids (one GET of the module
@@ -226,11 +236,11 @@ function M.update_modules(client, list)
       for k, v in pairs(entry) do
         if k ~= "module" then update[k] = v end
       end
-      local segment, clean = one.prepare_one(rawget(entry, "module"), update)
+      local segment, clean = one.prepare_one(rawget(entry, "module"), update, client.label_rules)
       if segment then
         entries[#entries + 1] = { index = i, segment = segment, clean = clean }
       else
-        results[i] = clean
+        results[i] = at_entry(clean, i)
       end
     end
   end

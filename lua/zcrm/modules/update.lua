@@ -51,10 +51,10 @@ end
 
 -- Checks a module and an update as update_module does; returns the path
 -- segment and the clean update, or nil, err. Profile names stay for send_update.
-local function prepare_one(module, update)
+local function prepare_one(module, update, rules)
   local segment, merr = core.check_module(module)
   if not segment then return nil, merr end
-  local clean, verr = core.prepare_update(update)
+  local clean, verr = core.prepare_update(update, rules)
   if not clean then return nil, verr end
   return segment, clean
 end
@@ -96,28 +96,29 @@ end
 --- update_module(module, update) -> { id, code, message, status, details } or nil, err.
 -- Validates locally first: an invalid update or module sends nothing.
 function M.update_module(client, module, update)
-  local segment, clean = prepare_one(module, update)
+  local segment, clean = prepare_one(module, update, client.label_rules)
   if not segment then return nil, clean end
   return M.send_update(client, segment, clean)
 end
 
 local CREATE_KEYS = { "plural_label", "singular_label", "profiles" }
 
---- check_create(spec) -> the clean body item, or nil, err: create_module's
--- local checks (no network). Those of an update (core.prepare_update), and: the
--- three keys are mandatory ("Create Custom Module"), profiles are grants only (`_delete`
--- is refused), and `api_name` is refused (Zoho makes it from plural_label).
-function M.check_create(spec)
+--- check_create(spec [, rules]) -> the clean body item, or nil, err: create_module's
+-- local checks (no network). Those of an update (core.prepare_update), and
+-- ("Create Custom Module"): the three keys are mandatory, profiles are grants
+-- only (`_delete` is refused), the optional `api_name` follows the page's rule
+-- (core.check_api_name) and the optional `display_field` its shape
+-- (core.check_display_field).
+function M.check_create(spec, rules)
   if type(spec) ~= "table" then
     return nil, local_error("INVALID_DATA", "create_module expects a table { plural_label =, singular_label =, "
-      .. "profiles = }, got " .. (spec == nil and "nothing" or type(spec)))
+      .. "profiles = [, api_name =, display_field =] }, got " .. (spec == nil and "nothing" or type(spec)))
   end
-  if rawget(spec, "api_name") ~= nil then
-    return nil, local_error("INVALID_DATA", "create_module takes plural_label, singular_label and profiles; "
-      .. "Zoho makes the API name from plural_label", "api_name",
-      { api_name = "api_name", json_path = "$.modules[0].api_name" })
+  local update, extra = {}, {}
+  for k, v in next, spec do
+    if k == "api_name" or k == "display_field" then extra[k] = v else update[k] = v end
   end
-  local clean, verr = core.prepare_update(spec)
+  local clean, verr = core.prepare_update(update, rules)
   if not clean then return nil, verr end
   for _, k in ipairs(CREATE_KEYS) do
     if clean[k] == nil then
@@ -133,16 +134,27 @@ function M.check_create(spec)
         { api_name = "_delete", json_path = string.format("$.modules[0].profiles[%d]._delete", i - 1) })
     end
   end
+  if extra.api_name ~= nil then
+    local name, nerr = core.check_api_name(extra.api_name)
+    if not name then return nil, nerr end
+    clean.api_name = name
+  end
+  if extra.display_field ~= nil then
+    local field, ferr = core.check_display_field(extra.display_field)
+    if not field then return nil, ferr end
+    clean.display_field = field
+  end
   return clean
 end
 
---- create_module{ plural_label =, singular_label =, profiles = } -> { id, code,
+--- create_module{ plural_label =, singular_label =, profiles = [, api_name =,
+-- display_field =] } -> { id, code,
 -- message, status, details } or nil, err. POST /settings/modules ("Create
 -- Custom Module"), checked first by check_create; profile names become ids. Costs
 -- `credit_costs.create_module` (500). A POST is never repeated once it may have
 -- reached Zoho.
 function M.create_module(client, spec)
-  local clean, verr = M.check_create(spec)
+  local clean, verr = M.check_create(spec, client.label_rules)
   if not clean then return nil, verr end
   clean, verr = profiles.resolve_names(client, clean)
   if not clean then return nil, verr end

@@ -162,7 +162,7 @@ local function prepare(client, list, opts, report, known)
       return true
     end
   end
-  local items, faults = check.plan(list, against_state)
+  local items, faults = check.plan(list, against_state, client.label_rules)
   if not items then return nil, faults end
   if #faults == 0 then return items, nil, state end
   if not opts.partial then return nil, check.invalid_plan(faults, #list) end

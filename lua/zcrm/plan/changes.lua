@@ -195,6 +195,7 @@ local function check_against_org(list, mods, profiles)
   end
   return true
 end
+M.check_against_org = check_against_org
 
 local function write_undo(path, list, changes)
   local entries, notes = {}, {}

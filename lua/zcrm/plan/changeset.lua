@@ -88,7 +88,7 @@ function M.effect(c)
   local had, name = {}, {}
   for _, p in ipairs(c.before.profiles) do had[p.id], name[p.id] = true, p.name end
   for _, p in ipairs(c.after.profiles) do name[p.id] = name[p.id] or p.name end
-  local d = { module = c.module, id = c.id, granted = {}, revoked = {} }
+  local d = { module = c.module, id = c.id, granted = {}, revoked = {}, profiles_left = #c.after.profiles }
   for _, field in ipairs { "plural_label", "singular_label" } do
     local new = c.body[field]
     if new ~= nil and new ~= c.before[field] then d[field] = { old = c.before[field], new = new } end
@@ -238,6 +238,15 @@ local function unknown_key(t, known)
   end
 end
 
+-- A JSON array as lua-cjson reads it: a table whose keys are exactly 1..n (an
+-- object read as a list would hide its entries from every check and from the review).
+local function is_list(v)
+  if type(v) ~= "table" then return false end
+  local n = 0
+  for _ in pairs(v) do n = n + 1 end
+  return n == #v
+end
+
 local function is_id(v) return type(v) == "string" and v:match("^[1-9]%d*$") ~= nil and #v <= 19 end
 
 -- Text a person reads in the header: one line, no control characters.
@@ -253,9 +262,7 @@ local function check_header(t)
     return bad("plan must be the path of the plan file, on one line", "plan")
   end
   if t.args ~= nil then
-    local n = 0
-    for _ in pairs(type(t.args) == "table" and t.args or {}) do n = n + 1 end
-    if type(t.args) ~= "table" or n ~= #t.args then return bad("args must be a list of strings", "args") end
+    if not is_list(t.args) then return bad("args must be a list of strings", "args") end
     for i, a in ipairs(t.args) do
       if type(a) ~= "string" then return bad(string.format("args[%d] must be a string", i), "args") end
     end
@@ -308,6 +315,7 @@ function M.check(t)
   local hok, herr = check_header(t)
   if not hok then return nil, herr end
   if type(t.changes) ~= "table" then return bad("the change set has no list of changes", "changes") end
+  if not is_list(t.changes) then return bad("changes must be a list (a JSON array), not an object", "changes") end
   local seen = {}
   for i, c in ipairs(t.changes) do
     local field = string.format("changes[%d]", i)
@@ -321,6 +329,7 @@ function M.check(t)
     for _, part in ipairs { "before", "after" } do
       local v, pf = c[part], field .. "." .. part
       if type(v) ~= "table" or type(v.profiles) ~= "table" then return bad(pf .. " is missing", pf) end
+      if not is_list(v.profiles) then return bad(pf .. ".profiles must be a list (a JSON array), not an object", pf) end
       k = unknown_key(v, KEYS.values)
       if k then return bad(string.format("%s: unknown field %q", pf, k), pf) end
       for _, label in ipairs { "plural_label", "singular_label" } do

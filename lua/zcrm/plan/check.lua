@@ -72,8 +72,8 @@ end
 
 -- Runs a check of the C core or of zcrm.modules on `arg` for `item`: its
 -- result, or nil, the entry's fault (a check that raised becomes `code`).
-local function run_check(item, check, arg, code, field)
-  local ok, res, err = pcall(check, arg)
+local function run_check(item, check, arg, code, field, rules)
+  local ok, res, err = pcall(check, arg, rules)
   if not ok or not res then
     return nil, M.entry_fault(item, ok and err or M.plan_error(code, tostring(res), field))
   end
@@ -83,7 +83,7 @@ end
 -- A create entry `{ create = true, plural_label =, singular_label =, profiles = }`:
 -- a new module, checked as client:create_module checks it. It has no `module`
 -- (Zoho names the new module); in reports it is "(new) <plural label>".
-local function check_create(item, entry)
+local function check_create(item, entry, rules)
   if entry.create ~= true then
     return nil, M.entry_fault(item, M.plan_error("INVALID_DATA",
       "'create' is true (a new module) or absent, got " .. tostring(entry.create), "create"))
@@ -96,7 +96,7 @@ local function check_create(item, entry)
   for k, v in pairs(entry) do
     if k ~= "create" then spec[k] = v end
   end
-  local clean, fault = run_check(item, modules.check_create, spec, "INVALID_DATA")
+  local clean, fault = run_check(item, modules.check_create, spec, "INVALID_DATA", nil, rules)
   if not clean then return nil, fault end
   item.create = true
   item.module = "(new) " .. clean.plural_label
@@ -105,12 +105,13 @@ local function check_create(item, entry)
 end
 
 -- Returns item, or nil, fault. An item carries what the later stages need.
-function M.check_entry(index, entry)
+-- `rules`: the client's label_rules ("reference" when nil).
+function M.check_entry(index, entry, rules)
   local item = { index = index, entry = entry }
   if type(entry) ~= "table" then
     return nil, M.entry_fault(item, M.plan_error("INVALID_DATA", "an entry is a table, got " .. type(entry)))
   end
-  if entry.create ~= nil then return check_create(item, entry) end
+  if entry.create ~= nil then return check_create(item, entry, rules) end
   item.module = module_name(entry.module)
   if entry.module == nil then
     return nil, M.entry_fault(item, M.plan_error("INVALID_MODULE", "the entry has no 'module' (an id or API name)", "module",
@@ -137,15 +138,15 @@ function M.check_entry(index, entry)
     item.profile_set = set
     if next(update) == nil then item.update = {}; return item end
   end
-  local clean, vfault = run_check(item, core.prepare_update, update, "INVALID_DATA")
+  local clean, vfault = run_check(item, core.prepare_update, update, "INVALID_DATA", nil, rules)
   if not clean then return nil, vfault end
   item.update = clean
   return item
 end
 
-function M.fold(label)
-  return (label:lower():gsub("%s+", " "))
-end
+-- The key under which a label is unique, as the emulator compares labels:
+-- case (Unicode), edge spaces and runs of spaces do not count.
+M.fold = core.label_key
 
 -- Plan-level: a module given twice, a label given twice. With state, modules
 -- are compared by id, so an API name and its id count as the same module.
@@ -179,10 +180,10 @@ function M.check_duplicates(items, faults)
   end
 end
 
-function M.check_all(list)
+function M.check_all(list, rules)
   local items, faults = {}, {}
   for i = 1, #list do
-    local item, fault = M.check_entry(i, list[i])
+    local item, fault = M.check_entry(i, list[i], rules)
     if item then items[#items + 1] = item else faults[#faults + 1] = fault end
   end
   for k in pairs(list) do
@@ -201,12 +202,13 @@ end
 
 -- }====
 
---- plan(list, more) -> items, faults (sorted by index). `more(items, faults)`,
--- when given, adds the checks that need the org's state (it returns true, or
--- nil, err to stop); duplicates are looked for after it, among all entries
--- that name a module, even those invalid for another reason.
-function M.plan(list, more)
-  local items, faults = M.check_all(list)
+--- plan(list, more [, rules]) -> items, faults (sorted by index).
+-- `more(items, faults)`, when given, adds the checks that need the org's
+-- state (it returns true, or nil, err to stop); duplicates are looked for
+-- after it, among all entries that name a module, even those invalid for
+-- another reason. `rules` is the client's label_rules.
+function M.plan(list, more, rules)
+  local items, faults = M.check_all(list, rules)
   if more then
     local ok, err = more(items, faults)
     if not ok then return nil, err end

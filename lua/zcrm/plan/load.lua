@@ -102,7 +102,8 @@ function M.build(plan, ctx)
   if type(plan) == "function" then
     local ok, list, ferr = pcall(plan, context(ctx))
     if not ok then
-      return nil, plan_error("INVALID_PLAN", "the plan function raised: " .. tostring(list))
+      return nil, plan_error("INVALID_PLAN", "the plan function raised: " .. tostring(list), nil, nil,
+        "Fix the plan function where the message points (file:line); nothing was sent.")
     end
     if list == nil and ferr ~= nil then
       return nil, plan_error("INVALID_PLAN", "the plan function failed: " .. tostring(ferr))

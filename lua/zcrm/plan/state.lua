@@ -221,12 +221,8 @@ function M.check_against_state(item, state)
   end
   item.current = snapshot(m)
   item.names = state.profile_by_id
-  if m.generated_type ~= nil and m.generated_type ~= "custom" then
-    return nil, plan_error("NOT_SUPPORTED", string.format(
-      "%s is a standard module; only custom modules can be changed (generated_type '%s')",
-      m.api_name, tostring(m.generated_type)), "module", nil,
-      "Remove the entry: Zoho's API changes custom modules only (zcrm modules shows each module's type).")
-  end
+  -- No refusal by generated_type: Zoho's newer OpenAPI relabels standard
+  -- modules (Deals), so the server decides which modules it changes.
   if item.profile_set then
     local profiles, xerr = exact.expand(item.profile_set, item.current, state)
     if not profiles then return nil, xerr end
