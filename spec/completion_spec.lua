@@ -10,15 +10,15 @@ local words = require "zcrm.cli.args"
 
 local quote = cli.quote
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("a")
-  local ok = p:close()
-  return ok, out
-end
+local sh = cli.shell
 
-local function has(program)
-  return (sh("command -v " .. program))
+-- True, and the part pending, when `program` is not installed (under
+-- CI=true it must be: make deps installs it).
+local function missing(program)
+  if not sh("command -v " .. program) and os.getenv("CI") ~= "true" then
+    pending(program .. " is not installed (make deps installs it)")
+    return true
+  end
 end
 
 -- A directory holding a plan, a change set, another file and a subdirectory.
@@ -28,6 +28,12 @@ local function workdir()
   assert(os.execute("mkdir " .. quote(dir .. "/sub")))
   files.write(dir .. "/sub/d.lua", "")
   return dir
+end
+
+-- `shell -n`: the script parses.
+local function parses(shell, script)
+  local ok, out = sh(shell .. " -n " .. quote(script))
+  assert.is_true(ok, out)
 end
 
 local function set_of(text)
@@ -73,10 +79,7 @@ describe("zcrm completion", function()
       return set_of(out)
     end
 
-    it("passes bash -n", function()
-      local ok, out = sh("bash -n " .. quote(scripts.bash))
-      assert.is_true(ok, out)
-    end)
+    it("passes bash -n", function() parses("bash", scripts.bash) end)
 
     it("completes the commands", function()
       assert.same({ apply = true }, complete("zcrm", "ap"))
@@ -111,21 +114,12 @@ describe("zcrm completion", function()
   end)
 
   describe("for zsh", function()
-    if not has("zsh") and os.getenv("CI") ~= "true" then
-      pending("zsh is not installed (make deps installs it)")
-      return
-    end
-    it("passes zsh -n", function()
-      local ok, out = sh("zsh -n " .. quote(scripts.zsh))
-      assert.is_true(ok, out)
-    end)
+    if missing("zsh") then return end
+    it("passes zsh -n", function() parses("zsh", scripts.zsh) end)
   end)
 
   describe("for fish", function()
-    if not has("fish") and os.getenv("CI") ~= "true" then
-      pending("fish is not installed (make deps installs it)")
-      return
-    end
+    if missing("fish") then return end
     local function complete(line)
       local ok, out = sh(string.format("cd %s && fish --no-config -c %s", quote(dir),
         quote("source " .. quote(scripts.fish) .. "; complete -C " .. quote(line))))
@@ -135,10 +129,7 @@ describe("zcrm completion", function()
       return set
     end
 
-    it("passes fish -n", function()
-      local ok, out = sh("fish -n " .. quote(scripts.fish))
-      assert.is_true(ok, out)
-    end)
+    it("passes fish -n", function() parses("fish", scripts.fish) end)
 
     it("completes commands, flags and plan files", function()
       assert.same({ apply = true }, complete("zcrm ap"))

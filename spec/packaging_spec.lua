@@ -1,11 +1,6 @@
 -- Packaging: the rockspec and `make install` give a module that loads from
 -- outside the repository. Both install into temporary trees.
-local function run(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("a")
-  local ok = p:close()
-  return ok, out
-end
+local run = require("spec.support.cli").shell
 
 local function loads_from(tree, luadir, libdir)
   return run(string.format(

@@ -32,6 +32,15 @@ function M.command(args, env)
   return table.concat(parts, " ")
 end
 
+--- Runs a shell command; returns true when it exited 0 (else nil), and
+-- its stdout and stderr together.
+function M.shell(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local out = p:read("a")
+  local ok = p:close()
+  return ok, out
+end
+
 --- Runs bin/zcrm; returns exit code, stdout, stderr.
 function M.run(args, env)
   local out, err = os.tmpname(), os.tmpname()
