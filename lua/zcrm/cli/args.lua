@@ -207,8 +207,8 @@ turns them off.
 define("apply", {
   summary = "show what a plan or a change set changes, ask, apply it",
   usage = { "PLAN.lua [ARG...]",
-            { "CHANGES.json", flags = { "yes", "dry-run", "partial", "journal", "undo", "json", "only", "exclude",
-                                        "max-credits", "orgs" } },
+            { "CHANGES.json", flags = { "yes", "dry-run", "partial", "journal", "undo", "concurrency", "json", "only",
+                                        "exclude", "max-credits", "orgs" } },
             { "PLAN.lua --orgs ORGS.lua [--journal 'F-{org}'] [--undo 'F-{org}'] [--yes]", literal = true },
             { "'CHANGES-{org}.json' --orgs ORGS.lua [--yes]", literal = true } },
   connection = true, operands = "plan-or-changes", arguments = true,
