@@ -34,7 +34,7 @@ M.APPLY_FLAGS = { orgs = "value", yes = "boolean", only = "value", exclude = "va
 
 M.HELP = {
   export = [[
-usage: zcrm export [--out FILE] [--orgs ORGS.lua] [connection options]
+usage: zcrm export [--out FILE] [--orgs ORGS.lua] [--json] [connection options]
 
 Writes the org's custom modules as a plan file (Lua, sorted by API name): for
 each module its API name, both labels and profile_set, the exact set of
@@ -45,10 +45,12 @@ listed lose access). Applied to the org it came from, it sends nothing.
   --out FILE        write FILE (mode 0600) instead of stdout
   --orgs ORGS.lua   export every org of ORGS.lua; FILE must hold {org}, which
                     becomes each org's name
+  --json            one JSON document (the modules; with --out, what was
+                    written); with --orgs a line per org
 ]],
   plan = [[
 usage: zcrm plan PLAN.lua [ARG...] [--out CHANGES.json] [--force] [--only M,...] [--exclude M,...]
-                 [--orgs ORGS.lua] [connection options]
+                 [--orgs ORGS.lua] [--json] [connection options]
 
 Reads the live state, checks the plan against it and writes the exact change
 set: for each module that would change, its values before, its values after,
@@ -64,6 +66,8 @@ A change set is bound to its org: it is refused against any other.
   --only M,...      plan only these modules (API names or ids)
   --exclude M,...   leave these modules out
   --orgs ORGS.lua   plan for every org of ORGS.lua; FILE must hold {org}
+  --json            print the change set itself (one JSON document, as --out
+                    writes it); with --orgs a line per org
 ]],
   show = [[
 usage: zcrm show CHANGES.json [--json]
