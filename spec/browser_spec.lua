@@ -67,6 +67,7 @@ describe("zcrm report's HTML page in Chromium", function()
   { name = "us", options = { api_domain = %q, access_token = "emulator-token" } },
 }
 ]], a.url, b.url))
+    assert.truthy(os.execute("chmod 600 " .. dir .. "/ORGS.lua")) -- it holds a token
     page = dir .. "/access.html"
     local code, _, err = cli.run({ "report", "--orgs", dir .. "/ORGS.lua", "--out", page }, {})
     assert.equal(0, code, err)

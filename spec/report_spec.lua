@@ -99,7 +99,7 @@ describe("zcrm report, one org", function()
     -- Contracts: Administrator, Standard and Contractor have access.
     assert.matches("\nContracts%s+Contracts / Contract%s+X%s+X%s+%.%s+%.%s+X%s+%.\n", out)
     assert.matches("\nAssets%s+Assets / Asset%s+X%s+X%s+%.%s+%.%s+%.%s+%.\n", out)
-    assert.matches("13 custom modules, 6 profiles", out)
+    assert.matches("14 custom modules, 6 profiles", out)
   end)
 
   it("fits a narrow terminal: numbered profiles with a key, tables split", function()

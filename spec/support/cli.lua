@@ -66,15 +66,17 @@ end
 -- `{ prompt, answer }` types `answer` and Enter once `prompt` has appeared
 -- (after the previous one), as a person would. Returns exit code and
 -- everything the terminal showed. `after`, a shell command, runs on the same
--- terminal once bin/zcrm has ended (the exit code is then its).
-function M.run_dialog(args, env, steps, after)
+-- terminal once bin/zcrm has ended (the exit code is then its). `redirect`, a
+-- shell redirection such as "2>FILE", applies to bin/zcrm alone.
+function M.run_dialog(args, env, steps, after, redirect)
   local dir = files.tmpdir()
   local fifo, screen, rcfile = dir .. "/in", dir .. "/screen", dir .. "/rc"
   assert(os.execute("mkfifo " .. quote(fifo)))
   -- `script` keeps reading its input after the command ends; `sleep` holds
   -- the FIFO open until the last answer is typed.
   assert(os.execute(string.format("( script -qec %s /dev/null <%s >%s 2>&1; echo $? >%s ) &",
-    quote(M.command(args, env) .. (after and ("; " .. after) or "")), quote(fifo), quote(screen), quote(rcfile))))
+    quote(M.command(args, env) .. (redirect and (" " .. redirect) or "") .. (after and ("; " .. after) or "")),
+    quote(fifo), quote(screen), quote(rcfile))))
   local typing = assert(io.open(fifo, "w"))
   local from = 1
   for _, step in ipairs(steps) do

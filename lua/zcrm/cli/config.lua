@@ -38,8 +38,8 @@ listed lose access). Applied to the org it came from, it sends nothing.
       { name = "out", value = "FILE", complete = "file", help = "write FILE (mode 0600) instead of stdout" },
       { name = "orgs", value = "ORGS.lua", complete = "file",
         help = "export every org of ORGS.lua; FILE must hold {org}, which\nbecomes each org's name" },
-      { name = "json", help = "one JSON document on stdout: the modules, or with --out where\n"
-        .. "they went (count, out); with --orgs one line per org" },
+      { name = "json", help = "one JSON document (the modules; with --out, what was\n"
+        .. "written); with --orgs a line per org" },
     },
   },
   plan = {
@@ -62,8 +62,8 @@ A change set is bound to its org: it is refused against any other.
       { name = "exclude", value = "M,...", help = "leave these modules out" },
       { name = "orgs", value = "ORGS.lua", complete = "file",
         help = "plan for every org of ORGS.lua; the --out file must hold {org}" },
-      { name = "json", help = "the change set itself on stdout, one JSON document; with\n"
-        .. "--orgs one line per org: {org, out, change_set}" },
+      { name = "json", help = "print the change set itself (one JSON document, as --out\n"
+        .. "writes it); with --orgs a line per org" },
     },
   },
   show = {
