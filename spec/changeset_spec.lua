@@ -272,6 +272,25 @@ describe("zcrm plan, show and apply of a change set", function()
   end)
 end)
 
+describe("a change set planned under label_rules = \"openapi\"", function()
+  it("records the rule and is read back by it: a 40-character label stays valid", function()
+    local emu = emulator.start()
+    local c = new_client(emu, { label_rules = "openapi" })
+    local label = string.rep("Long Label ", 4):sub(1, 40)
+    local cs, err = c:plan { { module = "Projects", plural_label = label } }
+    c:close()
+    emu:stop()
+    assert.is_table(cs, tostring(err))
+    assert.equal("openapi", cs.label_rules)
+    local back = assert(zcrm.changes.decode(zcrm.changes.encode(cs)))
+    assert.equal(label, back.changes[1].body.plural_label)
+    cs.label_rules = nil                      -- by the reference page's rule, 40 characters are too many
+    local bad, berr = zcrm.changes.decode(zcrm.changes.encode(cs))
+    assert.is_nil(bad)
+    assert.equal("INVALID_CHANGES", berr.code)
+  end)
+end)
+
 describe("zcrm apply CHANGES.json, Ctrl-C, then the same command", function()
   local emu, dir
   setup(function()

@@ -129,6 +129,8 @@ function M.plan(client, plan, opts)
     zcrm_version = require("zcrm")._VERSION,
     api_domain = client.api_domain, org = M.org_id(mods), plan = source,
     args = source and plan_args(opts.args) or nil, plan_hash = source and plan_hash(plan) or nil,
+    -- the label rule the bodies were checked by, when not the default
+    label_rules = client.label_rules ~= "reference" and client.label_rules or nil,
     changes = changes,
   }
 end

@@ -157,6 +157,7 @@ end
 -- so that a change set reads well and diffs well in review. lua-cjson writes
 -- every leaf; "\/" is its escape of "/", which JSON does not need.
 local ORDER = { "format", "version", "created", "zcrm_version", "api_domain", "org", "plan", "args", "plan_hash",
+                "label_rules",
                 "changes",
                 "module", "id", "before", "after", "body", "plural_label", "singular_label", "profiles",
                 "name", "_delete" }
@@ -225,7 +226,7 @@ end
 -- nothing in the file goes unshown.
 local KEYS = {
   top = { format = true, version = true, created = true, api_domain = true, org = true, plan = true,
-          args = true, plan_hash = true, zcrm_version = true, changes = true },
+          args = true, plan_hash = true, zcrm_version = true, label_rules = true, changes = true },
   change = { module = true, id = true, before = true, after = true, body = true },
   values = { plural_label = true, singular_label = true, profiles = true },
   profile = { id = true, name = true },
@@ -270,6 +271,9 @@ local function check_header(t)
   if t.plan_hash ~= nil and (type(t.plan_hash) ~= "string" or not t.plan_hash:match("^fnv1a64:%x+$")) then
     return bad("plan_hash must be fnv1a64: and hex digits", "plan_hash")
   end
+  if t.label_rules ~= nil and t.label_rules ~= "reference" and t.label_rules ~= "openapi" then
+    return bad('label_rules must be "reference" or "openapi"', "label_rules")
+  end
   if t.zcrm_version ~= nil and (not plain_text(t.zcrm_version) or #t.zcrm_version > 64) then
     return bad("zcrm_version must be one line of text", "zcrm_version")
   end
@@ -280,7 +284,7 @@ end
 -- from it, so only what can be shown exactly is accepted: profiles by id,
 -- `_delete` absent (grant) or null (revoke). Then every rule of an update
 -- (core.prepare_update, the code that builds the request).
-local function check_body(body, field)
+local function check_body(body, field, rules)
   if type(body) ~= "table" then return bad(field .. " is missing", field) end
   if type(body.profiles) == "table" then
     for j, p in ipairs(body.profiles) do
@@ -294,7 +298,7 @@ local function check_body(body, field)
       end
     end
   end
-  local ok, verr = core.prepare_update(body)
+  local ok, verr = core.prepare_update(body, rules)
   if not ok then return nil, verr end
   return true
 end
@@ -346,7 +350,7 @@ function M.check(t)
         ids[p.id] = true
       end
     end
-    local ok, verr = check_body(c.body, field .. ".body")
+    local ok, verr = check_body(c.body, field .. ".body", t.label_rules)
     if not ok then
       if verr.code == "INVALID_CHANGES" then return nil, verr end
       return nil, verror("INVALID_CHANGES", string.format("%s (%s): %s", field, c.module, tostring(verr)),
