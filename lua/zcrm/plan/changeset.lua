@@ -218,7 +218,10 @@ function M.decode(text)
   return M.check(t)
 end
 
+-- The error names its field (tostring shows "field: message"), so a message
+-- that starts with the field says it once.
 local function bad(message, field)
+  if field and message:sub(1, #field + 1) == field .. ":" then message = message:sub(#field + 3) end
   return nil, verror("INVALID_CHANGES", message, field)
 end
 
@@ -328,8 +331,8 @@ function M.check(t)
     end
     k = unknown_key(c, KEYS.change)
     if k then return bad(string.format("%s (%s): unknown field %q", field, c.module, k), field) end
-    if seen[c.id] then return bad(field .. " repeats module " .. c.module, field) end
-    seen[c.id] = true
+    if seen[c.id] then return bad(string.format("%s repeats module id %s (%s)", field, c.id, seen[c.id]), field) end
+    seen[c.id] = c.module
     for _, part in ipairs { "before", "after" } do
       local v, pf = c[part], field .. "." .. part
       if type(v) ~= "table" or type(v.profiles) ~= "table" then return bad(pf .. " is missing", pf) end
