@@ -86,6 +86,28 @@ local function backoff(client, attempt, retry_after)
   return delay
 end
 
+-- The origins ("https://host:port") that have answered this process (any
+-- HTTP status). A refused connection to one of them is a restart, waited for;
+-- to any other, a host that was never reached (a mistyped domain, a server
+-- that is not running), which fails at once. One table for every client: a
+-- new client of a host that answered an earlier one sees the same server.
+local answered = {}
+
+local function origin(url)
+  local slash = url:find("/", 9, true) -- past "https://" and the host's first character
+  return slash and url:sub(1, slash - 1) or url
+end
+
+-- A call that never reached a host that never answered: nothing to wait for.
+local function never_answered(url, err)
+  local host = origin(url)
+  return core.error {
+    kind = err.kind, code = err.code, retryable = err.retryable,
+    message = string.format("%s never answered (%s)", host, tostring(err.message)),
+    details = { host = host, curl_code = err.details and err.details.curl_code },
+  }
+end
+
 -- The response headers this module reads (credits_after, the retry policy).
 local READ_HEADERS = { "retry-after", "x-api-credits-remaining" }
 
@@ -207,6 +229,9 @@ function M.call(client, method, path, opts, url, json)
     local err, retry_after
     if status == nil then
       err = raw
+      if (err.code == "CONNECTION_FAILED" or err.code == "DNS_ERROR") and not answered[origin(url)] then
+        return nil, never_answered(url, err)
+      end
       -- A POST that never connected was never sent: safe to retry.
       if not idempotent and err.code ~= "CONNECTION_FAILED" then
         return nil, MAYBE_APPLIED[err.code] and outcome_unknown(method, err) or err
@@ -215,6 +240,8 @@ function M.call(client, method, path, opts, url, json)
       -- No body; 304 only answers a conditional request (If-Modified-Since).
       return status, nil, rheaders
     else
+      local o = origin(url)
+      if not answered[o] then answered[o] = true end
       if opts.read and status >= 200 and status < 300 then
         local res = opts.read(raw, client._secret_forms)
         if res then return status, res, rheaders, true end
@@ -252,13 +279,14 @@ function M.call(client, method, path, opts, url, json)
     if err and err.code == "CONNECTION_FAILED" then refused_since = refused_since or core.now() end
     local left = refused_since and refused_since + client.request_timeout - core.now()
     if err and err.code == "CONNECTION_FAILED" and client.max_retries > 0 and left > 0 then
-      -- Nothing reached a server that refuses connections (one restarting,
-      -- say): the call keeps trying, with backoff, for `timeout` seconds from
-      -- the first refusal; max_retries counts only the other failures.
+      -- Nothing reached a server that refuses connections, one that answered
+      -- before (restarting, say; a host that never answered failed above):
+      -- the call keeps trying, with backoff, for `timeout` seconds from the
+      -- first refusal; max_retries counts only the other failures.
       refused = refused + 1
       local delay = math.min(backoff(client, refused), left)
       client:_log("info", string.format("%s %s: %s; trying again in %.2fs (%.0fs left of timeout)",
-        method, path, err.code, delay, left))
+        method, path or url:sub(#M.base_url(client) + 1), err.code, delay, left))
       coroutine.yield("sleep", delay)
     elseif err then
       if not err.retryable or attempt >= client.max_retries then return nil, err end

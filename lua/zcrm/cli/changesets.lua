@@ -169,7 +169,7 @@ local function apply_changes(flags, path, argv)
     end
   end
   opts.confirm = function(report)
-    if core.interrupted() then return false end
+    core.catch_interrupts() -- from the question on, Ctrl-C stops sending (cli.lua's main)
     return confirm(flags, string.format("Apply %s to %s (%s)?", plural(#report.pending, "change"),
       client.api_domain, credits(report.estimate)))
   end
@@ -185,7 +185,6 @@ local function apply_changes(flags, path, argv)
     end
   end
   local report
-  core.catch_interrupts()
   report, err = client:apply(cs, opts)
   client:close()
   local sig = core.interrupted()
@@ -247,7 +246,6 @@ local function apply_changes_orgs(flags, path, argv)
     o.dry_run = dry or nil
     return o
   end
-  core.catch_interrupts()
   local checks = orgs_mod.each(clients, function(client, i) return client:apply(sets[i], options_for(i, true)) end)
   local total, estimate, code, drift = 0, 0, EXIT_OK, false
   for i, r in ipairs(checks) do
@@ -272,7 +270,8 @@ local function apply_changes_orgs(flags, path, argv)
     H.error_line(nil, require("zcrm.plan.policy").budget_error(estimate, base.max_credits))
     return EXIT_USAGE
   end
-  if core.interrupted() or not confirm(flags, string.format("Apply %s to %s (%s)?", plural(total, "change"),
+  core.catch_interrupts() -- from the question on, Ctrl-C stops sending (cli.lua's main)
+  if not confirm(flags, string.format("Apply %s to %s (%s)?", plural(total, "change"),
       plural(#list, "org"), credits(estimate))) then
     close()
     local sig = core.interrupted()
@@ -316,7 +315,6 @@ local function apply_orgs(flags, path, positional, argv)
   end
   local total = 0
   local result
-  core.catch_interrupts()
   result, err = zcrm.apply_orgs(list, path, {
     stop = stop, stop_grace = H.interrupt_grace,
     dry_run = flags["dry-run"] == true, journal = flags.journal, undo_file = flags.undo,
@@ -330,7 +328,7 @@ local function apply_orgs(flags, path, positional, argv)
       end
     end,
     confirm = function(r)
-      if core.interrupted() then return false end
+      core.catch_interrupts() -- from the question on, Ctrl-C stops sending (cli.lua's main)
       if total == 0 then return true end
       local names = {}
       for _, o in ipairs(r.orgs) do names[#names + 1] = o.name end
