@@ -1,7 +1,8 @@
--- Fail fast, survive restarts (issue 25): a host this process never had an
--- answer from fails at once; one that answered before is waited for through
--- a restart; Ctrl-C before anything is sent ends the run at once. bin/zcrm
--- and the library, against the real emulator.
+-- Fail fast, survive restarts, back off on 429 (issue 25): a host this
+-- process never had an answer from fails at once; one that answered before
+-- is waited for through a restart; Ctrl-C before anything is sent ends the
+-- run at once; a --concurrency above the server's cap costs time, not
+-- failures. bin/zcrm and the library, against the real emulator.
 -- (reliability_spec.lua has the kill -9 and restart of a whole apply.)
 local zcrm = require "zcrm"
 local emulator = require "spec.support.emulator"
@@ -129,5 +130,63 @@ describe("Ctrl-C while nothing has been sent", function()
     local code, _, err = cli.finish(run, HANG_GUARD)
     assert.equal(130, code, err)
     assert.equal(0, clients.puts(emu))
+  end)
+end)
+
+describe("a --concurrency above the server's cap", function()
+  local N, dir, emu
+  setup(function()
+    N = 300
+    -- 50 ms per answer: calls overlap, so the cap of 5 is met at once
+    emu = emulator.start { "--concurrency", "5", "--latency-ms", "50", "--extra-modules", tostring(N) }
+    dir = files.tmpdir()
+    local lines = { "return {" }
+    for i = 1, N do
+      lines[#lines + 1] = string.format('  { module = "Bulk_Module_%d", plural_label = "Capped Items %d" },', i, i)
+    end
+    lines[#lines + 1] = "}"
+    files.write(dir .. "/plan.lua", table.concat(lines, "\n") .. "\n")
+  end)
+  teardown(function()
+    emu:stop()
+    files.remove_tree(dir)
+  end)
+  before_each(function() emu:reset() end)
+
+  it("zcrm apply --concurrency 40 against a cap of 5: all applied, exit 0", function()
+    local code, out, err = cli.run({ "apply", dir .. "/plan.lua", "--yes", "--concurrency", "40" },
+      { ZOHO_API_DOMAIN = emu.url, ZOHO_ACCESS_TOKEN = TOKEN })
+    local stats = emu:stats()
+    assert.equal(0, code, err)
+    assert.matches("applied " .. N .. ", skipped 0, failed 0", out)
+    assert.equal(N, stats.updates_applied)
+    assert.is_true((stats.responses["429"] or 0) > 0, "the server's cap was never met")
+  end)
+
+  it("lowers the calls in flight after a 429, never above concurrency", function()
+    local client = clients.maker { retry_base = 0.01, retry_max_delay = 0.1 }(emu, { concurrency = 40, max_retries = 1 })
+    local engine = client._engine
+    local lowest, highest = math.huge, 0
+    local reqs = {}
+    for i = 1, N do
+      reqs[i] = client:submit("update_module", "Bulk_Module_" .. i, { plural_label = "Engine Items " .. i })
+    end
+    while client:pending() > 0 do
+      client:poll(0.05)
+      lowest, highest = math.min(lowest, engine:limit()), math.max(highest, engine:limit())
+    end
+    for i, r in ipairs(reqs) do
+      local res, err = r:result()
+      assert.truthy(res, "update " .. i .. ": " .. tostring(err))
+    end
+    assert.is_true(lowest <= 5, "the limit never came down to the cap: " .. lowest)
+    assert.is_true(highest <= 40)
+    assert.is_true(engine.max_in_flight_seen <= 40)
+    -- the server's 429s are a fraction of the updates (about 60 of 300 here),
+    -- not a multiple of them (about 600 when the limit stays at 40)
+    local refused = emu:stats().responses["429"] or 0
+    assert.is_true(refused > 0)
+    assert.is_true(refused < N / 2, refused .. " answers were 429")
+    client:close()
   end)
 end)

@@ -203,7 +203,8 @@ function M.call(client, method, path, opts, url, json)
   local idempotent = opts.idempotent
   if idempotent == nil then idempotent = method ~= "POST" end
   local attempt, reauthed = 0, false
-  local refused, refused_since = 0, nil
+  -- Failures that cost time, not retries (see below): how many, since when.
+  local waits, waiting_since = 0, nil
   while true do
     local token, headers
     if opts.auth ~= false then
@@ -219,13 +220,14 @@ function M.call(client, method, path, opts, url, json)
       if body then headers[#headers + 1] = "Content-Type: application/json" end
       for _, h in ipairs(opts.headers or {}) do headers[#headers + 1] = h end
     end
-    local status, raw, rheaders = coroutine.yield("http", {
+    local spec = {
       method = method, url = url, headers = headers, body = body,
       timeout = client.request_timeout, connect_timeout = client.connect_timeout,
       cost = opts.cost, before_start = credits_before, after = credits_after,
       -- An update returns no headers: only those read here are made.
       want_headers = opts.read and READ_HEADERS or nil,
-    })
+    }
+    local status, raw, rheaders = coroutine.yield("http", spec)
     local err, retry_after
     if status == nil then
       err = raw
@@ -276,26 +278,31 @@ function M.call(client, method, path, opts, url, json)
         retry_after = parse_retry_after(rheaders and rheaders["retry-after"])
       end
     end
-    if err and err.code == "CONNECTION_FAILED" then refused_since = refused_since or core.now() end
-    local left = refused_since and refused_since + client.request_timeout - core.now()
-    if err and err.code == "CONNECTION_FAILED" and client.max_retries > 0 and left > 0 then
-      -- Nothing reached a server that refuses connections, one that answered
-      -- before (restarting, say; a host that never answered failed above):
-      -- the call keeps trying, with backoff, for `timeout` seconds from the
-      -- first refusal; max_retries counts only the other failures.
-      refused = refused + 1
-      local delay = math.min(backoff(client, refused), left)
+    if err and retry_after and retry_after > client.retry_max_delay then
+      -- The server asks for a longer wait than this client may sleep.
+      err.details = err.details or {}
+      err.details.retry_after = retry_after
+      return nil, err
+    end
+    -- Two failures cost time, not retries: a refused connection to a host
+    -- that answered before (nothing reached a server that is restarting),
+    -- and a 429 to a call sent while others were in flight (the server's
+    -- concurrency limit: the engine has lowered its in-flight count, and the
+    -- call waits its turn). The call keeps trying, with backoff, for
+    -- `timeout` seconds from the first of them; max_retries counts only the
+    -- other failures, among them a 429 to a call that was alone in flight
+    -- (the status does not say whether credits or concurrency ran out).
+    local waits_out = err and (err.code == "CONNECTION_FAILED" or (status == 429 and spec.crowded))
+    if waits_out then waiting_since = waiting_since or core.now() end
+    local left = waiting_since and waiting_since + client.request_timeout - core.now()
+    if waits_out and client.max_retries > 0 and left > 0 then
+      waits = waits + 1
+      local delay = math.min(backoff(client, waits, retry_after), left)
       client:_log("info", string.format("%s %s: %s; trying again in %.2fs (%.0fs left of timeout)",
         method, path or url:sub(#M.base_url(client) + 1), err.code, delay, left))
       coroutine.yield("sleep", delay)
     elseif err then
       if not err.retryable or attempt >= client.max_retries then return nil, err end
-      if retry_after and retry_after > client.retry_max_delay then
-        -- The server asks for a longer wait than this client may sleep.
-        err.details = err.details or {}
-        err.details.retry_after = retry_after
-        return nil, err
-      end
       attempt = attempt + 1
       local delay = backoff(client, attempt, retry_after)
       client:_log("info", string.format("%s %s: %s; retry %d/%d in %.2fs",
