@@ -24,6 +24,16 @@ local function dead_url()
   return url
 end
 
+-- A plan file at `path` relabelling Bulk_Module_1..n as "<tag> Items i".
+local function write_plan(path, n, tag)
+  local lines = { "return {" }
+  for i = 1, n do
+    lines[#lines + 1] = string.format('  { module = "Bulk_Module_%d", plural_label = "%s Items %d" },', i, tag, i)
+  end
+  lines[#lines + 1] = "}"
+  files.write(path, table.concat(lines, "\n") .. "\n")
+end
+
 local function logger_into(lines)
   return function(_, message) lines[#lines + 1] = message end
 end
@@ -111,6 +121,34 @@ describe("a host that answered before", function()
   end)
 end)
 
+describe("zcrm apply and a server killed with kill -9 mid-run, restarted", function()
+  it("finishes the run, exit 0, every update applied", function()
+    local RUN, KILL_AT = 300, 100
+    local dir = files.tmpdir()
+    local args = { "--state", dir .. "/org.json", "--extra-modules", tostring(RUN), "--latency-ms", "20" }
+    local first = emulator.start(args)
+    write_plan(dir .. "/plan.lua", RUN, "Restart")
+    local run = cli.start({ "apply", dir .. "/plan.lua", "--yes", "--concurrency", "4" },
+      { ZOHO_API_DOMAIN = first.url, ZOHO_ACCESS_TOKEN = TOKEN })
+    local deadline = os.time() + 60
+    while clients.puts(first) < KILL_AT do
+      assert(os.time() < deadline, "the run never reached " .. KILL_AT .. " updates")
+      os.execute("sleep 0.02")
+    end
+    first:kill()
+    local second = emulator.start(args, { port = first.port, delay = 1, wait = false })
+    local code, out, err = cli.finish(run, 120)
+    second:ready()
+    local by = {}
+    for _, m in ipairs(second:state().modules) do by[m.api_name] = m end
+    second:stop()
+    files.remove_tree(dir)
+    assert.equal(0, code, err)
+    assert.matches("applied " .. RUN .. ", skipped 0, failed 0", out)
+    for i = 1, RUN do assert.equal("Restart Items " .. i, by["Bulk_Module_" .. i].plural_label) end
+  end)
+end)
+
 describe("Ctrl-C while nothing has been sent", function()
   local emu
   -- every API answer takes a minute: the state read is still waiting for its
@@ -140,12 +178,7 @@ describe("a --concurrency above the server's cap", function()
     -- 50 ms per answer: calls overlap, so the cap of 5 is met at once
     emu = emulator.start { "--concurrency", "5", "--latency-ms", "50", "--extra-modules", tostring(N) }
     dir = files.tmpdir()
-    local lines = { "return {" }
-    for i = 1, N do
-      lines[#lines + 1] = string.format('  { module = "Bulk_Module_%d", plural_label = "Capped Items %d" },', i, i)
-    end
-    lines[#lines + 1] = "}"
-    files.write(dir .. "/plan.lua", table.concat(lines, "\n") .. "\n")
+    write_plan(dir .. "/plan.lua", N, "Capped")
   end)
   teardown(function()
     emu:stop()
