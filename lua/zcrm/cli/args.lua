@@ -71,9 +71,10 @@ function as ctx.args.
                      more than N credits (5 an update, 500 a new module)
   --diff             accepted for older scripts; reading the state is the default
 
-The first Ctrl-C (or SIGTERM) stops sending, lets the updates in flight finish
-(a few seconds at most), prints the summary and the command that resumes; a
-second one stops at once.
+Ctrl-C (or SIGTERM) before the question (with --yes, before the first update)
+ends zcrm at once: nothing was sent. After it, the first one stops sending, lets
+the updates in flight finish (a few seconds at most), prints the summary and the
+command that resumes; a second one stops at once.
 ]],
   validate = [[
 usage: zcrm validate PLAN.lua [ARG...] [--json]
