@@ -128,8 +128,11 @@ describe("zcrm apply and a server killed with kill -9 mid-run, restarted", funct
     local args = { "--state", dir .. "/org.json", "--extra-modules", tostring(RUN), "--latency-ms", "20" }
     local first = emulator.start(args)
     write_plan(dir .. "/plan.lua", RUN, "Restart")
-    local run = cli.start({ "apply", dir .. "/plan.lua", "--yes", "--concurrency", "4" },
-      { ZOHO_API_DOMAIN = first.url, ZOHO_ACCESS_TOKEN = TOKEN })
+    -- timeout 120: under make valgrind the restarted emulator can take half
+    -- a minute to listen, longer than the default timeout's 30 s of waiting
+    files.write(dir .. "/config.lua", string.format("return { api_domain = %q, timeout = 120 }\n", first.url))
+    local run = cli.start({ "apply", dir .. "/plan.lua", "--yes", "--concurrency", "4", "--config", dir .. "/config.lua" },
+      { ZOHO_ACCESS_TOKEN = TOKEN })
     local deadline = os.time() + 60
     while clients.puts(first) < KILL_AT do
       assert(os.time() < deadline, "the run never reached " .. KILL_AT .. " updates")
