@@ -1,5 +1,5 @@
 #!/bin/sh
-# make bench: the eight figures of bench/README.md, printed as they come and
+# make bench: the figures of bench/README.md, printed as they come and
 # written with a description of the machine to bench/results/latest.txt.
 #
 #   1. bulk wall time against the ideal        bench/bulk_wall.lua
@@ -11,6 +11,7 @@
 #   7. batch against single updates            bench/batch_vs_single.lua
 #   8. event-loop hosts: wait, poll, pending   bench/event_loop.lua
 #   9. poll(0) with nothing ready              bench/poll_cost.lua
+#  10. 50 orgs at once against one org         bench/orgs_scale.lua
 #
 # It installs what it needs and lacks: valgrind (apt-get, as root), the helper
 # bench/.build/rusage (cc), and Zoho's Node.js SDK into bench/node_modules
@@ -131,6 +132,8 @@ figure 7 "Batch vs single updates (200 updates, latency 100 ms, concurrency 10)"
 figure 8 "Event-loop hosts: CPU while waiting (luv), poll(0) against the queue, pending()" \
   lua5.4 bench/event_loop.lua
 figure 9 "poll(0) with nothing ready (issue 18)" lua5.4 bench/poll_cost.lua
+figure 10 "Many orgs at scale: zcrm apply --orgs, 50 orgs x 100 updates (50 emulators) vs 1 org (latency 100 ms, concurrency 10 per org)" \
+  lua5.4 bench/orgs_scale.lua 50 100 100 10 3
 
 say ""
 say "total: $(($(date +%s) - START)) s"

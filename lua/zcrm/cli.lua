@@ -235,7 +235,6 @@ local function cmd_apply(flags, positional, argv)
   local total_ref = { total = 0, plain = plain }
   local bar = not flags.json and not plain and progress_bar()
   local declined
-  core.catch_interrupts()
   local opts = {
     dry_run = flags["dry-run"], diff = not flags["no-diff"], read_state = flags["dry-run"] or nil,
     journal = flags.journal, undo_file = flags.undo, partial = flags.partial,
@@ -248,7 +247,9 @@ local function cmd_apply(flags, positional, argv)
         client.api_domain, flags["dry-run"] and " (dry run: nothing is sent)" or ""))
     end,
     confirm = function(report)
-      if core.interrupted() then return false end
+      -- Until now nothing was sent, and Ctrl-C ends the process at once (main);
+      -- from here on the first one stops sending, for a summary that resumes.
+      core.catch_interrupts()
       local ok, exit_code = confirm(flags, string.format("Apply %s to %s (%s)?", plural(#report.would_send, "change"),
         client.api_domain, changesets.credits(report.estimate)))
       declined = exit_code
@@ -361,8 +362,9 @@ end
 --- main(argv) -> exit code. argv is the script's `arg` (argv[0] its path).
 function M.main(argv)
   argv = argv or {}
-  -- Until apply takes them over, SIGINT and SIGTERM end the process at once,
-  -- without the interpreter's "interrupted!" traceback.
+  -- Until apply is about to send (its question, or --yes), SIGINT and SIGTERM
+  -- end the process at once, without the interpreter's "interrupted!"
+  -- traceback: nothing has been sent that a summary would have to account for.
   core.catch_interrupts(false)
   -- Line by line whatever stdout is (a file, a pipe): a second Ctrl-C, which
   -- ends the process at once, loses no line already printed.

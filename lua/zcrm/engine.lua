@@ -110,7 +110,14 @@ function M.new(client, ops, opts)
   -- `#` is unreliable on a table whose front has been emptied.
   self._queue = {}
   self._qhead, self._qtail = 1, 0
-  self._inflight = 0      -- API transfers in flight (counted against concurrency)
+  self._inflight = 0      -- API transfers in flight (counted against _limit)
+  -- The in-flight limit, from 1 to concurrency: halved by the server's 429
+  -- (once per round: a 429 to a transfer started before the last cut does
+  -- not cut again), raised by 1/limit per other answer (additive increase,
+  -- multiplicative decrease, as TCP does). A too-high concurrency then
+  -- costs time, not failures; Zoho's limit differs by edition.
+  self._limit = self.concurrency
+  self._cuts = 0          -- how many times _limit was cut
   self._transfers = {}    -- core transfer -> owning zcrm.request
   self._timers = {}       -- { at =, req = }, kept sorted by `at`
   self._waiters = {}      -- event name -> list of requests
@@ -184,7 +191,7 @@ local function resumed(self, req, first, co, ok, ...)
   end
   if what == "http" then
     req._spec = a
-    if a.bypass_limit or self._inflight < self.concurrency then
+    if a.bypass_limit or self._inflight < self._limit then
       self:start_transfer(req, a)
     else
       self._qtail = self._qtail + 1
@@ -266,15 +273,41 @@ function Engine:start_transfer(req, spec)
   if not spec.bypass_limit then
     self._inflight = self._inflight + 1
     if self._inflight > self.max_in_flight_seen then self.max_in_flight_seen = self._inflight end
+    -- For http.lua: a 429 to a call sent alongside others is the server's
+    -- concurrency signal, not the call's failure.
+    spec.crowded = self._inflight > 1
+    spec.round = self._cuts
   end
   req._creq = creq
   self._transfers[creq] = req
 end
 
+-- An API transfer got `code` (nil: no answer): the in-flight limit follows
+-- the server (see _limit in M.new).
+local function adapt(self, spec, code)
+  if code == 429 then
+    if spec.round == self._cuts and self._limit > 1 then
+      self._cuts = self._cuts + 1
+      self._limit = math.max(1, self._limit // 2)
+      self.client:_log("info", string.format("HTTP 429: at most %d calls in flight now (concurrency %d)",
+        self._limit, self.concurrency))
+    end
+  elseif code and self._limit < self.concurrency then
+    self._limit = math.min(self.concurrency, self._limit + 1 / self._limit)
+  end
+end
+
+--- The calls this engine lets be in flight now: `concurrency`, lowered
+-- after the server's 429s and raised again as calls succeed.
+-- @treturn integer
+function Engine:limit()
+  return math.floor(self._limit)
+end
+
 -- Starts queued transfers while slots are free.
 function Engine:fill()
   local q = self._queue
-  while self._inflight < self.concurrency and self._qhead <= self._qtail do
+  while self._inflight < self._limit and self._qhead <= self._qtail do
     local req = q[self._qhead]
     q[self._qhead] = nil
     self._qhead = self._qhead + 1
@@ -440,8 +473,11 @@ function Engine:poll(timeout)
         self._transfers[creq] = nil
         req._creq = nil
         local spec = req._spec
-        if not spec.bypass_limit then self._inflight = self._inflight - 1 end
         local code, body, headers = creq:result(spec.want_headers)
+        if not spec.bypass_limit then
+          self._inflight = self._inflight - 1
+          adapt(self, spec, code)
+        end
         if spec.after then spec.after(self.client, spec, code, body, headers) end
         make_ready(self, req, code, body, headers)
       end

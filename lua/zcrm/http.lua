@@ -86,6 +86,28 @@ local function backoff(client, attempt, retry_after)
   return delay
 end
 
+-- The origins ("https://host:port") that have answered this process (any
+-- HTTP status). A refused connection to one of them is a restart, waited for;
+-- to any other, a host that was never reached (a mistyped domain, a server
+-- that is not running), which fails at once. One table for every client: a
+-- new client of a host that answered an earlier one sees the same server.
+local answered = {}
+
+local function origin(url)
+  local slash = url:find("/", 9, true) -- past "https://" and the host's first character
+  return slash and url:sub(1, slash - 1) or url
+end
+
+-- A call that never reached a host that never answered: nothing to wait for.
+local function never_answered(url, err)
+  local host = origin(url)
+  return core.error {
+    kind = err.kind, code = err.code, retryable = err.retryable,
+    message = string.format("%s never answered (%s)", host, tostring(err.message)),
+    details = { host = host, curl_code = err.details and err.details.curl_code },
+  }
+end
+
 -- The response headers this module reads (credits_after, the retry policy).
 local READ_HEADERS = { "retry-after", "x-api-credits-remaining" }
 
@@ -181,7 +203,8 @@ function M.call(client, method, path, opts, url, json)
   local idempotent = opts.idempotent
   if idempotent == nil then idempotent = method ~= "POST" end
   local attempt, reauthed = 0, false
-  local refused, refused_since = 0, nil
+  -- Failures that cost time, not retries (see below): how many, since when.
+  local waits, waiting_since = 0, nil
   while true do
     local token, headers
     if opts.auth ~= false then
@@ -197,16 +220,20 @@ function M.call(client, method, path, opts, url, json)
       if body then headers[#headers + 1] = "Content-Type: application/json" end
       for _, h in ipairs(opts.headers or {}) do headers[#headers + 1] = h end
     end
-    local status, raw, rheaders = coroutine.yield("http", {
+    local spec = {
       method = method, url = url, headers = headers, body = body,
       timeout = client.request_timeout, connect_timeout = client.connect_timeout,
       cost = opts.cost, before_start = credits_before, after = credits_after,
       -- An update returns no headers: only those read here are made.
       want_headers = opts.read and READ_HEADERS or nil,
-    })
+    }
+    local status, raw, rheaders = coroutine.yield("http", spec)
     local err, retry_after
     if status == nil then
       err = raw
+      if (err.code == "CONNECTION_FAILED" or err.code == "DNS_ERROR") and not answered[origin(url)] then
+        return nil, never_answered(url, err)
+      end
       -- A POST that never connected was never sent: safe to retry.
       if not idempotent and err.code ~= "CONNECTION_FAILED" then
         return nil, MAYBE_APPLIED[err.code] and outcome_unknown(method, err) or err
@@ -215,6 +242,8 @@ function M.call(client, method, path, opts, url, json)
       -- No body; 304 only answers a conditional request (If-Modified-Since).
       return status, nil, rheaders
     else
+      local o = origin(url)
+      if not answered[o] then answered[o] = true end
       if opts.read and status >= 200 and status < 300 then
         local res = opts.read(raw, client._secret_forms)
         if res then return status, res, rheaders, true end
@@ -249,25 +278,31 @@ function M.call(client, method, path, opts, url, json)
         retry_after = parse_retry_after(rheaders and rheaders["retry-after"])
       end
     end
-    if err and err.code == "CONNECTION_FAILED" then refused_since = refused_since or core.now() end
-    local left = refused_since and refused_since + client.request_timeout - core.now()
-    if err and err.code == "CONNECTION_FAILED" and client.max_retries > 0 and left > 0 then
-      -- Nothing reached a server that refuses connections (one restarting,
-      -- say): the call keeps trying, with backoff, for `timeout` seconds from
-      -- the first refusal; max_retries counts only the other failures.
-      refused = refused + 1
-      local delay = math.min(backoff(client, refused), left)
+    if err and retry_after and retry_after > client.retry_max_delay then
+      -- The server asks for a longer wait than this client may sleep.
+      err.details = err.details or {}
+      err.details.retry_after = retry_after
+      return nil, err
+    end
+    -- Two failures cost time, not retries: a refused connection to a host
+    -- that answered before (nothing reached a server that is restarting),
+    -- and a 429 to a call sent while others were in flight (the server's
+    -- concurrency limit: the engine has lowered its in-flight count, and the
+    -- call waits its turn). The call keeps trying, with backoff, for
+    -- `timeout` seconds from the first of them; max_retries counts only the
+    -- other failures, among them a 429 to a call that was alone in flight
+    -- (the status does not say whether credits or concurrency ran out).
+    local waits_out = err and (err.code == "CONNECTION_FAILED" or (status == 429 and spec.crowded))
+    if waits_out then waiting_since = waiting_since or core.now() end
+    local left = waiting_since and waiting_since + client.request_timeout - core.now()
+    if waits_out and client.max_retries > 0 and left > 0 then
+      waits = waits + 1
+      local delay = math.min(backoff(client, waits, retry_after), left)
       client:_log("info", string.format("%s %s: %s; trying again in %.2fs (%.0fs left of timeout)",
-        method, path, err.code, delay, left))
+        method, path or url:sub(#M.base_url(client) + 1), err.code, delay, left))
       coroutine.yield("sleep", delay)
     elseif err then
       if not err.retryable or attempt >= client.max_retries then return nil, err end
-      if retry_after and retry_after > client.retry_max_delay then
-        -- The server asks for a longer wait than this client may sleep.
-        err.details = err.details or {}
-        err.details.retry_after = retry_after
-        return nil, err
-      end
       attempt = attempt + 1
       local delay = backoff(client, attempt, retry_after)
       client:_log("info", string.format("%s %s: %s; retry %d/%d in %.2fs",

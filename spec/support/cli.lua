@@ -4,6 +4,7 @@
 --   local cli = require "spec.support.cli"
 --   local code, out, err = cli.run({ "report", "--json" }, { ZOHO_API_DOMAIN = emu.url, ... })
 --   local code, screen = cli.run_dialog({ "login" }, env, { { "Prompt: ", "answer" }, ... })  -- on a terminal
+--   local run = cli.start({ "apply", ... }, env); ...; local code, out, err = cli.finish(run, guard)  -- in the background
 local files = require "spec.support.files"
 
 local M = {}
@@ -49,6 +50,37 @@ function M.run(args, env)
 end
 
 local function sleep(s) os.execute("sleep " .. s) end
+
+--- Starts bin/zcrm in the background (stdin /dev/null); returns a run
+-- `{ pid =, out =, err =, pidfile =, rcfile = }`, for `finish`.
+function M.start(args, env)
+  local run = { out = os.tmpname(), err = os.tmpname(), pidfile = os.tmpname(), rcfile = os.tmpname() }
+  files.write(run.rcfile, "")
+  os.execute(string.format("( %s </dev/null >%s 2>%s & echo $! >%s; wait $!; echo $? >%s ) >/dev/null 2>&1 &",
+    M.command(args, env), run.out, run.err, run.pidfile, run.rcfile))
+  repeat run.pid = tonumber(files.read(run.pidfile) or "") until run.pid
+  return run
+end
+
+--- Waits for a run of `start` to end; returns its exit code, stdout and
+-- stderr, or raises once `guard` seconds (default 60) pass: it hangs. A run
+-- that hung is killed first (SIGKILL), so no process outlives the spec.
+function M.finish(run, guard)
+  local deadline = os.time() + (guard or 60)
+  while not (files.read(run.rcfile) or ""):match("%d") do
+    if os.time() > deadline then
+      os.execute("kill -KILL " .. run.pid .. " 2>/dev/null")
+      local err = slurp(run.err)
+      os.remove(run.out)
+      os.remove(run.pidfile)
+      error(string.format("bin/zcrm did not end within %d s; its stderr: %s", guard or 60, err), 2)
+    end
+    sleep(0.02)
+  end
+  local code = tonumber(slurp(run.rcfile):match("%d+"))
+  os.remove(run.pidfile)
+  return code, slurp(run.out), slurp(run.err)
+end
 
 -- Waits until the file at `path` holds `text` (after byte `from`); raises
 -- after 20 s: the command is stuck, not slow.

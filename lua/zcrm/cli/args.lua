@@ -244,9 +244,10 @@ function as ctx.args.
     { name = "diff", usage = false, help = "accepted for older scripts; reading the state is the default" },
   },
   after = [[
-The first Ctrl-C (or SIGTERM) stops sending, lets the updates in flight finish
-(a few seconds at most), prints the summary and the command that resumes; a
-second one stops at once.
+Ctrl-C (or SIGTERM) before the question (with --yes, before the first update)
+ends zcrm at once: nothing was sent. After it, the first one stops sending, lets
+the updates in flight finish (a few seconds at most), prints the summary and the
+command that resumes; a second one stops at once.
 
 A change set (CHANGES.json, from zcrm plan --out) is applied exactly: every
 body is checked by the code that builds the request, and every module id,

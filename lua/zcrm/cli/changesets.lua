@@ -161,7 +161,7 @@ local function apply_changes(flags, path, argv)
   end
   local declined
   opts.confirm = function(report)
-    if core.interrupted() then return false end
+    core.catch_interrupts() -- from the question on, Ctrl-C stops sending (cli.lua's main)
     local ok, exit_code = confirm(flags, string.format("Apply %s to %s (%s)?", plural(#report.pending, "change"),
       client.api_domain, credits(report.estimate)))
     declined = exit_code
@@ -179,7 +179,6 @@ local function apply_changes(flags, path, argv)
     end
   end
   local report
-  core.catch_interrupts()
   report, err = client:apply(cs, opts)
   client:close()
   local sig = core.interrupted()
@@ -239,7 +238,6 @@ local function apply_changes_orgs(flags, path, argv)
     o.dry_run = dry or nil
     return o
   end
-  core.catch_interrupts()
   local checks = orgs_mod.each(clients, function(client, i) return client:apply(sets[i], options_for(i, true)) end)
   local total, estimate, code, drift = 0, 0, EXIT_OK, false
   for i, r in ipairs(checks) do
@@ -271,11 +269,9 @@ local function apply_changes_orgs(flags, path, argv)
     H.error_line(nil, require("zcrm.plan.policy").budget_error(estimate, base.max_credits))
     return EXIT_USAGE
   end
-  local ok, no = false, EXIT_FAILED
-  if not core.interrupted() then
-    ok, no = confirm(flags, string.format("Apply %s to %s (%s)?", plural(total, "change"), plural(#list, "org"),
-      credits(estimate)))
-  end
+  core.catch_interrupts() -- from the question on, Ctrl-C stops sending (cli.lua's main)
+  local ok, no = confirm(flags, string.format("Apply %s to %s (%s)?", plural(total, "change"), plural(#list, "org"),
+    credits(estimate)))
   if not ok then
     close()
     local sig = core.interrupted()
@@ -331,7 +327,6 @@ local function apply_orgs(flags, path, positional, argv)
   end
   local total, declined = 0, nil
   local result
-  core.catch_interrupts()
   result, err = zcrm.apply_orgs(list, path, {
     stop = stop, stop_grace = H.interrupt_grace,
     dry_run = flags["dry-run"] == true, journal = flags.journal, undo_file = flags.undo,
@@ -353,7 +348,7 @@ local function apply_orgs(flags, path, positional, argv)
       end
     end,
     confirm = function(r)
-      if core.interrupted() then return false end
+      core.catch_interrupts() -- from the question on, Ctrl-C stops sending (cli.lua's main)
       if total == 0 then return true end
       local names = {}
       for _, o in ipairs(r.orgs) do names[#names + 1] = o.name end

@@ -91,15 +91,19 @@ end
 -- once, in the caller's loop, and `handle(item, res, err)` for each one that
 -- completes. Once opts.stop() is true (report.interrupted) or report.aborted,
 -- nothing new starts; those in flight get opts.stop_grace seconds, then are
--- cancelled. Returns the index of the first item not started.
+-- cancelled. The window narrows to the engine's limit (lowered after a 429),
+-- so that what has started is what is in flight, not queued in the engine
+-- where a stop would not hold it. Returns the index of the first item not started.
 function M.pump(client, items, window, submit, handle, opts, report)
   local next_i, in_flight, completed, live, deadline = 1, 0, {}, {}, nil
+  local engine = client._engine
   while true do
     if not report.interrupted and opts.stop and opts.stop() then
       report.interrupted = true
       deadline = core.now() + (opts.stop_grace or 5)
     end
-    while not report.aborted and not report.interrupted and in_flight < window and next_i <= #items do
+    while not report.aborted and not report.interrupted and in_flight < window and in_flight < engine:limit()
+        and next_i <= #items do
       local item = items[next_i]
       next_i, in_flight = next_i + 1, in_flight + 1
       local req
