@@ -552,6 +552,21 @@ describe("the zcrm command", function()
   end)
 end)
 
+describe("the example ORGS.lua", function()
+  it("is accepted as shipped (mode 644, its token from the environment), as the README runs it", function()
+    local a, b = emulator.start(), emulator.start()
+    local cli = require "spec.support.cli"
+    local code, out, err = cli.run({ "diff", "examples/plans/regional_labels.lua", "--orgs",
+      "examples/plans/orgs.example.lua" }, { AMERICAS_API_DOMAIN = a.url, EMEA_API_DOMAIN = b.url,
+      ZOHO_ACCESS_TOKEN = "emulator-token" })
+    a:stop()
+    b:stop()
+    assert.equal(1, code, err)                        -- both seeded orgs differ from the plan
+    assert.is_nil(err:find("UNSAFE_CONFIG", 1, true), err)
+    assert.matches("americas", out, 1, true)
+  end)
+end)
+
 describe("config and orgs files: one rule, judged by what they contain", function()
   local core = require "zcrm.core"
   local REAL = "1000.configspec.REALTOKEN.5e1f"

@@ -3,7 +3,8 @@
 -- from the environment, never from this file, so it may be readable by others
 -- (a file with a secret written in it must be chmod 600). As written, it points
 -- at two local emulators (`bin/zcrm emulator --port 8642` and `--port 8643`)
--- and takes their token from ZOHO_ACCESS_TOKEN (emulator-token).
+-- and takes their token from ZOHO_ACCESS_TOKEN (the emulator's token, which the
+-- walkthrough exports; a token written here would make the file a secret).
 local getenv = os.getenv
 
 return {

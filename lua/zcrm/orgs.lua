@@ -238,7 +238,9 @@ function M.apply_orgs(zcrm, orgs, plan, opts)
     return result
   end
   if opts.confirm then
+    local w0 = core.now()
     result.confirmed = opts.confirm(result) == true
+    t0 = t0 + (core.now() - w0) -- the wait at the question is not the run's time
     if not result.confirmed then close(); result.ok = false; return result end
   end
 
