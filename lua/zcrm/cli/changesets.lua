@@ -378,8 +378,16 @@ local function apply_orgs(flags, path, positional, argv)
           H.error_line(o.org, e)
         end
       end
-      err_line(string.format("zcrm: %s refuse the plan; no org was changed", plural(#err.details.orgs, "org")))
-      return EXIT_USAGE
+      -- an invalid plan is the input's fault (2); an org that could not be
+      -- read (network, token) is a runtime failure (1)
+      local input = true
+      for _, o in ipairs(err.details.orgs) do
+        if not (zcrm.is_error(o.error) and (o.error.kind == "validation" or o.error.kind == "config")) then input = false end
+      end
+      local n = #err.details.orgs
+      err_line(string.format("zcrm: %s %s; no org was changed", plural(n, "org"),
+        input and (n == 1 and "refuses the plan" or "refuse the plan") or "could not be checked"))
+      return input and EXIT_USAGE or EXIT_FAILED
     end
     H.error_line(flags.orgs, err)
     local sig = core.interrupted()
