@@ -229,7 +229,8 @@ function as ctx.args.
       .. "fsync'd): an\naudit record; it never makes a run skip anything" },
     { name = "undo", value = "F", complete = "file",
       help = "write F, a plan that restores the state read (F must not exist)" },
-    { name = "concurrency", value = "N", help = "at most N updates in flight (default 10; Zoho allows 5 to 25)" },
+    { name = "concurrency", value = "N", help = "at most N updates in flight (default 10; Zoho allows 5 to 25\n"
+      .. "by edition); a 429 answer lowers it for a while" },
     { name = "batch", help = "send updates 100 modules per call (PUT settings/modules);\n"
       .. "if the server refuses that, one per call, said once" },
     { name = "json", help = "JSON lines on stdout: one event per line" },
