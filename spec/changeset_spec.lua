@@ -7,6 +7,7 @@ local core = require "zcrm.core"
 local emulator = require "spec.support.emulator"
 local files = require "spec.support.files"
 local clients = require "spec.support.client"
+local cli = require "spec.support.cli"
 
 local puts, new_client = clients.puts, clients.maker { retry_base = 0.01 }
 
@@ -309,28 +310,24 @@ describe("zcrm apply CHANGES.json, Ctrl-C, then the same command", function()
       .. " --api-domain " .. emu.url .. " >/dev/null 2>&1"))
     local set = cjson.decode(files.read(cs))
     local total, concurrency = #set.changes, 2
-    local out_file, err_file, rc, pidfile = dir .. "/out", dir .. "/err", dir .. "/rc", dir .. "/pid"
-    os.execute(string.format("( %sbin/zcrm apply %s --yes --concurrency %d --api-domain %s >%s 2>%s & echo $! >%s; "
-      .. "wait $!; echo $? >%s ) >/dev/null 2>&1 &", env, emulator.quote(cs), concurrency, emu.url, out_file, err_file,
-      pidfile, rc))
-    local pid
-    repeat pid = tonumber(files.read(pidfile) or "") until pid
+    local running = cli.start({ "apply", cs, "--yes", "--concurrency", tostring(concurrency) },
+      { ZOHO_API_DOMAIN = emu.url, ZOHO_ACCESS_TOKEN = "emulator-token" })
     while puts(emu) < 1 do core.sleep(0.01) end -- an update is in flight: an event, not a time
-    os.execute("kill -INT " .. pid)
-    while not (files.read(rc) or ""):match("%d") do core.sleep(0.01) end
-    assert.equal(130, tonumber(files.read(rc):match("%d+")))
-    local errors = files.read(err_file)
+    os.execute("kill -INT " .. running.pid)
+    local code, output, errors = cli.finish(running)
+    assert.equal(130, code)
     assert.is_nil(errors:find("traceback", 1, true), errors)
     assert.is_nil(errors:find("interrupted!", 1, true), errors)
     assert.matches("interrupted by Ctrl%-C", errors)
     assert.matches("applied %d+, already applied 0, changed since the plan 0, failed 0, not sent %d+ of " .. total
-      .. " changes", files.read(out_file))
+      .. " changes", output)
     -- the advice is the same command, never a new plan over the reviewed file
     assert.matches("Running the same command again resumes: bin/zcrm apply " .. cs, errors, 1, true)
     assert.is_nil(errors:find("zcrm plan", 1, true), errors)
     assert.is_true(puts(emu) < total, "the run completed before the signal")
     emu:drain()
-    local code, out, err = run(emu, dir, "apply", cs, "--yes", "--concurrency", tostring(concurrency))
+    local out, err
+    code, out, err = run(emu, dir, "apply", cs, "--yes", "--concurrency", tostring(concurrency))
     assert.equal(0, code, out .. err)
     assert.is_true(puts(emu) <= total + concurrency, "PUTs: " .. puts(emu))
     for _, c in ipairs(set.changes) do

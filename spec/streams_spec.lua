@@ -30,14 +30,8 @@ end
 
 describe("zcrm's streams", function()
   local emu, dir
-  before_each(function()
-    emu = emulator.start()
-    dir = files.tmpdir()
-  end)
-  after_each(function()
-    emu:stop()
-    files.remove_tree(dir)
-  end)
+  before_each(function() emu, dir = emulator.start(), files.tmpdir() end)
+  after_each(function() emu:stop(); files.remove_tree(dir) end)
 
   it("--json: a plan's print goes to stderr; stdout holds JSON lines only", function()
     local plan = dir .. "/printing.lua"
@@ -100,14 +94,8 @@ end)
 
 describe("zcrm on a terminal", function()
   local emu, dir
-  before_each(function()
-    emu = emulator.start()
-    dir = files.tmpdir()
-  end)
-  after_each(function()
-    emu:stop()
-    files.remove_tree(dir)
-  end)
+  before_each(function() emu, dir = emulator.start(), files.tmpdir() end)
+  after_each(function() emu:stop(); files.remove_tree(dir) end)
 
   it("asks on the terminal even when stderr goes to a file", function()
     local err_file = dir .. "/err.log"
@@ -133,28 +121,17 @@ describe("zcrm on a terminal", function()
 end)
 
 describe("a second Ctrl-C with stdout in a file", function()
-  local emu, dir
-  setup(function()
-    emu = emulator.start { "--latency-ms", "300" }
-    dir = files.tmpdir()
-  end)
-  teardown(function()
-    emu:stop()
-    files.remove_tree(dir)
-  end)
+  local emu
+  setup(function() emu = emulator.start { "--latency-ms", "300" } end)
+  teardown(function() emu:stop() end)
 
   it("leaves a line in the file for every update the run had reported applied", function()
-    local out, rc, pidfile = dir .. "/out", dir .. "/rc", dir .. "/pid"
-    os.execute(string.format("( %s --yes --concurrency 1 >%s 2>/dev/null & echo $! >%s; wait $!; echo $? >%s ) "
-      .. ">/dev/null 2>&1 &", cli.command({ "apply", "examples/plans/relabel.lua" }, env_of(emu)), out, pidfile, rc))
-    local pid
-    repeat pid = tonumber(files.read(pidfile) or "") until pid
+    local running = cli.start({ "apply", "examples/plans/relabel.lua", "--yes", "--concurrency", "1" }, env_of(emu))
     -- one update in flight at a time: when the server sees the third, the
     -- client has printed the first two (it prints each before sending on)
     while puts(emu) < 3 do core.sleep(0.01) end
-    os.execute("kill -INT " .. pid .. "; kill -INT " .. pid)
-    while not (files.read(rc) or ""):match("%d") do core.sleep(0.01) end
-    local text = files.read(out) or ""
+    os.execute("kill -INT " .. running.pid .. "; kill -INT " .. running.pid)
+    local _, text = cli.finish(running)
     local _, applied = text:gsub("\n  applied ", "")
     assert.is_true(applied >= 2, "lines in the file: " .. text)
   end)

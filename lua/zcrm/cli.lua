@@ -138,18 +138,10 @@ local function result_printer(flags, total_ref, index_of)
   end
 end
 
-local function already_count(report)
-  local n = 0
-  for _, sk in ipairs(report.skipped) do
-    if sk.reason == "no change" then n = n + 1 end
-  end
-  return n
-end
-
 local function report_json(report, extra)
   local event = {
     event = "report", ok = report.ok, dry_run = report.dry_run, total = report.total,
-    applied = #report.applied, skipped = #report.skipped, already = already_count(report), failed = #report.failed,
+    applied = #report.applied, skipped = #report.skipped, already = term.already_count(report), failed = #report.failed,
     invalid = #report.invalid, not_sent = #report.not_sent, credits = report.credits,
     elapsed = report.elapsed, undo_file = report.undo_file, journal = report.journal,
     batch_fallback = report.batch_fallback and error_json(report.batch_fallback) or nil,
@@ -194,7 +186,7 @@ local function show_plan(report, flags, heading)
       out(string.format("  would send  %s%s  %s\n", s.module, string.rep(" ", w - width(s.module)), cjson.encode(s.update)))
     end
     if #report.would_send > 0 then
-      out(string.format("Would spend %s.\n", changesets.credits(report.estimate)))
+      out(string.format("Would spend %s.\n", term.credits(report.estimate)))
     end
   end
   io.stdout:flush()
@@ -251,7 +243,7 @@ local function cmd_apply(flags, positional, argv)
       -- from here on the first one stops sending, for a summary that resumes.
       core.catch_interrupts()
       local ok, exit_code = confirm(flags, string.format("Apply %s to %s (%s)?", plural(#report.would_send, "change"),
-        client.api_domain, changesets.credits(report.estimate)))
+        client.api_domain, term.credits(report.estimate)))
       declined = exit_code
       return ok
     end,

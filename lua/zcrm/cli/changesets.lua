@@ -16,7 +16,7 @@ local EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 local read_orgs, connect_orgs, per_org = connection.read_orgs, connection.connect_orgs, connection.per_org
 local connect = connection.connect
 local out, err_line, json_line, error_json = term.out, term.err_line, term.json_line, term.error_json
-local plural, confirm = term.plural, term.confirm
+local plural, confirm, credits = term.plural, term.confirm, term.credits
 local usage_error, print_changes, list_or_nil = term.usage_error, term.print_changes, term.list_or_nil
 
 -- {==== helpers
@@ -27,13 +27,6 @@ local changeset = require "zcrm.plan.changeset"
 local util = require "zcrm.util"
 
 
---- credits(n) -> "1,500 credits": thousands grouped, as a person reads them.
-local function credits(n)
-  local s = tostring(math.tointeger(n) or n)
-  local grouped = s:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", "")
-  return grouped .. (n == 1 and " credit" or " credits")
-end
-M.credits = credits
 
 --- show_changes(list): changes of a change set as `zcrm apply PLAN` shows a
 -- plan's, each drawn from the body it sends (changeset.effect).

@@ -277,7 +277,7 @@ local function cmd_show(flags, positional)
   changesets.header(cs, path)
   show_changes(cs.changes)
   out(string.format("%s; applying them costs about %s.\n", plural(#cs.changes, "change"),
-    changesets.credits(#cs.changes * require("zcrm.http").DEFAULT_COSTS.update_module)))
+    term.credits(require("zcrm.plan.policy").estimate(require("zcrm.http").DEFAULT_COSTS, cs.changes))))
   return EXIT_OK
 end
 

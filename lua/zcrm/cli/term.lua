@@ -143,6 +143,13 @@ local function plural(n, word)
   return string.format("%d %s", n, word:match("y$") and word:gsub("y$", "ies") or (word .. "s"))
 end
 
+--- credits(n) -> "1,500 credits": thousands grouped, as a person reads them.
+local function credits(n)
+  local s = tostring(math.tointeger(n) or n)
+  local grouped = s:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", "")
+  return grouped .. (n == 1 and " credit" or " credits")
+end
+
 -- Display width of a string: characters, not bytes (labels are UTF-8).
 local function width(s)
   return utf8.len(s) or #s
@@ -286,12 +293,19 @@ end
 -- invalid 1, failed 0, not sent 0 of 13 entries": every entry of the plan in
 -- exactly one count (a dry run says "would apply"). `paint_fn(color, text)`
 -- colours the applied and failed counts.
+--- already_count(report) -> the plan's entries the org already had ("no change").
+local function already_count(report)
+  local n = 0
+  for _, sk in ipairs(report.skipped) do
+    if sk.reason == "no change" then n = n + 1 end
+  end
+  return n
+end
+
 local function plan_counts(report, paint_fn)
   paint_fn = paint_fn or function(_, text) return text end
-  local same, other = 0, 0
-  for _, sk in ipairs(report.skipped) do
-    if sk.reason == "no change" then same = same + 1 else other = other + 1 end
-  end
+  local same = already_count(report)
+  local other = #report.skipped - same
   local invalid = {}
   for _, f in ipairs(report.invalid or {}) do invalid[f.index] = true end
   local n_invalid = 0
@@ -435,6 +449,7 @@ M.print_error = print_error
 M.usage_error = usage_error
 M.list_or_nil = list_or_nil
 M.plural = plural
+M.credits = credits
 M.width = width
 M.print_table = print_table
 M.columns = columns
@@ -447,5 +462,6 @@ M.interactive = interactive
 M.confirm = confirm
 M.print_changes = print_changes
 M.plan_counts = plan_counts
+M.already_count = already_count
 
 return M

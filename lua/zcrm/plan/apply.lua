@@ -119,14 +119,6 @@ local function narrow(client, list, opts)
   end)
 end
 
--- Credits the work will spend (the API Limits page's costs).
-local function estimate(client, work)
-  local costs, n = client.credit_costs or {}, 0
-  for _, item in ipairs(work) do
-    n = n + ((item.create and costs.create_module or costs.update_module) or 0)
-  end
-  return n
-end
 
 local function error_fields(err)
   if not core.is_error(err) then return { code = "ERROR", message = tostring(err) } end
@@ -355,7 +347,7 @@ function M.apply(client, plan, opts, known)
   for _, item in ipairs(work) do
     report.would_send[#report.would_send + 1] = { index = item.index, module = item.module, update = item.send }
   end
-  report.estimate = estimate(client, work)
+  report.estimate = policy.estimate(client.credit_costs, work)
   call_back(report, opts.on_plan, report)
   if opts.max_credits and report.estimate > opts.max_credits then
     if journal then journal:close() end

@@ -210,10 +210,6 @@ local function write_undo(path, list, changes)
   return plan_apply.write_undo(path, text)
 end
 
---- estimate(client, n) -> the credits n module updates cost (API Limits page).
-function M.estimate(client, n)
-  return n * (client.credit_costs and client.credit_costs.update_module or 0)
-end
 
 --- apply_changes(client, changes, opts) -> report, or nil, err when nothing
 -- was sent: a malformed change set or one that names what the org lacks
@@ -315,7 +311,7 @@ function M.apply(client, changes, opts)
       into[#into + 1] = entry
     end
   end
-  report.estimate = M.estimate(client, #report.pending)
+  report.estimate = policy.estimate(client.credit_costs, report.pending)
   report.drift_refused = (#report.refused > 0 or #report.failed > 0) and not opts.partial or nil
   call_back(report, opts.on_plan, report)
   local function hold(why)

@@ -78,6 +78,18 @@ function M.select(list, only, exclude, name_of)
   return out
 end
 
+--- estimate(costs, items) -> the credits sending `items` costs (the API
+-- Limits page's costs: `costs.create_module` for an item with `create`,
+-- `costs.update_module` for any other). `costs` is a client's
+-- `credit_costs`, or `zcrm.http.DEFAULT_COSTS` with no client at hand.
+function M.estimate(costs, items)
+  local n = 0
+  for _, item in ipairs(items) do
+    n = n + ((item.create and costs.create_module or costs.update_module) or 0)
+  end
+  return n
+end
+
 --- budget_error(estimate, max) -> the error of a run whose estimate is over
 -- its budget (`max_credits`): nothing is sent.
 function M.budget_error(estimate, max)
@@ -106,12 +118,13 @@ function M.pump(client, items, window, submit, handle, opts, report)
         and next_i <= #items do
       local item = items[next_i]
       next_i, in_flight = next_i + 1, in_flight + 1
-      local req
+      local req, ended
       req = submit(item):on_done(function(res, err)
+        ended = true                         -- may be at once, inside submit
         if req then live[req] = nil end
         completed[#completed + 1] = { item, res, err }
       end)
-      if #completed == 0 or completed[#completed][1] ~= item then live[req] = true end
+      if not ended then live[req] = true end
     end
     if in_flight == 0 then break end
     if deadline and core.now() >= deadline then
