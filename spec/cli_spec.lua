@@ -118,6 +118,16 @@ describe("bin/zcrm", function()
       assert.equal("", out)
       assert.equal('zcrm: unknown command "zzzzzz" (see zcrm --help)\n', err)
     end)
+    it("suggests the nearest flag for a mistyped one", function()
+      local code, out, err = zcrm { "apply", "plan.lua", "--yess" }
+      assert.equal(2, code)
+      assert.equal("", out)
+      assert.matches("unknown option '--yess' for zcrm apply; did you mean '--yes'?", err, 1, true)
+      code, out, err = zcrm { "apply", "plan.lua", "--zzzzzz" }
+      assert.equal("", out)
+      assert.equal(2, code)
+      assert.is_nil(err:find("did you mean", 1, true), err)
+    end)
   end)
 
   describe("validate", function()

@@ -339,7 +339,13 @@ local function parse(command, argv, first)
       local name, value = a:match("^%-%-([^=]+)=(.*)$")
       name = name or a:sub(3)
       local kind = known[name]
-      if not kind then return nil, nil, "unknown option '--" .. name .. "' for zcrm " .. command end
+      if not kind then
+        local names = {}
+        for n in pairs(known) do names[#names + 1] = n end
+        local near = M.nearest(name, names)          -- defined below; called once parsing
+        return nil, nil, "unknown option '--" .. name .. "' for zcrm " .. command
+          .. (near and string.format("; did you mean '--%s'?", near) or "")
+      end
       if kind == "boolean" then
         if value then return nil, nil, "option '--" .. name .. "' takes no value" end
         flags[name] = true

@@ -89,6 +89,7 @@ local CLI_WORDS = {
   { "undo_file %(zcrm apply %-%-undo%)", "--undo" },
   { "in details%.([%w_]+)", "in the error's details (%1)" },
   { "and send the request again", "and run the command again" },
+  { "with a static access_token", "with ZOHO_ACCESS_TOKEN or --access-token" },
 }
 
 -- The hint shown with an error: its resolution, in the command's own words

@@ -132,7 +132,9 @@ end
 --- read(path) -> change set, or nil, err.
 function M.read(path)
   local f, oerr = core.open_file(path, "r")
-  if not f then return nil, io_error("CHANGES_FILE_ERROR", "cannot read change set: " .. tostring(oerr)) end
+  if not f then
+    return nil, io_error("CHANGES_FILE_ERROR", "cannot read change set: " .. (oerr.message or tostring(oerr)))
+  end
   local text = f:read("a")
   f:close()
   local t, err = M.decode(text or "")
