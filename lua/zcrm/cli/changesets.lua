@@ -124,12 +124,6 @@ local function apply_changes(flags, path, argv)
   if not cs then H.error_line(nil, err); return EXIT_USAGE end
   local client, code = connect(flags)
   if not client then return code end
-  if cs.api_domain ~= client.api_domain then
-    client:close()
-    H.error_line(path, zcrm.error { kind = "validation", code = "ORG_MISMATCH",
-      message = string.format("the change set was made for %s, not %s", cs.api_domain, client.api_domain) })
-    return EXIT_USAGE
-  end
   local opts = apply_options(flags)
   opts.dry_run = flags["dry-run"] or nil
   opts.on_plan = function(report)
