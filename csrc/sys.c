@@ -4,6 +4,9 @@
 ** opened without following symbolic links (journal, undo plan, exports) and
 ** private files (mode 0600, written atomically) for the token cache.
 */
+/* Linux: O_PATH (a directory searched, never read), readlinkat of an O_PATH
+** descriptor and getrandom. */
+#define _GNU_SOURCE
 /***
  * The C core, `require "zcrm.core"`; its contract is csrc/API.md.
  * @module zcrm.core
@@ -14,7 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <limits.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
@@ -65,8 +70,109 @@ static int zc_sleep(lua_State *L) {
 ** Every path is checked for an embedded NUL (the C calls would silently
 ** use a shorter path), and nothing here follows a symbolic link at the
 ** path itself: a local user who can plant one must not be able to make
-** zcrm write a token or org data to a file of their choosing.
+** zcrm write a token or org data to a file of their choosing. Nor in the
+** directories above it: see zc_walk.
 */
+
+/* A walk's count of links followed and, when it stopped at a link it does
+** not trust, that link's name. */
+typedef struct {
+  int links;
+  char untrusted[NAME_MAX + 1];
+} zc_walk_state;
+
+enum { ZC_MAX_LINKS = 40 };                   /* the kernel's own limit */
+
+static int zc_walk(int at, const char *path, size_t len, zc_walk_state *w);
+
+/* Opens the directory `name` in directory `at`, following it when it is a
+** symbolic link owned by this user or root, and refusing (EPERM, its name in
+** w->untrusted) any other link: what fs.protected_symlinks does in sticky
+** directories, for every directory. The link is opened itself (O_PATH |
+** O_NOFOLLOW), its owner read and its target read from that one descriptor,
+** so nothing can swap it between the check and the use. -1 and errno on
+** failure. */
+static int zc_step(int at, const char *name, zc_walk_state *w) {
+  struct stat st;
+  char *target;
+  ssize_t n;
+  int fd, e;
+  do fd = openat(at, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0) return -1;
+  if (fstat(fd, &st) != 0) goto fail;
+  if (S_ISDIR(st.st_mode)) return fd;
+  errno = ENOTDIR;
+  if (!S_ISLNK(st.st_mode)) goto fail;
+  errno = EPERM;
+  if (st.st_uid != geteuid() && st.st_uid != 0) {
+    strcpy(w->untrusted, name);               /* name is at most NAME_MAX */
+    goto fail;
+  }
+  errno = ELOOP;
+  if (++w->links > ZC_MAX_LINKS) goto fail;
+  target = (char *)malloc(PATH_MAX);
+  if (target == NULL) goto fail;
+  n = readlinkat(fd, "", target, PATH_MAX);
+  e = n < 0 ? errno : n >= PATH_MAX ? ENAMETOOLONG : 0;
+  close(fd);
+  fd = e ? -1 : zc_walk(at, target, (size_t)n, w);
+  if (e == 0) e = errno;
+  free(target);
+  errno = e;
+  return fd;
+fail:
+  e = errno;
+  close(fd);
+  errno = e;
+  return -1;
+}
+
+/* Opens, as an O_PATH descriptor, the directory that the first `len` bytes
+** of `path` name, relative to `at` (AT_FDCWD: the working directory) unless
+** absolute: one component at a time with zc_step. -1 and errno on failure. */
+static int zc_walk(int at, const char *path, size_t len, zc_walk_state *w) {
+  char name[NAME_MAX + 1];
+  size_t i = 0, j;
+  int cur, next, e;
+  if (len > 0 && path[0] == '/') cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  else cur = openat(at, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  while (cur >= 0 && i < len) {
+    while (i < len && path[i] == '/') i++;
+    for (j = i; j < len && path[j] != '/'; j++) {}
+    if (j == i) break;
+    if (j - i > NAME_MAX) {
+      close(cur);
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    memcpy(name, path + i, j - i);
+    name[j - i] = '\0';
+    next = zc_step(cur, name, w);
+    e = errno;
+    close(cur);
+    errno = e;
+    cur = next;
+    i = j;
+  }
+  return cur;
+}
+
+/* Opens the directory holding `path`'s last component by zc_walk and points
+** *leaf at that component ("." when the path ends in a slash, so that the
+** open that follows fails as it would on a directory). */
+static int zc_open_parent(const char *path, const char **leaf,
+                          zc_walk_state *w) {
+  const char *slash = strrchr(path, '/');
+  w->links = 0;
+  w->untrusted[0] = '\0';
+  if (slash == NULL) {
+    *leaf = path;
+    return zc_walk(AT_FDCWD, "", 0, w);
+  }
+  *leaf = slash[1] != '\0' ? slash + 1 : ".";
+  return zc_walk(AT_FDCWD, path, slash == path ? 1 : (size_t)(slash - path), w);
+}
 
 /* Pushes an io error naming the path and strerror(e); returns 2 (nil, err)
 ** for `return`. */
@@ -81,6 +187,26 @@ static int zc_fail_errno(lua_State *L, const char *what, const char *path,
   lua_createtable(L, 0, 2);
   lua_pushstring(L, path);
   lua_setfield(L, -2, "path");
+  lua_pushinteger(L, e);
+  lua_setfield(L, -2, "errno");
+  lua_setfield(L, -2, "details");
+  return zc_fail(L);
+}
+
+/* zc_fail_errno, naming the link when a walk stopped at one it does not
+** trust. */
+static int zc_fail_walk(lua_State *L, const char *what, const char *path,
+                        const zc_walk_state *w, int e) {
+  if (e != EPERM || w->untrusted[0] == '\0') return zc_fail_errno(L, what, path, e);
+  lua_pushfstring(L, "%s %s: a directory on its path, %s, is a symbolic link "
+                  "owned by another user (zcrm follows a link in a path only "
+                  "when it belongs to you or to root)", what, path, w->untrusted);
+  zc_error_new(L, "FILE_ERROR", NULL, 0, NULL);
+  lua_createtable(L, 0, 3);
+  lua_pushstring(L, path);
+  lua_setfield(L, -2, "path");
+  lua_pushstring(L, w->untrusted);
+  lua_setfield(L, -2, "link");
   lua_pushinteger(L, e);
   lua_setfield(L, -2, "errno");
   lua_setfield(L, -2, "details");
@@ -145,7 +271,8 @@ static int zc_file_close(lua_State *L) {
 }
 
 /***
- * Opens a file without following a symbolic link at `path`: mode "r" read,
+ * Opens a file without following a symbolic link at `path`, nor one owned by
+ * another user (not root) on the way to it: mode "r" read,
  * "w" create/truncate, "wx" create, failing when the path exists, "a"
  * append/create. Always O_NOFOLLOW | O_CLOEXEC; new files get mode 0600.
  * The userdata is made first, in liolib's closed state (closef NULL), so a
@@ -162,8 +289,9 @@ static int zc_open_file(lua_State *L) {
     O_WRONLY | O_CREAT | O_APPEND
   };
   static const char *const fmodes[] = { "r", "w", "w", "a" };
-  const char *path = zc_path_arg(L, 1);
-  int m, fd;
+  const char *path = zc_path_arg(L, 1), *leaf;
+  int m, fd, dir, e;
+  zc_walk_state w;
   luaL_Stream *p;
   FILE *f;
   if (path == NULL) return 2;
@@ -176,12 +304,16 @@ static int zc_open_file(lua_State *L) {
   p->f = NULL;
   p->closef = NULL;                           /* closed until opened */
   luaL_setmetatable(L, LUA_FILEHANDLE);
-  do fd = open(path, flags[m] | O_NOFOLLOW | O_CLOEXEC, 0600);
+  dir = zc_open_parent(path, &leaf, &w);
+  if (dir < 0) return zc_fail_walk(L, "cannot open", path, &w, errno);
+  do fd = openat(dir, leaf, flags[m] | O_NOFOLLOW | O_CLOEXEC, 0600);
   while (fd < 0 && errno == EINTR);
-  if (fd < 0) return zc_fail_errno(L, "cannot open", path, errno);
+  e = errno;
+  close(dir);
+  if (fd < 0) return zc_fail_errno(L, "cannot open", path, e);
   f = fdopen(fd, fmodes[m]);
   if (f == NULL) {
-    int e = errno;
+    e = errno;
     close(fd);
     return zc_fail_errno(L, "cannot open", path, e);
   }
@@ -202,12 +334,41 @@ static int zc_write_all(int fd, const char *data, size_t len) {
   return 0;
 }
 
+/* Creates a new file for writing in `dir` named `leaf` ".tmp." and 12
+** unguessable letters, the name left in tmp (room for NAME_MAX + 1 bytes):
+** O_CREAT | O_EXCL, mode 0600, so nothing planted is ever written through.
+** -1 and errno on failure. */
+static int zc_create_temporary(int dir, const char *leaf, char *tmp) {
+  static const char letters[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  unsigned char r[12];
+  size_t len = strlen(leaf), i;
+  int tries, fd = -1;
+  if (len + sizeof ".tmp." + sizeof r > NAME_MAX + 1) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  memcpy(tmp, leaf, len);
+  memcpy(tmp + len, ".tmp.", 5);
+  for (tries = 0; fd < 0 && tries < 100; tries++) {
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    for (i = 0; i < sizeof r; i++) tmp[len + 5 + i] = letters[r[i] % 36];
+    tmp[len + 5 + sizeof r] = '\0';
+    fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST && errno != EINTR) return -1;
+  }
+  return fd;
+}
+
 /***
- * Writes `data` to a new temporary file with a unique name beside `path`
- * (mkstemp: O_CREAT|O_EXCL, mode 0600, so no planted file or symbolic link
+ * Writes `data` to a new temporary file with an unguessable name beside
+ * `path` (O_CREAT|O_EXCL, mode 0600, so no planted file or symbolic link
  * is ever written through), fsyncs it (unless `sync` is false) and renames
  * it over `path`. Readers see the old file or the new one, never half; two
- * writers never share a temporary file.
+ * writers never share a temporary file. The directory is reached as
+ * `open_file` reaches it: through no link another user owns.
  * @function write_private_file
  * @tparam string path
  * @tparam string data
@@ -215,30 +376,29 @@ static int zc_write_all(int fd, const char *data, size_t len) {
  * @treturn true|nil true, or nil and an error object
  */
 static int zc_write_private_file(lua_State *L) {
-  size_t len, plen;
-  const char *path = zc_path_arg(L, 1);
+  size_t len;
+  const char *path = zc_path_arg(L, 1), *leaf;
   const char *data = luaL_checklstring(L, 2, &len);
   int sync = lua_isnoneornil(L, 3) || lua_toboolean(L, 3);
-  char *tmp;
-  int fd, e;
+  char tmp[NAME_MAX + 1];
+  zc_walk_state w;
+  int dir, fd, e;
   if (path == NULL) return 2;
-  lua_settop(L, 3);
-  plen = strlen(path);
-  tmp = (char *)lua_newuserdatauv(L, plen + sizeof ".tmp.XXXXXX", 0);
-  memcpy(tmp, path, plen);
-  memcpy(tmp + plen, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
-  fd = mkstemp(tmp);
-  if (fd < 0) return zc_fail_errno(L, "cannot create a temporary file for",
-                                   path, errno);
-  (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+  dir = zc_open_parent(path, &leaf, &w);
+  if (dir < 0) return zc_fail_walk(L, "cannot write", path, &w, errno);
+  fd = zc_create_temporary(dir, leaf, tmp);
+  if (fd < 0) {
+    e = errno;
+    close(dir);
+    return zc_fail_errno(L, "cannot create a temporary file for", path, e);
+  }
   e = zc_write_all(fd, data, len);
   if (e == 0 && sync && fsync(fd) != 0) e = errno;
   if (close(fd) != 0 && e == 0) e = errno;
-  if (e == 0 && rename(tmp, path) != 0) e = errno;
-  if (e != 0) {
-    unlink(tmp);
-    return zc_fail_errno(L, "cannot write", path, e);
-  }
+  if (e == 0 && renameat(dir, tmp, dir, leaf) != 0) e = errno;
+  if (e != 0) unlinkat(dir, tmp, 0);
+  close(dir);
+  if (e != 0) return zc_fail_errno(L, "cannot write", path, e);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -307,24 +467,41 @@ static int zc_same_file(lua_State *L) {
  * @treturn true|nil true, or nil and an error object
  */
 static int zc_make_dir(lua_State *L) {
-  const char *path = zc_path_arg(L, 1);
+  const char *path = zc_path_arg(L, 1), *leaf;
   int priv = lua_toboolean(L, 2);
+  zc_walk_state w;
+  const char *what = "cannot use the directory";
   struct stat st;
+  int dir, fd, e = 0;
   if (path == NULL) return 2;
-  if (mkdir(path, 0700) != 0 && errno != EEXIST)
-    return zc_fail_errno(L, "cannot make the directory", path, errno);
-  if (priv) {
-    if (lstat(path, &st) != 0)
-      return zc_fail_errno(L, "cannot stat", path, errno);
-    if (S_ISLNK(st.st_mode))
-      return zc_fail_errno(L, "cannot use the directory", path, ELOOP);
-    if (!S_ISDIR(st.st_mode))
-      return zc_fail_errno(L, "cannot use the directory", path, ENOTDIR);
-    if (st.st_uid != geteuid())
-      return zc_fail_errno(L, "cannot use the directory", path, EPERM);
-    if ((st.st_mode & 07777) != 0700 && chmod(path, 0700) != 0)
-      return zc_fail_errno(L, "cannot chmod", path, errno);
+  dir = zc_open_parent(path, &leaf, &w);
+  if (dir < 0) return zc_fail_walk(L, "cannot make the directory", path, &w, errno);
+  if (mkdirat(dir, leaf, 0700) != 0 && errno != EEXIST) {
+    e = errno;
+    close(dir);
+    return zc_fail_errno(L, "cannot make the directory", path, e);
   }
+  if (priv) {
+    /* Opened without following, then checked and changed through that one
+    ** descriptor: what is checked is what is changed. */
+    do fd = openat(dir, leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
+      e = errno;
+      if (fstatat(dir, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+        e = ELOOP;
+    } else {
+      if (fstat(fd, &st) != 0) e = errno;
+      else if (st.st_uid != geteuid()) e = EPERM;
+      else if ((st.st_mode & 07777) != 0700 && fchmod(fd, 0700) != 0) {
+        e = errno;
+        what = "cannot chmod";
+      }
+      close(fd);
+    }
+  }
+  close(dir);
+  if (e != 0) return zc_fail_errno(L, what, path, e);
   lua_pushboolean(L, 1);
   return 1;
 }

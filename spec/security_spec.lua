@@ -399,6 +399,97 @@ describe("security", function()
   end)
 end)
 
+describe("directories on a file's path", function()
+  -- A link another user planted in a directory both can write (/tmp, a
+  -- shared project directory) must not steer a file zcrm reads or writes,
+  -- wherever on the path it sits: the rule fs.protected_symlinks applies to
+  -- sticky directories, applied to every directory. Planting a link owned by
+  -- another user takes root (chown -h); the suite runs as root in CI.
+  local dir, shared, target
+  local is_root = io.popen("id -u"):read("l") == "0"
+
+  before_each(function()
+    dir = tmpdir()
+    shared, target = dir .. "/shared", dir .. "/target"
+    assert(sh(string.format("mkdir -m 1777 %s && mkdir %s", quote(shared), quote(target))))
+  end)
+  after_each(function() files.remove_tree(dir) end)
+
+  -- A link at shared/NAME to `to`, owned by `owner`.
+  local function plant(name, to, owner)
+    local link = shared .. "/" .. name
+    assert(sh(string.format("ln -s %s %s && chown -h %s %s", quote(to), quote(link), owner, quote(link))))
+    return link
+  end
+
+  local function refused_at(link_name, ok, err)
+    assert.is_nil(ok)
+    assert.equal("FILE_ERROR", err.code)
+    assert.equal(link_name, err.details.link)
+    assert.truthy(err.message:find("symbolic link owned by another user", 1, true), err.message)
+  end
+
+  local function target_files()
+    local p = io.popen("ls -A " .. quote(target))
+    local list = p:read("a")
+    p:close()
+    return list
+  end
+
+  local function each_way(path)
+    return {
+      { "open_file w", function() return core.open_file(path .. "/out.json", "w") end },
+      { "open_file wx", function() return core.open_file(path .. "/new.json", "wx") end },
+      { "open_file a", function() return core.open_file(path .. "/journal", "a") end },
+      { "write_private_file", function() return core.write_private_file(path .. "/cache.json", "{}") end },
+      { "make_dir", function() return core.make_dir(path .. "/zcrm", true) end },
+    }
+  end
+
+  it("refuses to write through a directory link another user planted", function()
+    if not is_root then pending("planting another user's link takes root (chown -h)") return end
+    local link = plant("out", target, "nobody")
+    for _, way in ipairs(each_way(link)) do
+      local ok, err = way[2]()
+      refused_at("out", ok, err)
+    end
+    assert.equal("", target_files(), "nothing may be written in the link's target")
+  end)
+
+  it("refuses to read through it, and through links on the way to it", function()
+    if not is_root then pending("planting another user's link takes root (chown -h)") return end
+    files.write(target .. "/changes.json", "attacker's choice")
+    plant("out", target, "nobody")
+    -- the user's own link whose target runs through the planted one
+    assert(sh(string.format("ln -s %s %s", quote(shared .. "/out"), quote(dir .. "/mine"))))
+    refused_at("out", core.open_file(shared .. "/out/changes.json", "r"))
+    refused_at("out", core.open_file(dir .. "/mine/changes.json", "r"))
+    refused_at("out", core.open_file(dir .. "/mine/../target/changes.json", "r"))
+  end)
+
+  it("follows the user's own links and root's", function()
+    local mine = dir .. "/mine"
+    assert(sh(string.format("ln -s target %s", quote(mine))))
+    for _, way in ipairs(each_way(mine)) do assert.is_truthy(way[2](), way[1]) end
+    assert.equal("cache.json\njournal\nnew.json\nout.json\nzcrm\n", target_files())
+    local f = assert(core.open_file(mine .. "/out.json", "r"))
+    f:close()
+    if is_root then
+      local link = plant("roots", target, "root")
+      assert.is_truthy(core.write_private_file(link .. "/cache.json", "{}"))
+    end
+  end)
+
+  it("still never follows a link at the file itself", function()
+    local link = dir .. "/file.json"
+    assert(sh(string.format("ln -s %s %s", quote(target .. "/victim"), quote(link))))
+    local ok, err = core.open_file(link, "w")
+    assert.is_nil(ok)
+    assert.equal(40, err.details.errno) -- ELOOP
+    assert.equal("", target_files())
+  end)
+end)
+
 describe("untrusted text on a terminal", function()
   local cjson = require "cjson"
   local util = require "zcrm.util"
