@@ -6,9 +6,7 @@
 -- Nothing here runs inside libcurl: `multi:perform` returns the finished
 -- transfers, and only then are coroutines resumed and callbacks called.
 --
--- One file of about 530 lines, because it reads best whole: the
--- request object, the queue, the timers, the waiters and `poll` all act on
--- the same engine state, and each would reach into the others if split.
+-- A host drives the engine its own way through one hook, `set_host`.
 -- @module zcrm.engine
 
 local core = require "zcrm.core"
@@ -26,99 +24,40 @@ local MAX_IDLE = 64
 
 local M = {}
 
--- {==== request objects
-
---- A running call (`zcrm.request`), as `client:submit` returns it.
--- @type Request
-local Request = {}
-Request.__index = Request
-Request.__name = "zcrm.request"
-
-function Request:__tostring()
-  return string.format("zcrm.request %s (%s)", self.method, self._done and "done" or "pending")
-end
-
---- True once the request has a result (success or failure).
--- @treturn boolean
-function Request:done()
-  return self._done == true
-end
-
---- The call's results once done; nothing before.
--- @return `res`, or nil and a `zcrm.error`
-function Request:result()
-  if not self._done then return nil end
-  local n = self._n
-  if n <= 3 then
-    if n == 2 then return self._r1, self._r2 end
-    if n == 1 then return self._r1 end
-    if n == 3 then return self._r1, self._r2, self._r3 end
-    return
-  end
-  return unpack(self._r1, 1, n)
-end
-
---- Calls `fn(res, err)` from `poll` once the request is done (also when it is
--- done already). Errors raised by `fn` are logged and kept in
--- `client.callback_errors`; they never break the engine.
--- @tparam function fn `function(res, err)`
--- @treturn Request the request itself
-function Request:on_done(fn)
-  assert(type(fn) == "function", "on_done expects a function")
-  self._on_done = fn
-  if self._done then self.engine._to_notify[#self.engine._to_notify + 1] = self end
-  return self
-end
-
---- Stops the request: a transfer in flight is aborted, a queued one is never
--- sent. The result becomes `nil, err` with code CANCELLED. Idempotent.
--- @treturn boolean false when the request was done already
-function Request:cancel()
-  if self._done then return false end
-  self.engine:cancel(self)
-  return true
-end
+local Request = require "zcrm.engine.request"
+local transfers = require "zcrm.engine.transfers"
 
 M.Request = Request
 
--- }====
+-- {==== the engine object, held in its client's private record
 
--- {==== the engine object, held by its client as `client._engine`
-
---- The engine (`zcrm.engine`): one per client, held as `client._engine`. Its
--- state (the transfer queue, timers, waiters) is its own; the client
--- forwards `submit`, `poll`, `wait` and the host-loop methods to it.
+--- The engine (`zcrm.engine`): one per client, in the client's private
+-- record. Its state (the coroutines, timers, waiters and the transfers of
+-- `zcrm.engine.transfers`) is its own; the client forwards `submit`, `poll`,
+-- `wait`, `set_host` and the host-loop methods to it.
 -- @type Engine
 local Engine = {}
 Engine.__index = Engine
 Engine.__name = "zcrm.engine"
 
---- Makes the engine of `client`. `ops` maps an operation's name to
--- `function(client, ...)`, run as a coroutine; opts: concurrency, ca_file,
--- proxy, user_agent, max_response_bytes (checked by the client already).
+local make_ready
+
+--- Makes an engine. `opts`: `ops` maps an operation's name to
+-- `function(owner, ...)`, run as a coroutine; `owner` is that first
+-- argument (the client); `redact(text)` and `log(level, message)` serve the
+-- engine's own messages; `transport` holds concurrency, ca_file, proxy,
+-- user_agent, max_response_bytes (checked by `zcrm.options` already).
+-- @tparam table opts
 -- @treturn Engine
-function M.new(client, ops, opts)
-  local self = setmetatable({ client = client, ops = ops }, Engine)
-  self.concurrency = opts.concurrency or 10
-  self.multi = core.new_multi {
-    ca_file = opts.ca_file, proxy = opts.proxy, user_agent = opts.user_agent,
-    max_response_bytes = opts.max_response_bytes,
-  }
+function M.new(opts)
+  local self = setmetatable({ owner = opts.owner, ops = opts.ops, redact = opts.redact, log = opts.log }, Engine)
+  local t = opts.transport or {}
+  self.concurrency = t.concurrency or 10
+  self.transfers = transfers.new(t, opts.owner, opts.log, opts.redact,
+    function(req, err) make_ready(self, req, nil, err) end)
+  self.multi = self.transfers.multi
   self._live = {}         -- request -> true, until done
   self._npending = 0      -- the number of entries in _live
-  -- Transfers waiting for a concurrency slot: a FIFO with explicit ends, since
-  -- `#` is unreliable on a table whose front has been emptied.
-  self._queue = {}
-  self._qhead, self._qtail = 1, 0
-  self._inflight = 0      -- API transfers in flight (counted against _limit)
-  -- The in-flight limit, from 1 to concurrency: halved by the server's 429
-  -- (once per round: a 429 to a transfer started before the last cut does
-  -- not cut again), raised by 1/limit per other answer (additive increase,
-  -- multiplicative decrease, as TCP does). A too-high concurrency then
-  -- costs time, not failures; Zoho's limit differs by edition.
-  self._limit = self.concurrency
-  self._cuts = 0          -- how many times _limit was cut
-  self._transfers = {}    -- core transfer -> owning zcrm.request
   self._timers = {}       -- { at =, req = }, kept sorted by `at`
   self._waiters = {}      -- event name -> list of requests
   self._flights = {}      -- event name -> true while its single-flight task runs
@@ -126,12 +65,9 @@ function M.new(client, ops, opts)
   self._idle = {}         -- coroutines waiting for their next operation (run_ops)
   self._to_notify = {}    -- done requests whose callback has not run yet
   self.callback_errors = {}
-  self.max_in_flight_seen = 0
-  -- Set by an event-loop adapter (zcrm.luv, zcrm.cqueues): wake_host(client)
-  -- after each submit and on close; host_wait(client, seconds) -> true when
-  -- it waited for activity its own way, instead of poll blocking;
-  -- close_host(client) before the descriptor closes, to wake what waits on it.
-  self.wake_host, self.host_wait, self.close_host = nil, nil, nil
+  self._host = nil        -- set_host's hooks
+  -- A finished transfer's answer resumes its request.
+  self._answered = function(req, code, body, headers) make_ready(self, req, code, body, headers) end
   return self
 end
 
@@ -141,7 +77,7 @@ end
 -- packed into _r1 or _a1.
 
 -- Queues `req` to be resumed with `...` at the next step.
-local function make_ready(self, req, ...)
+function make_ready(self, req, ...)
   local n = select("#", ...)
   req._an = n
   if n <= 3 then req._a1, req._a2, req._a3 = ... else req._a1 = pack(...) end
@@ -174,8 +110,8 @@ local function resumed(self, req, first, co, ok, ...)
       finish(self, req, nil)
       return e
     end
-    local message = self.client:_redact(tostring(e))
-    self.client:_log("error", "internal error in " .. req.method .. ": " .. message)
+    local message = self.redact(tostring(e))
+    self.log("error", "internal error in " .. req.method .. ": " .. message)
     return finish(self, req, nil, core.error {
       kind = "internal", code = "INTERNAL_CLIENT_ERROR", message = "zcrm internal error: " .. message,
     })
@@ -190,13 +126,7 @@ local function resumed(self, req, first, co, ok, ...)
     return finish(self, req, ...)
   end
   if what == "http" then
-    req._spec = a
-    if a.bypass_limit or self._inflight < self._limit then
-      self:start_transfer(req, a)
-    else
-      self._qtail = self._qtail + 1
-      self._queue[self._qtail] = req
-    end
+    self.transfers:add(req, a)
   elseif what == "sleep" then
     local t = { at = now() + a, req = req }
     local timers = self._timers
@@ -218,20 +148,20 @@ function Engine:step(req, first, ...)
   return resumed(self, req, first, co, resume(co, ...))
 end
 
--- Runs `fn(client)` as an engine-owned task: no request object reaches the
+-- Runs `fn(owner)` as an engine-owned task: no request object reaches the
 -- user, so nobody can cancel it half way. Single-flight work (a token
 -- refresh, the profile list) runs this way, and its waiters always wake.
 function Engine:spawn(name, fn)
   local task = setmetatable({ engine = self, method = name }, Request)
-  local client = self.client
-  task.co = coroutine.create(function() return fn(client) end)
+  local owner = self.owner
+  task.co = coroutine.create(function() return fn(owner) end)
   make_ready(self, task)
 end
 
--- Runs `fn(client)` once for every caller that asks while it runs (single
+-- Runs `fn(owner)` once for every caller that asks while it runs (single
 -- flight): the first call starts it as an engine task, and every caller
 -- waits for its results. An error raised by `fn` becomes an internal error;
--- `after(client, ...)`, when given, turns the results into what the callers
+-- `after(owner, ...)`, when given, turns the results into what the callers
 -- get. Runs inside an operation's coroutine.
 function Engine:single_flight(event, name, fn, after)
   if not self._flights[event] then
@@ -240,7 +170,7 @@ function Engine:single_flight(event, name, fn, after)
       local r = pack(pcall(fn, client))
       if not r[1] then
         r = pack(true, nil, core.error { kind = "internal", code = "INTERNAL_CLIENT_ERROR",
-                                         message = name .. " failed: " .. client:_redact(tostring(r[2])) })
+                                         message = name .. " failed: " .. self.redact(tostring(r[2])) })
       end
       if after then r = pack(true, after(client, unpack(r, 2, r.n))) end
       self._flights[event] = nil
@@ -250,86 +180,22 @@ function Engine:single_flight(event, name, fn, after)
   return coroutine.yield("wait", event)
 end
 
-function Engine:start_transfer(req, spec)
-  if spec.before_start then
-    local ok, err = spec.before_start(self.client, spec)
-    if not ok then
-      make_ready(self, req, nil, err)
-      return
-    end
-  end
-  -- start raises only on misuse (a bad header type given to `request`); that
-  -- must fail this request alone, not the poll that started it.
-  local ok, creq, err = pcall(self.multi.start, self.multi, spec)
-  if not ok then
-    err, creq = core.error { kind = "validation", code = "INVALID_REQUEST",
-                             message = self.client:_redact(tostring(creq)) }, nil
-  end
-  if not creq then
-    if spec.after then spec.after(self.client, spec, nil, err) end
-    make_ready(self, req, nil, err)
-    return
-  end
-  if not spec.bypass_limit then
-    self._inflight = self._inflight + 1
-    if self._inflight > self.max_in_flight_seen then self.max_in_flight_seen = self._inflight end
-    -- For http.lua: a 429 to a call sent alongside others is the server's
-    -- concurrency signal, not the call's failure.
-    spec.crowded = self._inflight > 1
-    spec.round = self._cuts
-  end
-  req._creq = creq
-  self._transfers[creq] = req
-end
-
--- An API transfer got `code` (nil: no answer): the in-flight limit follows
--- the server (see _limit in M.new).
-local function adapt(self, spec, code)
-  if code == 429 then
-    if spec.round == self._cuts and self._limit > 1 then
-      self._cuts = self._cuts + 1
-      self._limit = math.max(1, self._limit // 2)
-      self.client:_log("info", string.format("HTTP 429: at most %d calls in flight now (concurrency %d)",
-        self._limit, self.concurrency))
-    end
-  elseif code and self._limit < self.concurrency then
-    self._limit = math.min(self.concurrency, self._limit + 1 / self._limit)
-  end
-end
-
 --- The calls this engine lets be in flight now: `concurrency`, lowered
 -- after the server's 429s and raised again as calls succeed.
 -- @treturn integer
 function Engine:limit()
-  return math.floor(self._limit)
-end
-
--- Starts queued transfers while slots are free.
-function Engine:fill()
-  local q = self._queue
-  while self._inflight < self._limit and self._qhead <= self._qtail do
-    local req = q[self._qhead]
-    q[self._qhead] = nil
-    self._qhead = self._qhead + 1
-    if not req._done then self:start_transfer(req, req._spec) end
-  end
+  return self.transfers:limit()
 end
 
 --- Number of transfers waiting for a concurrency slot.
+-- @treturn integer
 function Engine:queued()
-  return self._qtail - self._qhead + 1
+  return self.transfers:queued()
 end
 
 -- Ends `req` with `err` (default: CANCELLED), aborting its transfer.
 function Engine:cancel(req, err)
-  local creq, spec = req._creq, req._spec
-  if creq then
-    self._transfers[creq] = nil
-    creq:cancel()
-    req._creq = nil
-    if not spec.bypass_limit then self._inflight = self._inflight - 1 end
-    if spec.after then spec.after(self.client, spec, nil) end -- refunds its credits
-  end
+  self.transfers:abort(req)
   for i = #self._timers, 1, -1 do
     if self._timers[i].req == req then table.remove(self._timers, i) end
   end
@@ -337,7 +203,7 @@ function Engine:cancel(req, err)
     kind = "transport", code = "CANCELLED", message = "the request was cancelled",
     retryable = false,
   })
-  self:fill() -- its slot may start a queued request
+  self.transfers:fill() -- its slot may start a queued request
 end
 
 --- Wakes every request waiting on `event`, passing them `...`.
@@ -374,11 +240,17 @@ function Engine:run_ready()
       elseif n == 0 then self:step(req, false)
       else self:step(req, false, unpack(a1, 1, n)) end
     end
-    self:fill()
+    self.transfers:fill()
   end
-  self:fill()
+  self.transfers:fill()
 end
 
+-- Has the callback of `req`, done already, run at the next poll.
+function Engine:notify_later(req)
+  self._to_notify[#self._to_notify + 1] = req
+end
+
+-- Runs the callbacks of the requests done since the last time.
 function Engine:notify()
   local list = self._to_notify
   if #list == 0 then return 0 end
@@ -395,10 +267,10 @@ function Engine:notify()
         if not shown or type(text) ~= "string" then text = "(a " .. type(err) .. " that cannot be shown)" end
         local e = core.error {
           kind = "callback", code = "CALLBACK_ERROR",
-          message = "error in on_done callback of " .. req.method .. ": " .. self.client:_redact(text),
+          message = "error in on_done callback of " .. req.method .. ": " .. self.redact(text),
         }
         self.callback_errors[#self.callback_errors + 1] = e
-        self.client:_log("error", e.message)
+        self.log("error", e.message)
       end
     end
   end
@@ -433,10 +305,11 @@ local function start(self, level, method, ...)
   end
   self._live[req] = true
   self._npending = self._npending + 1
-  local misuse = self:step(req, true, op, self.client, ...)
+  local misuse = self:step(req, true, op, self.owner, ...)
   if misuse then error(misuse, level) end
   self:run_ready()
-  if self.wake_host then self.wake_host(self.client) end
+  local host = self._host
+  if host and host.wake then host.wake() end
   return req
 end
 
@@ -462,27 +335,13 @@ function Engine:poll(timeout)
   local next_timer = self._timers[1]
   if next_timer then wait = math.max(0, math.min(wait, next_timer.at - now())) end
   if #self._ready > 0 or #self._to_notify > 0 then wait = 0 end
-  -- An adapter may wait its own way (zcrm.cqueues: yield to the controller).
-  if wait > 0 and self.host_wait and self.host_wait(self.client, wait) then wait = 0 end
-  if self.multi:running() == 0 then
-    if wait > 0 then core.sleep(wait) end
-  else
-    for _, creq in ipairs(self.multi:perform(wait)) do
-      local req = self._transfers[creq]
-      if req then
-        self._transfers[creq] = nil
-        req._creq = nil
-        local spec = req._spec
-        local code, body, headers = creq:result(spec.want_headers)
-        if not spec.bypass_limit then
-          self._inflight = self._inflight - 1
-          adapt(self, spec, code)
-        end
-        if spec.after then spec.after(self.client, spec, code, body, headers) end
-        make_ready(self, req, code, body, headers)
-      end
-    end
+  -- A host may wait its own way (see set_host).
+  local host = self._host
+  if wait > 0 and host and host.wait then
+    local left = host.wait(wait)
+    if left then wait = math.max(0, math.min(wait, left)) end
   end
+  self.transfers:perform(wait, self._answered)
   self:run_ready()
   return self:notify()
 end
@@ -560,16 +419,47 @@ function Engine:drain(timeout)
   return true
 end
 
---- Releases the transport; pending requests end as CLOSED, and an adapter
+--- The one hook for a host that drives this engine its own way: an event
+-- loop (`zcrm.luv`), a scheduler of coroutines (`zcrm.cqueues`, many-org
+-- runs). Every hook is optional:
+--
+-- - `wait(timeout)`: `poll` is about to wait up to `timeout` seconds (> 0)
+--   for transfers; the host may wait its own way (yield to its loop) and
+--   returns the seconds the engine still waits itself (0: none), or nil to
+--   leave the whole wait to the engine. Every blocking call waits through
+--   `poll`, so this one hook covers them all.
+-- - `wake()`: after each `submit` and on `close`: something may need the
+--   host's attention (re-arm a timer, start watching `pollfd`).
+-- - `close()`: before the descriptor closes, to wake what waits on it.
+--
+-- Misuse (a hook that is not a function) raises.
+-- @tparam table|nil host `{ wait =, wake =, close = }`, or nil to remove the host
+-- @treturn table|nil the host set before, for the caller to put back
+function Engine:set_host(host)
+  if host ~= nil then
+    if type(host) ~= "table" then error("zcrm: set_host expects a table { wait =, wake =, close = } or nil", 3) end
+    for _, k in ipairs { "wait", "wake", "close" } do
+      if host[k] ~= nil and type(host[k]) ~= "function" then
+        error("zcrm: set_host: '" .. k .. "' must be a function", 3)
+      end
+    end
+  end
+  local before = self._host
+  self._host = host
+  return before
+end
+
+--- Releases the transport; pending requests end as CLOSED, and the host
 -- wakes what waits on the client (its descriptor closes here).
 function Engine:close()
-  if self.close_host then self.close_host(self.client) end
+  local host = self._host
+  if host and host.close then host.close() end
   local closed = core.error { kind = "transport", code = "CLOSED", retryable = false,
                               message = "the client was closed before the request was done" }
   for req in pairs(self._live) do
     if not req._done then self:cancel(req, closed) end
   end
-  if self.wake_host then self.wake_host(self.client) end -- an adapter stops watching
+  if host and host.wake then host.wake() end -- a host stops watching
   self.multi:close()
 end
 
