@@ -285,30 +285,15 @@ Client.diff = changes.diff
 
 -- {==== what zcrm's own modules use (names starting with `_`)
 
--- Replaces every secret of the client in `s` by "[REDACTED]".
-function Client:_redact(s)
-  return private[self].secrets:redact(s)
-end
-
--- A copy of `v` with every string redacted (see zcrm.secrets).
-function Client:_redact_value(v)
-  return private[self].secrets:redact_value(v)
-end
-
--- True when a body as it arrived may hold a secret once decoded.
-function Client:_may_hold_secret(raw)
-  return private[self].secrets:may_hold(raw)
-end
-
--- Every secret's forms as plain text, for core.read_update_answer.
-function Client:_secret_forms()
-  return private[self].secrets.forms
-end
-
--- Adds a secret (a token received, a code sent) to those redacted.
-function Client:_add_secret(s)
-  private[self].secrets:add(s)
-end
+-- The client's secrets (zcrm.secrets): `s` redacted, a copy of `v` with
+-- every string redacted, whether a body as it arrived may hold one, every
+-- form as plain text (for core.read_update_answer), and one more secret (a
+-- token received, a code sent).
+function Client:_redact(s) return private[self].secrets:redact(s) end
+function Client:_redact_value(v) return private[self].secrets:redact_value(v) end
+function Client:_may_hold_secret(raw) return private[self].secrets:may_hold(raw) end
+function Client:_secret_forms() return private[self].secrets.forms end
+function Client:_add_secret(s) private[self].secrets:add(s) end
 
 -- Hands `message` to the logger redacted, on one line: control characters
 -- (CR, LF, ESC...) as \xNN, so text from a server cannot forge log lines.
@@ -320,9 +305,7 @@ end
 
 -- The auth record (zcrm.auth): the tokens, the OAuth credentials. Only
 -- zcrm.auth reads it.
-function Client:_auth()
-  return private[self].auth
-end
+function Client:_auth() return private[self].auth end
 
 -- The table module `owner` keeps for this client (made on first use): the
 -- caches of the endpoint modules (the profile list, the batch refusal, the
@@ -362,9 +345,7 @@ function Client:_single_flight(event, name, fn, after)
 end
 
 -- The blocking form of any operation, internal ones included (zcrm login).
-function Client:_call(name, ...)
-  return private[self].engine:call(name, ...)
-end
+function Client:_call(name, ...) return private[self].engine:call(name, ...) end
 
 -- }====
 

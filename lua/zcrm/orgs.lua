@@ -5,6 +5,7 @@
 -- and connections). Each org's work runs in a coroutine; while it waits for
 -- the network, its client's `poll` yields to the others, so all orgs' transfers
 -- are in flight at once and the wall time is close to the slowest org's.
+-- @module zcrm.orgs
 
 local core = require "zcrm.core"
 local options = require "zcrm.options"

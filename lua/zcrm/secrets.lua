@@ -3,7 +3,6 @@
 -- log lines. A client keeps its set in its private record (`zcrm.client`);
 -- nothing else holds the secrets, so no field of a client shows them.
 -- @module zcrm.secrets
--- @local
 
 local core = require "zcrm.core"
 
@@ -93,6 +92,8 @@ end
 --- A copy of `v` with every string in it, keys included, redacted; tables
 -- copied recursively (a cycle or a depth over 32 becomes "[...]").
 -- @param v any value
+-- @tparam[opt] table seen the tables being copied (a cycle)
+-- @tparam[opt] integer depth how deep the copy is
 -- @return the copy
 function Secrets:redact_value(v, seen, depth)
   if type(v) == "string" then return self:redact(v) end

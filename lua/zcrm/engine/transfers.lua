@@ -4,7 +4,6 @@
 -- (`zcrm.engine`) hands it the requests that yield "http", and gets back
 -- each transfer's answer from `perform`.
 -- @module zcrm.engine.transfers
--- @local
 
 local core = require "zcrm.core"
 
