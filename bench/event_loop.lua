@@ -113,7 +113,7 @@ do
     local client = new_client(emu.url, 10)
     submit_updates(client, 10 + queued, "Bulk_Module_1")
     for _ = 1, 20 do client:poll(0.01) end -- the 10 transfers are connected and sent
-    assert(client._engine.multi:running() == 10 and client:queued() == queued)
+    assert(require("zcrm.client").private(client).engine.multi:running() == 10 and client:queued() == queued)
     return client
   end
 

@@ -29,7 +29,7 @@
 local core = require "zcrm.core"
 local cjson = require "cjson.safe"
 local changeset = require "zcrm.plan.changeset"
-local changes = require "zcrm.plan.changes"
+local changes = require "zcrm.plan.changeset_apply"
 local policy = require "zcrm.plan.policy"
 local cli = require "zcrm.cli.changesets"
 

@@ -23,6 +23,8 @@ local zcrm = require "zcrm"
 local core = require "zcrm.core"
 local auth = require "zcrm.auth"
 local engine = require "zcrm.engine"
+local client_mod = require "zcrm.client"
+local private = client_mod.private
 
 local API, ACCOUNTS = "https://crm.fuzz.test", "https://accounts.fuzz.test"
 local SECRETS = { "fuzz-access-token-0001", "fuzz-client-secret-0001", "fuzz-refresh-token-0001" }
@@ -64,15 +66,19 @@ local BY_NAME = { plural_label = "Campaigns", profiles = { { name = "Administrat
 -- A fresh engine for every input (its queue, timers and waiters start empty),
 -- driving the fake transport below instead of a real multi.
 local function reset(c, transport)
-  c.credits_spent, c.credits_remaining = 0, nil
-  c._profiles = nil
+  local r = private(c)
+  r.credits.spent, r.credits.remaining = 0, nil
+  r.caches = {}
   c.api_domain = API
-  c._engine:close()
-  c._engine = engine.new(c, c._ops, { concurrency = c.concurrency })
-  c._engine.multi:close()
-  c._engine.multi = transport
-  if c.oauth then
-    c.oauth.access_token, c.oauth.expires_at, c.oauth.ttl, c.oauth.refreshing = nil, nil, nil, false
+  local old = r.engine
+  old:close()
+  r.engine = engine.new { ops = client_mod.OPS, owner = c, transport = { concurrency = c.concurrency },
+                          redact = old.redact, log = old.log }
+  r.engine.multi:close()
+  r.engine.multi, r.engine.transfers.multi = transport, transport
+  local o = r.auth.oauth
+  if o then
+    o.access_token, o.expires_at, o.ttl, o.refreshing = nil, nil, nil, false
   end
   for k in pairs(refresh_times) do refresh_times[k] = nil end
 end
@@ -96,7 +102,7 @@ local function check_result(c, ok, a, b)
     no_secret(text, "tostring(err)")
     no_secret(b.message, "err.message")
     -- an access token received from the token endpoint is a secret too
-    local got = c.oauth and c.oauth.access_token
+    local got = private(c).auth.oauth and private(c).auth.oauth.access_token
     if type(got) == "string" and #got >= 8 and got:find("[^%s]") then
       assert(not text:find(got, 1, true), "tostring(err) holds the received access token")
     end
@@ -198,7 +204,8 @@ return function(data)
   assert(req:done(), "operation did not finish after 400 polls (unbounded retries?)")
   -- a refresh or profile read the operation started must be over too
   for _ = 1, 50 do
-    if next(c._engine._waiters) == nil and #c._engine._ready == 0 then break end
+    local e = private(c).engine
+    if next(e._waiters) == nil and #e._ready == 0 then break end
     c:poll(0)
   end
   assert(not input.finding, input.finding)

@@ -2,6 +2,8 @@
 -- cache, reads, profile names and redaction, against the emulator.
 local zcrm = require "zcrm"
 local core = require "zcrm.core"
+-- The auth record a client keeps private (tokens, refresh count).
+local function auth_of(c) return require("zcrm.client").private(c).auth end
 local emulator = require "spec.support.emulator"
 
 -- Recognisable secrets: the redaction test looks for them everywhere.
@@ -126,16 +128,16 @@ describe("auth", function()
     local c = oauth_client(emu, { oauth = { refresh_margin = 60 } })
     local set_clock = client_clock()
     assert.truthy(keep(c:get_module("Digital_Marketing")))
-    local token = c.oauth.access_token
+    local token = auth_of(c).oauth.access_token
     -- 30 s before expiry: inside the margin, so the next call refreshes, and the accounts server fails
-    set_clock(c.oauth.expires_at - 30)
+    set_clock(auth_of(c).oauth.expires_at - 30)
     emu:script("status:500", 1, "token")
     local mod = keep(c:get_module("Digital_Marketing"))
     local stats = emu:stats()
     assert.equal("Digital_Marketing", mod and mod.api_name)
-    assert.equal(2, c.token_refreshes)           -- it asked, and got the 500
+    assert.equal(2, auth_of(c).refreshes)           -- it asked, and got the 500
     assert.equal(1, stats.responses["500"])
-    assert.equal(token, c.oauth.access_token)
+    assert.equal(token, auth_of(c).oauth.access_token)
     assert.is_nil(stats.responses["401"])
   end)
 
@@ -144,15 +146,15 @@ describe("auth", function()
     local set_clock = client_clock()
     assert.truthy(keep(c:get_module("Digital_Marketing")))
     for i = 1, 3 do
-      local token, expires_at = c.oauth.access_token, c.oauth.expires_at
+      local token, expires_at = auth_of(c).oauth.access_token, auth_of(c).oauth.expires_at
       set_clock(expires_at - 61)   -- just outside the margin: the token is used as it is
       assert.truthy(keep(c:get_module("Digital_Marketing")))
       assert.equal(i, emu:stats().token_refreshes)
-      assert.equal(token, c.oauth.access_token)
+      assert.equal(token, auth_of(c).oauth.access_token)
       set_clock(expires_at - 59)   -- inside it: a new token before the call
       assert.truthy(keep(c:get_module("Digital_Marketing")))
       assert.equal(i + 1, emu:stats().token_refreshes)
-      assert.are_not.equal(token, c.oauth.access_token)
+      assert.are_not.equal(token, auth_of(c).oauth.access_token)
     end
     assert.is_nil(emu:stats().responses["401"])
   end)
@@ -162,7 +164,7 @@ describe("auth", function()
     local c = oauth_client(quirky)
     assert.truthy(keep(c:get_module("Digital_Marketing")))
     quirky:stop()
-    assert.equal(3600, c.oauth.ttl)
+    assert.equal(3600, auth_of(c).oauth.ttl)
   end)
 
   it("reports a revoked refresh token as invalid_code with a hint", function()
@@ -245,7 +247,7 @@ describe("auth", function()
         local c = assert(zcrm.new { dc = case[1], environment = case[2], env = false,
           oauth = { client_id = "a", client_secret = "b", refresh_token = "c" } })
         assert.equal(case[3], c.api_domain)
-        assert.equal(case[4], c.oauth.accounts_url)
+        assert.equal(case[4], auth_of(c).oauth.accounts_url)
       end
     end)
 
@@ -273,7 +275,7 @@ describe("auth", function()
         .. "package.cpath = \"./csrc/?.so;\" .. package.cpath; "
         .. "local c = assert(require(\"zcrm\").new { dc = \"eu\", "
         .. "oauth = { client_id = \"a\", client_secret = \"b\", refresh_token = \"c\" } }); "
-        .. "io.write(c.oauth.accounts_url)'"))
+        .. "io.write(require([[zcrm.client]]).private(c).auth.oauth.accounts_url)'"))
       local out = p:read("a")
       p:close()
       assert.equal("https://accounts.zoho.eu", out)
@@ -292,7 +294,7 @@ describe("auth", function()
       local c = assert(zcrm.new { dc = "eu", api_domain = "https://crm.example.test", env = false,
         oauth = { client_id = "a", client_secret = "b", refresh_token = "c", accounts_url = "https://acc.example.test/" } })
       assert.equal("https://crm.example.test", c.api_domain)
-      assert.equal("https://acc.example.test", c.oauth.accounts_url)
+      assert.equal("https://acc.example.test", auth_of(c).oauth.accounts_url)
     end)
   end)
 

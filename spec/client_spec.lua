@@ -333,6 +333,28 @@ describe("zcrm client against the emulator", function()
       assert.matches("api_domian", err.message, 1, true)
     end)
 
+    it("keeps every secret out of the client's fields (pairs shows none)", function()
+      local secrets = { "1000.static.secret.token", "s3cret-CLIENT-value", "1000.refresh.secret.value", "proxy-pass-99" }
+      local function no_secret(v, where, seen)
+        seen = seen or {}
+        if type(v) == "string" then
+          for _, s in ipairs(secrets) do assert.is_nil(v:find(s, 1, true), where .. " holds a secret") end
+        elseif type(v) == "table" and not seen[v] then
+          seen[v] = true
+          for k, x in pairs(v) do no_secret(k, where, seen); no_secret(x, where .. "." .. tostring(k), seen) end
+        end
+      end
+      local static = assert(zcrm.new { api_domain = emu.url, access_token = secrets[1], env = false,
+                                       proxy = "http://user:" .. secrets[4] .. "@127.0.0.1:9" })
+      local oauth = assert(zcrm.new { api_domain = emu.url, env = false, oauth = {
+        client_id = "1000.ID", client_secret = secrets[2], refresh_token = secrets[3], accounts_url = emu.url } })
+      for _, c in ipairs { static, oauth } do
+        no_secret(c, "client")
+        no_secret(tostring(c), "tostring(client)")
+        c:close()
+      end
+    end)
+
     it("never shows the token in tostring(client)", function()
       local c = assert(zcrm.new { api_domain = emu.url, access_token = "1000.secret.value", env = false })
       assert.is_nil(tostring(c):find("secret", 1, true))

@@ -149,22 +149,22 @@ describe("export and apply across two orgs", function()
     local c = new_client(a)
     local cs = assert(c:plan { { module = "Projects", plural_label = "Client Projects" },
                                { module = "Assets", profile_set = { "Administrator" } } })
-    local plain = cjson.decode(zcrm.changes.encode(cs))
+    local plain = cjson.decode(require("zcrm.plan.changeset").encode(cs))
     plain.changes[1].body.plural_label = "Something Else" -- reviewed: "Client Projects"
-    local ok, err = zcrm.changes.decode(cjson.encode(plain))
+    local ok, err = require("zcrm.plan.changeset").decode(cjson.encode(plain))
     assert.is_nil(ok)
     assert.equal("INVALID_CHANGES", err.code)
     assert.matches("does not turn before into after", err.message, 1, true)
-    plain = cjson.decode(zcrm.changes.encode(cs))
+    plain = cjson.decode(require("zcrm.plan.changeset").encode(cs))
     plain.changes[2].body.profiles = { { id = "2423488000000015987" } } -- a grant of Marketing, not reviewed
-    ok, err = zcrm.changes.decode(cjson.encode(plain))
+    ok, err = require("zcrm.plan.changeset").decode(cjson.encode(plain))
     assert.is_nil(ok)
     assert.matches("changes[2] (Assets): its body does not turn before into after", err.message, 1, true)
     local report
     report, err = c:apply(plain)
     assert.is_nil(report)
     assert.equal("INVALID_CHANGES", err.code)
-    assert(zcrm.changes.decode(zcrm.changes.encode(cs))) -- untouched, it reads back
+    assert(require("zcrm.plan.changeset").decode(require("zcrm.plan.changeset").encode(cs))) -- untouched, it reads back
     assert.equal(0, puts(a))
   end)
 

@@ -2,6 +2,7 @@
 -- callbacks and cancellation, against the emulator over loopback.
 local zcrm = require "zcrm"
 local core = require "zcrm.core"
+local private = require("zcrm.client").private
 local emulator = require "spec.support.emulator"
 local new_client = require("spec.support.client").maker { retry_base = 0.02 }
 
@@ -44,7 +45,7 @@ describe("engine", function()
       assert.equal(100, stats.updates_applied)
       assert.is_true(stats.max_in_flight <= 10, "max_in_flight " .. stats.max_in_flight)
       assert.is_nil(stats.responses["429"])
-      assert.is_true(client._engine.max_in_flight_seen <= 10)
+      assert.is_true(private(client).engine.transfers.max_in_flight_seen <= 10)
     end)
 
     it("gives each request its own result when coroutines are reused, and a cancelled one none", function()
@@ -141,7 +142,7 @@ describe("engine", function()
         assert.is_nil(res)
         assert.equal("CANCELLED", err.code)
       end
-      assert.equal(0, client._engine.multi:running())
+      assert.equal(0, private(client).engine.multi:running())
     end)
 
     it("tells a host how long it may sleep (timeout) and which sockets to watch (fds)", function()

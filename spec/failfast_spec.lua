@@ -202,7 +202,6 @@ describe("a --concurrency above the server's cap", function()
 
   it("lowers the calls in flight after a 429, never above concurrency", function()
     local client = clients.maker { retry_base = 0.01, retry_max_delay = 0.1 }(emu, { concurrency = 40, max_retries = 1 })
-    local engine = client._engine
     local lowest, highest = math.huge, 0
     local reqs = {}
     for i = 1, N do
@@ -210,7 +209,7 @@ describe("a --concurrency above the server's cap", function()
     end
     while client:pending() > 0 do
       client:poll(0.05)
-      lowest, highest = math.min(lowest, engine:limit()), math.max(highest, engine:limit())
+      lowest, highest = math.min(lowest, client:limit()), math.max(highest, client:limit())
     end
     for i, r in ipairs(reqs) do
       local res, err = r:result()
@@ -218,7 +217,7 @@ describe("a --concurrency above the server's cap", function()
     end
     assert.is_true(lowest <= 5, "the limit never came down to the cap: " .. lowest)
     assert.is_true(highest <= 40)
-    assert.is_true(engine.max_in_flight_seen <= 40)
+    assert.is_true(require("zcrm.client").private(client).engine.transfers.max_in_flight_seen <= 40)
     -- the server's 429s are a fraction of the updates (about 60 of 300 here),
     -- not a multiple of them (about 600 when the limit stays at 40)
     local refused = emu:stats().responses["429"] or 0

@@ -53,7 +53,7 @@ describe("zcrm.luv", function()
     assert.equal(N, ok)
     assert.equal(N, on_loop)                    -- every callback ran on the loop
     assert.equal(0, client:pending())
-    assert.equal(CAP, client._engine.max_in_flight_seen)
+    assert.equal(CAP, require("zcrm.client").private(client).engine.transfers.max_in_flight_seen)
     -- the loop drives the transfers together, not one after another; how close
     -- the wall time comes to 200 x 50 ms / 10 is bench/event_loop.lua's figure d
     assert.is_true(seen > 1, "the server never had two of them at once")

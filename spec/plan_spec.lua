@@ -130,11 +130,15 @@ describe("zcrm.plan without a server", function()
     assert.is_true(plan.validate(assert(plan.load("examples/plans/relabel.lua"))))
   end)
 
-  it("raises on an unknown or mistyped option (a typo must not send for real)", function()
+  it("refuses an unknown or mistyped option, sending nothing (a typo must not send for real)", function()
     local client = assert(zcrm.new { api_domain = "http://127.0.0.1:9", access_token = "t0ken", env = false })
-    assert.has_error(function() client:apply({}, { dryrun = true }) end, "apply: unknown option 'dryrun'")
-    assert.has_error(function() client:apply({}, { diff = "yes" }) end)
-    assert.has_error(function() client:apply({}, { concurrency = 0 }) end)
+    for name, opts in pairs { dryrun = { dryrun = true }, diff = { diff = "yes" }, concurrency = { concurrency = 0 } } do
+      local report, err = client:apply({ { module = "Projects", plural_label = "P" } }, opts)
+      assert.is_nil(report)
+      assert.equal("INVALID_CONFIG", err.code)
+      assert.equal(name, err.field)
+    end
+    assert.equal(0, (client:credits()))
   end)
 end)
 

@@ -335,7 +335,7 @@ describe("security", function()
       emu:script("status:401", 3, "any")
       local _, err = client:get_profiles()
       texts[#texts + 1] = tostring(err)
-      local token = client.oauth.access_token
+      local token = require("zcrm.client").private(client).auth.oauth.access_token
       emu:stop()
       local all = table.concat(texts, "\n") .. table.concat(lines, "\n")
       for _, secret in ipairs { SECRET, REFRESH, token } do

@@ -6,6 +6,10 @@
 -- once, one refresh request is made and the others wait for its answer. Zoho
 -- allows 10 refreshes per 10 minutes per refresh token ("Token Validity"); the client never
 -- sends an 11th, it answers with a `REFRESH_LIMIT` error instead.
+--
+-- A client's auth record, made by `new`, is the only place its tokens and
+-- credentials live; the client keeps it private and hands it to this module
+-- (`client:_auth()`).
 -- @module zcrm.auth
 
 local cjson = require "cjson.safe"
@@ -28,6 +32,22 @@ local function auth_error(code, message, extra)
   return core.error(e)
 end
 
+--- The auth record of a client: `oauth` (the checked `oauth` options, whose
+-- `access_token`, `expires_at` and `ttl` this module keeps) or a static
+-- `access_token`, and `refreshes`, the number of refreshes asked for.
+-- @tparam table|nil oauth
+-- @tparam string|nil access_token
+-- @treturn table
+function M.new(oauth, access_token)
+  return { oauth = oauth, access_token = access_token, refreshes = 0 }
+end
+
+--- True when the client refreshes its tokens (OAuth), and so may get a
+-- fresh one after a 401.
+function M.refreshable(client)
+  return client:_auth().oauth ~= nil
+end
+
 -- {==== token cache file
 
 -- Ties a token cache to its credentials without storing them.
@@ -38,7 +58,7 @@ end
 --- Reads the token cache named in `o.token_cache`. Returns true, or nil, err when
 -- the file is unsafe (readable by group or others).
 function M.load_cache(client)
-  local o = client.oauth
+  local o = client:_auth().oauth
   local path = o and o.token_cache
   if not path then return true end
   local mode = core.file_mode(path)
@@ -69,7 +89,7 @@ function M.load_cache(client)
 end
 
 local function save_cache(client)
-  local o = client.oauth
+  local o = client:_auth().oauth
   if not o.token_cache then return end
   local doc = cjson.encode {
     key = cache_key(o), access_token = o.access_token, ttl = o.ttl,
@@ -162,10 +182,11 @@ end
 
 -- Runs inside an operation: one refresh request, its answer read and stored.
 local function refresh(client)
-  local o = client.oauth
+  local rec = client:_auth()
+  local o = rec.oauth
   local ok, lerr = note_refresh(o)
   if not ok then return nil, lerr end
-  client.token_refreshes = client.token_refreshes + 1
+  rec.refreshes = rec.refreshes + 1
   local status, raw = post_accounts(client, o.accounts_url .. "/oauth/v2/token", form {
     { "grant_type", "refresh_token" }, { "client_id", o.client_id },
     { "client_secret", o.client_secret }, { "refresh_token", o.refresh_token } })
@@ -191,7 +212,7 @@ end
 -- refresh margin) keeps that token: one accounts-server hiccup must not fail
 -- calls that can still succeed.
 local function keep_current(client, token, err)
-  local o = client.oauth
+  local o = client:_auth().oauth
   if not token and o.access_token and core.now() < o.expires_at then
     client:_log("warn", "token refresh failed (" .. tostring(err) .. "); using the current token until it expires")
     token, err = o.access_token, nil
@@ -203,13 +224,14 @@ end
 -- inside an operation's coroutine; however many calls need a token at once,
 -- one refresh runs and they all wait for it (single flight).
 function M.access_token(client)
-  local o = client.oauth
-  if not o then return client.access_token end
+  local rec = client:_auth()
+  local o = rec.oauth
+  if not o then return rec.access_token end
   if o.access_token then
     local margin = math.min(o.refresh_margin, (o.ttl or 3600) / 2)
     if core.now() < o.expires_at - margin then return o.access_token end
   end
-  return client._engine:single_flight(TOKEN_EVENT, "token refresh", refresh, keep_current)
+  return client:_single_flight(TOKEN_EVENT, "token refresh", refresh, keep_current)
 end
 
 --- Exchanges a grant code for a refresh token (Zoho's "Step 3: Generating
@@ -260,7 +282,7 @@ end
 
 --- Forgets `token` after the server refused it, unless a newer one is in use.
 function M.invalidate(client, token)
-  local o = client.oauth
+  local o = client:_auth().oauth
   if o and o.access_token == token then
     o.access_token = nil
   end

@@ -12,27 +12,13 @@
 -- controller runs, waits in `cqueues.poll(client, t)` instead: the controller
 -- runs its other coroutines meanwhile. The client is a cqueues pollable
 -- (`pollfd()`, `events()` = "r", `timeout()`). Outside a controller the
--- calls block as before.
+-- calls block as before. The adapter is the client's one host hook,
+-- `client:set_host`.
 -- @module zcrm.cqueues
 
 local cqueues = require "cqueues"
 
 local M = {}
-
-local function host_wait(client, wait)
-  local cq, inside = cqueues.running() -- inside: in one of cq's own coroutines
-  if not (cq and inside) or not client:pollfd() then return false end
-  cqueues.poll(client, wait)
-  return true
-end
-
--- Before the client's descriptor closes: wakes every coroutine polling it,
--- in any controller (its requests end as CLOSED), so no controller is left
--- watching a closed descriptor.
-local function close_host(client)
-  local fd = client:pollfd()
-  if fd then cqueues.cancel(fd) end
-end
 
 --- Makes `client`'s blocking calls yield to cqueues. Returns a handle with
 -- `:detach()`; raises when the client has no pollable descriptor (no epoll).
@@ -42,12 +28,27 @@ end
 function M.attach(client)
   local fd, err = client:pollfd()
   if not fd then error("zcrm.cqueues: " .. tostring(err), 2) end
-  local engine = client._engine
-  engine.host_wait, engine.close_host = host_wait, close_host
+  local host = {
+    -- Inside one of a controller's own coroutines: wait in cqueues.poll.
+    wait = function(wait)
+      local cq, inside = cqueues.running()
+      if not (cq and inside) or not client:pollfd() then return nil end
+      cqueues.poll(client, wait)
+      return 0
+    end,
+    -- Before the client's descriptor closes: wakes every coroutine polling
+    -- it, in any controller (its requests end as CLOSED), so no controller
+    -- is left watching a closed descriptor.
+    close = function()
+      local pfd = client:pollfd()
+      if pfd then cqueues.cancel(pfd) end
+    end,
+  }
+  client:set_host(host)
   return {
     detach = function()
-      if engine.host_wait == host_wait then engine.host_wait = nil end
-      if engine.close_host == close_host then engine.close_host = nil end
+      local before = client:set_host(nil)
+      if before ~= host then client:set_host(before) end
     end,
   }
 end

@@ -121,36 +121,29 @@ end
 -- happened (nothing answered, or 429).
 local function credits_before(client, spec)
   local cost = spec.cost or 0
-  if client.max_credits and client.credits_spent + cost > client.max_credits then
+  local spent = client:credits()
+  if client.max_credits and spent + cost > client.max_credits then
     return nil, core.error {
       kind = "limit", code = "CREDIT_LIMIT",
       message = string.format("this call costs %d credits; %d of max_credits %d are spent",
-        cost, client.credits_spent, client.max_credits),
-      details = { cost = cost, spent = client.credits_spent, max_credits = client.max_credits },
+        cost, spent, client.max_credits),
+      details = { cost = cost, spent = spent, max_credits = client.max_credits },
     }
   end
-  client.credits_spent = client.credits_spent + cost
+  client:_spend(cost)
   return true
 end
 
 local function credits_after(client, spec, status, _, headers)
-  if status == nil or status == 429 then
-    client.credits_spent = client.credits_spent - (spec.cost or 0)
-  end
-  local remaining = headers and tonumber(headers["x-api-credits-remaining"])
-  if remaining then client.credits_remaining = remaining end
+  local refund = (status == nil or status == 429) and -(spec.cost or 0) or 0
+  client:_spend(refund, headers and tonumber(headers["x-api-credits-remaining"]))
 end
 
 
 --- base_url(client) -> "{api_domain}/crm/{version}/", made once per client
 -- (again only if either field changes).
 function M.base_url(client)
-  local domain, version = client.api_domain, client.version
-  if client._base_domain ~= domain or client._base_version ~= version then
-    client._base = domain .. "/crm/" .. version .. "/"
-    client._base_domain, client._base_version = domain, version
-  end
-  return client._base
+  return client:_base_url()
 end
 
 -- The headers of a call with no headers of its own, checked and built once
@@ -158,13 +151,14 @@ end
 -- [false] = without }. A list that core.new_headers refuses stays a Lua
 -- list, for multi:start to refuse with the same error.
 local function plain_headers(client, token, has_body)
-  local c = client._headers
+  local cache = client:_cache("http")
+  local c = cache.headers
   if not c or c.token ~= token then
     local auth_line = "Authorization: Zoho-oauthtoken " .. token
     local with = { "Accept: application/json", auth_line, "Content-Type: application/json" }
     local without = { "Accept: application/json", auth_line }
     c = { token = token, [true] = core.new_headers(with) or with, [false] = core.new_headers(without) or without }
-    client._headers = c
+    cache.headers = c
   end
   return c[has_body]
 end
@@ -245,7 +239,7 @@ function M.call(client, method, path, opts, url, json)
       local o = origin(url)
       if not answered[o] then answered[o] = true end
       if opts.read and status >= 200 and status < 300 then
-        local res = opts.read(raw, client._secret_forms)
+        local res = opts.read(raw, client:_secret_forms())
         if res then return status, res, rheaders, true end
       end
       local doc, why = decode(raw)
@@ -267,7 +261,7 @@ function M.call(client, method, path, opts, url, json)
       else
         err = api_error(client, status, doc, why, opts.key)
         if status == 401 and (err.code == "INVALID_TOKEN" or err.code == "INVALID_OAUTHTOKEN")
-            and client.oauth and not reauthed then
+            and auth.refreshable(client) and not reauthed then
           -- The token died early (revoked, or more than 15 issued): refresh once, retry once.
           reauthed = true
           auth.invalidate(client, token)

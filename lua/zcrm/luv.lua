@@ -21,6 +21,8 @@
 -- traceback)` of `attach(client, uv, opts)`; without one it is kept in
 -- `h.errors` and logged (the client's logger). Either way the loop goes on,
 -- and so do the tasks resumed in the same pass.
+--
+-- The adapter drives the client through its one host hook, `client:set_host`.
 -- @module zcrm.luv
 
 local M = {}
@@ -34,10 +36,8 @@ Handle.__name = "zcrm.luv"
 function Handle:detach()
   if self.detached then return end
   self.detached = true
-  local e = self.client._engine
-  if e.wake_host == self.wake then e.wake_host = nil end
-  if e.host_wait == self.host_wait then e.host_wait = nil end
-  if e.close_host == self.close_host then e.close_host = nil end
+  local before = self.client:set_host(nil)
+  if before ~= self.host then self.client:set_host(before) end -- another host took over since
   for _, h in ipairs { self.poll, self.timer } do
     if not h:is_closing() then h:close() end
   end
@@ -86,12 +86,14 @@ function M.attach(client, uv, opts)
   if on_error ~= nil and type(on_error) ~= "function" then
     error("zcrm.luv: on_error must be a function", 2)
   end
-  local engine = client._engine
-  if engine.wake_host or engine.host_wait then
-    error("zcrm.luv: the client is attached to a loop already", 2)
-  end
   local fd, err = client:pollfd()
   if not fd then error("zcrm.luv: " .. tostring(err), 2) end
+  local placeholder = {}
+  local before = client:set_host(placeholder)
+  if before then
+    client:set_host(before)
+    error("zcrm.luv: the client is attached to a loop already", 2)
+  end
   local self = setmetatable({
     client = client, uv = uv, poll = uv.new_poll(fd), timer = uv.new_timer(),
     tasks = setmetatable({}, { __mode = "k" }), -- coroutines started by run
@@ -133,26 +135,26 @@ function M.attach(client, uv, opts)
 
   -- The engine's poll(t > 0) inside a task: yield to the loop until the
   -- descriptor or the timer fires (the engine then does the ready work).
-  function self.host_wait(_, wait)
+  local function wait_on_loop(wait)
     local co, main = coroutine.running()
-    if main or not self.tasks[co] then return false end
+    if main or not self.tasks[co] then return nil end
     self.waiting[#self.waiting + 1] = co
     max_wait = math.min(max_wait or wait, wait)
     rearm()
     coroutine.yield()
-    return true
+    return 0
   end
 
   -- The client closes: stop watching its descriptor before it goes (libuv
   -- must never poll a closed one); waiting tasks are resumed by the timer
   -- and find their requests CLOSED.
-  function self.close_host()
+  local function close()
     closed = true
     if polling then self.poll:stop(); polling = false end
   end
 
-  self.wake = rearm
-  engine.wake_host, engine.host_wait, engine.close_host = rearm, self.host_wait, self.close_host
+  self.host = { wait = wait_on_loop, wake = rearm, close = close }
+  client:set_host(self.host)
   rearm()
   return self
 end

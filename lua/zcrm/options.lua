@@ -1,7 +1,10 @@
---- Client options, checked in one place: `zcrm.new` hands its table here and
--- gets back the settings a client is built from, or `nil, err` (kind "config").
--- Options not given fall back to the ZOHO_* environment variables, unless
--- `env = false`. The same type checker serves the options of `client:apply`.
+--- Options, checked in one place by one rule: `check` serves every call
+-- that takes options (`zcrm.new`, `client:apply`, `client:plan`,
+-- `client:diff`, `zcrm.apply_orgs`, change sets), and a bad option is
+-- `nil, err` with code INVALID_CONFIG naming it (`err.field`,
+-- `err.details.option`). `zcrm.new` hands its table to `client` and gets
+-- back the settings a client is built from; options not given fall back to
+-- the ZOHO_* environment variables, unless `env = false`.
 -- @module zcrm.options
 
 local core = require "zcrm.core"
@@ -11,8 +14,13 @@ local store = require "zcrm.store"
 
 local M = {}
 
---- The options of `zcrm.new` (name -> Lua type; "function|false" also
--- accepts false). An unknown option or a wrong type is a "config" error.
+-- Schema entries of numbers (see `check`): at least `min` (above it, when
+-- `above`), at most `max`.
+local function int(min, max, hint) return { type = "integer", min = min, max = max, hint = hint } end
+local function num(min, above) return { type = "number", min = min, above = above } end
+
+--- The options of `zcrm.new` (a schema of `check`). An unknown option, a
+-- wrong type or a number out of range is INVALID_CONFIG.
 -- @table client_options
 -- @tfield string api_domain the API's base URL, e.g. "https://www.zohoapis.eu";
 -- wins over `dc` and `environment`; `http://` only to loopback (ZOHO_API_DOMAIN)
@@ -22,21 +30,21 @@ local M = {}
 -- @tfield string access_token a static token (ZOHO_ACCESS_TOKEN)
 -- @tfield table oauth refresh-token credentials; see `oauth_options`
 -- @tfield string version the API version, "v8" (default)
--- @tfield number timeout seconds for a whole call (default 30)
--- @tfield number connect_timeout seconds to connect (default 10)
--- @tfield integer max_retries retries of a retryable failure (default 3)
+-- @tfield number timeout seconds for a whole call, greater than 0 (default 30)
+-- @tfield number connect_timeout seconds to connect, greater than 0 (default 10)
+-- @tfield integer max_retries retries of a retryable failure, 0 or more (default 3)
 -- @tfield integer concurrency calls in flight at once, 1 to 1000 (default 10;
 -- Zoho allows 5 to 25 by edition)
 -- @tfield string ca_file a CA bundle for TLS verification
 -- @tfield string proxy a proxy URL for libcurl
 -- @tfield string user_agent the User-Agent header (default "zcrm/VERSION (...)")
 -- @tfield function|false logger `function(level, message)`; secrets never reach it
--- @tfield number max_credits a budget: a call past it fails with CREDIT_LIMIT
--- @tfield table credit_costs credits per call kind: read, update_module,
--- create_module, token (defaults from the API Limits page)
--- @tfield number retry_base seconds of the first backoff step (default 0.5)
--- @tfield number retry_max_delay the longest wait between retries, seconds (default 30)
--- @tfield integer max_response_bytes a larger response body fails the call
+-- @tfield integer max_credits a budget, 0 or more: a call past it fails with CREDIT_LIMIT
+-- @tfield table credit_costs credits per call kind: see `credit_costs`
+-- (defaults from the API Limits page)
+-- @tfield number retry_base seconds of the first backoff step, 0 or more (default 0.5)
+-- @tfield number retry_max_delay the longest wait between retries, seconds, 0 or more (default 30)
+-- @tfield integer max_response_bytes a larger response body fails the call (1 or more; default 8 MiB)
 -- @tfield integer max_read_items the most items one read (every page of
 -- get_modules, get_profiles) may gather (default 10,000)
 -- @tfield integer max_read_bytes the most answer bytes one read may gather,
@@ -50,12 +58,14 @@ local M = {}
 -- the other options and the ZOHO_* variables leave unset comes from it
 M.CLIENT = {
   api_domain = "string", dc = "string", environment = "string", access_token = "string",
-  oauth = "table", version = "string", timeout = "number", connect_timeout = "number",
-  max_retries = "number", concurrency = "number", ca_file = "string", proxy = "string",
-  user_agent = "string", logger = "function|false", max_credits = "number", credit_costs = "table",
-  retry_base = "number", retry_max_delay = "number", max_response_bytes = "number",
-  max_read_items = "number", max_read_bytes = "number",
-  env = "boolean", org = "string", label_rules = "string",
+  oauth = { type = "table", fields = "OAUTH" }, version = { type = "string", pattern = "^v%d+$", like = "'v8'" },
+  timeout = num(0, true), connect_timeout = num(0, true),
+  max_retries = int(0), concurrency = int(1, 1000, "Zoho allows 5 to 25 by edition"),
+  ca_file = "string", proxy = "string", user_agent = "string", logger = "function|false",
+  max_credits = int(0), credit_costs = { type = "table", fields = "CREDIT_COSTS" },
+  retry_base = num(0), retry_max_delay = num(0), max_response_bytes = int(1),
+  max_read_items = int(1), max_read_bytes = int(1),
+  env = "boolean", org = "string", label_rules = { type = "string", one_of = { "reference", "openapi" } },
 }
 --- The fields of `oauth` in `zcrm.new`'s options.
 -- @table oauth_options
@@ -63,35 +73,92 @@ M.CLIENT = {
 -- @tfield string client_secret (ZOHO_CLIENT_SECRET); never logged
 -- @tfield string refresh_token (ZOHO_REFRESH_TOKEN); never logged
 -- @tfield string accounts_url the accounts server (default: the dc's; ZOHO_ACCOUNTS_URL)
--- @tfield number refresh_margin refresh this many seconds before expiry (default 60)
+-- @tfield number refresh_margin refresh this many seconds before expiry (default 60; 0 or more)
 -- @tfield string token_cache a file (mode 0600) keeping the access token between runs
--- @tfield integer refresh_limit refreshes per 10 minutes (default 10, Zoho's limit)
+-- @tfield integer refresh_limit refreshes per 10 minutes (default 10, Zoho's limit; 1 or more)
 M.OAUTH = {
   client_id = "string", client_secret = "string", refresh_token = "string",
-  accounts_url = "string", refresh_margin = "number", token_cache = "string",
-  refresh_limit = "number",
+  accounts_url = "string", refresh_margin = num(0), token_cache = "string",
+  refresh_limit = int(1),
 }
+--- The fields of `credit_costs` in `zcrm.new`'s options: credits per call
+-- kind, each an integer, 0 or more.
+-- @table credit_costs
+-- @tfield integer read a read (GET; default 1)
+-- @tfield integer update_module a module update (default 5)
+-- @tfield integer create_module a module creation (default 500)
+-- @tfield integer token a token refresh (default 0)
+M.CREDIT_COSTS = { read = int(0), update_module = int(0), create_module = int(0), token = int(0) }
 
---- Checks the keys and value types of an options table.
--- @tparam table t the options
--- @tparam table known name -> Lua type name
--- @tparam[opt] string prefix put before names in messages, e.g. "oauth."
--- @treturn nil|string nil when every key of `t` is in `known` with the type
--- named there; else a message
--- @treturn string the option at fault
-function M.check_types(t, known, prefix)
-  prefix = prefix or ""
-  for k, v in pairs(t) do
-    local want = known[k]
-    local name = prefix .. tostring(k)
-    if not want then
-      return string.format("unknown option '%s'", name), name
+local function config_error(message, field)
+  return core.error { kind = "config", code = "INVALID_CONFIG", message = message, field = field,
+                      details = field and { option = field } or nil }
+end
+
+local function a(what) return (what:match("^[aeiou]") and "an " or "a ") .. what end
+
+-- Why `v` does not fit `want` (an entry of a schema), or nil when it does;
+-- the option at fault (a field of a nested table) as the second result.
+local function misfit(v, want, name)
+  if type(want) == "string" then want = { type = want } end
+  local base, or_false = want.type:match("^(%a+)(.*)$")
+  if or_false == "|false" and v == false then return nil end
+  if base == "integer" or base == "number" then
+    if type(v) ~= "number" then return "must be " .. a(base) .. ", got " .. type(v) end
+    if v ~= v or v == math.huge or v == -math.huge then return "must be a finite number, got " .. tostring(v) end
+    if base == "integer" and not math.tointeger(v) then return "must be an integer, got " .. tostring(v) end
+    local low = want.min and (v < want.min or (want.above and v == want.min))
+    if low or (want.max and v > want.max) then
+      local range = want.max and string.format("from %s to %s", want.min, want.max)
+        or string.format("%s %s", want.above and "greater than" or "at least", want.min)
+      return string.format("must be %s %s, got %s%s", base == "integer" and "an integer" or "a number", range,
+        tostring(v), want.hint and " (" .. want.hint .. ")" or "")
     end
-    local base, or_false = want:match("^(%w+)(|?f?a?l?s?e?)$")
-    if type(v) ~= base and not (or_false == "|false" and v == false) then
-      return string.format("option '%s' must be a %s, got %s", name, base, type(v)), name
+  elseif type(v) ~= base then
+    return "must be " .. a(base) .. ", got " .. type(v)
+  elseif want.one_of then
+    for _, ok in ipairs(want.one_of) do if v == ok then return nil end end
+    return "must be one of \"" .. table.concat(want.one_of, "\", \"") .. "\", got " .. string.format("%q", v)
+  elseif want.pattern and not v:match(want.pattern) then
+    return "must look like " .. want.like
+  elseif want.fields then
+    local fields = M[want.fields] or want.fields
+    for k, x in pairs(v) do
+      local sub = name .. "." .. tostring(k)
+      if not fields[k] then return "unknown option '" .. sub .. "'", sub end
+      local why = misfit(x, fields[k], sub)
+      if why then return why, sub end
     end
   end
+  return nil
+end
+
+--- The one checker of options, for every call that takes them (`zcrm.new`,
+-- `client:apply`, `client:plan`, `client:diff`, `zcrm.apply_orgs`, change
+-- sets): every key of `opts` must be in `schema`, with its type, and for a
+-- number its integer-ness and range. A schema maps an option's name to a type
+-- name ("string", "boolean", "table", "function", "function|false") or to
+-- `{ type =, min =, above =, max =, one_of =, pattern =, fields = }`.
+-- @tparam table|nil opts the options (nil: none)
+-- @tparam table schema
+-- @tparam string call the call's name, for messages, e.g. "apply"
+-- @treturn table|nil `opts` (or an empty table for nil), or nil and a
+-- `zcrm.error`: kind "config", code INVALID_CONFIG, `field` and
+-- `details.option` the option at fault
+function M.check(opts, schema, call)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then error("zcrm: " .. call .. ": opts must be a table, got " .. type(opts), 3) end
+  for k, v in pairs(opts) do
+    local name = tostring(k)
+    local want = type(k) == "string" and schema[k]
+    if not want then return nil, config_error(call .. ": unknown option '" .. name .. "'", name) end
+    local why, field = misfit(v, want, name)
+    if why then
+      field = field or name
+      return nil, config_error(string.format("%s: option '%s' %s", call, field, why), field)
+    end
+  end
+  return opts
 end
 
 --- Checks a string that becomes a path or a URL: one with a NUL byte is
@@ -111,10 +178,6 @@ end
 -- limits (600 modules, 200 profiles per licence; a module list of 600 is
 -- about 2 MB).
 M.READ_LIMITS = { max_read_items = 10000, max_read_bytes = 16 * 1024 * 1024 }
-
-local function config_error(message, field)
-  return core.error { kind = "config", code = "INVALID_CONFIG", message = message, field = field }
-end
 
 -- Options not given fall back to the ZOHO_* environment variables (README,
 -- "Authentication"), unless `env = false`.
@@ -156,8 +219,6 @@ local function with_org(opts)
   if not (o.api_domain or o.dc or o.environment) then o.api_domain = stored.api_domain end
   return o
 end
-
-local function positive(n) return n == nil or n > 0 end
 
 -- Where the API lives: an explicit api_domain wins; otherwise dc + environment.
 local function resolve_domain(opts, s)
@@ -214,7 +275,7 @@ end
 
 --- Checks `zcrm.new`'s options and resolves them to settings. `defaults`
 -- holds `credit_costs` and `user_agent` for options not given. Settings:
--- version, request_timeout, connect_timeout, max_retries, retry_base,
+-- version, timeout, connect_timeout, max_retries, retry_base,
 -- retry_max_delay, max_credits, max_read_items, max_read_bytes, logger,
 -- credit_costs, dc, environment, label_rules,
 -- api_domain, api_domain_explicit, oauth or access_token, secrets, and
@@ -226,9 +287,8 @@ end
 function M.client(opts, defaults)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then error("zcrm.new expects a table of options", 3) end
-  local message, field = M.check_types(opts, M.CLIENT)
-  if not message and opts.oauth then message, field = M.check_types(opts.oauth, M.OAUTH, "oauth.") end
-  if message then return nil, config_error(message, field) end
+  local _, err = M.check(opts, M.CLIENT, "zcrm.new")
+  if err then return nil, err end
   opts = from_env(opts)
   if opts.org then
     local with, oerr = with_org(opts)
@@ -248,7 +308,7 @@ function M.client(opts, defaults)
 
   local s = {
     version = opts.version or "v8",
-    request_timeout = opts.timeout or 30,
+    timeout = opts.timeout or 30,
     connect_timeout = opts.connect_timeout or 10,
     max_retries = opts.max_retries or 3,
     retry_base = opts.retry_base or 0.5,
@@ -256,32 +316,9 @@ function M.client(opts, defaults)
     max_credits = opts.max_credits,
     logger = opts.logger or nil,
     label_rules = opts.label_rules or "reference",
+    max_read_items = opts.max_read_items or M.READ_LIMITS.max_read_items,
+    max_read_bytes = opts.max_read_bytes or M.READ_LIMITS.max_read_bytes,
   }
-  if s.label_rules ~= "reference" and s.label_rules ~= "openapi" then
-    return nil, config_error("label_rules is \"reference\" (the Update Custom Module page) or "
-      .. "\"openapi\" (Zoho's newer OpenAPI file)", "label_rules")
-  end
-  if not (positive(opts.timeout) and positive(opts.connect_timeout)) then
-    return nil, config_error("timeout and connect_timeout must be positive", "timeout")
-  end
-  local conc = opts.concurrency
-  if conc ~= nil and (math.type(conc) ~= "integer" or conc < 1 or conc > 1000) then
-    return nil, config_error("concurrency must be an integer from 1 to 1000 (Zoho allows 5 to 25 by edition)", "concurrency")
-  end
-  for _, k in ipairs { "max_read_items", "max_read_bytes" } do
-    local n = opts[k]
-    if n ~= nil and (math.type(n) ~= "integer" or n < 1) then
-      return nil, config_error(k .. " must be a positive integer", k)
-    end
-    s[k] = n or M.READ_LIMITS[k]
-  end
-  if math.type(s.max_retries) ~= "integer" or s.max_retries < 0 then
-    return nil, config_error("max_retries must be a non-negative integer", "max_retries")
-  end
-  if not s.version:match("^v%d+$") then
-    return nil, config_error("version must look like 'v8'", "version")
-  end
-
   s.credit_costs = util.copy(defaults.credit_costs)
   for k, v in pairs(opts.credit_costs or {}) do s.credit_costs[k] = v end
 
@@ -297,7 +334,7 @@ function M.client(opts, defaults)
   -- A proxy URL's password is a secret like the tokens.
   local proxy_password = type(opts.proxy) == "string" and opts.proxy:match("^%a[%w+.-]*://[^/@:]*:([^/@]+)@")
   if proxy_password then s.secrets[#s.secrets + 1] = proxy_password end
-  s.concurrency = conc or 10
+  s.concurrency = opts.concurrency or 10
   s.transport = {
     concurrency = s.concurrency, ca_file = opts.ca_file, proxy = opts.proxy,
     user_agent = opts.user_agent or defaults.user_agent, max_response_bytes = opts.max_response_bytes,

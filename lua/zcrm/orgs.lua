@@ -5,6 +5,7 @@
 -- and connections). Each org's work runs in a coroutine; while it waits for
 -- the network, its client's `poll` yields to the others, so all orgs' transfers
 -- are in flight at once and the wall time is close to the slowest org's.
+-- @module zcrm.orgs
 
 local core = require "zcrm.core"
 local options = require "zcrm.options"
@@ -69,33 +70,33 @@ function M.connect(zcrm, orgs)
   return clients
 end
 
--- The engine's poll, made cooperative: when called inside the org's task it
--- waits at most SLICE and then yields, so the other orgs run. Every wait of a
--- client (its poll, wait, drain, and so every blocking call) goes through its
--- engine's poll, so one override on the engine object covers them all.
-local function cooperative_poll(class_poll, task)
-  return function(self, timeout)
-    if coroutine.running() == task then
-      local n = class_poll(self, math.min(timeout or 0, SLICE))
-      coroutine.yield()
-      return n
-    end
-    return class_poll(self, timeout)
-  end
-end
-
-local function engine_of(client)
-  return client._engine or client
+-- The host hook of an org's client while its task runs: a wait inside the
+-- task yields, so the other orgs run, then lets the engine wait at most
+-- SLICE itself. Every wait of a client (its poll, wait, drain, and so every
+-- blocking call) goes through this one hook. Outside the task, and for
+-- wake and close, the host the client had before (if any) serves.
+local function cooperative(task, before)
+  before = before or {}
+  return {
+    wait = function(timeout)
+      if coroutine.running() == task then
+        coroutine.yield()
+        return math.min(timeout, SLICE)
+      end
+      if before.wait then return before.wait(timeout) end
+    end,
+    wake = before.wake, close = before.close,
+  }
 end
 
 --- each(clients, fn) -> list of packed results: runs fn(client, i) for every
 -- client concurrently; an error raised in one is its result `nil, message`.
 function M.each(clients, fn)
-  local tasks, results, live = {}, {}, 0
+  local tasks, results, live, before = {}, {}, 0, {}
   for i, client in ipairs(clients) do
     local co = coroutine.create(function() return table.pack(fn(client, i)) end)
-    local engine = engine_of(client)
-    engine.poll = cooperative_poll(engine.poll, co)
+    before[i] = client:set_host(nil)
+    client:set_host(cooperative(co, before[i]))
     tasks[i] = co
     live = live + 1
   end
@@ -107,7 +108,7 @@ function M.each(clients, fn)
           live = live - 1
           results[i] = ok and res or table.pack(nil, orgs_error("INTERNAL_CLIENT_ERROR",
             "error in the run of org " .. i .. ": " .. clients[i]:_redact(tostring(res))))
-          engine_of(clients[i]).poll = nil -- the class's poll again
+          clients[i]:set_host(before[i]) -- the client's own host again
         end
       end
     end
@@ -115,14 +116,15 @@ function M.each(clients, fn)
   return results
 end
 
-local APPLY_OPTIONS = {
+--- The options of `zcrm.apply_orgs` (a schema of `zcrm.options.check`).
+M.OPTIONS = {
   dry_run = "boolean", journal = "string", undo_file = "string", args = "table", dir = "string",
   confirm = "function", on_result = "function", on_plan = "function", on_progress = "function",
-  concurrency = "number", stop = "function", stop_grace = "number",
+  concurrency = { type = "integer", min = 1 }, stop = "function", stop_grace = { type = "number", min = 0 },
 }
 
 -- "{org}" in a file name option becomes the org's name.
-local changes = require "zcrm.plan.changes"
+local changes = require "zcrm.plan.changeset_apply"
 
 local function per_org(path, org)
   return path and (path:gsub("{org}", function() return org.name end))
@@ -155,16 +157,13 @@ M.with_org = with_org
 -- (a dry run of client:apply(changes)) and applied as one org would be.
 -- result = { ok =, confirmed =, elapsed =, orgs = { { name =, report =, error =, checked = }, ... } }
 function M.apply_orgs(zcrm, orgs, plan, opts)
-  opts = opts or {}
-  if type(opts) ~= "table" then error("apply_orgs: opts must be a table", 3) end
-  for k, v in pairs(opts) do
-    local want = APPLY_OPTIONS[k]
-    if not want then error("apply_orgs: unknown option '" .. tostring(k) .. "'", 3) end
-    if type(v) ~= want then error(string.format("apply_orgs: option '%s' must be a %s", k, want), 3) end
-  end
+  local oerr
+  opts, oerr = options.check(opts, M.OPTIONS, "apply_orgs")
+  if not opts then return nil, oerr end
   for _, k in ipairs { "journal", "undo_file" } do
-    if opts[k] and #orgs > 1 and not opts[k]:find("{org}", 1, true) then
-      error(string.format("apply_orgs: option '%s' must hold {org} (each org writes its own file)", k), 2)
+    if opts[k] and type(orgs) == "table" and #orgs > 1 and not opts[k]:find("{org}", 1, true) then
+      return nil, core.error { kind = "config", code = "INVALID_CONFIG", field = k, details = { option = k },
+        message = string.format("apply_orgs: option '%s' must hold {org} (each org writes its own file)", k) }
     end
   end
   for _, k in ipairs { "journal", "undo_file", "dir" } do

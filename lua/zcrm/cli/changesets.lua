@@ -5,7 +5,7 @@
 
 local zcrm = require "zcrm"
 local core = require "zcrm.core"
-local changes = require "zcrm.plan.changes"
+local changes = require "zcrm.plan.changeset_apply"
 local orgs_mod = require "zcrm.orgs"
 local connection = require "zcrm.cli.connect"
 local term = require "zcrm.cli.term"

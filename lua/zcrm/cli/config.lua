@@ -7,7 +7,7 @@
 
 local zcrm = require "zcrm"
 local core = require "zcrm.core"
-local changes = require "zcrm.plan.changes"
+local changes = require "zcrm.plan.changeset_apply"
 local changeset = require "zcrm.plan.changeset"
 local check = require "zcrm.plan.check"
 local orgs_mod = require "zcrm.orgs"

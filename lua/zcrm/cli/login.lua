@@ -177,7 +177,7 @@ local function cmd_login(flags)
     print_error({}, nil, cerr)
     return EXIT_USAGE
   end
-  local answer, err = client._engine:call("_exchange_code", where.accounts_url, p)
+  local answer, err = client:_call("_exchange_code", where.accounts_url, p)
   client:close()
   if not answer then
     local why = err.code == "invalid_code" and "the code is unknown, used or expired: generate a new one"
@@ -218,7 +218,7 @@ local function cmd_logout(flags)
   local revoked, rerr
   local client, cerr = accounts_client(org.accounts_url or "")
   if client then
-    revoked, rerr = client._engine:call("_revoke_token", org.accounts_url, org.refresh_token)
+    revoked, rerr = client:_call("_revoke_token", org.accounts_url, org.refresh_token)
     client:close()
   else
     rerr = cerr

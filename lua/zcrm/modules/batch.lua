@@ -24,11 +24,11 @@ local function run_all(client, fns)
   if #fns == 1 then return fns[1](client) end
   local left, event = #fns, {}
   for _, fn in ipairs(fns) do
-    client._engine:spawn("update_modules part", function(c)
+    client:_spawn("update_modules part", function(c)
       local ok, err = pcall(fn, c)
       if not ok then c:_log("error", "update_modules: " .. c:_redact(tostring(err))) end
       left = left - 1
-      if left == 0 then c._engine:signal(event) end
+      if left == 0 then c:_signal(event) end
     end)
   end
   -- The tasks start only after this yield, so the signal cannot come first.
@@ -42,9 +42,17 @@ local function batch_refused(err)
       or err.status == 404 or err.status == 405
 end
 
+--- fallback(client) -> the server's refusal of the batch endpoint, once it
+-- refused it (every later update_modules of the client then sends one
+-- module per call), or nil.
+function M.fallback(client)
+  return client:_cache("batch").fallback
+end
+
 local function note_refusal(client, err)
-  if client.batch_fallback then return end
-  client.batch_fallback = err
+  local cache = client:_cache("batch")
+  if cache.fallback then return end
+  cache.fallback = err
   client:_log("warn", string.format("the server refused the batch endpoint PUT settings/modules (%s); "
     .. "sending one module per call from now on", tostring(err)))
 end
@@ -90,7 +98,7 @@ end
 
 -- One batch call for at most BATCH_MAX entries; every entry gets its result.
 local function send_batch(client, part, results)
-  if client.batch_fallback then return send_singly(client, part, results) end
+  if M.fallback(client) then return send_singly(client, part, results) end
   local items = {}
   for i, e in ipairs(part) do
     local item = { id = e.segment }
@@ -191,7 +199,7 @@ local function send_checked(client, entries, results)
                                       message = "update_modules: no result for entry " .. e.index }
     end
   end
-  results.fallback = client.batch_fallback
+  results.fallback = M.fallback(client)
   return results
 end
 

@@ -13,13 +13,14 @@ local PROFILES_EVENT = "zcrm.profiles"
 -- The profile list, read once per client: an engine task reads it, and every
 -- call that needs it waits for that one read (single flight).
 local function keep_profiles(client, list, err)
-  if list then client._profiles = list end
+  if list then client:_cache("profiles").list = list end
   return list, err
 end
 
 local function cached_profiles(client)
-  if client._profiles then return client._profiles end
-  return client._engine:single_flight(PROFILES_EVENT, "profiles read", read.get_profiles, keep_profiles)
+  local cache = client:_cache("profiles")
+  if cache.list then return cache.list end
+  return client:_single_flight(PROFILES_EVENT, "profiles read", read.get_profiles, keep_profiles)
 end
 
 local function profile_fault(i, message, key, value)

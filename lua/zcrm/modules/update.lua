@@ -59,11 +59,10 @@ local function prepare_one(module, update, rules)
   return segment, clean
 end
 
---- send_update(segment, clean) -> as update_module. The internal operation
--- behind it: `segment` and `clean` have passed core.check_module and
-
 M.prepare_one = prepare_one
 
+--- send_update(segment, clean) -> as update_module. The internal operation
+-- behind it: `segment` and `clean` have passed core.check_module and
 -- core.prepare_update already (a plan checks every entry before sending), so
 -- they are not checked again; profile names left in `clean` are resolved.
 function M.send_update(client, segment, clean)
@@ -74,10 +73,11 @@ function M.send_update(client, segment, clean)
   -- lua-cjson for anything else (core.update_request, core.read_update_answer).
   -- The options are the same for every update of a client: made once.
   local cost = client.credit_costs.update_module
-  local opts = client._update_opts
+  local cache = client:_cache("update")
+  local opts = cache.opts
   if not opts or opts.cost ~= cost then
     opts = { read = core.read_update_answer, key = "modules", cost = cost }
-    client._update_opts = opts
+    cache.opts = opts
   end
   local url, json = core.update_request(http.base_url(client), segment, clean)
   local status, doc, read, _

@@ -12,8 +12,8 @@
 -- Failures of single entries are in `report.failed`, not an error return: a bulk
 -- run that is half done is a result to read, like Zoho's 207.
 --
--- One file of about 400 lines, because it reads best whole: one job, a run
--- whose stages (check, read, send, journal, report) share one run state.
+-- One job: a run whose stages (check, read, send, journal, report) share
+-- one run state.
 -- @module zcrm.plan.apply
 
 local core = require "zcrm.core"
@@ -47,8 +47,9 @@ function M.write_undo(path, text)
 end
 M.undo_exists = undo_exists
 
---- The options of `client:apply` (name -> Lua type). An unknown or mistyped
--- option raises: a `dryrun = true` typo must not apply for real.
+--- The options of `client:apply` (a schema of `zcrm.options.check`). An
+-- unknown, mistyped or out-of-range option is `nil, err` (INVALID_CONFIG,
+-- nothing sent): a `dryrun = true` typo must not apply for real.
 -- @table options
 -- @tfield boolean dry_run check, diff, and report what would be sent; send nothing
 -- @tfield boolean diff read the current state; skip entries that change nothing
@@ -80,23 +81,19 @@ M.undo_exists = undo_exists
 -- that refuses it gets one module per call, said once in `report.batch_fallback`
 local KNOWN_OPTIONS = {
   dry_run = "boolean", diff = "boolean", undo_file = "string", journal = "string",
-  partial = "boolean", concurrency = "number", on_result = "function", on_progress = "function",
-  on_plan = "function", confirm = "function", stop = "function", stop_grace = "number",
-  read_state = "boolean", args = "table", dir = "string", batch = "boolean",
-  only = "table", exclude = "table", max_credits = "number",
+  partial = "boolean", concurrency = { type = "integer", min = 1 }, on_result = "function",
+  on_progress = "function", on_plan = "function", confirm = "function", stop = "function",
+  stop_grace = { type = "number", min = 0 }, read_state = "boolean", args = "table", dir = "string",
+  batch = "boolean", only = "table", exclude = "table", max_credits = { type = "integer", min = 0 },
 }
 
 M.OPTIONS = KNOWN_OPTIONS
 
 local function check_options(opts)
-  if opts == nil then return { diff = true } end
-  if type(opts) ~= "table" then error("apply: opts must be a table", 3) end
-  local message = options.check_types(opts, KNOWN_OPTIONS)
-  if message then error("apply: " .. message, 3) end
-  local c = opts.concurrency
-  if c ~= nil and (math.type(c) ~= "integer" or c < 1) then error("apply: concurrency must be a positive integer", 3) end
+  local _, err = options.check(opts, KNOWN_OPTIONS, "apply")
+  if err then return nil, err end
   local copy = {}
-  for k, v in pairs(opts) do copy[k] = v end
+  for k, v in pairs(opts or {}) do copy[k] = v end
   if copy.diff == nil then copy.diff = true end -- compare with the org: a rerun converges
   return copy
 end
@@ -279,7 +276,7 @@ local function send_all(client, work, opts, report, journal)
       report.not_sent[#report.not_sent + 1] = { index = item.index, module = item.module }
     end
   end
-  if opts.batch then report.batch_fallback = client.batch_fallback end
+  if opts.batch then report.batch_fallback = modules.batch_fallback(client) end
 end
 
 local function new_report(list, opts)
@@ -310,7 +307,9 @@ end
 -- org's state once a pass has read it, and a later pass reads only what it lacks
 -- @treturn table|nil the report, or nil and a `zcrm.error` when nothing could be sent
 function M.apply(client, plan, opts, known)
-  opts = check_options(opts)
+  local oerr
+  opts, oerr = check_options(opts)
+  if not opts then return nil, oerr end
   for _, k in ipairs { "undo_file", "journal", "dir" } do
     local ok, perr = options.check_path(opts[k], k)
     if not ok then return nil, perr end

@@ -1,6 +1,6 @@
 --- The change set as data: the values a change reads and writes (before,
 -- after, the body sent), and the file format (encode, decode, check, read,
--- write). `zcrm.plan.changes` makes, diffs and applies change sets with them.
+-- write). `zcrm.plan.changeset_apply` makes, diffs and applies change sets with them.
 -- @module zcrm.plan.changeset
 
 local cjson = require "cjson.safe"

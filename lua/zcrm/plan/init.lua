@@ -1,4 +1,4 @@
---- Plans: `require "zcrm.plan"`. The rooms, each with one job:
+--- Plans: `require "zcrm.plan"`. Its files, each with one job:
 --
 -- - `zcrm.plan.load`: plan files, plan functions, CSV files;
 -- - `zcrm.plan.check`: checks that need no network, and the plan's errors;

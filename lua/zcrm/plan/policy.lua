@@ -1,5 +1,5 @@
 --- What a bulk run does with what happens during it, the same for a plan
--- (`zcrm.plan.apply`) and a change set (`zcrm.plan.changes`): a user
+-- (`zcrm.plan.apply`) and a change set (`zcrm.plan.changeset_apply`): a user
 -- callback that raises is noted and the run goes on; an error that every
 -- further call would share stops the run; `only` and `exclude` narrow it;
 -- `pump` keeps a run's calls in flight.
@@ -108,13 +108,12 @@ end
 -- where a stop would not hold it. Returns the index of the first item not started.
 function M.pump(client, items, window, submit, handle, opts, report)
   local next_i, in_flight, completed, live, deadline = 1, 0, {}, {}, nil
-  local engine = client._engine
   while true do
     if not report.interrupted and opts.stop and opts.stop() then
       report.interrupted = true
       deadline = core.now() + (opts.stop_grace or 5)
     end
-    while not report.aborted and not report.interrupted and in_flight < window and in_flight < engine:limit()
+    while not report.aborted and not report.interrupted and in_flight < window and in_flight < client:limit()
         and next_i <= #items do
       local item = items[next_i]
       next_i, in_flight = next_i + 1, in_flight + 1

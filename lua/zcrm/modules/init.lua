@@ -1,6 +1,6 @@
 --- The settings endpoints: modules and profiles (Zoho's "Modules", "Specific
 -- Module", "Update Custom Module" and "Profiles" pages), gathered in one
--- table from their rooms under zcrm/modules/: `read` (lists, paging, one
+-- table from the files beside this one: `read` (lists, paging, one
 -- module, `request`), `profiles` (the one profile-name resolver), `update`
 -- (one update, one create) and `batch` (update_modules). Each function is an
 -- operation: it runs inside the engine's coroutine, and the client exposes it
@@ -28,4 +28,5 @@ return {
   BATCH_MAX = batch.BATCH_MAX,
   send_updates = batch.send_updates,
   update_modules = batch.update_modules,
+  batch_fallback = batch.fallback,
 }

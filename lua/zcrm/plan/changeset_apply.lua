@@ -1,4 +1,6 @@
---- Saved change sets and drift checks.
+--- Change sets made, diffed and applied: `client:plan`, `client:diff` and
+-- `client:apply(changes)` (the values and the file format are
+-- `zcrm.plan.changeset`'s).
 --
 --   client:plan(plan, opts)   -> change set: what applying `plan` to this org
 --                                would change, read from the live state
@@ -23,6 +25,7 @@
 
 local core = require "zcrm.core"
 local util = require "zcrm.util"
+local options = require "zcrm.options"
 local changeset = require "zcrm.plan.changeset"
 local policy = require "zcrm.plan.policy"
 local st = require "zcrm.plan.state"
@@ -57,18 +60,9 @@ end
 
 -- {==== plan
 
-local PLAN_OPTIONS = { args = "table", dir = "string", source = "string", only = "table", exclude = "table" }
-
-local function check_options(opts, known, fn)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then error(fn .. ": opts must be a table", 3) end
-  for k, v in pairs(opts) do
-    local want = known[k]
-    if not want then error(fn .. ": unknown option '" .. tostring(k) .. "'", 3) end
-    if type(v) ~= want then error(string.format("%s: option '%s' must be a %s, got %s", fn, k, want, type(v)), 3) end
-  end
-  return opts
-end
+--- The options of `client:plan` and `client:diff` (schemas of `zcrm.options.check`).
+M.PLAN_OPTIONS = { args = "table", dir = "string", source = "string", only = "table", exclude = "table" }
+M.DIFF_OPTIONS = { args = "table", dir = "string" }
 
 -- The checked plan against the live state (a dry run with diff): the report.
 local function dry_run(client, plan, opts)
@@ -106,7 +100,9 @@ end
 -- the plan's path, its arguments and a hash of its text, the zcrm version,
 -- the time, the API domain and the org.
 function M.plan(client, plan, opts)
-  opts = check_options(opts, PLAN_OPTIONS, "plan")
+  local oerr
+  opts, oerr = options.check(opts, M.PLAN_OPTIONS, "plan")
+  if not opts then return nil, oerr end
   local mods, merr = client:get_modules()
   if not mods then return nil, merr end
   local report, err = dry_run(client, plan, opts)
@@ -138,7 +134,9 @@ end
 --- diff(client, plan, opts) -> { changes = report.changes, same = { API names },
 -- total = n, differs = bool }, or nil, err.
 function M.diff(client, plan, opts)
-  opts = check_options(opts, { args = "table", dir = "string" }, "diff")
+  local oerr
+  opts, oerr = options.check(opts, M.DIFF_OPTIONS, "diff")
+  if not opts then return nil, oerr end
   local report, err = dry_run(client, plan, opts)
   if not report then return nil, err end
   local same = {}
@@ -159,12 +157,12 @@ M.encode, M.decode, M.check = changeset.encode, changeset.decode, changeset.chec
 
 -- {==== apply
 
-local APPLY_OPTIONS = { on_result = "function", on_progress = "function", concurrency = "number",
-                        stop = "function", stop_grace = "number", partial = "boolean", dry_run = "boolean",
-                        journal = "string", undo_file = "string", only = "table", exclude = "table",
-                        max_credits = "number", on_plan = "function", confirm = "function" }
-
-M.APPLY_OPTIONS = APPLY_OPTIONS
+--- The options of `client:apply(changes)` (a schema of `zcrm.options.check`).
+M.APPLY_OPTIONS = { on_result = "function", on_progress = "function", concurrency = { type = "integer", min = 1 },
+                    stop = "function", stop_grace = { type = "number", min = 0 }, partial = "boolean",
+                    dry_run = "boolean", journal = "string", undo_file = "string", only = "table",
+                    exclude = "table", max_credits = { type = "integer", min = 0 }, on_plan = "function",
+                    confirm = "function" }
 
 local function change_names(c) return { c.module, c.id } end
 
@@ -228,7 +226,9 @@ end
 -- (`undo_file`). The run stops as a plan's does (`zcrm.plan.policy`).
 -- report.ok is true when every selected change is applied or already applied.
 function M.apply(client, changes, opts)
-  opts = check_options(opts, APPLY_OPTIONS, "apply")
+  local oerr
+  opts, oerr = options.check(opts, M.APPLY_OPTIONS, "apply")
+  if not opts then return nil, oerr end
   local t0, credits0, waited = core.now(), client:credits(), 0
   local ok, cerr = M.check(changes)
   if not ok then return nil, cerr end
