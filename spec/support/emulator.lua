@@ -4,6 +4,8 @@
 --   local emu = emulator.start({ "--latency-ms", "50" })  -- always adds --port 0
 --   emu.url, emu.port
 --   emu:stats(), emu:state(), emu:reset(), emu:expire_tokens(), emu:script(mode, count [, route])
+--   (reset first waits for the requests in flight; spec/support/fixture.lua's
+--   with_emulator resets before every test of a describe block)
 --   emu:drain()  -- waits until no API request is in flight (late answers have landed)
 --   emu:request(method, path, { headers = {...}, body = "...", timeout = s }) --> status, body, headers
 --   emu:stop()   -- SIGTERM, waits for the exit; safe to call twice
@@ -134,7 +136,13 @@ end
 
 function Emu:stats() return hook(self, "GET", "stats") end
 function Emu:state() return hook(self, "GET", "state") end
-function Emu:reset() hook(self, "POST", "reset") end
+--- Reset the org, counters, tokens and scripted faults, once no API request
+-- is in flight: an answer still running (one the client cancelled or timed
+-- out on) would otherwise land after the reset, in the next test's org.
+function Emu:reset()
+  self:drain()
+  hook(self, "POST", "reset")
+end
 function Emu:expire_tokens() hook(self, "POST", "expire-tokens") end
 --- A grant code, once, for --grant-ttl seconds: `{ code = "1000.…" }`;
 --- with redirect_uri, the exchange must name the same one.
