@@ -184,7 +184,7 @@ end)
 
 -- Hostile input: each case ends in an error object with the
 -- right kind (or a correct result), with no crash, no request sent for input
--- that is invalid, and bounded memory. client_spec.lua covers update_module
+-- that is invalid, and bounded memory. zcrm_spec.lua covers update_module
 -- against empty, garbage, truncated, wrongtype, html and deep answers;
 -- this extends it to the read calls, the token endpoint, non-UTF-8, 10 MB and
 -- dripped answers, and to hostile labels, module names and tokens.

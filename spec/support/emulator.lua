@@ -6,6 +6,7 @@
 --   emu:stats(), emu:state(), emu:reset(), emu:expire_tokens(), emu:script(mode, count [, route])
 --   (reset first waits for the requests in flight; spec/support/fixture.lua's
 --   with_emulator resets before every test of a describe block)
+--   emu:put_module(module, body)  -- a PUT behind zcrm's back
 --   emu:drain()  -- waits until no API request is in flight (late answers have landed)
 --   emu:request(method, path, { headers = {...}, body = "...", timeout = s }) --> status, body, headers
 --   emu:stop()   -- SIGTERM, waits for the exit; safe to call twice
@@ -162,6 +163,15 @@ function Emu:drain()
     sleep(0.05)
     in_flight = self:stats().in_flight
   end
+end
+
+--- A direct PUT of one module's `body` (a table), behind zcrm's back, with
+--- the emulator's token; raises unless it answers 200.
+function Emu:put_module(module, body)
+  local status, text = self:request("PUT", "/crm/v8/settings/modules/" .. module, {
+    headers = { Authorization = "Zoho-oauthtoken emulator-token", ["Content-Type"] = "application/json" },
+    body = cjson.encode { modules = { body } } })
+  if status ~= 200 then error(string.format("PUT %s answered %d: %s", module, status, text), 2) end
 end
 
 --- Make the next `count` (default 1) answers hostile; route "api" (default), "token" or "any".

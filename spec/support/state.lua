@@ -4,6 +4,7 @@
 --   state.module(emu_or_state, "Projects")     -- the module with that API name, or nil
 --   state.by_api_name(emu_or_state)            -- every module, keyed by API name
 --   state.has_profile(module, id)              -- the module grants that profile
+--   state.custom_modules(emu_or_state)         -- api_name -> { plural, singular, "Profile,Names" }
 --   state.requests(emu [, route]), state.puts(emu), state.batch_puts(emu)
 --
 -- `emu_or_state` is an emulator (its org is read through /__emulator/state)
@@ -32,6 +33,21 @@ function M.by_api_name(x)
   local by = {}
   for _, m in ipairs(modules_of(x)) do by[m.api_name] = m end
   return by
+end
+
+--- The org's custom modules as a user sees them: api_name -> { plural
+-- label, singular label, its profiles' names sorted and joined by "," }.
+function M.custom_modules(x)
+  local out = {}
+  for _, m in ipairs(modules_of(x)) do
+    if m.generated_type == "custom" then
+      local names = {}
+      for _, p in ipairs(m.profiles) do names[#names + 1] = p.name end
+      table.sort(names)
+      out[m.api_name] = { m.plural_label, m.singular_label, table.concat(names, ",") }
+    end
+  end
+  return out
 end
 
 --- True when module `m` grants the profile with id `id`.
