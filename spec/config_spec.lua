@@ -4,6 +4,7 @@
 local zcrm = require "zcrm"
 local cjson = require "cjson"
 local emulator = require "spec.support.emulator"
+local with_emulator = require("spec.support.fixture").with_emulator
 local files = require "spec.support.files"
 local clients = require "spec.support.client"
 
@@ -427,10 +428,9 @@ end)
 describe("config and orgs files: one rule, judged by what they contain", function()
   local core = require "zcrm.core"
   local REAL = "1000.configspec.REALTOKEN.5e1f"
+  local fx = with_emulator { args = { "--access-token", REAL }, client = false }
   local emu, dir
-  setup(function() emu = emulator.start { "--access-token", REAL } end)
-  teardown(function() emu:stop() end)
-  before_each(function() dir = files.tmpdir() end)
+  before_each(function() emu, dir = fx.emu, files.tmpdir() end)
   after_each(function() files.remove_tree(dir) end)
 
   -- runs bin/zcrm with ORG_TOKEN in its environment; returns code, output
