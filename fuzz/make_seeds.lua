@@ -295,7 +295,7 @@ for i, s in ipairs(U) do write("undo", string.format("%02d", i), s) end
 -- }====
 
 -- {==== changes: change-set files as zcrm plan writes them (changeset.encode of the
--- tables spec/changeset_spec.lua's plans give), then hostile ones: a profile by name,
+-- tables spec/changes_spec.lua's plans give), then hostile ones: a profile by name,
 -- `_delete` false, unknown keys, huge numbers, control characters and bidi marks in
 -- labels, created, plan and args, one profile id under two names (fuzz/changes_driver.lua).
 -- Needs the core built (`make`): the encoder is zcrm's own.

@@ -21,7 +21,8 @@ local function args(extra)
   return a
 end
 
--- Everything a test's clients logged or returned as an error, for the leak check.
+-- Everything the running test's clients logged or returned as an error, or
+-- printed, for the leak check after it.
 local captured = {}
 local function logger(level, message) captured[#captured + 1] = level .. " " .. message end
 local function keep(...)
@@ -56,6 +57,20 @@ describe("auth", function()
   setup(function() emu = emulator.start(args { "--token-ttl", "3600" }) end)
   teardown(function() emu:stop() end)
   before_each(function() emu:reset() end)
+
+  -- The leak check, after every test whatever ran before: no secret in
+  -- what its clients logged, returned as errors or printed.
+  local function assert_no_secret_in(text)
+    for _, secret in ipairs { SECRET, REFRESH } do
+      assert.is_nil(text:find(secret, 1, true), "secret leaked: " .. secret)
+    end
+    assert.is_nil(text:find("1000%.%x+%.%x+"), "an access token leaked")
+  end
+  after_each(function()
+    local text = table.concat(captured, "\n")
+    captured = {}
+    assert_no_secret_in(text)
+  end)
 
   it("fetches a token when first needed and reuses it", function()
     local c = oauth_client(emu)
@@ -393,12 +408,19 @@ describe("auth", function()
   end)
 
   it("lets no secret into logs, errors or printed objects", function()
-    -- runs last: everything the tests above captured
+    -- a refresh, a 401 and its refresh, a refused secret, a revoked refresh
+    -- token, an invalid label and a client printed; after_each checks every test the same way
+    local c = oauth_client(emu)
+    assert.truthy(keep(c:get_module("Digital_Marketing")))
+    emu:expire_tokens()
+    assert.truthy(keep(c:update_module("Digital_Marketing", { plural_label = "After Expiry" })))
+    keep(oauth_client(emu, { oauth = { client_secret = "wrong-secret-value" } }):get_module("Digital_Marketing"))
+    keep(oauth_client(emu, { oauth = { refresh_token = "1000.revoked.token" } }):get_module("Digital_Marketing"))
+    keep(c:update_module("Digital_Marketing", { plural_label = "Bad!" }))
+    emu:script("status:401", 10)
+    keep(c:get_module("Digital_Marketing"))
     local text = table.concat(captured, "\n")
     assert.is_true(#captured > 10)
-    for _, secret in ipairs { SECRET, REFRESH } do
-      assert.is_nil(text:find(secret, 1, true), "secret leaked: " .. secret)
-    end
-    assert.is_nil(text:find("1000%.%x+%.%x+"), "an access token leaked")
+    assert_no_secret_in(text)
   end)
 end)

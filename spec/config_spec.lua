@@ -1,34 +1,15 @@
 -- Configuration as code: export, exact profile sets, saved change
--- sets, drift checks and many orgs, against two and three emulators.
+-- sets, drift checks and the commands across orgs, against two emulators.
+-- zcrm.apply_orgs itself is in orgs_spec.lua.
 local zcrm = require "zcrm"
 local cjson = require "cjson"
 local emulator = require "spec.support.emulator"
+local with_emulator = require("spec.support.fixture").with_emulator
 local files = require "spec.support.files"
 local clients = require "spec.support.client"
 
 local new_client, puts = clients.maker { retry_base = 0.01 }, clients.puts
-
--- The org's custom modules as a user sees them: API name, labels, profile names.
-local function custom_modules(emu)
-  local out = {}
-  for _, m in ipairs(emu:state().modules) do
-    if m.generated_type == "custom" then
-      local names = {}
-      for _, p in ipairs(m.profiles) do names[#names + 1] = p.name end
-      table.sort(names)
-      out[m.api_name] = { m.plural_label, m.singular_label, table.concat(names, ",") }
-    end
-  end
-  return out
-end
-
--- A direct PUT, behind zcrm's back.
-local function put(emu, module, body)
-  local status, text = emu:request("PUT", "/crm/v8/settings/modules/" .. module, {
-    headers = { Authorization = "Zoho-oauthtoken emulator-token", ["Content-Type"] = "application/json" },
-    body = cjson.encode { modules = { body } } })
-  assert.equal(200, status, text)
-end
+local custom_modules = require("spec.support.state").custom_modules
 
 describe("exact profile sets (profile_set)", function()
   it("are checked offline like every other field", function()
@@ -77,9 +58,9 @@ describe("export and apply across two orgs", function()
     assert.equal(0, puts(a))
 
     -- Org B drifts: labels and profile access, both ways.
-    put(b, "Projects", { plural_label = "Programs", singular_label = "Program",
+    b:put_module("Projects", { plural_label = "Programs", singular_label = "Program",
                          profiles = { { id = "2423488000000015978" }, { id = "2423488000000015984", _delete = cjson.null } } })
-    put(b, "Assets", { profiles = { { id = "2423488000000015987" } } })
+    b:put_module("Assets", { profiles = { { id = "2423488000000015987" } } })
     assert.are_not.same(custom_modules(a), custom_modules(b))
 
     report = assert(cb:apply(reloaded))
@@ -117,7 +98,7 @@ describe("export and apply across two orgs", function()
     local dir = files.tmpdir()
     local path = dir .. "/changes.json"
     assert(zcrm.changes.write(path, cs))
-    put(a, "Tickets", { plural_label = "Help Desk", singular_label = "Help Desk Item" })
+    a:put_module("Tickets", { plural_label = "Help Desk", singular_label = "Help Desk Item" })
     local report = assert(c:apply(path))
     assert.is_false(report.ok)
     assert.is_true(report.drift_refused)
@@ -241,129 +222,6 @@ describe("a journal", function()
   end)
 end)
 
-describe("zcrm.apply_orgs across three orgs", function()
-  local emus
-  before_each(function()
-    emus = { emulator.start(), emulator.start(), emulator.start() }
-  end)
-  after_each(function()
-    for _, e in ipairs(emus) do e:stop() end
-  end)
-
-  local function orgs()
-    local list = {}
-    for i, e in ipairs(emus) do
-      list[i] = { name = "org" .. i, options = { api_domain = e.url, access_token = "emulator-token", env = false } }
-    end
-    return list
-  end
-
-  -- A plan function: each org gets its own label, by ctx.args.org.
-  local function plan(ctx)
-    return { { module = "Projects", plural_label = "Projects " .. ctx.args.org:upper(),
-               profile_set = { "Administrator", "Standard" } } }
-  end
-
-  it("applies one plan to every org, with one confirmation and a report per org", function()
-    local asked = 0
-    local result = assert(zcrm.apply_orgs(orgs(), plan, {
-      confirm = function(r)
-        asked = asked + 1
-        assert.equal(3, #r.orgs)
-        for _, o in ipairs(r.orgs) do assert.equal(1, #o.checked.would_send) end
-        return true
-      end,
-    }))
-    assert.equal(1, asked)
-    assert.is_true(result.ok)
-    for i, e in ipairs(emus) do
-      assert.equal("org" .. i, result.orgs[i].name)
-      assert.equal(1, #result.orgs[i].report.applied)
-      local projects = custom_modules(e).Projects
-      assert.same({ "Projects ORG" .. i, "Project", "Administrator,Standard" }, projects)
-    end
-  end)
-
-  it("reads each org's state once: the check's read serves the apply", function()
-    local result = assert(zcrm.apply_orgs(orgs(), plan, { confirm = function() return true end }))
-    assert.is_true(result.ok)
-    for i, e in ipairs(emus) do
-      local by_route = e:stats().requests.by_route
-      assert.equal(1, by_route["GET /crm/v8/settings/modules"], "module lists read from org" .. i)
-      assert.equal(1, by_route["GET /crm/v8/settings/profiles"], "profile lists read from org" .. i)
-      assert.equal(1, puts(e))
-    end
-  end)
-
-  it("reads what the check's state lacks when a plan function gives the apply more", function()
-    local calls = {}
-    local result = assert(zcrm.apply_orgs(orgs(), function(ctx)
-      calls[ctx.args.org] = (calls[ctx.args.org] or 0) + 1
-      local entry = { module = "Projects", plural_label = "Projects " .. ctx.args.org:upper() }
-      -- the first call (the check) names no profile; the second (the apply) does
-      if calls[ctx.args.org] == 2 then entry.profile_set = { "Administrator", "Standard" } end
-      return { entry }
-    end))
-    assert.is_true(result.ok)
-    for i, e in ipairs(emus) do
-      assert.same({ "Projects ORG" .. i, "Project", "Administrator,Standard" }, custom_modules(e).Projects)
-      assert.equal(1, e:stats().requests.by_route["GET /crm/v8/settings/profiles"])
-    end
-  end)
-
-  it("checks every org before changing any: one org that refuses the plan stops them all", function()
-    put(emus[3], "Tickets", { plural_label = "Projects ORG3" }) -- the label org3 would get is taken there
-    local result, err = zcrm.apply_orgs(orgs(), plan, { confirm = function() return true end })
-    assert.is_nil(result)
-    assert.equal("INVALID_PLAN", err.code)
-    assert.equal(1, #err.details.orgs)
-    assert.equal("org3", err.details.orgs[1].org)
-    for _, e in ipairs(emus) do assert.equal(e == emus[3] and 1 or 0, puts(e)) end
-  end)
-
-  it("runs the orgs at the same time: the others are under way before the first one finishes", function()
-    for _, e in ipairs(emus) do e:stop() end
-    emus = {}
-    for i = 1, 3 do emus[i] = emulator.start { "--latency-ms", "100", "--extra-modules", "30" } end
-    local done, seen = {}, nil
-    local result = assert(zcrm.apply_orgs(orgs(), function(ctx)
-      local list = {}
-      for i = 1, 30 do list[i] = { module = "Bulk_Module_" .. i, plural_label = "Bulk " .. ctx.args.org .. " " .. i } end
-      return list
-    end, {
-      concurrency = 5,
-      on_progress = function(org, n, total)
-        done[org] = n
-        if n == total and not seen then -- the first org to finish: what had the others done?
-          seen = {}
-          for _, name in ipairs { "org1", "org2", "org3" } do seen[name] = done[name] or 0 end
-        end
-      end,
-    }))
-    assert.is_true(result.ok)
-    for name, n in pairs(seen) do assert.is_true(n > 0, name .. " had not started when the first org finished") end
-  end)
-
-  it("refuses before any org runs when one org's undo file already exists", function()
-    local dir = files.tmpdir()
-    local f = assert(io.open(dir .. "/undo-org2.lua", "w"))
-    f:write("-- an older undo plan\n")
-    f:close()
-    local result, err = zcrm.apply_orgs(orgs(), plan, { undo_file = dir .. "/undo-{org}.lua" })
-    files.remove_tree(dir)
-    assert.is_nil(result)
-    assert.equal("UNDO_FILE_EXISTS", err.code)
-    assert.matches("org org2", err.message, 1, true)
-    for _, e in ipairs(emus) do assert.equal(0, puts(e)) end
-  end)
-
-  it("changes nothing when the confirmation says no", function()
-    local result = assert(zcrm.apply_orgs(orgs(), plan, { confirm = function() return false end }))
-    assert.is_false(result.confirmed)
-    for _, e in ipairs(emus) do assert.equal(0, puts(e)) end
-  end)
-end)
-
 describe("the zcrm command", function()
   local a, b, dir
   local core = require "zcrm.core"
@@ -398,7 +256,7 @@ describe("the zcrm command", function()
     assert.matches("matches", output)
     code, output = zcrm_cmd(b, "diff", export)
     assert.equal(0, code, output) -- both emulators start from the same seeded org
-    put(b, "Projects", { plural_label = "Programs" })
+    b:put_module("Projects", { plural_label = "Programs" })
     code, output = zcrm_cmd(b, "diff", export)
     assert.equal(1, code, output)
     assert.matches('Projects%s+plural_label%s+"Programs" %-> "Projects"', output)
@@ -436,7 +294,7 @@ describe("the zcrm command", function()
     assert.equal(0, code, output)
     assert.equal(tonumber("600", 8), core.file_mode(cs_path))
     assert.equal(0, puts(a))
-    put(a, "Tickets", { plural_label = "Help Desk" })
+    a:put_module("Tickets", { plural_label = "Help Desk" })
     code, output = zcrm_cmd(a, "apply", cs_path, "--yes")
     assert.equal(1, code, output)
     assert.matches("Tickets: CHANGED_SINCE_PLAN", output, 1, true)
@@ -461,7 +319,7 @@ describe("the zcrm command", function()
     files.write(dir .. "/plan.lua", 'return { { module = "Projects", plural_label = "Client Projects" },\n'
       .. '  { module = "Tickets", plural_label = "Support Tickets" } }\n')
     assert.equal(0, (zcrm_cmd(a, "plan", dir .. "/plan.lua", "--out", cs_path)))
-    put(a, "Projects", { singular_label = "Programme" })
+    a:put_module("Projects", { singular_label = "Programme" })
     local p = assert(io.popen(string.format(
       "ZOHO_ACCESS_TOKEN=emulator-token bin/zcrm apply %s --json --yes --partial --api-domain %s 2>/dev/null",
       emulator.quote(cs_path), a.url)))
@@ -570,10 +428,9 @@ end)
 describe("config and orgs files: one rule, judged by what they contain", function()
   local core = require "zcrm.core"
   local REAL = "1000.configspec.REALTOKEN.5e1f"
+  local fx = with_emulator { args = { "--access-token", REAL }, client = false }
   local emu, dir
-  setup(function() emu = emulator.start { "--access-token", REAL } end)
-  teardown(function() emu:stop() end)
-  before_each(function() dir = files.tmpdir() end)
+  before_each(function() emu, dir = fx.emu, files.tmpdir() end)
   after_each(function() files.remove_tree(dir) end)
 
   -- runs bin/zcrm with ORG_TOKEN in its environment; returns code, output

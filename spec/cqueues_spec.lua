@@ -3,7 +3,7 @@
 -- coroutines keep running.
 local cqueues = require "cqueues"
 local zcq = require "zcrm.cqueues"
-local emulator = require "spec.support.emulator"
+local with_emulator = require("spec.support.fixture").with_emulator
 local new_client = require("spec.support.client").maker()
 
 local N = 50
@@ -29,9 +29,9 @@ local function with_ticker(work)
 end
 
 describe("zcrm.cqueues", function()
+  local fx = with_emulator { args = { "--latency-ms", "50", "--extra-modules", tostring(N) }, client = false }
   local emu
-  setup(function() emu = emulator.start { "--latency-ms", "50", "--extra-modules", tostring(N) } end)
-  teardown(function() emu:stop() end)
+  before_each(function() emu = fx.emu end)
 
   it("keeps a ticker coroutine ticking every 10 ms while another runs 50 updates through update_module", function()
     local client = new_client(emu)

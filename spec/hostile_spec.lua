@@ -860,11 +860,9 @@ end)
 -- {==== the files a run writes
 
 describe("journal and undo files", function()
-  local emulator = require "spec.support.emulator"
+  local fx = require("spec.support.fixture").with_emulator { client = false }
   local emu, dir
-  setup(function() emu = emulator.start() end)
-  teardown(function() emu:stop() end)
-  before_each(function() dir = files.tmpdir() end)
+  before_each(function() emu, dir = fx.emu, files.tmpdir() end)
   after_each(function() files.remove_tree(dir) end)
 
   local new_client = require("spec.support.client").maker()

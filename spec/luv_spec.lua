@@ -2,7 +2,7 @@
 -- client:pollfd() and one uv timer set from client:timeout().
 local uv = require "luv"
 local zluv = require "zcrm.luv"
-local emulator = require "spec.support.emulator"
+local with_emulator = require("spec.support.fixture").with_emulator
 local new_client = require("spec.support.client").maker()
 
 local LATENCY_MS, N, CAP = 50, 200, 10
@@ -21,11 +21,10 @@ local function run_loop(limit)
 end
 
 describe("zcrm.luv", function()
+  local fx = with_emulator { args = { "--latency-ms", tostring(LATENCY_MS), "--extra-modules", tostring(N) },
+                             client = false }
   local emu
-  setup(function()
-    emu = emulator.start { "--latency-ms", tostring(LATENCY_MS), "--extra-modules", tostring(N) }
-  end)
-  teardown(function() emu:stop() end)
+  before_each(function() emu = fx.emu end)
 
   it("runs 200 updates (latency 50 ms, cap 10) from uv.run() with 1,100 other descriptors open, "
     .. "the cap full and the transfers overlapping at the server, and uv.run() returns by itself", function()

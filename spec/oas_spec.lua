@@ -4,7 +4,7 @@
 -- ../shared/reference/oas). Without them these specs are pending, but under
 -- CI=true they fail.
 local cjson = require "cjson"
-local emulator = require "spec.support.emulator"
+local with_emulator = require("spec.support.fixture").with_emulator
 local oas = require "spec.support.oas"
 
 local TOKEN = "Zoho-oauthtoken emulator-token"
@@ -18,13 +18,10 @@ local function no_schemas()
 end
 
 describe("emulator answers against the OpenAPI schemas", function()
+  local fx = with_emulator { client = false }
   local emu, api
-
-  setup(function()
-    api = oas.open()
-    emu = emulator.start {}
-  end)
-  teardown(function() emu:stop() end)
+  setup(function() api = oas.open() end)
+  before_each(function() emu = fx.emu end)
 
   local function get(path)
     local status, text = emu:request("GET", path, { headers = { Authorization = TOKEN } })

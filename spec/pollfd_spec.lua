@@ -1,7 +1,7 @@
 -- client:pollfd(): one descriptor for a host loop, whatever the number of
 -- transfers. On Linux it is an epoll descriptor the client owns.
 local new_client = require("spec.support.client").maker()
-local emulator = require "spec.support.emulator"
+local with_emulator = require("spec.support.fixture").with_emulator
 
 local PID
 do
@@ -28,9 +28,9 @@ local function fd_flags(fd)
 end
 
 describe("client:pollfd()", function()
+  local fx = with_emulator { args = { "--latency-ms", "200" }, client = false }
   local emu
-  setup(function() emu = emulator.start { "--latency-ms", "200" } end)
-  teardown(function() emu:stop() end)
+  before_each(function() emu = fx.emu end)
 
   it("is one epoll descriptor, close-on-exec, the same for the client's whole life", function()
     local client = new_client(emu)

@@ -9,6 +9,7 @@
 -- (engine_spec.lua has a 40-update storm without slow answers or garbage.)
 local zcrm = require "zcrm"
 local emulator = require "spec.support.emulator"
+local with_emulator = require("spec.support.fixture").with_emulator
 local clients = require "spec.support.client"
 local files = require "spec.support.files"
 
@@ -184,7 +185,7 @@ end)
 
 -- Hostile input: each case ends in an error object with the
 -- right kind (or a correct result), with no crash, no request sent for input
--- that is invalid, and bounded memory. client_spec.lua covers update_module
+-- that is invalid, and bounded memory. zcrm_spec.lua covers update_module
 -- against empty, garbage, truncated, wrongtype, html and deep answers;
 -- this extends it to the read calls, the token endpoint, non-UTF-8, 10 MB and
 -- dripped answers, and to hostile labels, module names and tokens.
@@ -615,9 +616,9 @@ end)
 -- Bugs the fuzz targets found (fuzz/README.md, "Findings"), fixed in 575c9c3;
 -- these keep them fixed. Select them with `busted --tags=fuzz_finding`.
 describe("fuzz findings #fuzz_finding", function()
+  local fx = with_emulator { client = false }
   local emu
-  setup(function() emu = emulator.start {} end)
-  teardown(function() emu:stop() end)
+  before_each(function() emu = fx.emu end)
 
   it("F1: a 304 to a read that sent no If-Modified-Since is UNEXPECTED_RESPONSE, not an internal error", function()
     local client = assert(zcrm.new { api_domain = emu.url, access_token = "emulator-token", env = false,

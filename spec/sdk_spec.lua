@@ -6,29 +6,16 @@
 -- says why, except under CI=true, where it must run.
 local cjson = require "cjson"
 local emulator = require "spec.support.emulator"
+local need = require "spec.support.need"
+local module_in = require("spec.support.state").module
 
 local SDK = "spec/sdk/node_modules/@zohocrm/nodejs-sdk-8.0/package.json"
 
-local function missing()
-  if not os.execute("command -v node >/dev/null 2>&1") then return "node is not installed" end
-  local f = io.open(SDK)
-  if not f then return "the SDK is not in spec/sdk/node_modules (run make sdk)" end
-  f:close()
-end
-
-local function module_in(state, api_name)
-  for _, m in ipairs(state.modules) do if m.api_name == api_name then return m end end
-end
-
 describe("Zoho's Node.js SDK against the emulator", function()
-  local why = missing()
-  if why and os.getenv("CI") ~= "true" then
-    pending("skipped: " .. why .. "; make sdk installs it, CI=true requires it")
-    return
-  end
-
   it("refreshes its own token with OAuth, then reads, updates and batch-updates modules", function()
-    assert.is_nil(why, why and (why .. "; CI=true requires this spec: run make sdk"))
+    local why = need.program("node", "make sdk installs it under CI=true")
+      or need.file(SDK, "make sdk installs the SDK")
+    if why then return pending(why) end
     local emu = emulator.start {}
     local p = assert(io.popen("node spec/sdk/sdk_oauth.mjs " .. emulator.quote(emu.url) .. " 2>&1"))
     local out = p:read("a")

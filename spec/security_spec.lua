@@ -67,6 +67,11 @@ describe("security", function()
       if wrong_host then wrong_host:stop() end
       files.remove_tree(dir)
     end)
+    -- every test counts the requests that reached the servers from zero
+    before_each(function()
+      emu:reset()
+      wrong_host:reset()
+    end)
 
     it("serves https on loopback", function()
       assert.matches("^https://127%.0%.0%.1:%d+$", emu.url)
@@ -177,6 +182,7 @@ describe("security", function()
       target:stop()
       files.remove_tree(dir)
     end)
+    before_each(function() target:reset() end)   -- each test counts from zero
 
     it("never follows a redirect, so no credentials reach its target", function()
       local client = assert(zcrm.new { api_domain = redirector_url, access_token = "1000.redirect.secret.token",

@@ -3,12 +3,12 @@
 --   local clients = require "spec.support.client"
 --   local new_client = clients.maker { retry_base = 0.01 }
 --   local client = new_client(emu, { concurrency = 4 })
---   clients.requests(emu [, route]), clients.puts(emu)
+--   clients.requests(emu [, route]), clients.puts(emu)   (spec.support.state's)
 
 local M = {}
 
 --- The route of a single-module update, as the emulator's stats name it.
-M.PUT_ROUTE = "PUT /crm/v8/settings/modules/{module}"
+M.PUT_ROUTE = require("spec.support.state").PUT_ROUTE
 
 --- A function `new_client(emu, opts)` that returns a client of `emu` with the
 -- emulator's token and no environment, `defaults` over that and `opts` over
@@ -25,17 +25,9 @@ function M.maker(defaults)
   end
 end
 
---- The requests `emu` served on `route` ("METHOD /path" as its stats name
--- it), or in all when `route` is nil.
-function M.requests(emu, route)
-  local r = emu:stats().requests
-  if route then return r.by_route[route] or 0 end
-  return r.total
-end
-
---- The single-module updates (PUT settings/modules/{module}) `emu` served.
-function M.puts(emu)
-  return M.requests(emu, M.PUT_ROUTE)
-end
+-- Request counts live in spec/support/state.lua; these names stay for the
+-- specs that count through this module.
+local state = require "spec.support.state"
+M.requests, M.puts = state.requests, state.puts
 
 return M

@@ -4,6 +4,9 @@
 --   local emu = emulator.start({ "--latency-ms", "50" })  -- always adds --port 0
 --   emu.url, emu.port
 --   emu:stats(), emu:state(), emu:reset(), emu:expire_tokens(), emu:script(mode, count [, route])
+--   (reset first waits for the requests in flight; spec/support/fixture.lua's
+--   with_emulator resets before every test of a describe block)
+--   emu:put_module(module, body)  -- a PUT behind zcrm's back
 --   emu:drain()  -- waits until no API request is in flight (late answers have landed)
 --   emu:request(method, path, { headers = {...}, body = "...", timeout = s }) --> status, body, headers
 --   emu:stop()   -- SIGTERM, waits for the exit; safe to call twice
@@ -124,8 +127,11 @@ function Emu:request(method, path, opts)
   return tonumber(code) or 0, body, headers, rc
 end
 
+-- The hooks are the specs' back door, not what a spec tests: over TLS
+-- (--tls-cert) they do not verify the emulator's certificate.
 local function hook(self, method, name, body)
-  local status, text = self:request(method, "/__emulator/" .. name, { body = body })
+  local status, text = self:request(method, "/__emulator/" .. name,
+    { body = body, insecure = self.url:find("^https:") ~= nil })
   if status ~= 200 then
     error(string.format("emulator hook %s answered %d: %s", name, status, text), 3)
   end
@@ -134,7 +140,13 @@ end
 
 function Emu:stats() return hook(self, "GET", "stats") end
 function Emu:state() return hook(self, "GET", "state") end
-function Emu:reset() hook(self, "POST", "reset") end
+--- Reset the org, counters, tokens and scripted faults, once no API request
+-- is in flight: an answer still running (one the client cancelled or timed
+-- out on) would otherwise land after the reset, in the next test's org.
+function Emu:reset()
+  self:drain()
+  hook(self, "POST", "reset")
+end
 function Emu:expire_tokens() hook(self, "POST", "expire-tokens") end
 --- A grant code, once, for --grant-ttl seconds: `{ code = "1000.…" }`;
 --- with redirect_uri, the exchange must name the same one.
@@ -154,6 +166,15 @@ function Emu:drain()
     sleep(0.05)
     in_flight = self:stats().in_flight
   end
+end
+
+--- A direct PUT of one module's `body` (a table), behind zcrm's back, with
+--- the emulator's token; raises unless it answers 200.
+function Emu:put_module(module, body)
+  local status, text = self:request("PUT", "/crm/v8/settings/modules/" .. module, {
+    headers = { Authorization = "Zoho-oauthtoken emulator-token", ["Content-Type"] = "application/json" },
+    body = cjson.encode { modules = { body } } })
+  if status ~= 200 then error(string.format("PUT %s answered %d: %s", module, status, text), 2) end
 end
 
 --- Make the next `count` (default 1) answers hostile; route "api" (default), "token" or "any".

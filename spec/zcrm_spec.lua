@@ -1,6 +1,10 @@
--- zcrm.new and client:update_module end to end, over loopback against the emulator.
+-- The zcrm module (lua/zcrm/init.lua): zcrm.new and client:update_module
+-- end to end, over loopback against the emulator. The client's other
+-- operations are in modules_spec.lua, its OAuth in auth_spec.lua (see
+-- spec/README.md).
 local zcrm = require "zcrm"
 local emulator = require "spec.support.emulator"
+local with_emulator = require("spec.support.fixture").with_emulator
 
 local PAGE_MODULE = "2423488000000834002"
 local ADMIN, STANDARD = "2423488000000015972", "2423488000000015975"
@@ -19,18 +23,9 @@ local function api_requests(emu)
 end
 
 describe("zcrm client against the emulator", function()
+  local fx = with_emulator { client = { retry_base = 0.01 } }
   local emu, client
-
-  setup(function()
-    emu = emulator.start {}
-  end)
-  teardown(function() emu:stop() end)
-
-  before_each(function()
-    emu:reset()
-    client = assert(zcrm.new { api_domain = emu.url, access_token = "emulator-token",
-                               retry_base = 0.01, env = false })
-  end)
+  before_each(function() emu, client = fx.emu, fx.client end)
 
   describe("update_module", function()
     it("applies the page's sample and returns its sample response", function()
