@@ -39,7 +39,6 @@ local function print_summary(report)
   if report.journal and not report.dry_run then out("Journal: ", report.journal, "\n") end
 end
 
-
 -- Failures, grouped: entries that failed the same way make one line with their
 -- count and modules. The error that stopped the run (one every call would
 -- share: token, host) is said once, with the count left unsent.
