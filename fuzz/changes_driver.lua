@@ -31,7 +31,7 @@ local cjson = require "cjson.safe"
 local changeset = require "zcrm.plan.changeset"
 local changes = require "zcrm.plan.changeset_apply"
 local policy = require "zcrm.plan.policy"
-local cli = require "zcrm.cli.changesets"
+local cli = require "zcrm.cli.changes"
 
 local function check(cond, ...)
   if not cond then error(string.format(...), 2) end

@@ -4,7 +4,7 @@
 local cli = require "spec.support.cli"
 local files = require "spec.support.files"
 
-require "zcrm.cli" -- plugs every command's definition into the table
+require "zcrm.cli" -- defines every command in the table
 local words = require "zcrm.cli.args"
 
 -- The parser's verdict on `--name` for `command`: nil when it takes it.
@@ -132,6 +132,21 @@ describe("zcrm help", function()
       assert.equal(said, err:sub(1, #said))
     end
     files.remove_tree(home)
+  end)
+
+  it("refuses for a change set the flags only a plan takes, and its usage line offers none of them", function()
+    local _, help = cli.run { "help", "apply" }
+    local form = help:match("\n       (zcrm apply CHANGES%.json .-)\n       zcrm apply PLAN")
+    assert.is_truthy(form, help)
+    assert.matches("[--dry-run]", form, 1, true)
+    for _, flag in ipairs { "no-diff", "batch", "diff" } do
+      assert.is_nil(form:find("--" .. flag .. "]", 1, true), form)
+      local rc, out, err = cli.run { "apply", "missing.json", "--" .. flag }
+      assert.equal(2, rc, flag)
+      assert.equal("", out)
+      local said = "zcrm: --" .. flag .. " is for plans; a change set is compared with the org"
+      assert.equal(said, err:sub(1, #said))
+    end
   end)
 end)
 

@@ -1,6 +1,5 @@
---- The words of `zcrm`: help texts, the flags each command takes, parsing
--- them, and the command line that resumes an interrupted run.
-
+--- The flag table of `zcrm`: what each command takes, the help texts drawn
+-- from it, parsing a command line against it, and "did you mean".
 
 local dc = require "zcrm.dc"
 
@@ -8,7 +7,9 @@ local M = {}
 
 -- {==== the flag table
 --
--- One definition per command, the only place its flags are named: the parser
+-- One definition per command, the only place its flags are named (each
+-- command's module holds its own, lua/zcrm/cli/init.lua defines them all in
+-- one place, before any command runs): the parser
 -- reads their kinds (a flag with a `value` name takes one), `zcrm help CMD`
 -- and `zcrm CMD --help` are drawn from it (usage lines, option list; the prose
 -- stays hand-written), and so are the man page and the shell completions
@@ -18,13 +19,18 @@ local M = {}
 --     summary = "one line",                   -- man page, completion
 --     usage = { "PLAN.lua [ARG...]", ... },   -- forms; a form's flags are all the
 --                                             -- command's, or { "X", flags = {...} }
---                                             -- names them, or { "...", literal = true }
+--                                             -- names them, or { "X", change_set = true }:
+--                                             -- all but those marked plans_only,
+--                                             -- or { "...", literal = true }
 --     text = "prose after the usage lines", after = "prose after the options",
 --     flags = { { name =, value = "NAME" (absent: a switch), help = "line\nline",
---                 short = "y", complete = "file" | { "a", "b" }, usage = false }, ... },
+--                 short = "y", complete = "file" | { "a", "b" }, usage = false,
+--                 plans_only = true (a change set refuses it) }, ... },
 --     connection = true,                      -- takes the connection options
 --     operands = "plan" | "changes" | "plan-or-changes" | "shells" | "commands",
 --     arguments = true,                       -- takes words besides its flags
+--     run = function(flags, positional, argv) -> exit code,  -- the command
+--     raw = true,                             -- run(argv, first): its words unparsed
 --   })
 
 local COMMANDS, NAMES = {}, {}
@@ -128,7 +134,7 @@ local function usage_lines(def)
         for _, n in ipairs(form.flags) do only[n] = true end
       end
       for _, f in ipairs(def.flags) do
-        if f.usage ~= false and (not only or only[f.name]) then
+        if f.usage ~= false and (not only or only[f.name]) and not (form.change_set and f.plans_only) then
           words[#words + 1] = "[--" .. f.name .. (f.value and (" " .. f.value) or "") .. "]"
         end
       end
@@ -181,135 +187,6 @@ local function help_text(name)
   return table.concat(parts)
 end
 
--- The main help: hand-written, with the rooms' sections appended at install.
-local HELP = {
-  main = [[
-usage: zcrm <command> [options]
-
-Change Zoho CRM custom-module configuration from plan files.
-
-Commands:
-  modules             list the org's modules
-  profiles            list the org's profiles
-  validate PLAN.lua   check a plan without contacting Zoho
-  apply PLAN.lua      show what a plan changes, ask, apply it (see zcrm help apply)
-  emulator [flags]    run the local Zoho CRM emulator (zcrm help emulator)
-  completion SHELL    a completion script for bash, zsh or fish
-  help COMMAND        the options of COMMAND (or: zcrm COMMAND --help)
-
-Exit codes: 0 all applied (a change set already applied too), 1 some failed,
-changed since the plan, or not confirmed, 2 invalid plan, change set or usage,
-130/143 interrupted. Colours only on a terminal; NO_COLOR or --no-color
-turns them off.
-]],
-}
-
-define("apply", {
-  summary = "show what a plan or a change set changes, ask, apply it",
-  usage = { "PLAN.lua [ARG...]",
-            { "CHANGES.json", flags = { "yes", "dry-run", "partial", "journal", "undo", "concurrency", "json", "only",
-                                        "exclude", "max-credits", "orgs" } },
-            { "PLAN.lua --orgs ORGS.lua [--journal 'F-{org}'] [--undo 'F-{org}'] [--yes]", literal = true },
-            { "'CHANGES-{org}.json' --orgs ORGS.lua [--yes]", literal = true } },
-  connection = true, operands = "plan-or-changes", arguments = true,
-  text = [[
-Checks every entry of PLAN.lua, reads the org's current state, shows what would
-change, asks "Apply N changes to <api domain> (N credits)? [y/N]" on a terminal, then sends
-only what differs from the plan, concurrently. Running the same command again
-converges: an interrupted run is resumed by running it again. ARGs reach a plan
-function as ctx.args.
-]],
-  flags = {
-    { name = "yes", short = "y", help = "apply without asking (needed without a terminal)" },
-    { name = "dry-run", help = "everything but the writes: reads the state, runs every check,\n"
-      .. "shows the request bodies that would be sent; sends nothing" },
-    { name = "no-diff", help = "do not read the state: send every entry as written" },
-    { name = "partial", help = "send the valid entries even when others are invalid" },
-    { name = "journal", value = "F", complete = "file", help = "append each completed update to F (JSON lines, "
-      .. "fsync'd): an\naudit record; it never makes a run skip anything" },
-    { name = "undo", value = "F", complete = "file",
-      help = "write F, a plan that restores the state read (F must not exist)" },
-    { name = "concurrency", value = "N", help = "at most N updates in flight (default 10; Zoho allows 5 to 25\n"
-      .. "by edition); a 429 answer lowers it for a while" },
-    { name = "batch", help = "send updates 100 modules per call (PUT settings/modules);\n"
-      .. "if the server refuses that, one per call, said once" },
-    { name = "json", help = "JSON lines on stdout: one event per line" },
-    { name = "only", value = "M,...", help = "apply only these modules (API names or ids; an unknown one\n"
-      .. "is an error, exit 2)" },
-    { name = "exclude", value = "M,...", help = "leave these modules out (the same rule)" },
-    { name = "max-credits", value = "N", help = "refuse (exit 2, nothing sent) when the updates would spend\n"
-      .. "more than N credits (5 an update, 500 a new module)" },
-    { name = "orgs", value = "ORGS.lua", complete = "file", help = "apply to every org of ORGS.lua (a list of "
-      .. "{ name =, options = }),\nconcurrently; every org is checked first, one confirmation;\n"
-      .. "--journal and --undo must hold {org}" },
-    { name = "diff", usage = false, help = "accepted for older scripts; reading the state is the default" },
-  },
-  after = [[
-Ctrl-C (or SIGTERM) before the question (with --yes, before the first update)
-ends zcrm at once: nothing was sent. After it, the first one stops sending, lets
-the updates in flight finish (a few seconds at most), prints the summary and the
-command that resumes; a second one stops at once.
-
-A change set (CHANGES.json, from zcrm plan --out) is applied exactly: every
-body is checked by the code that builds the request, and every module id,
-profile id and profile name must be the org's (else INVALID_CHANGES, exit 2,
-nothing sent). Each module is read first: one at its "before" values gets its
-body; one already at its "after" values is "already applied" (not sent, not an
-error: running the same command again after Ctrl-C or a failure finishes the
-set, exit 0); any other has changed since the plan. One such module refuses
-the whole set (nothing sent, each named with what changed, exit 1); --partial
-applies the rest (still exit 1). --journal and --undo mean what they mean for
-plans. A change set made for another org is refused (exit 2). --no-diff,
---batch and plan arguments do not apply to a change set (exit 2).
-]],
-})
-
-define("validate", {
-  summary = "check a plan without contacting Zoho",
-  usage = { "PLAN.lua [ARG...]" }, operands = "plan", arguments = true,
-  text = [[
-Checks every entry of PLAN.lua (labels, profiles, module names, duplicates)
-without contacting Zoho, and lists all faults with their entry index. Checks that
-need the org's state (unknown modules, unknown profiles, label
-collisions with other modules) run in `zcrm apply PLAN.lua --dry-run`.
-]],
-  flags = { { name = "json", help = "JSON lines on stdout: one per fault, or one saying all is valid" } },
-})
-
-define("modules", {
-  summary = "list the org's modules", connection = true,
-  text = [[
-Lists the org's modules: API name, id, type, labels and the profiles that see them.
-On a terminal the table fits its width, long cells cut with an ellipsis.
-]],
-  flags = { { name = "json", help = "JSON lines on stdout, one module a line" },
-            { name = "wide", help = "every cell whole, however wide the table" } },
-})
-
-define("profiles", {
-  summary = "list the org's profiles", connection = true,
-  text = "Lists the org's profiles: id and name.\n",
-  flags = { { name = "json", help = "JSON lines on stdout, one profile a line" },
-            { name = "wide", help = "every cell whole, however wide the table" } },
-})
-
-define("emulator", {
-  summary = "run the local Zoho CRM emulator", usage = { "[flags]" }, raw = true, arguments = true,
-  text = [[
-Runs zcrm-emulator, a local stand-in for Zoho CRM's settings API, in this
-process (stopping it frees its port), with these flags (its own list follows).
-Its access token is "emulator-token".
-]],
-})
-
-define("help", {
-  summary = "the options of a command", usage = { "[COMMAND]" }, operands = "commands", arguments = true,
-  text = [[
-Prints what COMMAND does and every option it takes (zcrm COMMAND --help prints
-the same); without COMMAND, the list of commands.
-]],
-})
-
 -- }====
 
 -- {==== arguments
@@ -317,6 +194,24 @@ the same); without COMMAND, the list of commands.
 --- takes_arguments(name) -> true when `zcrm name` takes words besides flags.
 local function takes_arguments(name)
   return COMMANDS[name] and COMMANDS[name].arguments or false
+end
+
+--- plans_only(name, flags) -> the first flag of `flags` (parsed) that
+-- `zcrm name` takes for a plan only (marked plans_only), or nil.
+local function plans_only(name, flags)
+  for _, f in ipairs(COMMANDS[name].flags) do
+    if f.plans_only and flags[f.name] then return f.name end
+  end
+  return nil
+end
+
+--- name_list(value) -> "A,B" (the value of --only, --exclude) as { "A", "B" },
+-- or nil when the flag was not given.
+local function name_list(value)
+  if not value then return nil end
+  local list = {}
+  for n in value:gmatch("[^,%s]+") do list[#list + 1] = n end
+  return list
 end
 
 -- Returns flags, positionals, or nil, nil, message.
@@ -367,37 +262,6 @@ local function parse(command, argv, first)
   return flags, positional
 end
 
-local function shell_quote(s)
-  s = tostring(s)
-  if s:match("^[%w%./_=:,@%+%-]+$") then return s end
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
--- Flags left out of the "run it again" hint, with their values: --undo (the
--- undo plan this run wrote stays the way back, and a rerun would refuse to
--- overwrite it) and --access-token (a secret never reaches the output).
-local RESUME_DROPS = { undo = true, ["access-token"] = true }
-
--- The command line as typed, for "run it again" hints, without RESUME_DROPS;
--- the second result is true when a secret was left out.
-local function resume_command(argv)
-  local parts = { shell_quote(argv[0] or "zcrm") }
-  local secret_dropped = false
-  local i = 1
-  while i <= #argv do
-    local a = argv[i]
-    local name, inline = a:match("^%-%-([%w-]+)(=?)")
-    if name and RESUME_DROPS[name] then
-      if inline == "" then i = i + 1 end
-      if name == "access-token" then secret_dropped = true end
-    else
-      parts[#parts + 1] = shell_quote(a)
-    end
-    i = i + 1
-  end
-  return table.concat(parts, " "), secret_dropped
-end
-
 -- Edit distance (insertions, deletions, substitutions, swaps of neighbours,
 -- each one step), as git counts it for "did you mean".
 local function distance(a, b)
@@ -432,7 +296,6 @@ end
 
 -- }====
 
-M.HELP = HELP
 M.COMMANDS = COMMANDS
 M.CONNECTION_FLAGS = CONNECTION_FLAGS
 M.define = define
@@ -441,7 +304,8 @@ M.names = command_names
 M.help_text = help_text
 M.takes_arguments = takes_arguments
 M.parse = parse
-M.resume_command = resume_command
+M.plans_only = plans_only
+M.name_list = name_list
 M.nearest = nearest
 
 return M

@@ -11,6 +11,33 @@ local EXIT_OK, EXIT_FAILED = 0, 1
 local out, err_line, json_line, print_error = term.out, term.err_line, term.json_line, term.print_error
 local list_or_nil, print_table = term.list_or_nil, term.print_table
 
+--- Their entries in the flag table (lua/zcrm/cli/args.lua).
+M.COMMANDS = {
+  modules = {
+    summary = "list the org's modules", connection = true,
+    text = [[
+Lists the org's modules: API name, id, type, labels and the profiles that see them.
+On a terminal the table fits its width, long cells cut with an ellipsis.
+]],
+    flags = { { name = "json", help = "JSON lines on stdout, one module a line" },
+              { name = "wide", help = "every cell whole, however wide the table" } },
+  },
+  profiles = {
+    summary = "list the org's profiles", connection = true,
+    text = "Lists the org's profiles: id and name.\n",
+    flags = { { name = "json", help = "JSON lines on stdout, one profile a line" },
+              { name = "wide", help = "every cell whole, however wide the table" } },
+  },
+  emulator = {
+    summary = "run the local Zoho CRM emulator", usage = { "[flags]" }, raw = true, arguments = true,
+    text = [[
+Runs zcrm-emulator, a local stand-in for Zoho CRM's settings API, in this
+process (stopping it frees its port), with these flags (its own list follows).
+Its access token is "emulator-token".
+]],
+  },
+}
+
 local function exists(path)
   return core.file_mode(path) ~= nil
 end
@@ -92,6 +119,8 @@ local function cmd_emulator(argv, first)
   return 126
 end
 
-M.cmd_modules, M.cmd_profiles, M.cmd_emulator = cmd_modules, cmd_profiles, cmd_emulator
+M.COMMANDS.modules.run = cmd_modules
+M.COMMANDS.profiles.run = cmd_profiles
+M.COMMANDS.emulator.run = cmd_emulator
 
 return M

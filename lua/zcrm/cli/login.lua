@@ -13,11 +13,11 @@ local term = require "zcrm.cli.term"
 local M = {}
 
 local EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-local EXIT_SIGNAL = { [2] = 130, [15] = 143 }
+local EXIT_SIGNAL = require("zcrm.cli.interrupt").EXIT
 local out, err_line, json_line, print_error, usage_error = term.out, term.err_line, term.json_line,
   term.print_error, term.usage_error
 
--- Their entries in the flag table (lua/zcrm/cli/args.lua, `define`).
+--- Their entries in the flag table (lua/zcrm/cli/args.lua).
 M.COMMANDS = {
   login = {
     summary = "exchange a grant code and store the org",
@@ -66,13 +66,6 @@ it anyway (revoke the token in Zoho's API console then).
     },
   },
 }
-
-local MAIN_HELP = [[
-
-Credentials:
-  login               exchange a grant code and store the org (--list: the stored orgs)
-  logout              revoke an org's refresh token and forget the org
-]]
 
 -- The value of a flag, or typed at the terminal without echo; nil, exit code
 -- (the error printed) when there is neither.
@@ -243,11 +236,7 @@ local function cmd_logout(flags)
   return EXIT_OK
 end
 
---- install(cli) plugs `zcrm login` and `zcrm logout` into lua/zcrm/cli.lua.
-function M.install(cli)
-  cli.commands.login, cli.commands.logout = cmd_login, cmd_logout
-  for name, def in pairs(M.COMMANDS) do cli.define(name, def) end
-  cli.help.main = cli.help.main .. MAIN_HELP
-end
+M.COMMANDS.login.run = cmd_login
+M.COMMANDS.logout.run = cmd_logout
 
 return M

@@ -14,9 +14,11 @@ local out, usage_error = term.out, term.usage_error
 
 local SHELLS = { "bash", "zsh", "fish" }
 
-words.define("completion", {
-  summary = "print a shell completion script", usage = { "bash|zsh|fish" }, operands = "shells", arguments = true,
-  text = [[
+--- Its entry in the flag table (lua/zcrm/cli/args.lua).
+M.COMMANDS = {
+  completion = {
+    summary = "print a shell completion script", usage = { "bash|zsh|fish" }, operands = "shells", arguments = true,
+    text = [[
 Prints a script that completes zcrm's commands, their flags, the data centres
 and environments, and the plan (*.lua), change set (*.json) and other file
 names they take. Load it in this shell, or install it where the shell
@@ -25,7 +27,8 @@ looks (make install does, for bash, zsh and fish):
   zsh:   zcrm completion zsh > "${fpath[1]}/_zcrm"
   fish:  zcrm completion fish > ~/.config/fish/completions/zcrm.fish
 ]],
-})
+  },
+}
 
 -- {==== what each command completes
 
@@ -365,8 +368,8 @@ end
 
 local SCRIPTS = { bash = bash, zsh = zsh, fish = fish }
 
---- cmd_completion(flags, positional): `zcrm completion SHELL`.
-function M.cmd_completion(_, positional)
+--- `zcrm completion SHELL`.
+function M.COMMANDS.completion.run(_, positional)
   local shell = positional[1]
   if not shell or #positional > 1 or not SCRIPTS[shell] then
     return usage_error(shell and not SCRIPTS[shell] and ("no completion for " .. shell .. " (bash, zsh or fish)")

@@ -16,7 +16,7 @@ local M = {}
 local EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 local out, paint, print_error, usage_error, width = term.out, term.paint, term.print_error, term.usage_error, term.width
 
--- Its entry in the flag table (lua/zcrm/cli/args.lua, `define`).
+--- Its entry in the flag table (lua/zcrm/cli/args.lua).
 M.COMMANDS = {
   report = {
     summary = "which profiles reach which custom modules", connection = true,
@@ -38,12 +38,6 @@ API (every page; 2 calls plus one per module whose profile list was cut short).
     },
   },
 }
-
-local MAIN_HELP = [[
-
-Access:
-  report              which profiles reach which custom modules (--orgs: compare orgs)
-]]
 
 -- The orgs of --orgs: ORGS.lua (a file), or stored org names "a,b".
 local function orgs_of(flags)
@@ -221,11 +215,6 @@ local function cmd_report(flags)
   return EXIT_OK
 end
 
---- install(cli) plugs `zcrm report` into lua/zcrm/cli.lua (commands, the flag table, help).
-function M.install(cli)
-  cli.commands.report = cmd_report
-  for name, def in pairs(M.COMMANDS) do cli.define(name, def) end
-  cli.help.main = cli.help.main .. MAIN_HELP
-end
+M.COMMANDS.report.run = cmd_report
 
 return M

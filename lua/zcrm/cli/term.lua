@@ -1,6 +1,7 @@
 --- The terminal side of `zcrm`: colours, the progress line, every line the
--- command prints (out, err_line, json_line), errors and their hints, tables,
--- the changes a plan or a change set makes, and the yes/no question.
+-- command prints (out, err_line, json_line), errors and their hints, tables
+-- and the yes/no question. The changes a plan or a change set makes are
+-- printed by lua/zcrm/cli/changes.lua.
 
 local cjson = require "cjson.safe"
 local zcrm = require "zcrm"
@@ -128,6 +129,12 @@ local function print_error(flags, prefix, err, event)
     .. (hint and paint(true, "dim", " (hint: " .. util.escape_untrusted(hint) .. ")") or ""))
 end
 
+--- error_line(prefix, err): print_error's line on stderr, never an event
+-- (where the JSON events are written by the caller).
+local function error_line(prefix, err)
+  print_error({}, prefix, err)
+end
+
 local function usage_error(message, command)
   err_line("zcrm: " .. message .. " (see zcrm " .. (command and (command .. " ") or "") .. "--help)")
   return EXIT_USAGE
@@ -231,95 +238,6 @@ local function wrap_list(prefix, names)
   end
   lines[#lines + 1] = line
   out(table.concat(lines, "\n"), "\n")
-end
-
--- A label as a Lua string literal: quoted, control bytes escaped, one line;
--- C1 and bidi controls as \u{XXXX}, which Lua reads back as the same text.
-local function show_value(v)
-  if v == nil then return "(new)" end        -- a module a create entry makes
-  return util.escape_untrusted(type(v) == "string" and util.lua_string(v) or tostring(v))
-end
-
-local function profile_names(list)
-  local n = {}
-  for _, p in ipairs(list) do n[#n + 1] = util.printable(p.name or p.id) end
-  return table.concat(n, ", ")
-end
-
---- print_changes(changes): what differs, module by module, field by field:
--- the plan's view (report.changes, client:diff) and a change set's (turned
--- into that shape). Each change: module, plural_label and singular_label
--- ({ old =, new = }, present when they differ), granted, revoked (profiles).
--- Names are shown with their control bytes escaped: they may come from a file.
--- Changes that deserve a second look before the question: revoking the
--- Administrator profile, and leaving a module with no profile at all.
-local function risks(c)
-  local found = {}
-  for _, p in ipairs(c.revoked) do
-    if p.name == "Administrator" then found[#found + 1] = "revokes Administrator" end
-  end
-  if c.profiles_left == 0 then found[#found + 1] = "leaves no profile with access" end
-  return found
-end
-
-local function print_changes(changes)
-  if #changes == 0 then out("No changes: the org is already as planned.\n") return end
-  out(string.format("Changes (%s):\n", plural(#changes, "module")))
-  local rows, warnings = {}, {}
-  for _, c in ipairs(changes) do
-    local fields = {}
-    -- removals red, additions green, changed values yellow, per attribute
-    for _, field in ipairs { "plural_label", "singular_label" } do
-      if c[field] then
-        fields[#fields + 1] = { field, paint(false, "yellow", show_value(c[field].old) .. " -> " .. show_value(c[field].new)) }
-      end
-    end
-    if #c.granted > 0 then fields[#fields + 1] = { "profiles", paint(false, "green", "grant " .. profile_names(c.granted)) } end
-    if #c.revoked > 0 then
-      fields[#fields + 1] = { #c.granted > 0 and "" or "profiles", paint(false, "red", "revoke " .. profile_names(c.revoked)) }
-    end
-    local module = util.printable(c.module)
-    for i, f in ipairs(fields) do rows[#rows + 1] = { i == 1 and module or "", f[1], f[2] } end
-    for _, r in ipairs(risks(c)) do warnings[#warnings + 1] = module .. ": " .. r end
-  end
-  local w = 0
-  for _, r in ipairs(rows) do w = math.max(w, width(r[1])) end
-  for _, r in ipairs(rows) do
-    out(string.format("  %s%s  %-15s %s\n", r[1], string.rep(" ", w - width(r[1])), r[2], r[3]))
-  end
-  for _, text in ipairs(warnings) do out(paint(false, "red", "Warning: " .. text), "\n") end
-end
-
---- plan_counts(report [, paint_fn]) -> "applied 3, already applied 9, skipped 0,
--- invalid 1, failed 0, not sent 0 of 13 entries": every entry of the plan in
--- exactly one count (a dry run says "would apply"). `paint_fn(color, text)`
--- colours the applied and failed counts.
---- already_count(report) -> the plan's entries the org already had ("no change").
-local function already_count(report)
-  local n = 0
-  for _, sk in ipairs(report.skipped) do
-    if sk.reason == "no change" then n = n + 1 end
-  end
-  return n
-end
-
-local function plan_counts(report, paint_fn)
-  paint_fn = paint_fn or function(_, text) return text end
-  local same = already_count(report)
-  local other = #report.skipped - same
-  local invalid = {}
-  for _, f in ipairs(report.invalid or {}) do invalid[f.index] = true end
-  local n_invalid = 0
-  for _ in pairs(invalid) do n_invalid = n_invalid + 1 end
-  local applied = report.dry_run and #report.would_send or #report.applied
-  local text = string.format("%s, already applied %d, skipped %d, invalid %d, %s, not sent %d of %s",
-    paint_fn(report.ok and "green" or "bold", string.format("%s %d", report.dry_run and "would apply" or "applied",
-      applied)), same, other, n_invalid, paint_fn(#report.failed > 0 and "red" or "bold", "failed " .. #report.failed),
-    #report.not_sent, plural(report.total, "entry"))
-  if (report.excluded or 0) > 0 then
-    text = text .. string.format(" (%d more left out by --only/--exclude)", report.excluded)
-  end
-  return text
 end
 
 -- }====
@@ -447,6 +365,7 @@ M.json_output = json_output
 M.hint_of = hint_of
 M.error_json = error_json
 M.print_error = print_error
+M.error_line = error_line
 M.usage_error = usage_error
 M.list_or_nil = list_or_nil
 M.plural = plural
@@ -461,8 +380,5 @@ M.orgs_progress = orgs_progress
 M.ask = ask
 M.interactive = interactive
 M.confirm = confirm
-M.print_changes = print_changes
-M.plan_counts = plan_counts
-M.already_count = already_count
 
 return M

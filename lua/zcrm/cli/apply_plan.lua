@@ -1,57 +1,28 @@
---- The `zcrm` command: apply and validate plans, list modules and profiles,
--- run the emulator. `bin/zcrm` calls `main(arg)` and exits with its result:
--- 0 all applied, 1 some failed (or a runtime error, or the question was not
--- answered yes), 2 invalid plan or usage, 130/143 interrupted (SIGINT/SIGTERM).
---
--- `apply` shows, asks, applies, summarises: it reads the live state, shows
--- what differs, asks on a terminal (`--yes` skips the question; without a
--- terminal it must be given), sends only what differs, and prints a summary.
+--- `zcrm apply PLAN.lua`: a plan applied to one org (shown, asked,
+-- applied, summarised, with a progress bar on a terminal) or, with --orgs,
+-- to every org of an orgs file. lua/zcrm/cli/apply.lua chooses between
+-- these and lua/zcrm/cli/apply_changeset.lua.
 
 local cjson = require "cjson.safe"
 local zcrm = require "zcrm"
 local plan = require "zcrm.plan"
 local core = require "zcrm.core"
+local term = require "zcrm.cli.term"
+local changes = require "zcrm.cli.changes"
+local interrupt = require "zcrm.cli.interrupt"
+local name_list = require("zcrm.cli.args").name_list
+local connection = require "zcrm.cli.connect"
 
 local M = {}
 
 local EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-local EXIT_SIGNAL = { [2] = 130, [15] = 143 }
-local SIGNAL_NAME = { [2] = "Ctrl-C (SIGINT)", [15] = "SIGTERM" }
--- After an interrupt, how long the updates in flight get to finish.
-local INTERRUPT_GRACE = 5
-
--- The rooms: lua/zcrm/cli/term.lua (terminal, output, errors, the changes, the
--- question), cli/args.lua (help texts, flags, "did you mean"), cli/connect.lua
--- (config files, the client), cli/lists.lua (modules, profiles, emulator);
--- apply and validate are here; export, plan, diff (cli/config.lua), change
--- sets and --orgs (cli/changesets.lua).
-local term = require "zcrm.cli.term"
-local words = require "zcrm.cli.args"
-local connection = require "zcrm.cli.connect"
-local setup_terminal, paint, out, err_line, json_line = term.setup_terminal, term.paint, term.out, term.err_line,
-  term.json_line
-local error_json, print_error, usage_error, list_or_nil = term.error_json, term.print_error, term.usage_error,
+local paint, out, err_line, json_line = term.paint, term.out, term.err_line, term.json_line
+local error_json, print_error, error_line, list_or_nil = term.error_json, term.print_error, term.error_line,
   term.list_or_nil
-local plural, width, progress_bar = term.plural, term.width, term.progress_bar
-local print_changes, confirm = term.print_changes, term.confirm
-local HELP, parse, resume_command, nearest = words.HELP, words.parse, words.resume_command, words.nearest
-local connect = connection.connect
-local changesets = require "zcrm.cli.changesets"
-local lists = require "zcrm.cli.lists"
-local cmd_modules, cmd_profiles, cmd_emulator = lists.cmd_modules, lists.cmd_profiles, lists.cmd_emulator
+local plural, width, credits, confirm = term.plural, term.width, term.credits, term.confirm
+local print_changes, print_invalid = changes.print_changes, changes.print_invalid
 
--- {==== apply and validate
-
--- After a run a signal stopped: what was done, the command that resumes
--- (`resume`: how, default running the same command again), and the exit code.
-local function interrupted_exit(sig, argv, done, resume, undo_file)
-  local again, secret_dropped = resume_command(argv)
-  err_line(string.format("zcrm: interrupted by %s: %s. %s: %s%s%s",
-    SIGNAL_NAME[sig], done, resume or "Running the same command again resumes", again,
-    secret_dropped and " (with your access token, best in ZOHO_ACCESS_TOKEN)" or "",
-    undo_file and string.format(" (%s stays the way back)", undo_file) or ""))
-  return EXIT_SIGNAL[sig]
-end
+-- {==== one org
 
 local function print_summary(report)
   local why = {}
@@ -61,18 +32,11 @@ local function print_summary(report)
   local reasons = {}
   for reason, n in pairs(why) do reasons[#reasons + 1] = string.format("%d %s", n, reason) end
   table.sort(reasons)
-  out(term.plan_counts(report, function(color, text) return paint(false, color, text) end),
+  out(changes.plan_counts(report, function(color, text) return paint(false, color, text) end),
     #reasons > 0 and (" (skipped: " .. table.concat(reasons, ", ") .. ")") or "")
   out(string.format("; %s spent; %.2f s\n", plural(report.credits, "credit"), report.elapsed))
   if report.undo_file then out("Undo plan: ", report.undo_file, "\n") end
   if report.journal and not report.dry_run then out("Journal: ", report.journal, "\n") end
-end
-
-local function print_invalid(flags, faults)
-  for _, f in ipairs(faults) do
-    print_error(flags, string.format("entry %d%s", f.index, f.module and (" (" .. f.module .. ")") or ""), f.error,
-      { event = "invalid", index = f.index, module = f.module })
-  end
 end
 
 -- Failures, grouped: entries that failed the same way make one line with their
@@ -141,7 +105,7 @@ end
 local function report_json(report, extra)
   local event = {
     event = "report", ok = report.ok, dry_run = report.dry_run, total = report.total,
-    applied = #report.applied, skipped = #report.skipped, already = term.already_count(report), failed = #report.failed,
+    applied = #report.applied, skipped = #report.skipped, already = changes.already_count(report), failed = #report.failed,
     invalid = #report.invalid, not_sent = #report.not_sent, credits = report.credits,
     elapsed = report.elapsed, undo_file = report.undo_file, journal = report.journal,
     batch_fallback = report.batch_fallback and error_json(report.batch_fallback) or nil,
@@ -186,25 +150,18 @@ local function show_plan(report, flags, heading)
       out(string.format("  would send  %s%s  %s\n", s.module, string.rep(" ", w - width(s.module)), cjson.encode(s.update)))
     end
     if #report.would_send > 0 then
-      out(string.format("Would spend %s.\n", term.credits(report.estimate)))
+      out(string.format("Would spend %s.\n", credits(report.estimate)))
     end
   end
   io.stdout:flush()
 end
 
-
-local function exists(path)
-  return core.file_mode(path) ~= nil
-end
-
-local function cmd_apply(flags, positional, argv)
+--- apply_one(flags, positional, argv) -> exit code: `zcrm apply PLAN.lua`
+-- to one org (lua/zcrm/cli/apply.lua checked the path and the numbers).
+local function apply_one(flags, positional, argv)
   local path = positional[1]
-  if not path then return usage_error("apply needs a plan file", "apply") end
-  if flags.concurrency and not math.tointeger(tonumber(flags.concurrency)) then
-    return usage_error("--concurrency needs a whole number", "apply")
-  end
-  if flags.diff and flags["no-diff"] then return usage_error("--diff and --no-diff contradict each other", "apply") end
-  if flags.undo and exists(flags.undo) then
+  if flags.diff and flags["no-diff"] then return term.usage_error("--diff and --no-diff contradict each other", "apply") end
+  if flags.undo and core.file_mode(flags.undo) ~= nil then
     print_error(flags, nil, zcrm.error { kind = "io", code = "UNDO_FILE_EXISTS",
       message = string.format("the undo file %s already exists; zcrm never overwrites it, so nothing was sent",
         flags.undo),
@@ -218,20 +175,20 @@ local function cmd_apply(flags, positional, argv)
     print_error(flags, path, lerr)
     return EXIT_USAGE
   end
-  local client, code = connect(flags)
+  local client, code = connection.connect(flags)
   if not client then return code end
 
   local index_of = {}
   for i, entry in ipairs(list) do index_of[entry] = i end
   local plain = not flags.json and not core.isatty(io.stderr)
   local total_ref = { total = 0, plain = plain }
-  local bar = not flags.json and not plain and progress_bar()
+  local bar = not flags.json and not plain and term.progress_bar()
   local declined
   local opts = {
     dry_run = flags["dry-run"], diff = not flags["no-diff"], read_state = flags["dry-run"] or nil,
     journal = flags.journal, undo_file = flags.undo, partial = flags.partial,
     concurrency = client.concurrency, batch = flags.batch,
-    only = changesets.name_list(flags.only), exclude = changesets.name_list(flags.exclude),
+    only = name_list(flags.only), exclude = name_list(flags.exclude),
     max_credits = flags["max-credits"] and tonumber(flags["max-credits"]) or nil,
     on_result = result_printer(flags, total_ref, index_of),
     on_plan = function(report)
@@ -247,8 +204,8 @@ local function cmd_apply(flags, positional, argv)
       declined = exit_code
       return ok
     end,
-    stop = function() return core.interrupted() ~= nil end,
-    stop_grace = INTERRUPT_GRACE,
+    stop = interrupt.stop,
+    stop_grace = interrupt.GRACE,
     on_progress = function(done, total)
       total_ref.total = total
       if bar and total > 0 then bar(done, total) end
@@ -271,7 +228,7 @@ local function cmd_apply(flags, positional, argv)
     end
     local before_sending = err.kind ~= "validation" and err.kind ~= "io"
     print_error(flags, before_sending and "reading the org's state failed; nothing was sent" or path, err)
-    if sig then return EXIT_SIGNAL[sig] end
+    if sig then return interrupt.EXIT[sig] end
     return (err.kind == "validation" or err.code == "UNDO_FILE_EXISTS") and EXIT_USAGE or EXIT_FAILED
   end
 
@@ -281,7 +238,7 @@ local function cmd_apply(flags, positional, argv)
   end
   print_failures(flags, report)
   if flags.json then
-    report_json(report, { interrupted = sig and SIGNAL_NAME[sig] or nil })
+    report_json(report, { interrupted = sig and interrupt.NAME[sig] or nil })
   else
     print_summary(report)
   end
@@ -290,110 +247,137 @@ local function cmd_apply(flags, positional, argv)
       .. "module per call", tostring(report.batch_fallback)))
   end
   if sig then
-    return interrupted_exit(sig, argv, string.format("%s; %s not sent",
+    return interrupt.exit(sig, argv, string.format("%s; %s not sent",
       report.dry_run and "nothing was sent" or (#report.applied .. " applied"), plural(#report.not_sent, "update")),
       nil, report.undo_file)
   end
   return report.ok and EXIT_OK or EXIT_FAILED
 end
 
-local function cmd_validate(flags, positional)
+-- }====
+
+-- {==== every org of an orgs file
+
+--- apply_orgs(flags, positional, argv) -> exit code: `zcrm apply PLAN.lua
+-- --orgs ORGS.lua`, every org checked first, one question.
+local function apply_orgs(flags, positional, argv)
   local path = positional[1]
-  if not path then return usage_error("validate needs a plan file", "validate") end
-  local list, lerr = plan.load(path, { args = { table.unpack(positional, 2) } })
-  local ok, err = false, lerr
-  if list then ok, err = plan.validate(list) end
-  if ok then
-    if flags.json then json_line { event = "valid", path = path, entries = #list }
-    else out(string.format("%s: %s, all valid\n", path, plural(#list, "entry"))) end
-    return EXIT_OK
+  local list, err = connection.read_orgs(flags.orgs)
+  if not list then error_line(flags.orgs, err); return EXIT_USAGE end
+  for _, k in ipairs { "journal", "undo" } do
+    if flags[k] and not flags[k]:find("{org}", 1, true) then
+      return term.usage_error(string.format("with --orgs, --%s must hold {org} (each org writes its own file)", k),
+        "apply")
+    end
   end
-  if err.details and err.details.errors then
-    print_invalid(flags, err.details.errors)
-    err_line(string.format("zcrm: %s: %d of %d entries are invalid", path, #err.details.errors, #list))
+  local total, declined = 0, nil
+  local result
+  result, err = zcrm.apply_orgs(list, path, {
+    stop = interrupt.stop, stop_grace = interrupt.GRACE,
+    dry_run = flags["dry-run"] == true, journal = flags.journal, undo_file = flags.undo,
+    args = { table.unpack(positional, 2) },
+    concurrency = flags.concurrency and math.tointeger(tonumber(flags.concurrency)) or nil,
+    on_plan = function(r)
+      for _, o in ipairs(r.orgs) do
+        if flags.json then
+          for _, c in ipairs(o.checked.changes) do
+            json_line { event = "change", org = o.name, module = c.module, id = c.id,
+                        plural_label = c.plural_label, singular_label = c.singular_label,
+                        granted = list_or_nil(c.granted), revoked = list_or_nil(c.revoked) }
+          end
+        else
+          out(string.format("Org %s (%s): %s\n", o.name, o.api_domain, plural(#o.checked.would_send, "update")))
+          print_changes(o.checked.changes)
+        end
+        total = total + #o.checked.would_send
+      end
+    end,
+    confirm = function(r)
+      core.catch_interrupts() -- from the question on, Ctrl-C stops sending (lua/zcrm/cli/init.lua's main)
+      if total == 0 then return true end
+      local names = {}
+      for _, o in ipairs(r.orgs) do names[#names + 1] = o.name end
+      local ok, exit_code = confirm(flags, string.format("Apply %s to %s (%s)?", plural(total, "change"),
+        plural(#r.orgs, "org"), table.concat(names, ", ")))
+      declined = exit_code
+      return ok
+    end,
+    on_progress = not flags.json and term.orgs_progress() or nil,
+    on_result = function(org, entry, res, rerr)
+      if flags.json then
+        json_line { event = "result", org = org, module = tostring(entry.module), status = res and "applied" or "failed",
+                    code = res and res.code or nil, error = rerr and error_json(rerr) or nil }
+      end
+      if rerr then error_line(string.format("%s: %s failed", org, tostring(entry.module)), rerr) end
+    end,
+  })
+  if not result then
+    if err.details and err.details.orgs then
+      for _, o in ipairs(err.details.orgs) do
+        local e = o.error
+        if zcrm.is_error(e) and e.details and e.details.errors then
+          for _, f in ipairs(e.details.errors) do
+            error_line(string.format("%s: entry %d (%s)", o.org, f.index, tostring(f.module)), f.error)
+          end
+        else
+          error_line(o.org, e)
+        end
+      end
+      -- an invalid plan is the input's fault (2); an org that could not be
+      -- read (network, token) is a runtime failure (1)
+      local input = true
+      for _, o in ipairs(err.details.orgs) do
+        if not (zcrm.is_error(o.error) and (o.error.kind == "validation" or o.error.kind == "config")) then input = false end
+      end
+      local n = #err.details.orgs
+      err_line(string.format("zcrm: %s %s; no org was changed", plural(n, "org"),
+        input and (n == 1 and "refuses the plan" or "refuse the plan") or "could not be checked"))
+      return input and EXIT_USAGE or EXIT_FAILED
+    end
+    error_line(flags.orgs, err)
+    local sig = core.interrupted()
+    if sig then return interrupt.exit(sig, argv, "nothing was sent") end
+    return (err.kind == "validation" or err.kind == "config") and EXIT_USAGE or EXIT_FAILED
+  end
+  local sig = core.interrupted()
+  if result.confirmed == false then
+    if sig then return interrupt.exit(sig, argv, "nothing was sent") end
+    return declined or EXIT_FAILED
+  end
+  if flags["dry-run"] then return EXIT_OK end
+  local applied, not_sent = 0, 0
+  for _, o in ipairs(result.orgs) do
+    local r = o.report
+    if r then
+      applied, not_sent = applied + #r.applied, not_sent + #r.not_sent
+      if flags.json then
+        json_line { event = "report", org = o.name, ok = r.ok, total = r.total, applied = #r.applied,
+                    skipped = #r.skipped, invalid = #r.invalid, failed = #r.failed, not_sent = #r.not_sent,
+                    credits = r.credits, elapsed = r.elapsed }
+      else
+        out(string.format("%-12s %s; %s; %.2f s\n", o.name, changes.plan_counts(r), credits(r.credits), r.elapsed))
+      end
+      if r.aborted then error_line(o.name .. ": stopped early", r.aborted) end
+    else
+      error_line(o.name, o.error)
+    end
+  end
+  if flags.json then
+    json_line { event = "orgs", ok = result.ok, orgs = #result.orgs, elapsed = result.elapsed }
   else
-    print_error(flags, path, err)
+    out(string.format("%s in %.2f s: %s\n", plural(#result.orgs, "org"), result.elapsed,
+      result.ok and "all applied" or "some failed"))
   end
-  return EXIT_USAGE
+  if sig then
+    return interrupt.exit(sig, argv, string.format("%d applied; %s not sent", applied, plural(not_sent, "update")))
+  end
+  return result.ok and EXIT_OK or EXIT_FAILED
 end
+
 
 -- }====
 
-local COMMANDS = { apply = cmd_apply, validate = cmd_validate, modules = cmd_modules, profiles = cmd_profiles,
-                   completion = require("zcrm.cli.manual").cmd_completion }
-
--- Configuration as code: export, plan, diff, change sets and --orgs
--- live in lua/zcrm/cli/config.lua and cli/changesets.lua; this plugs them in, with the helpers here.
-local config = require "zcrm.cli.config"
-config.install {
-  commands = COMMANDS, define = words.define, help = HELP,
-  helpers = { interrupted_exit = interrupted_exit, interrupt_grace = INTERRUPT_GRACE,
-              error_line = function(prefix, err) print_error({}, prefix, err) end,
-              print_invalid = function(faults) print_invalid({}, faults) end },
-}
-
--- The access report (cli/report.lua) and login, logout (cli/login.lua).
-for _, room in ipairs { "zcrm.cli.report", "zcrm.cli.login" } do
-  require(room).install { commands = COMMANDS, define = words.define, help = HELP }
-end
-
--- 'unknown command "aply"; did you mean "apply"?': `what` names the word
--- ("unknown command", "no command"), `names` the words it could have been
--- besides the commands; the nearest is suggested when one is close.
-local function no_such_command(what, word, names)
-  for _, name in ipairs(words.names()) do names[#names + 1] = name end
-  local near = nearest(word, names)
-  return usage_error(string.format('%s "%s"%s', what, word, near and string.format('; did you mean "%s"?', near) or ""))
-end
-
-local function command_help(command)
-  out(words.help_text(command))
-  return EXIT_OK
-end
-
---- main(argv) -> exit code. argv is the script's `arg` (argv[0] its path).
-function M.main(argv)
-  argv = argv or {}
-  -- Until apply is about to send (its question, or --yes), SIGINT and SIGTERM
-  -- end the process at once, without the interpreter's "interrupted!"
-  -- traceback: nothing has been sent that a summary would have to account for.
-  core.catch_interrupts(false)
-  -- Line by line whatever stdout is (a file, a pipe): a second Ctrl-C, which
-  -- ends the process at once, loses no line already printed.
-  io.stdout:setvbuf("line")
-  setup_terminal {}
-  local command = argv[1]
-  if command == nil or command == "-h" or command == "--help" then
-    out(HELP.main)
-    return command == nil and EXIT_USAGE or EXIT_OK
-  end
-  if command == "help" then
-    local topic = argv[2]
-    if topic == nil then out(HELP.main) return EXIT_OK end
-    if topic == "--help" or topic == "-h" then topic = "help" end
-    if not words.COMMANDS[topic] then return no_such_command("no command", topic, {}) end
-    if topic == "emulator" then return cmd_emulator({ [0] = argv[0], "emulator", "--help" }, 2) end
-    return command_help(topic)
-  end
-  if command == "--version" then
-    out(zcrm._VERSION, "\n")
-    return EXIT_OK
-  end
-  if command == "emulator" then return cmd_emulator(argv, 2) end
-  local run = COMMANDS[command]
-  if not run then return no_such_command("unknown command", command, { "help" }) end
-  local flags, positional, perr = parse(command, argv, 2)
-  if not flags then return usage_error(perr, command) end
-  setup_terminal(flags)
-  if flags.help then return command_help(command) end
-  if flags.json then
-    -- stdout holds JSON only: what a plan prints (print, io.write) goes to stderr
-    term.json_output(command)
-  end
-  if not words.takes_arguments(command) and #positional > 0 then
-    return usage_error("zcrm " .. command .. " takes no arguments", command)
-  end
-  return run(flags, positional, argv)
-end
+M.one = apply_one
+M.orgs = apply_orgs
 
 return M

@@ -1,29 +1,31 @@
---- The configuration-as-code commands of `zcrm`: export, plan and
--- diff, and the install hook that plugs them, with apply of a saved change
--- set and --orgs (lua/zcrm/cli/changesets.lua), into lua/zcrm/cli.lua. Each
--- is a thin layer over the Lua API (client:export, client:plan, client:diff,
--- client:apply(changes), zcrm.apply_orgs); cli.lua parses the arguments and
--- calls them; they print through lua/zcrm/cli/term.lua.
+--- The configuration-as-code commands of `zcrm`: export (the org as a plan
+-- file), plan (the change set a plan makes) and show (a change set, read
+-- back), diff (the org against a plan). Each is a thin layer over the Lua
+-- API (client:export, client:plan, client:diff); applying a change set is
+-- lua/zcrm/cli/apply_changeset.lua's.
 
 local zcrm = require "zcrm"
 local core = require "zcrm.core"
 local changes = require "zcrm.plan.changeset_apply"
 local changeset = require "zcrm.plan.changeset"
 local check = require "zcrm.plan.check"
+local policy = require "zcrm.plan.policy"
+local http = require "zcrm.http"
 local orgs_mod = require "zcrm.orgs"
 local connection = require "zcrm.cli.connect"
-local changesets = require "zcrm.cli.changesets"
+local term = require "zcrm.cli.term"
+local printer = require "zcrm.cli.changes"
+local name_list = require("zcrm.cli.args").name_list
 
 local M = {}
 
 local EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-local connect_orgs, per_org = connection.connect_orgs, connection.per_org
-local term = require "zcrm.cli.term"
-local show_changes, connect = changesets.show_changes, connection.connect
+local connect_orgs, per_org, connect = connection.connect_orgs, connection.per_org, connection.connect
 local out, err_line, json_line, plural = term.out, term.err_line, term.json_line, term.plural
-local usage_error, print_changes, list_or_nil = term.usage_error, term.print_changes, term.list_or_nil
+local usage_error, error_line, list_or_nil = term.usage_error, term.error_line, term.list_or_nil
+local show_changes, print_changes = printer.show_changes, printer.print_changes
 
--- Their entries in the flag table (lua/zcrm/cli/args.lua, `define`).
+--- Their entries in the flag table (lua/zcrm/cli/args.lua).
 M.COMMANDS = {
   export = {
     summary = "write the org's custom modules as a plan file", connection = true,
@@ -96,8 +98,6 @@ plan, unreachable org, bad options). A nightly drift check in CI:
 
 -- {==== helpers
 
-local H -- cli.lua's helpers, given to `commands`
-
 local function needs_org_pattern(flags, command)
   if flags.orgs and flags.out and not flags.out:find("{org}", 1, true) then
     return usage_error("with --orgs, --out must hold {org} (each org gets its own file)", command)
@@ -136,7 +136,7 @@ local function cmd_export(flags)
     end)
     local code = EXIT_OK
     for i, r in ipairs(results) do
-      if not r[1] then H.error_line(list[i].name, r[2]); code = EXIT_FAILED end
+      if not r[1] then error_line(list[i].name, r[2]); code = EXIT_FAILED end
       clients[i]:close()
     end
     return code
@@ -145,7 +145,7 @@ local function cmd_export(flags)
   if not client then return code end
   local plan, err = export_one(client, flags.out, flags)
   client:close()
-  if not plan then H.error_line(nil, err); return EXIT_FAILED end
+  if not plan then error_line(nil, err); return EXIT_FAILED end
   return EXIT_OK
 end
 
@@ -173,8 +173,8 @@ local function write_changes(path, cs, force)
 end
 
 local function plan_one(client, path, args, out_path, flags)
-  local cs, err = client:plan(path, { args = args, source = path, only = changesets.name_list(flags.only),
-                                      exclude = changesets.name_list(flags.exclude) })
+  local cs, err = client:plan(path, { args = args, source = path, only = name_list(flags.only),
+                                      exclude = name_list(flags.exclude) })
   if not cs then return nil, err end
   if out_path then
     local ok, werr = write_changes(out_path, cs, flags.force)
@@ -185,9 +185,9 @@ end
 
 local function report_plan_error(prefix, err)
   if err.code == "INVALID_PLAN" and err.details and err.details.errors then
-    H.print_invalid(err.details.errors, false)
+    printer.print_invalid({}, err.details.errors)
   end
-  H.error_line(prefix, err)
+  error_line(prefix, err)
   return err.kind == "validation" and EXIT_USAGE or EXIT_FAILED
 end
 
@@ -207,7 +207,7 @@ local function cmd_plan(flags, positional)
       targets[1] = flags.out
     end
     for _, t in ipairs(targets) do
-      if core.file_mode(t) then H.error_line(nil, file_exists_error(t)); return EXIT_USAGE end
+      if core.file_mode(t) then error_line(nil, file_exists_error(t)); return EXIT_USAGE end
     end
   end
   local function show(cs, name, out_path)
@@ -260,7 +260,7 @@ local function cmd_show(flags, positional)
   if not path then return usage_error("show needs a change set file", "show") end
   if #positional > 1 then return usage_error("show takes one change set file", "show") end
   local cs, err = changes.read(path)
-  if not cs then H.error_line(nil, err); return EXIT_USAGE end
+  if not cs then error_line(nil, err); return EXIT_USAGE end
   if flags.json then
     local list = {}
     for i, c in ipairs(cs.changes) do
@@ -274,10 +274,10 @@ local function cmd_show(flags, positional)
                 plan_hash = cs.plan_hash, changes = list_or_nil(list), total = #cs.changes }
     return EXIT_OK
   end
-  changesets.header(cs, path)
+  printer.header(cs, path)
   show_changes(cs.changes)
   out(string.format("%s; applying them costs about %s.\n", plural(#cs.changes, "change"),
-    term.credits(require("zcrm.plan.policy").estimate(require("zcrm.http").DEFAULT_COSTS, cs.changes))))
+    term.credits(policy.estimate(http.DEFAULT_COSTS, cs.changes))))
   return EXIT_OK
 end
 
@@ -332,37 +332,9 @@ end
 
 -- }====
 
-local MAIN_HELP = [[
-
-Configuration as code (each takes --help):
-  export              write the org's custom modules as a plan file
-  plan PLAN.lua       write the exact change set a plan makes (--out CHANGES.json)
-  show CHANGES.json   print a change set as apply would show it (no network)
-  diff PLAN.lua       show how the org differs from a plan (exit 0 same, 1 differs, 2 error)
-  apply CHANGES.json  apply exactly a change set written by zcrm plan
-]]
-
---- install(cli) plugs these commands into lua/zcrm/cli.lua: cli.commands (the
--- command table), cli.define (the flag table's), cli.help (the main help) and
--- cli.helpers (error_line, print_invalid, interrupted_exit, interrupt_grace).
-function M.install(cli)
-  H = cli.helpers
-  changesets.use(H)
-  cli.commands.export, cli.commands.plan, cli.commands.diff = cmd_export, cmd_plan, cmd_diff
-  cli.commands.show = cmd_show
-  local apply_plan = cli.commands.apply
-  cli.commands.apply = function(flags, positional, ...)
-    if flags.concurrency and not math.tointeger(tonumber(flags.concurrency)) then
-      return apply_plan(flags, positional, ...) -- it reports the bad flag
-    end
-    local max = flags["max-credits"]
-    if max and not (math.tointeger(tonumber(max)) and tonumber(max) >= 0) then
-      return usage_error("--max-credits needs a whole number of credits", "apply")
-    end
-    return changesets.apply(flags, positional, ...) or apply_plan(flags, positional, ...)
-  end
-  for name, def in pairs(M.COMMANDS) do cli.define(name, def) end
-  cli.help.main = cli.help.main .. MAIN_HELP
-end
+M.COMMANDS.export.run = cmd_export
+M.COMMANDS.plan.run = cmd_plan
+M.COMMANDS.show.run = cmd_show
+M.COMMANDS.diff.run = cmd_diff
 
 return M
