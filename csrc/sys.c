@@ -5,7 +5,9 @@
 ** private files (mode 0600, written atomically) for the token cache.
 */
 /* Linux: O_PATH (a directory searched, never read), readlinkat of an O_PATH
-** descriptor and getrandom. */
+** descriptor and getrandom; elsewhere (ZC_NO_O_PATH builds that path on
+** Linux) directories are opened O_RDONLY, a link is read by name and
+** randomness comes from /dev/urandom. */
 #define _GNU_SOURCE
 /***
  * The C core, `require "zcrm.core"`; its contract is csrc/API.md.
@@ -19,13 +21,21 @@
 #include <sys/file.h>
 #include <limits.h>
 #include <sys/ioctl.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "zcrm.h"
+
+#if defined(__linux__) && defined(O_PATH) && !defined(ZC_NO_O_PATH)
+#include <sys/random.h>
+#define ZC_O_PATH 1
+#define ZC_DIR_OPEN O_PATH
+#else
+#define ZC_O_PATH 0
+#define ZC_DIR_OPEN (O_RDONLY | O_DIRECTORY)
+#endif
 
 /* {==== clock */
 
@@ -96,11 +106,22 @@ static int zc_step(int at, const char *name, zc_walk_state *w) {
   struct stat st;
   char *target;
   ssize_t n;
-  int fd, e;
+  int fd = -1, e;
+#if ZC_O_PATH
   do fd = openat(at, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
   while (fd < 0 && errno == EINTR);
   if (fd < 0) return -1;
   if (fstat(fd, &st) != 0) goto fail;
+#else
+  /* Without O_PATH the link's owner and target are read by name: a link
+  ** swapped between those two calls is not seen. */
+  if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return -1;
+  if (S_ISDIR(st.st_mode)) {
+    do fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    return fd;
+  }
+#endif
   if (S_ISDIR(st.st_mode)) return fd;
   errno = ENOTDIR;
   if (!S_ISLNK(st.st_mode)) goto fail;
@@ -113,9 +134,13 @@ static int zc_step(int at, const char *name, zc_walk_state *w) {
   if (++w->links > ZC_MAX_LINKS) goto fail;
   target = (char *)malloc(PATH_MAX);
   if (target == NULL) goto fail;
+#if ZC_O_PATH
   n = readlinkat(fd, "", target, PATH_MAX);
+#else
+  n = readlinkat(at, name, target, PATH_MAX);
+#endif
   e = n < 0 ? errno : n >= PATH_MAX ? ENAMETOOLONG : 0;
-  close(fd);
+  if (fd >= 0) close(fd);
   fd = e ? -1 : zc_walk(at, target, (size_t)n, w);
   if (e == 0) e = errno;
   free(target);
@@ -123,20 +148,20 @@ static int zc_step(int at, const char *name, zc_walk_state *w) {
   return fd;
 fail:
   e = errno;
-  close(fd);
+  if (fd >= 0) close(fd);
   errno = e;
   return -1;
 }
 
-/* Opens, as an O_PATH descriptor, the directory that the first `len` bytes
+/* Opens (O_PATH where there is one) the directory that the first `len` bytes
 ** of `path` name, relative to `at` (AT_FDCWD: the working directory) unless
 ** absolute: one component at a time with zc_step. -1 and errno on failure. */
 static int zc_walk(int at, const char *path, size_t len, zc_walk_state *w) {
   char name[NAME_MAX + 1];
   size_t i = 0, j;
   int cur, next, e;
-  if (len > 0 && path[0] == '/') cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-  else cur = openat(at, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (len > 0 && path[0] == '/') cur = open("/", ZC_DIR_OPEN | O_DIRECTORY | O_CLOEXEC);
+  else cur = openat(at, ".", ZC_DIR_OPEN | O_DIRECTORY | O_CLOEXEC);
   while (cur >= 0 && i < len) {
     while (i < len && path[i] == '/') i++;
     for (j = i; j < len && path[j] != '/'; j++) {}
@@ -334,6 +359,19 @@ static int zc_write_all(int fd, const char *data, size_t len) {
   return 0;
 }
 
+/* Fills buf with n random bytes; 0 and errno on failure. */
+static int zc_random(unsigned char *buf, size_t n) {
+#if ZC_O_PATH
+  return getrandom(buf, n, 0) == (ssize_t)n;
+#else
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC), ok;
+  if (fd < 0) return 0;
+  ok = read(fd, buf, n) == (ssize_t)n;
+  close(fd);
+  return ok;
+#endif
+}
+
 /* Creates a new file for writing in `dir` named `leaf` ".tmp." and 12
 ** unguessable letters, the name left in tmp (room for NAME_MAX + 1 bytes):
 ** O_CREAT | O_EXCL, mode 0600, so nothing planted is ever written through.
@@ -350,7 +388,7 @@ static int zc_create_temporary(int dir, const char *leaf, char *tmp) {
   memcpy(tmp, leaf, len);
   memcpy(tmp + len, ".tmp.", 5);
   for (tries = 0; fd < 0 && tries < 100; tries++) {
-    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
+    if (!zc_random(r, sizeof r)) {
       if (errno == EINTR) continue;
       return -1;
     }
