@@ -90,9 +90,46 @@ for _, class in ipairs { "multi", "transfer" } do
     check_function("zcrm.core", { class .. ":" .. k }, "zcrm." .. class .. ":" .. k)
   end
 end
+-- The other public modules: every function they export.
+for _, name in ipairs { "zcrm.luv", "zcrm.cqueues", "zcrm.plan", "zcrm.dc" } do
+  for _, k in ipairs(public_functions(require(name))) do check_function(name, { k }, name .. "." .. k) end
+end
+local report = require "zcrm.report"
+for _, k in ipairs { "compare", "html" } do
+  assert(type(report[k]) == "function", "zcrm.report." .. k .. " is documented in the README")
+  check_function("zcrm.report", { k }, "zcrm.report." .. k)
+end
+check_table("zcrm", "changes", sorted_keys(zcrm.changes), "zcrm.changes")
+check_table("zcrm.options", "plan_options", sorted_keys(require("zcrm.plan.changeset_apply").PLAN_OPTIONS),
+  "client:plan option")
+check_table("zcrm.options", "diff_options", sorted_keys(require("zcrm.plan.changeset_apply").DIFF_OPTIONS),
+  "client:diff option")
+check_table("zcrm.options", "changes_options", sorted_keys(require("zcrm.plan.changeset_apply").APPLY_OPTIONS),
+  "client:apply(changes) option")
+check_table("zcrm.options", "apply_orgs_options", sorted_keys(require("zcrm.orgs").OPTIONS), "zcrm.apply_orgs option")
 check_table("zcrm.options", "client_options", sorted_keys(options.CLIENT), "zcrm.new option")
 check_table("zcrm.options", "oauth_options", sorted_keys(options.OAUTH), "zcrm.new option oauth")
 check_table("zcrm.plan.apply", "options", sorted_keys(apply.OPTIONS), "client:apply option")
+
+-- Every Lua file declares its module, and only the public ones are published
+-- (config.ld's file list): an internal module in the reference is a fault.
+local PUBLIC = { ["zcrm"] = true, ["zcrm.core"] = true, ["zcrm.proc"] = true, ["zcrm.engine"] = true,
+  ["zcrm.options"] = true, ["zcrm.plan"] = true, ["zcrm.plan.apply"] = true, ["zcrm.dc"] = true,
+  ["zcrm.luv"] = true, ["zcrm.cqueues"] = true, ["zcrm.report"] = true }
+for _, m in ipairs(model) do
+  if m.name:match("^zcrm") and not PUBLIC[m.name] then fault(m.name, "an internal module in the published reference") end
+end
+local files = io.popen("find lua -name '*.lua' | sort")
+for path in files:lines() do
+  checked = checked + 1
+  local fh = assert(io.open(path, "r"))
+  local source = fh:read("a")
+  fh:close()
+  if not source:find("\n%-%- @module [%w_.]+") and not source:find("^%-%- @module [%w_.]+") then
+    fault(path, "no @module tag")
+  end
+end
+files:close()
 
 if #missing > 0 then
   io.stderr:write("docs: ", #missing, " public names lack documentation:\n  ", table.concat(missing, "\n  "), "\n")

@@ -232,13 +232,13 @@ Client.__close = Client.close
 -- reversible with an undo file, recorded in a journal.
 -- See doc/plans.md and `zcrm.plan.apply`. Given a change set instead (a table
 -- from `Client:plan`, or the path of its `.json` file), applies exactly that
--- change set: see `zcrm.plan.changeset_apply.apply`. Bad options are
+-- change set: see the README's "Change sets". Bad options are
 -- `nil, err` (INVALID_CONFIG, `err.field` the option).
 -- @function Client:apply
 -- @tparam table|function|string p a list of entries, a function of a
 -- context returning one, a path of a plan file, a change set, or the path of
 -- a change set's JSON file
--- @tparam[opt] table opts see `zcrm.options.apply_options` (plans) or
+-- @tparam[opt] table opts see `zcrm.plan.apply.options` (plans) or
 -- `zcrm.options.changes_options` (change sets)
 -- @treturn table|nil the report, or nil and a `zcrm.error` when nothing could be sent
 function Client:apply(p, opts)
@@ -270,14 +270,14 @@ Client.report = require("zcrm.report").report
 -- state: per module the values before, after, and the request body.
 -- @function Client:plan
 -- @tparam table|function|string plan as for `Client:apply`
--- @tparam[opt] table opts `args` (the plan function's ctx.args), `dir`, `source`, `only`, `exclude`
+-- @tparam[opt] table opts see `zcrm.options.plan_options`
 -- @treturn table|nil the change set, or nil and a `zcrm.error` (INVALID_PLAN, INVALID_CONFIG)
 Client.plan = changes.plan
 
 --- The difference between a plan and the live org.
 -- @function Client:diff
 -- @tparam table|function|string plan as for `Client:apply`
--- @tparam[opt] table opts `args`, `dir`
+-- @tparam[opt] table opts see `zcrm.options.diff_options`
 -- @treturn table|nil `{ differs =, changes =, same =, total = }`, or nil and a `zcrm.error`
 Client.diff = changes.diff
 

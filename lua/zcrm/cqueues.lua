@@ -25,6 +25,8 @@ local M = {}
 -- Closing the client wakes the coroutines waiting on it (results: CLOSED).
 -- An error raised in a coroutine is cqueues' to report: `cq:loop()` returns
 -- it, and calling `cq:loop()` again runs the other coroutines on.
+-- @tparam Client client
+-- @treturn table the handle (`:detach()`)
 function M.attach(client)
   local fd, err = client:pollfd()
   if not fd then error("zcrm.cqueues: " .. tostring(err), 2) end

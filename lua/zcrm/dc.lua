@@ -37,6 +37,9 @@ M.environments = util.sorted_keys(ENVIRONMENTS)
 
 --- Resolves a dc and environment to `{ api_domain =, accounts_url = }`, or
 -- `nil, message` naming the valid choices.
+-- @tparam[opt="us"] string dc us, eu, in, au, jp, ca, sa, cn, uk
+-- @tparam[opt="production"] string environment production, sandbox or developer
+-- @treturn table|nil `{ api_domain =, accounts_url = }`, or nil and a message
 function M.resolve(dc, environment)
   dc = dc or "us"
   environment = environment or "production"

@@ -80,6 +80,10 @@ end
 -- epoll) or is attached already. `opts.on_error(err, traceback)` receives
 -- the errors of tasks resumed by the loop (default: kept in `h.errors`, and
 -- logged).
+-- @tparam Client client
+-- @tparam[opt] table uv the luv module (default: `require "luv"`)
+-- @tparam[opt] table opts `on_error`: `function(err, traceback)`
+-- @treturn Handle the adapter
 function M.attach(client, uv, opts)
   uv = uv or require "luv"
   local on_error = opts and opts.on_error

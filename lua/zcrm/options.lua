@@ -133,6 +133,54 @@ local function misfit(v, want, name)
   return nil
 end
 
+--- The options of `client:apply(changes)`, a change set (the schema is
+-- `zcrm.plan.changeset_apply`'s APPLY_OPTIONS). A bad one is INVALID_CONFIG.
+-- @table changes_options
+-- @tfield boolean dry_run read the org and report what would be sent; send nothing
+-- @tfield boolean partial when some modules drifted, send the others (default: refuse the set)
+-- @tfield string journal the journal's path (as for plans)
+-- @tfield string undo_file before the first update, write a plan restoring the state read (a new file)
+-- @tfield table only API names or ids of the modules to apply
+-- @tfield table exclude API names or ids of the modules to leave out
+-- @tfield integer max_credits refuse a run that would spend more credits (nothing sent)
+-- @tfield integer concurrency updates in flight at most (default and cap: the client's)
+-- @tfield function on_plan `function(report)` once the set is checked against the org
+-- @tfield function confirm `function(report)` before anything is sent: anything but true sends nothing
+-- @tfield function on_result `function(change, res, err)` after each update
+-- @tfield function on_progress `function(done, total)`
+-- @tfield function stop `function()` asked before each new update; once true, nothing more is sent
+-- @tfield number stop_grace seconds the updates in flight get after `stop` (default 5)
+
+--- The options of `client:plan` (a schema of `check`).
+-- @table plan_options
+-- @tfield table args the plan function's `ctx.args`
+-- @tfield string dir the directory a plan function's `ctx.path` resolves against
+-- @tfield string source the plan file to record in the change set (default: `plan` when a path)
+-- @tfield table only API names or ids of the modules to plan
+-- @tfield table exclude API names or ids of the modules to leave out
+
+--- The options of `client:diff` (a schema of `check`).
+-- @table diff_options
+-- @tfield table args the plan function's `ctx.args`
+-- @tfield string dir the directory a plan function's `ctx.path` resolves against
+
+--- The options of `zcrm.apply_orgs` (the schema is `zcrm.orgs`' OPTIONS). In
+-- `journal` and `undo_file`, `{org}` becomes each org's name (and must be
+-- there when several orgs write a file). The callbacks get the org's name first.
+-- @table apply_orgs_options
+-- @tfield boolean dry_run check every org and report what would be sent; send nothing
+-- @tfield string journal a journal per org (`{org}` in the path)
+-- @tfield string undo_file an undo plan per org (`{org}` in the path)
+-- @tfield table args the plan function's `ctx.args` (each org's own fields are added, and `org`, its name)
+-- @tfield string dir the directory a plan function's `ctx.path` resolves against
+-- @tfield function on_plan `function(result)` once every org is checked
+-- @tfield function confirm `function(result)` once for all orgs: anything but true sends nothing
+-- @tfield function on_result `function(org, entry, res, err)` after each update
+-- @tfield function on_progress `function(org, done, total)`
+-- @tfield integer concurrency updates in flight per org at most
+-- @tfield function stop `function()` asked before each new update; once true, nothing more is sent
+-- @tfield number stop_grace seconds the updates in flight get after `stop` (default 5)
+
 --- The one checker of options, for every call that takes them (`zcrm.new`,
 -- `client:apply`, `client:plan`, `client:diff`, `zcrm.apply_orgs`, change
 -- sets): every key of `opts` must be in `schema`, with its type, and for a
@@ -145,6 +193,7 @@ end
 -- @treturn table|nil `opts` (or an empty table for nil), or nil and a
 -- `zcrm.error`: kind "config", code INVALID_CONFIG, `field` and
 -- `details.option` the option at fault
+-- @local
 function M.check(opts, schema, call)
   if opts == nil then return {} end
   if type(opts) ~= "table" then error("zcrm: " .. call .. ": opts must be a table, got " .. type(opts), 3) end
@@ -167,6 +216,7 @@ end
 -- @tparam string field its name, for the error
 -- @tparam[opt] string kind the error's kind (default "validation")
 -- @treturn true|nil true, or nil and an INVALID_ARGUMENT error
+-- @local
 function M.check_path(v, field, kind)
   if type(v) ~= "string" or not v:find("\0", 1, true) then return true end
   return nil, core.error { kind = kind or "validation", code = "INVALID_ARGUMENT", field = field,
@@ -177,6 +227,7 @@ end
 -- more_records must not make a client hold more): far above Zoho's own
 -- limits (600 modules, 200 profiles per licence; a module list of 600 is
 -- about 2 MB).
+-- @local
 M.READ_LIMITS = { max_read_items = 10000, max_read_bytes = 16 * 1024 * 1024 }
 
 -- Options not given fall back to the ZOHO_* environment variables (README,
@@ -284,6 +335,7 @@ end
 -- @tparam table|nil opts see `client_options`
 -- @tparam table defaults
 -- @treturn table|nil the settings, or nil and a `zcrm.error` (kind "config")
+-- @local
 function M.client(opts, defaults)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then error("zcrm.new expects a table of options", 3) end

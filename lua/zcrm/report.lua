@@ -125,6 +125,7 @@ end
 -- or `\0 profile` (a column).
 -- @tparam table diffs from `compare`
 -- @treturn table
+-- @local
 function M.marks(diffs)
   local marks = {}
   for _, d in ipairs(diffs) do
@@ -140,6 +141,7 @@ end
 -- @tparam table d a difference from `compare`
 -- @tparam table orgs the org names in order
 -- @treturn string
+-- @local
 function M.describe(d, orgs)
   local parts = {}
   for _, o in ipairs(orgs) do
@@ -163,6 +165,7 @@ local ESCAPES = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quo
 -- become U+FFFD, so nothing a server sends can open markup or end a string.
 -- @tparam any s
 -- @treturn string
+-- @local
 function M.escape(s)
   s = tostring(s)
   if not utf8.len(s) then

@@ -3,6 +3,7 @@
 -- (lua/zcrm/cli/apply_changeset.lua), to one org or, with --orgs, to many.
 -- Every form checks every input before its question, and asks only when
 -- there is something to send.
+-- @module zcrm.cli.apply
 
 local plan = require "zcrm.plan"
 local term = require "zcrm.cli.term"

@@ -2,6 +2,7 @@
 -- with --orgs each org's own change set: read, checked against the org,
 -- shown, asked, applied, summarised. lua/zcrm/cli/apply.lua chooses between
 -- this and lua/zcrm/cli/apply_plan.lua.
+-- @module zcrm.cli.apply_changeset
 
 local core = require "zcrm.core"
 local changes = require "zcrm.plan.changeset_apply"

@@ -2,6 +2,7 @@
 -- applied, summarised, with a progress bar on a terminal) or, with --orgs,
 -- to every org of an orgs file. lua/zcrm/cli/apply.lua chooses between
 -- these and lua/zcrm/cli/apply_changeset.lua.
+-- @module zcrm.cli.apply_plan
 
 local cjson = require "cjson.safe"
 local zcrm = require "zcrm"

@@ -1,5 +1,6 @@
 --- The flag table of `zcrm`: what each command takes, the help texts drawn
 -- from it, parsing a command line against it, and "did you mean".
+-- @module zcrm.cli.args
 
 local dc = require "zcrm.dc"
 

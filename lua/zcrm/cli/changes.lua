@@ -1,6 +1,7 @@
 --- What a plan or a change set does, as `zcrm` prints it: the changes
 -- module by module (one printer for both), a plan's counts and its invalid
 -- entries, and how a change set was made.
+-- @module zcrm.cli.changes
 
 local changeset = require "zcrm.plan.changeset"
 local util = require "zcrm.util"

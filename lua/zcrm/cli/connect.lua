@@ -1,5 +1,6 @@
 --- How `zcrm` reaches an org: a config file (or an orgs file) that may hold
 -- secrets, flags and environment, into a client.
+-- @module zcrm.cli.connect
 
 local zcrm = require "zcrm"
 local core = require "zcrm.core"

@@ -3,6 +3,7 @@
 -- back), diff (the org against a plan). Each is a thin layer over the Lua
 -- API (client:export, client:plan, client:diff); applying a change set is
 -- lua/zcrm/cli/apply_changeset.lua's.
+-- @module zcrm.cli.export_plan_diff
 
 local zcrm = require "zcrm"
 local core = require "zcrm.core"

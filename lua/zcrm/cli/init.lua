@@ -7,6 +7,7 @@
 -- each exports `COMMANDS`, its commands' entries in the flag table
 -- (lua/zcrm/cli/args.lua), each with the function that runs it (`run`).
 -- This file defines them all, before any command runs, and dispatches.
+-- @module zcrm.cli
 
 local zcrm = require "zcrm"
 local core = require "zcrm.core"

@@ -1,6 +1,7 @@
 --- What `zcrm` does when SIGINT or SIGTERM stops a run that may send: how
 -- long the updates in flight get to finish, the exit codes, and the line
 -- that says what was done and which command resumes.
+-- @module zcrm.cli.interrupt
 
 local core = require "zcrm.core"
 local term = require "zcrm.cli.term"

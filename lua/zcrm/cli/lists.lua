@@ -1,4 +1,5 @@
 --- The listing commands of `zcrm` (modules, profiles) and `zcrm emulator`.
+-- @module zcrm.cli.lists
 
 local core = require "zcrm.core"
 local term = require "zcrm.cli.term"

@@ -2,6 +2,7 @@
 -- and stored under an org name (lua/zcrm/store.lua), listed, revoked and
 -- forgotten. No secret is ever printed: not the client secret, not the code,
 -- not a token.
+-- @module zcrm.cli.login
 
 local zcrm = require "zcrm"
 local core = require "zcrm.core"

@@ -2,6 +2,7 @@
 -- `zcrm completion bash|zsh|fish` and the man page zcrm.1 (`make install`
 -- writes it through `man_page`). Both are drawn from the table alone, so a
 -- flag added there is completed and documented with no other change.
+-- @module zcrm.cli.manual
 
 local zcrm = require "zcrm"
 local words = require "zcrm.cli.args"

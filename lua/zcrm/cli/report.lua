@@ -2,6 +2,7 @@
 -- or of several side by side, as a terminal table that fits the width, JSON
 -- (--json) or one self-contained HTML page (--out F.html). A thin layer over
 -- `client:report` and `zcrm.report` (compare, html).
+-- @module zcrm.cli.report
 
 local cjson = require "cjson.safe"
 local core = require "zcrm.core"

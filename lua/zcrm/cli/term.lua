@@ -2,6 +2,7 @@
 -- command prints (out, err_line, json_line), errors and their hints, tables
 -- and the yes/no question. The changes a plan or a change set makes are
 -- printed by lua/zcrm/cli/changes.lua.
+-- @module zcrm.cli.term
 
 local cjson = require "cjson.safe"
 local zcrm = require "zcrm"

@@ -40,6 +40,7 @@ end
 
 --- write_undo(path, text) -> true, or nil, err: the undo plan, in a file
 -- that must not exist yet (UNDO_FILE_EXISTS when it does).
+-- @local
 function M.write_undo(path, text)
   local ok, err, exists = check.write_new(path, text, "undo plan", "UNDO_FILE_ERROR")
   if exists then return nil, undo_exists(path) end -- made since the check at the start
@@ -306,6 +307,7 @@ end
 -- checks every org with a dry run, asks, then applies): `known.state` holds the
 -- org's state once a pass has read it, and a later pass reads only what it lacks
 -- @treturn table|nil the report, or nil and a `zcrm.error` when nothing could be sent
+-- @local
 function M.apply(client, plan, opts, known)
   local oerr
   opts, oerr = check_options(opts)

@@ -22,6 +22,7 @@
 -- cannot be deleted, and ids are unique to an org, so it stays the same for
 -- the org's life and differs between orgs. (GET /org would give the org id but
 -- needs the ZohoCRM.org.READ scope, which a settings script need not hold.)
+-- @module zcrm.plan.changeset_apply
 
 local core = require "zcrm.core"
 local util = require "zcrm.util"

@@ -6,6 +6,7 @@
 -- The form is checked offline like every other field (`check`); with the org's
 -- state read it becomes an ordinary `profiles` list of grants and revokes
 -- (`expand`), so the diff, the undo plan and the journal treat it as any entry.
+-- @module zcrm.plan.exact
 
 local core = require "zcrm.core"
 local resolver = require "zcrm.modules.profiles"

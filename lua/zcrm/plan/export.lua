@@ -5,6 +5,7 @@
 -- name) that have access. Ids never appear: the plan applies to any org that
 -- has modules and profiles of those names. Applied to the org it came from, it
 -- sends nothing (entries with a profile set are always diffed).
+-- @module zcrm.plan.export
 
 local core = require "zcrm.core"
 local options = require "zcrm.options"
