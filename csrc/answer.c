@@ -23,7 +23,8 @@
  */
 #include <string.h>
 
-#include "zcrm.h"
+#include "answer.h"
+#include "fields.h"
 
 typedef struct zc_scan {
   const char *p, *end;

@@ -16,7 +16,8 @@
  */
 #include <string.h>
 
-#include "zcrm.h"
+#include "body.h"
+#include "fields.h"
 
 /*
 ** Two phases. The first reads the table (raw reads, no metamethods) and

@@ -21,9 +21,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <curl/curl.h>
 #include <utf8proc.h>
 
-#include "zcrm.h"
+#include "error.h"
+#include "fields.h"
+#include "validate.h"
 
 /* "Update Custom Module", both labels: "A maximum of 25 characters,
 ** including spaces". */
