@@ -155,8 +155,8 @@ static const char *const zc_update_keys[] = {
 static const char *const zc_profile_keys[] = {
   ZC_PROFILE_FIELDS(ZC_FIELD_NAME) NULL
 };
-#define ZC_NUPDATE (0 ZC_UPDATE_FIELDS(ZC_FIELD_COUNT))
-#define ZC_NPROFILE (0 ZC_PROFILE_FIELDS(ZC_FIELD_COUNT))
+#define ZC_NUPDATE ZC_NFIELDS(ZC_UPDATE_FIELDS)
+#define ZC_NPROFILE ZC_NFIELDS(ZC_PROFILE_FIELDS)
 
 #define ZC_MAX_PROFILES 256   /* prepare_update allows 203 */
 

@@ -56,8 +56,9 @@ enum {
 /* Expanders. A unit makes its tables with them, e.g.
 **   static const zc_field f[] = { ZC_UPDATE_FIELDS(ZC_FIELD) { NULL, 0 } };
 **   static const char *const k[] = { ZC_UPDATE_FIELDS(ZC_FIELD_NAME) NULL };
-** and a message's list of names, "a, b, c", as ZC_FIELD_NAMES(ZC_UPDATE_FIELDS)
-** (a string literal, built at compile time). */
+** a message's list of names, "a, b, c", as ZC_FIELD_NAMES(ZC_UPDATE_FIELDS)
+** (a string literal, built at compile time), and the number of fields as
+** ZC_NFIELDS(ZC_UPDATE_FIELDS) (a constant expression). */
 typedef struct zc_field {
   const char *name;
   int kind;
@@ -66,6 +67,7 @@ typedef struct zc_field {
 #define ZC_FIELD(name, kind) { #name, kind },
 #define ZC_FIELD_NAME(name, kind) #name,
 #define ZC_FIELD_COUNT(name, kind) + 1
+#define ZC_NFIELDS(list) (0 list(ZC_FIELD_COUNT))
 #define ZC_FIELD_SEP_NAME(name, kind) ", " #name
 #define ZC_FIELD_NAMES(list) (("" list(ZC_FIELD_SEP_NAME)) + 2)
 

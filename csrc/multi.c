@@ -487,7 +487,8 @@ static int zc_new_multi(lua_State *L) {
   ** handle while in a multi is the less tested path in libcurl 7.88. */
   curl_share_setopt(m->pool.share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
   curl_share_setopt(m->pool.share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-  curl_multi_setopt(m->pool.multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+  curl_multi_setopt(m->pool.multi, CURLMOPT_PIPELINING,
+                    (long)CURLPIPE_MULTIPLEX);
 #ifdef ZC_EPOLL
   m->epfd = epoll_create1(EPOLL_CLOEXEC);
   if (m->epfd < 0)

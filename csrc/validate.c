@@ -675,7 +675,7 @@ static int zc_check_update(lua_State *L, int idx, int out, int openapi) {
     zc_verr(L, "MANDATORY_NOT_FOUND", NULL, NULL, NULL, -1,
             "the update has none of %s", ZC_FIELD_NAMES(ZC_UPDATE_FIELDS));
     lua_createtable(L, 0, 1);                 /* details.expected_fields */
-    lua_createtable(L, (int)(sizeof zc_update_keys / sizeof *zc_update_keys) - 1, 0);
+    lua_createtable(L, ZC_NFIELDS(ZC_UPDATE_FIELDS), 0);
     for (i = 0; zc_update_keys[i]; i++) {
       lua_createtable(L, 0, 2);
       lua_pushstring(L, zc_update_keys[i]);
