@@ -225,11 +225,13 @@ install: $(CORE_SO) $(PROC_SO)
 # rock's directories: the core and the emulator are compiled straight into
 # LIBDIR and BINDIR, so the work tree is left without object files; LuaRocks
 # installs bin/zcrm itself, and puts both commands on the tree's bin/.
+# zcrm/proc.so is a copy here, not a link: LuaRocks moves the rock's files
+# one by one in no fixed order, and a link moved after core.so dangles.
 rock-install:
 	install -d $(DESTDIR)$(LIBDIR)/zcrm $(DESTDIR)$(BINDIR)
 	$(CC) $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden -D_POSIX_C_SOURCE=200809L -I$(LUA_INCDIR) \
 	  $(CURL_CFLAGS) $(LIBFLAG) -o $(DESTDIR)$(LIBDIR)/zcrm/core.so $(CORE_SRCS) $(CURL_LIBS) -lutf8proc
-	ln -sf core.so $(DESTDIR)$(LIBDIR)/zcrm/proc.so
+	cp $(DESTDIR)$(LIBDIR)/zcrm/core.so $(DESTDIR)$(LIBDIR)/zcrm/proc.so
 	$(CC) $(EMU_CFLAGS) -o $(DESTDIR)$(BINDIR)/zcrm-emulator $(EMU_SRCS) $(EMU_LIBS)
 	$(INSTALL_LUA)
 

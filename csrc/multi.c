@@ -284,7 +284,7 @@ static int zc_multi_perform(lua_State *L) {
   }
   /* The list is preallocated for every running request, so filling it
   ** below never allocates (cannot raise) while requests change state. */
-  lua_createtable(L, m->pool.nrunning, 0);                 /* 3: list */
+  lua_createtable(L, m->pool.nrunning, 0);            /* 3: list */
   lua_getiuservalue(L, 1, ZC_MULTI_ANCHORS);          /* 4: anchors */
   anchors = 4;
   while ((msg = curl_multi_info_read(m->pool.multi, &left)) != NULL) {
