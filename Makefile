@@ -31,8 +31,13 @@ LIBFLAG ?= -shared
 SAN_FLAGS ?=
 
 CORE_SRCS = $(wildcard csrc/*.c)
+CORE_HDRS = $(wildcard csrc/*.h)
 CORE_OBJS = $(CORE_SRCS:.c=.o)
 CORE_SO   = csrc/zcrm/core.so
+# zcrm.proc (bin/zcrm's process helpers) is a second luaopen_ in the same
+# library: a symbolic link zcrm/proc.so -> core.so beside it, in the build
+# tree and wherever it is installed, lets Lua's C searcher find the name.
+PROC_SO   = csrc/zcrm/proc.so
 
 EMU_SRCS  = $(wildcard emulator/*.c)
 EMU_OBJS  = $(EMU_SRCS:.c=.o)
@@ -56,7 +61,7 @@ HOST_LIBS = -llua$(LUA_VERSION) $(CURL_LIBS) -lutf8proc -lm -ldl -pthread
 # The same under ThreadSanitizer (make tsan).
 HOST_TSAN = fuzz/bin/tsan/host
 
-all: $(CORE_SO) $(EMU_BIN) $(HOST_BIN)
+all: $(CORE_SO) $(PROC_SO) $(EMU_BIN) $(HOST_BIN)
 
 # Only make test's browser spec (spec/browser_spec.lua) needs a browser:
 # headless Chromium renders zcrm report's HTML page there.
@@ -78,12 +83,15 @@ install-packages:
 	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-csrc/%.o: csrc/%.c csrc/zcrm.h csrc/errors.h
+csrc/%.o: csrc/%.c $(CORE_HDRS)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -I$(LUA_INCDIR) $(CURL_CFLAGS) -c -o $@ $<
 
 $(CORE_SO): $(CORE_OBJS)
 	@mkdir -p csrc/zcrm
 	$(CC) $(LIBFLAG) $(SAN_FLAGS) -o $@ $(CORE_OBJS) $(CURL_LIBS) -lutf8proc
+
+$(PROC_SO): $(CORE_SO)
+	ln -sf core.so $@
 
 emulator/%.o: emulator/%.c $(wildcard emulator/*.h)
 	$(CC) $(EMU_CFLAGS) -c -o $@ $<
@@ -170,7 +178,7 @@ COVERAGE_SPECS ?=
 # The kill -9 test's window is too short for a child under the line hook.
 COVERAGE_BUSTED_ARGS ?= --filter-out="killed with SIGKILL"
 
-$(COV_DIR)/obj/csrc/%.o: csrc/%.c csrc/zcrm.h csrc/errors.h
+$(COV_DIR)/obj/csrc/%.o: csrc/%.c $(CORE_HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(COV_CFLAGS) -I$(LUA_INCDIR) $(CURL_CFLAGS) -c -o $@ $<
 
@@ -195,10 +203,11 @@ coverage: deps all $(HOST_TSAN) $(COV_DIR)/core.so
 ZCRM_HERE = $(LUA) -e 'package.path = "lua/?.lua;lua/?/init.lua;" .. package.path; \
   package.cpath = "csrc/?.so;" .. package.cpath'
 
-install: $(CORE_SO)
+install: $(CORE_SO) $(PROC_SO)
 	install -d $(DESTDIR)$(LIBDIR)/zcrm $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
 	  $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
 	install -m 0755 $(CORE_SO) $(DESTDIR)$(LIBDIR)/zcrm/core.so
+	ln -sf core.so $(DESTDIR)$(LIBDIR)/zcrm/proc.so
 	$(INSTALL_LUA)
 	ZCRM_LUADIR='$(LUADIR)' ZCRM_LIBDIR='$(LIBDIR)' $(LUA) -e '$(SET_INSTALLED_PATHS)' \
 	  <bin/zcrm >$(DESTDIR)$(BINDIR)/zcrm
@@ -216,10 +225,13 @@ install: $(CORE_SO)
 # rock's directories: the core and the emulator are compiled straight into
 # LIBDIR and BINDIR, so the work tree is left without object files; LuaRocks
 # installs bin/zcrm itself, and puts both commands on the tree's bin/.
+# zcrm/proc.so is a copy here, not a link: LuaRocks moves the rock's files
+# one by one in no fixed order, and a link moved after core.so dangles.
 rock-install:
 	install -d $(DESTDIR)$(LIBDIR)/zcrm $(DESTDIR)$(BINDIR)
 	$(CC) $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden -D_POSIX_C_SOURCE=200809L -I$(LUA_INCDIR) \
 	  $(CURL_CFLAGS) $(LIBFLAG) -o $(DESTDIR)$(LIBDIR)/zcrm/core.so $(CORE_SRCS) $(CURL_LIBS) -lutf8proc
+	cp $(DESTDIR)$(LIBDIR)/zcrm/core.so $(DESTDIR)$(LIBDIR)/zcrm/proc.so
 	$(CC) $(EMU_CFLAGS) -o $(DESTDIR)$(BINDIR)/zcrm-emulator $(EMU_SRCS) $(EMU_LIBS)
 	$(INSTALL_LUA)
 
@@ -255,7 +267,7 @@ ASAN_RT       := $(shell $(SAN_CC) -print-file-name=libclang_rt.asan-x86_64.so 2
 SAN_ENV        = ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=0 \
                  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-$(FUZZ_DIR)/obj/csrc/%.o: csrc/%.c csrc/zcrm.h csrc/errors.h
+$(FUZZ_DIR)/obj/csrc/%.o: csrc/%.c $(CORE_HDRS)
 	@mkdir -p $(@D)
 	$(SAN_CC) $(FUZZ_CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
 
@@ -296,7 +308,7 @@ fuzz: deps $(FUZZ_BINS)
 # ---- The C host under ThreadSanitizer (fuzz/bin/tsan/host): host.c and the
 # core's sources instrumented; spec/host_spec.lua runs it with 4 threads, and
 # `make tsan` runs it on its own against a fresh emulator.
-$(HOST_TSAN): examples/host/host.c $(CORE_SRCS) csrc/zcrm.h csrc/errors.h
+$(HOST_TSAN): examples/host/host.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(@D)
 	$(SAN_CC) -fsanitize=thread -g -O1 -std=c99 -Wall -Wextra -D_POSIX_C_SOURCE=200809L \
 	  -I$(LUA_INCDIR) $(CURL_CFLAGS) -o $@ examples/host/host.c $(CORE_SRCS) $(HOST_LIBS)
@@ -319,7 +331,7 @@ ASAN_SPECS   ?=
 # suite runs, no spec depends on how fast the instrumented code is.
 ASAN_BUSTED_ARGS ?=
 
-$(ASAN_DIR)/obj/csrc/%.o: csrc/%.c csrc/zcrm.h csrc/errors.h
+$(ASAN_DIR)/obj/csrc/%.o: csrc/%.c $(CORE_HDRS)
 	@mkdir -p $(@D)
 	$(SAN_CC) $(ASAN_CFLAGS) -fPIC -fvisibility=hidden -I$(LUA_INCDIR) $(CURL_CFLAGS) -c -o $@ $<
 

@@ -1,7 +1,7 @@
 -- Doc coverage, run by `make docs`: every public function of `zcrm`, of the
 -- client and of a request object, every option of `zcrm.new` and of
 -- `client:apply`, and every function and method the C core registers
--- (`zcrm.core`, `zcrm.multi`, `zcrm.transfer`), must have a doc comment with
+-- (`zcrm.core`, `zcrm.proc`, `zcrm.multi`, `zcrm.transfer`), must have a doc comment with
 -- its types and its return convention. Reads LDoc's model (`ldoc --filter pl.pretty.dump .`) from the
 -- file named by arg[1], and the public names from the modules themselves, so
 -- a new method or option without a doc comment fails the build.
@@ -83,6 +83,9 @@ end
 local core = require "zcrm.core"
 for _, k in ipairs(public_functions(core)) do
   check_function("zcrm.core", { k }, "zcrm.core." .. k)
+end
+for _, k in ipairs(public_functions(require "zcrm.proc")) do
+  check_function("zcrm.proc", { k }, "zcrm.proc." .. k)
 end
 for _, class in ipairs { "multi", "transfer" } do
   local mt = debug.getregistry()["zcrm." .. class]

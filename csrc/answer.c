@@ -15,7 +15,8 @@
 ** Lua path would have made, and lua-cjson stays the JSON reader of every
 ** answer that is not this one (spec/core_spec.lua checks both agree).
 ** The answer string is anchored at argument 1 and immutable, so the reader
-** keeps pointers into it across allocations.
+** keeps pointers into it across allocations. The item's keys and the rule
+** of each are fields.h's ZC_ANSWER_FIELDS.
 */
 /***
  * The C core, `require "zcrm.core"`; its contract is csrc/API.md.
@@ -23,7 +24,8 @@
  */
 #include <string.h>
 
-#include "zcrm.h"
+#include "answer.h"
+#include "fields.h"
 
 typedef struct zc_scan {
   const char *p, *end;
@@ -179,13 +181,20 @@ static int zc_is_id(lua_State *L, int idx) {
   return 1;
 }
 
-enum { ZC_A_RAW = 1, ZC_A_FORMS, ZC_A_CODE, ZC_A_MESSAGE, ZC_A_STATUS,
-       ZC_A_DETAILS };
+/* The item's fields (fields.h), each read into a stack slot of its own:
+** ZC_A_code, ZC_A_message, ... after the two arguments. */
+static const zc_field zc_answer_fields[] = {
+  ZC_ANSWER_FIELDS(ZC_FIELD) { NULL, 0 }
+};
+#define ZC_A_SLOT(name, kind) ZC_A_##name,
+enum { ZC_A_RAW = 1, ZC_A_FORMS, ZC_ANSWER_FIELDS(ZC_A_SLOT) ZC_A_END };
+#undef ZC_A_SLOT
+#define ZC_A_FIRST (ZC_A_FORMS + 1)
 
-/* details: an object of strings, into a new table at ZC_A_DETAILS. */
-static int zc_read_details(lua_State *L, zc_scan *s) {
+/* An object of strings, into a new table at `slot`. */
+static int zc_read_strings(lua_State *L, zc_scan *s, int slot) {
   lua_newtable(L);
-  lua_replace(L, ZC_A_DETAILS);
+  lua_replace(L, slot);
   if (!zc_next_is(s, '{')) return -1;
   if (zc_next_is(s, '}')) return 0;
   do {
@@ -193,24 +202,23 @@ static int zc_read_details(lua_State *L, zc_scan *s) {
     if (!zc_next_is(s, ':') || zc_push_string(L, s)) return -1;
     if (zc_holds_secret(L, -1, ZC_A_FORMS) || zc_holds_secret(L, -2, ZC_A_FORMS))
       return -1;
-    lua_rawset(L, ZC_A_DETAILS);
+    lua_rawset(L, slot);
   } while (zc_next_is(s, ','));
   return zc_next_is(s, '}') ? 0 : -1;
 }
 
-/* The one item: code, message, status (strings) and details. */
+/* The one item: each key one of zc_answer_fields, read by its kind. */
 static int zc_read_item(lua_State *L, zc_scan *s) {
   if (!zc_next_is(s, '{')) return -1;
   if (zc_next_is(s, '}')) return 0;
   do {
+    const zc_field *f;
     int slot;
-    if (zc_read_key(s, "details")) slot = ZC_A_DETAILS;
-    else if (zc_read_key(s, "code")) slot = ZC_A_CODE;
-    else if (zc_read_key(s, "message")) slot = ZC_A_MESSAGE;
-    else if (zc_read_key(s, "status")) slot = ZC_A_STATUS;
-    else return -1;                            /* another key, or escaped */
-    if (slot == ZC_A_DETAILS) {
-      if (zc_read_details(L, s)) return -1;
+    for (f = zc_answer_fields; f->name && !zc_read_key(s, f->name); f++) {}
+    if (f->name == NULL) return -1;            /* another key, or escaped */
+    slot = ZC_A_FIRST + (int)(f - zc_answer_fields);
+    if (f->kind == ZC_F_STRINGS) {
+      if (zc_read_strings(L, s, slot)) return -1;
     }
     else {
       if (zc_push_string(L, s)) return -1;
@@ -218,6 +226,41 @@ static int zc_read_item(lua_State *L, zc_scan *s) {
     }
   } while (zc_next_is(s, ','));
   return zc_next_is(s, '}') ? 0 : -1;
+}
+
+/* Each field's rule (its kind), once the item is read: 0 when it holds,
+** else -1 (not the plain success shape). Every string the server chose is
+** checked for secrets, not only the details' ("success" holds nothing
+** else). */
+static int zc_check_answer(lua_State *L) {
+  const zc_field *f;
+  int slot = ZC_A_FIRST;
+  for (f = zc_answer_fields; f->name; f++, slot++) {
+    int t = lua_type(L, slot);
+    switch (f->kind) {
+      case ZC_F_CODE:
+        if (t != LUA_TSTRING || lua_rawlen(L, slot) == 0 ||
+            zc_holds_secret(L, slot, ZC_A_FORMS))
+          return -1;
+        break;
+      case ZC_F_TEXT:
+        if (t == LUA_TSTRING && zc_holds_secret(L, slot, ZC_A_FORMS))
+          return -1;
+        break;
+      case ZC_F_SUCCESS:
+        if (t != LUA_TSTRING || !zc_key_is(L, slot, "success")) return -1;
+        break;
+      case ZC_F_STRINGS:
+        if (t != LUA_TTABLE) {                 /* the Lua path makes {} */
+          lua_newtable(L);
+          lua_replace(L, slot);
+        }
+        break;
+      default:
+        return -1;                             /* a kind it does not read */
+    }
+  }
+  return 0;
 }
 
 /***
@@ -232,46 +275,34 @@ static int zc_read_item(lua_State *L, zc_scan *s) {
  *   success shape (then read it with lua-cjson)
  */
 static int zc_l_read_update_answer(lua_State *L) {
+  const zc_field *f;
+  int slot;
   size_t n;
   zc_scan s;
   s.p = luaL_checklstring(L, ZC_A_RAW, &n);
   s.end = s.p + n;
   lua_settop(L, ZC_A_FORMS);
-  lua_settop(L, ZC_A_DETAILS);                 /* code, message, status: nil */
+  lua_settop(L, ZC_A_END - 1);                 /* every field: nil */
   if (!zc_next_is(&s, '{') || !zc_read_key(&s, "modules") ||
       !zc_next_is(&s, '[')) return 0;
-  lua_pushboolean(L, 0);                       /* details unseen */
-  lua_replace(L, ZC_A_DETAILS);
+  for (f = zc_answer_fields, slot = ZC_A_FIRST; f->name; f++, slot++)
+    if (f->kind == ZC_F_STRINGS) {             /* unseen */
+      lua_pushboolean(L, 0);
+      lua_replace(L, slot);
+    }
   if (zc_read_item(L, &s)) return 0;
   if (!zc_next_is(&s, ']') || !zc_next_is(&s, '}')) return 0;
   zc_ws(&s);
   if (s.p != s.end) return 0;
-  if (lua_type(L, ZC_A_CODE) != LUA_TSTRING || lua_rawlen(L, ZC_A_CODE) == 0 ||
-      lua_type(L, ZC_A_STATUS) != LUA_TSTRING ||
-      !zc_key_is(L, ZC_A_STATUS, "success"))
-    return 0;
-  /* Every string the server chose, not only the details' (the status is
-  ** "success" by now, and holds nothing else). */
-  if (zc_holds_secret(L, ZC_A_CODE, ZC_A_FORMS) ||
-      (lua_type(L, ZC_A_MESSAGE) == LUA_TSTRING &&
-       zc_holds_secret(L, ZC_A_MESSAGE, ZC_A_FORMS)))
-    return 0;
-  if (!lua_istable(L, ZC_A_DETAILS)) {         /* the Lua path makes {} */
-    lua_newtable(L);
-    lua_replace(L, ZC_A_DETAILS);
-  }
-  lua_createtable(L, 0, 5);
-  lua_pushliteral(L, "id");
-  if (lua_rawget(L, ZC_A_DETAILS) != LUA_TNIL && !zc_is_id(L, -1)) return 0;
+  if (zc_check_answer(L)) return 0;
+  lua_createtable(L, 0, ZC_A_END - ZC_A_FIRST + 1);
+  lua_pushliteral(L, "id");                    /* the module's id */
+  if (lua_rawget(L, ZC_A_details) != LUA_TNIL && !zc_is_id(L, -1)) return 0;
   lua_setfield(L, -2, "id");
-  lua_pushvalue(L, ZC_A_CODE);
-  lua_setfield(L, -2, "code");
-  lua_pushvalue(L, ZC_A_MESSAGE);
-  lua_setfield(L, -2, "message");
-  lua_pushvalue(L, ZC_A_STATUS);
-  lua_setfield(L, -2, "status");
-  lua_pushvalue(L, ZC_A_DETAILS);
-  lua_setfield(L, -2, "details");
+  for (f = zc_answer_fields, slot = ZC_A_FIRST; f->name; f++, slot++) {
+    lua_pushvalue(L, slot);
+    lua_setfield(L, -2, f->name);
+  }
   return 1;
 }
 

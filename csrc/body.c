@@ -3,8 +3,10 @@
 ** `{"modules":[clean]}` of PUT /settings/modules/{module}, written from an
 ** update that core.prepare_update checked (profile names resolved to ids).
 **
-** The writer knows that shape only: labels and ids as JSON strings, integer
-** ids as numbers, `_delete` as null or a boolean. Anything else in the
+** The fields, and the order they are written in, are fields.h's, the
+** lists validate.c checks, so a new field is one line there. The writer
+** knows that shape only: labels and ids as JSON strings, integer ids as
+** numbers, `_delete` as null or a boolean. Anything else in the
 ** table (another key, a float, a nested table) makes it return nothing, and
 ** the caller encodes with lua-cjson as before, so the bytes on the wire are
 ** JSON with the same meaning either way (spec/core_spec.lua compares both
@@ -16,7 +18,8 @@
  */
 #include <string.h>
 
-#include "zcrm.h"
+#include "body.h"
+#include "fields.h"
 
 /*
 ** Two phases. The first reads the table (raw reads, no metamethods) and
@@ -119,6 +122,15 @@ static int zc_json_fields(lua_State *L, int t, const char *const names[]) {
   return 0;
 }
 
+/* Adds `"name":` to b, after a comma unless it is the object's first. */
+static void zc_add_key(luaL_Buffer *b, const char *name, int *comma) {
+  if (*comma) luaL_addchar(b, ',');
+  *comma = 1;
+  luaL_addchar(b, '"');
+  luaL_addstring(b, name);
+  luaL_addstring(b, "\":");
+}
+
 /* Adds `"name":text` for each non-nil slot from `first` (one per name). */
 static void zc_add_fields(lua_State *L, luaL_Buffer *b, int first,
                           const char *const names[]) {
@@ -127,16 +139,50 @@ static void zc_add_fields(lua_State *L, luaL_Buffer *b, int first,
     size_t n;
     const char *s = lua_tolstring(L, first + k, &n);
     if (s == NULL) continue;
-    if (comma) luaL_addchar(b, ',');
-    comma = 1;
-    luaL_addchar(b, '"');
-    luaL_addstring(b, names[k]);
-    luaL_addstring(b, "\":");
+    zc_add_key(b, names[k], &comma);
     luaL_addlstring(b, s, n);
   }
 }
 
+/* The fields the writer knows, from fields.h: an update's, in the order
+** they are written, and a profile entry's. */
+static const zc_field zc_update_fields[] = {
+  ZC_UPDATE_FIELDS(ZC_FIELD) { NULL, 0 }
+};
+static const char *const zc_update_keys[] = {
+  ZC_UPDATE_FIELDS(ZC_FIELD_NAME) NULL
+};
+static const char *const zc_profile_keys[] = {
+  ZC_PROFILE_FIELDS(ZC_FIELD_NAME) NULL
+};
+#define ZC_NUPDATE ZC_NFIELDS(ZC_UPDATE_FIELDS)
+#define ZC_NPROFILE ZC_NFIELDS(ZC_PROFILE_FIELDS)
+
 #define ZC_MAX_PROFILES 256   /* prepare_update allows 203 */
+
+/* Pushes the JSON text of the list of profile entries in the table on top
+** (left there: its slots follow it), ZC_NPROFILE slots per entry. Returns
+** the number of entries, or -1 for what the writer does not know. */
+static lua_Integer zc_json_profiles(lua_State *L) {
+  int t = lua_gettop(L), count = 0;
+  lua_Integer i, np = (lua_Integer)lua_rawlen(L, t);
+  if (np == 0 || np > ZC_MAX_PROFILES) return -1;  /* cjson: {} is an object */
+  lua_pushnil(L);
+  while (lua_next(L, t)) {                     /* a sequence, nothing else */
+    lua_pop(L, 1);
+    if (!lua_isinteger(L, -1) || ++count > np) return -1;
+  }
+  luaL_checkstack(L, (int)np * ZC_NPROFILE + 8, "too many profiles");
+  for (i = 1; i <= np; i++) {
+    int p = lua_gettop(L) + 1;
+    if (lua_rawgeti(L, t, i) != LUA_TTABLE ||
+        zc_count_keys(L, p, zc_profile_keys) <= 0)
+      return -1;
+    if (zc_json_fields(L, p, zc_profile_keys)) return -1;
+    lua_remove(L, p);
+  }
+  return np;
+}
 
 /***
  * An update's URL and JSON body in one call, from a checked update (what
@@ -151,64 +197,62 @@ static void zc_add_fields(lua_State *L, luaL_Buffer *b, int first,
  * @treturn string the body `{"modules":[clean]}`
  */
 static int zc_l_update_request(lua_State *L) {
-  static const char *const labels[] = { "plural_label", "singular_label",
-                                        NULL };
-  static const char *const keys[] = { "plural_label", "singular_label",
-                                      "profiles", NULL };
-  static const char *const pkeys[] = { "id", "name", "_delete", NULL };
+  int at[ZC_NUPDATE];                          /* each field's first slot */
+  lua_Integer count[ZC_NUPDATE];               /* -1: a scalar; else entries */
   luaL_Buffer b;
-  lua_Integer i, np = 0;
-  int first;
+  int k, comma = 0;
   luaL_checkstring(L, 1);
   luaL_checkstring(L, 2);
   luaL_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 3);
-  if (zc_count_keys(L, 3, keys) <= 0) return 0;
+  if (zc_count_keys(L, 3, zc_update_keys) <= 0) return 0;
   lua_pushvalue(L, 1);                         /* 4: the URL */
   lua_pushliteral(L, "settings/modules/");
   lua_pushvalue(L, 2);
   lua_concat(L, 3);
-  first = lua_gettop(L) + 1;                   /* the labels' JSON text */
-  if (zc_json_fields(L, 3, labels)) return 0;
-  lua_pushliteral(L, "profiles");              /* first + 2: the list */
-  switch (lua_rawget(L, 3)) {
-    case LUA_TNIL:
-      break;
-    case LUA_TTABLE: {
-      int t = first + 2, count = 0;
-      np = (lua_Integer)lua_rawlen(L, t);
-      if (np == 0 || np > ZC_MAX_PROFILES) return 0; /* cjson: {} is an object */
-      lua_pushnil(L);
-      while (lua_next(L, t)) {                 /* a sequence, nothing else */
-        lua_pop(L, 1);
-        if (!lua_isinteger(L, -1) || ++count > np) return 0;
-      }
-      luaL_checkstack(L, (int)np * 3 + 8, "too many profiles");
-      for (i = 1; i <= np; i++) {              /* 3 slots per entry */
-        int p = lua_gettop(L) + 1;
-        if (lua_rawgeti(L, t, i) != LUA_TTABLE || zc_count_keys(L, p, pkeys) <= 0)
-          return 0;
-        if (zc_json_fields(L, p, pkeys)) return 0;
-        lua_remove(L, p);
-      }
-      break;
+  for (k = 0; k < ZC_NUPDATE; k++) {           /* phase 1: the slots */
+    const zc_field *f = &zc_update_fields[k];
+    at[k] = lua_gettop(L) + 1;
+    count[k] = -1;
+    lua_pushstring(L, f->name);
+    if (f->kind == ZC_F_LABEL) {               /* its JSON text, or nil */
+      lua_rawget(L, 3);
+      if (zc_json_scalar(L)) return 0;
     }
-    default:
-      return 0;
+    else if (f->kind == ZC_F_PROFILES) {       /* the list, then its slots */
+      switch (lua_rawget(L, 3)) {
+        case LUA_TNIL: count[k] = 0; break;
+        case LUA_TTABLE:
+          if ((count[k] = zc_json_profiles(L)) < 0) return 0;
+          break;
+        default: return 0;
+      }
+    }
+    else return 0;                             /* a kind it does not write */
   }
-  luaL_buffinit(L, &b);                        /* the body, from the slots */
+  luaL_buffinit(L, &b);                        /* phase 2: the body */
   luaL_addstring(&b, "{\"modules\":[{");
-  zc_add_fields(L, &b, first, labels);
-  if (np > 0) {
-    if (!lua_isnil(L, first) || !lua_isnil(L, first + 1)) luaL_addchar(&b, ',');
-    luaL_addstring(&b, "\"profiles\":[");
-    for (i = 0; i < np; i++) {
-      if (i > 0) luaL_addchar(&b, ',');
-      luaL_addchar(&b, '{');
-      zc_add_fields(L, &b, first + 3 + (int)i * 3, pkeys);
-      luaL_addchar(&b, '}');
+  for (k = 0; k < ZC_NUPDATE; k++) {
+    if (count[k] < 0) {
+      size_t n;
+      const char *s = lua_tolstring(L, at[k], &n);
+      if (s == NULL) continue;
+      zc_add_key(&b, zc_update_fields[k].name, &comma);
+      luaL_addlstring(&b, s, n);
     }
-    luaL_addchar(&b, ']');
+    else if (count[k] > 0) {
+      lua_Integer i;
+      zc_add_key(&b, zc_update_fields[k].name, &comma);
+      luaL_addchar(&b, '[');
+      for (i = 0; i < count[k]; i++) {
+        if (i > 0) luaL_addchar(&b, ',');
+        luaL_addchar(&b, '{');
+        zc_add_fields(L, &b, at[k] + 1 + (int)i * ZC_NPROFILE,
+                      zc_profile_keys);
+        luaL_addchar(&b, '}');
+      }
+      luaL_addchar(&b, ']');
+    }
   }
   luaL_addstring(&b, "}]}");
   luaL_pushresult(&b);

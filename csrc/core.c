@@ -1,5 +1,13 @@
 /*
-** core.c: `require "zcrm.core"`. The only exported symbol of the module.
+** core.c: the entry points of the .so, its only exported symbols:
+** `require "zcrm.core"` (transport and validation, for the library) and
+** `require "zcrm.proc"` (the command's process helpers, for bin/zcrm), two
+** modules in one library as lua-cjson ships cjson and cjson.safe. The build
+** installs the library as zcrm/core.so and links zcrm/proc.so to it, so
+** Lua's C searcher finds each name's luaopen_ function.
+**
+** The root of the units' call graph (csrc/API.md, "Units and who calls
+** whom"): it calls each unit's opener, and no unit calls it.
 **
 ** luaopen_zcrm_core may run more than once in one state (busted insulates
 ** each spec file by clearing package.loaded): metatables are looked up
@@ -8,7 +16,18 @@
 */
 #include <pthread.h>
 
+#include <curl/curl.h>
+
 #include "zcrm.h"
+#include "answer.h"
+#include "body.h"
+#include "error.h"
+#include "headers.h"
+#include "multi.h"
+#include "proc.h"
+#include "sys.h"
+#include "transfer.h"
+#include "validate.h"
 
 /* curl_global_init is not thread-safe before libcurl 7.84 and must run
 ** once per process: pthread_once, with the result stored and raised only
@@ -22,6 +41,7 @@ static void zc_global_init(void) {
 }
 
 ZCRM_API int luaopen_zcrm_core(lua_State *L);
+ZCRM_API int luaopen_zcrm_proc(lua_State *L);
 
 ZCRM_API int luaopen_zcrm_core(lua_State *L) {
   if (pthread_once(&zc_once, zc_global_init) != 0)
@@ -35,10 +55,9 @@ ZCRM_API int luaopen_zcrm_core(lua_State *L) {
   zc_open_body(L);
   zc_open_headers(L);
   zc_open_answer(L);
-  zc_open_request(L);
-  zc_open_client(L);
+  zc_open_transfer(L);
+  zc_open_multi(L);
   zc_open_sys(L);
-  zc_open_proc(L);
   lua_pushliteral(L, ZCRM_CORE_VERSION);
   lua_setfield(L, -2, "_VERSION");
   {
@@ -52,5 +71,14 @@ ZCRM_API int luaopen_zcrm_core(lua_State *L) {
                     vi->nghttp2_version ? vi->nghttp2_version : "");
   }
   lua_setfield(L, -2, "curl_version");
+  return 1;
+}
+
+/* No libcurl here: the command's helpers need no global set-up. */
+ZCRM_API int luaopen_zcrm_proc(lua_State *L) {
+  lua_newtable(L);
+  zc_open_proc(L);
+  lua_pushliteral(L, ZCRM_CORE_VERSION);
+  lua_setfield(L, -2, "_VERSION");
   return 1;
 }

@@ -13,7 +13,7 @@
  */
 #include <string.h>
 
-#include "zcrm.h"
+#include "error.h"
 #include "errors.h"
 
 /* {==== catalogue */

@@ -8,14 +8,38 @@
 ** multi:start, dropped in zc_request_release once libcurl no longer holds
 ** the handle). So no order of finalizers (the userdata's, a multi's that
 ** detaches running transfers) can free a list libcurl still reads.
+** zc_header_ok, the rule for one line, lives here too: a list checks its
+** lines when it is made, and multi:start checks a plain list with it.
 */
 /***
  * The C core, `require "zcrm.core"`; its contract is csrc/API.md.
  * @module zcrm.core
  */
 #include <stdlib.h>
+#include <string.h>
 
-#include "zcrm.h"
+#include "error.h"
+#include "headers.h"
+
+/* RFC 9110 token characters (header names, methods). */
+static int zc_tchar(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9') || (c != 0 && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* One line of a request's headers (headers.h). Here, not in transfer.c,
+** because both a header list and multi:start's own list check lines. */
+int zc_header_ok(const char *s, size_t len) {
+  size_t i = 0;
+  while (i < len && zc_tchar((unsigned char)s[i])) i++;
+  if (i == 0 || i == len || s[i] != ':') return 0;
+  for (i++; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return 0;
+  }
+  return 1;
+}
+
 
 void zc_hlist_unref(zc_hlist *h) {
   if (h && --h->refs == 0) {

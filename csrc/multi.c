@@ -10,7 +10,9 @@
 ** - user value 1 is the anchor table: running requests, keyed by a light
 **   userdata of their C struct, so libcurl never points at a collected
 **   object; user value 2 holds the options (strings libcurl copies per
-**   request);
+**   request) (both named in transfer.h);
+** - the transfers themselves are transfer.c's: this unit calls it
+**   (start, finish, release of the pool) and transfer.c never calls back;
 ** - close (method, __gc and __close) is idempotent. It detaches every
 **   running request (their result() becomes CANCELLED), then cleans up the
 **   multi, the share handle and the epoll descriptor. A request collected
@@ -44,12 +46,31 @@
 #include <sys/epoll.h>
 #endif
 
-#include "zcrm.h"
+#include "error.h"
+#include "multi.h"
+#include "transfer.h"
 
 #define ZC_DEFAULT_MAX_RESPONSE (8u * 1024u * 1024u)
 #define ZC_MAX_EVENTS 64          /* ready sockets handled per perform */
+/* User value 3: the empty list perform returns when nothing completed (1
+** and 2, the anchors and the options, are in transfer.h: transfers read
+** them). */
+#define ZC_MULTI_IDLE 3
 
-zc_multi *zc_multi_check(lua_State *L, int idx) {
+typedef struct zc_multi {
+  zc_pool pool;                   /* the CURLM, its transfers (transfer.h) */
+  /* The socket interface: written only by the libcurl socket and timer
+  ** callbacks, which make no Lua call. */
+  int epfd;                       /* epoll descriptor (Linux); -1: none */
+  struct pollfd *socks;           /* the sockets libcurl watches (malloc'd) */
+  int nsocks, capsocks;
+  int timer_set;                  /* libcurl wants a timeout call ... */
+  double timer_at;                /* ... at this monotonic time (ms) */
+  int oom;                        /* a callback could not allocate */
+  int acted;                      /* socket_action ran; completions unread */
+} zc_multi;
+
+static zc_multi *zc_multi_check(lua_State *L, int idx) {
   return (zc_multi *)luaL_checkudata(L, idx, ZC_MULTI_MT);
 }
 
@@ -153,7 +174,7 @@ static void zc_multi_drive(zc_multi *m, int wait_ms) {
       if (ev[i].events & EPOLLOUT) mask |= CURL_CSELECT_OUT;
       if (ev[i].events & EPOLLERR) mask |= CURL_CSELECT_ERR;
       m->acted = 1;
-      curl_multi_socket_action(m->multi, ev[i].data.fd, mask, &still);
+      curl_multi_socket_action(m->pool.multi, ev[i].data.fd, mask, &still);
     }
   }
 #else
@@ -172,13 +193,13 @@ static void zc_multi_drive(zc_multi *m, int wait_ms) {
       if (ready[i].revents & POLLOUT) mask |= CURL_CSELECT_OUT;
       if (ready[i].revents & (POLLERR | POLLNVAL)) mask |= CURL_CSELECT_ERR;
       m->acted = 1;
-      curl_multi_socket_action(m->multi, ready[i].fd, mask, &still);
+      curl_multi_socket_action(m->pool.multi, ready[i].fd, mask, &still);
     }
   }
 #endif
   if (m->timer_set && zc_now_ms() >= m->timer_at) {
     m->acted = 1;
-    curl_multi_socket_action(m->multi, CURL_SOCKET_TIMEOUT, 0, &still);
+    curl_multi_socket_action(m->pool.multi, CURL_SOCKET_TIMEOUT, 0, &still);
   }
 }
 
@@ -187,15 +208,14 @@ static void zc_multi_drive(zc_multi *m, int wait_ms) {
 /* {==== close */
 
 static void zc_multi_release(zc_multi *m) {
-  while (m->running) zc_request_detach(m->running);   /* unlinks it */
-  if (m->multi) {                 /* its callbacks still see a valid list */
-    curl_multi_cleanup(m->multi);
-    m->multi = NULL;
+  zc_pool_release(&m->pool);      /* running transfers detached, spares freed */
+  if (m->pool.multi) {            /* its callbacks still see a valid list */
+    curl_multi_cleanup(m->pool.multi);
+    m->pool.multi = NULL;
   }
-  while (m->nspare > 0) curl_easy_cleanup(m->spare[--m->nspare]);
-  if (m->share) {                 /* no easy handle uses it any more */
-    curl_share_cleanup(m->share);
-    m->share = NULL;
+  if (m->pool.share) {            /* no easy handle uses it any more */
+    curl_share_cleanup(m->pool.share);
+    m->pool.share = NULL;
   }
   if (m->epfd >= 0) {
     close(m->epfd);
@@ -222,7 +242,7 @@ static int zc_multi_close(lua_State *L) {
   zc_multi *m = zc_multi_check(L, 1);
   zc_multi_release(m);
   lua_newtable(L);                /* drop the anchors of detached requests */
-  lua_setiuservalue(L, 1, 1);
+  lua_setiuservalue(L, 1, ZC_MULTI_ANCHORS);
   return 0;
 }
 
@@ -245,8 +265,8 @@ static int zc_multi_perform(lua_State *L) {
   CURLMsg *msg;
   luaL_argcheck(L, wait >= 0 && wait == wait, 2, "must be >= 0");
   lua_settop(L, 2);
-  if (m->multi != NULL) {
-    if (wait > 0 && m->nrunning > 0) {
+  if (m->pool.multi != NULL) {
+    if (wait > 0 && m->pool.nrunning > 0) {
       double ms = ceil(wait * 1000.0);
       ims = ms > (double)INT_MAX ? INT_MAX : (int)ms;
     }
@@ -256,18 +276,18 @@ static int zc_multi_perform(lua_State *L) {
       return luaL_error(L, "not enough memory");
     }
   }
-  if (m->multi == NULL || !m->acted) {
+  if (m->pool.multi == NULL || !m->acted) {
     /* libcurl did nothing, so nothing completed: the multi's one empty
     ** list, no allocation (a host's poll(0) with nothing ready). */
-    lua_getiuservalue(L, 1, 3);
+    lua_getiuservalue(L, 1, ZC_MULTI_IDLE);
     return 1;
   }
   /* The list is preallocated for every running request, so filling it
   ** below never allocates (cannot raise) while requests change state. */
-  lua_createtable(L, m->nrunning, 0);                 /* 3: list */
-  lua_getiuservalue(L, 1, 1);                         /* 4: anchors */
+  lua_createtable(L, m->pool.nrunning, 0);            /* 3: list */
+  lua_getiuservalue(L, 1, ZC_MULTI_ANCHORS);          /* 4: anchors */
   anchors = 4;
-  while ((msg = curl_multi_info_read(m->multi, &left)) != NULL) {
+  while ((msg = curl_multi_info_read(m->pool.multi, &left)) != NULL) {
     char *priv = NULL;
     zc_request *r;
     CURLcode rc;
@@ -277,10 +297,10 @@ static int zc_multi_perform(lua_State *L) {
     r = (zc_request *)(void *)priv;
     if (r == NULL) continue;
     lua_rawgetp(L, anchors, r);                       /* the userdata */
-    zc_request_finish(r, rc);     /* removes it from the multi: msg is gone */
+    zc_transfer_finish(r, rc);    /* removes it from the multi: msg is gone */
     if (lua_type(L, -1) == LUA_TUSERDATA) {
       lua_pushnil(L);             /* it no longer keeps its multi alive */
-      lua_setiuservalue(L, -2, 2);
+      lua_setiuservalue(L, -2, ZC_TRANSFER_OWNER);
       lua_rawseti(L, 3, ++k);
     }
     else lua_pop(L, 1);
@@ -301,7 +321,7 @@ static int zc_multi_perform(lua_State *L) {
 static int zc_multi_timeout(lua_State *L) {
   zc_multi *m = zc_multi_check(L, 1);
   double left;
-  if (m->multi == NULL || m->nrunning == 0) {
+  if (m->pool.multi == NULL || m->pool.nrunning == 0) {
     lua_pushnil(L);
     return 1;
   }
@@ -323,7 +343,7 @@ static int zc_multi_timeout(lua_State *L) {
  */
 static int zc_multi_pollfd(lua_State *L) {
   zc_multi *m = zc_multi_check(L, 1);
-  if (m->multi == NULL) {
+  if (m->pool.multi == NULL) {
     lua_pushnil(L);
     return 1;
   }
@@ -371,13 +391,13 @@ static int zc_multi_fds(lua_State *L) {
  */
 static int zc_multi_running(lua_State *L) {
   zc_multi *m = zc_multi_check(L, 1);
-  lua_pushinteger(L, m->nrunning);
+  lua_pushinteger(L, m->pool.nrunning);
   return 1;
 }
 
 static int zc_multi_tostring(lua_State *L) {
   zc_multi *m = zc_multi_check(L, 1);
-  if (m->multi == NULL) lua_pushliteral(L, "zcrm.multi (closed)");
+  if (m->pool.multi == NULL) lua_pushliteral(L, "zcrm.multi (closed)");
   else lua_pushfstring(L, "zcrm.multi (%p)", (void *)m);
   return 1;
 }
@@ -450,39 +470,55 @@ static int zc_new_multi(lua_State *L) {
   m->epfd = -1;                   /* before anything can fail */
   luaL_setmetatable(L, ZC_MULTI_MT);
   lua_newtable(L);
-  lua_setiuservalue(L, 3, 1);
+  lua_setiuservalue(L, 3, ZC_MULTI_ANCHORS);
   lua_newtable(L);                /* what perform returns when idle */
-  lua_setiuservalue(L, 3, 3);
+  lua_setiuservalue(L, 3, ZC_MULTI_IDLE);
   lua_pushvalue(L, 2);
-  lua_setiuservalue(L, 3, 2);
-  m->max_response_bytes = (size_t)maxb;
-  m->verbose = verbose;
-  m->multi = curl_multi_init();
-  if (m->multi == NULL) return luaL_error(L, "curl_multi_init failed");
-  m->share = curl_share_init();
-  if (m->share == NULL) return luaL_error(L, "curl_share_init failed");
+  lua_setiuservalue(L, 3, ZC_MULTI_OPTIONS);
+  m->pool.max_response_bytes = (size_t)maxb;
+  m->pool.verbose = verbose;
+  m->pool.multi = curl_multi_init();
+  if (m->pool.multi == NULL) return luaL_error(L, "curl_multi_init failed");
+  m->pool.share = curl_share_init();
+  if (m->pool.share == NULL) return luaL_error(L, "curl_share_init failed");
   /* Share DNS and TLS sessions across this multi's easy handles. The
   ** connection cache is the multi's own: every easy handle added to one
   ** multi reuses its connections, and sharing connections through a share
   ** handle while in a multi is the less tested path in libcurl 7.88. */
-  curl_share_setopt(m->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-  curl_share_setopt(m->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-  curl_multi_setopt(m->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+  curl_share_setopt(m->pool.share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  curl_share_setopt(m->pool.share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  curl_multi_setopt(m->pool.multi, CURLMOPT_PIPELINING,
+                    (long)CURLPIPE_MULTIPLEX);
 #ifdef ZC_EPOLL
   m->epfd = epoll_create1(EPOLL_CLOEXEC);
   if (m->epfd < 0)
     return luaL_error(L, "epoll_create1 failed: %s", strerror(errno));
 #endif
-  curl_multi_setopt(m->multi, CURLMOPT_SOCKETFUNCTION, zc_socket_cb);
-  curl_multi_setopt(m->multi, CURLMOPT_SOCKETDATA, (void *)m);
-  curl_multi_setopt(m->multi, CURLMOPT_TIMERFUNCTION, zc_timer_cb);
-  curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, (void *)m);
+  curl_multi_setopt(m->pool.multi, CURLMOPT_SOCKETFUNCTION, zc_socket_cb);
+  curl_multi_setopt(m->pool.multi, CURLMOPT_SOCKETDATA, (void *)m);
+  curl_multi_setopt(m->pool.multi, CURLMOPT_TIMERFUNCTION, zc_timer_cb);
+  curl_multi_setopt(m->pool.multi, CURLMOPT_TIMERDATA, (void *)m);
   return 1;
+}
+
+/***
+ * Starts a transfer: adds it to the multi at once; nothing is performed
+ * until `perform`. Never follows redirects.
+ * @function multi:start
+ * @tparam table req `method`, `url`, `headers` (list of "Name: value"),
+ *   `body` (string), `timeout`, `connect_timeout` (seconds; default 30, 10)
+ * @treturn zcrm.transfer|nil the transfer, or nil and an error object
+ */
+static int zc_multi_start(lua_State *L) {
+  zc_multi *m = zc_multi_check(L, 1);
+  if (m->pool.multi == NULL)
+    return luaL_error(L, "attempt to use a closed zcrm.multi");
+  return zc_transfer_start(L, &m->pool);
 }
 
 /* }==== */
 
-void zc_open_client(lua_State *L) {
+void zc_open_multi(lua_State *L) {
   static const luaL_Reg meta[] = {
     { "__gc", zc_multi_gc },
     { "__close", zc_multi_gc },

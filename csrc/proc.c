@@ -1,19 +1,26 @@
 /*
-** proc.c: what the `zcrm` command needs from the process around it and plain
-** Lua lacks: an interrupt flag that SIGINT and SIGTERM set, and exec.
-** Library users never meet these: only bin/zcrm calls them.
+** proc.c: the module `zcrm.proc`, what the `zcrm` command needs from the
+** process around it and plain Lua lacks: an interrupt flag that SIGINT and
+** SIGTERM set, exec, and its terminal (isatty, its width, a line read
+** without echo). Library users never meet these: only bin/zcrm and
+** lua/zcrm/cli* call them, and `zcrm.core` (transport and validation) does
+** not hold them. The same .so as zcrm.core; luaopen_zcrm_proc is in core.c.
 */
 /***
- * The C core, `require "zcrm.core"`; its contract is csrc/API.md.
- * @module zcrm.core
+ * What bin/zcrm needs from its process, `require "zcrm.proc"`; its
+ * contract is csrc/API.md.
+ * @module zcrm.proc
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <unistd.h>
 
-#include "zcrm.h"
+#include "proc.h"
+#include "sys.h"
 
 /* {==== interrupts */
 
@@ -108,10 +115,107 @@ static int zc_exec(lua_State *L) {
 
 /* }==== */
 
+/* {==== terminals */
+
+/***
+ * Reads one line from the terminal on standard input without echoing it
+ * (a client secret, a grant code), after writing `prompt` to standard
+ * error. The line is read into a buffer the userdata holds, so a memory
+ * error leaks nothing; the terminal's settings are restored before any Lua
+ * call that can raise.
+ * @function read_secret
+ * @tparam string prompt
+ * @treturn string|nil the line without its newline, or nil and a message
+ * (standard input is not a terminal, end of input, "Interrupted system
+ * call" when a caught signal came: see `catch_interrupts`)
+ */
+static int zc_read_secret(lua_State *L) {
+  enum { MAX = 4096 };
+  size_t plen;
+  const char *prompt = luaL_checklstring(L, 1, &plen);
+  char *buf = (char *)lua_newuserdatauv(L, MAX + 1, 0);
+  struct termios old, quiet;
+  size_t n = 0;
+  int e = 0, eof = 0, over = 0;
+  if (tcgetattr(0, &old) != 0) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "standard input is not a terminal");
+    return 2;
+  }
+  (void)zc_write_all(2, prompt, plen);
+  quiet = old;
+  quiet.c_lflag &= ~(tcflag_t)ECHO;
+  quiet.c_lflag |= ECHONL;
+  (void)tcsetattr(0, TCSAFLUSH, &quiet);
+  for (;;) {
+    char c;
+    ssize_t r = read(0, &c, 1);
+    if (r < 0) { e = errno; break; }   /* EINTR too: bin/zcrm caught Ctrl-C */
+    if (r == 0) { eof = 1; break; }
+    if (c == '\n' || c == '\r') break;
+    if (n < MAX) buf[n++] = c; else over = 1;
+  }
+  (void)tcsetattr(0, TCSAFLUSH, &old);
+  if (e != 0 || (eof && n == 0) || over) {
+    memset(buf, 0, n);
+    lua_pushnil(L);
+    if (e != 0) lua_pushstring(L, strerror(e));
+    else if (over) lua_pushliteral(L, "the line is too long");
+    else lua_pushliteral(L, "end of input");
+    return 2;
+  }
+  lua_pushlstring(L, buf, n);
+  memset(buf, 0, n);
+  return 1;
+}
+
+/***
+ * The width in columns of the terminal on a descriptor (`zcrm report`
+ * fits its table to it).
+ * @function term_width
+ * @tparam integer fd a file descriptor
+ * @treturn integer|nil the columns, or nil when fd is not a terminal
+ */
+static int zc_term_width(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  struct winsize ws;
+  if (ioctl(fd, TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushinteger(L, (lua_Integer)ws.ws_col);
+  return 1;
+}
+
+/***
+ * Whether a descriptor or a Lua file is a terminal (bin/zcrm: colours, the
+ * progress bar, the confirmation prompt).
+ * @function isatty
+ * @tparam integer|file fd a file descriptor, or an open Lua file
+ * @treturn boolean
+ */
+static int zc_isatty(lua_State *L) {
+  int fd;
+  if (lua_isinteger(L, 1)) {
+    fd = (int)lua_tointeger(L, 1);
+  } else {
+    luaL_Stream *s = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+    if (s->closef == NULL) return luaL_argerror(L, 1, "attempt to use a closed file");
+    fd = fileno(s->f);
+  }
+  lua_pushboolean(L, isatty(fd) == 1);
+  return 1;
+}
+
+/* }==== */
+
 static const luaL_Reg zc_proc_funcs[] = {
   {"catch_interrupts", zc_catch_interrupts},
   {"interrupted", zc_interrupted},
   {"exec", zc_exec},
+  {"isatty", zc_isatty},
+  {"term_width", zc_term_width},
+  {"read_secret", zc_read_secret},
   {NULL, NULL}
 };
 

@@ -5,10 +5,12 @@
 **   curl_easy_init; everything malloc'd afterwards (easy handle, header
 **   list, buffers) is owned by it and freed by its __gc, so a Lua error at
 **   any point leaks nothing.
-** - User value 1: the request body (a Lua string libcurl reads through
-**   CURLOPT_POSTFIELDS, kept alive here), later the received body string.
-**   User value 2: the multi userdata while running (cancel() needs its
-**   anchor table).
+** - User value 1 (ZC_TRANSFER_BODY): the request body (a Lua string
+**   libcurl reads through CURLOPT_POSTFIELDS, kept alive here), later the
+**   received body string. User value 2 (ZC_TRANSFER_OWNER): the multi
+**   userdata while running (cancel() needs its anchor table).
+** - The multi is known only as its pool (transfer.h) and its userdata's
+**   user values: multi.c calls this unit, this unit never calls multi.c.
 ** - The write and header callbacks only copy bytes into C buffers with a
 **   cap; they never call Lua.
 ** - On completion (zc_request_finish) the facts are copied out and the easy
@@ -23,7 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "zcrm.h"
+#include "error.h"
+#include "headers.h"
+#include "transfer.h"
 
 /* libcurl caps one header line at 100 KiB; we cap all of them together. */
 #define ZC_MAX_HEADER_BYTES (256u * 1024u)
@@ -151,20 +155,20 @@ static int zc_debug_cb(CURL *easy, curl_infotype type, char *data,
 ** (curl_easy_reset: options to their defaults; connections live in the
 ** multi either way), for the next request to use instead of a new one. */
 static void zc_request_release(zc_request *r, int state) {
-  zc_multi *m = r->multi;
-  if (m) {
+  zc_pool *p = r->pool;
+  if (p) {
     if (r->prev) r->prev->next = r->next;
-    else m->running = r->next;
+    else p->running = r->next;
     if (r->next) r->next->prev = r->prev;
     r->prev = r->next = NULL;
-    m->nrunning--;
-    if (m->multi && r->easy) curl_multi_remove_handle(m->multi, r->easy);
-    r->multi = NULL;
+    p->nrunning--;
+    if (p->multi && r->easy) curl_multi_remove_handle(p->multi, r->easy);
+    r->pool = NULL;
   }
   if (r->easy) {
-    if (state == ZC_DONE && m && m->multi && m->nspare < ZC_SPARE_EASY) {
+    if (state == ZC_DONE && p && p->multi && p->nspare < ZC_SPARE_EASY) {
       curl_easy_reset(r->easy);
-      m->spare[m->nspare++] = r->easy;
+      p->spare[p->nspare++] = r->easy;
     }
     else curl_easy_cleanup(r->easy);
     r->easy = NULL;
@@ -176,7 +180,7 @@ static void zc_request_release(zc_request *r, int state) {
   r->state = state;
 }
 
-void zc_request_finish(zc_request *r, CURLcode rc) {
+void zc_transfer_finish(zc_request *r, CURLcode rc) {
   long v = 0;
   curl_off_t t = 0;
   r->result = rc;
@@ -194,35 +198,21 @@ void zc_request_finish(zc_request *r, CURLcode rc) {
   zc_request_release(r, ZC_DONE);
 }
 
-void zc_request_detach(zc_request *r) {
+static void zc_request_detach(zc_request *r) {
   r->detached = 1;
   zc_request_release(r, ZC_CANCELLED);
   zc_buf_free(&r->body);
   zc_buf_free(&r->head);
 }
 
+void zc_pool_release(zc_pool *p) {
+  while (p->running) zc_request_detach(p->running);   /* unlinks it */
+  while (p->nspare > 0) curl_easy_cleanup(p->spare[--p->nspare]);
+}
+
 /* }==== */
 
 /* {==== start */
-
-/* RFC 9110 token characters (header names, methods). */
-static int zc_tchar(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-         (c >= '0' && c <= '9') || (c != 0 && strchr("!#$%&'*+-.^_`|~", c));
-}
-
-/* "Name: value", or "Name:" (which removes a header libcurl would add).
-** The value may hold TAB but no CR, LF, NUL or other control byte. */
-int zc_header_ok(const char *s, size_t len) {
-  size_t i = 0;
-  while (i < len && zc_tchar((unsigned char)s[i])) i++;
-  if (i == 0 || i == len || s[i] != ':') return 0;
-  for (i++; i < len; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if ((c < 0x20 && c != '\t') || c == 0x7f) return 0;
-  }
-  return 1;
-}
 
 static long zc_ms_field(lua_State *L, int t, const char *k, double def) {
   double secs = def, ms;
@@ -383,7 +373,7 @@ static int zc_is_https(const char *url, size_t len) {
 static void zc_start_options(lua_State *L, CURL *e, const char *url,
                              size_t ulen) {
   int o = lua_gettop(L) + 1;
-  lua_getiuservalue(L, ZC_S_MULTI, 2);
+  lua_getiuservalue(L, ZC_S_MULTI, ZC_MULTI_OPTIONS);
   if (lua_getfield(L, o, "ca_file") == LUA_TSTRING)
     curl_easy_setopt(e, CURLOPT_CAINFO, lua_tostring(L, -1));
   if (!zc_is_https(url, ulen))
@@ -399,7 +389,7 @@ static void zc_start_options(lua_State *L, CURL *e, const char *url,
 
 /* The userdata (ZC_S_TRANSFER) and its easy handle, from checked values
 ** only. Returns 0, or 1 with an error object pushed. */
-static int zc_start_setup(lua_State *L, zc_multi *m, const zc_start_args *a) {
+static int zc_start_setup(lua_State *L, zc_pool *p, const zc_start_args *a) {
   zc_request *r;
   lua_Integer h;
   CURL *e;
@@ -408,10 +398,10 @@ static int zc_start_setup(lua_State *L, zc_multi *m, const zc_start_args *a) {
   memset(r, 0, sizeof *r);
   luaL_setmetatable(L, ZC_TRANSFER_MT);
   r->state = ZC_IDLE;
-  r->max_bytes = m->max_response_bytes;
+  r->max_bytes = p->max_response_bytes;
   lua_pushvalue(L, ZC_S_BODY);                /* the body stays alive */
-  lua_setiuservalue(L, ZC_S_TRANSFER, 1);
-  r->easy = e = m->nspare > 0 ? m->spare[--m->nspare] : curl_easy_init();
+  lua_setiuservalue(L, ZC_S_TRANSFER, ZC_TRANSFER_BODY);
+  r->easy = e = p->nspare > 0 ? p->spare[--p->nspare] : curl_easy_init();
   if (e == NULL) return luaL_error(L, "curl_easy_init failed");
   if (a->hlist) r->hlist = zc_hlist_ref(a->hlist);  /* shared, built once */
   for (h = 1; h <= a->nh; h++) {
@@ -431,7 +421,7 @@ static int zc_start_setup(lua_State *L, zc_multi *m, const zc_start_args *a) {
   curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)r);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_SHARE, m->share);
+  curl_easy_setopt(e, CURLOPT_SHARE, p->share);
   if (curl_easy_setopt(e, CURLOPT_URL, a->url) != CURLE_OK) {
     zc_start_err(L, "INVALID_URL", "the request URL is malformed");
     return 1;
@@ -456,7 +446,7 @@ static int zc_start_setup(lua_State *L, zc_multi *m, const zc_start_args *a) {
   curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)r);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER,
                    r->hlist ? r->hlist->list : r->headers);
-  if (m->verbose) {
+  if (p->verbose) {
     curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, zc_debug_cb);
     curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
   }
@@ -486,39 +476,30 @@ static int zc_start_setup(lua_State *L, zc_multi *m, const zc_start_args *a) {
   return 0;
 }
 
-/***
- * Starts a transfer: adds it to the multi at once; nothing is performed
- * until `perform`. Never follows redirects.
- * @function multi:start
- * @tparam table req `method`, `url`, `headers` (list of "Name: value"),
- *   `body` (string), `timeout`, `connect_timeout` (seconds; default 30, 10)
- * @treturn zcrm.transfer|nil the transfer, or nil and an error object
- */
-int zc_multi_start(lua_State *L) {
-  zc_multi *m = zc_multi_check(L, ZC_S_MULTI);
+/* multi:start (its doc is in multi.c, which checks the multi). */
+int zc_transfer_start(lua_State *L, zc_pool *p) {
   zc_request *r;
   zc_start_args a;
-  if (m->multi == NULL) return luaL_error(L, "attempt to use a closed zcrm.multi");
-  if (zc_start_check(L, &a) || zc_start_setup(L, m, &a)) return zc_fail(L);
+  if (zc_start_check(L, &a) || zc_start_setup(L, p, &a)) return zc_fail(L);
   r = (zc_request *)lua_touserdata(L, ZC_S_TRANSFER);
   /* Anchor before adding: if anchoring raises (memory), libcurl never saw
   ** the handle. */
   lua_pushvalue(L, ZC_S_MULTI);
-  lua_setiuservalue(L, ZC_S_TRANSFER, 2);
-  lua_getiuservalue(L, ZC_S_MULTI, 1);        /* anchors */
+  lua_setiuservalue(L, ZC_S_TRANSFER, ZC_TRANSFER_OWNER);
+  lua_getiuservalue(L, ZC_S_MULTI, ZC_MULTI_ANCHORS);
   lua_pushvalue(L, ZC_S_TRANSFER);
   lua_rawsetp(L, -2, r);
-  if (curl_multi_add_handle(m->multi, r->easy) != CURLM_OK) {
+  if (curl_multi_add_handle(p->multi, r->easy) != CURLM_OK) {
     lua_pushnil(L);
     lua_rawsetp(L, -2, r);
     zc_start_err(L, "TRANSPORT_ERROR", "curl_multi_add_handle failed");
     return zc_fail(L);
   }
-  r->multi = m;
-  r->next = m->running;
-  if (m->running) m->running->prev = r;
-  m->running = r;
-  m->nrunning++;
+  r->pool = p;
+  r->next = p->running;
+  if (p->running) p->running->prev = r;
+  p->running = r;
+  p->nrunning++;
   r->state = ZC_RUNNING;
   lua_settop(L, ZC_S_TRANSFER);
   return 1;
@@ -732,11 +713,11 @@ static int zc_request_result(lua_State *L) {
   if (!r->body_cached) {
     lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
     lua_pushvalue(L, -1);
-    lua_setiuservalue(L, 1, 1);   /* the request body is no longer needed */
+    lua_setiuservalue(L, 1, ZC_TRANSFER_BODY);  /* the request body: unneeded */
     zc_buf_free(&r->body);
     r->body_cached = 1;
   }
-  else lua_getiuservalue(L, 1, 1);
+  else lua_getiuservalue(L, 1, ZC_TRANSFER_BODY);
   zc_push_headers(L, &r->head, lua_istable(L, 2) ? 2 : 0);
   return 3;
 }
@@ -794,10 +775,10 @@ static int zc_request_info(lua_State *L) {
  */
 static int zc_request_cancel(lua_State *L) {
   zc_request *r = zc_request_check(L, 1);
-  if (r->state == ZC_RUNNING && r->multi) {
-    lua_getiuservalue(L, 1, 2);               /* the multi */
+  if (r->state == ZC_RUNNING && r->pool) {
+    lua_getiuservalue(L, 1, ZC_TRANSFER_OWNER);
     if (lua_type(L, -1) == LUA_TUSERDATA) {
-      lua_getiuservalue(L, -1, 1);            /* its anchors */
+      lua_getiuservalue(L, -1, ZC_MULTI_ANCHORS);
       if (lua_istable(L, -1)) {
         lua_pushnil(L);
         lua_rawsetp(L, -2, r);
@@ -807,7 +788,7 @@ static int zc_request_cancel(lua_State *L) {
     zc_buf_free(&r->body);
     zc_buf_free(&r->head);
     lua_pushnil(L);
-    lua_setiuservalue(L, 1, 2);
+    lua_setiuservalue(L, 1, ZC_TRANSFER_OWNER);
   }
   else if (r->state == ZC_IDLE) {
     zc_request_release(r, ZC_CANCELLED);
@@ -835,7 +816,7 @@ static int zc_request_tostring(lua_State *L) {
 
 /* }==== */
 
-void zc_open_request(lua_State *L) {
+void zc_open_transfer(lua_State *L) {
   static const luaL_Reg meta[] = {
     { "__gc", zc_request_gc },
     { "__close", zc_request_cancel },

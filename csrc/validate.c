@@ -21,9 +21,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <curl/curl.h>
 #include <utf8proc.h>
 
-#include "zcrm.h"
+#include "error.h"
+#include "fields.h"
+#include "validate.h"
 
 /* "Update Custom Module", both labels: "A maximum of 25 characters,
 ** including spaces". */
@@ -398,7 +401,9 @@ static const char *zc_check_name(const char *s, size_t len) {
 ** pushes the error and returns 1. *pk gets the identity for duplicates,
 ** *revoke the meaning of `_delete`.
 */
-static const char *const zc_profile_keys[] = { "id", "name", "_delete", NULL };
+static const char *const zc_profile_keys[] = {
+  ZC_PROFILE_FIELDS(ZC_FIELD_NAME) NULL
+};
 
 static int zc_check_profile(lua_State *L, int e, int i, int anchors,
                             zc_profile_key *pk, int *revoke) {
@@ -418,8 +423,8 @@ static int zc_check_profile(lua_State *L, int e, int i, int anchors,
                                           lua_rawlen(L, -1))
                           : lua_tostring(L, -1);
     return zc_verr(L, "INVALID_DATA", field, "profiles", path, -1,
-                   "%s has an unknown key %s (allowed: id, name, _delete)",
-                   field, k);
+                   "%s has an unknown key %s (allowed: %s)", field, k,
+                   ZC_FIELD_NAMES(ZC_PROFILE_FIELDS));
   }
   tid = zc_rawfield(L, e, "id");             /* -3 */
   tname = zc_rawfield(L, e, "name");         /* -2 */
@@ -591,8 +596,12 @@ static int zc_check_profiles(lua_State *L, int idx, int out) {
 
 /* {==== update tables */
 
+/* The update's keys, in the order they are checked (fields.h). */
+static const zc_field zc_update_fields[] = {
+  ZC_UPDATE_FIELDS(ZC_FIELD) { NULL, 0 }
+};
 static const char *const zc_update_keys[] = {
-  "plural_label", "singular_label", "profiles", NULL
+  ZC_UPDATE_FIELDS(ZC_FIELD_NAME) NULL
 };
 
 /*
@@ -634,8 +643,8 @@ static int zc_check_update(lua_State *L, int idx, int out, int openapi) {
                      "created"))
     return 1;
   /* "Update Custom Module" lists the Input JSON keys: plural_label,
-  ** singular_label, profiles. Anything else (e.g. the typo plural_lable)
-  ** is refused, never silently sent or dropped. */
+  ** singular_label, profiles (fields.h). Anything else (e.g. the typo
+  ** plural_lable) is refused, never silently sent or dropped. */
   if (zc_unknown_key(L, idx, zc_update_keys, &isstr)) {
     if (isstr) {
       size_t klen;
@@ -645,15 +654,15 @@ static int zc_check_update(lua_State *L, int idx, int out, int openapi) {
       if (strlen(k) != klen) k = q;           /* a NUL: name it quoted */
       path = lua_pushfstring(L, "$.modules[0].%s", k);
       return zc_verr(L, "INVALID_DATA", k, k, path, -1,
-                     "unknown key %s in the update (allowed: plural_label, "
-                     "singular_label, profiles)", q);
+                     "unknown key %s in the update (allowed: %s)", q,
+                     ZC_FIELD_NAMES(ZC_UPDATE_FIELDS));
     }
     return zc_verr(L, "INVALID_DATA", lua_tostring(L, -1), NULL, NULL, -1,
-                   "unknown key %s in the update (allowed: plural_label, "
-                   "singular_label, profiles)", lua_tostring(L, -1));
+                   "unknown key %s in the update (allowed: %s)",
+                   lua_tostring(L, -1), ZC_FIELD_NAMES(ZC_UPDATE_FIELDS));
   }
   /* "Update Custom Module", MANDATORY_NOT_FOUND "Mandatory fields are missing":
-  ** an update with none of the three keys has nothing to send. */
+  ** an update with none of its keys has nothing to send. */
   {
     int i;
     for (i = 0; zc_update_keys[i]; i++) {
@@ -664,9 +673,9 @@ static int zc_check_update(lua_State *L, int idx, int out, int openapi) {
   if (!any) {
     int i;
     zc_verr(L, "MANDATORY_NOT_FOUND", NULL, NULL, NULL, -1,
-            "the update has none of plural_label, singular_label, profiles");
+            "the update has none of %s", ZC_FIELD_NAMES(ZC_UPDATE_FIELDS));
     lua_createtable(L, 0, 1);                 /* details.expected_fields */
-    lua_createtable(L, 3, 0);
+    lua_createtable(L, ZC_NFIELDS(ZC_UPDATE_FIELDS), 0);
     for (i = 0; zc_update_keys[i]; i++) {
       lua_createtable(L, 0, 2);
       lua_pushstring(L, zc_update_keys[i]);
@@ -680,27 +689,34 @@ static int zc_check_update(lua_State *L, int idx, int out, int openapi) {
     return 1;
   }
   {
-    int i;
-    for (i = 0; i < 2; i++) {                 /* the two labels */
-      const char *k = zc_update_keys[i];
-      if (zc_rawfield(L, idx, k) != LUA_TNIL) {
-        if (zc_check_label(L, -1, k, openapi)) return 1;
-        if (out) lua_setfield(L, out, k);
-        else lua_pop(L, 1);
+    const zc_field *f;
+    for (f = zc_update_fields; f->name; f++) {  /* each field by its kind */
+      if (zc_rawfield(L, idx, f->name) == LUA_TNIL) {
+        lua_pop(L, 1);
+        continue;
       }
-      else lua_pop(L, 1);
+      switch (f->kind) {
+        case ZC_F_LABEL:
+          if (zc_check_label(L, -1, f->name, openapi)) return 1;
+          if (out) lua_setfield(L, out, f->name);
+          else lua_pop(L, 1);
+          break;
+        case ZC_F_PROFILES: {
+          int list = 0;
+          if (out) {
+            lua_newtable(L);
+            list = lua_gettop(L);
+          }
+          if (zc_check_profiles(L, -1 - (out != 0), list)) return 1;
+          if (out) lua_setfield(L, out, f->name);
+          lua_pop(L, 1);
+          break;
+        }
+        default:                              /* no rule: a bug in fields.h */
+          return luaL_error(L, "zcrm.core: field '%s' has no rule", f->name);
+      }
     }
   }
-  if (zc_rawfield(L, idx, "profiles") != LUA_TNIL) {
-    int list = 0;
-    if (out) {
-      lua_newtable(L);
-      list = lua_gettop(L);
-    }
-    if (zc_check_profiles(L, -1 - (out != 0), list)) return 1;
-    if (out) lua_setfield(L, out, "profiles");
-  }
-  lua_pop(L, 1);
   return 0;
 }
 

@@ -40,6 +40,7 @@
 #endif
 
 int luaopen_zcrm_core (lua_State *L);
+int luaopen_zcrm_proc (lua_State *L);
 
 /* libFuzzer calls these; declared here so that each target only defines them */
 int LLVMFuzzerInitialize (int *argc, char ***argv);
@@ -169,6 +170,8 @@ static lua_State *zf_init (int lua_coverage) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_zcrm_core);
   lua_setfield(L, -2, "zcrm.core");
+  lua_pushcfunction(L, luaopen_zcrm_proc);   /* the CLI's (changes_driver) */
+  lua_setfield(L, -2, "zcrm.proc");
   lua_pop(L, 1);
   /* the checkout's Lua layer, then the system's (cjson) */
   if (luaL_dostring(L,

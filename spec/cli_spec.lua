@@ -675,46 +675,6 @@ describe("bin/zcrm", function()
     end)
   end)
 
-  describe("its C helpers (zcrm.core)", function()
-    local core = require "zcrm.core"
-
-    it("isatty takes a descriptor or a file; a closed file is misuse", function()
-      assert.is_boolean(core.isatty(0))
-      assert.is_boolean(core.isatty(io.stderr))
-      local f = io.tmpfile()
-      assert.is_false(core.isatty(f))
-      f:close()
-      assert.has_error(function() core.isatty(f) end)
-      assert.has_error(function() core.isatty("stdout") end)
-    end)
-
-    it("exec returns nil, message, errno when the program cannot run", function()
-      local ok, message, errno = core.exec("/nonexistent/zcrm-emulator", { "x" })
-      assert.is_nil(ok)
-      assert.matches("cannot run /nonexistent/zcrm%-emulator: No such file", message)
-      assert.equal(2, errno)
-      assert.has_error(function() core.exec("true", { 1, {} }) end)
-    end)
-
-    it("catch_interrupts: the first signal only sets the flag; the second of the same kind ends the process", function()
-      local script = [[
-        package.cpath = "./csrc/?.so;" .. package.cpath
-        local core = require "zcrm.core"
-        io.write(tostring(core.interrupted()), " ")
-        core.catch_interrupts()
-        os.execute("kill -TERM $PPID")
-        io.write(tostring(core.interrupted()), " ")
-        io.flush()
-        os.execute("kill -TERM $PPID")
-        io.write("survived")
-      ]]
-      -- (the inner sh would say "Terminated" on its stderr)
-      local p = io.popen("sh -c " .. quote("lua5.4 -e " .. quote(script) .. "; echo \" exit $?\"") .. " 2>/dev/null")
-      local text = p:read("a")
-      p:close()
-      assert.equal("nil 15  exit 143\n", text)
-    end)
-  end)
 end)
 
 describe("zcrm and a hostile server's text", function()

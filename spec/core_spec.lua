@@ -691,6 +691,24 @@ describe("zcrm.core", function()
       same_as_cjson { profiles = { { id = 5, _delete = false } } }
     end)
 
+    it("writes the fields validation allows, in the order its messages name them (one table)", function()
+      local _, unknown = core.validate_update { nope = 1 }
+      local allowed = {}
+      for k in unknown.message:match("%(allowed: ([^)]*)%)"):gmatch("[%w_]+") do allowed[#allowed + 1] = k end
+      local _, none = core.validate_update {}
+      local expected = {}
+      for i, f in ipairs(none.details.expected_fields) do expected[i] = f.api_name end
+      assert.same(allowed, expected)
+      local clean = assert(core.prepare_update { plural_label = "A", singular_label = "B", profiles = { { id = "1" } } })
+      local body = select(2, core.update_request("b/", "s", clean))
+      local last = 0
+      for _, k in ipairs(allowed) do
+        local at = assert(body:find('"' .. k .. '":', 1, true), k)
+        assert.is_true(at > last, k)
+        last = at
+      end
+    end)
+
     it("leaves what it does not know to lua-cjson (returns nothing)", function()
       for _, clean in ipairs {
         {}, { plural_label = "A", other = "x" }, { plural_label = 1.5 }, { plural_label = {} },

@@ -8,6 +8,7 @@ local function loads_from(tree, luadir, libdir)
   return run(string.format(
     "cd /tmp && LUA_PATH='%s/%s/?.lua;%s/%s/?/init.lua;;' LUA_CPATH='%s/%s/?.so;;' "
       .. "lua5.4 -e 'local z = require \"zcrm\"; assert(z.validate_update{ plural_label = \"Équipes\" }); "
+      .. "assert(require(\"zcrm.proc\").interrupted() == nil); "
       .. "print(z._VERSION, package.searchpath(\"zcrm.core\", package.cpath))'",
     tree, luadir, tree, luadir, tree, libdir))
 end

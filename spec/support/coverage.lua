@@ -10,6 +10,7 @@ local dir = os.getenv("ZCRM_COVERAGE_DIR")
 local core = os.getenv("ZCRM_COVERAGE_CORE")
 if core then
   package.preload["zcrm.core"] = assert(package.loadlib(core, "luaopen_zcrm_core"))
+  package.preload["zcrm.proc"] = assert(package.loadlib(core, "luaopen_zcrm_proc"))
 end
 if not dir then return end
 

@@ -4,7 +4,7 @@
 -- this and lua/zcrm/cli/apply_plan.lua.
 -- @module zcrm.cli.apply_changeset
 
-local core = require "zcrm.core"
+local proc = require "zcrm.proc"
 local changes = require "zcrm.plan.changeset_apply"
 local changeset = require "zcrm.plan.changeset"
 local orgs_mod = require "zcrm.orgs"
@@ -110,7 +110,7 @@ local function apply_one(flags, path, argv)
   end
   local declined
   opts.confirm = function(report)
-    core.catch_interrupts() -- from the question on, Ctrl-C stops sending (lua/zcrm/cli/init.lua's main)
+    proc.catch_interrupts() -- from the question on, Ctrl-C stops sending (lua/zcrm/cli/init.lua's main)
     local ok, exit_code = confirm(flags, string.format("Apply %s to %s (%s)?", plural(#report.pending, "change"),
       client.api_domain, credits(report.estimate)))
     declined = exit_code
@@ -130,7 +130,7 @@ local function apply_one(flags, path, argv)
   local report
   report, err = client:apply(cs, opts)
   client:close()
-  local sig = core.interrupted()
+  local sig = proc.interrupted()
   if not report then
     if flags.json then json_line { event = "error", error = error_json(err) } end
     error_line(path, err)
@@ -224,12 +224,12 @@ local function apply_orgs(flags, path, argv)
     error_line(nil, policy.budget_error(estimate, base.max_credits))
     return EXIT_USAGE
   end
-  core.catch_interrupts() -- from the question on, Ctrl-C stops sending (lua/zcrm/cli/init.lua's main)
+  proc.catch_interrupts() -- from the question on, Ctrl-C stops sending (lua/zcrm/cli/init.lua's main)
   local ok, no = confirm(flags, string.format("Apply %s to %s (%s)?", plural(total, "change"), plural(#list, "org"),
     credits(estimate)))
   if not ok then
     close()
-    local sig = core.interrupted()
+    local sig = proc.interrupted()
     if sig then return interrupt.exit(sig, argv, "nothing was sent") end
     return no
   end
@@ -265,7 +265,7 @@ local function apply_orgs(flags, path, argv)
       code = math.max(code, exit_for(r[2]))
     end
   end
-  local sig = core.interrupted()
+  local sig = proc.interrupted()
   if sig then
     return interrupt.exit(sig, argv, string.format("%d applied; %s not sent", applied, plural(not_sent, "change")))
   end

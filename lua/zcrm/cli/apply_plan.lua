@@ -8,6 +8,7 @@ local cjson = require "cjson.safe"
 local zcrm = require "zcrm"
 local plan = require "zcrm.plan"
 local core = require "zcrm.core"
+local proc = require "zcrm.proc"
 local term = require "zcrm.cli.term"
 local changes = require "zcrm.cli.changes"
 local interrupt = require "zcrm.cli.interrupt"
@@ -181,7 +182,7 @@ local function apply_one(flags, positional, argv)
 
   local index_of = {}
   for i, entry in ipairs(list) do index_of[entry] = i end
-  local plain = not flags.json and not core.isatty(io.stderr)
+  local plain = not flags.json and not proc.isatty(io.stderr)
   local total_ref = { total = 0, plain = plain }
   local bar = not flags.json and not plain and term.progress_bar()
   local declined
@@ -199,7 +200,7 @@ local function apply_one(flags, positional, argv)
     confirm = function(report)
       -- Until now nothing was sent, and Ctrl-C ends the process at once (main);
       -- from here on the first one stops sending, for a summary that resumes.
-      core.catch_interrupts()
+      proc.catch_interrupts()
       local ok, exit_code = confirm(flags, string.format("Apply %s to %s (%s)?", plural(#report.would_send, "change"),
         client.api_domain, term.credits(report.estimate)))
       declined = exit_code
@@ -214,7 +215,7 @@ local function apply_one(flags, positional, argv)
   }
   local report, err = client:apply(list, opts)
   client:close()
-  local sig = core.interrupted()
+  local sig = proc.interrupted()
   if not report then
     if err.code == "INVALID_PLAN" and err.details and err.details.errors then
       print_invalid(flags, err.details.errors)
@@ -294,7 +295,7 @@ local function apply_orgs(flags, positional, argv)
       end
     end,
     confirm = function(r)
-      core.catch_interrupts() -- from the question on, Ctrl-C stops sending (lua/zcrm/cli/init.lua's main)
+      proc.catch_interrupts() -- from the question on, Ctrl-C stops sending (lua/zcrm/cli/init.lua's main)
       if total == 0 then return true end
       local names = {}
       for _, o in ipairs(r.orgs) do names[#names + 1] = o.name end
@@ -336,11 +337,11 @@ local function apply_orgs(flags, positional, argv)
       return input and EXIT_USAGE or EXIT_FAILED
     end
     error_line(flags.orgs, err)
-    local sig = core.interrupted()
+    local sig = proc.interrupted()
     if sig then return interrupt.exit(sig, argv, "nothing was sent") end
     return (err.kind == "validation" or err.kind == "config") and EXIT_USAGE or EXIT_FAILED
   end
-  local sig = core.interrupted()
+  local sig = proc.interrupted()
   if result.confirmed == false then
     if sig then return interrupt.exit(sig, argv, "nothing was sent") end
     return declined or EXIT_FAILED

@@ -10,7 +10,7 @@
 -- @module zcrm.cli
 
 local zcrm = require "zcrm"
-local core = require "zcrm.core"
+local proc = require "zcrm.proc"
 local term = require "zcrm.cli.term"
 local words = require "zcrm.cli.args"
 
@@ -96,7 +96,7 @@ function M.main(argv)
   -- Until apply is about to send (its question, or --yes), SIGINT and SIGTERM
   -- end the process at once, without the interpreter's "interrupted!"
   -- traceback: nothing has been sent that a summary would have to account for.
-  core.catch_interrupts(false)
+  proc.catch_interrupts(false)
   -- Line by line whatever stdout is (a file, a pipe): a second Ctrl-C, which
   -- ends the process at once, loses no line already printed.
   io.stdout:setvbuf("line")

@@ -3,7 +3,7 @@
 -- that says what was done and which command resumes.
 -- @module zcrm.cli.interrupt
 
-local core = require "zcrm.core"
+local proc = require "zcrm.proc"
 local term = require "zcrm.cli.term"
 
 local M = {}
@@ -19,7 +19,7 @@ M.GRACE = 5
 
 --- stop() -> true once a signal arrived: the `stop` option of client:apply.
 function M.stop()
-  return core.interrupted() ~= nil
+  return proc.interrupted() ~= nil
 end
 
 local function shell_quote(s)

@@ -2,6 +2,7 @@
 -- @module zcrm.cli.lists
 
 local core = require "zcrm.core"
+local proc = require "zcrm.proc"
 local term = require "zcrm.cli.term"
 local words = require "zcrm.cli.args"
 local connect = require("zcrm.cli.connect").connect
@@ -66,7 +67,7 @@ local function list_command(flags, fetch, json_of, header, row_of, shrink)
   else
     local rows = {}
     for i, item in ipairs(list) do rows[i] = row_of(item) end
-    local fitted = not flags.wide and core.isatty(io.stdout)
+    local fitted = not flags.wide and proc.isatty(io.stdout)
     print_table(header, rows, { max_width = fitted and term.columns() or nil, shrink = shrink })
   end
   return EXIT_OK
@@ -111,7 +112,7 @@ local function cmd_emulator(argv, first)
     args[#args + 1] = argv[i]
   end
   io.stdout:flush()
-  local _, message, errno = core.exec(bin, args)
+  local _, message, errno = proc.exec(bin, args)
   if errno == 2 then
     err_line("zcrm: zcrm-emulator not found (hint: run make in the zcrm checkout, or install it on PATH)")
     return 127

@@ -6,6 +6,7 @@
 
 local zcrm = require "zcrm"
 local core = require "zcrm.core"
+local proc = require "zcrm.proc"
 local dc = require "zcrm.dc"
 local util = require "zcrm.util"
 local store = require "zcrm.store"
@@ -73,15 +74,15 @@ it anyway (revoke the token in Zoho's API console then).
 local function value_of(flags, name, prompt)
   local v = flags[name]
   if v == nil then
-    if not core.isatty(0) then
+    if not proc.isatty(0) then
       return nil, usage_error(string.format("--%s is needed (there is no terminal to ask on)", name), "login")
     end
     -- Ctrl-C must end the read, not the process: the terminal's echo is
     -- restored before zcrm exits.
-    core.catch_interrupts(true)
-    local line, why = core.read_secret(prompt)
-    local sig = core.interrupted()
-    core.catch_interrupts(false)
+    proc.catch_interrupts(true)
+    local line, why = proc.read_secret(prompt)
+    local sig = proc.interrupted()
+    proc.catch_interrupts(false)
     if sig then return nil, EXIT_SIGNAL[sig] or EXIT_FAILED end
     if not line then
       err_line("zcrm: " .. name .. ": " .. tostring(why))

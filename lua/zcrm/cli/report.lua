@@ -6,6 +6,7 @@
 
 local cjson = require "cjson.safe"
 local core = require "zcrm.core"
+local proc = require "zcrm.proc"
 local util = require "zcrm.util"
 local report = require "zcrm.report"
 local orgs_mod = require "zcrm.orgs"
@@ -182,7 +183,7 @@ end
 -- }====
 
 local function terminal_columns()
-  return core.term_width(1) or math.tointeger(tonumber(os.getenv("COLUMNS") or "")) or 80
+  return proc.term_width(1) or math.tointeger(tonumber(os.getenv("COLUMNS") or "")) or 80
 end
 
 local function cmd_report(flags)

@@ -7,6 +7,7 @@
 local cjson = require "cjson.safe"
 local zcrm = require "zcrm"
 local core = require "zcrm.core"
+local proc = require "zcrm.proc"
 local util = require "zcrm.util"
 
 local M = {}
@@ -20,8 +21,8 @@ local term = { color_out = false, color_err = false, progress = false }
 
 local function setup_terminal(flags)
   local no_color = flags["no-color"] or (os.getenv("NO_COLOR") or "") ~= ""
-  term.color_out = not no_color and core.isatty(io.stdout)
-  term.color_err = not no_color and core.isatty(io.stderr)
+  term.color_out = not no_color and proc.isatty(io.stdout)
+  term.color_err = not no_color and proc.isatty(io.stderr)
   term.progress = false
 end
 
@@ -166,7 +167,7 @@ end
 
 --- columns() -> the terminal's width in columns (stdout's, else COLUMNS, else 80).
 local function columns()
-  return core.term_width(1) or math.tointeger(tonumber(os.getenv("COLUMNS") or "")) or 80
+  return proc.term_width(1) or math.tointeger(tonumber(os.getenv("COLUMNS") or "")) or 80
 end
 
 -- `s` cut to `n` columns, the cut marked with an ellipsis.
@@ -279,7 +280,7 @@ end
 -- elsewhere one line per org as it finishes sending.
 local function orgs_progress()
   local counts, order, last = {}, {}, 0
-  local tty = core.isatty(io.stderr)
+  local tty = proc.isatty(io.stderr)
   return function(org, done, total)
     if not counts[org] then order[#order + 1] = org end
     counts[org] = { done, total }
@@ -314,7 +315,7 @@ end
 -- Whether there is someone to ask: stdin is a terminal (typed input, not a
 -- file or a pipe) and the controlling terminal opens.
 local function interactive()
-  if not core.isatty(io.stdin) then return false end
+  if not proc.isatty(io.stdin) then return false end
   local tty = open_tty()
   if not tty then return false end
   tty:close()
