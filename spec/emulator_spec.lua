@@ -1050,7 +1050,7 @@ describe("zcrm-emulator", function()
       -- at its guard and the test fails by saying so), then calls until the
       -- window gives them back.
       local e = emulator.start { "--credits", "3", "--credits-window", "5" }
-      local answered, s1, b1 = 0, nil, nil
+      local answered, s1, b1 = 0
       repeat
         s1, b1 = call(e, "GET", "/crm/v8/settings/profiles")
         if s1 == 200 then answered = answered + 1 end
