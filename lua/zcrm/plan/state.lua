@@ -102,6 +102,16 @@ function M.read_state(client, items, state)
   return state
 end
 
+-- Of a module in the list answer, what the checks, the diff and the undo
+-- plan read. The state is held until the run ends (with --orgs, every org's
+-- until its apply): the rest of the answer (some 40 fields a module) is not.
+local function slim(m)
+  return { id = m.id, api_name = m.api_name, generated_type = m.generated_type,
+           plural_label = m.plural_label, singular_label = m.singular_label,
+           actual_plural_label = m.actual_plural_label, actual_singular_label = m.actual_singular_label,
+           profiles = m.profiles, has_more_profiles = m.has_more_profiles }
+end
+
 --- index(mods, profiles) -> the state of the org from the module and profile
 -- lists as read (ids already checked by zcrm.modules).
 function M.index(mods, profiles)
@@ -109,6 +119,7 @@ function M.index(mods, profiles)
                   profile_by_id = {}, profile_by_name = {} }
   for _, m in ipairs(mods) do
     if type(m) == "table" and m.id then
+      m = slim(m)
       state.by_id[m.id] = m
       if m.api_name then state.by_api[m.api_name] = m end
       for _, k in ipairs { "plural_label", "actual_plural_label" } do
