@@ -49,7 +49,7 @@ end
 -- (UTF-8 included) as they are.
 function M.lua_string(s)
   assert(type(s) == "string", "lua_string: string expected")
-  if not s:find('[%c"\\]') then return '"' .. s .. '"' end -- nothing to escape
+  if s:find('^[^%c"\\]*$') then return '"' .. s .. '"' end -- nothing to escape
   return '"' .. s:gsub('[%c"\\]', function(c) return string.format("\\%03d", c:byte()) end) .. '"'
 end
 
@@ -102,7 +102,7 @@ end
 function M.escape_untrusted(s)
   s = tostring(s)
   -- Printable ASCII (the common case) is kept as it is: one scan, no copy.
-  if not s:find("[^\32-\126]") then return s end
+  if s:find("^[ -~]*$") then return s end
   s = s:gsub("[%z\1-\31\127]", hex_escape)
   return (s:gsub("[\128-\255]+", escape_non_ascii))
 end
@@ -123,7 +123,7 @@ local OWN_SGR = { ["\27[0m"] = true, ["\27[1m"] = true, ["\27[2m"] = true,
 function M.terminal_text(s)
   -- Printable ASCII, newlines and tabs (most output, a change list of
   -- thousands of lines among it) need nothing: one scan, no copy.
-  if not s:find("[^\t\n\32-\126]") then return s end
+  if s:find("^[\t\n -~]*$") then return s end
   local parts, pos = {}, 1
   local sgr_from, sgr_to = 0, 0
   while true do
