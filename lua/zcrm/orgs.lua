@@ -11,10 +11,13 @@ local options = require "zcrm.options"
 
 local M = {}
 
--- A poll that waits at most this long before letting the next org run. The
--- transfers keep going meanwhile (libcurl's multi), so this only bounds how
--- late a finished transfer is noticed.
+-- Where a client has no pollfd() (no epoll): a poll that waits at most
+-- this long before letting the next org run. The transfers keep going
+-- meanwhile (libcurl's multi), so this only bounds how late a finished
+-- transfer is noticed.
 local SLICE = 0.002
+-- The longest the scheduler sleeps at once (a poll's own timeout is 0.05 s).
+local MAX_WAIT = 0.05
 
 local function orgs_error(code, message, details)
   local e = core.error { kind = "validation", code = code, message = message, details = details }
@@ -70,15 +73,23 @@ function M.connect(zcrm, orgs)
 end
 
 -- The engine's poll, made cooperative: when called inside the org's task it
--- waits at most SLICE and then yields, so the other orgs run. Every wait of a
--- client (its poll, wait, drain, and so every blocking call) goes through its
--- engine's poll, so one override on the engine object covers them all.
-local function cooperative_poll(class_poll, task)
+-- yields the time it may wait, so the other orgs run; `each` sleeps once for
+-- all of them, until any org's pollfd() is readable (or the soonest of their
+-- deadlines), and the poll then does what is ready without waiting. Without
+-- a pollfd (`slice`), it polls first, waiting at most SLICE itself, then
+-- yields. Every wait of a client (its poll, wait, drain, and so every
+-- blocking call) goes through its engine's poll, so one override on the
+-- engine object covers them all.
+local function cooperative_poll(class_poll, task, slice)
   return function(self, timeout)
     if coroutine.running() == task then
-      local n = class_poll(self, math.min(timeout or 0, SLICE))
-      coroutine.yield()
-      return n
+      if slice then
+        local n = class_poll(self, math.min(timeout or 0, SLICE))
+        coroutine.yield(0)
+        return n
+      end
+      coroutine.yield(timeout or 0)
+      return class_poll(self, 0)
     end
     return class_poll(self, timeout)
   end
@@ -92,14 +103,22 @@ end
 -- client concurrently; an error raised in one is its result `nil, message`.
 function M.each(clients, fn)
   local tasks, results, live = {}, {}, 0
+  -- Every client's descriptor, when each has one: the one wait of a round.
+  local fds = {}
+  for i, client in ipairs(clients) do
+    local engine = engine_of(client)
+    fds[i] = engine.pollfd and engine:pollfd() or nil
+    if not fds[i] then fds = nil; break end
+  end
   for i, client in ipairs(clients) do
     local co = coroutine.create(function() return table.pack(fn(client, i)) end)
     local engine = engine_of(client)
-    engine.poll = cooperative_poll(engine.poll, co)
+    engine.poll = cooperative_poll(engine.poll, co, fds == nil)
     tasks[i] = co
     live = live + 1
   end
   while live > 0 do
+    local wait, waiting = MAX_WAIT, {}
     for i, co in ipairs(tasks) do
       if coroutine.status(co) == "suspended" then
         local ok, res = coroutine.resume(co)
@@ -108,9 +127,17 @@ function M.each(clients, fn)
           results[i] = ok and res or table.pack(nil, orgs_error("INTERNAL_CLIENT_ERROR",
             "error in the run of org " .. i .. ": " .. clients[i]:_redact(tostring(res))))
           engine_of(clients[i]).poll = nil -- the class's poll again
+        else
+          -- What it asked to wait, but no later than its engine's next
+          -- deadline (0 when it has work ready).
+          local engine = engine_of(clients[i])
+          local t = engine.timeout and engine:timeout()
+          wait = math.min(wait, math.type(res) and res or 0, t or math.huge)
+          if fds then waiting[#waiting + 1] = fds[i] end
         end
       end
     end
+    if fds and live > 0 and wait > 0 then core.wait_readable(waiting, wait) end
   end
   return results
 end
