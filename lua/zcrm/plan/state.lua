@@ -122,12 +122,12 @@ function M.index(mods, profiles)
       m = slim(m)
       state.by_id[m.id] = m
       if m.api_name then state.by_api[m.api_name] = m end
-      for _, k in ipairs { "plural_label", "actual_plural_label" } do
-        if type(m[k]) == "string" then state.plural_owner[fold(m[k])] = m end
-      end
-      for _, k in ipairs { "singular_label", "actual_singular_label" } do
-        if type(m[k]) == "string" then state.singular_owner[fold(m[k])] = m end
-      end
+      -- (each label by name: no list of two names made per module)
+      local plural_owner, singular_owner = state.plural_owner, state.singular_owner
+      if type(m.plural_label) == "string" then plural_owner[fold(m.plural_label)] = m end
+      if type(m.actual_plural_label) == "string" then plural_owner[fold(m.actual_plural_label)] = m end
+      if type(m.singular_label) == "string" then singular_owner[fold(m.singular_label)] = m end
+      if type(m.actual_singular_label) == "string" then singular_owner[fold(m.actual_singular_label)] = m end
       for _, p in ipairs(type(m.profiles) == "table" and m.profiles or {}) do
         if p.id and p.name then state.profile_by_id[p.id] = p.name end
       end
