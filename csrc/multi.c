@@ -96,9 +96,11 @@ static int zc_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp,
                         void *socketp) {
   zc_multi *m = (zc_multi *)userp;
   int i = zc_sock_find(m, s);
+  int added = i < 0;              /* new to the list: not in epoll either */
   short ev = 0;
   (void)easy;
   (void)socketp;
+  (void)added;                    /* read only where there is epoll */
   if (what == CURL_POLL_REMOVE) {
     if (i >= 0) m->socks[i] = m->socks[--m->nsocks];
 #ifdef ZC_EPOLL
@@ -133,8 +135,15 @@ static int zc_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp,
     ee.events = (uint32_t)((ev & POLLIN ? EPOLLIN : 0) |
                            (ev & POLLOUT ? EPOLLOUT : 0));
     ee.data.fd = s;
-    if (epoll_ctl(m->epfd, EPOLL_CTL_MOD, s, &ee) != 0 &&
-        (errno != ENOENT || epoll_ctl(m->epfd, EPOLL_CTL_ADD, s, &ee) != 0))
+    /* The list and the epoll set hold the same sockets, so the likely call
+    ** comes first (one system call per change); the other one covers a
+    ** descriptor that libcurl closed and reopened without a REMOVE. */
+    if (added ? epoll_ctl(m->epfd, EPOLL_CTL_ADD, s, &ee) != 0 &&
+                  (errno != EEXIST ||
+                   epoll_ctl(m->epfd, EPOLL_CTL_MOD, s, &ee) != 0)
+              : epoll_ctl(m->epfd, EPOLL_CTL_MOD, s, &ee) != 0 &&
+                  (errno != ENOENT ||
+                   epoll_ctl(m->epfd, EPOLL_CTL_ADD, s, &ee) != 0))
       m->oom = errno == ENOMEM;   /* else: the transfer's timeout ends it */
   }
 #endif

@@ -15,6 +15,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +72,47 @@ static int zc_sleep(lua_State *L) {
   if (ts.tv_nsec > 999999999L) ts.tv_nsec = 999999999L;
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
   return 0;
+}
+
+/***
+ * Waits until one of `fds` is readable, at most `seconds` (clamped as in
+ * `sleep`): many clients' `pollfd()`s waited on at once, so that a host
+ * running several (zcrm.apply_orgs) sleeps until any of them has work. A
+ * signal ends the wait early.
+ * @function wait_readable
+ * @tparam {integer,...} fds descriptors (an empty list: just the wait)
+ * @tparam number seconds
+ * @treturn boolean true when one of them is readable
+ */
+static int zc_wait_readable(lua_State *L) {
+  lua_Integer i, n;
+  lua_Number s;
+  struct pollfd *p;
+  int ms, rc;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  s = luaL_checknumber(L, 2);
+  n = (lua_Integer)luaL_len(L, 1);
+  luaL_argcheck(L, n >= 0 && n <= 65536, 1, "too many descriptors");
+  /* Scratch space the collector owns: nothing leaks if a check raises. */
+  p = (struct pollfd *)lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) *
+                                         sizeof *p, 0);
+  for (i = 0; i < n; i++) {
+    lua_Integer fd;
+    lua_geti(L, 1, i + 1);
+    fd = luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+    luaL_argcheck(L, fd >= 0 && fd <= INT_MAX, 1,
+                  "descriptors are integers >= 0");
+    p[i].fd = (int)fd;
+    p[i].events = POLLIN;
+    p[i].revents = 0;
+  }
+  if (!(s > 0)) ms = 0;                       /* also NaN */
+  else if (s > ZC_SLEEP_MAX) ms = (int)(ZC_SLEEP_MAX * 1000.0);
+  else ms = (int)(s * 1000.0 + 0.999);        /* never 0 for a wait > 0 */
+  rc = poll(p, (nfds_t)n, ms);
+  lua_pushboolean(L, rc > 0);
+  return 1;
 }
 
 /* }==== */
@@ -549,6 +592,7 @@ static int zc_make_dir(lua_State *L) {
 static const luaL_Reg zc_sys_funcs[] = {
   {"now", zc_now},
   {"sleep", zc_sleep},
+  {"wait_readable", zc_wait_readable},
   {"fsync", zc_fsync},
   {"file_mode", zc_file_mode},
   {"lock_file", zc_lock_file},

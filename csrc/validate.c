@@ -783,7 +783,18 @@ static int zc_l_label_key(lua_State *L) {
   luaL_buffinit(L, &b);
   while (pos < len) {
     utf8proc_int32_t cp;
-    utf8proc_ssize_t n = zc_utf8_next(s + pos, len - pos, &cp);
+    utf8proc_ssize_t n;
+    unsigned char c = (unsigned char)s[pos];
+    if (c < 0x80) {       /* ASCII (most labels): no lookup, same mapping */
+      pos++;
+      if (c == ' ') { pending_space = 1; continue; }
+      if (pending_space && any) luaL_addchar(&b, ' ');
+      pending_space = 0;
+      luaL_addchar(&b, (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c));
+      any = 1;
+      continue;
+    }
+    n = zc_utf8_next(s + pos, len - pos, &cp);
     if (n < 0) {                              /* not UTF-8: the byte itself */
       if (pending_space && any) luaL_addchar(&b, ' ');
       pending_space = 0;

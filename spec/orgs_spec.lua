@@ -77,6 +77,35 @@ describe("zcrm.apply_orgs across three orgs", function()
     end
   end)
 
+  it("sends what the apply's plan gives when it differs from the check's deep inside an entry", function()
+    local calls = {}
+    local result = assert(zcrm.apply_orgs(orgs(), function(ctx)
+      calls[ctx.args.org] = (calls[ctx.args.org] or 0) + 1
+      -- the same entry but for one profile less in the second call (the apply)
+      local set = calls[ctx.args.org] == 1 and { "Administrator", "Standard" } or { "Administrator" }
+      return { { module = "Projects", plural_label = "Projects " .. ctx.args.org:upper(), profile_set = set } }
+    end))
+    assert.is_true(result.ok)
+    for i, e in ipairs(emus) do
+      assert.same({ "Projects ORG" .. i, "Project", "Administrator" }, custom_modules(e).Projects)
+    end
+  end)
+
+  it("applies a plan table as it is after the confirmation, when confirm changed it", function()
+    local list = { { module = "Projects", plural_label = "Projects Shown", profile_set = { "Administrator" } } }
+    local result = assert(zcrm.apply_orgs(orgs(), list, {
+      confirm = function()
+        list[1].plural_label = "Projects Changed"
+        list[1].profile_set[2] = "Standard"
+        return true
+      end,
+    }))
+    assert.is_true(result.ok)
+    for _, e in ipairs(emus) do
+      assert.same({ "Projects Changed", "Project", "Administrator,Standard" }, custom_modules(e).Projects)
+    end
+  end)
+
   it("checks every org before changing any: one org that refuses the plan stops them all", function()
     emus[3]:put_module("Tickets", { plural_label = "Projects ORG3" }) -- the label org3 would get is taken there
     local result, err = zcrm.apply_orgs(orgs(), plan, { confirm = function() return true end })

@@ -77,6 +77,27 @@ describe("client:pollfd()", function()
     client:close()
   end)
 
+  it("core.wait_readable waits on many clients' descriptors at once", function()
+    local core = require "zcrm.core"
+    local a, b = new_client(emu), new_client(emu)
+    local fds = { a:pollfd(), b:pollfd() }
+    -- nothing in flight: nothing to read, the wait runs out
+    assert.is_false(core.wait_readable(fds, 0.01))
+    local req = b:submit("get_modules")
+    b:poll(0) -- the request is sent; its answer comes 200 ms later
+    while not req:done() do
+      -- wakes for b's answer, though a has nothing to read
+      assert.is_true(core.wait_readable(fds, 30))
+      b:poll(0)
+    end
+    assert.is_table((req:result()))
+    assert.is_false(core.wait_readable({}, 0))
+    assert.has_error(function() core.wait_readable({ "x" }, 0) end)
+    assert.has_error(function() core.wait_readable({ -1 }, 0) end)
+    a:close()
+    b:close()
+  end)
+
   it("counts pending requests and gives no timeout when idle", function()
     local client = new_client(emu)
     assert.equal(0, client:pending())

@@ -12,10 +12,13 @@ local options = require "zcrm.options"
 
 local M = {}
 
--- A poll that waits at most this long before letting the next org run. The
--- transfers keep going meanwhile (libcurl's multi), so this only bounds how
--- late a finished transfer is noticed.
+-- Where a client has no pollfd() (no epoll): a poll that waits at most
+-- this long before letting the next org run. The transfers keep going
+-- meanwhile (libcurl's multi), so this only bounds how late a finished
+-- transfer is noticed.
 local SLICE = 0.002
+-- The longest the scheduler sleeps at once (a poll's own timeout is 0.05 s).
+local MAX_WAIT = 0.05
 
 local function orgs_error(code, message, details)
   local e = core.error { kind = "validation", code = code, message = message, details = details }
@@ -71,17 +74,25 @@ function M.connect(zcrm, orgs)
 end
 
 -- The host hook of an org's client while its task runs: a wait inside the
--- task yields, so the other orgs run, then lets the engine wait at most
--- SLICE itself. Every wait of a client (its poll, wait, drain, and so every
--- blocking call) goes through this one hook. Outside the task, and for
--- wake and close, the host the client had before (if any) serves.
-local function cooperative(task, before)
+-- task yields the time it may wait, so the other orgs run; `each` sleeps
+-- once for all of them, until any org's pollfd() is readable (or the
+-- soonest of their deadlines), and the engine then does what is ready
+-- without waiting. Without a pollfd for every org (`slice`), the task
+-- yields at once and the engine waits at most SLICE itself. Every wait of a
+-- client (its poll, wait, drain, and so every blocking call) goes through
+-- this one hook. Outside the task, and for wake and close, the host the
+-- client had before (if any) serves.
+local function cooperative(task, before, slice)
   before = before or {}
   return {
     wait = function(timeout)
       if coroutine.running() == task then
-        coroutine.yield()
-        return math.min(timeout, SLICE)
+        if slice then
+          coroutine.yield(0)
+          return math.min(timeout, SLICE)
+        end
+        coroutine.yield(timeout)
+        return 0
       end
       if before.wait then return before.wait(timeout) end
     end,
@@ -93,14 +104,21 @@ end
 -- client concurrently; an error raised in one is its result `nil, message`.
 function M.each(clients, fn)
   local tasks, results, live, before = {}, {}, 0, {}
+  -- Every client's descriptor, when each has one: the one wait of a round.
+  local fds = {}
+  for i, client in ipairs(clients) do
+    fds[i] = client:pollfd()
+    if not fds[i] then fds = nil; break end
+  end
   for i, client in ipairs(clients) do
     local co = coroutine.create(function() return table.pack(fn(client, i)) end)
     before[i] = client:set_host(nil)
-    client:set_host(cooperative(co, before[i]))
+    client:set_host(cooperative(co, before[i], fds == nil))
     tasks[i] = co
     live = live + 1
   end
   while live > 0 do
+    local wait, waiting = MAX_WAIT, {}
     for i, co in ipairs(tasks) do
       if coroutine.status(co) == "suspended" then
         local ok, res = coroutine.resume(co)
@@ -109,9 +127,16 @@ function M.each(clients, fn)
           results[i] = ok and res or table.pack(nil, orgs_error("INTERNAL_CLIENT_ERROR",
             "error in the run of org " .. i .. ": " .. clients[i]:_redact(tostring(res))))
           clients[i]:set_host(before[i]) -- the client's own host again
+        else
+          -- What it asked to wait, but no later than its client's next
+          -- deadline (0 when it has work ready).
+          local t = clients[i]:timeout()
+          wait = math.min(wait, math.type(res) and res or 0, t or math.huge)
+          if fds then waiting[#waiting + 1] = fds[i] end
         end
       end
     end
+    if fds and live > 0 and wait > 0 then core.wait_readable(waiting, wait) end
   end
   return results
 end

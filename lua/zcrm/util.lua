@@ -49,6 +49,7 @@ end
 -- (UTF-8 included) as they are.
 function M.lua_string(s)
   assert(type(s) == "string", "lua_string: string expected")
+  if s:find('^[^%c"\\]*$') then return '"' .. s .. '"' end -- nothing to escape
   return '"' .. s:gsub('[%c"\\]', function(c) return string.format("\\%03d", c:byte()) end) .. '"'
 end
 
@@ -99,7 +100,10 @@ end
 -- message, a file's name or field) on its way to a terminal, a log line or a
 -- comment in a file zcrm writes. Printable text, UTF-8 included, is kept.
 function M.escape_untrusted(s)
-  s = tostring(s):gsub("[%z\1-\31\127]", hex_escape)
+  s = tostring(s)
+  -- Printable ASCII (the common case) is kept as it is: one scan, no copy.
+  if s:find("^[ -~]*$") then return s end
+  s = s:gsub("[%z\1-\31\127]", hex_escape)
   return (s:gsub("[\128-\255]+", escape_non_ascii))
 end
 
@@ -117,12 +121,20 @@ local OWN_SGR = { ["\27[0m"] = true, ["\27[1m"] = true, ["\27[2m"] = true,
 -- untrusted text must already have gone through M.escape_untrusted (which
 -- leaves no newline and no ESC) before it is put into `s`.
 function M.terminal_text(s)
+  -- Printable ASCII, newlines and tabs (most output, a change list of
+  -- thousands of lines among it) need nothing: one scan, no copy.
+  if s:find("^[\t\n -~]*$") then return s end
   local parts, pos = {}, 1
+  local sgr_from, sgr_to = 0, 0
   while true do
     local from, to = s:find("[\n\t]", pos)
-    local sgr_from, sgr_to = s:find("\27%[%d*m", pos)
-    while sgr_from and not OWN_SGR[s:sub(sgr_from, sgr_to)] do
-      sgr_from, sgr_to = s:find("\27%[%d*m", sgr_to + 1)
+    -- The next own colour sequence at or after pos; one found earlier that
+    -- still lies ahead is kept, so a long text is scanned once, not per line.
+    if sgr_from and sgr_from < pos then
+      sgr_from, sgr_to = s:find("\27%[%d*m", pos)
+      while sgr_from and not OWN_SGR[s:sub(sgr_from, sgr_to)] do
+        sgr_from, sgr_to = s:find("\27%[%d*m", sgr_to + 1)
+      end
     end
     if sgr_from and (not from or sgr_from < from) then from, to = sgr_from, sgr_to end
     parts[#parts + 1] = M.escape_untrusted(s:sub(pos, (from or 0) - 1))

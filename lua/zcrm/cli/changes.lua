@@ -62,10 +62,14 @@ local function print_changes(changes)
   end
   local w = 0
   for _, r in ipairs(rows) do w = math.max(w, width(r[1])) end
-  for _, r in ipairs(rows) do
-    out(string.format("  %s%s  %-15s %s\n", r[1], string.rep(" ", w - width(r[1])), r[2], r[3]))
+  -- One write for the whole list (thousands of lines with --orgs), not one
+  -- system call per line of a line-buffered stdout.
+  local lines = {}
+  for i, r in ipairs(rows) do
+    lines[i] = string.format("  %s%s  %-15s %s\n", r[1], string.rep(" ", w - width(r[1])), r[2], r[3])
   end
-  for _, text in ipairs(warnings) do out(paint(false, "red", "Warning: " .. text), "\n") end
+  for _, text in ipairs(warnings) do lines[#lines + 1] = paint(false, "red", "Warning: " .. text) .. "\n" end
+  out(table.concat(lines))
 end
 
 --- already_count(report) -> the plan's entries the org already had ("no change").

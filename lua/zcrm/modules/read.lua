@@ -31,23 +31,26 @@ M.server_id = server_id
 -- profiles): ids are kept as strings, since they are 64-bit integers, which
 -- JSON numbers and doubles cannot all hold. nil, reason for one that is not
 -- an id.
+-- (The name of a faulty item is made only for its error: a module list has
+-- hundreds of modules, each with its profiles.)
+local function fix_id(t)
+  if type(t) ~= "table" or t.id == nil then return true end
+  local id = server_id(t.id)
+  if not id then return false end
+  t.id = id
+  return true
+end
+
+local function bad_id(what, i)
+  return nil, string.format("%s %d has an id that is not a string of digits or an exact integer", what, i)
+end
+
 local function normalise_ids(list)
-  local function fix(t, what, i)
-    if type(t) ~= "table" or t.id == nil then return true end
-    local id = server_id(t.id)
-    if not id then
-      return nil, string.format("%s %d has an id that is not a string of digits or an exact integer", what, i)
-    end
-    t.id = id
-    return true
-  end
   for i, item in ipairs(list) do
-    local ok, why = fix(item, "item", i)
-    if not ok then return nil, why end
+    if not fix_id(item) then return bad_id("item", i) end
     if type(item) == "table" and type(item.profiles) == "table" then
       for j, p in ipairs(item.profiles) do
-        ok, why = fix(p, string.format("item %d's profile", i), j)
-        if not ok then return nil, why end
+        if not fix_id(p) then return bad_id(string.format("item %d's profile", i), j) end
       end
     end
   end

@@ -166,6 +166,34 @@ local function prepare(client, list, opts, report, known)
   return valid, nil, state
 end
 
+-- The plan's entries as plain data (tables without metatables, at most
+-- four deep: entry, profiles, profile, value), or nil when they hold
+-- anything else. A two-pass run keeps this copy of its first pass's entries;
+-- the second pass reuses the first's checks when its entries are the same.
+local function plain_copy(v, depth)
+  if type(v) ~= "table" then return v end
+  if depth == 0 or getmetatable(v) ~= nil then return nil end
+  local c = {}
+  for k, x in pairs(v) do
+    local y = plain_copy(x, depth - 1)
+    if y == nil then return nil end
+    c[k] = y
+  end
+  return c
+end
+
+local function same_plain(a, b)
+  if type(a) ~= "table" or type(b) ~= "table" then return rawequal(a, b) end
+  if getmetatable(a) ~= nil then return false end
+  local n = 0
+  for k, x in pairs(a) do
+    if not same_plain(x, b[k]) then return false end
+    n = n + 1
+  end
+  for _ in pairs(b) do n = n - 1 end
+  return n == 0
+end
+
 local function change_report(item)
   local c = item.change
   return {
@@ -305,7 +333,9 @@ end
 -- @tparam[opt] table opts see `options`
 -- @tparam[opt] table known for a run of two passes over one org (`zcrm.apply_orgs`
 -- checks every org with a dry run, asks, then applies): `known.state` holds the
--- org's state once a pass has read it, and a later pass reads only what it lacks
+-- org's state once a pass has read it, and a later pass reads only what it lacks;
+-- `known.checked` the first pass's checked entries, which a later pass whose
+-- plan gives the same entries (the same plain values) uses instead of checking again
 -- @treturn table|nil the report, or nil and a `zcrm.error` when nothing could be sent
 -- @local
 function M.apply(client, plan, opts, known)
@@ -332,8 +362,21 @@ function M.apply(client, plan, opts, known)
   excluded = excluded - #list
   local report = new_report(list, opts)
   report.excluded = excluded
-  local items, err, state = prepare(client, list, opts, report, known)
-  if not items then return nil, err end
+  -- The second pass of a two-pass run (known.checked, see below) whose plan
+  -- gives the same entries against the same state: the first pass's checks
+  -- stand, and are not made again.
+  local items, err, state
+  local checked = known and known.checked
+  local how = (opts.partial and "partial" or "whole") .. ((opts.diff or opts.undo_file or opts.read_state) and "+state" or "")
+  if checked and checked.how == how and checked.state == known.state and same_plain(list, checked.list) then
+    items, state, report.invalid = checked.items, checked.state, checked.invalid
+  else
+    items, err, state = prepare(client, list, opts, report, known)
+    if not items then return nil, err end
+    if known then
+      known.checked = { list = plain_copy(list, 4), how = how, items = items, state = state, invalid = report.invalid }
+    end
+  end
 
   local journal
   if opts.journal then

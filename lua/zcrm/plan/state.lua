@@ -16,30 +16,45 @@ local M = {}
 
 -- {==== current state: read, checked against, diffed
 
+-- (A segment is never empty: core.check_module made it.)
 local function find_module(state, segment)
-  if segment:match("^%d+$") then return state.by_id[segment] end
+  if not segment:find("%D") then return state.by_id[segment] end
   return state.by_api[segment]
 end
 
+-- The ids of a module's profile list, sorted, each once. Built without a
+-- set: this runs for every entry of every plan run with state.
 local function profile_ids(list)
-  local set = {}
-  for _, p in ipairs(type(list) == "table" and list or {}) do
-    if type(p) == "table" and p.id then set[tostring(p.id)] = true end
+  local ids, n = {}, 0
+  if type(list) ~= "table" then return ids end
+  for _, p in ipairs(list) do
+    local id = type(p) == "table" and p.id
+    if id then
+      n = n + 1
+      ids[n] = type(id) == "string" and id or tostring(id)
+    end
   end
-  return set
+  if n > 1 then
+    table.sort(ids)
+    local k = 1
+    for i = 2, n do
+      if ids[i] ~= ids[k] then k = k + 1; ids[k] = ids[i] end
+    end
+    for i = k + 1, n do ids[i] = nil end
+  end
+  return ids
+end
+
+-- Only strings are labels: a server's null or number is no label to restore.
+local function label(a, b)
+  if type(a) == "string" then return a end
+  if type(b) == "string" then return b end
+  return nil
 end
 
 -- A module's state as the diff and the journal need it.
 local function snapshot(m)
-  local ids = {}
-  for id in pairs(profile_ids(m.profiles)) do ids[#ids + 1] = id end
-  table.sort(ids)
-  -- Only strings are labels: a server's null or number is no label to restore.
-  local function label(a, b)
-    if type(a) == "string" then return a end
-    if type(b) == "string" then return b end
-    return nil
-  end
+  local ids = profile_ids(m.profiles)
   return {
     id = m.id, api_name = type(m.api_name) == "string" and m.api_name or nil, generated_type = m.generated_type,
     plural_label = label(m.actual_plural_label, m.plural_label),
@@ -87,6 +102,16 @@ function M.read_state(client, items, state)
   return state
 end
 
+-- Of a module in the list answer, what the checks, the diff and the undo
+-- plan read. The state is held until the run ends (with --orgs, every org's
+-- until its apply): the rest of the answer (some 40 fields a module) is not.
+local function slim(m)
+  return { id = m.id, api_name = m.api_name, generated_type = m.generated_type,
+           plural_label = m.plural_label, singular_label = m.singular_label,
+           actual_plural_label = m.actual_plural_label, actual_singular_label = m.actual_singular_label,
+           profiles = m.profiles, has_more_profiles = m.has_more_profiles }
+end
+
 --- index(mods, profiles) -> the state of the org from the module and profile
 -- lists as read (ids already checked by zcrm.modules).
 function M.index(mods, profiles)
@@ -94,14 +119,15 @@ function M.index(mods, profiles)
                   profile_by_id = {}, profile_by_name = {} }
   for _, m in ipairs(mods) do
     if type(m) == "table" and m.id then
+      m = slim(m)
       state.by_id[m.id] = m
       if m.api_name then state.by_api[m.api_name] = m end
-      for _, k in ipairs { "plural_label", "actual_plural_label" } do
-        if type(m[k]) == "string" then state.plural_owner[fold(m[k])] = m end
-      end
-      for _, k in ipairs { "singular_label", "actual_singular_label" } do
-        if type(m[k]) == "string" then state.singular_owner[fold(m[k])] = m end
-      end
+      -- (each label by name: no list of two names made per module)
+      local plural_owner, singular_owner = state.plural_owner, state.singular_owner
+      if type(m.plural_label) == "string" then plural_owner[fold(m.plural_label)] = m end
+      if type(m.actual_plural_label) == "string" then plural_owner[fold(m.actual_plural_label)] = m end
+      if type(m.singular_label) == "string" then singular_owner[fold(m.singular_label)] = m end
+      if type(m.actual_singular_label) == "string" then singular_owner[fold(m.actual_singular_label)] = m end
       for _, p in ipairs(type(m.profiles) == "table" and m.profiles or {}) do
         if p.id and p.name then state.profile_by_id[p.id] = p.name end
       end
@@ -129,40 +155,49 @@ end
 -- state is `before` (a snapshot). Profile names come from `names` (id -> name).
 function M.diff(before, update, names)
   local change = { module = before.api_name, id = before.id, granted = {}, revoked = {} }
-  local has = {}
-  for _, id in ipairs(before.profiles) do has[id] = true end
   local changed = false
-  for _, field in ipairs { "plural_label", "singular_label" } do
-    local new = update[field]
-    if new ~= nil and new ~= before[field] then
-      change[field] = { old = before[field], new = new }
-      changed = true
-    end
+  local new = update.plural_label
+  if new ~= nil and new ~= before.plural_label then
+    change.plural_label = { old = before.plural_label, new = new }
+    changed = true
   end
-  for _, p in ipairs(update.profiles or {}) do
-    local revoke = p._delete ~= nil
-    if revoke == (has[p.id] == true) then
-      local list = revoke and change.revoked or change.granted
-      list[#list + 1] = { id = p.id, name = names[p.id] }
-      has[p.id] = not revoke or nil
-      changed = true
+  new = update.singular_label
+  if new ~= nil and new ~= before.singular_label then
+    change.singular_label = { old = before.singular_label, new = new }
+    changed = true
+  end
+  local wanted = update.profiles
+  if wanted then
+    local has = {}
+    for _, id in ipairs(before.profiles) do has[id] = true end
+    for _, p in ipairs(wanted) do
+      local revoke = p._delete ~= nil
+      if revoke == (has[p.id] == true) then
+        local list = revoke and change.revoked or change.granted
+        list[#list + 1] = { id = p.id, name = names[p.id] }
+        has[p.id] = not revoke or nil
+        changed = true
+      end
     end
+    change.profiles_after = next(has) ~= nil
+  else -- the profiles stay as they are (ids are never false)
+    change.profiles_after = before.profiles[1] ~= nil
   end
   change.noop = not changed
-  change.profiles_after = next(has) ~= nil
   return change
 end
 
 -- The update that makes exactly `change`: only the fields that differ.
 function M.reduced_update(change)
   local u = {}
-  for _, field in ipairs { "plural_label", "singular_label" } do
-    if change[field] then u[field] = change[field].new end
+  if change.plural_label then u.plural_label = change.plural_label.new end
+  if change.singular_label then u.singular_label = change.singular_label.new end
+  if #change.granted + #change.revoked > 0 then
+    local profiles = {}
+    for _, p in ipairs(change.granted) do profiles[#profiles + 1] = { id = p.id } end
+    for _, p in ipairs(change.revoked) do profiles[#profiles + 1] = { id = p.id, _delete = cjson.null } end
+    u.profiles = profiles
   end
-  local profiles = {}
-  for _, p in ipairs(change.granted) do profiles[#profiles + 1] = { id = p.id } end
-  for _, p in ipairs(change.revoked) do profiles[#profiles + 1] = { id = p.id, _delete = cjson.null } end
-  if #profiles > 0 then u.profiles = profiles end
   return u
 end
 
@@ -232,12 +267,13 @@ function M.check_against_state(item, state)
   end
   local ok, perr = resolve_profiles(item, state)
   if not ok then return nil, perr end
-  for field, owners in pairs { plural_label = state.plural_owner, singular_label = state.singular_owner } do
-    local label = item.update[field]
-    local owner = label and owners[fold(label)]
+  for i = 1, 2 do -- a label another module has (no table made per entry)
+    local field = i == 1 and "plural_label" or "singular_label"
+    local text = item.update[field]
+    local owner = text and (i == 1 and state.plural_owner or state.singular_owner)[fold(text)]
     if owner and owner.id ~= m.id then
       return nil, plan_error("DUPLICATE_DATA", string.format(
-        "%s '%s' is already the %s of module %s", field, label, field:gsub("_", " "), owner.api_name), field,
+        "%s '%s' is already the %s of module %s", field, text, field:gsub("_", " "), owner.api_name), field,
         { module = owner.api_name, id = owner.id })
     end
   end
@@ -299,7 +335,8 @@ function M.undo_entries(items, state, journal)
     -- A module created by the run stays: the API has no delete (see README, Plans).
     if item.create then goto continue end
     local before = recorded[item.current.id] or item.current
-    local change = M.diff(before, item.update, state.profile_by_id)
+    -- Against the state just read, the entry's change is the diff already made.
+    local change = before == item.current and item.change or M.diff(before, item.update, state.profile_by_id)
     if not change.noop then
       local n = #entries + 1
       entries[n], notes[n] = M.undo_entry(change)
