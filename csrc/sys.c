@@ -241,43 +241,38 @@ static int zc_open_parent(const char *path, const char **leaf,
   return zc_walk(AT_FDCWD, path, slash == path ? 1 : (size_t)(slash - path), w);
 }
 
-/* Pushes an io error naming the path and strerror(e); returns 2 (nil, err)
-** for `return`. */
-static int zc_fail_errno(lua_State *L, const char *what, const char *path,
-                         int e) {
-  if (e == ELOOP)
+/* Pushes an io error naming the path and strerror(e), or the link a walk
+** stopped at (link: NULL or empty when none); returns 2 (nil, err) for
+** `return`. */
+static int zc_fail_link(lua_State *L, const char *what, const char *path,
+                        const char *link, int e) {
+  int at_link = e == EPERM && link != NULL && link[0] != '\0';
+  if (at_link)
+    lua_pushfstring(L, "%s %s: a directory on its path, %s, is a symbolic link "
+                    "owned by another user (zcrm follows a link in a path only "
+                    "when it belongs to you or to root)", what, path, link);
+  else if (e == ELOOP)
     lua_pushfstring(L, "%s %s: it is a symbolic link (zcrm does not follow "
                     "symbolic links for files it writes)", what, path);
   else
     lua_pushfstring(L, "%s %s: %s", what, path, strerror(e));
   zc_error_new(L, "FILE_ERROR", NULL, 0, NULL);
-  lua_createtable(L, 0, 2);
+  lua_createtable(L, 0, 3);
   lua_pushstring(L, path);
   lua_setfield(L, -2, "path");
+  if (at_link) {
+    lua_pushstring(L, link);
+    lua_setfield(L, -2, "link");
+  }
   lua_pushinteger(L, e);
   lua_setfield(L, -2, "errno");
   lua_setfield(L, -2, "details");
   return zc_fail(L);
 }
 
-/* zc_fail_errno, naming the link when a walk stopped at one it does not
-** trust. */
-static int zc_fail_walk(lua_State *L, const char *what, const char *path,
-                        const zc_walk_state *w, int e) {
-  if (e != EPERM || w->untrusted[0] == '\0') return zc_fail_errno(L, what, path, e);
-  lua_pushfstring(L, "%s %s: a directory on its path, %s, is a symbolic link "
-                  "owned by another user (zcrm follows a link in a path only "
-                  "when it belongs to you or to root)", what, path, w->untrusted);
-  zc_error_new(L, "FILE_ERROR", NULL, 0, NULL);
-  lua_createtable(L, 0, 3);
-  lua_pushstring(L, path);
-  lua_setfield(L, -2, "path");
-  lua_pushstring(L, w->untrusted);
-  lua_setfield(L, -2, "link");
-  lua_pushinteger(L, e);
-  lua_setfield(L, -2, "errno");
-  lua_setfield(L, -2, "details");
-  return zc_fail(L);
+static int zc_fail_errno(lua_State *L, const char *what, const char *path,
+                         int e) {
+  return zc_fail_link(L, what, path, NULL, e);
 }
 
 /* The path argument: a string without NUL. NULL (with nil, err pushed)
@@ -372,7 +367,7 @@ static int zc_open_file(lua_State *L) {
   p->closef = NULL;                           /* closed until opened */
   luaL_setmetatable(L, LUA_FILEHANDLE);
   dir = zc_open_parent(path, &leaf, &w);
-  if (dir < 0) return zc_fail_walk(L, "cannot open", path, &w, errno);
+  if (dir < 0) return zc_fail_link(L, "cannot open", path, w.untrusted, errno);
   do fd = openat(dir, leaf, flags[m] | O_NOFOLLOW | O_CLOEXEC, 0600);
   while (fd < 0 && errno == EINTR);
   e = errno;
@@ -466,7 +461,7 @@ static int zc_write_private_file(lua_State *L) {
   int dir, fd, e;
   if (path == NULL) return 2;
   dir = zc_open_parent(path, &leaf, &w);
-  if (dir < 0) return zc_fail_walk(L, "cannot write", path, &w, errno);
+  if (dir < 0) return zc_fail_link(L, "cannot write", path, w.untrusted, errno);
   fd = zc_create_temporary(dir, leaf, tmp);
   if (fd < 0) {
     e = errno;
@@ -556,7 +551,7 @@ static int zc_make_dir(lua_State *L) {
   int dir, fd, e = 0;
   if (path == NULL) return 2;
   dir = zc_open_parent(path, &leaf, &w);
-  if (dir < 0) return zc_fail_walk(L, "cannot make the directory", path, &w, errno);
+  if (dir < 0) return zc_fail_link(L, "cannot make the directory", path, w.untrusted, errno);
   if (mkdirat(dir, leaf, 0700) != 0 && errno != EEXIST) {
     e = errno;
     close(dir);
