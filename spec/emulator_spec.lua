@@ -28,9 +28,7 @@ local function put(emu, module, item, opts)
   return call(emu, "PUT", "/crm/v8/settings/modules/" .. module, { modules = { item } }, opts)
 end
 
-local function module_in(state, api_name)
-  for _, m in ipairs(state.modules) do if m.api_name == api_name then return m end end
-end
+local module_in = require("spec.support.state").module
 
 local function profile_ids(m)
   local ids = {}
