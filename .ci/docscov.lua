@@ -103,11 +103,10 @@ for _, k in ipairs { "compare", "html" } do
   check_function("zcrm.report", { k }, "zcrm.report." .. k)
 end
 check_table("zcrm", "changes", sorted_keys(zcrm.changes), "zcrm.changes")
-check_table("zcrm.options", "plan_options", sorted_keys(require("zcrm.plan.changeset_apply").PLAN_OPTIONS),
-  "client:plan option")
-check_table("zcrm.options", "diff_options", sorted_keys(require("zcrm.plan.changeset_apply").DIFF_OPTIONS),
-  "client:diff option")
-check_table("zcrm.options", "changes_options", sorted_keys(require("zcrm.plan.changeset_apply").APPLY_OPTIONS),
+local changeset_apply = require "zcrm.plan.changeset_apply"
+check_table("zcrm.options", "plan_options", sorted_keys(changeset_apply.PLAN_OPTIONS), "client:plan option")
+check_table("zcrm.options", "diff_options", sorted_keys(changeset_apply.DIFF_OPTIONS), "client:diff option")
+check_table("zcrm.options", "changes_options", sorted_keys(changeset_apply.APPLY_OPTIONS),
   "client:apply(changes) option")
 check_table("zcrm.options", "apply_orgs_options", sorted_keys(require("zcrm.orgs").OPTIONS), "zcrm.apply_orgs option")
 check_table("zcrm.options", "client_options", sorted_keys(options.CLIENT), "zcrm.new option")
